@@ -1,0 +1,99 @@
+"""The flows a remote bridge should hold, as plain hashable values (no datapath, no os-ken).
+
+Table 0 only, by priority:
+  200  proxy ARP: a request on link L's port for L's far-end IP is turned into the reply and sent
+       back out of the in-port (Neutron's ARP responder trick; the far MAC comes from the topology)
+  150  any other ARP: dropped (no ARP ever crosses the tunnel, no ARP storm)
+  100  link L: port -> tunnel with L's mark, tunnel with L's mark -> port
+    0  everything else: dropped (no NORMAL, no FLOOD)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, Iterator, Tuple
+
+from ..topology.model import Bridge, Link, Topology, link_cookie
+
+ETH_TYPE_IPV4 = 0x0800
+ETH_TYPE_IPV6 = 0x86DD
+ETH_TYPE_ARP = 0x0806
+ARP_REQUEST = 1
+ARP_REPLY = 2
+
+PRIO_ARP_REPLY = 200
+PRIO_ARP_DROP = 150
+PRIO_LINK = 100
+PRIO_DROP = 0
+
+IN_PORT = "IN_PORT"   # symbolic output port; converted to OFPP_IN_PORT when sent
+
+Action = Tuple[Any, ...]   # ("output", port) | ("set_field", field, value) | ("move", src, dst, n_bits)
+FlowKey = Tuple[int, int, Tuple[Tuple[str, Any], ...]]
+
+
+@dataclass(frozen=True)
+class Flow:
+    priority: int
+    match: Tuple[Tuple[str, Any], ...]     # sorted (field, value) pairs
+    actions: Tuple[Action, ...]            # empty: drop
+    cookie: int
+    table_id: int = 0
+
+    @property
+    def key(self) -> FlowKey:
+        """What identifies a flow in an OpenFlow table: an ADD with the same key replaces it."""
+        return (self.table_id, self.priority, self.match)
+
+    @staticmethod
+    def make(priority: int, match: Dict[str, Any], actions: Iterable[Action], cookie: int) -> "Flow":
+        return Flow(priority=priority, match=tuple(sorted(match.items())), actions=tuple(actions), cookie=cookie)
+
+
+def base_flows(bridge: Bridge) -> Iterator[Flow]:
+    cookie = link_cookie(0)
+    yield Flow.make(PRIO_DROP, {}, (), cookie)
+    yield Flow.make(PRIO_ARP_DROP, {"eth_type": ETH_TYPE_ARP}, (), cookie)
+
+
+def proxy_arp_flow(port: int, link: Link, local_server: str) -> Flow:
+    far = link.far(local_server)
+    return Flow.make(
+        PRIO_ARP_REPLY,
+        {"in_port": port, "eth_type": ETH_TYPE_ARP, "arp_op": ARP_REQUEST, "arp_tpa": far.ip},
+        (("move", "eth_src", "eth_dst", 48),
+         ("set_field", "eth_src", far.mac),
+         ("set_field", "arp_op", ARP_REPLY),
+         ("move", "arp_sha", "arp_tha", 48),
+         ("move", "arp_spa", "arp_tpa", 32),
+         ("set_field", "arp_sha", far.mac),
+         ("set_field", "arp_spa", far.ip),
+         ("output", IN_PORT)),
+        link.cookie)
+
+
+def link_flows(topo: Topology, bridge: Bridge, link: Link) -> Iterator[Flow]:
+    """Flows that carry `link` across `bridge`'s tunnel, isolated from every other link."""
+    port, tunnel, cookie, lid = link.ofport, bridge.tunnel_ofport, link.cookie, link.id
+    yield proxy_arp_flow(port, link, bridge.server)
+    if topo.fabric.isolation == "key":
+        yield Flow.make(PRIO_LINK, {"in_port": port},
+                        (("set_field", "tunnel_id", lid), ("output", tunnel)), cookie)
+        yield Flow.make(PRIO_LINK, {"in_port": tunnel, "tunnel_id": lid}, (("output", port),), cookie)
+    else:
+        # tos: the mark is always overwritten on the way in, so a router cannot forge another link's mark
+        for eth_type in (ETH_TYPE_IPV4, ETH_TYPE_IPV6):
+            yield Flow.make(PRIO_LINK, {"in_port": port, "eth_type": eth_type},
+                            (("set_field", "ip_dscp", lid), ("output", tunnel)), cookie)
+            yield Flow.make(PRIO_LINK, {"in_port": tunnel, "eth_type": eth_type, "ip_dscp": lid},
+                            (("set_field", "ip_dscp", 0), ("output", port)), cookie)
+
+
+def bridge_flows(topo: Topology, bridge: Bridge, present_ports: Iterable[int]) -> Dict[FlowKey, Flow]:
+    """Every flow `bridge` should hold when the ports `present_ports` exist on it."""
+    present = set(present_ports)
+    flows = {f.key: f for f in base_flows(bridge)}
+    for lid in bridge.link_ids:
+        link = topo.link(lid)
+        if link.ofport in present:
+            flows.update((f.key, f) for f in link_flows(topo, bridge, link))
+    return flows

@@ -1,0 +1,105 @@
+"""Plain flow values <-> os-ken OpenFlow 1.3 messages.
+
+Messages are built with datapath=None (as Faucet does) and only attached to a datapath when sent,
+so the core stays free of sockets and the tests can feed the very same objects to a fake switch.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, List, Optional, Tuple
+
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+from ..topology.model import COOKIE_MAGIC, COOKIE_MAGIC_MASK
+from .flows import IN_PORT, Action, Flow
+
+_SYMBOLIC_PORTS = {IN_PORT: ofp.OFPP_IN_PORT}
+_PORT_NAMES = {v: k for k, v in _SYMBOLIC_PORTS.items()}
+
+
+def _action(action: Action):
+    kind = action[0]
+    if kind == "output":
+        return parser.OFPActionOutput(_SYMBOLIC_PORTS.get(action[1], action[1]))
+    if kind == "set_field":
+        return parser.OFPActionSetField(**{action[1]: action[2]})
+    if kind == "move":
+        return parser.NXActionRegMove(src_field=action[1], dst_field=action[2], n_bits=action[3])
+    raise ValueError(f"unknown action {action!r}")
+
+
+def instructions(actions: Iterable[Action]) -> list:
+    acts = [_action(a) for a in actions]
+    return [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, acts)] if acts else []
+
+
+def flow_add(flow: Flow) -> parser.OFPFlowMod:
+    return parser.OFPFlowMod(None, cookie=flow.cookie, table_id=flow.table_id, command=ofp.OFPFC_ADD,
+                             priority=flow.priority, match=parser.OFPMatch(**dict(flow.match)),
+                             instructions=instructions(flow.actions))
+
+
+def flow_delete(flow: Flow) -> parser.OFPFlowMod:
+    """Delete exactly this flow (strict: same match and priority), whatever its cookie."""
+    return parser.OFPFlowMod(None, table_id=flow.table_id, command=ofp.OFPFC_DELETE_STRICT,
+                             priority=flow.priority, match=parser.OFPMatch(**dict(flow.match)),
+                             out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY)
+
+
+def port_mod(port_no: int, hw_addr: str, down: bool) -> parser.OFPPortMod:
+    return parser.OFPPortMod(None, port_no=port_no, hw_addr=hw_addr,
+                             config=ofp.OFPPC_PORT_DOWN if down else 0, mask=ofp.OFPPC_PORT_DOWN,
+                             advertise=0)
+
+
+def barrier() -> parser.OFPBarrierRequest:
+    return parser.OFPBarrierRequest(None)
+
+
+def port_desc_request() -> parser.OFPPortDescStatsRequest:
+    return parser.OFPPortDescStatsRequest(None, 0)
+
+
+def flow_stats_request(ours_only: bool = False) -> parser.OFPFlowStatsRequest:
+    """All flows of every table (to find strays too), or only ours (for counters)."""
+    cookie, mask = (COOKIE_MAGIC, COOKIE_MAGIC_MASK) if ours_only else (0, 0)
+    return parser.OFPFlowStatsRequest(None, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY,
+                                      cookie, mask, parser.OFPMatch())
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.lower()
+    return value
+
+
+def action_from_ofp(action) -> Action:
+    if isinstance(action, parser.OFPActionOutput):
+        return ("output", _PORT_NAMES.get(action.port, action.port))
+    if isinstance(action, parser.OFPActionSetField):
+        return ("set_field", action.key, _canonical(action.value))
+    if isinstance(action, parser.NXActionRegMove) and action.src_ofs == 0 and action.dst_ofs == 0:
+        return ("move", action.src_field, action.dst_field, action.n_bits)
+    return ("unknown", repr(action))      # never equal to a flow of ours: it gets replaced
+
+
+def flow_from_stats(stats) -> Flow:
+    """A flow as read back from a switch, in the same form as the flows we build."""
+    match: List[Tuple[str, Any]] = []
+    for name, value in stats.match.items():
+        if isinstance(value, tuple):
+            value = tuple(_canonical(v) for v in value)
+        match.append((name, _canonical(value)))
+    actions: List[Action] = []
+    for inst in stats.instructions:
+        if isinstance(inst, parser.OFPInstructionActions) and inst.type == ofp.OFPIT_APPLY_ACTIONS:
+            actions.extend(action_from_ofp(a) for a in inst.actions)
+        else:
+            actions.append(("unknown", repr(inst)))
+    return Flow(priority=stats.priority, match=tuple(sorted(match)), actions=tuple(actions),
+                cookie=stats.cookie, table_id=stats.table_id)
+
+
+def kind(msg) -> Optional[str]:
+    """Short name of a message, for logs and counters."""
+    return type(msg).__name__.replace("OFP", "")

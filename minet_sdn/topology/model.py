@@ -1,0 +1,265 @@
+"""The topology model: what the mini-Internet is, and every name, number and address derived from it.
+
+Pure data, no I/O. Provisioning and the controller both import this module, so a datapath id,
+an OpenFlow port number, an address or a MAC is defined exactly once, here.
+"""
+from __future__ import annotations
+
+import ipaddress
+import zlib
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Dict, List, Optional, Tuple
+
+ISOLATION_MODES = ("key", "tos")
+ENCAPSULATIONS = ("gre", "vxlan")
+RELATIONSHIPS = ("peer", "provider", "customer")
+
+# Every datapath id and flow cookie we make starts with these 16 bits ("mn").
+MAGIC = 0x6D6E
+COOKIE_MAGIC = MAGIC << 48
+COOKIE_MAGIC_MASK = 0xFFFF << 48
+
+TUNNEL_OFPORT = 1
+LINK_OFPORT_BASE = 100          # link L is OpenFlow port 100 + L on its remote bridge
+MAX_OFPORT = 65279              # OvS ofport_request upper bound
+MAX_LINKS = MAX_OFPORT - LINK_OFPORT_BASE
+MAX_TOS_LINKS_PER_PAIR = 63     # DSCP 1..63; 0 means "unmarked"
+
+# Encapsulation overhead on the underlay (outer IPv4 + GRE with key + inner Ethernet; VXLAN).
+ENCAP_OVERHEAD = {"gre": 20 + 8 + 14, "vxlan": 20 + 8 + 8 + 14}
+
+DEFAULT_LINK_SUBNET = "100.64.0.0/10"     # shared address space: never routed on the Internet
+DEFAULT_LINK_SUBNET6 = "fd00:6d6e::/32"
+
+
+def instance_hash16(name: str) -> int:
+    return zlib.crc32(name.encode()) & 0xFFFF
+
+
+def link_cookie(link_id: int) -> int:
+    """Cookie of every flow serving link `link_id`; 0 is for bridge-wide flows."""
+    return COOKIE_MAGIC | link_id
+
+
+def cookie_link_id(cookie: int) -> Optional[int]:
+    """The link a cookie serves (0 for bridge-wide), or None if the cookie is not ours."""
+    if cookie & COOKIE_MAGIC_MASK != COOKIE_MAGIC:
+        return None
+    return cookie & 0xFFFFFFFF
+
+
+def link_ofport(link_id: int) -> int:
+    return LINK_OFPORT_BASE + link_id
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    index: int                      # 1-based position in the file; part of every dpid
+    underlay_ip: str
+    interface: Optional[str] = None
+    ssh: Optional[str] = None       # user@host:port for master mode
+
+
+@dataclass(frozen=True)
+class AS:
+    asn: int
+    server: str
+    routers: Tuple[str, ...]
+    configure: bool = True
+    prefix: Optional[str] = None
+
+    def router_ids(self) -> List[str]:
+        return [f"{self.asn}.{r}" for r in self.routers]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    router: str          # "<asn>.<NAME>"
+    asn: int
+    server: str
+    ip: str              # IPv4 address, no prefix length
+    ip6: str
+    mac: str
+    ifname: str          # the router's interface for this link
+
+    @property
+    def name(self) -> str:
+        return self.router.split(".", 1)[1]
+
+
+@dataclass(frozen=True)
+class Link:
+    id: int
+    a: Endpoint
+    b: Endpoint
+    rel: str             # a's relationship to b: peer | provider (a is b's provider) | customer
+    prefixlen: int
+    prefixlen6: int
+
+    @property
+    def remote(self) -> bool:
+        return self.a.server != self.b.server
+
+    @property
+    def ofport(self) -> int:
+        return link_ofport(self.id)
+
+    @property
+    def cookie(self) -> int:
+        return link_cookie(self.id)
+
+    def side(self, server: str) -> Endpoint:
+        return self.a if self.a.server == server else self.b
+
+    def far(self, server: str) -> Endpoint:
+        return self.b if self.a.server == server else self.a
+
+    def servers(self) -> Tuple[str, str]:
+        return (self.a.server, self.b.server)
+
+
+@dataclass(frozen=True)
+class Bridge:
+    """The remote bridge on `server` that carries every link towards `peer`."""
+    server: str
+    peer: str
+    dpid: int
+    name: str
+    tunnel_port: str
+    link_ids: Tuple[int, ...]
+
+    @property
+    def tunnel_ofport(self) -> int:
+        return TUNNEL_OFPORT
+
+
+@dataclass(frozen=True)
+class Fabric:
+    isolation: str = "key"
+    encapsulation: str = "gre"
+    underlay_mtu: int = 1500
+    bfd_interval_ms: int = 100
+    link_subnet: str = DEFAULT_LINK_SUBNET
+    link_subnet6: str = DEFAULT_LINK_SUBNET6
+
+    @property
+    def link_mtu(self) -> int:
+        """MTU of router interfaces on remote links: what still fits through the tunnel."""
+        return min(1500, self.underlay_mtu - ENCAP_OVERHEAD[self.encapsulation])
+
+
+@dataclass(frozen=True)
+class Controller:
+    ofp_host: str = "127.0.0.1"
+    ofp_port: int = 6653
+    rest_host: str = "127.0.0.1"
+    rest_port: int = 8080
+
+    @property
+    def rest_url(self) -> str:
+        host = f"[{self.rest_host}]" if ":" in self.rest_host else self.rest_host
+        return f"http://{host}:{self.rest_port}"
+
+
+@dataclass(frozen=True)
+class Topology:
+    name: str
+    servers: Dict[str, Server]
+    ases: Dict[int, AS]
+    links: Tuple[Link, ...]
+    fabric: Fabric = field(default_factory=Fabric)
+    controller: Controller = field(default_factory=Controller)
+    source: str = "<topology>"
+
+    # ---- names ------------------------------------------------------------------------------
+    @property
+    def tag(self) -> str:
+        """Short per-instance prefix for kernel names (15-char limit): the name itself when short."""
+        if len(self.name) <= 6:
+            return self.name
+        return f"{self.name[:2]}{instance_hash16(self.name):04x}"
+
+    def bridge_name(self, server: str, peer: str) -> str:
+        return f"{self.tag}-br{self.servers[peer].index}"
+
+    def link_port_name(self, link_id: int) -> str:
+        """Server-side veth of a remote link; it is the link's port on the remote bridge."""
+        return f"{self.tag}-l{link_id}"
+
+    # ---- datapaths --------------------------------------------------------------------------
+    def dpid(self, server: str, peer: str) -> int:
+        return ((MAGIC << 48) | (instance_hash16(self.name) << 32)
+                | (self.servers[server].index << 16) | self.servers[peer].index)
+
+    @cached_property
+    def remote_links(self) -> Tuple[Link, ...]:
+        return tuple(link for link in self.links if link.remote)
+
+    @cached_property
+    def bridges(self) -> Dict[int, Bridge]:
+        """Every remote bridge, by dpid, in a stable order."""
+        by_pair: Dict[Tuple[str, str], List[int]] = {}
+        for link in self.remote_links:
+            x, y = link.servers()
+            by_pair.setdefault((x, y), []).append(link.id)
+            by_pair.setdefault((y, x), []).append(link.id)
+        out: Dict[int, Bridge] = {}
+        for (x, y) in sorted(by_pair, key=lambda p: (self.servers[p[0]].index, self.servers[p[1]].index)):
+            dpid = self.dpid(x, y)
+            out[dpid] = Bridge(server=x, peer=y, dpid=dpid, name=self.bridge_name(x, y),
+                               tunnel_port=f"{self.tag}-t{self.servers[y].index}",
+                               link_ids=tuple(by_pair[(x, y)]))
+        return out
+
+    def bridge(self, server: str, peer: str) -> Bridge:
+        return self.bridges[self.dpid(server, peer)]
+
+    def peer_bridge(self, bridge: Bridge) -> Bridge:
+        return self.bridge(bridge.peer, bridge.server)
+
+    @cached_property
+    def link_by_id(self) -> Dict[int, Link]:
+        return {link.id: link for link in self.links}
+
+    def link(self, link_id: int) -> Link:
+        return self.link_by_id[link_id]
+
+    # ---- routers ----------------------------------------------------------------------------
+    @cached_property
+    def routers(self) -> Dict[str, AS]:
+        return {rid: as_ for as_ in self.ases.values() for rid in as_.router_ids()}
+
+    def server_of(self, router: str) -> str:
+        return self.routers[router].server
+
+
+# ---- deterministic addressing ---------------------------------------------------------------
+
+def link_addresses(fabric: Fabric, link_id: int) -> Tuple[Tuple[str, str], Tuple[str, str], int, int]:
+    """((a_ip, b_ip), (a_ip6, b_ip6), prefixlen, prefixlen6) of link `link_id`: a /30 and a /64."""
+    net4 = ipaddress.ip_network(fabric.link_subnet)
+    base = int(net4.network_address) + 4 * (link_id - 1)
+    net6 = ipaddress.ip_network(fabric.link_subnet6)
+    base6 = int(net6.network_address) + (link_id << 64)
+    a4, b4 = (str(ipaddress.IPv4Address(base + i)) for i in (1, 2))
+    a6, b6 = (str(ipaddress.IPv6Address(base6 + i)) for i in (1, 2))
+    return (a4, b4), (a6, b6), 30, 64
+
+
+def link_capacity(fabric: Fabric) -> int:
+    """How many links the configured link subnets can number."""
+    n4 = ipaddress.ip_network(fabric.link_subnet).num_addresses // 4
+    n6 = 2 ** max(0, 64 - ipaddress.ip_network(fabric.link_subnet6).prefixlen) - 1
+    return min(n4, n6)
+
+
+def endpoint_mac(link_id: int, side: int) -> str:
+    """Locally administered unicast MAC: 02:6d:<link id, 24 bits>:<side 1|2>."""
+    return "02:6d:{:02x}:{:02x}:{:02x}:{:02x}".format(
+        (link_id >> 16) & 0xFF, (link_id >> 8) & 0xFF, link_id & 0xFF, side)
+
+
+def router_ifname(link_id: int) -> str:
+    return f"ext{link_id}"
