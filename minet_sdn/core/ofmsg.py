@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable, List, Optional, Tuple
 
-from os_ken.ofproto import ofproto_v1_3 as ofp
-from os_ken.ofproto import ofproto_v1_3_parser as parser
+from ..compat import ofproto_v1_3 as ofp
+from ..compat import ofproto_v1_3_parser as parser
 
 from ..topology.model import COOKIE_MAGIC, COOKIE_MAGIC_MASK
 from .flows import IN_PORT, Action, Flow
@@ -73,13 +73,18 @@ def _canonical(value: Any) -> Any:
     return value
 
 
+def _oxm_name(field: str) -> str:
+    return field[:-4] if field.endswith("_nxm") else field
+
+
 def action_from_ofp(action) -> Action:
     if isinstance(action, parser.OFPActionOutput):
         return ("output", _PORT_NAMES.get(action.port, action.port))
     if isinstance(action, parser.OFPActionSetField):
         return ("set_field", action.key, _canonical(action.value))
     if isinstance(action, parser.NXActionRegMove) and action.src_ofs == 0 and action.dst_ofs == 0:
-        return ("move", action.src_field, action.dst_field, action.n_bits)
+        # Open vSwitch answers with the NXM encoding of the same field ("eth_src_nxm")
+        return ("move", _oxm_name(action.src_field), _oxm_name(action.dst_field), action.n_bits)
     return ("unknown", repr(action))      # never equal to a flow of ours: it gets replaced
 
 

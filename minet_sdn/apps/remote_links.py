@@ -1,0 +1,286 @@
+"""The os-ken application: a thin shell around minet_sdn.core.fabric.FabricCore.
+
+It decodes OpenFlow events, calls the core, and sends what the core returns; it also serves the
+REST API and polls flow counters on demand. All logic lives in the core, which has no socket.
+
+Run it with `minet controller --topology FILE` (os-ken, the supported runtime). On a legacy host
+with Ryu, `MINET_TOPOLOGY=FILE ryu-manager minet_sdn.apps.remote_links` also works.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+import time
+from collections import Counter
+from typing import Dict, List, Optional, Tuple
+
+from ..compat import BaseApp, handler, ofp_event, ofproto_v1_3
+from ..core import ofmsg
+from ..core.fabric import FabricCore, PortInfo, link_counters
+from ..core.views import Counters, link_view, metrics_text, switch_view
+from ..rest.api import ApiError, make_app
+from ..rest.server import serve_in_thread
+from ..topology import load_topology
+
+MAIN, DEAD = handler.MAIN_DISPATCHER, handler.DEAD_DISPATCHER
+TICK_SECONDS = 0.25
+STATS_TIMEOUT = 3.0
+
+# Set by `minet controller` before the app starts; MINET_TOPOLOGY / MINET_REST serve ryu-manager.
+CONFIG: Dict[str, object] = {"topology": None, "rest": None}
+
+
+def guarded(method):
+    """An event handler that holds the core's lock and logs a failure instead of taking the
+    controller down (os-ken 4 runs handlers, REST requests and the tick on separate threads)."""
+    @functools.wraps(method)
+    def wrapper(self, ev):
+        try:
+            with self.lock:
+                method(self, ev)
+        except Exception:
+            self.extra["handler_error"] += 1
+            self.logger.exception("error handling %s", type(ev).__name__)
+    return wrapper
+
+
+def port_info(port) -> PortInfo:
+    name = port.name.decode(errors="replace") if isinstance(port.name, bytes) else str(port.name)
+    return PortInfo(port_no=port.port_no, name=name, hw_addr=port.hw_addr, config=port.config, state=port.state)
+
+
+class RemoteLinks(BaseApp):
+    OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        path = CONFIG.get("topology") or os.environ.get("MINET_TOPOLOGY")
+        if not path:
+            raise RuntimeError("no topology: run `minet controller --topology FILE` or set MINET_TOPOLOGY")
+        self.topo = load_topology(str(path))
+        self.core = FabricCore(self.topo)
+        self.lock = threading.RLock()
+        self.datapaths: Dict[int, object] = {}
+        self.extra: Counter = Counter()
+        self._parts: Dict[Tuple[int, int], list] = {}          # multipart replies being assembled
+        self._sync: Dict[int, Dict[str, object]] = {}          # dpid -> {xid: "ports"|"flows", results}
+        self._waiters: Dict[Tuple[int, int], "_Waiter"] = {}   # counter polls in flight
+        self._warned: set = set()
+        rest = CONFIG.get("rest") or os.environ.get("MINET_REST")
+        self.rest_addr = rest or (self.topo.controller.rest_host, self.topo.controller.rest_port)
+        self.rest_server = None
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    def start(self):
+        thread = super().start()
+        if self.rest_addr:
+            self.rest_server = serve_in_thread(tuple(self.rest_addr), make_app(self))
+            self.logger.info("REST API on http://%s:%s", *self.rest_addr)
+        threading.Thread(target=self._tick_loop, name="minet-tick", daemon=True).start()
+        return thread
+
+    def _tick_loop(self):
+        while True:
+            time.sleep(TICK_SECONDS)
+            try:
+                with self.lock:
+                    self._send(self.core.tick(time.monotonic()))
+            except Exception:
+                self.logger.exception("periodic tick failed")
+
+    # ---- sending -----------------------------------------------------------------------------
+    def _send(self, out: Dict[int, List[object]]) -> None:
+        for dpid, msgs in out.items():
+            dp = self.datapaths.get(dpid)
+            if dp is None:
+                continue
+            for msg in msgs:
+                self._send_one(dp, msg)
+
+    def _send_one(self, dp, msg) -> None:
+        msg.datapath = dp
+        dp.send_msg(msg)
+        self.extra["sent_" + (ofmsg.kind(msg) or "msg")] += 1
+
+    # ---- OpenFlow events ---------------------------------------------------------------------
+    @handler.set_ev_cls(ofp_event.EventOFPStateChange, [MAIN, DEAD])
+    @guarded
+    def state_change(self, ev):
+        dp = ev.datapath
+        dpid = dp.id
+        if ev.state == DEAD:
+            if dpid is not None and self.datapaths.get(dpid) is dp:
+                del self.datapaths[dpid]
+                self._sync.pop(dpid, None)
+                self._send(self.core.disconnected(dpid, time.monotonic()))
+                self.logger.warning("switch %016x disconnected", dpid)
+            return
+        if not self.core.known(dpid):
+            self.extra["unknown_switch"] += 1
+            if dpid not in self._warned:
+                self._warned.add(dpid)
+                self.logger.warning("switch %016x is not in topology %s; leaving it alone", dpid, self.topo.name)
+            return
+        self.datapaths[dpid] = dp
+        sync: Dict[str, object] = {}
+        for msg in self.core.connected(dpid, time.monotonic()):
+            self._send_one(dp, msg)
+            sync[msg.xid] = "ports" if isinstance(msg, ofmsg.parser.OFPPortDescStatsRequest) else "flows"
+        self._sync[dpid] = sync
+        self.logger.info("switch %016x (%s) connected; reading its ports and flows", dpid,
+                         self.topo.bridges[dpid].name)
+
+    def _multipart(self, ev) -> Optional[list]:
+        """All parts of a multipart reply, once the last one is in."""
+        msg = ev.msg
+        key = (msg.datapath.id, msg.xid)
+        parts = self._parts.setdefault(key, [])
+        parts.extend(msg.body)
+        if msg.flags & ofproto_v1_3.OFPMPF_REPLY_MORE:
+            return None
+        return self._parts.pop(key)
+
+    @handler.set_ev_cls(ofp_event.EventOFPPortDescStatsReply, MAIN)
+    @guarded
+    def port_desc_reply(self, ev):
+        body = self._multipart(ev)
+        if body is not None:
+            self._sync_part(ev.msg.datapath.id, ev.msg.xid, [port_info(p) for p in body])
+
+    @handler.set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN)
+    @guarded
+    def flow_stats_reply(self, ev):
+        body = self._multipart(ev)
+        if body is None:
+            return
+        dpid, xid = ev.msg.datapath.id, ev.msg.xid
+        waiter = self._waiters.pop((dpid, xid), None)
+        if waiter is not None:
+            waiter.body = body
+            waiter.done.set()
+            return
+        self._sync_part(dpid, xid, [ofmsg.flow_from_stats(s) for s in body])
+
+    def _sync_part(self, dpid: int, xid: int, value: list) -> None:
+        sync = self._sync.get(dpid)
+        if sync is None or xid not in sync:
+            return
+        sync[sync.pop(xid)] = value
+        if "ports" in sync and "flows" in sync:
+            del self._sync[dpid]
+            out = self.core.synced(dpid, sync["ports"], sync["flows"], time.monotonic())
+            sent = sum(len(m) for m in out.values())
+            self._send(out)
+            self.logger.info("switch %016x synced: %d messages", dpid, sent)
+
+    @handler.set_ev_cls(ofp_event.EventOFPPortStatus, MAIN)
+    @guarded
+    def port_status(self, ev):
+        msg = ev.msg
+        dpid = msg.datapath.id
+        if not self.core.known(dpid):
+            return
+        self._send(self.core.port_status(dpid, msg.reason, port_info(msg.desc), time.monotonic()))
+
+    @handler.set_ev_cls(ofp_event.EventOFPPacketIn, MAIN)
+    @guarded
+    def packet_in(self, ev):
+        # No flow of ours sends to the controller; a packet-in means someone else's flow or a bug.
+        self.extra["packet_in"] += 1
+        if self.extra["packet_in"] in (1, 10, 100, 1000) or self.extra["packet_in"] % 10000 == 0:
+            self.logger.warning("unexpected packet-in #%d from %s (ignored)", self.extra["packet_in"],
+                                getattr(ev.msg.datapath, "id", "?"))
+
+    @handler.set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN)
+    @guarded
+    def error_msg(self, ev):
+        msg = ev.msg
+        self.extra["error"] += 1
+        self.logger.error("switch %s: OpenFlow error type=%d code=%d", getattr(msg.datapath, "id", "?"),
+                          msg.type, msg.code)
+
+    # ---- service for the REST API ------------------------------------------------------------
+    def _link(self, link_id: int):
+        link = self.topo.link_by_id.get(link_id)
+        if link is None:
+            raise ApiError(404, f"no link {link_id} (links are 1..{len(self.topo.links)})")
+        return link
+
+    def _counters(self) -> Counters:
+        """Packet/byte counters of our flows, read from every connected bridge now."""
+        waits = []
+        with self.lock:
+            for dpid, dp in list(self.datapaths.items()):
+                msg = ofmsg.flow_stats_request(ours_only=True)
+                msg.datapath = dp
+                dp.set_xid(msg)
+                waiter = self._waiters[(dpid, msg.xid)] = _Waiter()
+                self._send_one(dp, msg)
+                waits.append((dpid, msg.xid, waiter))
+        out: Counters = {}
+        deadline = time.monotonic() + STATS_TIMEOUT
+        for dpid, xid, waiter in waits:
+            if not waiter.done.wait(max(0.0, deadline - time.monotonic())):
+                with self.lock:
+                    self._waiters.pop((dpid, xid), None)
+                continue
+            server = self.topo.bridges[dpid].server
+            for lid, c in link_counters(waiter.body).items():
+                out.setdefault(lid, {})[server] = c
+        return out
+
+    def health(self) -> dict:
+        with self.lock:
+            return {"status": "ok", "topology": self.topo.name,
+                "switches": len(self.topo.bridges), "connected": len(self.datapaths)}
+
+    def links(self) -> list:
+        counters = self._counters()
+        with self.lock:
+            return [link_view(self.core, link, counters) for link in self.topo.links]
+
+    def link(self, link_id: int) -> dict:
+        link = self._link(link_id)
+        counters = self._counters()
+        with self.lock:
+            return link_view(self.core, link, counters)
+
+    def switches(self) -> list:
+        with self.lock:
+            return switch_view(self.core)
+
+    def _admin(self, link_id: int, fail: bool) -> dict:
+        link = self._link(link_id)
+        if not link.remote:
+            raise ApiError(409, f"link {link_id} is local ({link.a.router} and {link.b.router} are both on "
+                                f"{link.a.server}); only remote links pass through the controller")
+        with self.lock:
+            now = time.monotonic()
+            out = self.core.fail_link(link_id, now) if fail else self.core.restore_link(link_id, now)
+            self._send(out)
+            self.logger.warning("link %d %s by operator", link_id, "failed" if fail else "restored")
+            return link_view(self.core, link)
+
+    def fail_link(self, link_id: int) -> dict:
+        return self._admin(link_id, True)
+
+    def restore_link(self, link_id: int) -> dict:
+        return self._admin(link_id, False)
+
+    def metrics(self) -> str:
+        counters = self._counters()
+        with self.lock:
+            return metrics_text(self.core, counters, dict(self.extra))
+
+
+class _Waiter:
+    """A flow-stats reply some REST request is waiting for."""
+
+    def __init__(self):
+        self.done = threading.Event()
+        self.body: list = []
+
+
+logging.getLogger("os_ken.controller.controller").setLevel(logging.WARNING)

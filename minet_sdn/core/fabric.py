@@ -1,0 +1,348 @@
+"""The pure controller core: topology + what the switches told us + an event -> OpenFlow messages.
+
+No sockets, no os-ken event loop, no clock: every handler takes `now` and returns
+`{dpid: [message, ...]}` built with datapath=None. The os-ken shell (minet_sdn.apps.remote_links)
+only decodes events, calls these handlers and sends what they return.
+
+How link state is decided
+-------------------------
+For a remote link L between servers X and Y there is one port on X's bridge towards Y and one on
+Y's bridge towards X. A side is *down* when its port is missing or has lost carrier (its router
+went away). L is down when a side is down, when the tunnel of the pair is not live (BFD), or when
+an operator failed it. While L is down, the controller sets the port on the *other* side(s) to
+PORT_DOWN so that router loses carrier at once and BGP fails over without waiting for hold timers.
+
+Two rules keep this from locking itself up:
+  * a port we forced down tells us nothing about its router, so we keep the carrier we last saw;
+  * we never force a side down merely because the other side is down if that side is itself down
+    (otherwise two dead sides would hold each other down forever).
+After we release a port, the kernel needs a moment to raise carrier again; a short grace period
+stops that blip from being read as the router going away.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Optional, Set
+
+from ..topology.model import LINK_OFPORT_BASE, TUNNEL_OFPORT, Bridge, Link, Topology, cookie_link_id
+from . import ofmsg
+from .flows import Flow, FlowKey, bridge_flows, link_flows
+
+LOG = logging.getLogger(__name__)
+
+# os-ken / OpenFlow 1.3 bit values, repeated here so the core needs no ofproto import for logic.
+OFPPC_PORT_DOWN = 1 << 0
+OFPPS_LINK_DOWN = 1 << 0
+OFPPS_LIVE = 1 << 2
+OFPPR_ADD, OFPPR_DELETE, OFPPR_MODIFY = 0, 1, 2
+
+CARRIER_GRACE = 1.0   # seconds a released port may still show LINK_DOWN before we believe it
+
+Out = Dict[int, List[object]]
+
+
+@dataclass(frozen=True)
+class PortInfo:
+    """A port as a switch describes it (OFPPort, decoded)."""
+    port_no: int
+    name: str
+    hw_addr: str
+    config: int
+    state: int
+
+    @property
+    def admin_down(self) -> bool:
+        return bool(self.config & OFPPC_PORT_DOWN)
+
+    @property
+    def link_down(self) -> bool:
+        return bool(self.state & OFPPS_LINK_DOWN)
+
+    @property
+    def live(self) -> bool:
+        return bool(self.state & OFPPS_LIVE)
+
+
+@dataclass
+class PortState:
+    info: PortInfo
+    carrier: bool = True           # what the router side last showed while we were not forcing it
+    grace_until: float = 0.0
+    requested_down: Optional[bool] = None   # PortMod sent, not yet confirmed by a PortStatus
+
+
+@dataclass
+class BridgeState:
+    bridge: Bridge
+    connected: bool = False
+    synced: bool = False           # ports and flows known (first sync done)
+    ports: Dict[int, PortState] = field(default_factory=dict)
+    installed: Dict[FlowKey, Flow] = field(default_factory=dict)   # what we believe the table holds
+
+
+class FabricCore:
+    def __init__(self, topo: Topology):
+        self.topo = topo
+        self.bridges: Dict[int, BridgeState] = {dpid: BridgeState(b) for dpid, b in topo.bridges.items()}
+        self.failed: Set[int] = set()        # link ids failed by an operator
+        self.now = 0.0
+        self.counters = {"flow_add": 0, "flow_delete": 0, "port_mod": 0, "sync": 0}
+
+    # ---- queries ------------------------------------------------------------------------------
+    def known(self, dpid: int) -> bool:
+        return dpid in self.bridges
+
+    def link_state(self, link: Link) -> str:
+        """'failed', 'down' or 'up' for a remote link; local links are always 'up' (not ours)."""
+        if link.id in self.failed:
+            return "failed"
+        if not link.remote:
+            return "up"
+        x, y = link.servers()
+        if not self.pair_live(x, y) or self._side_down(link, x) or self._side_down(link, y):
+            return "down"
+        return "up"
+
+    def pair_live(self, x: str, y: str) -> bool:
+        """The tunnel between x and y is live as seen from every bridge of the pair we have heard from."""
+        for server, peer in ((x, y), (y, x)):
+            st = self.bridges[self.topo.dpid(server, peer)]
+            if not st.synced:
+                continue
+            port = st.ports.get(TUNNEL_OFPORT)
+            if port is None or not port.info.live:
+                return False
+        return True
+
+    def tunnel_live(self, dpid: int) -> Optional[bool]:
+        st = self.bridges[dpid]
+        if not st.synced:
+            return None
+        port = st.ports.get(TUNNEL_OFPORT)
+        return bool(port and port.info.live)
+
+    # ---- events -------------------------------------------------------------------------------
+    def connected(self, dpid: int, now: float) -> List[object]:
+        """A known switch connected: ask for its ports and flows; the answer goes to synced()."""
+        self.now = now
+        st = self.bridges[dpid]
+        st.connected = True
+        st.synced = False
+        return [ofmsg.port_desc_request(), ofmsg.flow_stats_request()]
+
+    def disconnected(self, dpid: int, now: float) -> Out:
+        # Keep what we last knew of its ports: with fail_mode=secure it keeps forwarding, and a lost
+        # server shows up as BFD on the surviving side, not as a missing connection.
+        self.now = now
+        if dpid in self.bridges:
+            self.bridges[dpid].connected = False
+        return {}
+
+    def synced(self, dpid: int, ports: Iterable[PortInfo], flows: Iterable[Flow], now: float) -> Out:
+        """First (or re-)sync after connection: send only the difference, then a barrier."""
+        self.now = now
+        st = self.bridges[dpid]
+        old = st.ports
+        st.ports = {}
+        for info in ports:
+            prev = old.get(info.port_no)
+            ps = PortState(info, carrier=prev.carrier if prev else True)
+            self._observe(ps)
+            st.ports[info.port_no] = ps
+        st.synced = True
+        self.counters["sync"] += 1
+        actual = {f.key: f for f in flows}
+        desired = bridge_flows(self.topo, st.bridge, st.ports)
+        msgs: List[object] = []
+        for key, flow in actual.items():
+            if key not in desired:
+                msgs.append(self._delete(flow))
+        for key, flow in desired.items():
+            if actual.get(key) != flow:
+                if key in actual:
+                    LOG.debug("replacing flow\n  have %s\n  want %s", actual[key], flow)
+                msgs.append(self._add(flow))
+        st.installed = desired
+        out: Out = {dpid: msgs} if msgs else {}
+        self._merge(out, self._reconcile(self._links_of(st.bridge)))
+        return self._with_barriers(out)
+
+    def port_status(self, dpid: int, reason: int, info: PortInfo, now: float) -> Out:
+        self.now = now
+        st = self.bridges[dpid]
+        if not st.synced:
+            return {}     # the sync in flight will see this port
+        out: Out = {}
+        link = self._link_at(st.bridge, info.port_no)
+        if reason == OFPPR_DELETE:
+            st.ports.pop(info.port_no, None)
+            if link:
+                self._merge(out, {dpid: self._set_link_flows(st, link, present=False)})
+        else:
+            ps = st.ports.get(info.port_no)
+            appeared = ps is None
+            if appeared:
+                ps = st.ports[info.port_no] = PortState(info)
+            else:
+                ps.info = info
+            if ps.requested_down is not None and info.admin_down == ps.requested_down:
+                ps.requested_down = None
+            self._observe(ps)
+            if appeared and link:
+                self._merge(out, {dpid: self._set_link_flows(st, link, present=True)})
+        if info.port_no == TUNNEL_OFPORT:
+            scope = self._links_of(st.bridge)
+        else:
+            scope = [link] if link else []
+        self._merge(out, self._reconcile(scope))
+        return self._with_barriers(out)
+
+    def fail_link(self, link_id: int, now: float) -> Out:
+        self.now = now
+        self.failed.add(link_id)
+        return self._with_barriers(self._reconcile([self.topo.link(link_id)]))
+
+    def restore_link(self, link_id: int, now: float) -> Out:
+        self.now = now
+        self.failed.discard(link_id)
+        return self._with_barriers(self._reconcile([self.topo.link(link_id)]))
+
+    def tick(self, now: float) -> Out:
+        """Periodic: a grace period ran out, so a LINK_DOWN we were ignoring now counts."""
+        self.now = now
+        expired: List[Link] = []
+        for st in self.bridges.values():
+            for ps in st.ports.values():
+                if ps.grace_until and now >= ps.grace_until:
+                    ps.grace_until = 0.0
+                    self._observe(ps)
+                    link = self._link_at(st.bridge, ps.info.port_no)
+                    if link:
+                        expired.append(link)
+        return self._with_barriers(self._reconcile(expired)) if expired else {}
+
+    def reload(self, topo: Topology, now: float) -> Out:
+        """A new topology (links added or removed): converge every synced bridge to it."""
+        self.now = now
+        self.topo = topo
+        out: Out = {}
+        bridges: Dict[int, BridgeState] = {}
+        for dpid, bridge in topo.bridges.items():
+            st = self.bridges.get(dpid) or BridgeState(bridge)
+            st.bridge = bridge
+            bridges[dpid] = st
+        self.bridges = bridges
+        self.failed &= {link.id for link in topo.remote_links}
+        for dpid, st in bridges.items():
+            if not st.synced:
+                continue
+            desired = bridge_flows(topo, st.bridge, st.ports)
+            msgs = [self._delete(f) for k, f in st.installed.items() if k not in desired]
+            msgs += [self._add(f) for k, f in desired.items() if st.installed.get(k) != f]
+            st.installed = desired
+            if msgs:
+                out[dpid] = msgs
+        self._merge(out, self._reconcile(topo.remote_links))
+        return self._with_barriers(out)
+
+    # ---- helpers ------------------------------------------------------------------------------
+    def _observe(self, ps: PortState) -> None:
+        """Update what we believe of the router behind a port from what the switch reports."""
+        info = ps.info
+        if info.admin_down:
+            return                        # forced by us (or someone): says nothing of the router
+        if info.link_down and self.now < ps.grace_until:
+            return                        # carrier still coming back after we released the port
+        ps.carrier = not info.link_down
+
+    def _side_down(self, link: Link, server: str) -> bool:
+        st = self.bridges[self.topo.dpid(server, link.far(server).server)]
+        if not st.synced:
+            return False                  # never heard from: no evidence either way
+        ps = st.ports.get(link.ofport)
+        return ps is None or not ps.carrier
+
+    def _forced(self, link: Link, server: str) -> bool:
+        """Should `server`'s port of `link` be held PORT_DOWN?"""
+        other = link.far(server).server
+        if link.id in self.failed or not self.pair_live(server, other):
+            return True
+        return self._side_down(link, other) and not self._side_down(link, server)
+
+    def _reconcile(self, links: Iterable[Link]) -> Out:
+        """PortMods that bring both ends of `links` to the config their state calls for."""
+        out: Out = {}
+        for link in links:
+            if not link.remote:
+                continue
+            for server in link.servers():
+                dpid = self.topo.dpid(server, link.far(server).server)
+                st = self.bridges[dpid]
+                ps = st.ports.get(link.ofport) if st.connected and st.synced else None
+                if ps is None:
+                    continue
+                want = self._forced(link, server)
+                have = ps.requested_down if ps.requested_down is not None else ps.info.admin_down
+                if want == have:
+                    continue
+                if not want:
+                    ps.grace_until = self.now + CARRIER_GRACE
+                ps.requested_down = want
+                self.counters["port_mod"] += 1
+                LOG.info("link %d: %s port %d on %s", link.id, "holding down" if want else "releasing",
+                         link.ofport, st.bridge.name)
+                out.setdefault(dpid, []).append(ofmsg.port_mod(link.ofport, ps.info.hw_addr, want))
+        return out
+
+    def _set_link_flows(self, st: BridgeState, link: Link, present: bool) -> List[object]:
+        msgs: List[object] = []
+        for flow in link_flows(self.topo, st.bridge, link):
+            if present and st.installed.get(flow.key) != flow:
+                st.installed[flow.key] = flow
+                msgs.append(self._add(flow))
+            elif not present and flow.key in st.installed:
+                del st.installed[flow.key]
+                msgs.append(self._delete(flow))
+        return msgs
+
+    def _add(self, flow: Flow):
+        self.counters["flow_add"] += 1
+        return ofmsg.flow_add(flow)
+
+    def _delete(self, flow: Flow):
+        self.counters["flow_delete"] += 1
+        return ofmsg.flow_delete(flow)
+
+    def _links_of(self, bridge: Bridge) -> List[Link]:
+        return [self.topo.link(lid) for lid in bridge.link_ids]
+
+    def _link_at(self, bridge: Bridge, port_no: int) -> Optional[Link]:
+        link = self.topo.link_by_id.get(port_no - LINK_OFPORT_BASE)
+        if link is None or link.id not in bridge.link_ids:
+            return None
+        return link
+
+    @staticmethod
+    def _merge(out: Out, more: Out) -> None:
+        for dpid, msgs in more.items():
+            if msgs:
+                out.setdefault(dpid, []).extend(msgs)
+
+    @staticmethod
+    def _with_barriers(out: Out) -> Out:
+        for msgs in out.values():
+            msgs.append(ofmsg.barrier())
+        return out
+
+
+def link_counters(stats: Iterable[object]) -> Dict[int, Dict[str, int]]:
+    """Sum packet/byte counters of our flows per link id, from OFPFlowStats entries."""
+    out: Dict[int, Dict[str, int]] = {}
+    for s in stats:
+        lid = cookie_link_id(s.cookie)
+        if lid:
+            c = out.setdefault(lid, {"packets": 0, "bytes": 0})
+            c["packets"] += s.packet_count
+            c["bytes"] += s.byte_count
+    return out

@@ -1,0 +1,74 @@
+"""What the REST API and the metrics endpoint show, computed from the core's state (pure)."""
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+from ..topology.model import Link
+from .fabric import FabricCore
+
+Counters = Dict[int, Dict[str, Dict[str, int]]]   # link id -> server -> {"packets", "bytes"}
+
+
+def link_view(core: FabricCore, link: Link, counters: Optional[Counters] = None) -> dict:
+    x, y = link.servers()
+    view = {
+        "id": link.id,
+        "a": {"router": link.a.router, "server": x, "ip": link.a.ip, "ip6": link.a.ip6, "mac": link.a.mac},
+        "b": {"router": link.b.router, "server": y, "ip": link.b.ip, "ip6": link.b.ip6, "mac": link.b.mac},
+        "rel": link.rel,
+        "remote": link.remote,
+        "state": core.link_state(link),
+        "tunnel_live": core.pair_live(x, y) if link.remote else None,
+    }
+    if link.remote:
+        per_side = (counters or {}).get(link.id, {})
+        view["counters"] = {
+            server: per_side.get(server, {"packets": 0, "bytes": 0}) for server in (x, y)}
+    return view
+
+
+def switch_view(core: FabricCore) -> List[dict]:
+    out = []
+    for dpid, st in core.bridges.items():
+        b = st.bridge
+        out.append({"dpid": f"{dpid:016x}", "name": b.name, "server": b.server, "peer": b.peer,
+                    "connected": st.connected, "synced": st.synced, "tunnel_live": core.tunnel_live(dpid),
+                    "links": len(b.link_ids), "flows": len(st.installed)})
+    return out
+
+
+def _labels(**kw) -> str:
+    return "{" + ",".join(f'{k}="{v}"' for k, v in kw.items()) + "}"
+
+
+def metrics_text(core: FabricCore, counters: Counters, extra: Dict[str, int]) -> str:
+    lines: List[str] = []
+
+    def family(name: str, kind: str, help_: str) -> None:
+        lines.append(f"# HELP {name} {help_}")
+        lines.append(f"# TYPE {name} {kind}")
+
+    family("minet_switch_connected", "gauge", "1 if the remote bridge is connected to the controller")
+    for dpid, st in core.bridges.items():
+        lines.append(f"minet_switch_connected{_labels(dpid=f'{dpid:016x}', server=st.bridge.server, peer=st.bridge.peer)} {int(st.connected)}")
+    family("minet_tunnel_live", "gauge", "1 if the bridge's tunnel port is live (BFD), when known")
+    for dpid, st in core.bridges.items():
+        live = core.tunnel_live(dpid)
+        if live is not None:
+            lines.append(f"minet_tunnel_live{_labels(server=st.bridge.server, peer=st.bridge.peer)} {int(live)}")
+    links = core.topo.remote_links
+    family("minet_link_up", "gauge", "1 if the remote link is up")
+    for link in links:
+        lines.append(f"minet_link_up{_labels(link=link.id)} {int(core.link_state(link) == 'up')}")
+    family("minet_link_failed", "gauge", "1 if an operator failed the link")
+    for link in links:
+        lines.append(f"minet_link_failed{_labels(link=link.id)} {int(link.id in core.failed)}")
+    for what in ("packets", "bytes"):
+        family(f"minet_link_{what}_total", "counter", f"{what} matched by the link's flows, per server")
+        for link in links:
+            for server, c in counters.get(link.id, {}).items():
+                lines.append(f"minet_link_{what}_total{_labels(link=link.id, server=server)} {c[what]}")
+    family("minet_controller_messages_total", "counter", "messages the controller sent or received, by kind")
+    for kind, value in sorted({**core.counters, **extra}.items()):
+        lines.append(f"minet_controller_messages_total{_labels(kind=kind)} {value}")
+    return "\n".join(lines) + "\n"

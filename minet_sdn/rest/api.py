@@ -1,0 +1,80 @@
+"""The controller's REST API as a plain WSGI application (no framework).
+
+  GET  /healthz                   liveness and how many switches are connected
+  GET  /v1/links                  every inter-AS link: endpoints, servers, remote/local, state,
+                                  tunnel liveness, packet/byte counters of its flows
+  GET  /v1/links/<id>             one link
+  POST /v1/links/<id>/fail        take a remote link down administratively (both routers lose carrier)
+  POST /v1/links/<id>/restore     bring it back
+  GET  /v1/switches               every remote bridge: dpid, server, peer, connected, tunnel liveness
+  GET  /metrics                   Prometheus text format
+
+`service` is anything with the methods used below; the os-ken app provides them.
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Callable, Iterable, List, Tuple
+
+LINK_ACTION = re.compile(r"^/v1/links/(\d+)/(fail|restore)$")
+LINK_ONE = re.compile(r"^/v1/links/(\d+)$")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+            409: "Conflict", 500: "Internal Server Error", 503: "Service Unavailable"}
+
+
+def make_app(service) -> Callable:
+    def app(environ, start_response) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = environ.get("PATH_INFO", "/").rstrip("/") or "/"
+        try:
+            status, ctype, body = _route(service, method, path)
+        except ApiError as exc:
+            status, ctype, body = exc.status, "application/json", _json({"error": exc.message})
+        except Exception as exc:       # never let one request take the controller down
+            status, ctype, body = 500, "application/json", _json({"error": f"{type(exc).__name__}: {exc}"})
+        headers: List[Tuple[str, str]] = [("Content-Type", ctype), ("Content-Length", str(len(body)))]
+        start_response(f"{status} {_REASONS.get(status, '')}", headers)
+        return [body]
+    return app
+
+
+def _json(obj) -> bytes:
+    return (json.dumps(obj, indent=1, sort_keys=False) + "\n").encode()
+
+
+def _route(service, method: str, path: str):
+    m = LINK_ACTION.match(path)
+    if m:
+        _allow(method, "POST")
+        link_id = int(m.group(1))
+        view = service.fail_link(link_id) if m.group(2) == "fail" else service.restore_link(link_id)
+        return 200, "application/json", _json(view)
+    m = LINK_ONE.match(path)
+    if m:
+        _allow(method, "GET")
+        return 200, "application/json", _json(service.link(int(m.group(1))))
+    routes = {
+        "/healthz": lambda: (200, "application/json", _json(service.health())),
+        "/v1/links": lambda: (200, "application/json", _json({"links": service.links()})),
+        "/v1/switches": lambda: (200, "application/json", _json({"switches": service.switches()})),
+        "/metrics": lambda: (200, "text/plain; version=0.0.4", service.metrics().encode()),
+    }
+    if path not in routes:
+        raise ApiError(404, f"no such resource: {path}")
+    _allow(method, "GET")
+    return routes[path]()
+
+
+def _allow(method: str, allowed: str) -> None:
+    if method != allowed:
+        raise ApiError(405, f"use {allowed}")

@@ -1,0 +1,174 @@
+"""The intra-AS addressing plan: pure functions from the topology model to router and host addresses.
+
+Inter-AS link addresses come from the model (`model.link_addresses`); this module numbers
+everything *inside* an AS.
+
+AS prefix
+    ``as_.prefix`` when the topology sets it, else the default ``10.<asn // 256>.<asn % 256>.0/24``
+    (ASNs 1..65535; larger ASNs must set ``prefix``). 10.0.0.0/8 never overlaps the default link
+    subnet ``model.DEFAULT_LINK_SUBNET`` (100.64.0.0/10); a custom ``fabric.link_subnet`` or an
+    explicit prefix that overlaps anything is reported by `addressing_problems`.
+
+Layout of an AS prefix P holding S addresses (S >= 256, so a /24 or shorter). Routers are numbered
+i = 1..N in the order the topology lists them; each region is a quarter or half of P:
+
+    ========================  ====================  =======  =========================================
+    region                    offsets in P          size     item
+    ========================  ====================  =======  =========================================
+    router loopbacks          [0, S/4)              /32      router i: P + i
+    intra-AS ring links       [S/4, S/2)            /30      ring link k: P + S/4 + 4(k-1);
+                                                             .+1 = router k, .+2 = router k % N + 1
+    router <-> host links     [S/2, S)              /30      router i: P + S/2 + 4(i-1);
+                                                             .+1 = router i, .+2 = its host
+    ========================  ====================  =======  =========================================
+
+Ring links: the routers of an AS form a ring in listed order: link k joins router k and router k+1
+(k = 1..N-1) and, when N >= 3, link N closes the ring (router N -- router 1). Two routers: one link;
+one router: none. A /24 therefore holds up to 16 routers (S/16 ring links); a /23 holds 32.
+
+Example, AS 1 with routers [ZURI, GENE, BASE] (default prefix 10.0.1.0/24):
+ZURI lo 10.0.1.1, GENE lo 10.0.1.2, BASE lo 10.0.1.3; ring ZURI-GENE 10.0.1.64/30 (.65/.66),
+GENE-BASE 10.0.1.68/30, BASE-ZURI 10.0.1.72/30; ZURI-host 10.0.1.128/30 (router .129, host .130).
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+from .model import AS, Topology
+
+MAX_DEFAULT_ASN = 65535
+INTRA_PREFIXLEN = 30
+HOST_PREFIXLEN = 30
+
+
+class AddressingError(Exception):
+    """The topology cannot be numbered; `problems` holds one formatted line per problem."""
+
+    def __init__(self, problems: List[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class IntraLink:
+    """One ring link inside an AS: a /30 between routers `a` and `b` (router names, no ASN)."""
+    index: int            # 1-based position in the ring
+    a: str
+    b: str
+    a_ip: str
+    b_ip: str
+    prefixlen: int = INTRA_PREFIXLEN
+
+    def ip_of(self, router: str) -> str:
+        return self.a_ip if router == self.a else self.b_ip
+
+    def peer_of(self, router: str) -> str:
+        return self.b if router == self.a else self.a
+
+
+@dataclass(frozen=True)
+class RouterAddressing:
+    name: str             # router name, no ASN
+    index: int            # 1-based position in the AS's router list
+    loopback: str         # /32
+    host_router_ip: str   # router side of the router <-> host /30
+    host_ip: str          # host side; the host's default gateway is host_router_ip
+    host_prefixlen: int = HOST_PREFIXLEN
+
+
+@dataclass(frozen=True)
+class ASAddressing:
+    asn: int
+    prefix: str
+    routers: Dict[str, RouterAddressing]
+    links: Tuple[IntraLink, ...]
+
+    def links_of(self, router: str) -> List[IntraLink]:
+        return [link for link in self.links if router in (link.a, link.b)]
+
+
+def default_prefix(asn: int) -> Optional[str]:
+    """10.<asn // 256>.<asn % 256>.0/24 for ASNs 1..65535, else None (the AS must set prefix)."""
+    if not 1 <= asn <= MAX_DEFAULT_ASN:
+        return None
+    return f"10.{asn // 256}.{asn % 256}.0/24"
+
+
+def as_prefix(as_: AS) -> Optional[str]:
+    return as_.prefix or default_prefix(as_.asn)
+
+
+def max_routers(prefix: str) -> int:
+    """How many routers fit the layout of `prefix` (ring links are the tightest region)."""
+    size = ipaddress.ip_network(prefix).num_addresses
+    return size // 16
+
+
+def ring(routers: Tuple[str, ...]) -> List[Tuple[str, str]]:
+    n = len(routers)
+    if n < 2:
+        return []
+    pairs = [(routers[k], routers[k + 1]) for k in range(n - 1)]
+    if n >= 3:
+        pairs.append((routers[-1], routers[0]))
+    return pairs
+
+
+def as_addressing(as_: AS) -> ASAddressing:
+    """Number one AS; raises AddressingError if it has no prefix or too many routers."""
+    prefix = as_prefix(as_)
+    if prefix is None:
+        raise AddressingError([f"ases.{as_.asn}.prefix: is required for AS numbers above {MAX_DEFAULT_ASN}"])
+    net = ipaddress.IPv4Network(prefix)
+    size = net.num_addresses
+    if len(as_.routers) > max_routers(prefix):
+        raise AddressingError([f"ases.{as_.asn}.routers: {len(as_.routers)} routers do not fit {prefix} "
+                               f"(room for {max_routers(prefix)}; set a shorter prefix)"])
+    base = int(net.network_address)
+
+    def ip(offset: int) -> str:
+        return str(ipaddress.IPv4Address(base + offset))
+
+    routers = {}
+    for i, name in enumerate(as_.routers, start=1):
+        host_base = size // 2 + 4 * (i - 1)
+        routers[name] = RouterAddressing(name=name, index=i, loopback=ip(i),
+                                         host_router_ip=ip(host_base + 1), host_ip=ip(host_base + 2))
+    links = []
+    for k, (a, b) in enumerate(ring(as_.routers), start=1):
+        link_base = size // 4 + 4 * (k - 1)
+        links.append(IntraLink(index=k, a=a, b=b, a_ip=ip(link_base + 1), b_ip=ip(link_base + 2)))
+    return ASAddressing(asn=as_.asn, prefix=str(net), routers=routers, links=tuple(links))
+
+
+def addressing_problems(topo: Topology) -> List[str]:
+    """Every reason the topology cannot be numbered, as `FILE: KEY: problem` lines (empty: fine)."""
+    lines: List[str] = []
+    nets: List[Tuple[int, ipaddress.IPv4Network]] = []
+    for asn, as_ in topo.ases.items():
+        try:
+            addressing = as_addressing(as_)
+        except AddressingError as exc:
+            lines.extend(f"{topo.source}: {p}" for p in exc.problems)
+            continue
+        nets.append((asn, ipaddress.IPv4Network(addressing.prefix)))
+    link_net = ipaddress.ip_network(topo.fabric.link_subnet)
+    for i, (asn, net) in enumerate(nets):
+        key = f"ases.{asn}.prefix" if topo.ases[asn].prefix else f"ases.{asn}"
+        what = "" if topo.ases[asn].prefix else f" (default prefix {net})"
+        if net.overlaps(link_net):
+            lines.append(f"{topo.source}: {key}: {net}{what} overlaps fabric.link_subnet {link_net}")
+        for other, onet in nets[:i]:
+            if net.overlaps(onet):
+                lines.append(f"{topo.source}: {key}: {net}{what} overlaps the prefix of AS {other} ({onet})")
+    return lines
+
+
+def topology_addressing(topo: Topology) -> Dict[int, ASAddressing]:
+    """The addressing of every AS, by ASN; raises AddressingError listing every problem."""
+    problems = addressing_problems(topo)
+    if problems:
+        raise AddressingError(problems)
+    return {asn: as_addressing(as_) for asn, as_ in topo.ases.items()}
