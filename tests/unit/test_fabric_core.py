@@ -257,3 +257,88 @@ def test_flows_from_switch_stats_compare_equal_to_ours():
         stats = parser.OFPFlowStats(table_id=0, priority=mod.priority, cookie=mod.cookie, match=mod.match,
                                     instructions=mod.instructions)
         assert ofmsg.flow_from_stats(stats) == flow
+
+
+# ---- property: whatever order routers fail and return in, the link settles correctly ----------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+class PortSim:
+    """One remote link's two bridge ports: applies the core's PortMods and reports like OvS does
+    (a port held down, or whose router is gone, shows LINK_DOWN)."""
+
+    def __init__(self, core, t, link_id):
+        self.core, self.t = core, t
+        self.link = t.link(link_id)
+        x, y = self.link.servers()
+        self.dpids = {x: t.dpid(x, y), y: t.dpid(y, x)}
+        self.router_up = {x: True, y: True}
+        self.held = {x: False, y: False}
+        self.in_flight = []                 # PortMods sent but not yet applied by the switch
+        self.now = 0.0
+
+    def _report(self, server):
+        d, port = self.dpids[server], self.link.ofport
+        state = OFPPS_LINK_DOWN if (self.held[server] or not self.router_up[server]) else OFPPS_LIVE
+        info = PortInfo(port, "l", hw(d, port), OFPPC_PORT_DOWN if self.held[server] else 0, state)
+        self._apply(self.core.port_status(d, OFPPR_MODIFY, info, self.now))
+
+    def _apply(self, out):
+        self.in_flight.extend(port_mods(out).items())
+
+    def deliver(self):
+        while self.in_flight:
+            (d, port), down = self.in_flight.pop(0)
+            server = next(s for s, dd in self.dpids.items() if dd == d)
+            if port == self.link.ofport and self.held[server] != down:
+                self.held[server] = down
+                self._report(server)
+
+    def router(self, server, up):
+        self.now += 0.05
+        if self.router_up[server] != up:
+            self.router_up[server] = up
+            if not self.held[server]:       # a held port shows no change when its router moves
+                self._report(server)
+
+    def wait(self, seconds):
+        self.deliver()
+        self.now += seconds
+        self._apply(self.core.tick(self.now))
+        self.deliver()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0, 1, 2, 3]), st.booleans()), max_size=12))
+def test_link_settles_to_the_truth_whatever_the_order_of_failures(events):
+    t = topo()
+    core = FabricCore(t)
+    connect_all(core, t)
+    sim = PortSim(core, t, 1)
+    x, y = sim.link.servers()
+    for what, up in events:
+        if what == 3:
+            sim.deliver()
+        elif what == 2:
+            sim.wait(CARRIER_GRACE * 2 if up else 0.1)
+        else:
+            sim.router((x, y)[what], up)
+    sim.wait(CARRIER_GRACE * 2)
+    sim.wait(CARRIER_GRACE * 2)
+    ux, uy = sim.router_up[x], sim.router_up[y]
+    if ux and uy:
+        assert not sim.held[x] and not sim.held[y]
+        assert core.link_state(sim.link) == "up"
+    else:
+        assert core.link_state(sim.link) == "down"
+        if ux != uy:                         # the router still up must have lost carrier
+            alive = x if ux else y
+            assert sim.held[alive]
+    # and then both routers come back: the link always recovers
+    sim.router(x, True)
+    sim.router(y, True)
+    sim.wait(CARRIER_GRACE * 2)
+    sim.wait(CARRIER_GRACE * 2)
+    assert not sim.held[x] and not sim.held[y] and core.link_state(sim.link) == "up"
