@@ -1,0 +1,113 @@
+"""Command line of the lab: `lab up|down|status FILE` and `exec FILE NODE -- CMD ...`.
+
+add_lab_commands(subparsers) registers them on an argparse subparsers object (the `minet` CLI
+calls it); every handler is `func(args) -> exit code`. Errors are one line on stderr, exit 2.
+`python -m minet_sdn.lab ...` runs the same commands standalone.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import List, Optional
+
+from .emulation import DEFAULT_MGMT_SUBNET, LabError
+
+
+def _fail(prog: str, exc: BaseException) -> int:
+    print(f"{prog}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+    return 2
+
+
+def cmd_up(args) -> int:
+    from . import lab
+    try:
+        summary = lab.lab_up(args.file, mgmt_subnet=args.mgmt_subnet, bgp_timeout=args.bgp_timeout,
+                             keep_on_failure=args.keep_on_failure)
+    except LabError as exc:
+        return _fail("minet lab up", exc)
+    print(json.dumps(summary, indent=1) if args.json else lab.format_summary(summary))
+    return 0
+
+
+def cmd_down(args) -> int:
+    from . import lab
+    try:
+        problems = lab.lab_down(args.file)
+    except LabError as exc:
+        return _fail("minet lab down", exc)
+    for p in problems:
+        print(f"minet lab down: {p}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def cmd_status(args) -> int:
+    from . import lab
+    try:
+        out = lab.lab_status(args.file, json=args.json)
+    except LabError as exc:
+        return _fail("minet lab status", exc)
+    print(json.dumps(out, indent=1) if args.json else out)
+    return 0
+
+
+def cmd_exec(args) -> int:
+    from . import lab
+    argv = list(args.cmd)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    try:
+        return lab.exec_in_node(args.file, args.node, argv)
+    except LabError as exc:
+        return _fail("minet exec", exc)
+
+
+def add_lab_commands(subparsers) -> None:
+    """Register `lab up|down|status` and `exec` on an argparse subparsers object."""
+    lab = subparsers.add_parser("lab", help="the embedded multi-server lab on this machine",
+                                description="Emulate every server of a topology on this machine "
+                                            "(namespaces with their own Open vSwitch and sshd).")
+    lsub = lab.add_subparsers(dest="lab_cmd", required=True)
+    up = lsub.add_parser("up", help="build, provision (over SSH) and start the lab; wait for BGP")
+    up.add_argument("file")
+    up.add_argument("--mgmt-subnet", default=DEFAULT_MGMT_SUBNET,
+                    help=f"IPv4 subnet of the lab's management network (default {DEFAULT_MGMT_SUBNET}: "
+                         ".1 is the mgmt namespace, .1+N is server N)")
+    up.add_argument("--bgp-timeout", type=float, default=180.0, metavar="SECONDS",
+                    help="how long to wait for every BGP session (default 180)")
+    up.add_argument("--keep-on-failure", action="store_true",
+                    help="keep a half-built lab for inspection instead of removing it")
+    up.add_argument("--json", action="store_true", help="print the summary as JSON")
+    up.set_defaults(func=cmd_up)
+    down = lsub.add_parser("down", help="remove everything the lab made")
+    down.add_argument("file")
+    down.set_defaults(func=cmd_down)
+    st = lsub.add_parser("status", help="nodes, addresses, links and BGP sessions of the lab")
+    st.add_argument("file")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=cmd_status)
+
+    ex = subparsers.add_parser("exec", help="run a command in a lab node (mgmt, underlay, a server, a router)",
+                               description="Run CMD in a node of the lab: mgmt, underlay, a server "
+                                           "(OVS_RUNDIR set), or a router <asn>.<NAME> (vtysh finds it).")
+    ex.add_argument("file")
+    ex.add_argument("node")
+    ex.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD [ARG ...]")
+    ex.set_defaults(func=cmd_exec)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:
+        print(f"{self.prog}: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = _Parser(prog="python -m minet_sdn.lab")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    add_lab_commands(sub)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,600 @@
+"""The embedded multi-server lab: `lab up`, `lab down`, `lab status`, `exec`, and REST access.
+
+lab_up(FILE)     emulated servers (see emulation.py), the controller in the mgmt namespace, then
+                 `minet-provision --master` over SSH from the mgmt namespace (the real master
+                 path), then wait until every BGP session of every configured router is up.
+lab_down(FILE)   provisioning --down over SSH (best effort), then remove exactly what lab.json lists.
+lab_status(FILE) nodes, addresses, links (from the controller) and BGP sessions.
+exec_in_node(FILE, NODE, ARGV)   a command in a node: `mgmt`, `underlay`, a server, or a router.
+rest_call(FILE, METHOD, PATH)    the controller's REST API, reached inside the mgmt namespace.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from ..topology import Topology
+from . import emulation as em
+from .emulation import LabError, LabState, Progress
+
+BGP_TIMEOUT = 180.0
+PROVISION_TIMEOUT = 600.0
+
+
+# ---- small helpers --------------------------------------------------------------------------
+
+def printing_progress(stream=None) -> Progress:
+    """A progress callback printing `[  1.2s] message` lines."""
+    t0 = time.monotonic()
+
+    def progress(msg: str) -> None:
+        out = stream or sys.stdout
+        print(f"[{time.monotonic() - t0:6.1f}s] {msg}", file=out, flush=True)
+    return progress
+
+
+def _console(name: str, module: str) -> List[str]:
+    """argv running console script `name` with this very Python (found next to it, else -c)."""
+    script = os.path.join(os.path.dirname(sys.executable), name)
+    if os.path.exists(script):
+        return [sys.executable, script]
+    return [sys.executable, "-c",
+            f"import sys; sys.argv[0] = {name!r}; from {module} import main; sys.exit(main())"]
+
+
+def load(topo_path: str) -> Topology:
+    return em._load(topo_path)
+
+
+def _state(topo: Topology, topo_path: str) -> LabState:
+    state = LabState.load(topo)
+    if state is None:
+        raise LabError(f"no lab of {topo_path} is up (start it with `minet lab up {topo_path}`)")
+    return state
+
+
+def lab_exists(topo_path: str) -> bool:
+    """True when lab state exists for this topology (its name) on this machine."""
+    try:
+        topo = load(topo_path)
+    except LabError:
+        return False
+    return os.path.exists(em.lab_json_path(topo))
+
+
+# ---- routers as provisioning names them -----------------------------------------------------
+
+@dataclass(frozen=True)
+class RouterPlace:
+    router: str          # "<asn>.<NAME>"
+    server: str
+    netns: str           # the router's network namespace
+    vty_dir: str         # FRR's --vty_socket directory
+
+
+def router_place(topo: Topology, router: str) -> RouterPlace:
+    """Where provisioning puts `router` on a lab server: its namespace and vtysh socket directory.
+
+    Asks minet_sdn.provision when it offers `router_netns(topo, router)` and
+    `router_dir(state_dir, router)`; the fallback below is the lab's assumption until then.
+    """
+    server = topo.server_of(router)
+    state_dir = em.provision_state_dir(topo, server)
+    try:
+        from ..provision import naming as pn  # type: ignore
+    except ImportError:
+        pn = None
+    ns = vty = None
+    if pn is not None:
+        if hasattr(pn, "router_netns"):
+            ns = pn.router_netns(topo, router)
+        if hasattr(pn, "router_dir"):
+            vty = pn.router_dir(state_dir, router)
+    if ns is None:
+        ns = f"{topo.tag}-{router.replace('.', '-')}"
+    if vty is None:
+        vty = os.path.join(state_dir, "routers", router)
+    return RouterPlace(router=router, server=server, netns=ns, vty_dir=vty)
+
+
+def configured_routers(topo: Topology) -> List[str]:
+    return [r for r, as_ in topo.routers.items() if as_.configure]
+
+
+# ---- BGP ------------------------------------------------------------------------------------
+
+def vtysh(place: RouterPlace, command: str, timeout: float = 10) -> Optional[str]:
+    try:
+        proc = subprocess.run(["vtysh", "--vty_socket", place.vty_dir, "-c", command],
+                              capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def bgp_sessions(topo: Topology, router: str) -> Dict[str, Any]:
+    """{"router", "reachable", "sessions": [{"peer", "remote_as", "state", "expected"}], "missing"}."""
+    place = router_place(topo, router)
+    text = vtysh(place, "show bgp summary json")
+    unconfigured = {asn for asn, a in topo.ases.items() if not a.configure}
+    result: Dict[str, Any] = {"router": router, "server": place.server, "reachable": text is not None,
+                              "sessions": [], "missing": []}
+    data: Dict[str, Any] = {}
+    if text is not None:
+        try:
+            data = json.loads(text or "{}")
+        except ValueError:
+            result["reachable"] = False
+    seen: Dict[str, Dict[str, Any]] = {}
+    for afi in (data.values() if isinstance(data, dict) else ()):
+        if not isinstance(afi, dict):
+            continue
+        for peer, info in (afi.get("peers") or {}).items():
+            remote_as = info.get("remoteAs")
+            seen[peer] = {"peer": peer, "remote_as": remote_as, "state": info.get("state", "?"),
+                          "expected": remote_as not in unconfigured}
+    result["sessions"] = sorted(seen.values(), key=lambda s: s["peer"])
+    # every link towards a configured AS needs a session, over IPv4 or IPv6
+    for link in topo.links:
+        for me, far in ((link.a, link.b), (link.b, link.a)):
+            if me.router == router and far.asn not in unconfigured and far.ip not in seen and far.ip6 not in seen:
+                result["missing"].append(far.ip)
+    return result
+
+
+def bgp_converged(report: Dict[str, Any]) -> bool:
+    return (report["reachable"] and not report["missing"]
+            and all(s["state"] == "Established" for s in report["sessions"] if s["expected"]))
+
+
+def wait_bgp(topo: Topology, timeout: float = BGP_TIMEOUT, progress: Progress = em._quiet,
+             interval: float = 1.0) -> Tuple[bool, List[Dict[str, Any]]]:
+    """Poll every configured router until all its expected sessions are Established."""
+    routers = configured_routers(topo)
+    deadline = time.monotonic() + timeout
+    last_note = 0.0
+    while True:
+        reports = [bgp_sessions(topo, r) for r in routers]
+        if all(bgp_converged(r) for r in reports):
+            return True, reports
+        now = time.monotonic()
+        if now > deadline:
+            return False, reports
+        if now - last_note >= 10:
+            up, total = _count_sessions(reports)
+            progress(f"waiting for BGP: {up}/{total} sessions established")
+            last_note = now
+        time.sleep(interval)
+
+
+def _count_sessions(reports: Sequence[Dict[str, Any]]) -> Tuple[int, int]:
+    up = total = 0
+    for r in reports:
+        expected = [s for s in r["sessions"] if s["expected"]]
+        total += len(expected) + len(r["missing"])
+        up += sum(1 for s in expected if s["state"] == "Established")
+    return up, total
+
+
+# ---- controller and REST --------------------------------------------------------------------
+
+def _effective(state: LabState) -> Topology:
+    return em._load(str(state.data["effective_topology"]))
+
+
+def start_controller(topo: Topology, state: LabState, progress: Progress) -> None:
+    eff = _effective(state)
+    sdir = em.state_dir(topo)
+    rec = state.process("controller")
+    if rec is None or not em.proc_alive(rec):
+        log = os.path.join(sdir, "controller.log")
+        argv = em.nsenter_argv(em.mgmt_ns(topo), _console("minet", "minet_sdn.cli.main") + [
+            "controller", "--topology", str(state.data["effective_topology"])])
+        pid = em.spawn_daemon(argv, log, cwd=sdir)
+        rec = em.proc_record("controller", pid)
+        rec["log"] = log
+        state.add_process(rec)
+        ns, host = em.mgmt_ns(topo), eff.controller.rest_host
+        deadline = time.monotonic() + 30
+        while not (em.wait_tcp(ns, host, eff.controller.rest_port, timeout=0.5)
+                   and em.wait_tcp(ns, eff.controller.ofp_host, eff.controller.ofp_port, timeout=0.5)):
+            if not em.proc_alive(rec):
+                raise LabError(f"the controller exited: {_tail(log)} (log: {log})")
+            if time.monotonic() > deadline:
+                raise LabError(f"the controller does not listen on {host}:{eff.controller.rest_port} "
+                               f"after 30 s (log: {log})")
+        progress(f"controller: pid {pid} in {em.mgmt_ns(topo)}, OpenFlow {eff.controller.ofp_host}:"
+                 f"{eff.controller.ofp_port}, REST {eff.controller.rest_url}")
+    state.data["controller"] = {"ofp": f"{eff.controller.ofp_host}:{eff.controller.ofp_port}",
+                                "rest": eff.controller.rest_url, "log": rec.get("log")}
+    state.save()
+    _start_relay(topo, state, eff)
+
+
+def _start_relay(topo: Topology, state: LabState, eff: Topology) -> None:
+    rec = state.process("relay")
+    if rec is not None and em.proc_alive(rec):
+        return
+    sdir = em.state_dir(topo)
+    port_file = os.path.join(sdir, "relay.port")
+    if os.path.exists(port_file):
+        os.unlink(port_file)
+    argv = [sys.executable, "-m", "minet_sdn.lab.relay", "--netns", em.mgmt_ns(topo),
+            "--target", f"{eff.controller.rest_host}:{eff.controller.rest_port}", "--port-file", port_file]
+    pid = em.spawn_daemon(argv, os.path.join(sdir, "relay.log"), cwd=sdir)
+    rec = em.proc_record("relay", pid)
+    state.add_process(rec)
+    deadline = time.monotonic() + 10
+    while not os.path.exists(port_file):
+        if not em.proc_alive(rec) or time.monotonic() > deadline:
+            raise LabError(f"the REST relay did not start (log: {os.path.join(sdir, 'relay.log')})")
+        time.sleep(0.05)
+    with open(port_file) as fh:
+        port = int(fh.read().strip())
+    state.data["rest_relay"] = f"http://127.0.0.1:{port}"
+    state.save()
+
+
+def _tail(path: str) -> str:
+    try:
+        with open(path, errors="replace") as fh:
+            lines = [line.strip() for line in fh.read().splitlines() if line.strip()]
+    except OSError:
+        return "(no log)"
+    return lines[-1] if lines else "(empty log)"
+
+
+class _NetnsHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, netns: str, host: str, port: int, timeout: float):
+        super().__init__(host, port, timeout=timeout)
+        self._netns = netns
+
+    def connect(self) -> None:
+        self.sock = em.netns_connect(self._netns, self.host, self.port, timeout=self.timeout)
+
+
+def rest_call(topo_path: str, method: str, path: str, body: Any = None,
+              timeout: float = 10.0) -> Tuple[int, Any]:
+    """(HTTP status, decoded JSON or text) of `METHOD PATH` on the lab's controller.
+
+    Reaches the controller inside the lab's mgmt namespace from wherever the caller runs.
+    Raises LabError when no lab of this topology exists or the controller does not answer.
+    """
+    topo = load(topo_path)
+    state = _state(topo, topo_path)
+    eff = _effective(state)
+    conn = _NetnsHTTPConnection(em.mgmt_ns(topo), eff.controller.rest_host, eff.controller.rest_port, timeout)
+    payload = None if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"} if payload is not None else {}
+    if payload is None and method.upper() in ("POST", "PUT", "PATCH"):
+        payload = b""
+    try:
+        conn.request(method.upper(), path, body=payload, headers=headers)
+        resp = conn.getresponse()
+        raw = resp.read()
+    except OSError as exc:
+        raise LabError(f"cannot reach the lab's controller at {eff.controller.rest_url} "
+                       f"(in {em.mgmt_ns(topo)}): {exc.strerror or exc}")
+    finally:
+        conn.close()
+    if (resp.getheader("Content-Type") or "").startswith("application/json"):
+        return resp.status, json.loads(raw.decode() or "null")
+    return resp.status, raw.decode(errors="replace")
+
+
+# ---- provisioning ---------------------------------------------------------------------------
+
+def run_provision(topo: Topology, state: LabState, progress: Progress, down: bool = False,
+                  timeout: float = PROVISION_TIMEOUT) -> Tuple[int, str]:
+    """`minet-provision --master` over SSH, from the mgmt namespace; (exit code, last line)."""
+    ssh = state.data["ssh"]
+    argv = _console("minet-provision", "minet_sdn.cli.provision") + [
+        "--topology", str(state.data["effective_topology"]), "--master",
+        "--known-hosts", str(ssh["known_hosts"]), "--identity", str(ssh["key"])]
+    if down:
+        argv.append("--down")
+    log_path = os.path.join(em.state_dir(topo), "provision.log")
+    argv = em.nsenter_argv(em.mgmt_ns(topo), argv)
+    last = ""
+    with open(log_path, "a") as log:
+        log.write(f"# {time.strftime('%F %T')}: {' '.join(argv)}\n")
+        log.flush()
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True, cwd=em.state_dir(topo))
+        except OSError as exc:
+            return 127, str(exc)
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                log.write(line)
+                log.flush()
+                line = line.rstrip()
+                if line:
+                    last = line
+                    progress(f"  provision: {line}")
+            rc = proc.wait()
+        finally:
+            timer.cancel()
+    return rc, last
+
+
+# ---- up, down, status -----------------------------------------------------------------------
+
+def _health(topo: Topology, state: LabState) -> List[str]:
+    """What is wrong with a lab that should be running (empty when all is well)."""
+    problems = [f"namespace {ns} is gone" for ns in state.namespaces if not em.netns_exists(ns)]
+    problems += [f"{p['name']} (pid {p['pid']}) is not running" for p in state.processes
+                 if not em.proc_alive(p)]
+    return problems
+
+
+def lab_up(topo_path: str, *, mgmt_subnet: str = em.DEFAULT_MGMT_SUBNET, progress: Optional[Progress] = None,
+           provision: bool = True, bgp_timeout: float = BGP_TIMEOUT,
+           keep_on_failure: bool = False) -> Dict[str, Any]:
+    """Bring the lab of `topo_path` up (a no-op when it already is); returns the summary.
+
+    On a failure before provisioning has finished, a lab this call started is removed again
+    (unless keep_on_failure). BGP not converging in `bgp_timeout` raises LabError but keeps the lab.
+    """
+    progress = progress or printing_progress()
+    t0 = time.monotonic()
+    em.check_host()
+    topo = load(topo_path)
+    with em.lab_lock(topo):
+        state = LabState.load(topo)
+        created = state is None
+        if state is not None:
+            if state.data.get("topology_sha256") != em.topology_digest(topo_path):
+                raise LabError(f"the lab {topo.name} is up with another version of {topo_path} "
+                               f"(from {state.data.get('topology')}); run `minet lab down` first")
+            problems = _health(topo, state)
+            if problems:
+                raise LabError(f"the lab {topo.name} is damaged ({problems[0]}); "
+                               f"run `minet lab down {topo_path}` and up again")
+            if state.data.get("phase") == "up" and (state.data.get("provisioned") or not provision):
+                ok, reports = wait_bgp(topo, timeout=0) if provision else (True, [])
+                progress(f"lab {topo.name} is already up; nothing to do")
+                return _summary(topo, state, reports, time.monotonic() - t0, already=True)
+            progress(f"lab {topo.name}: resuming from phase {state.data.get('phase')}")
+        try:
+            if state is None:
+                progress(f"lab {topo.name}: {len(topo.servers)} servers, {len(topo.ases)} ASes, "
+                         f"{len(topo.links)} links")
+                state = em.build_servers(topo_path, mgmt_subnet=mgmt_subnet, progress=progress).state
+            start_controller(topo, state, progress)
+            if not provision:
+                state.data["phase"] = "up"
+                state.save()
+                return _summary(topo, state, [], time.monotonic() - t0)
+            state.data["phase"] = "provisioning"
+            state.save()
+            progress("provisioning every server over SSH from the mgmt namespace (minet-provision --master)")
+            rc, last = run_provision(topo, state, progress)
+            if rc != 0:
+                raise LabError(f"provisioning failed (exit {rc}): {last} "
+                               f"(log: {os.path.join(em.state_dir(topo), 'provision.log')})")
+            state.data["phase"] = "provisioned"
+            state.data["provisioned"] = True
+            state.save()
+        except BaseException:
+            if created and state is not None and not keep_on_failure:
+                progress("removing the half-built lab")
+                _down(topo, state, progress, provisioned=state.data.get("phase") == "provisioning")
+            raise
+        progress(f"waiting for BGP on {len(configured_routers(topo))} configured routers")
+        ok, reports = wait_bgp(topo, timeout=bgp_timeout, progress=progress)
+        if not ok:
+            up, total = _count_sessions(reports)
+            bad = [f"{r['router']}" for r in reports if not bgp_converged(r)]
+            raise LabError(f"BGP did not converge within {bgp_timeout:g} s: {up}/{total} sessions "
+                           f"established (not yet: {', '.join(bad[:5])}); the lab is kept: "
+                           f"see `minet lab status {topo_path}`")
+        state.data["phase"] = "up"
+        state.data["up_seconds"] = round(time.monotonic() - t0, 1)
+        state.save()
+        return _summary(topo, state, reports, time.monotonic() - t0)
+
+
+def _summary(topo: Topology, state: LabState, reports: List[Dict[str, Any]], seconds: float,
+             already: bool = False) -> Dict[str, Any]:
+    up, total = _count_sessions(reports)
+    return {
+        "name": topo.name, "already_up": already, "seconds": round(seconds, 1),
+        "servers": {s: {"ns": v["ns"], "mgmt_ip": v["mgmt_ip"], "underlay_ip": v["underlay_ip"]}
+                    for s, v in state.servers.items()},
+        "ases": len(topo.ases), "configured_ases": sum(1 for a in topo.ases.values() if a.configure),
+        "routers": len(topo.routers), "links": len(topo.links), "remote_links": len(topo.remote_links),
+        "bgp_sessions": {"established": up, "expected": total},
+        "controller": state.data.get("controller", {}).get("rest"),
+        "rest_relay": state.data.get("rest_relay"),
+        "state_dir": em.state_dir(topo),
+    }
+
+
+def format_summary(s: Dict[str, Any]) -> str:
+    lines = [f"lab {s['name']} is up" + (" (already was)" if s["already_up"] else f" in {s['seconds']:.1f} s")]
+    for name, v in s["servers"].items():
+        lines.append(f"  server {name:<8} ns {v['ns']:<14} mgmt {v['mgmt_ip']:<15} underlay {v['underlay_ip']}")
+    lines.append(f"  {s['ases']} ASes ({s['configured_ases']} configured), {s['routers']} routers, "
+                 f"{s['links']} links ({s['remote_links']} remote)")
+    lines.append(f"  BGP sessions established: {s['bgp_sessions']['established']}/{s['bgp_sessions']['expected']}")
+    if s.get("controller"):
+        lines.append(f"  controller REST {s['controller']} (from this host: {s.get('rest_relay')})")
+    lines.append(f"  state {s['state_dir']}")
+    return "\n".join(lines)
+
+
+def _down(topo: Topology, state: LabState, progress: Progress, provisioned: bool) -> List[str]:
+    problems: List[str] = []
+    if provisioned:
+        alive = all(em.proc_alive(p) for p in state.processes if str(p["name"]).endswith("/sshd"))
+        if alive:
+            progress("unprovisioning every server over SSH (minet-provision --master --down)")
+            rc, last = run_provision(topo, state, progress, down=True, timeout=180)
+            if rc != 0:
+                problems.append(f"provisioning --down failed (exit {rc}): {last}")
+        else:
+            problems.append("sshd of some server is gone: provisioning --down skipped")
+    leftovers = [p for p in (router_place(topo, r) for r in topo.routers) if em.netns_exists(p.netns)]
+    progress("stopping the controller, sshd and Open vSwitch; deleting the lab's namespaces")
+    problems += em.teardown(topo, state, progress)
+    for place in leftovers:
+        if em.netns_exists(place.netns):
+            problems.append(f"router namespace {place.netns} is still there (left by provisioning)")
+    return problems
+
+
+def lab_down(topo_path: str, *, progress: Optional[Progress] = None) -> List[str]:
+    """Remove the lab of `topo_path`; returns problems met (the rest is removed regardless)."""
+    progress = progress or printing_progress()
+    em.check_host()
+    topo = load(topo_path)
+    with em.lab_lock(topo):
+        state = LabState.load(topo)
+        if state is None:
+            progress(f"no lab of {topo.name} here; nothing to do")
+            return []
+        provisioned = bool(state.data.get("provisioned")) or state.data.get("phase") == "provisioning"
+        problems = _down(topo, state, progress, provisioned)
+        progress(f"lab {topo.name} is down" + (f" with {len(problems)} problem(s)" if problems else ""))
+        return problems
+
+
+def lab_status(topo_path: str, json: bool = False) -> Any:
+    """The lab's nodes, addresses, links and BGP sessions: a dict (json=True) or text."""
+    topo = load(topo_path)
+    state = _state(topo, topo_path)
+    procs = {str(p["name"]): p for p in state.processes}
+
+    def alive(name: str) -> Optional[bool]:
+        return em.proc_alive(procs[name]) if name in procs else None
+
+    status: Dict[str, Any] = {
+        "name": topo.name, "phase": state.data.get("phase"), "state_dir": em.state_dir(topo),
+        "topology": state.data.get("topology"), "effective_topology": state.data.get("effective_topology"),
+        "mgmt": {"ns": em.mgmt_ns(topo), "ip": state.data["mgmt"]["ip"], "subnet": state.data["mgmt_subnet"],
+                 "controller": {"alive": alive("controller"), **state.data.get("controller", {})},
+                 "rest_relay": state.data.get("rest_relay")},
+        "servers": {}, "links": [], "bgp": [], "problems": _health(topo, state),
+    }
+    for name, srv in state.servers.items():
+        status["servers"][name] = {
+            "ns": srv["ns"], "mgmt_ip": srv["mgmt_ip"], "underlay_ip": srv["underlay_ip"],
+            "ssh": srv.get("ssh"), "ovs_dir": srv["dir"],
+            "ovsdb": alive(f"{name}/ovsdb-server"), "vswitchd": alive(f"{name}/ovs-vswitchd"),
+            "sshd": alive(f"{name}/sshd"),
+            "routers": [r for r, as_ in topo.routers.items() if as_.server == name]}
+    ctrl_links: Dict[int, Dict[str, Any]] = {}
+    try:
+        code, body = rest_call(topo_path, "GET", "/v1/links", timeout=3)
+        if code == 200:
+            items = body.get("links", body) if isinstance(body, dict) else body
+            ctrl_links = {int(l["id"]): l for l in items if isinstance(l, dict) and "id" in l}
+        else:
+            status["problems"].append(f"controller answered {code} to GET /v1/links")
+    except (LabError, ValueError) as exc:
+        status["problems"].append(str(exc))
+    for link in topo.links:
+        c = ctrl_links.get(link.id, {})
+        status["links"].append({
+            "id": link.id, "a": link.a.router, "b": link.b.router, "rel": link.rel,
+            "servers": list(link.servers()), "remote": link.remote,
+            "state": c.get("state"), "tunnel_live": c.get("tunnel_live")})
+    if state.data.get("provisioned"):
+        status["bgp"] = [bgp_sessions(topo, r) for r in configured_routers(topo)]
+    if json:
+        return status
+    return _format_status(status)
+
+
+def _format_status(st: Dict[str, Any]) -> str:
+    out = [f"lab {st['name']}: {st['phase']}  (state {st['state_dir']})"]
+    m = st["mgmt"]
+    ctl = m["controller"]
+    out.append(f"  mgmt       ns {m['ns']:<14} {m['ip']} ({m['subnet']})  controller "
+               f"{'running' if ctl.get('alive') else 'NOT running'} {ctl.get('rest', '')}"
+               f"  relay {m.get('rest_relay') or '-'}")
+    for name, s in st["servers"].items():
+        daemons = ", ".join(f"{d} {'ok' if s[d] else 'DOWN'}" for d in ("ovsdb", "vswitchd", "sshd"))
+        out.append(f"  server {name:<6} ns {s['ns']:<14} mgmt {s['mgmt_ip']:<12} underlay "
+                   f"{s['underlay_ip']:<12} {daemons}; routers {' '.join(s['routers'])}")
+    out.append("  links:")
+    for l in st["links"]:
+        where = "-".join(l["servers"]) if l["remote"] else f"local {l['servers'][0]}"
+        tunnel = "" if l["tunnel_live"] is None else ("  tunnel live" if l["tunnel_live"] else "  tunnel DOWN")
+        out.append(f"    {l['id']:>3} {l['a']:<12} {l['b']:<12} {l['rel']:<9} {where:<10} "
+                   f"{l['state'] or '?'}{tunnel}")
+    if st["bgp"]:
+        out.append("  BGP:")
+        for r in st["bgp"]:
+            if not r["reachable"]:
+                out.append(f"    {r['router']:<12} (vtysh does not answer)")
+                continue
+            sess = "  ".join(f"{s['peer']} AS{s['remote_as']} {s['state']}" for s in r["sessions"])
+            miss = f"  missing: {' '.join(r['missing'])}" if r["missing"] else ""
+            out.append(f"    {r['router']:<12} {sess}{miss}")
+    for p in st["problems"]:
+        out.append(f"  problem: {p}")
+    return "\n".join(out)
+
+
+# ---- exec -----------------------------------------------------------------------------------
+
+def resolve_node(topo: Topology, node: str) -> Tuple[str, Dict[str, str], Optional[RouterPlace]]:
+    """(namespace, extra environment, router place or None) of a node name.
+
+    Nodes: `mgmt`, `underlay` (or `ul`), a server name (its OvS is reachable there: OVS_RUNDIR is
+    set), a router `<asn>.<NAME>`, or a router `NAME` when only one router has that name.
+    """
+    if node == "mgmt":
+        return em.mgmt_ns(topo), {}, None
+    if node in ("underlay", "ul"):
+        return em.underlay_ns(topo), {}, None
+    if node in topo.servers:
+        return em.server_ns(topo, node), em.server_env(topo, node), None
+    router = node if node in topo.routers else None
+    if router is None:
+        matches = [r for r in topo.routers if r.split(".", 1)[1] == node]
+        if len(matches) == 1:
+            router = matches[0]
+        elif len(matches) > 1:
+            raise LabError(f"router name {node} is ambiguous: {', '.join(matches)}")
+    if router is None:
+        raise LabError(f"no node {node!r} in {topo.name} (nodes: mgmt, underlay, servers "
+                       f"{', '.join(topo.servers)}, routers like {next(iter(topo.routers), '1.R')})")
+    place = router_place(topo, router)
+    return place.netns, {}, place
+
+
+def exec_in_node(topo_path: str, node: str, argv: Sequence[str]) -> int:
+    """Run `argv` in a lab node with the caller's stdin/stdout; its exit code.
+
+    For vtysh in a router, `--vty_socket <router dir>` is added automatically.
+    """
+    topo = load(topo_path)
+    _state(topo, topo_path)
+    if not argv:
+        raise LabError("no command given (minet exec FILE NODE -- CMD ...)")
+    ns, env, place = resolve_node(topo, node)
+    if not em.netns_exists(ns):
+        raise LabError(f"node {node}: namespace {ns} does not exist (is the lab provisioned?)")
+    argv = list(argv)
+    if place is not None and os.path.basename(argv[0]) == "vtysh" and "--vty_socket" not in argv:
+        argv[1:1] = ["--vty_socket", place.vty_dir]
+    if shutil.which(argv[0]) is None and not os.path.exists(argv[0]):
+        raise LabError(f"{argv[0]}: command not found")
+    full = ["ip", "netns", "exec", ns]
+    if env:
+        full += ["env"] + [f"{k}={v}" for k, v in env.items()]
+    return subprocess.call(full + argv)
