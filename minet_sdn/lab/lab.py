@@ -74,35 +74,61 @@ def lab_exists(topo_path: str) -> bool:
 
 @dataclass(frozen=True)
 class RouterPlace:
-    router: str          # "<asn>.<NAME>"
+    router: str          # node id: "<asn>.<NAME>" (a router) or "<asn>.<NAME>.host" (its host)
     server: str
-    netns: str           # the router's network namespace
-    vty_dir: str         # FRR's --vty_socket directory
+    netns: str           # the node's network namespace
+    vty_dir: str         # FRR's --vty_socket directory (routers only)
+
+
+_PLAN_CACHE: Dict[Tuple[int, str], Tuple[Topology, Dict[str, Tuple[str, Optional[str]]]]] = {}
+
+
+def _plan_nodes(topo: Topology, server: str) -> Dict[str, Tuple[str, Optional[str]]]:
+    """{node id: (namespace, FRR confdir or None)} of `server`, as provisioning plans them."""
+    cached = _PLAN_CACHE.get((id(topo), server))
+    if cached is not None and cached[0] is topo:
+        return cached[1]
+    if len(_PLAN_CACHE) > 64:
+        _PLAN_CACHE.clear()
+    result = _plan_nodes_uncached(topo, server)
+    _PLAN_CACHE[(id(topo), server)] = (topo, result)
+    return result
+
+
+def _plan_nodes_uncached(topo: Topology, server: str) -> Dict[str, Tuple[str, Optional[str]]]:
+    root = em.provision_state_dir(topo, server)
+    try:
+        from ..provision.plan import build_plan
+        plan = build_plan(topo, server, root=root)
+    except Exception:            # provisioning not installed, or another version: use its documented names
+        out: Dict[str, Tuple[str, Optional[str]]] = {}
+        for rid, as_ in topo.routers.items():
+            if as_.server == server:
+                out[rid] = (f"{topo.tag}-{rid}", os.path.join(root, topo.name, server, "frr", rid))
+                out[f"{rid}.host"] = (f"{topo.tag}-{rid}.host", None)
+        return out
+    confdirs = {r.node: r.confdir for r in plan.routers}
+    return {n.id: (n.ns, confdirs.get(n.id)) for n in plan.nodes}
+
+
+def node_place(topo: Topology, node: str) -> Optional[RouterPlace]:
+    """Where provisioning puts node `node` (router or host) of the lab, or None if no such node."""
+    router = node[:-len(".host")] if node.endswith(".host") else node
+    if router not in topo.routers:
+        return None
+    server = topo.server_of(router)
+    ns, confdir = _plan_nodes(topo, server).get(node, (None, None))
+    if ns is None:
+        return None
+    return RouterPlace(router=node, server=server, netns=ns, vty_dir=confdir or "")
 
 
 def router_place(topo: Topology, router: str) -> RouterPlace:
-    """Where provisioning puts `router` on a lab server: its namespace and vtysh socket directory.
-
-    Asks minet_sdn.provision when it offers `router_netns(topo, router)` and
-    `router_dir(state_dir, router)`; the fallback below is the lab's assumption until then.
-    """
-    server = topo.server_of(router)
-    state_dir = em.provision_state_dir(topo, server)
-    try:
-        from ..provision import naming as pn  # type: ignore
-    except ImportError:
-        pn = None
-    ns = vty = None
-    if pn is not None:
-        if hasattr(pn, "router_netns"):
-            ns = pn.router_netns(topo, router)
-        if hasattr(pn, "router_dir"):
-            vty = pn.router_dir(state_dir, router)
-    if ns is None:
-        ns = f"{topo.tag}-{router.replace('.', '-')}"
-    if vty is None:
-        vty = os.path.join(state_dir, "routers", router)
-    return RouterPlace(router=router, server=server, netns=ns, vty_dir=vty)
+    """Where provisioning puts `router` on a lab server: its namespace and vtysh socket directory."""
+    place = node_place(topo, router)
+    if place is None:
+        raise LabError(f"no router {router} in {topo.name}")
+    return place
 
 
 def configured_routers(topo: Topology) -> List[str]:
@@ -555,7 +581,8 @@ def resolve_node(topo: Topology, node: str) -> Tuple[str, Dict[str, str], Option
     """(namespace, extra environment, router place or None) of a node name.
 
     Nodes: `mgmt`, `underlay` (or `ul`), a server name (its OvS is reachable there: OVS_RUNDIR is
-    set), a router `<asn>.<NAME>`, or a router `NAME` when only one router has that name.
+    set), a router `<asn>.<NAME>` or its host `<asn>.<NAME>.host`, or `NAME`/`NAME.host` when
+    only one router has that name.
     """
     if node == "mgmt":
         return em.mgmt_ns(topo), {}, None
@@ -563,17 +590,18 @@ def resolve_node(topo: Topology, node: str) -> Tuple[str, Dict[str, str], Option
         return em.underlay_ns(topo), {}, None
     if node in topo.servers:
         return em.server_ns(topo, node), em.server_env(topo, node), None
-    router = node if node in topo.routers else None
-    if router is None:
-        matches = [r for r in topo.routers if r.split(".", 1)[1] == node]
-        if len(matches) == 1:
-            router = matches[0]
-        elif len(matches) > 1:
-            raise LabError(f"router name {node} is ambiguous: {', '.join(matches)}")
-    if router is None:
+    place = node_place(topo, node)
+    if place is None:          # a bare router name (NAME or NAME.host) when it is unique
+        base, host = (node[:-5], ".host") if node.endswith(".host") else (node, "")
+        matches = [r for r in topo.routers if r.split(".", 1)[1] == base]
+        if len(matches) > 1:
+            raise LabError(f"node name {node} is ambiguous: {', '.join(m + host for m in matches)}")
+        if matches:
+            place = node_place(topo, matches[0] + host)
+    if place is None:
+        example = next(iter(topo.routers), "1.R")
         raise LabError(f"no node {node!r} in {topo.name} (nodes: mgmt, underlay, servers "
-                       f"{', '.join(topo.servers)}, routers like {next(iter(topo.routers), '1.R')})")
-    place = router_place(topo, router)
+                       f"{', '.join(topo.servers)}, routers like {example}, hosts like {example}.host)")
     return place.netns, {}, place
 
 
@@ -590,7 +618,8 @@ def exec_in_node(topo_path: str, node: str, argv: Sequence[str]) -> int:
     if not em.netns_exists(ns):
         raise LabError(f"node {node}: namespace {ns} does not exist (is the lab provisioned?)")
     argv = list(argv)
-    if place is not None and os.path.basename(argv[0]) == "vtysh" and "--vty_socket" not in argv:
+    if (place is not None and place.vty_dir and os.path.basename(argv[0]) == "vtysh"
+            and "--vty_socket" not in argv):
         argv[1:1] = ["--vty_socket", place.vty_dir]
     if shutil.which(argv[0]) is None and not os.path.exists(argv[0]):
         raise LabError(f"{argv[0]}: command not found")
