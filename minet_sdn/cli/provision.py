@@ -1,0 +1,135 @@
+"""minet-provision: build (or remove) the part of a topology that lives on one server, or on all.
+
+    minet-provision [--topology FILE] --server VM1 [--down] [--json]
+    minet-provision [--topology FILE] --master [--down] [--json] [--known-hosts F] [--identity F]
+                    [--insecure-host-keys] [--local-server X] [--remote-command CMD]
+    minet-provision [--topology FILE] --server VM1 --plan      (print the plan, change nothing)
+
+Single-server mode works in the current network namespace and talks to the Open vSwitch found
+through the usual environment (OVS_RUNDIR); its state lives under $MINET_STATE_DIR (default
+/var/lib/minet-sdn)/<topology name>/<server>/. Progress goes to stderr.
+
+Exit status: 0 done, 1 provisioning failed (what this run created was rolled back), 2 bad input.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from typing import List, Optional
+
+from ..provision.apply import ProvisionError, Provisioner
+from ..provision.ovs import detect_datapath
+from ..provision.plan import BACKENDS, build_plan
+from ..provision import ssh
+from ..topology import TopologyError, load_topology
+from ..topology.addressing import addressing_problems
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="minet-provision", description=__doc__.split("\n\n")[0])
+    p.add_argument("--topology", default="topology.yaml", help="topology file (default ./topology.yaml)")
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--server", help="provision this server (this machine)")
+    who.add_argument("--master", action="store_true", help="provision every server of the topology over SSH")
+    p.add_argument("--down", action="store_true", help="remove what provisioning made instead")
+    p.add_argument("--json", action="store_true", help="print a machine-readable report on stdout")
+    p.add_argument("--plan", action="store_true", help="print the plan of --server as JSON and change nothing")
+    p.add_argument("--backend", choices=BACKENDS, default="netns", help="how nodes are made (default netns)")
+    p.add_argument("--datapath", choices=("auto", "netdev", "system"), default="auto",
+                   help="OvS datapath of the remote bridges (default: detect the kernel module)")
+    p.add_argument("-v", "--verbose", action="store_true", help="list every change")
+    m = p.add_argument_group("master mode")
+    m.add_argument("--known-hosts", help="known_hosts file to check server host keys against")
+    m.add_argument("--identity", help="SSH private key file")
+    m.add_argument("--insecure-host-keys", action="store_true", help="accept unknown or changed host keys")
+    m.add_argument("--local-server", help="a server without `ssh` that is this machine (run locally)")
+    m.add_argument("--remote-command", default=ssh.DEFAULT_REMOTE_COMMAND,
+                   help="the minet-provision command on the servers (default: minet-provision)")
+    return p
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _bad(lines: List[str]) -> int:
+    for line in lines:
+        print(line, file=sys.stderr)
+    return 2
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        topo = load_topology(args.topology)
+    except TopologyError as exc:
+        return _bad(exc.problems)
+    problems = addressing_problems(topo)
+    if problems:
+        return _bad(problems)
+    if args.master:
+        return _master(args, topo)
+    if not args.server:
+        return _bad(["minet-provision: give --server NAME (this machine) or --master"])
+    if args.server not in topo.servers:
+        return _bad([f"{topo.source}: --server {args.server}: not a server of this topology "
+                     f"({', '.join(topo.servers)})"])
+    datapath = detect_datapath() if args.datapath == "auto" else args.datapath
+    plan = build_plan(topo, args.server, datapath=datapath, backend=args.backend)
+    if args.plan:
+        doc = dataclasses.asdict(plan)
+        doc.pop("addressing", None)
+        print(json.dumps(doc, indent=1))
+        return 0
+    prov = Provisioner(plan, progress=_progress)
+    action = "down" if args.down else "up"
+    try:
+        report = prov.down() if args.down else prov.up()
+    except ProvisionError as exc:
+        rolled = getattr(exc, "rolled_back", [])
+        print(f"error: {exc}", file=sys.stderr)
+        if rolled:
+            print(f"[{exc.server}] rolled back {len(rolled)} things this run created", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"server": exc.server, "instance": topo.name, "action": action, "ok": False,
+                              "error": exc.what, "rolled_back": rolled, "changes": prov.changes,
+                              "n_changes": len(prov.changes)}))
+        return 1
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        if args.verbose:
+            for change in report.changes:
+                print(f"  {change}")
+        print(f"{report.server}: {action}: {len(report.changes)} changes in {report.seconds:.1f}s")
+    return 0
+
+
+def _master(args: argparse.Namespace, topo) -> int:
+    problems = ssh.master_targets(topo, args.local_server)
+    if problems:
+        return _bad(problems)
+    opts = ssh.SshOptions(known_hosts=args.known_hosts, identity=args.identity,
+                          insecure_host_keys=args.insecure_host_keys, remote_command=args.remote_command)
+    if args.insecure_host_keys:
+        _progress("warning: --insecure-host-keys: server host keys are not checked")
+    if args.known_hosts and not os.path.exists(args.known_hosts):
+        return _bad([f"--known-hosts {args.known_hosts}: no such file"])
+    extra = [] if args.backend == "netns" else ["--backend", args.backend]
+    results = ssh.run_master(topo, os.path.abspath(args.topology), args.down, opts, _progress,
+                             local_server=args.local_server, extra=extra)
+    ok = all(r.ok for r in results)
+    if args.json:
+        print(json.dumps({"instance": topo.name, "action": "down" if args.down else "up", "ok": ok,
+                          "servers": [r.as_dict() for r in results]}))
+    else:
+        for r in results:
+            print(r.line())
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

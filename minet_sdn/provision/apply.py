@@ -1,0 +1,560 @@
+"""Make a server match its plan (`up`), or remove what the plan made (`down`).
+
+Idempotent: each step compares the machine with the plan and changes only what differs; every
+change is recorded, so a second `up` reports 0 changes. Everything made is marked as this
+instance's: node names start with topo.tag and have a marker file (holding the namespace's
+identity) under the state dir; interfaces in the server's own namespace carry an alias; OvS rows
+carry external_ids minet-instance/minet-server. `down` removes only marked things, so a foreign
+namespace or bridge with a similar (or even the same) name survives.
+
+If `up` fails half-way, what this run created is removed again (in reverse order) and a
+ProvisionError names the server and the problem.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
+
+from . import netlink as nlk
+from . import ovs
+from .netlink import Netlink, NetlinkProblem
+from .netns import NetnsBackend, processes_in, stop_processes
+from .plan import DEFAULT_FRR_DIR, FRR_DIR_ENV, Iface, Node, Plan, Router, Veth
+
+ROUTER_SYSCTLS = (("net.ipv4.ip_forward", "1"), ("net.ipv6.conf.all.forwarding", "1"),
+                  ("net.ipv4.conf.all.rp_filter", "0"), ("net.ipv4.conf.default.rp_filter", "0"))
+HOST_SYSCTLS = (("net.ipv4.conf.all.rp_filter", "0"), ("net.ipv4.conf.default.rp_filter", "0"))
+DAEMON_START_TIMEOUT = 10.0
+FRR_RUN_DIR = "/var/run/frr"
+
+Progress = Callable[[str], None]
+
+
+class ProvisionError(Exception):
+    def __init__(self, server: str, what: str):
+        super().__init__(f"{server}: {what}")
+        self.server = server
+        self.what = what
+
+
+@dataclass
+class Report:
+    server: str
+    instance: str
+    action: str                      # "up" | "down"
+    ok: bool = True
+    changes: List[str] = field(default_factory=list)
+    error: Optional[str] = None
+    seconds: float = 0.0
+    rolled_back: List[str] = field(default_factory=list)
+    summary: Dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["n_changes"] = len(self.changes)
+        return d
+
+
+def make_backend(name: str):
+    if name == "netns":
+        return NetnsBackend()
+    if name == "docker":
+        from .docker import DockerBackend
+        return DockerBackend()
+    raise ValueError(f"unknown backend {name!r}")
+
+
+class Provisioner:
+    """Runs `up` or `down` of one plan on this machine (the current network namespace)."""
+
+    def __init__(self, plan: Plan, progress: Optional[Progress] = None, frr_dir: Optional[str] = None):
+        self.plan = plan
+        self.backend = make_backend(plan.backend)
+        self.frr_dir = frr_dir or os.environ.get(FRR_DIR_ENV) or DEFAULT_FRR_DIR
+        self._progress = progress or (lambda msg: None)
+        self.changes: List[str] = []
+        self._undo: List[Tuple[str, Callable[[], None]]] = []
+        self._nl: Optional[Netlink] = None
+        self._identities: Dict[str, str] = {}        # node id -> identity (namespace dev:inode)
+
+    # ---- helpers ------------------------------------------------------------------------------
+    def progress(self, msg: str) -> None:
+        self._progress(f"[{self.plan.server}] {msg}")
+
+    def _changed(self, items: List[str]) -> None:
+        self.changes.extend(items)
+
+    def _created(self, what: str, undo: Callable[[], None]) -> None:
+        self.changes.append(f"created {what}")
+        self._undo.append((what, undo))
+
+    def _path(self, node_id: Optional[str]) -> Optional[str]:
+        return None if node_id is None else self.backend.nspath(self.plan.node_by_id[node_id])
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        os.makedirs(os.path.dirname(self.plan.state_dir), exist_ok=True)
+        lock_path = os.path.join(os.path.dirname(self.plan.state_dir), f".{self.plan.server}.lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _report(self, action: str, t0: float) -> Report:
+        return Report(server=self.plan.server, instance=self.plan.instance, action=action, changes=self.changes,
+                      seconds=round(time.monotonic() - t0, 3), summary=self.plan.summary())
+
+    # ---- preflight ----------------------------------------------------------------------------
+    def preflight(self) -> List[str]:
+        problems = []
+        if os.geteuid() != 0:
+            problems.append("must run as root (namespaces, veths and OvS need it)")
+        problems += self.backend.preflight()
+        if self.plan.routers:
+            for daemon in self.plan.routers[0].daemons:
+                path = os.path.join(self.frr_dir, daemon)
+                if not os.access(path, os.X_OK):
+                    problems.append(f"FRR daemon {path} is missing (package frr)")
+            try:
+                pwd.getpwnam("frr")
+            except KeyError:
+                problems.append("user frr does not exist (package frr)")
+        if self.plan.bridges:
+            if not shutil.which("ovs-vsctl"):
+                problems.append("ovs-vsctl is missing (package openvswitch-switch)")
+            else:
+                why = ovs.reachable()
+                if why:
+                    problems.append(f"Open vSwitch is not reachable (OVS_RUNDIR={os.environ.get('OVS_RUNDIR', '')}): {why}")
+        return problems
+
+    # ---- up -----------------------------------------------------------------------------------
+    def up(self) -> Report:
+        t0 = time.monotonic()
+        problems = self.preflight()
+        if problems:
+            raise ProvisionError(self.plan.server, "; ".join(problems))
+        with self._locked(), Netlink() as self._nl:
+            try:
+                self._up_state_dir()
+                self._up_nodes()
+                self._up_veths()
+                self._up_routes()
+                if self.plan.bridges:
+                    self._up_underlay()
+                    self._up_bridges()
+                self._up_routers()
+                self._remove_stale()
+            except Exception as exc:
+                what = _describe(exc)
+                rolled = self._rollback()
+                err = ProvisionError(self.plan.server, what)
+                err.rolled_back = rolled          # type: ignore[attr-defined]
+                raise err from exc
+        return self._report("up", t0)
+
+    def _rollback(self) -> List[str]:
+        done = []
+        for what, undo in reversed(self._undo):
+            self.progress(f"rolling back: {what}")
+            try:
+                undo()
+                done.append(what)
+            except Exception as exc:        # keep undoing the rest
+                self.progress(f"rollback of {what} failed: {_describe(exc)}")
+        self._undo.clear()
+        return done
+
+    def _up_state_dir(self) -> None:
+        sdir = self.plan.state_dir
+        if not os.path.isdir(sdir):
+            os.makedirs(sdir)
+            self._created(f"state dir {sdir}", lambda: shutil.rmtree(sdir, ignore_errors=True))
+        os.makedirs(self.plan.nodes_dir, exist_ok=True)
+
+    def _read_marker(self, node: Node) -> Optional[dict]:
+        try:
+            with open(self.plan.marker_path(node)) as fh:
+                return json.load(fh)
+        except (OSError, ValueError):
+            return None
+
+    def _up_nodes(self) -> None:
+        self.progress(f"{len(self.plan.nodes)} nodes")
+        for node in self.plan.nodes:
+            ident = self.backend.identity(node)
+            if ident is None:
+                ident = self.backend.create(node)
+                _write_json(self.plan.marker_path(node), {
+                    "instance": self.plan.instance, "server": self.plan.server, "node": node.id,
+                    "name": node.ns, "backend": self.plan.backend, "identity": ident})
+                self._created(f"node {node.ns}", lambda n=node, i=ident: self._delete_node(n, i))
+            else:
+                marker = self._read_marker(node)
+                if not marker or marker.get("identity") != ident or marker.get("instance") != self.plan.instance:
+                    raise ProvisionError(self.plan.server, f"{node.ns} exists but is not ours (no matching marker "
+                                                           f"in {self.plan.nodes_dir}); remove it or rename the topology")
+            self._identities[node.id] = ident
+            path = self.backend.nspath(node)
+            sysctls = ROUTER_SYSCTLS if node.kind == "router" else HOST_SYSCTLS
+            self._changed(nlk.ensure_sysctls(path, sysctls, node.id))
+            self._changed(nlk.ensure_loopback(self._nl, path, node))
+
+    def _delete_node(self, node: Node, identity: str) -> None:
+        if self._nl is not None:
+            self._nl.forget(self.backend.nspath(node))
+        self.backend.delete(node, identity)
+        _remove(self.plan.marker_path(node))
+        _rmdir(os.path.join(FRR_RUN_DIR, node.ns))
+
+    def _up_veths(self) -> None:
+        self.progress(f"{len(self.plan.veths)} veth pairs")
+        for veth in self.plan.veths:
+            pa, pb = self._path(veth.a.node), self._path(veth.b.node)
+            state = nlk.veth_state(self._nl, pa, pb, veth)
+            created = False
+            if state == "broken":
+                self._clear_broken(veth, pa, pb)
+                self._changed([f"removed broken veth {_label(veth.a)}/{_label(veth.b)}"])
+            if state != "ok":
+                nlk.create_veth(self._nl, pa, pb, veth)
+                created = True
+                self._created(f"veth {_label(veth.a)} -- {_label(veth.b)}",
+                              lambda v=veth, p=pa: nlk.delete_link(self._nl, p, v.a.ifname))
+            for end, path in ((veth.a, pa), (veth.b, pb)):
+                # the controller may set a bridge port down (link failure): only bring it up when new
+                bring_up = created or end.node is not None
+                self._changed(nlk.ensure_iface(self._nl, path, end, _label(end), bring_up=bring_up))
+
+    def _clear_broken(self, veth: Veth, pa: Optional[str], pb: Optional[str]) -> None:
+        for end, path in ((veth.a, pa), (veth.b, pb)):
+            if end.node is None:      # the server's namespace: only if it carries our mark
+                if nlk.link_index(self._nl(path), end.ifname) is not None and \
+                        not nlk.delete_link(self._nl, path, end.ifname, alias=end.alias):
+                    raise ProvisionError(self.plan.server, f"interface {end.ifname} exists in the server's "
+                                                           "namespace and is not ours")
+            else:
+                nlk.delete_link(self._nl, path, end.ifname)
+
+    def _up_routes(self) -> None:
+        for node in self.plan.nodes:
+            if node.routes:
+                self._changed(nlk.ensure_routes(self._nl, self.backend.nspath(node), node))
+
+    # ---- OvS ----------------------------------------------------------------------------------
+    def _up_underlay(self) -> None:
+        """On netdev, tunnels leave from an IP on an OvS internal port; put it there if needed."""
+        u = self.plan.underlay
+        if u is None or self.plan.datapath != "netdev":
+            return
+        ipr = self._nl(None)
+        found = nlk.find_address(ipr, u.ip)
+        state = ovs.read_state()
+        if found and ovs.interface_type(state, found[0]) == "internal":
+            return
+        if found is None:
+            raise ProvisionError(self.plan.server, f"underlay_ip {u.ip} is not configured on any interface "
+                                                   "of this server")
+        ifname, plen = found
+        if not u.interface:
+            raise ProvisionError(self.plan.server, f"underlay_ip {u.ip} is on {ifname}, which is not an Open vSwitch "
+                                                   f"port; the userspace datapath needs it on one: set "
+                                                   f"servers.{self.plan.server}.interface: {ifname} to let "
+                                                   f"minet-provision move it onto bridge {u.bridge}")
+        if ifname != u.interface:
+            raise ProvisionError(self.plan.server, f"underlay_ip {u.ip} is on {ifname}, not on "
+                                                   f"servers.{self.plan.server}.interface {u.interface}")
+        cidr = f"{u.ip}/{plen}"
+        self.progress(f"moving underlay {cidr} from {ifname} onto OvS bridge {u.bridge}")
+        ovs.vsctl(*ovs.underlay_bridge_args(u.bridge, ifname, cidr, self.plan.marks, self.plan.datapath))
+        self._created(f"underlay bridge {u.bridge}", lambda: self._restore_underlay(u.bridge))
+        _move_address(ipr, ifname, u.bridge, cidr)
+
+    def _restore_underlay(self, bridge: str) -> bool:
+        state = ovs.read_state()
+        row = state.bridges.get(bridge)
+        if row is None or not ovs.is_marked(row, self.plan.marks):
+            return False
+        ifname = row["external_ids"].get(ovs.UNDERLAY_IFACE_KEY)
+        cidr = row["external_ids"].get(ovs.UNDERLAY_ADDR_KEY)
+        if ifname and cidr:
+            ipr = self._nl(None)
+            if nlk.link_index(ipr, bridge) is not None and nlk.link_index(ipr, ifname) is not None:
+                _move_address(ipr, bridge, ifname, cidr)
+        ovs.vsctl("--if-exists", "del-br", bridge)
+        return True
+
+    def _up_bridges(self) -> None:
+        self.progress(f"{len(self.plan.bridges)} remote bridges")
+        for bridge in self.plan.bridges:
+            changes, created = ovs.ensure_bridge(bridge)
+            if created:
+                self._created(f"bridge {bridge.name}", lambda b=bridge: ovs.delete_bridge(b.name, self.plan.marks))
+                changes = changes[1:]
+            self._changed(changes)
+
+    # ---- FRR ----------------------------------------------------------------------------------
+    def _up_routers(self) -> None:
+        if not self.plan.routers:
+            return
+        self.progress(f"{len(self.plan.routers)} FRR routers")
+        frr = pwd.getpwnam("frr")
+        if not os.path.isdir(FRR_RUN_DIR):
+            os.makedirs(FRR_RUN_DIR, exist_ok=True)
+            os.chown(FRR_RUN_DIR, frr.pw_uid, frr.pw_gid)
+        to_start: List[Tuple[Router, str]] = []
+        for router in self.plan.routers:
+            ident = self._identities[router.node]
+            new_dir = not os.path.isdir(router.confdir)
+            os.makedirs(router.confdir, exist_ok=True)
+            os.chown(router.confdir, frr.pw_uid, frr.pw_gid)
+            if new_dir:
+                self._undo.append((f"config dir {router.confdir}",
+                                   lambda d=router.confdir: shutil.rmtree(d, ignore_errors=True)))
+            conf_changed = _write_if_changed(router.conf_path, router.config, frr.pw_uid, frr.pw_gid)
+            running = {d: self._daemon_pid(router, d, ident) for d in router.daemons}
+            if conf_changed:
+                self.changes.append(f"{router.node}: frr.conf written")
+                live = [pid for pid in running.values() if pid]
+                if live:
+                    stop_processes(live)
+                    self.changes.append(f"{router.node}: FRR restarted for the new configuration")
+                    running = {d: None for d in router.daemons}
+            to_start += [(router, d) for d in router.daemons if not running[d]]
+        # zebra first everywhere (the other daemons connect to it), then the rest, each wave in parallel
+        first = [(r, d) for r, d in to_start if d == "zebra"]
+        rest = [(r, d) for r, d in to_start if d != "zebra"]
+        for wave in (first, rest):
+            self._start_daemons(wave)
+
+    def _daemon_pid(self, router: Router, daemon: str, ident: str) -> Optional[int]:
+        try:
+            with open(router.pid_path(daemon)) as fh:
+                pid = int(fh.read().strip())
+        except (OSError, ValueError):
+            return None
+        if not self.backend.process_in(pid, ident):
+            return None
+        try:
+            with open(f"/proc/{pid}/comm") as fh:
+                return pid if fh.read().strip() == daemon else None
+        except OSError:
+            return None
+
+    def _start_daemons(self, wave: List[Tuple[Router, str]]) -> None:
+        if not wave:
+            return
+        node_by_id = self.plan.node_by_id
+        procs = []
+        for router, daemon in wave:
+            _remove(router.pid_path(daemon))
+            argv = self.backend.exec_args(node_by_id[router.node],
+                                          router.daemon_args(daemon, node_by_id[router.node].ns, self.frr_dir))
+            procs.append((router, daemon, subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                                           stderr=subprocess.STDOUT, text=True)))
+        failures = []
+        deadline = time.monotonic() + DAEMON_START_TIMEOUT
+        for router, daemon, proc in procs:
+            try:
+                out, _ = proc.communicate(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, _ = proc.communicate()
+            ident = self._identities[router.node]
+            pid = None
+            while time.monotonic() < deadline:
+                pid = self._daemon_pid(router, daemon, ident)
+                if pid or proc.returncode not in (0, None):
+                    break
+                time.sleep(0.02)
+            if pid:
+                self._created(f"{router.node}: {daemon} (pid {pid})",
+                              lambda p=pid, i=ident: self.backend.process_in(p, i) and stop_processes([p]))
+            else:
+                lines = [l for l in (out or "").splitlines() if l.strip() and "-z option overrides -N" not in l]
+                why = lines[-1].strip() if lines else f"exit status {proc.returncode}"
+                failures.append(f"router {router.node}: {daemon} did not start ({why})")
+        if failures:
+            raise ProvisionError(self.plan.server, "; ".join(failures))
+
+    # ---- stale things from an earlier plan ------------------------------------------------------
+    def _stale_nodes(self) -> List[Tuple[Node, dict]]:
+        """Nodes with our marker file that the plan no longer has."""
+        planned = {n.ns for n in self.plan.nodes}
+        out = []
+        try:
+            names = sorted(os.listdir(self.plan.nodes_dir))
+        except FileNotFoundError:
+            return []
+        for fname in names:
+            if not fname.endswith(".json") or fname[:-5] in planned:
+                continue
+            try:
+                with open(os.path.join(self.plan.nodes_dir, fname)) as fh:
+                    marker = json.load(fh)
+                node = Node(id=marker["node"], kind="?", asn=0, ns=marker["name"], forwarding=False)
+            except (OSError, ValueError, KeyError):
+                continue
+            out.append((node, marker))
+        return out
+
+    def _remove_stale(self) -> None:
+        for node, marker in self._stale_nodes():
+            self.backend.delete(node, marker.get("identity", ""))
+            _remove(self.plan.marker_path(node))
+            self.changes.append(f"removed stale node {node.ns}")
+        if self.plan.bridges or shutil.which("ovs-vsctl"):
+            if self.plan.bridges or ovs.reachable() is None:
+                state = ovs.read_state()
+                planned = {b.name for b in self.plan.bridges} | ({self.plan.underlay.bridge} if self.plan.underlay else set())
+                for name in ovs.our_bridges(state, self.plan.marks):
+                    if name not in planned and name != f"{self.plan.tag}-phy":
+                        ovs.delete_bridge(name, self.plan.marks)
+                        self.changes.append(f"removed stale bridge {name}")
+
+    # ---- down ---------------------------------------------------------------------------------
+    def down(self) -> Report:
+        t0 = time.monotonic()
+        if os.geteuid() != 0:
+            raise ProvisionError(self.plan.server, "must run as root")
+        with self._locked(), Netlink() as self._nl:
+            try:
+                self._down()
+            except Exception as exc:
+                raise ProvisionError(self.plan.server, _describe(exc)) from exc
+        return self._report("down", t0)
+
+    def _down(self) -> None:
+        # nodes: the planned ones and stale ones, each only if its marker matches what exists
+        nodes: List[Tuple[Node, dict]] = []
+        for node in self.plan.nodes:
+            marker = self._read_marker(node)
+            if marker:
+                nodes.append((node, marker))
+        nodes += self._stale_nodes()
+        live = {}
+        for node, marker in nodes:
+            ident = self.backend.identity(node)
+            if ident is not None and ident == marker.get("identity") and marker.get("instance") == self.plan.instance:
+                live[node.ns] = (node, ident)
+        self.progress(f"removing {len(live)} nodes")
+        pids = processes_in([ident for _, ident in live.values()])
+        all_pids = [p for ps in pids.values() for p in ps]
+        if all_pids:
+            stop_processes(all_pids)
+            self.changes.append(f"stopped {len(all_pids)} processes")
+        for node, ident in live.values():
+            self.backend.delete(node, ident)
+            self.changes.append(f"removed node {node.ns}")
+        for node, _ in nodes:
+            _remove(self.plan.marker_path(node))
+            _rmdir(os.path.join(FRR_RUN_DIR, node.ns))
+        for veth in self.plan.veths:        # server-side ends normally vanish with their peers
+            for end in (veth.a, veth.b):
+                if end.node is None and nlk.delete_link(self._nl, None, end.ifname, alias=end.alias):
+                    self.changes.append(f"removed interface {end.ifname}")
+        if shutil.which("ovs-vsctl") and ovs.reachable() is None:
+            state = ovs.read_state()
+            underlay = f"{self.plan.tag}-phy"
+            for name in ovs.our_bridges(state, self.plan.marks):
+                if name != underlay and ovs.delete_bridge(name, self.plan.marks):
+                    self.changes.append(f"removed bridge {name}")
+            if self._restore_underlay(underlay):
+                self.changes.append(f"removed underlay bridge {underlay} (address moved back)")
+        if os.path.isdir(self.plan.state_dir):
+            shutil.rmtree(self.plan.state_dir)
+            self.changes.append(f"removed state dir {self.plan.state_dir}")
+        instance_dir = os.path.dirname(self.plan.state_dir)
+        _remove(os.path.join(instance_dir, f".{self.plan.server}.lock"))
+        _rmdir(instance_dir)
+
+
+# ---- small helpers ------------------------------------------------------------------------------
+
+def _label(iface: Iface) -> str:
+    return f"{iface.node}:{iface.ifname}" if iface.node else iface.ifname
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ProvisionError):
+        return exc.what
+    if isinstance(exc, (NetlinkProblem, ovs.OvsProblem)):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _write_json(path: str, data: dict) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as fh:
+        json.dump(data, fh, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def _write_if_changed(path: str, text: str, uid: int, gid: int) -> bool:
+    try:
+        with open(path) as fh:
+            if fh.read() == text:
+                return False
+    except OSError:
+        pass
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as fh:
+        fh.write(text)
+    os.chown(tmp, uid, gid)
+    os.replace(tmp, path)
+    return True
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _rmdir(path: str) -> None:
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+def _move_address(ipr, src: str, dst: str, cidr: str) -> None:
+    """Move `cidr` and the routes through it from interface `src` to `dst` (brought up, same MTU)."""
+    import ipaddress
+    import socket
+    si, di = nlk.link_index(ipr, src), nlk.link_index(ipr, dst)
+    iface = ipaddress.ip_interface(cidr)
+    routes = [r for r in ipr.route("dump", family=socket.AF_INET, table=254)
+              if r.get_attr("RTA_OIF") == si and r.get_attr("RTA_GATEWAY")]
+    ipr.link("set", index=di, mtu=nlk.link_info(ipr, si)["mtu"], state="up")
+    ipr.addr("del", index=si, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+    ipr.addr("add", index=di, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+    for r in routes:
+        dst_addr = r.get_attr("RTA_DST") or "0.0.0.0"
+        kw = {"dst": f"{dst_addr}/{r['dst_len']}", "gateway": r.get_attr("RTA_GATEWAY"), "oif": di}
+        if r.get_attr("RTA_PRIORITY") is not None:
+            kw["priority"] = r.get_attr("RTA_PRIORITY")
+        try:
+            ipr.route("replace", **kw)
+        except Exception as exc:      # report, but the address move itself succeeded
+            print(f"warning: could not move route {kw['dst']} via {kw['gateway']}: {exc}", file=sys.stderr)
+
+
+def up(plan: Plan, progress: Optional[Progress] = None) -> Report:
+    return Provisioner(plan, progress).up()
+
+
+def down(plan: Plan, progress: Optional[Progress] = None) -> Report:
+    return Provisioner(plan, progress).down()

@@ -1,0 +1,147 @@
+"""FRR configuration text for one router (pure).
+
+Routing policy of a configured AS (`configure: true`, the default):
+  * OSPF area 0 inside the AS: loopback and host link passive, ring links point-to-point with
+    hello 1 s / dead 4 s.
+  * iBGP full mesh on loopbacks (update-source lo, next-hop-self, all communities sent).
+  * eBGP on every inter-AS link, neighbour = the far end's link address from the model.
+  * Gao-Rexford: on import each route is tagged with the large community ``<asn>:1:<lp>`` and given
+    local-pref ``lp`` = 300 from a customer, 200 from a peer, 100 from a provider (any forged
+    ``<asn>:1:*`` tag is removed first). Export to customers: everything. Export to peers and
+    providers: own routes (empty AS path) and routes tagged as learned from a customer. Our tags
+    are stripped on every eBGP export.
+  * The AS prefix is announced with a `network` statement, kept in the RIB by a blackhole static.
+  * Short timers so a lab converges in seconds: keepalive 3 / hold 9, connect-retry 5,
+    advertisement-interval 0.
+
+`configure: false` gives a router nothing but its hostname, for students to configure.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Sequence, Tuple
+
+# what the far end of an eBGP session is to us -> local preference on import
+LOCAL_PREF = {"customer": 300, "peer": 200, "provider": 100}
+KEEPALIVE, HOLDTIME, CONNECT_RETRY = 3, 9, 5
+OSPF_HELLO, OSPF_DEAD = 1, 4
+
+
+@dataclass(frozen=True)
+class IbgpPeer:
+    router: str        # "<asn>.<NAME>"
+    loopback: str
+
+
+@dataclass(frozen=True)
+class EbgpPeer:
+    link_id: int
+    router: str        # the far end, "<asn>.<NAME>"
+    asn: int
+    ip: str            # the far end's link address
+    role: str          # what the far end is to us: customer | peer | provider
+
+
+@dataclass(frozen=True)
+class RouterPolicy:
+    """Everything FRR needs to know about one router."""
+    hostname: str
+    asn: int
+    router_id: str                       # the loopback
+    prefix: str                          # the AS prefix to announce
+    ospf_ifaces: Tuple[str, ...]         # intra-AS ring links (point-to-point)
+    passive_ifaces: Tuple[str, ...]      # lo, host link
+    ibgp: Tuple[IbgpPeer, ...]
+    ebgp: Tuple[EbgpPeer, ...]
+
+
+def far_role(rel: str, we_are_a: bool) -> str:
+    """What the far end of a link is to us, given the link's `rel` (a's relationship to b)."""
+    if rel == "peer":
+        return "peer"
+    # rel == "provider": a is b's provider; rel == "customer": a is b's customer
+    a_is_provider = rel == "provider"
+    if we_are_a:
+        return "customer" if a_is_provider else "provider"
+    return "provider" if a_is_provider else "customer"
+
+
+def tag(asn: int, role: str) -> str:
+    return f"{asn}:1:{LOCAL_PREF[role]}"
+
+
+def empty_config(hostname: str) -> str:
+    return f"hostname {hostname}\n"
+
+
+def router_config(p: RouterPolicy) -> str:
+    out: List[str] = [
+        "frr defaults traditional",
+        f"hostname {p.hostname}",
+        "service integrated-vtysh-config",
+        "!",
+        f"ip route {p.prefix} blackhole",
+        "!",
+    ]
+    for ifname in p.passive_ifaces:
+        out += [f"interface {ifname}", " ip ospf area 0", " ip ospf passive", "exit", "!"]
+    for ifname in p.ospf_ifaces:
+        out += [f"interface {ifname}", " ip ospf area 0", " ip ospf network point-to-point",
+                f" ip ospf hello-interval {OSPF_HELLO}", f" ip ospf dead-interval {OSPF_DEAD}", "exit", "!"]
+    out += ["router ospf", f" ospf router-id {p.router_id}", "exit", "!"]
+    out += _policy(p.asn, p.ebgp)
+    out += [f"router bgp {p.asn}",
+            f" bgp router-id {p.router_id}",
+            " bgp log-neighbor-changes",
+            f" timers bgp {KEEPALIVE} {HOLDTIME}"]
+    for peer in p.ibgp:
+        out += [f" neighbor {peer.loopback} remote-as {p.asn}",
+                f" neighbor {peer.loopback} description iBGP {peer.router}",
+                f" neighbor {peer.loopback} update-source lo"]
+        out += _session_timers(peer.loopback)
+    for peer in p.ebgp:
+        out += [f" neighbor {peer.ip} remote-as {peer.asn}",
+                f" neighbor {peer.ip} description link {peer.link_id} to {peer.router} ({peer.role})"]
+        out += _session_timers(peer.ip)
+    out += [" !", " address-family ipv4 unicast", f"  network {p.prefix}"]
+    for peer in p.ibgp:
+        out += [f"  neighbor {peer.loopback} next-hop-self",
+                f"  neighbor {peer.loopback} send-community all"]
+    for peer in p.ebgp:
+        out += [f"  neighbor {peer.ip} route-map MINET-IN-{peer.role.upper()} in",
+                f"  neighbor {peer.ip} route-map {_export_map(peer.role)} out"]
+    out += [" exit-address-family", "exit", "!"]
+    return "\n".join(out) + "\n"
+
+
+def _session_timers(neighbor: str) -> List[str]:
+    return [f" neighbor {neighbor} timers connect {CONNECT_RETRY}",
+            f" neighbor {neighbor} advertisement-interval 0"]
+
+
+def _export_map(role: str) -> str:
+    return "MINET-OUT-CUSTOMER" if role == "customer" else "MINET-OUT-UP"
+
+
+def _policy(asn: int, ebgp: Sequence[EbgpPeer]) -> List[str]:
+    """Community lists and route-maps for the roles this router has sessions with."""
+    if not ebgp:
+        return []
+    out: List[str] = []
+    for seq, role in enumerate(("customer", "peer", "provider"), start=1):
+        out.append(f"bgp large-community-list standard MINET-OURS seq {5 * seq} permit {tag(asn, role)}")
+    out += [f"bgp large-community-list standard MINET-FROM-CUSTOMER seq 5 permit {tag(asn, 'customer')}",
+            "bgp as-path access-list MINET-LOCAL seq 5 permit ^$", "!"]
+    roles = sorted({peer.role for peer in ebgp}, key=list(LOCAL_PREF).index)
+    for role in roles:
+        name = f"MINET-IN-{role.upper()}"
+        out += [f"route-map {name} permit 10", " set large-comm-list MINET-OURS delete", " on-match next", "exit",
+                f"route-map {name} permit 20", f" set large-community {tag(asn, role)} additive",
+                f" set local-preference {LOCAL_PREF[role]}", "exit", "!"]
+    if "customer" in roles:
+        out += ["route-map MINET-OUT-CUSTOMER permit 10", " set large-comm-list MINET-OURS delete", "exit", "!"]
+    if set(roles) - {"customer"}:
+        out += ["route-map MINET-OUT-UP permit 10", " match large-community MINET-FROM-CUSTOMER",
+                " set large-comm-list MINET-OURS delete", "exit",
+                "route-map MINET-OUT-UP permit 20", " match as-path MINET-LOCAL", "exit", "!"]
+    return out

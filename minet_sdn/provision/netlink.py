@@ -1,0 +1,281 @@
+"""Interfaces, addresses, routes, sysctls and offloads through netlink / ioctl (pyroute2), no `ip` processes.
+
+Backend-neutral: every function takes a network-namespace *path* (``/var/run/netns/NAME`` for the
+netns backend, ``/proc/PID/ns/net`` for a container) or None for the current namespace.
+Each `ensure_*` function makes one thing match and returns the list of changes it made.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import ipaddress
+import os
+import socket
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Optional, Tuple
+
+from pyroute2 import IPRoute
+from pyroute2.ethtool.ioctl import IoctlEthtool
+from pyroute2.netlink.exceptions import NetlinkError
+
+from .plan import Iface, Node, Route, Veth
+
+IFF_UP = 0x1
+IFA_F_NODAD = 0x02
+CLONE_NEWNET = 0x40000000
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+
+
+class NetlinkProblem(Exception):
+    pass
+
+
+def _is_offload(name: str) -> bool:
+    """The features `ethtool -K IF tx off tso off gso off` turns off."""
+    return (name.startswith("tx-checksum-") or name == "tx-generic-segmentation"
+            or (name.startswith("tx-tcp") and name.endswith("segmentation")))
+
+
+@contextmanager
+def entered(nspath: Optional[str]) -> Iterator[None]:
+    """Run the body with the calling thread inside network namespace `nspath` (None: stay)."""
+    if nspath is None:
+        yield
+        return
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(nspath, os.O_RDONLY)
+    try:
+        if _libc.setns(target, CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"setns({nspath}): {os.strerror(err)}")
+        try:
+            yield
+        finally:
+            if _libc.setns(home, CLONE_NEWNET) != 0:     # cannot happen short of a kernel bug
+                os.abort()
+    finally:
+        os.close(target)
+        os.close(home)
+
+
+class Netlink:
+    """One rtnetlink socket per namespace, opened on first use and reused."""
+
+    def __init__(self) -> None:
+        self._sockets: Dict[Optional[str], IPRoute] = {}
+
+    def __call__(self, nspath: Optional[str]) -> IPRoute:
+        ipr = self._sockets.get(nspath)
+        if ipr is None:
+            if nspath is None:
+                ipr = IPRoute()
+            else:
+                with entered(nspath):         # the socket lives in the namespace it was made in
+                    ipr = IPRoute()
+            self._sockets[nspath] = ipr
+        return ipr
+
+    def forget(self, nspath: Optional[str]) -> None:
+        ipr = self._sockets.pop(nspath, None)
+        if ipr is not None:
+            ipr.close()
+
+    def close(self) -> None:
+        for nspath in list(self._sockets):
+            self.forget(nspath)
+
+    def __enter__(self) -> "Netlink":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# ---- queries --------------------------------------------------------------------------------
+
+def link_index(ipr: IPRoute, ifname: str) -> Optional[int]:
+    found = ipr.link_lookup(ifname=ifname)
+    return found[0] if found else None
+
+
+def link_info(ipr: IPRoute, index: int) -> dict:
+    msg = ipr.link("get", index=index)[0]
+    linkinfo = msg.get_attr("IFLA_LINKINFO")
+    return {"index": index, "ifname": msg.get_attr("IFLA_IFNAME"), "flags": msg["flags"],
+            "mac": msg.get_attr("IFLA_ADDRESS"), "mtu": msg.get_attr("IFLA_MTU"),
+            "alias": msg.get_attr("IFLA_IFALIAS"), "peer": msg.get_attr("IFLA_LINK"),
+            "kind": linkinfo.get_attr("IFLA_INFO_KIND") if linkinfo else None}
+
+
+def addresses(ipr: IPRoute, index: Optional[int] = None) -> List[Tuple[int, str, int]]:
+    """(ifindex, address, prefixlen) of global addresses (link-local IPv6 left out)."""
+    out = []
+    for msg in ipr.addr("dump"):
+        if index is not None and msg["index"] != index:
+            continue
+        addr = msg.get_attr("IFA_ADDRESS")
+        if msg["family"] == socket.AF_INET6 and ipaddress.ip_address(addr).is_link_local:
+            continue
+        out.append((msg["index"], addr, msg["prefixlen"]))
+    return out
+
+
+def find_address(ipr: IPRoute, ip: str) -> Optional[Tuple[str, int]]:
+    """(ifname, prefixlen) of the interface holding `ip` in this namespace, or None."""
+    for index, addr, plen in addresses(ipr):
+        if addr == ip:
+            return link_info(ipr, index)["ifname"], plen
+    return None
+
+
+# ---- offloads and sysctls -------------------------------------------------------------------
+
+def ensure_offloads_off(nspath: Optional[str], ifname: str) -> List[str]:
+    with entered(nspath):
+        eth = IoctlEthtool()           # its socket is made here, inside the namespace
+    try:
+        eth.change_ifname(ifname)
+        features = eth.get_features()
+        active = [name for name, on, available, _, _ in features if on and available and _is_offload(name)]
+        if not active:
+            return []
+        for name in active:
+            features[name] = False
+        eth.set_features(features)
+        return [f"{ifname}: offloads off ({len(active)} features)"]
+    finally:
+        eth.close()
+
+
+def ensure_sysctls(nspath: Optional[str], settings: Tuple[Tuple[str, str], ...], where: str) -> List[str]:
+    changes = []
+    with entered(nspath):           # /proc/sys/net resolves to the calling thread's namespace
+        for key, value in settings:
+            path = "/proc/sys/" + key.replace(".", "/")
+            with open(path) as fh:
+                if fh.read().strip() == value:
+                    continue
+            with open(path, "w") as fh:
+                fh.write(value)
+            changes.append(f"{where}: sysctl {key}={value}")
+    return changes
+
+
+# ---- interfaces ------------------------------------------------------------------------------
+
+def ensure_iface(nl: Netlink, nspath: Optional[str], iface: Iface, where: str, bring_up: bool = True) -> List[str]:
+    """Make an existing interface match: MAC, MTU, alias, addresses (added, never removed), up, offloads."""
+    ipr = nl(nspath)
+    index = link_index(ipr, iface.ifname)
+    if index is None:
+        raise NetlinkProblem(f"{where}: interface {iface.ifname} is missing")
+    info = link_info(ipr, index)
+    changes: List[str] = []
+    attrs = {}
+    if iface.mac and (info["mac"] or "").lower() != iface.mac.lower():
+        attrs["address"] = iface.mac
+        changes.append(f"{where}: {iface.ifname} mac {iface.mac}")
+    if info["mtu"] != iface.mtu:
+        attrs["mtu"] = iface.mtu
+        changes.append(f"{where}: {iface.ifname} mtu {iface.mtu}")
+    if iface.alias and info["alias"] != iface.alias:
+        attrs["ifalias"] = iface.alias
+        changes.append(f"{where}: {iface.ifname} alias {iface.alias}")
+    if attrs:
+        ipr.link("set", index=index, **attrs)
+    if iface.offloads_off:
+        changes += [f"{where}: {c}" for c in ensure_offloads_off(nspath, iface.ifname)]
+    changes += _ensure_addresses(ipr, index, iface.ifname, iface.addresses, where)
+    if bring_up and not info["flags"] & IFF_UP:
+        ipr.link("set", index=index, state="up")
+        changes.append(f"{where}: {iface.ifname} up")
+    return changes
+
+
+def _ensure_addresses(ipr: IPRoute, index: int, ifname: str, wanted: Tuple[str, ...], where: str) -> List[str]:
+    present = {(addr, plen) for _, addr, plen in addresses(ipr, index)}
+    changes = []
+    for cidr in wanted:
+        iface = ipaddress.ip_interface(cidr)
+        key = (str(iface.ip), iface.network.prefixlen)
+        if key in present:
+            continue
+        kw = {"flags": IFA_F_NODAD} if iface.version == 6 else {}
+        ipr.addr("add", index=index, address=key[0], prefixlen=key[1], **kw)
+        changes.append(f"{where}: {ifname} address {cidr}")
+    return changes
+
+
+def ensure_loopback(nl: Netlink, nspath: str, node: Node) -> List[str]:
+    ipr = nl(nspath)
+    index = link_index(ipr, "lo")
+    changes = _ensure_addresses(ipr, index, "lo", node.lo_addresses, node.id)
+    if not link_info(ipr, index)["flags"] & IFF_UP:
+        ipr.link("set", index=index, state="up")
+        changes.append(f"{node.id}: lo up")
+    return changes
+
+
+def ensure_routes(nl: Netlink, nspath: str, node: Node) -> List[str]:
+    ipr = nl(nspath)
+    changes = []
+    for route in node.routes:
+        dst = "0.0.0.0/0" if route.dst == "default" else route.dst
+        net = ipaddress.ip_network(dst)
+        current = [r for r in ipr.route("dump", family=socket.AF_INET, table=254)
+                   if r["dst_len"] == net.prefixlen
+                   and (r.get_attr("RTA_DST") or "0.0.0.0") == str(net.network_address)]
+        if any(r.get_attr("RTA_GATEWAY") == route.via for r in current):
+            continue
+        ipr.route("replace", dst=dst, gateway=route.via)
+        changes.append(f"{node.id}: route {route.dst} via {route.via}")
+    return changes
+
+
+def veth_state(nl: Netlink, path_a: Optional[str], path_b: Optional[str], veth: Veth) -> str:
+    """'ok' (both ends, paired), 'absent' (neither end) or 'broken' (anything else)."""
+    ia = link_index(nl(path_a), veth.a.ifname)
+    ib = link_index(nl(path_b), veth.b.ifname)
+    if ia is None and ib is None:
+        return "absent"
+    if ia is None or ib is None:
+        return "broken"
+    a, b = link_info(nl(path_a), ia), link_info(nl(path_b), ib)
+    if a["kind"] != "veth" or b["kind"] != "veth" or a["peer"] != ib or b["peer"] != ia:
+        return "broken"
+    return "ok"
+
+
+def create_veth(nl: Netlink, path_a: Optional[str], path_b: Optional[str], veth: Veth) -> None:
+    """Create both ends directly in their namespaces (no temporary names in ours)."""
+    peer: dict = {"ifname": veth.b.ifname}
+    if path_b is not None:
+        peer["net_ns_fd"] = path_b
+    kw: dict = {"ifname": veth.a.ifname, "kind": "veth", "peer": peer}
+    if path_a is not None:
+        kw["net_ns_fd"] = path_a
+    try:
+        nl(None).link("add", **kw)
+    except NetlinkError as exc:
+        if exc.code == errno.EEXIST:
+            raise NetlinkProblem(f"cannot create veth {veth.a.ifname}/{veth.b.ifname}: a device of that name exists")
+        raise
+
+
+def delete_link(nl: Netlink, nspath: Optional[str], ifname: str, alias: Optional[str] = None) -> bool:
+    """Delete `ifname` (only if it carries `alias`, when given). True if something was deleted."""
+    ipr = nl(nspath)
+    index = link_index(ipr, ifname)
+    if index is None:
+        return False
+    if alias is not None and link_info(ipr, index)["alias"] != alias:
+        return False
+    try:
+        ipr.link("del", index=index)
+    except NetlinkError as exc:
+        if exc.code != errno.ENODEV:
+            raise
+        return False
+    return True

@@ -1,0 +1,117 @@
+"""The `netns` backend: every node is a named network namespace, processes run under `ip netns exec`.
+
+A backend answers four questions for the backend-neutral `apply`: how to create and delete a node,
+which network namespace (path) it is, what identifies it (so a marker file can prove a node is
+ours even if something else later takes its name), and how to run a command inside it.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from typing import Dict, Iterable, List, Optional, Tuple
+
+from pyroute2 import netns as pyr_netns
+
+from .plan import Node
+
+NETNS_DIR = "/var/run/netns"
+
+
+def ns_identity(path: str) -> Optional[str]:
+    """'<dev>:<inode>' of a network namespace file (same for /proc/PID/ns/net of its processes)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return f"{st.st_dev}:{st.st_ino}"
+
+
+def processes_in(identities: Iterable[str]) -> Dict[str, List[int]]:
+    """Pids of every process whose network namespace is one of `identities`."""
+    wanted = {i: [] for i in identities}
+    if not wanted:
+        return {}
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        ident = ns_identity(f"/proc/{entry}/ns/net")
+        if ident in wanted:
+            wanted[ident].append(int(entry))
+    return wanted
+
+
+def stop_processes(pids: Iterable[int], timeout: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL what is still there after `timeout` seconds."""
+    pids = list(pids)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        alive = [p for p in alive if _alive(p)]
+    for pid in alive:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+class NetnsBackend:
+    name = "netns"
+
+    def preflight(self) -> List[str]:
+        return [] if shutil.which("ip") else ["the ip command is missing (package iproute2)"]
+
+    def nspath(self, node: Node) -> str:
+        return os.path.join(NETNS_DIR, node.ns)
+
+    def identity(self, node: Node) -> Optional[str]:
+        """What the node is now (None: it does not exist)."""
+        if not os.path.exists(self.nspath(node)):
+            return None
+        return ns_identity(self.nspath(node))
+
+    def create(self, node: Node) -> str:
+        pyr_netns.create(node.ns)
+        ident = self.identity(node)
+        assert ident is not None
+        return ident
+
+    def delete(self, node: Node, identity: str) -> None:
+        """Stop every process in the node, then remove it (only if it still is `identity`)."""
+        if self.identity(node) != identity:
+            return
+        stop_processes(processes_in([identity]).get(identity, []))
+        pyr_netns.remove(node.ns)
+
+    def exec_args(self, node: Node, argv: List[str]) -> List[str]:
+        return ["ip", "netns", "exec", node.ns, *argv]
+
+    def process_in(self, pid: int, identity: str) -> bool:
+        return ns_identity(f"/proc/{pid}/ns/net") == identity and _alive(pid)
+
+    def stale_candidates(self, tag: str) -> List[str]:
+        """Namespaces whose names look like this instance's (only marker files decide ownership)."""
+        try:
+            return sorted(n for n in os.listdir(NETNS_DIR) if n.startswith(f"{tag}-"))
+        except FileNotFoundError:
+            return []
+
+
+def identity_pair(backend: NetnsBackend, node: Node) -> Tuple[str, Optional[str]]:
+    return node.ns, backend.identity(node)

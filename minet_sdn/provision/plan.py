@@ -1,0 +1,325 @@
+"""The provisioning plan: everything that should exist on one server, computed from the topology (pure).
+
+`build_plan(topo, server)` returns a `Plan`; `apply` makes a machine match it and `down` removes it.
+The plan is backend-neutral: a node is a named network context (a network namespace for the
+`netns` backend, a container for `docker`), an interface belongs to a node or to the server
+itself (node None), and processes are described by their command line only.
+
+Names
+    node             ``<asn>.<NAME>`` (router) and ``<asn>.<NAME>.host`` (its host)
+    node namespace   ``<topo.tag>-<node>``
+    router ifaces    ``lo``; ring link to router R: ``to_<R>`` (``to_<index>`` when R is over 12
+                     characters); inter-AS link L: ``model.router_ifname(L)`` (``ext<L>``);
+                     host link: ``host``
+    host iface       ``eth0`` (default route via the router's host-link address)
+    remote link L    server end ``topo.link_port_name(L)``, a port of ``topo.bridge(server, peer)``
+                     with ofport ``link.ofport``
+MTU: inter-AS links (local or remote) use ``topo.fabric.link_mtu`` on both ends, so a topology
+behaves the same wherever its ASes are placed; ring and host links use 1500.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+from ..topology.addressing import ASAddressing, topology_addressing
+from ..topology.model import Bridge, Link, Topology, router_ifname
+from . import frr
+
+STATE_DIR_ENV = "MINET_STATE_DIR"
+DEFAULT_STATE_ROOT = "/var/lib/minet-sdn"
+FRR_DIR_ENV = "MINET_FRR_DIR"            # where the FRR daemons live (default /usr/lib/frr)
+DEFAULT_FRR_DIR = "/usr/lib/frr"
+FRR_DAEMONS = ("zebra", "staticd", "bgpd", "ospfd")   # zebra first: the others connect to it
+BACKENDS = ("netns", "docker")
+
+MARK_INSTANCE = "minet-instance"         # OvS external_ids and marker files carry these
+MARK_SERVER = "minet-server"
+LOCAL_MTU = 1500
+HOST_IFNAME = "eth0"
+ROUTER_HOST_IFNAME = "host"
+
+Pairs = Tuple[Tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Route:
+    dst: str                  # "default" or a CIDR
+    via: str
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str                   # "1.ZURI" or "1.ZURI.host"
+    kind: str                 # "router" | "host"
+    asn: int
+    ns: str                   # "<tag>-<id>": namespace (netns) or container (docker) name
+    forwarding: bool
+    routes: Tuple[Route, ...] = ()
+    lo_addresses: Tuple[str, ...] = ()  # "ip/prefixlen" on lo (a router's loopback)
+
+
+@dataclass(frozen=True)
+class Iface:
+    node: Optional[str]       # node id; None = the server itself (current network namespace)
+    ifname: str
+    addresses: Tuple[str, ...] = ()     # "ip/prefixlen", IPv4 and IPv6
+    mac: Optional[str] = None
+    mtu: int = LOCAL_MTU
+    offloads_off: bool = False          # TX checksum / TSO / GSO off (netdev datapath needs it)
+    alias: Optional[str] = None         # ownership mark on interfaces in the server's namespace
+
+
+@dataclass(frozen=True)
+class Veth:
+    kind: str                 # "ring" | "host" | "inter" (same-server inter-AS) | "remote"
+    a: Iface
+    b: Iface
+    link_id: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class OvsPort:
+    name: str
+    ofport: int
+    type: str = ""                      # "" (a system/veth port), "gre", "vxlan"
+    options: Pairs = ()
+    bfd: Pairs = ()
+
+
+@dataclass(frozen=True)
+class OvsBridge:
+    name: str
+    dpid: int
+    peer: str                 # the server at the other end of the tunnel
+    datapath_type: str
+    controller: str           # "tcp:HOST:PORT"
+    ports: Tuple[OvsPort, ...]
+    marks: Pairs              # external_ids on the bridge, its ports and interfaces
+
+    @property
+    def other_config(self) -> Pairs:
+        return (("datapath-id", f"{self.dpid:016x}"), ("disable-in-band", "true"))
+
+    def vsctl_args(self, remove_ports: Tuple[str, ...] = ()) -> List[str]:
+        """One chained ovs-vsctl transaction that creates or converges the bridge (idempotent)."""
+        marks = [f"external_ids:{k}={v}" for k, v in self.marks]
+        args = ["--may-exist", "add-br", self.name,
+                "--", "set", "bridge", self.name, f"datapath_type={self.datapath_type}",
+                "fail_mode=secure", "stp_enable=false", "rstp_enable=false", "protocols=OpenFlow13",
+                *[f"other-config:{k}={v}" for k, v in self.other_config], *marks,
+                "--", "set-controller", self.name, self.controller,
+                # in-band mode adds hidden flows that would break link isolation
+                "--", "set", "controller", self.name, "connection-mode=out-of-band", *marks]
+        for name in remove_ports:
+            args += ["--", "--if-exists", "del-port", self.name, name]
+        for port in self.ports:
+            args += ["--", "--may-exist", "add-port", self.name, port.name,
+                     "--", "set", "port", port.name, *marks]
+            if port.type:     # make options/bfd exact: nothing stale survives a mode change
+                args += ["--", "clear", "interface", port.name, "options", "bfd"]
+            args += ["--", "set", "interface", port.name]
+            if port.type:
+                args.append(f"type={port.type}")
+            args += [f"options:{k}={v}" for k, v in port.options]
+            args += [f"bfd:{k}={v}" for k, v in port.bfd]
+            args += [f"ofport_request={port.ofport}", *marks]
+        return args
+
+
+@dataclass(frozen=True)
+class Router:
+    node: str                 # "<asn>.<NAME>"
+    asn: int
+    configure: bool
+    confdir: str              # owned by user frr: frr.conf, pid files, vty sockets, zserv.api, logs
+    config: str               # frr.conf text
+    daemons: Tuple[str, ...] = FRR_DAEMONS
+
+    @property
+    def conf_path(self) -> str:
+        return os.path.join(self.confdir, "frr.conf")
+
+    def pid_path(self, daemon: str) -> str:
+        return os.path.join(self.confdir, f"{daemon}.pid")
+
+    def daemon_args(self, daemon: str, ns: str, frr_dir: str = DEFAULT_FRR_DIR) -> List[str]:
+        d = self.confdir
+        return [os.path.join(frr_dir, daemon), "-d", "-N", ns, "-f", self.conf_path, "-i", self.pid_path(daemon),
+                "-z", os.path.join(d, "zserv.api"), "--vty_socket", d, "--log", f"file:{d}/{daemon}.log"]
+
+    def vtysh_args(self, *commands: str) -> List[str]:
+        args = ["vtysh", "--vty_socket", self.confdir]
+        for c in commands:
+            args += ["-c", c]
+        return args
+
+
+@dataclass(frozen=True)
+class Underlay:
+    """The underlay address this server's tunnels leave from (only planned when it has bridges)."""
+    ip: str
+    interface: Optional[str]  # servers.X.interface: moved onto `bridge` if the IP is not on an OvS port
+    bridge: str               # "<tag>-phy"
+
+
+@dataclass(frozen=True)
+class Plan:
+    instance: str             # topo.name
+    tag: str
+    server: str
+    backend: str
+    datapath: str             # "netdev" | "system"
+    state_dir: str            # <root>/<topo.name>/<server>
+    nodes: Tuple[Node, ...]
+    veths: Tuple[Veth, ...]
+    bridges: Tuple[OvsBridge, ...]
+    routers: Tuple[Router, ...]
+    underlay: Optional[Underlay]
+    marks: Pairs = ()
+    addressing: Dict[int, ASAddressing] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def node_by_id(self) -> Dict[str, Node]:
+        return {n.id: n for n in self.nodes}
+
+    @property
+    def alias(self) -> str:
+        """Ownership mark (IFLA_IFALIAS) of interfaces we make in the server's own namespace."""
+        return f"minet:{self.instance}:{self.server}"
+
+    @property
+    def nodes_dir(self) -> str:
+        return os.path.join(self.state_dir, "nodes")
+
+    def marker_path(self, node: Node) -> str:
+        return os.path.join(self.nodes_dir, f"{node.ns}.json")
+
+    def summary(self) -> Dict[str, int]:
+        return {"nodes": len(self.nodes), "veths": len(self.veths), "bridges": len(self.bridges),
+                "routers": len(self.routers)}
+
+
+def state_root(env: Optional[Dict[str, str]] = None) -> str:
+    env = os.environ if env is None else env
+    return env.get(STATE_DIR_ENV) or DEFAULT_STATE_ROOT
+
+
+def state_dir(topo: Topology, server: str, root: Optional[str] = None) -> str:
+    return os.path.join(root or state_root(), topo.name, server)
+
+
+def intra_ifname(peer: str, peer_index: int) -> str:
+    return f"to_{peer}" if len(peer) <= 12 else f"to_{peer_index}"
+
+
+def host_id(router: str) -> str:
+    return f"{router}.host"
+
+
+def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend: str = "netns",
+               root: Optional[str] = None) -> Plan:
+    """Everything that should exist on `server`. Raises AddressingError / ValueError on bad input."""
+    if server not in topo.servers:
+        raise ValueError(f"{server} is not a server of {topo.name} ({', '.join(topo.servers)})")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
+    addressing = topology_addressing(topo)
+    sdir = state_dir(topo, server, root)
+    offloads_off = datapath == "netdev"
+    marks = ((MARK_INSTANCE, topo.name), (MARK_SERVER, server))
+    alias = f"minet:{topo.name}:{server}"
+
+    nodes: List[Node] = []
+    veths: List[Veth] = []
+    routers: List[Router] = []
+    local_ases = [as_ for as_ in topo.ases.values() if as_.server == server]
+
+    def ns(node_id: str) -> str:
+        return f"{topo.tag}-{node_id}"
+
+    for as_ in local_ases:
+        addr = addressing[as_.asn]
+        for name in as_.routers:
+            rid, hid = f"{as_.asn}.{name}", host_id(f"{as_.asn}.{name}")
+            ra = addr.routers[name]
+            nodes.append(Node(id=rid, kind="router", asn=as_.asn, ns=ns(rid), forwarding=True,
+                              lo_addresses=(f"{ra.loopback}/32",)))
+            nodes.append(Node(id=hid, kind="host", asn=as_.asn, ns=ns(hid), forwarding=False,
+                              routes=(Route("default", ra.host_router_ip),)))
+            plen = ra.host_prefixlen
+            veths.append(Veth("host",
+                              Iface(rid, ROUTER_HOST_IFNAME, (f"{ra.host_router_ip}/{plen}",), offloads_off=offloads_off),
+                              Iface(hid, HOST_IFNAME, (f"{ra.host_ip}/{plen}",), offloads_off=offloads_off)))
+        for link in addr.links:
+            ia, ib = addr.routers[link.a], addr.routers[link.b]
+            veths.append(Veth("ring",
+                              Iface(f"{as_.asn}.{link.a}", intra_ifname(link.b, ib.index),
+                                    (f"{link.a_ip}/{link.prefixlen}",), offloads_off=offloads_off),
+                              Iface(f"{as_.asn}.{link.b}", intra_ifname(link.a, ia.index),
+                                    (f"{link.b_ip}/{link.prefixlen}",), offloads_off=offloads_off)))
+
+    mtu = topo.fabric.link_mtu
+    for link in topo.links:
+        if server not in link.servers():
+            continue
+        if not link.remote:
+            veths.append(Veth("inter", _link_iface(link, link.a, mtu, offloads_off),
+                              _link_iface(link, link.b, mtu, offloads_off), link_id=link.id))
+        else:
+            veths.append(Veth("remote", _link_iface(link, link.side(server), mtu, offloads_off),
+                              Iface(None, topo.link_port_name(link.id), mtu=mtu, offloads_off=offloads_off, alias=alias),
+                              link_id=link.id))
+
+    for as_ in local_ases:
+        for name in as_.routers:
+            rid = f"{as_.asn}.{name}"
+            config = (_router_config(topo, addressing[as_.asn], rid, name) if as_.configure
+                      else frr.empty_config(rid))
+            routers.append(Router(node=rid, asn=as_.asn, configure=as_.configure,
+                                  confdir=os.path.join(sdir, "frr", rid), config=config))
+
+    bridges = tuple(_bridge(topo, b, datapath, marks) for b in topo.bridges.values() if b.server == server)
+    srv = topo.servers[server]
+    underlay = Underlay(srv.underlay_ip, srv.interface, f"{topo.tag}-phy") if bridges else None
+    return Plan(instance=topo.name, tag=topo.tag, server=server, backend=backend, datapath=datapath,
+                state_dir=sdir, nodes=tuple(nodes), veths=tuple(veths), bridges=bridges,
+                routers=tuple(routers), underlay=underlay, marks=marks, addressing=addressing)
+
+
+def _link_iface(link: Link, end, mtu: int, offloads_off: bool) -> Iface:
+    return Iface(end.router, router_ifname(link.id),
+                 (f"{end.ip}/{link.prefixlen}", f"{end.ip6}/{link.prefixlen6}"),
+                 mac=end.mac, mtu=mtu, offloads_off=offloads_off)
+
+
+def _bridge(topo: Topology, b: Bridge, datapath: str, marks: Pairs) -> OvsBridge:
+    fab = topo.fabric
+    options: List[Tuple[str, str]] = [("remote_ip", topo.servers[b.peer].underlay_ip)]
+    if fab.isolation == "key":
+        options.append(("key", "flow"))
+    bfd = (("enable", "true"), ("min_tx", str(fab.bfd_interval_ms)), ("min_rx", str(fab.bfd_interval_ms)))
+    ports = [OvsPort(b.tunnel_port, b.tunnel_ofport, type=fab.encapsulation, options=tuple(options), bfd=bfd)]
+    ports += [OvsPort(topo.link_port_name(lid), topo.link(lid).ofport) for lid in b.link_ids]
+    ctl = topo.controller
+    host = f"[{ctl.ofp_host}]" if ":" in ctl.ofp_host else ctl.ofp_host
+    return OvsBridge(name=b.name, dpid=b.dpid, peer=b.peer, datapath_type=datapath,
+                     controller=f"tcp:{host}:{ctl.ofp_port}", ports=tuple(ports), marks=marks)
+
+
+def _router_config(topo: Topology, addr: ASAddressing, rid: str, name: str) -> str:
+    ra = addr.routers[name]
+    ibgp = tuple(frr.IbgpPeer(f"{addr.asn}.{o.name}", o.loopback) for o in addr.routers.values() if o.name != name)
+    ebgp = []
+    for link in topo.links:
+        if rid not in (link.a.router, link.b.router):
+            continue
+        we_are_a = link.a.router == rid
+        far = link.b if we_are_a else link.a
+        ebgp.append(frr.EbgpPeer(link_id=link.id, router=far.router, asn=far.asn, ip=far.ip,
+                                 role=frr.far_role(link.rel, we_are_a)))
+    ring = tuple(intra_ifname(l.peer_of(name), addr.routers[l.peer_of(name)].index) for l in addr.links_of(name))
+    return frr.router_config(frr.RouterPolicy(
+        hostname=rid, asn=addr.asn, router_id=ra.loopback, prefix=addr.prefix, ospf_ifaces=ring,
+        passive_ifaces=("lo", ROUTER_HOST_IFNAME), ibgp=ibgp, ebgp=tuple(ebgp)))
