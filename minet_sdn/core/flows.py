@@ -4,7 +4,8 @@ Table 0 only, by priority:
   200  proxy ARP: a request on link L's port for L's far-end IP is turned into the reply and sent
        back out of the in-port (Neutron's ARP responder trick; the far MAC comes from the topology)
   150  any other ARP: dropped (no ARP ever crosses the tunnel, no ARP storm)
-  100  link L: port -> tunnel with L's mark, tunnel with L's mark -> port
+  100  link L: port -> tunnel with L's mark, tunnel with L's mark -> port; the mark is tunnel
+       key L (key mode: any frame) or DSCP = L's number within its server pair (tos mode: IP only)
     0  everything else: dropped (no NORMAL, no FLOOD)
 """
 from __future__ import annotations
@@ -80,11 +81,13 @@ def link_flows(topo: Topology, bridge: Bridge, link: Link) -> Iterator[Flow]:
                         (("set_field", "tunnel_id", lid), ("output", tunnel)), cookie)
         yield Flow.make(PRIO_LINK, {"in_port": tunnel, "tunnel_id": lid}, (("output", port),), cookie)
     else:
-        # tos: the mark is always overwritten on the way in, so a router cannot forge another link's mark
+        # tos: the mark is always overwritten on the way in, so a router cannot forge another link's
+        # mark; IP only (the original scheme), so the routers' own DSCP does not survive the tunnel
+        mark = topo.link_marks[lid]
         for eth_type in (ETH_TYPE_IPV4, ETH_TYPE_IPV6):
             yield Flow.make(PRIO_LINK, {"in_port": port, "eth_type": eth_type},
-                            (("set_field", "ip_dscp", lid), ("output", tunnel)), cookie)
-            yield Flow.make(PRIO_LINK, {"in_port": tunnel, "eth_type": eth_type, "ip_dscp": lid},
+                            (("set_field", "ip_dscp", mark), ("output", tunnel)), cookie)
+            yield Flow.make(PRIO_LINK, {"in_port": tunnel, "eth_type": eth_type, "ip_dscp": mark},
                             (("set_field", "ip_dscp", 0), ("output", port)), cookie)
 
 

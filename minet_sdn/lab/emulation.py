@@ -426,7 +426,7 @@ def _reap(pid: int) -> None:
 def read_pidfile(path: str, timeout: float = 5.0) -> int:
     deadline = time.monotonic() + timeout
     while True:
-        with contextlib.suppress(OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError, IndexError):   # IndexError: not written yet
             with open(path) as fh:
                 pid = int(fh.read().split()[0])
             if proc_starttime(pid) is not None:
@@ -605,6 +605,17 @@ def start_ovs(topo: Topology, server: str, state: LabState) -> None:
     state.add_process(proc_record(f"{server}/ovs-vswitchd", pid, f"{d}/ovs-vswitchd.pid"))
 
 
+def underlay_prefixlen(topo: Topology, version: int) -> int:
+    """Length of the smallest prefix holding the underlay address of every server (of a version)."""
+    addrs = [ipaddress.ip_address(s.underlay_ip) for s in topo.servers.values()]
+    addrs = [a for a in addrs if a.version == version]
+    bits = addrs[0].max_prefixlen
+    plen = bits
+    while plen > 0 and len({int(a) >> (bits - plen) for a in addrs}) > 1:
+        plen -= 1
+    return plen
+
+
 def build_underlay(topo: Topology, server: str, state: LabState) -> None:
     """<tag>-ul (veth, port of the OvS netdev bridge <tag>-phy) and the underlay IP on <tag>-phy."""
     d = server_dir(topo, server)
@@ -622,13 +633,10 @@ def build_underlay(topo: Topology, server: str, state: LabState) -> None:
               "--", "--may-exist", "add-port", phy, ul,
               "--", "set", "interface", phy, f"mtu_request={UNDERLAY_MTU}")
     me = ipaddress.ip_address(topo.servers[server].underlay_ip)
-    plen = 32 if me.version == 4 else 128
-    cmds = [f"link set {phy} mtu {UNDERLAY_MTU} up", f"addr add {me}/{plen} dev {phy}"]
-    for other, spec in topo.servers.items():
-        peer_ip = ipaddress.ip_address(spec.underlay_ip)
-        if other != server and peer_ip.version == me.version:
-            cmds.append(f"route add {peer_ip}/{plen} dev {phy} scope link src {me}")
-    ip_batch(ns, cmds)
+    # A connected prefix covering every server: OvS's tunnel routing ignores host routes whose
+    # destination no address of the device covers, so /32 plus host routes would black-hole GRE.
+    plen = underlay_prefixlen(topo, me.version)
+    ip_batch(ns, [f"link set {phy} mtu {UNDERLAY_MTU} up", f"addr add {me}/{plen} dev {phy}"])
     _disable_offloads(ns, phy)
     srv = state.servers[server]
     srv.update(underlay_if=ul, underlay_peer_if=peer, phy_bridge=phy)

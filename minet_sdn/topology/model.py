@@ -213,6 +213,19 @@ class Topology:
                                link_ids=tuple(by_pair[(x, y)]))
         return out
 
+    @cached_property
+    def link_marks(self) -> Dict[int, int]:
+        """Per-pair number (1-based) of every remote link: its DSCP in tos isolation mode.
+
+        The DSCP field has 6 bits and 0 means unmarked, so marks are counted per server pair
+        (at most 63), not taken from the global link id.
+        """
+        marks: Dict[int, int] = {}
+        for bridge in self.bridges.values():
+            for position, lid in enumerate(bridge.link_ids, start=1):
+                marks[lid] = position
+        return marks
+
     def bridge(self, server: str, peer: str) -> Bridge:
         return self.bridges[self.dpid(server, peer)]
 

@@ -342,3 +342,12 @@ def test_link_settles_to_the_truth_whatever_the_order_of_failures(events):
     sim.wait(CARRIER_GRACE * 2)
     sim.wait(CARRIER_GRACE * 2)
     assert not sim.held[x] and not sim.held[y] and core.link_state(sim.link) == "up"
+
+
+def test_tos_marks_are_numbered_per_server_pair_and_fit_dscp():
+    """Link ids run over the whole topology; DSCP marks restart at 1 for every server pair."""
+    t = topo("tos")
+    assert t.link_marks == {1: 1, 2: 2, 3: 1}          # link 4 is local: no mark
+    dscps = {f.actions[0][2] for f in bridge_flows(t, t.bridge("VM2", "VM3"), [t.link(3).ofport]).values()
+             if f.actions and f.actions[0][:2] == ("set_field", "ip_dscp") and f.actions[0][2]}
+    assert dscps == {1}
