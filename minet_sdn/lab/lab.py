@@ -325,6 +325,9 @@ def run_provision(topo: Topology, state: LabState, progress: Progress, down: boo
     argv = _console("minet-provision", "minet_sdn.cli.provision") + [
         "--topology", str(state.data["effective_topology"]), "--master",
         "--known-hosts", str(ssh["known_hosts"]), "--identity", str(ssh["key"])]
+    remote = os.path.join(os.path.dirname(sys.executable), "minet-provision")
+    if os.path.exists(remote):       # the servers are this machine: the very same installation
+        argv += ["--remote-command", remote]
     if down:
         argv.append("--down")
     log_path = os.path.join(em.state_dir(topo), "provision.log")
