@@ -22,7 +22,7 @@ from ..core.fabric import FabricCore, PortInfo, link_counters
 from ..core.views import Counters, link_view, metrics_text, switch_view
 from ..rest.api import ApiError, make_app
 from ..rest.server import serve_in_thread
-from ..topology import load_topology
+from ..topology import TopologyError, load_topology
 
 MAIN, DEAD = handler.MAIN_DISPATCHER, handler.DEAD_DISPATCHER
 TICK_SECONDS = 0.25
@@ -59,7 +59,8 @@ class RemoteLinks(BaseApp):
         path = CONFIG.get("topology") or os.environ.get("MINET_TOPOLOGY")
         if not path:
             raise RuntimeError("no topology: run `minet controller --topology FILE` or set MINET_TOPOLOGY")
-        self.topo = load_topology(str(path))
+        self.topo_path = str(path)
+        self.topo = load_topology(self.topo_path)
         self.core = FabricCore(self.topo)
         self.lock = threading.RLock()
         self.datapaths: Dict[int, object] = {}
@@ -268,6 +269,26 @@ class RemoteLinks(BaseApp):
 
     def restore_link(self, link_id: int) -> dict:
         return self._admin(link_id, False)
+
+    def reload(self) -> dict:
+        """Re-read the topology file and converge every switch to it (links added or removed).
+
+        A bridge that appears in the new topology is picked up when it connects; the addresses of
+        the listeners do not change without a restart.
+        """
+        try:
+            topo = load_topology(self.topo_path)
+        except TopologyError as exc:
+            raise ApiError(400, "; ".join(exc.problems))
+        if topo.name != self.topo.name:
+            raise ApiError(409, f"{self.topo_path} now describes instance {topo.name}, not {self.topo.name}")
+        with self.lock:
+            out = self.core.reload(topo, time.monotonic())
+            self.topo = topo
+            self._send(out)
+            sent = sum(len(m) for m in out.values())
+            self.logger.warning("topology reloaded: %d links, %d messages", len(topo.links), sent)
+            return {"links": len(topo.links), "switches": len(topo.bridges), "messages": sent}
 
     def metrics(self) -> str:
         counters = self._counters()

@@ -88,6 +88,16 @@ def cmd_controller(args) -> int:
     remote_links.CONFIG.update(topology=args.topology, rest=rest)
     print(f"minet controller: topology {topo.name}, OpenFlow on {ofp[0]}:{ofp[1]}, REST on "
           f"http://{rest[0]}:{rest[1]}", file=sys.stderr, flush=True)
+    import signal
+
+    def reload_on_hup(signum, frame):          # `kill -HUP`: re-read the topology, like a daemon
+        for app in app_manager.AppManager.get_instance().applications.values():
+            if isinstance(app, remote_links.RemoteLinks):
+                try:
+                    app.reload()
+                except Exception as exc:
+                    logging.getLogger("minet").error("reload failed: %s", getattr(exc, "message", exc))
+    signal.signal(signal.SIGHUP, reload_on_hup)
     try:
         app_manager.AppManager.run_apps(["minet_sdn.apps.remote_links"])
     except KeyboardInterrupt:

@@ -8,6 +8,7 @@
   POST /v1/links/<id>/restore     bring it back
   GET  /v1/switches               every remote bridge: dpid, server, peer, connected, tunnel liveness
   GET  /metrics                   Prometheus text format
+  POST /v1/reload                 re-read the topology file (links added or removed) and converge
 
 `service` is anything with the methods used below; the os-ken app provides them.
 """
@@ -63,6 +64,9 @@ def _route(service, method: str, path: str):
     if m:
         _allow(method, "GET")
         return 200, "application/json", _json(service.link(int(m.group(1))))
+    if path == "/v1/reload":
+        _allow(method, "POST")
+        return 200, "application/json", _json(service.reload())
     routes = {
         "/healthz": lambda: (200, "application/json", _json(service.health())),
         "/v1/links": lambda: (200, "application/json", _json({"links": service.links()})),
