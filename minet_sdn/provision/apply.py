@@ -28,7 +28,7 @@ from . import netlink as nlk
 from . import ovs
 from .netlink import Netlink, NetlinkProblem
 from .netns import NetnsBackend, processes_in, stop_processes
-from .plan import DEFAULT_FRR_DIR, FRR_DIR_ENV, Iface, Node, Plan, Router, Veth
+from .plan import DEFAULT_FRR_DIR, FRR_DIR_ENV, Iface, Node, Plan, Router, Veth, frr_pathspace
 
 ROUTER_SYSCTLS = (("net.ipv4.ip_forward", "1"), ("net.ipv6.conf.all.forwarding", "1"),
                   ("net.ipv4.conf.all.rp_filter", "0"), ("net.ipv4.conf.default.rp_filter", "0"))
@@ -216,7 +216,7 @@ class Provisioner:
             self._nl.forget(self.backend.nspath(node))
         self.backend.delete(node, identity)
         _remove(self.plan.marker_path(node))
-        _rmdir(os.path.join(FRR_RUN_DIR, node.ns))
+        _rmdir(os.path.join(FRR_RUN_DIR, frr_pathspace(node.ns)))
 
     def _up_veths(self) -> None:
         self.progress(f"{len(self.plan.veths)} veth pairs")
@@ -459,7 +459,7 @@ class Provisioner:
             self.changes.append(f"removed node {node.ns}")
         for node, _ in nodes:
             _remove(self.plan.marker_path(node))
-            _rmdir(os.path.join(FRR_RUN_DIR, node.ns))
+            _rmdir(os.path.join(FRR_RUN_DIR, frr_pathspace(node.ns)))
         for veth in self.plan.veths:        # server-side ends normally vanish with their peers
             for end in (veth.a, veth.b):
                 if end.node is None and nlk.delete_link(self._nl, None, end.ifname, alias=end.alias):

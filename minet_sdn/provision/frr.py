@@ -15,6 +15,11 @@ Routing policy of a configured AS (`configure: true`, the default):
     advertisement-interval 0.
 
 `configure: false` gives a router nothing but its hostname, for students to configure.
+
+Every daemon of a router reads the same frr.conf (`-f`) and skips the commands of the others, so
+the text has no `exit` lines: an `exit` after a block a daemon does not know (say `router ospf` in
+bgpd) would take that daemon out of configuration mode and make it ignore everything after.
+Blocks end implicitly: FRR tries a command in the parent node when the current one lacks it.
 """
 from __future__ import annotations
 
@@ -78,17 +83,18 @@ def router_config(p: RouterPolicy) -> str:
     out: List[str] = [
         "frr defaults traditional",
         f"hostname {p.hostname}",
-        "service integrated-vtysh-config",
         "!",
         f"ip route {p.prefix} blackhole",
         "!",
     ]
     for ifname in p.passive_ifaces:
-        out += [f"interface {ifname}", " ip ospf area 0", " ip ospf passive", "exit", "!"]
+        out += [f"interface {ifname}", " ip ospf area 0", " ip ospf passive", "!"]
     for ifname in p.ospf_ifaces:
         out += [f"interface {ifname}", " ip ospf area 0", " ip ospf network point-to-point",
-                f" ip ospf hello-interval {OSPF_HELLO}", f" ip ospf dead-interval {OSPF_DEAD}", "exit", "!"]
-    out += ["router ospf", f" ospf router-id {p.router_id}", "exit", "!"]
+                f" ip ospf hello-interval {OSPF_HELLO}", f" ip ospf dead-interval {OSPF_DEAD}", "!"]
+    # FRR waits 5 s between two instances of an LSA by default: adjacencies would take ~6 s to route
+    out += ["router ospf", f" ospf router-id {p.router_id}", " timers throttle spf 0 50 1000",
+            " timers throttle lsa all 0", " timers lsa min-arrival 0", "!"]
     out += _policy(p.asn, p.ebgp)
     out += [f"router bgp {p.asn}",
             f" bgp router-id {p.router_id}",
@@ -110,7 +116,7 @@ def router_config(p: RouterPolicy) -> str:
     for peer in p.ebgp:
         out += [f"  neighbor {peer.ip} route-map MINET-IN-{peer.role.upper()} in",
                 f"  neighbor {peer.ip} route-map {_export_map(peer.role)} out"]
-    out += [" exit-address-family", "exit", "!"]
+    out += [" exit-address-family", "!"]
     return "\n".join(out) + "\n"
 
 
@@ -135,13 +141,13 @@ def _policy(asn: int, ebgp: Sequence[EbgpPeer]) -> List[str]:
     roles = sorted({peer.role for peer in ebgp}, key=list(LOCAL_PREF).index)
     for role in roles:
         name = f"MINET-IN-{role.upper()}"
-        out += [f"route-map {name} permit 10", " set large-comm-list MINET-OURS delete", " on-match next", "exit",
+        out += [f"route-map {name} permit 10", " set large-comm-list MINET-OURS delete", " on-match next",
                 f"route-map {name} permit 20", f" set large-community {tag(asn, role)} additive",
-                f" set local-preference {LOCAL_PREF[role]}", "exit", "!"]
+                f" set local-preference {LOCAL_PREF[role]}", "!"]
     if "customer" in roles:
-        out += ["route-map MINET-OUT-CUSTOMER permit 10", " set large-comm-list MINET-OURS delete", "exit", "!"]
+        out += ["route-map MINET-OUT-CUSTOMER permit 10", " set large-comm-list MINET-OURS delete", "!"]
     if set(roles) - {"customer"}:
         out += ["route-map MINET-OUT-UP permit 10", " match large-community MINET-FROM-CUSTOMER",
-                " set large-comm-list MINET-OURS delete", "exit",
-                "route-map MINET-OUT-UP permit 20", " match as-path MINET-LOCAL", "exit", "!"]
+                " set large-comm-list MINET-OURS delete",
+                "route-map MINET-OUT-UP permit 20", " match as-path MINET-LOCAL", "!"]
     return out

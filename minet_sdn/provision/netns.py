@@ -75,7 +75,13 @@ class NetnsBackend:
     name = "netns"
 
     def preflight(self) -> List[str]:
-        return [] if shutil.which("ip") else ["the ip command is missing (package iproute2)"]
+        problems = [] if shutil.which("ip") else ["the ip command is missing (package iproute2)"]
+        mine, init = ns_identity("/proc/self/ns/mnt"), ns_identity("/proc/1/ns/mnt")
+        if mine and init and mine != init:
+            problems.append("running in a private mount namespace (as under `ip netns exec`): the network "
+                            "namespaces made here would vanish from view when it exits; enter only the "
+                            "network namespace (nsenter --net=/var/run/netns/NAME)")
+        return problems
 
     def nspath(self, node: Node) -> str:
         return os.path.join(NETNS_DIR, node.ns)

@@ -146,7 +146,7 @@ class Router:
 
     def daemon_args(self, daemon: str, ns: str, frr_dir: str = DEFAULT_FRR_DIR) -> List[str]:
         d = self.confdir
-        return [os.path.join(frr_dir, daemon), "-d", "-N", ns, "-f", self.conf_path, "-i", self.pid_path(daemon),
+        return [os.path.join(frr_dir, daemon), "-d", "-N", frr_pathspace(ns), "-f", self.conf_path, "-i", self.pid_path(daemon),
                 "-z", os.path.join(d, "zserv.api"), "--vty_socket", d, "--log", f"file:{d}/{daemon}.log"]
 
     def vtysh_args(self, *commands: str) -> List[str]:
@@ -208,6 +208,11 @@ def state_root(env: Optional[Dict[str, str]] = None) -> str:
 
 def state_dir(topo: Topology, server: str, root: Optional[str] = None) -> str:
     return os.path.join(root or state_root(), topo.name, server)
+
+
+def frr_pathspace(ns: str) -> str:
+    """FRR's -N (it refuses dots): the namespace name with '.' as '_' (unique: ASNs have no '_')."""
+    return ns.replace(".", "_")
 
 
 def intra_ifname(peer: str, peer_index: int) -> str:

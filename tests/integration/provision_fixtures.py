@@ -1,0 +1,232 @@
+"""Emulated servers for provisioning tests (root only).
+
+`EmulatedServer` is one "server": a network namespace `mnt<random>-<NAME>` with its own
+ovsdb-server/ovs-vswitchd (OVS_RUNDIR and friends in a temp dir, as PLATFORM-NOTES describe), and
+an underlay veth whose address sits on the internal port of an OvS netdev bridge (`ul-br`), the
+way the embedded lab prepares a server. `run()` runs a command inside it with the server's
+environment (OVS_RUNDIR, MINET_STATE_DIR), e.g. the real `minet-provision` CLI.
+
+Everything is removed in `close()`, which the fixtures call in `finally`, even when a test fails:
+processes started in the server namespace and in every namespace whose name starts with the
+fixture's unique prefix, those namespaces, and the temp dir.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional
+
+SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
+NETNS_DIR = "/var/run/netns"
+REQUIRED_TOOLS = ("ip", "nsenter", "ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "vtysh")
+FRR_DAEMONS = ("/usr/lib/frr/zebra", "/usr/lib/frr/bgpd", "/usr/lib/frr/ospfd", "/usr/lib/frr/staticd")
+
+
+def missing_tools() -> List[str]:
+    missing = [t for t in REQUIRED_TOOLS if not shutil.which(t)]
+    missing += [d for d in FRR_DAEMONS if not os.access(d, os.X_OK)]
+    if not os.path.exists(SCHEMA):
+        missing.append(SCHEMA)
+    return missing
+
+
+def skip_reason() -> Optional[str]:
+    if os.geteuid() != 0:
+        return "needs root"
+    missing = missing_tools()
+    return f"missing: {', '.join(missing)}" if missing else None
+
+
+def provision_command() -> List[str]:
+    """The real CLI, as installed next to this Python (falls back to `python -m`)."""
+    exe = os.path.join(os.path.dirname(sys.executable), "minet-provision")
+    return [exe] if os.access(exe, os.X_OK) else [sys.executable, "-m", "minet_sdn.cli.provision"]
+
+
+def sh(*argv: str, check: bool = True, env: Optional[Dict[str, str]] = None, timeout: float = 60,
+       input: Optional[str] = None) -> subprocess.CompletedProcess:
+    res = subprocess.run(list(argv), capture_output=True, text=True, env=env, timeout=timeout, input=input)
+    if check and res.returncode != 0:
+        raise AssertionError(f"{' '.join(argv)} -> {res.returncode}\n{res.stdout}\n{res.stderr}")
+    return res
+
+
+def ns_inode(path: str) -> Optional[str]:
+    try:
+        st = os.stat(path)
+        return f"{st.st_dev}:{st.st_ino}"
+    except OSError:
+        return None
+
+
+def pids_in_namespaces(inodes: set) -> List[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid() and ns_inode(f"/proc/{entry}/ns/net") in inodes:
+            out.append(int(entry))
+    return out
+
+
+def kill_all(pids: List[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(os.path.exists(f"/proc/{p}") for p in pids):
+        for p in pids:       # reap our own children
+            try:
+                os.waitpid(p, os.WNOHANG)
+            except ChildProcessError:
+                pass
+        time.sleep(0.05)
+
+
+class Prefix:
+    """A unique name prefix `mnt<hex>` for every namespace a test makes."""
+
+    def __init__(self) -> None:
+        self.value = f"mnt{secrets.token_hex(2)[:3]}"   # 6 characters: the topology tag is the name itself
+
+    def namespaces(self) -> List[str]:
+        try:
+            return sorted(n for n in os.listdir(NETNS_DIR) if n.startswith(self.value))
+        except FileNotFoundError:
+            return []
+
+
+class EmulatedServer:
+    """One server: a namespace with its own OvS and an underlay address on an OvS internal port."""
+
+    def __init__(self, prefix: Prefix, name: str, underlay_ip: str, underlay_plen: int = 24,
+                 underlay_on_ovs: bool = True, mtu: int = 1500):
+        self.prefix = prefix
+        self.name = name
+        self.ns = f"{prefix.value}-{name}"
+        self.dir = tempfile.mkdtemp(prefix=f"{prefix.value}-{name}-")
+        os.chmod(self.dir, 0o755)
+        self.state_dir = os.path.join(self.dir, "state")
+        self.underlay_ip = underlay_ip
+        self.underlay_plen = underlay_plen
+        self.uplink = "uplink0"
+        self.peer_uplink = f"{prefix.value[-6:]}u{name[-3:]}"[:15]
+        self.started = False
+        self.underlay_on_ovs = underlay_on_ovs
+        self.mtu = mtu
+
+    @property
+    def env(self) -> Dict[str, str]:
+        env = dict(os.environ)
+        env.update(OVS_RUNDIR=self.dir, OVS_DBDIR=self.dir, OVS_LOGDIR=self.dir, OVS_SYSCONFDIR=self.dir,
+                   MINET_STATE_DIR=self.state_dir)
+        return env
+
+    def env_args(self) -> List[str]:
+        return [f"{k}={self.env[k]}" for k in ("OVS_RUNDIR", "OVS_DBDIR", "OVS_LOGDIR", "OVS_SYSCONFDIR",
+                                                "MINET_STATE_DIR")]
+
+    def run(self, *argv: str, check: bool = True, timeout: float = 120, extra_env: Optional[Dict[str, str]] = None
+            ) -> subprocess.CompletedProcess:
+        # nsenter --net, not `ip netns exec`: that one runs in a private mount namespace, where the
+        # namespaces provisioning creates (bind mounts under /var/run/netns) would not be seen outside
+        envs = self.env_args() + [f"{k}={v}" for k, v in (extra_env or {}).items()]
+        return sh("nsenter", f"--net={NETNS_DIR}/{self.ns}", "--", "env", *envs, *argv, check=check,
+                  timeout=timeout)
+
+    def vsctl(self, *args: str, check: bool = True) -> str:
+        return self.run("ovs-vsctl", "--timeout=20", *args, check=check).stdout
+
+    def start(self) -> "EmulatedServer":
+        sh("ip", "netns", "add", self.ns)
+        self.started = True
+        sh("ip", "-n", self.ns, "link", "set", "lo", "up")
+        sh("ovsdb-tool", "create", f"{self.dir}/conf.db", SCHEMA)
+        self.run("ovsdb-server", f"--remote=punix:{self.dir}/db.sock", f"--pidfile={self.dir}/ovsdb.pid",
+                 "--detach", f"--log-file={self.dir}/ovsdb.log", f"{self.dir}/conf.db")
+        self.vsctl("--no-wait", "init")
+        self.run("ovs-vswitchd", f"unix:{self.dir}/db.sock", f"--pidfile={self.dir}/vswitchd.pid", "--detach",
+                 f"--log-file={self.dir}/vswitchd.log")
+        return self
+
+    def add_underlay(self, peer: Optional["EmulatedServer"] = None) -> None:
+        """The underlay veth (to `peer`'s namespace if given, else a dangling peer in the root ns... no:
+        a peer end left in this namespace is useless, so without a peer the far end stays here, down)."""
+        if peer is not None:
+            sh("ip", "link", "add", "name", self.peer_uplink, "netns", self.ns, "type", "veth",
+               "peer", "name", peer.peer_uplink, "netns", peer.ns)
+            sh("ip", "-n", self.ns, "link", "set", self.peer_uplink, "name", self.uplink)
+            sh("ip", "-n", peer.ns, "link", "set", peer.peer_uplink, "name", peer.uplink)
+            for s in (self, peer):
+                s._address_underlay()
+        else:
+            sh("ip", "-n", self.ns, "link", "add", "name", self.uplink, "type", "veth", "peer", "name", "uplink0p")
+            sh("ip", "-n", self.ns, "link", "set", "uplink0p", "up")
+            self._address_underlay()
+
+    def _address_underlay(self) -> None:
+        sh("ip", "-n", self.ns, "link", "set", self.uplink, "mtu", str(self.mtu), "up")
+        sh("ip", "netns", "exec", self.ns, "ethtool", "-K", self.uplink, "tx", "off", "tso", "off", "gso", "off")
+        cidr = f"{self.underlay_ip}/{self.underlay_plen}"
+        if self.underlay_on_ovs:
+            self.vsctl("--may-exist", "add-br", "ul-br", "--", "set", "bridge", "ul-br", "datapath_type=netdev",
+                       "--", "--may-exist", "add-port", "ul-br", self.uplink)
+            sh("ip", "-n", self.ns, "addr", "add", cidr, "dev", "ul-br")
+            sh("ip", "-n", self.ns, "link", "set", "ul-br", "mtu", str(self.mtu), "up")
+        else:
+            sh("ip", "-n", self.ns, "addr", "add", cidr, "dev", self.uplink)
+
+    def provision(self, topo_path: str, *args: str, check: bool = False, timeout: float = 180,
+                  extra_env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+        return self.run(*provision_command(), "--topology", topo_path, "--server", self.name, *args,
+                        check=check, timeout=timeout, extra_env=extra_env)
+
+    def close(self) -> None:
+        if self.started:
+            inode = ns_inode(os.path.join(NETNS_DIR, self.ns))
+            if inode:
+                kill_all(pids_in_namespaces({inode}))
+            sh("ip", "netns", "del", self.ns, check=False)
+            self.started = False
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def cleanup_prefix(prefix: Prefix) -> List[str]:
+    """Remove every namespace (and its processes) whose name starts with the prefix; return their names."""
+    names = prefix.namespaces()
+    inodes = {ns_inode(os.path.join(NETNS_DIR, n)) for n in names} - {None}
+    kill_all(pids_in_namespaces(inodes))
+    for n in names:
+        sh("ip", "netns", "del", n, check=False)
+    return names
+
+
+def topology_yaml(name: str, servers: Dict[str, dict], ases: Dict[int, dict], links: List[dict],
+                  fabric: Optional[dict] = None) -> str:
+    """A small YAML writer for test topologies (flow style, like topologies/minimal.yaml)."""
+    def flow(d: dict) -> str:
+        parts = []
+        for k, v in d.items():
+            if isinstance(v, list):
+                v = "[" + ", ".join(str(x) for x in v) + "]"
+            elif isinstance(v, bool):
+                v = "true" if v else "false"
+            parts.append(f"{k}: {v}")
+        return "{" + ", ".join(parts) + "}"
+
+    lines = [f"name: {name}"]
+    if fabric:
+        lines.append(f"fabric: {flow(fabric)}")
+    lines.append("servers:")
+    lines += [f"  {s}: {flow(spec)}" for s, spec in servers.items()]
+    lines.append("ases:")
+    lines += [f"  {asn}: {flow(spec)}" for asn, spec in ases.items()]
+    lines.append("links:")
+    lines += [f"  - {flow(link)}" for link in links]
+    return "\n".join(lines) + "\n"
