@@ -1,0 +1,209 @@
+"""End to end: `lab up` of topologies/demo.yaml in both isolation modes, on this machine.
+
+The real path throughout: emulated servers with their own OvS and sshd, the controller in the
+mgmt namespace, `minet-provision --master` over SSH with host keys checked, FRR in namespaces.
+Needs root, Open vSwitch, FRR, sshd. Every lab is removed again, also when a test fails.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from itertools import permutations
+
+import pytest
+import yaml
+
+from minet_sdn.lab import emulation as em
+from minet_sdn.lab import lab as L
+from minet_sdn.topology import load_topology
+
+pytestmark = pytest.mark.root
+
+if os.geteuid() != 0:
+    pytest.skip("needs root", allow_module_level=True)
+for _tool in ("ovs-vsctl", "ovs-vswitchd", "ovsdb-server", "ip", "nsenter", "ethtool", "ssh-keygen",
+              "vtysh", "ping"):
+    if shutil.which(_tool) is None:
+        pytest.skip(f"{_tool} is not installed", allow_module_level=True)
+for _path in (em.SSHD, "/usr/lib/frr/zebra", "/usr/lib/frr/bgpd"):
+    if not os.path.exists(_path):
+        pytest.skip(f"{_path} is not installed", allow_module_level=True)
+pytest.importorskip("minet_sdn.cli.provision")
+pytest.importorskip("minet_sdn.apps.remote_links")
+
+DEMO = os.path.join(os.path.dirname(__file__), "..", "..", "topologies", "demo.yaml")
+UP_BUDGET_S = 60.0
+
+
+def _variant(directory, isolation: str) -> str:
+    """demo.yaml under a unique short name (so its tag is the name) with the isolation mode set."""
+    with open(DEMO) as fh:
+        data = yaml.safe_load(fh)
+    data["name"] = f"e{isolation[0]}{secrets.token_hex(2)}"
+    data.setdefault("fabric", {})["isolation"] = isolation
+    path = os.path.join(str(directory), f"demo-{isolation}.yaml")
+    with open(path, "w") as fh:
+        yaml.safe_dump(data, fh, sort_keys=False)
+    return path
+
+
+def _ours(topo):
+    """Everything of this lab still on the machine: namespaces with its tag, state, processes."""
+    left = [ns for ns in os.listdir(em.NETNS_DIR) if ns.startswith(f"{topo.tag}-")] \
+        if os.path.isdir(em.NETNS_DIR) else []
+    sdir = em.state_dir(topo)
+    if os.path.exists(sdir):
+        left.append(sdir)
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if sdir in cmd and int(pid) != os.getpid():
+            left.append(f"pid {pid}: {cmd[:120]}")
+    return left
+
+
+@pytest.fixture(scope="module", params=["key", "tos"])
+def lab(request, tmp_path_factory):
+    path = _variant(tmp_path_factory.mktemp(f"lab-{request.param}"), request.param)
+    topo = load_topology(path)
+    try:
+        t0 = time.monotonic()
+        summary = L.lab_up(path, progress=lambda m: print(m, flush=True))
+        elapsed = time.monotonic() - t0
+        print(f"lab up ({request.param}): {elapsed:.1f} s", flush=True)
+        yield path, topo, summary, elapsed
+    finally:
+        try:
+            L.lab_down(path, progress=lambda m: None)
+        finally:
+            if em.LabState.load(topo) is not None:     # down failed half-way: remove what is recorded
+                with em.lab_lock(topo):
+                    em.teardown(topo)
+
+
+def _expected_sessions(topo) -> int:
+    """eBGP on every link between configured ASes (both ends) plus an iBGP full mesh per AS."""
+    n = sum(2 for l in topo.links if topo.ases[l.a.asn].configure and topo.ases[l.b.asn].configure)
+    for as_ in topo.ases.values():
+        if as_.configure:
+            n += len(as_.routers) * (len(as_.routers) - 1)
+    return n
+
+
+def _host_ips(topo):
+    from minet_sdn.topology.addressing import topology_addressing
+    addressing = topology_addressing(topo)
+    return {f"{asn}.{name}.host": r.host_ip for asn, a in addressing.items() if topo.ases[asn].configure
+            for name, r in a.routers.items()}
+
+
+def _in(topo, node: str, *argv: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    ns, _, _ = L.resolve_node(topo, node)
+    return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True, text=True, timeout=timeout)
+
+
+def test_up_establishes_every_bgp_session_in_time(lab):
+    path, topo, summary, elapsed = lab
+    assert summary["already_up"] is False
+    assert summary["bgp_sessions"]["expected"] == _expected_sessions(topo)
+    assert summary["bgp_sessions"]["established"] == summary["bgp_sessions"]["expected"]
+    assert elapsed < UP_BUDGET_S
+    assert set(summary["servers"]) == set(topo.servers)
+
+
+def test_hosts_reach_each_other(lab):
+    path, topo, _, _ = lab
+    hosts = _host_ips(topo)
+    deadline = time.monotonic() + 30            # sessions are up; routes may still be spreading
+    pending = list(permutations(hosts, 2))
+    while pending:
+        pending = [(a, b) for a, b in pending
+                   if _in(topo, a, "ping", "-c", "1", "-W", "1", hosts[b]).returncode != 0]
+        if pending and time.monotonic() > deadline:
+            pytest.fail(f"{len(pending)} host pairs cannot reach each other, e.g. {pending[:3]}")
+        if pending:
+            time.sleep(1)
+    # a full 1500-byte packet across a remote link (AS3 on VM1 to AS4 on VM2 over link 8)
+    assert _in(topo, "3.BERN.host", "ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1472",
+               hosts["4.LYON.host"]).returncode == 0
+
+
+def test_status_shows_links_up_and_sessions_established(lab):
+    path, topo, _, _ = lab
+    st = L.lab_status(path, json=True)
+    assert st["problems"] == []
+    assert st["mgmt"]["controller"]["alive"] is True
+    assert [l["state"] for l in st["links"]] == ["up"] * len(topo.links)
+    assert all(l["tunnel_live"] for l in st["links"] if l["remote"])
+    assert all(L.bgp_converged(r) for r in st["bgp"])
+    assert {r["router"] for r in st["bgp"]} == set(L.configured_routers(topo))
+    text = L.lab_status(path)
+    assert "controller running" in text and "NOT" not in text and "DOWN" not in text
+
+
+def test_exec_reaches_routers_servers_and_mgmt(lab):
+    path, topo, _, _ = lab
+    cli = [sys.executable, "-m", "minet_sdn.lab", "exec", path]
+    out = subprocess.run(cli + ["1.ZURI", "--", "vtysh", "-c", "show bgp summary json"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["ipv4Unicast"]["as"] == 1
+    out = subprocess.run(cli + ["VM2", "--", "ovs-vsctl", "list-br"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and em.phy_bridge(topo) in out.stdout.split()
+    out = subprocess.run(cli + ["mgmt", "--", "ip", "-br", "addr"], capture_output=True, text=True, timeout=30)
+    assert L.lab_status(path, json=True)["mgmt"]["ip"] in out.stdout
+    out = subprocess.run(cli + ["NOPE", "--", "true"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_link_fail_and_restore_through_the_lab_rest(lab):
+    path, topo, _, _ = lab
+    link = topo.link(1)                            # remote, AS1 - AS2, with two parallel siblings
+    zuri = "1.ZURI"
+
+    def state_of_session() -> str:
+        for s in L.bgp_sessions(topo, zuri)["sessions"]:
+            if s["peer"] in (link.b.ip, link.b.ip6):
+                return s["state"]
+        return "absent"
+
+    code, body = L.rest_call(path, "POST", f"/v1/links/{link.id}/fail")
+    assert code == 200, body
+    try:
+        deadline = time.monotonic() + 10
+        while state_of_session() == "Established":
+            assert time.monotonic() < deadline, "the BGP session stayed up on a failed link"
+            time.sleep(0.2)
+    finally:
+        code, body = L.rest_call(path, "POST", f"/v1/links/{link.id}/restore")
+        assert code == 200, body
+    ok, _ = L.wait_bgp(topo, timeout=60)
+    assert ok
+
+
+def test_up_twice_is_a_noop(lab):
+    path, topo, _, _ = lab
+    before = json.load(open(em.lab_json_path(topo)))["processes"]
+    t0 = time.monotonic()
+    summary = L.lab_up(path, progress=lambda m: None)
+    assert summary["already_up"] is True
+    assert time.monotonic() - t0 < 10
+    after = json.load(open(em.lab_json_path(topo)))["processes"]
+    assert after == before
+
+
+def test_down_leaves_nothing(lab):
+    path, topo, _, _ = lab
+    records = list(em.LabState.load(topo).processes)
+    assert L.lab_down(path, progress=lambda m: None) == []
+    assert _ours(topo) == []
+    assert not any(em.proc_alive(r) for r in records)
+    assert L.lab_down(path, progress=lambda m: None) == []       # twice: nothing to do
