@@ -1,0 +1,176 @@
+"""FRR configuration text: OSPF, iBGP mesh, eBGP with Gao-Rexford policy per relationship, timers,
+configure:false, and FRR's own parser (`vtysh --dryrun`) accepting every generated file."""
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from minet_sdn.provision import frr
+from minet_sdn.provision.plan import build_plan
+from minet_sdn.topology import load_topology, parse_topology
+
+from .test_provision_plan import generated
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def minimal():
+    return load_topology(str(ROOT / "topologies" / "minimal.yaml"))
+
+
+def configs(topo, tmp_path):
+    out = {}
+    for server in topo.servers:
+        for r in build_plan(topo, server, root=str(tmp_path)).routers:
+            out[r.node] = r.config
+    return out
+
+
+def block(config, header):
+    """The lines of the block that starts with `header` (up to the next top-level line)."""
+    lines = config.splitlines()
+    i = lines.index(header)
+    out = []
+    for line in lines[i + 1:]:
+        if not line.startswith(" "):
+            break
+        out.append(line.strip())
+    return out
+
+
+def test_far_role_reads_rel_from_a_to_b():
+    # rel is a's relationship to b
+    assert frr.far_role("peer", True) == frr.far_role("peer", False) == "peer"
+    assert frr.far_role("provider", True) == "customer"     # a is b's provider: b is a's customer
+    assert frr.far_role("provider", False) == "provider"
+    assert frr.far_role("customer", True) == "provider"     # a is b's customer: b is a's provider
+    assert frr.far_role("customer", False) == "customer"
+
+
+def test_minimal_configs_by_relationship(tmp_path):
+    c = configs(minimal(), tmp_path)
+    zuri, gene, pari = c["1.ZURI"], c["1.GENE"], c["2.PARI"]
+    # link 1: ZURI -- PARI peer; link 2: GENE is PARI's provider; link 3: PARI is LOND's customer
+    assert " neighbor 100.64.0.2 remote-as 2" in zuri.splitlines()
+    assert "  neighbor 100.64.0.2 route-map MINET-IN-PEER in" in zuri.splitlines()
+    assert "  neighbor 100.64.0.2 route-map MINET-OUT-UP out" in zuri.splitlines()
+    assert "  neighbor 100.64.0.6 route-map MINET-IN-CUSTOMER in" in gene.splitlines()
+    assert "  neighbor 100.64.0.6 route-map MINET-OUT-CUSTOMER out" in gene.splitlines()
+    pari_lines = pari.splitlines()
+    assert "  neighbor 100.64.0.5 route-map MINET-IN-PROVIDER in" in pari_lines      # GENE is PARI's provider
+    assert "  neighbor 100.64.0.5 route-map MINET-OUT-UP out" in pari_lines
+    assert "  neighbor 100.64.0.10 route-map MINET-IN-PROVIDER in" in pari_lines     # LOND is PARI's provider
+    assert "  neighbor 100.64.0.1 route-map MINET-IN-PEER in" in pari_lines
+
+
+def test_import_policy_sets_local_pref_and_tags(tmp_path):
+    c = configs(generated(), tmp_path)
+    seen = set()
+    for node, text in c.items():
+        asn = int(node.split(".")[0])
+        for role, lp in (("customer", 300), ("peer", 200), ("provider", 100)):
+            name = f"MINET-IN-{role.upper()}"
+            if f"route-map {name} permit 20" not in text:
+                continue
+            seen.add(role)
+            assert block(text, f"route-map {name} permit 10") == ["set large-comm-list MINET-OURS delete",
+                                                                  "on-match next"]
+            assert block(text, f"route-map {name} permit 20") == [f"set large-community {asn}:1:{lp} additive",
+                                                                  f"set local-preference {lp}"]
+    assert seen == {"customer", "peer", "provider"}
+
+
+def test_export_policy_up_is_own_and_customer_routes_only(tmp_path):
+    c = configs(generated(), tmp_path)
+    ups = [(n, t) for n, t in c.items() if "route-map MINET-OUT-UP permit 10" in t]
+    downs = [(n, t) for n, t in c.items() if "route-map MINET-OUT-CUSTOMER permit 10" in t]
+    assert ups and downs
+    for node, text in ups:
+        asn = int(node.split(".")[0])
+        assert block(text, "route-map MINET-OUT-UP permit 10") == ["match large-community MINET-FROM-CUSTOMER",
+                                                                   "set large-comm-list MINET-OURS delete"]
+        assert block(text, "route-map MINET-OUT-UP permit 20") == ["match as-path MINET-LOCAL"]
+        assert "route-map MINET-OUT-UP permit 30" not in text           # everything else: implicit deny
+        assert f"bgp large-community-list standard MINET-FROM-CUSTOMER seq 5 permit {asn}:1:300" in text
+        assert "bgp as-path access-list MINET-LOCAL seq 5 permit ^$" in text
+    for node, text in downs:
+        assert block(text, "route-map MINET-OUT-CUSTOMER permit 10") == ["set large-comm-list MINET-OURS delete"]
+
+
+def test_ospf_ibgp_timers_and_announcement(tmp_path):
+    topo = generated()
+    c = configs(topo, tmp_path)
+    big = next(as_ for as_ in topo.ases.values() if len(as_.routers) >= 3)
+    rid = f"{big.asn}.{big.routers[0]}"
+    text = c[rid]
+    lines = text.splitlines()
+    plan = build_plan(topo, big.server, root=str(tmp_path))
+    addr = plan.addressing[big.asn]
+    assert f"ip route {addr.prefix} blackhole" in lines
+    assert f"  network {addr.prefix}" in lines
+    assert " timers bgp 3 9" in lines
+    assert block(text, "interface lo") == ["ip ospf area 0", "ip ospf passive"]
+    assert block(text, "interface host") == ["ip ospf area 0", "ip ospf passive"]
+    ring_ifaces = [l.split()[1] for l in lines if l.startswith("interface to_")]
+    assert len(ring_ifaces) == 2                                   # a ring of >= 3 routers: two neighbours
+    for ifname in ring_ifaces:
+        assert block(text, f"interface {ifname}") == ["ip ospf area 0", "ip ospf network point-to-point",
+                                                      "ip ospf hello-interval 1", "ip ospf dead-interval 4"]
+    assert f" ospf router-id {addr.routers[big.routers[0]].loopback}" in lines
+    others = [r for r in big.routers[1:]]
+    for other in others:
+        lo = addr.routers[other].loopback
+        for want in (f" neighbor {lo} remote-as {big.asn}", f" neighbor {lo} update-source lo",
+                     f" neighbor {lo} timers connect 5", f" neighbor {lo} advertisement-interval 0",
+                     f"  neighbor {lo} next-hop-self"):
+            assert want in lines
+    for link in topo.links:
+        if rid in (link.a.router, link.b.router):
+            far = link.b if link.a.router == rid else link.a
+            assert f" neighbor {far.ip} remote-as {far.asn}" in lines
+            assert f" neighbor {far.ip} timers connect 5" in lines
+            assert f" neighbor {far.ip} advertisement-interval 0" in lines
+    assert "no bgp ebgp-requires-policy" not in text               # every eBGP session has policies
+    assert "\nexit\n" not in text                                  # see frr.py: daemons share one file
+
+
+def test_configure_false_gives_an_empty_config(tmp_path):
+    c = configs(minimal(), tmp_path)
+    assert c["3.LOND"] == "hostname 3.LOND\n"
+    assert "router bgp" in c["2.PARI"]
+
+
+def _vtysh_dryrun_ok():
+    if not shutil.which("vtysh"):
+        return False
+    try:
+        res = subprocess.run(["vtysh", "--dryrun", "-f", "/dev/null"], capture_output=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return res.returncode == 0
+
+
+@pytest.mark.skipif(not _vtysh_dryrun_ok(), reason="vtysh --dryrun is not available here")
+def test_frr_parser_accepts_every_config(tmp_path):
+    topos = [minimal(), generated(), generated(isolation="tos", encapsulation="vxlan", seed=3)]
+    checked = 0
+    for topo in topos:
+        for node, text in configs(topo, tmp_path / topo.name).items():
+            path = tmp_path / f"{topo.name}-{node}.conf"
+            path.write_text(text)
+            res = subprocess.run(["vtysh", "--dryrun", "-f", str(path)], capture_output=True, text=True, timeout=30)
+            assert res.returncode == 0, f"{node}: {res.stdout}{res.stderr}"
+            checked += 1
+    assert checked > 20
+
+
+@pytest.mark.skipif(not _vtysh_dryrun_ok(), reason="vtysh --dryrun is not available here")
+def test_frr_parser_catches_a_bad_line(tmp_path):
+    """The check above can fail: a misspelt command is refused."""
+    path = tmp_path / "bad.conf"
+    path.write_text("router bgp 1\n neighbor 10.0.0.1 remote-ass 2\n")
+    res = subprocess.run(["vtysh", "--dryrun", "-f", str(path)], capture_output=True, text=True, timeout=30)
+    assert res.returncode != 0
