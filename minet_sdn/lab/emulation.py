@@ -21,8 +21,9 @@ Networks (defaults; the mgmt subnet is an option of `lab up`):
     mgmt   10.254.0.0/24: .1 is the mgmt namespace (on bridge <tag>-mbr), .1+i is server i
            (1-based index in the topology), on veth <tag>-mg in the server's namespace.
     ul     the servers' `underlay_ip`s: veth <tag>-ul in the server's namespace is a port of the
-           OvS netdev bridge <tag>-phy, whose internal port holds underlay_ip/32 (/128) with a
-           host route to every other server; MTU 9000 end to end (bridge <tag>-ubr in <tag>-ul).
+           OvS netdev bridge <tag>-phy, whose internal port holds underlay_ip with the shortest
+           prefix covering every server's underlay_ip (a connected route: OvS's tunnel routing
+           ignores host routes); MTU 9000 end to end (bridge <tag>-ubr in <tag>-ul).
 
 Daemons that may create namespaces (sshd, hence provisioning over SSH) are started with
 `nsenter --net` only, never `ip netns exec`: the latter gives its children a private mount

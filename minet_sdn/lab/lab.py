@@ -368,6 +368,29 @@ def _health(topo: Topology, state: LabState) -> List[str]:
     return problems
 
 
+def _repair(topo: Topology, state: LabState, progress: Progress) -> List[str]:
+    """Restart what can simply be restarted: a dead sshd, controller or REST relay."""
+    repaired: List[str] = []
+    for rec in list(state.processes):
+        name = str(rec["name"])
+        if em.proc_alive(rec) or not (name.endswith("/sshd") or name in ("controller", "relay")):
+            continue
+        if name.endswith("/sshd"):
+            server = name.split("/", 1)[0]
+            if em.netns_exists(em.server_ns(topo, server)) and server in state.servers:
+                progress(f"restarting sshd of {server} (pid {rec['pid']} is gone)")
+                em.start_sshd(topo, server, state, str(state.servers[server]["mgmt_ip"]))
+        elif name == "controller" and em.netns_exists(em.mgmt_ns(topo)):
+            progress(f"restarting the controller (pid {rec['pid']} is gone)")
+            start_controller(topo, state, progress)
+        elif name == "relay":
+            _start_relay(topo, state, _effective(state))
+        else:
+            continue
+        repaired.append(name)
+    return repaired
+
+
 def lab_up(topo_path: str, *, mgmt_subnet: str = em.DEFAULT_MGMT_SUBNET, progress: Optional[Progress] = None,
            provision: bool = True, bgp_timeout: float = BGP_TIMEOUT,
            keep_on_failure: bool = False) -> Dict[str, Any]:
@@ -387,13 +410,15 @@ def lab_up(topo_path: str, *, mgmt_subnet: str = em.DEFAULT_MGMT_SUBNET, progres
             if state.data.get("topology_sha256") != em.topology_digest(topo_path):
                 raise LabError(f"the lab {topo.name} is up with another version of {topo_path} "
                                f"(from {state.data.get('topology')}); run `minet lab down` first")
+            repaired = _repair(topo, state, progress)
             problems = _health(topo, state)
             if problems:
                 raise LabError(f"the lab {topo.name} is damaged ({problems[0]}); "
                                f"run `minet lab down {topo_path}` and up again")
             if state.data.get("phase") == "up" and (state.data.get("provisioned") or not provision):
                 ok, reports = wait_bgp(topo, timeout=0) if provision else (True, [])
-                progress(f"lab {topo.name} is already up; nothing to do")
+                progress(f"lab {topo.name} is already up; " + (f"restarted {', '.join(repaired)}"
+                                                                 if repaired else "nothing to do"))
                 return _summary(topo, state, reports, time.monotonic() - t0, already=True)
             progress(f"lab {topo.name}: resuming from phase {state.data.get('phase')}")
         try:
@@ -464,23 +489,45 @@ def format_summary(s: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _provision_down_locally(topo: Topology, state: LabState, server: str) -> Tuple[int, str]:
+    """Fallback of --master --down: the server's own `minet-provision --server X --down`, run in
+    its namespace with its environment (as its sshd would), without SSH."""
+    env = [f"{k}={v}" for k, v in em.server_env(topo, server).items()]
+    argv = em.nsenter_argv(em.server_ns(topo, server), ["env", *env] + _console(
+        "minet-provision", "minet_sdn.cli.provision") + [
+        "--topology", str(state.data["effective_topology"]), "--server", server, "--down"])
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=180)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return 1, str(exc)
+    with open(os.path.join(em.state_dir(topo), "provision.log"), "a") as log:
+        log.write(f"# local fallback: {' '.join(argv)}\n{proc.stdout}{proc.stderr}")
+    return proc.returncode, em._last_line(proc.stderr or proc.stdout)
+
+
 def _down(topo: Topology, state: LabState, progress: Progress, provisioned: bool) -> List[str]:
     problems: List[str] = []
     if provisioned:
-        alive = all(em.proc_alive(p) for p in state.processes if str(p["name"]).endswith("/sshd"))
-        if alive:
+        sshd_ok = all(em.proc_alive(p) for p in state.processes if str(p["name"]).endswith("/sshd"))
+        rc, last = 1, "sshd of some server is not running"
+        if sshd_ok:
             progress("unprovisioning every server over SSH (minet-provision --master --down)")
             rc, last = run_provision(topo, state, progress, down=True, timeout=180)
-            if rc != 0:
-                problems.append(f"provisioning --down failed (exit {rc}): {last}")
-        else:
-            problems.append("sshd of some server is gone: provisioning --down skipped")
-    leftovers = [p for p in (router_place(topo, r) for r in topo.routers) if em.netns_exists(p.netns)]
+        if rc != 0:
+            progress(f"provisioning --down over SSH failed ({last}); unprovisioning each server locally")
+            for server in state.servers:
+                if not em.netns_exists(em.server_ns(topo, server)):
+                    continue
+                rc, last = _provision_down_locally(topo, state, server)
+                if rc != 0:
+                    problems.append(f"provisioning --down of {server} failed (exit {rc}): {last}")
+    nodes = [ns for server in topo.servers for ns, _ in _plan_nodes(topo, server).values()]
+    leftovers = [ns for ns in nodes if em.netns_exists(ns)]
     progress("stopping the controller, sshd and Open vSwitch; deleting the lab's namespaces")
     problems += em.teardown(topo, state, progress)
-    for place in leftovers:
-        if em.netns_exists(place.netns):
-            problems.append(f"router namespace {place.netns} is still there (left by provisioning)")
+    for ns in leftovers:
+        if em.netns_exists(ns):
+            problems.append(f"node namespace {ns} is still there (left by provisioning)")
     return problems
 
 
