@@ -102,9 +102,10 @@ class Provisioner:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        os.makedirs(os.path.dirname(self.plan.state_dir), exist_ok=True)
-        lock_path = os.path.join(os.path.dirname(self.plan.state_dir), f".{self.plan.server}.lock")
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        """One run at a time per state root: an flock on the root directory itself (no lock file)."""
+        root = os.path.dirname(os.path.dirname(self.plan.state_dir))
+        os.makedirs(root, exist_ok=True)
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -180,7 +181,7 @@ class Provisioner:
         sdir = self.plan.state_dir
         if not os.path.isdir(sdir):
             os.makedirs(sdir)
-            self._created(f"state dir {sdir}", lambda: shutil.rmtree(sdir, ignore_errors=True))
+            self._created(f"state dir {sdir}", self._remove_state_dir)
         os.makedirs(self.plan.nodes_dir, exist_ok=True)
 
     def _read_marker(self, node: Node) -> Optional[dict]:
@@ -473,11 +474,13 @@ class Provisioner:
             if self._restore_underlay(underlay):
                 self.changes.append(f"removed underlay bridge {underlay} (address moved back)")
         if os.path.isdir(self.plan.state_dir):
-            shutil.rmtree(self.plan.state_dir)
+            self._remove_state_dir()
             self.changes.append(f"removed state dir {self.plan.state_dir}")
-        instance_dir = os.path.dirname(self.plan.state_dir)
-        _remove(os.path.join(instance_dir, f".{self.plan.server}.lock"))
-        _rmdir(instance_dir)
+
+    def _remove_state_dir(self) -> None:
+        """The server's state dir is all ours; its parent (the instance's) goes when empty."""
+        shutil.rmtree(self.plan.state_dir, ignore_errors=True)
+        _rmdir(os.path.dirname(self.plan.state_dir))
 
 
 # ---- small helpers ------------------------------------------------------------------------------

@@ -144,7 +144,7 @@ def ensure_offloads_off(nspath: Optional[str], ifname: str) -> List[str]:
         for name in active:
             features[name] = False
         eth.set_features(features)
-        return [f"{ifname}: offloads off ({len(active)} features)"]
+        return [f"offloads off ({len(active)} features)"]
     finally:
         eth.close()
 
@@ -166,7 +166,8 @@ def ensure_sysctls(nspath: Optional[str], settings: Tuple[Tuple[str, str], ...],
 # ---- interfaces ------------------------------------------------------------------------------
 
 def ensure_iface(nl: Netlink, nspath: Optional[str], iface: Iface, where: str, bring_up: bool = True) -> List[str]:
-    """Make an existing interface match: MAC, MTU, alias, addresses (added, never removed), up, offloads."""
+    """Make an existing interface match: MAC, MTU, alias, addresses (added, never removed), up, offloads.
+    `where` prefixes each change, e.g. "1.ZURI:ext1"."""
     ipr = nl(nspath)
     index = link_index(ipr, iface.ifname)
     if index is None:
@@ -176,25 +177,25 @@ def ensure_iface(nl: Netlink, nspath: Optional[str], iface: Iface, where: str, b
     attrs = {}
     if iface.mac and (info["mac"] or "").lower() != iface.mac.lower():
         attrs["address"] = iface.mac
-        changes.append(f"{where}: {iface.ifname} mac {iface.mac}")
+        changes.append(f"{where}: mac {iface.mac}")
     if info["mtu"] != iface.mtu:
         attrs["mtu"] = iface.mtu
-        changes.append(f"{where}: {iface.ifname} mtu {iface.mtu}")
+        changes.append(f"{where}: mtu {iface.mtu}")
     if iface.alias and info["alias"] != iface.alias:
         attrs["ifalias"] = iface.alias
-        changes.append(f"{where}: {iface.ifname} alias {iface.alias}")
+        changes.append(f"{where}: alias {iface.alias}")
     if attrs:
         ipr.link("set", index=index, **attrs)
     if iface.offloads_off:
         changes += [f"{where}: {c}" for c in ensure_offloads_off(nspath, iface.ifname)]
-    changes += _ensure_addresses(ipr, index, iface.ifname, iface.addresses, where)
+    changes += _ensure_addresses(ipr, index, iface.addresses, where)
     if bring_up and not info["flags"] & IFF_UP:
         ipr.link("set", index=index, state="up")
-        changes.append(f"{where}: {iface.ifname} up")
+        changes.append(f"{where}: up")
     return changes
 
 
-def _ensure_addresses(ipr: IPRoute, index: int, ifname: str, wanted: Tuple[str, ...], where: str) -> List[str]:
+def _ensure_addresses(ipr: IPRoute, index: int, wanted: Tuple[str, ...], where: str) -> List[str]:
     present = {(addr, plen) for _, addr, plen in addresses(ipr, index)}
     changes = []
     for cidr in wanted:
@@ -204,17 +205,17 @@ def _ensure_addresses(ipr: IPRoute, index: int, ifname: str, wanted: Tuple[str, 
             continue
         kw = {"flags": IFA_F_NODAD} if iface.version == 6 else {}
         ipr.addr("add", index=index, address=key[0], prefixlen=key[1], **kw)
-        changes.append(f"{where}: {ifname} address {cidr}")
+        changes.append(f"{where}: address {cidr}")
     return changes
 
 
 def ensure_loopback(nl: Netlink, nspath: str, node: Node) -> List[str]:
     ipr = nl(nspath)
     index = link_index(ipr, "lo")
-    changes = _ensure_addresses(ipr, index, "lo", node.lo_addresses, node.id)
+    changes = _ensure_addresses(ipr, index, node.lo_addresses, f"{node.id}:lo")
     if not link_info(ipr, index)["flags"] & IFF_UP:
         ipr.link("set", index=index, state="up")
-        changes.append(f"{node.id}: lo up")
+        changes.append(f"{node.id}:lo: up")
     return changes
 
 

@@ -20,9 +20,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from typing import Dict, List, Optional
 
 SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
+SSHD = "/usr/sbin/sshd"
+SSH_PORT = 2222
 NETNS_DIR = "/var/run/netns"
 REQUIRED_TOOLS = ("ip", "nsenter", "ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "vtysh")
 FRR_DAEMONS = ("/usr/lib/frr/zebra", "/usr/lib/frr/bgpd", "/usr/lib/frr/ospfd", "/usr/lib/frr/staticd")
@@ -156,8 +159,7 @@ class EmulatedServer:
         return self
 
     def add_underlay(self, peer: Optional["EmulatedServer"] = None) -> None:
-        """The underlay veth (to `peer`'s namespace if given, else a dangling peer in the root ns... no:
-        a peer end left in this namespace is useless, so without a peer the far end stays here, down)."""
+        """The underlay veth: to `peer`'s namespace if given, else to a stub end inside this namespace."""
         if peer is not None:
             sh("ip", "link", "add", "name", self.peer_uplink, "netns", self.ns, "type", "veth",
                "peer", "name", peer.peer_uplink, "netns", peer.ns)
@@ -187,6 +189,35 @@ class EmulatedServer:
         return self.run(*provision_command(), "--topology", topo_path, "--server", self.name, *args,
                         check=check, timeout=timeout, extra_env=extra_env)
 
+    def start_sshd(self, client_pub: str, port: int = SSH_PORT) -> str:
+        """sshd inside the server namespace on underlay_ip:port, with a generated host key and an
+        authorized key; its sessions get this server's environment (SetEnv). Returns the known_hosts line."""
+        sd = os.path.join(self.dir, "ssh")
+        os.makedirs(sd, mode=0o700)
+        sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", self.ns, "-f", f"{sd}/host_key")
+        with open(f"{sd}/authorized_keys", "w") as fh:
+            fh.write(client_pub)
+        os.chmod(f"{sd}/authorized_keys", 0o600)
+        path = ":".join(dict.fromkeys([os.path.dirname(sys.executable), "/usr/local/sbin", "/usr/local/bin",
+                                       "/usr/sbin", "/usr/bin", "/sbin", "/bin"]))
+        setenv = " ".join(self.env_args() + [f"PATH={path}"])
+        config = f"{sd}/sshd_config"
+        with open(config, "w") as fh:
+            fh.write("\n".join([
+                f"ListenAddress {self.underlay_ip}:{port}", f"HostKey {sd}/host_key", f"PidFile {sd}/sshd.pid",
+                f"AuthorizedKeysFile {sd}/authorized_keys", "PermitRootLogin prohibit-password",
+                "PasswordAuthentication no", "KbdInteractiveAuthentication no", "UsePAM no",
+                "StrictModes no", "Subsystem sftp internal-sftp", f"SetEnv {setenv}", ""]))
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)      # sshd's privilege separation dir
+        sh("nsenter", f"--net={NETNS_DIR}/{self.ns}", "--", SSHD, "-f", config)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(f"{sd}/sshd.pid") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with open(f"{sd}/host_key.pub") as fh:
+            key_type, key = fh.read().split()[:2]
+        self.ssh_spec = f"root@{self.underlay_ip}:{port}"
+        return f"[{self.underlay_ip}]:{port} {key_type} {key}\n"
+
     def close(self) -> None:
         if self.started:
             inode = ns_inode(os.path.join(NETNS_DIR, self.ns))
@@ -198,13 +229,63 @@ class EmulatedServer:
 
 
 def cleanup_prefix(prefix: Prefix) -> List[str]:
-    """Remove every namespace (and its processes) whose name starts with the prefix; return their names."""
+    """Remove every namespace (and its processes) whose name starts with the prefix, and FRR's
+    per-namespace run dirs; return the namespace names."""
     names = prefix.namespaces()
     inodes = {ns_inode(os.path.join(NETNS_DIR, n)) for n in names} - {None}
     kill_all(pids_in_namespaces(inodes))
     for n in names:
         sh("ip", "netns", "del", n, check=False)
+    for d in frr_run_dirs(prefix):
+        shutil.rmtree(d, ignore_errors=True)
     return names
+
+
+def frr_processes(prefix: Prefix) -> List[int]:
+    """Pids of FRR daemons started for namespaces of this prefix (their -N pathspace starts with it)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                argv = fh.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].startswith(b"/usr/lib/frr/") and any(a.startswith(prefix.value.encode()) for a in argv):
+            out.append(int(entry))
+    return out
+
+
+def frr_run_dirs(prefix: Prefix) -> List[str]:
+    try:
+        return sorted(os.path.join("/var/run/frr", d) for d in os.listdir("/var/run/frr")
+                      if d.startswith(prefix.value))
+    except FileNotFoundError:
+        return []
+
+
+@contextmanager
+def emulated_servers(*specs: tuple, connect: bool = False, underlay_on_ovs: bool = True):
+    """Servers from (name, underlay_ip) pairs, each with an underlay; `connect` joins the first two
+    by one underlay veth. Everything is removed on exit, whatever happened."""
+    prefix = Prefix()
+    servers = [EmulatedServer(prefix, name, ip, underlay_on_ovs=underlay_on_ovs) for name, ip in specs]
+    try:
+        for s in servers:
+            s.start()
+        if connect and len(servers) >= 2:
+            servers[0].add_underlay(servers[1])
+            for s in servers[2:]:
+                s.add_underlay()
+        else:
+            for s in servers:
+                s.add_underlay()
+        yield prefix, servers
+    finally:
+        cleanup_prefix(prefix)
+        for s in servers:
+            s.close()
 
 
 def topology_yaml(name: str, servers: Dict[str, dict], ases: Dict[int, dict], links: List[dict],
