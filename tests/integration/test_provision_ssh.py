@@ -1,0 +1,155 @@
+"""Master mode over SSH: two emulated servers (each a namespace with its own OvS and sshd), joined by
+an underlay veth; `minet-provision --master` run from VM1's namespace provisions both in parallel.
+With the per-link flows a controller would install (set by hand here, as in the platform recipe),
+the remote link carries eBGP, full-size packets and a TCP transfer across the GRE tunnel.
+A host key that does not match known_hosts is refused.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from provision_fixtures import (NETNS_DIR, SSHD, emulated_servers, frr_processes, provision_command, sh,
+                                skip_reason, topology_yaml)
+
+pytestmark = [pytest.mark.root,
+              pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason())),
+              pytest.mark.skipif(not os.access(SSHD, os.X_OK), reason="sshd is not installed")]
+
+
+def master(server, topo_path, known_hosts, key, *args):
+    """minet-provision --master, run from `server`'s namespace (where the servers' sshd are reachable)."""
+    argv = [*provision_command(), "--topology", topo_path, "--master", "--known-hosts", known_hosts,
+            "--identity", key, "--json", *args]
+    return sh("nsenter", f"--net={NETNS_DIR}/{server.ns}", "--", *argv, check=False, timeout=300)
+
+
+def established(server, tag, router, confdir):
+    out = sh("ip", "netns", "exec", f"{tag}-{router}", "vtysh", "--vty_socket", confdir, "-c",
+             "show bgp summary json", check=False).stdout
+    try:
+        peers = json.loads(out)["ipv4Unicast"]["peers"]
+    except (ValueError, KeyError):
+        return set()
+    return {p for p, info in peers.items() if info.get("state") == "Established"}
+
+
+def wait_for(predicate, timeout=40.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.5)
+    return False
+
+
+TCP_SERVER = ("import socket,sys\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+              "s.bind(('{ip}',5001));s.listen(1);s.settimeout(20);c,_=s.accept();c.settimeout(20);n=0\n"
+              "while True:\n d=c.recv(65536)\n if not d: break\n n+=len(d)\nprint(n)")
+TCP_CLIENT = ("import socket,time\nfor i in range(50):\n try:\n  s=socket.create_connection(('{ip}',5001),2);break\n"
+              " except OSError: time.sleep(0.1)\ns.settimeout(20);s.sendall(b'x'*{n});s.close()")
+
+
+def test_master_mode_over_ssh(tmp_path):
+    key = str(tmp_path / "id_ed25519")
+    sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key)
+    pub = open(key + ".pub").read()
+    with emulated_servers(("VM1", "192.0.2.1"), ("VM2", "192.0.2.2"), connect=True) as (prefix, (vm1, vm2)):
+        tag = prefix.value
+        known = [vm1.start_sshd(pub), vm2.start_sshd(pub)]
+        known_hosts = str(tmp_path / "known_hosts")
+        open(known_hosts, "w").write("".join(known))
+        text = topology_yaml(
+            tag, {"VM1": {"underlay_ip": "192.0.2.1", "ssh": vm1.ssh_spec},
+                  "VM2": {"underlay_ip": "192.0.2.2", "ssh": vm2.ssh_spec}},
+            {1: {"server": "VM1", "routers": ["A"]}, 2: {"server": "VM2", "routers": ["B"]}},
+            [{"a": "1.A", "b": "2.B", "rel": "provider"}])
+        topo_path = str(tmp_path / "topology.yaml")
+        open(topo_path, "w").write(text)
+
+        t0 = time.monotonic()
+        res = master(vm1, topo_path, known_hosts, key)
+        elapsed = time.monotonic() - t0
+        assert res.returncode == 0, res.stderr + res.stdout
+        report = json.loads(res.stdout)
+        assert report["ok"] and [s["server"] for s in report["servers"]] == ["VM1", "VM2"]
+        for s in report["servers"]:
+            assert s["ok"] and s["report"]["n_changes"] > 10 and s["via"].startswith("ssh root@")
+        assert "[VM1]" in res.stderr and "[VM2]" in res.stderr          # progress relayed per server
+        assert elapsed < 60
+        for server, router in ((vm1, "1.A"), (vm2, "2.B")):
+            assert os.path.exists(os.path.join(NETNS_DIR, f"{tag}-{router}"))
+            assert server.vsctl("list-br").split() == sorted([f"{tag}-br{1 if server is vm2 else 2}", "ul-br"])
+        # the uploaded copy of the topology is gone from the servers' /tmp
+        assert not [f for f in os.listdir("/tmp") if f.startswith("minet-topology.")
+                    and open(os.path.join("/tmp", f)).read() == text]
+
+        # a second master run changes nothing anywhere
+        res = master(vm1, topo_path, known_hosts, key)
+        assert res.returncode == 0, res.stderr
+        assert [s["report"]["n_changes"] for s in json.loads(res.stdout)["servers"]] == [0, 0]
+
+        # the flows the controller would install for link 1 (tunnel key 1), then eBGP across GRE
+        for server, bridge in ((vm1, f"{tag}-br2"), (vm2, f"{tag}-br1")):
+            server.run("ovs-ofctl", "-O", "OpenFlow13", "add-flow", bridge,
+                       "in_port=101,actions=set_field:1->tun_id,output:1")
+            server.run("ovs-ofctl", "-O", "OpenFlow13", "add-flow", bridge, "in_port=1,tun_id=1,actions=output:101")
+        conf_a = os.path.join(vm1.state_dir, tag, "VM1", "frr", "1.A")
+        conf_b = os.path.join(vm2.state_dir, tag, "VM2", "frr", "2.B")
+        assert wait_for(lambda: "100.64.0.2" in established(vm1, tag, "1.A", conf_a)), "eBGP across GRE"
+        # full-size packets fit the link MTU (1458 on a 1500-byte underlay): 1430 + 28 bytes, DF set
+        ping = sh("ip", "netns", "exec", f"{tag}-1.A", "ping", "-c2", "-W2", "-M", "do", "-s", "1430", "100.64.0.2",
+                  check=False)
+        assert ping.returncode == 0, ping.stdout
+        too_big = sh("ip", "netns", "exec", f"{tag}-1.A", "ping", "-c1", "-W2", "-M", "do", "-s", "1431",
+                     "100.64.0.2", check=False)
+        assert too_big.returncode != 0                                   # the router's own MTU stops it
+        # hosts reach each other across ASes and servers
+        assert wait_for(lambda: sh("ip", "netns", "exec", f"{tag}-1.A.host", "ping", "-c1", "-W1", "10.0.2.130",
+                                   check=False).returncode == 0)
+        # TCP (offloads off): 4 MB from host to host through the tunnel
+        import subprocess
+        srv = subprocess.Popen(["ip", "netns", "exec", f"{tag}-2.B.host", "python3", "-c",
+                                TCP_SERVER.format(ip="10.0.2.130")], stdout=subprocess.PIPE, text=True)
+        try:
+            t1 = time.monotonic()
+            sh("ip", "netns", "exec", f"{tag}-1.A.host", "python3", "-c",
+               TCP_CLIENT.format(ip="10.0.2.130", n=4 * 1024 * 1024), timeout=60)
+            out, _ = srv.communicate(timeout=30)
+            assert int(out.strip()) == 4 * 1024 * 1024
+            assert time.monotonic() - t1 < 20
+        finally:
+            if srv.poll() is None:
+                srv.kill()
+                srv.wait()
+
+        # a host key that does not match known_hosts is refused (VM2 only); VM1 still runs
+        other = str(tmp_path / "other_key")
+        sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other)
+        ktype, kdata = open(other + ".pub").read().split()[:2]
+        wrong = str(tmp_path / "known_hosts_wrong")
+        open(wrong, "w").write(known[0] + f"[192.0.2.2]:2222 {ktype} {kdata}\n")
+        res = master(vm1, topo_path, wrong, key)
+        assert res.returncode == 1
+        by_server = {s["server"]: s for s in json.loads(res.stdout)["servers"]}
+        assert by_server["VM1"]["ok"] and not by_server["VM2"]["ok"]
+        assert "does not match known_hosts" in by_server["VM2"]["error"]
+        # an unknown host is refused too, unless --insecure-host-keys
+        only_vm1 = str(tmp_path / "known_hosts_vm1")
+        open(only_vm1, "w").write(known[0])
+        res = master(vm1, topo_path, only_vm1, key)
+        assert res.returncode == 1 and "not found in known_hosts" in res.stdout
+        res = master(vm1, topo_path, only_vm1, key, "--insecure-host-keys")
+        assert res.returncode == 0, res.stdout
+
+        # down on every server: nothing of ours is left anywhere
+        res = master(vm1, topo_path, known_hosts, key, "--down")
+        assert res.returncode == 0, res.stderr + res.stdout
+        assert sorted(n for n in prefix.namespaces()) == sorted([vm1.ns, vm2.ns])
+        for server in (vm1, vm2):
+            assert server.vsctl("list-br").split() == ["ul-br"]
+            assert not os.path.exists(os.path.join(server.state_dir, tag))
+        assert frr_processes(prefix) == []
