@@ -542,6 +542,10 @@ def lab_down(topo_path: str, *, progress: Optional[Progress] = None) -> List[str
             progress(f"no lab of {topo.name} here; nothing to do")
             return []
         provisioned = bool(state.data.get("provisioned")) or state.data.get("phase") == "provisioning"
+        try:                 # what the lab was built from, even if the user's file changed since
+            topo = _effective(state)
+        except LabError:
+            pass
         problems = _down(topo, state, progress, provisioned)
         progress(f"lab {topo.name} is down" + (f" with {len(problems)} problem(s)" if problems else ""))
         return problems
