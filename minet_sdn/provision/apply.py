@@ -414,15 +414,17 @@ class Provisioner:
         for node, marker in self._stale_nodes():
             self.backend.delete(node, marker.get("identity", ""))
             _remove(self.plan.marker_path(node))
+            _rmdir(os.path.join(FRR_RUN_DIR, frr_pathspace(node.ns)))
             self.changes.append(f"removed stale node {node.ns}")
-        if self.plan.bridges or shutil.which("ovs-vsctl"):
-            if self.plan.bridges or ovs.reachable() is None:
-                state = ovs.read_state()
-                planned = {b.name for b in self.plan.bridges} | ({self.plan.underlay.bridge} if self.plan.underlay else set())
-                for name in ovs.our_bridges(state, self.plan.marks):
-                    if name not in planned and name != f"{self.plan.tag}-phy":
-                        ovs.delete_bridge(name, self.plan.marks)
-                        self.changes.append(f"removed stale bridge {name}")
+        planned = {end.ifname for v in self.plan.veths for end in (v.a, v.b) if end.node is None}
+        for ifname in nlk.links_with_alias(self._nl(None), self.plan.alias):
+            if ifname not in planned and nlk.delete_link(self._nl, None, ifname, alias=self.plan.alias):
+                self.changes.append(f"removed stale interface {ifname}")
+        if self.plan.bridges or (shutil.which("ovs-vsctl") and ovs.reachable() is None):
+            keep = {b.name for b in self.plan.bridges} | {self.plan.underlay_bridge}
+            for name in ovs.our_bridges(ovs.read_state(), self.plan.marks):
+                if name not in keep and ovs.delete_bridge(name, self.plan.marks):
+                    self.changes.append(f"removed stale bridge {name}")
 
     # ---- down ---------------------------------------------------------------------------------
     def down(self) -> Report:
@@ -461,13 +463,13 @@ class Provisioner:
         for node, _ in nodes:
             _remove(self.plan.marker_path(node))
             _rmdir(os.path.join(FRR_RUN_DIR, frr_pathspace(node.ns)))
-        for veth in self.plan.veths:        # server-side ends normally vanish with their peers
-            for end in (veth.a, veth.b):
-                if end.node is None and nlk.delete_link(self._nl, None, end.ifname, alias=end.alias):
-                    self.changes.append(f"removed interface {end.ifname}")
+        # server-side ends normally vanish with their peers; any left carry our alias
+        for ifname in nlk.links_with_alias(self._nl(None), self.plan.alias):
+            if nlk.delete_link(self._nl, None, ifname, alias=self.plan.alias):
+                self.changes.append(f"removed interface {ifname}")
         if shutil.which("ovs-vsctl") and ovs.reachable() is None:
             state = ovs.read_state()
-            underlay = f"{self.plan.tag}-phy"
+            underlay = self.plan.underlay_bridge
             for name in ovs.our_bridges(state, self.plan.marks):
                 if name != underlay and ovs.delete_bridge(name, self.plan.marks):
                     self.changes.append(f"removed bridge {name}")

@@ -122,6 +122,11 @@ def addresses(ipr: IPRoute, index: Optional[int] = None) -> List[Tuple[int, str,
     return out
 
 
+def links_with_alias(ipr: IPRoute, alias: str) -> List[str]:
+    """Names of the interfaces carrying ownership mark `alias`."""
+    return sorted(msg.get_attr("IFLA_IFNAME") for msg in ipr.link("dump") if msg.get_attr("IFLA_IFALIAS") == alias)
+
+
 def find_address(ipr: IPRoute, ip: str) -> Optional[Tuple[str, int]]:
     """(ifname, prefixlen) of the interface holding `ip` in this namespace, or None."""
     for index, addr, plen in addresses(ipr):

@@ -10,7 +10,7 @@ import os
 import shutil
 import signal
 import time
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional
 
 from pyroute2 import netns as pyr_netns
 
@@ -110,14 +110,3 @@ class NetnsBackend:
 
     def process_in(self, pid: int, identity: str) -> bool:
         return ns_identity(f"/proc/{pid}/ns/net") == identity and _alive(pid)
-
-    def stale_candidates(self, tag: str) -> List[str]:
-        """Namespaces whose names look like this instance's (only marker files decide ownership)."""
-        try:
-            return sorted(n for n in os.listdir(NETNS_DIR) if n.startswith(f"{tag}-"))
-        except FileNotFoundError:
-            return []
-
-
-def identity_pair(backend: NetnsBackend, node: Node) -> Tuple[str, Optional[str]]:
-    return node.ns, backend.identity(node)

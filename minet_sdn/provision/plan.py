@@ -190,6 +190,11 @@ class Plan:
         return f"minet:{self.instance}:{self.server}"
 
     @property
+    def underlay_bridge(self) -> str:
+        """The bridge minet-provision builds for the underlay when it has to (see Underlay)."""
+        return f"{self.tag}-phy"
+
+    @property
     def nodes_dir(self) -> str:
         return os.path.join(self.state_dir, "nodes")
 
@@ -287,7 +292,7 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
 
     bridges = tuple(_bridge(topo, b, datapath, marks) for b in topo.bridges.values() if b.server == server)
     srv = topo.servers[server]
-    underlay = Underlay(srv.underlay_ip, srv.interface, f"{topo.tag}-phy") if bridges else None
+    underlay = Underlay(srv.underlay_ip, srv.interface, f"{topo.tag}-phy") if bridges else None   # = Plan.underlay_bridge
     return Plan(instance=topo.name, tag=topo.tag, server=server, backend=backend, datapath=datapath,
                 state_dir=sdir, nodes=tuple(nodes), veths=tuple(veths), bridges=bridges,
                 routers=tuple(routers), underlay=underlay, marks=marks, addressing=addressing)

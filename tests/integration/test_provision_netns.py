@@ -401,3 +401,34 @@ def test_underlay_on_a_plain_interface_without_interface_key_is_an_error():
         assert "underlay_ip 192.0.2.1 is on uplink0, which is not an Open vSwitch port" in res.stderr
         assert "servers.VM1.interface: uplink0" in res.stderr
         assert leftovers(prefix, vm1) == []
+
+
+def test_a_changed_topology_converges():
+    """Re-running with an edited topology adds what is new, restarts routers whose config changed,
+    and removes what is no longer planned (nodes, bridge ports, interfaces)."""
+    with emulated_servers(("VM1", "192.0.2.1")) as (prefix, (vm1,)):
+        tag = prefix.value
+        path = write_topology(vm1, small_topology(tag))
+        assert vm1.provision(path).returncode == 0
+        old_pid = int(open(os.path.join(vm1.state_dir, tag, "VM1", "frr", "1.A", "bgpd.pid")).read())
+        edited = topology_yaml(
+            tag, {"VM1": {"underlay_ip": "192.0.2.1"}, "VM2": {"underlay_ip": "192.0.2.2"}},
+            {1: {"server": "VM1", "routers": ["A", "B"]}, 3: {"server": "VM2", "routers": ["D"]},
+             4: {"server": "VM1", "routers": ["E"]}},
+            [{"a": "1.A", "b": "4.E", "rel": "provider"}])       # link 1 now A--E; the remote link is gone
+        path = write_topology(vm1, edited)
+        res = vm1.provision(path, "--json")
+        assert res.returncode == 0, res.stderr
+        changes = json.loads(res.stdout)["changes"]
+        assert f"removed stale node {tag}-2.C" in changes and f"removed stale node {tag}-2.C.host" in changes
+        assert f"created node {tag}-4.E" in changes
+        assert "1.A: FRR restarted for the new configuration" in changes
+        assert f"removed stale bridge {tag}-br2" in changes
+        assert not os.path.exists(os.path.join(NETNS_DIR, f"{tag}-2.C"))
+        assert f"{tag}-br2" not in vm1.vsctl("list-br").split()
+        assert f"{tag}-l2" not in vm1.run("ip", "-o", "link", "show").stdout
+        new_pid = int(open(os.path.join(vm1.state_dir, tag, "VM1", "frr", "1.A", "bgpd.pid")).read())
+        assert new_pid != old_pid
+        assert json.loads(vm1.provision(path, "--json").stdout)["n_changes"] == 0
+        assert vm1.provision(path, "--down").returncode == 0
+        assert leftovers(prefix, vm1) == []
