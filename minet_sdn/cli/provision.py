@@ -84,7 +84,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         doc.pop("addressing", None)
         print(json.dumps(doc, indent=1))
         return 0
-    prov = Provisioner(plan, progress=_progress)
+    try:
+        prov = Provisioner(plan, progress=_progress)
+    except ValueError as exc:
+        return _bad([f"minet-provision: {exc}"])
     action = "down" if args.down else "up"
     try:
         report = prov.down() if args.down else prov.up()

@@ -13,10 +13,12 @@ ProvisionError names the server and the problem.
 from __future__ import annotations
 
 import fcntl
+import ipaddress
 import json
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -68,7 +70,10 @@ def make_backend(name: str):
     if name == "netns":
         return NetnsBackend()
     if name == "docker":
-        from .docker import DockerBackend
+        try:
+            from .docker import DockerBackend       # type: ignore[import-not-found]
+        except ImportError:
+            raise ValueError("the docker backend is not implemented yet (use --backend netns)") from None
         return DockerBackend()
     raise ValueError(f"unknown backend {name!r}")
 
@@ -85,10 +90,11 @@ class Provisioner:
         self._undo: List[Tuple[str, Callable[[], None]]] = []
         self._nl: Optional[Netlink] = None
         self._identities: Dict[str, str] = {}        # node id -> identity (namespace dev:inode)
+        self._t0 = time.monotonic()
 
     # ---- helpers ------------------------------------------------------------------------------
     def progress(self, msg: str) -> None:
-        self._progress(f"[{self.plan.server}] {msg}")
+        self._progress(f"[{self.plan.server}] {time.monotonic() - self._t0:5.1f}s {msg}")
 
     def _changed(self, items: List[str]) -> None:
         self.changes.extend(items)
@@ -537,8 +543,6 @@ def _rmdir(path: str) -> None:
 
 def _move_address(ipr, src: str, dst: str, cidr: str) -> None:
     """Move `cidr` and the routes through it from interface `src` to `dst` (brought up, same MTU)."""
-    import ipaddress
-    import socket
     si, di = nlk.link_index(ipr, src), nlk.link_index(ipr, dst)
     iface = ipaddress.ip_interface(cidr)
     routes = [r for r in ipr.route("dump", family=socket.AF_INET, table=254)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Dict, List, Optional, Tuple
 
 from ..topology.addressing import ASAddressing, topology_addressing
@@ -180,7 +181,7 @@ class Plan:
     marks: Pairs = ()
     addressing: Dict[int, ASAddressing] = field(default_factory=dict, compare=False, repr=False)
 
-    @property
+    @cached_property
     def node_by_id(self) -> Dict[str, Node]:
         return {n.id: n for n in self.nodes}
 
