@@ -17,7 +17,9 @@ import argparse
 import dataclasses
 import json
 import os
+import signal
 import sys
+import threading
 from typing import List, Optional
 
 from ..provision.apply import ProvisionError, Provisioner
@@ -61,8 +63,14 @@ def _bad(lines: List[str]) -> int:
     return 2
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt   # SIGTERM as Ctrl-C: `up` rolls back what it created, then reports
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         topo = load_topology(args.topology)
     except TopologyError as exc:
@@ -91,6 +99,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     action = "down" if args.down else "up"
     try:
         report = prov.down() if args.down else prov.up()
+    except KeyboardInterrupt:
+        print(f"error: {args.server}: interrupted", file=sys.stderr)
+        return 130
     except ProvisionError as exc:
         rolled = getattr(exc, "rolled_back", [])
         print(f"error: {exc}", file=sys.stderr)

@@ -163,8 +163,8 @@ class Provisioner:
                     self._up_bridges()
                 self._up_routers()
                 self._remove_stale()
-            except Exception as exc:
-                what = _describe(exc)
+            except BaseException as exc:          # an interrupt (SIGINT/SIGTERM) rolls back too
+                what = "interrupted" if isinstance(exc, KeyboardInterrupt) else _describe(exc)
                 rolled = self._rollback()
                 err = ProvisionError(self.plan.server, what)
                 err.rolled_back = rolled          # type: ignore[attr-defined]

@@ -432,3 +432,34 @@ def test_a_changed_topology_converges():
         assert json.loads(vm1.provision(path, "--json").stdout)["n_changes"] == 0
         assert vm1.provision(path, "--down").returncode == 0
         assert leftovers(prefix, vm1) == []
+
+
+def test_sigterm_half_way_rolls_back(tmp_path):
+    """Killed (SIGTERM) while daemons start: what the run created is removed, then it exits."""
+    import subprocess
+    fake = tmp_path / "frr"
+    fake.mkdir()
+    for daemon in ("zebra", "staticd", "ospfd"):
+        os.symlink(f"/usr/lib/frr/{daemon}", fake / daemon)
+    (fake / "bgpd").write_text("#!/bin/sh\nexec sleep 60\n")      # never daemonizes
+    (fake / "bgpd").chmod(0o755)
+    with emulated_servers(("VM1", "192.0.2.1")) as (prefix, (vm1,)):
+        path = write_topology(vm1, small_topology(prefix.value))
+        from provision_fixtures import provision_command
+        env = vm1.env
+        env["MINET_FRR_DIR"] = str(fake)
+        proc = subprocess.Popen(["nsenter", f"--net={NETNS_DIR}/{vm1.ns}", "--", *provision_command(),
+                                 "--topology", path, "--server", "VM1"], env=env, stderr=subprocess.PIPE, text=True)
+        try:
+            for line in proc.stderr:
+                if "FRR routers" in line:
+                    break
+            time.sleep(1.0)
+            proc.terminate()
+            err = proc.stderr.read()
+            assert proc.wait(timeout=60) == 1
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert "error: VM1: interrupted" in err and "Traceback" not in err
+        assert leftovers(prefix, vm1) == []
