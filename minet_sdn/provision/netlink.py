@@ -19,7 +19,7 @@ from pyroute2 import IPRoute
 from pyroute2.ethtool.ioctl import IoctlEthtool
 from pyroute2.netlink.exceptions import NetlinkError
 
-from .plan import Iface, Node, Route, Veth
+from .plan import Iface, Node, Veth
 
 IFF_UP = 0x1
 IFA_F_NODAD = 0x02

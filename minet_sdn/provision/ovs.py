@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-from .plan import MARK_INSTANCE, MARK_SERVER, OvsBridge, Pairs
+from .plan import OvsBridge, Pairs
 
 VSCTL_TIMEOUT = 30
 UNDERLAY_IFACE_KEY = "minet-underlay-iface"
@@ -235,6 +235,3 @@ def underlay_bridge_args(bridge: str, iface: str, cidr: str, marks: Pairs, datap
             *marks_args, f"external_ids:{UNDERLAY_IFACE_KEY}={iface}", f"external_ids:{UNDERLAY_ADDR_KEY}={cidr}",
             "--", "--may-exist", "add-port", bridge, iface, "--", "set", "port", iface, *marks_args]
 
-
-def instance_marks(instance: str, server: str) -> Pairs:
-    return ((MARK_INSTANCE, instance), (MARK_SERVER, server))
