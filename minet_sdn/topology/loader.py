@@ -95,7 +95,9 @@ def _key(key: Any) -> str:
     """A mapping key as a key path component."""
     if isinstance(key, str) and PLAIN_KEY_RE.fullmatch(key):
         return key
-    if _is_int(key):
+    if key is None or isinstance(key, bool):
+        return "null" if key is None else str(key).lower()
+    if isinstance(key, (int, float)):
         return _number(key)
     return _describe(key)
 
@@ -119,7 +121,9 @@ class _Loader(yaml.SafeLoader):
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
             return super().construct_object(node, deep)
-        except (ValueError, LookupError, ArithmeticError, TypeError):
+        except (yaml.YAMLError, RecursionError):
+            raise
+        except Exception:   # PyYAML's constructors raise KeyError, IndexError, AttributeError... on odd scalars
             tag = node.tag.replace("tag:yaml.org,2002:", "!!")
             value = _describe(node.value) if isinstance(node, yaml.ScalarNode) else "this node"
             raise yaml.constructor.ConstructorError(None, None, f"cannot read {value} as {tag}",
@@ -134,17 +138,19 @@ def _find_duplicate_keys(p: _Problems, loader: _Loader, node: yaml.Node, path: s
         for i, item in enumerate(node.value, start=1):
             _find_duplicate_keys(p, loader, item, f"{path}[{i}]", seen)
     elif isinstance(node, yaml.MappingNode):
-        first_line: Dict[Any, int] = {}
+        first: Dict[Any, Tuple[Any, int]] = {}         # key -> (the key as first written, its line)
         for key_node, value_node in node.value:
             sub = path
             if isinstance(key_node, yaml.ScalarNode) and key_node.tag != _MERGE_TAG:
                 key = loader.construct_object(key_node, deep=True)
                 sub = _join(path, key)
                 line = key_node.start_mark.line + 1
-                if key in first_line:
-                    p.add(sub, f"duplicate key (lines {first_line[key]} and {line})")
+                if key in first:
+                    old, old_line = first[key]
+                    same = "" if type(old) is type(key) else f"{_key(key)} equals {_key(old)}; "   # yes == 1
+                    p.add(sub, f"duplicate key ({same}lines {old_line} and {line})")
                 else:
-                    first_line[key] = line
+                    first[key] = (key, line)
             _find_duplicate_keys(p, loader, value_node, sub, seen)
 
 
@@ -356,7 +362,13 @@ def _controller(p: _Problems, value: Any) -> Controller:
         hp = _listen(p, "controller.rest", data["rest"], 8080)
         if hp:
             kw["rest_host"], kw["rest_port"] = hp
-    return Controller(**kw)
+    controller = Controller(**kw)
+    host, port = controller.ofp_host, controller.ofp_port
+    if (host, port) == (controller.rest_host, controller.rest_port):
+        this, other = ("rest", "ofp") if "rest" in data else ("ofp", "rest")
+        shown = f"[{host}]" if ":" in host else host
+        p.add(f"controller.{this}", f"{shown}:{port} is also the controller.{other} listener")
+    return controller
 
 
 def _underlay_ip(p: _Problems, path: str, value: Any) -> Optional[str]:
@@ -377,7 +389,7 @@ def _underlay_ip(p: _Problems, path: str, value: Any) -> Optional[str]:
 
 
 def _servers(p: _Problems, value: Any) -> Tuple[Dict[str, Server], Optional[Set[str]]]:
-    """The valid servers, and every name declared (None if the section is unusable)."""
+    """The valid servers, and every well-formed name declared (None if the section is unusable)."""
     data = {} if value is None else _mapping(p, "servers", value)
     if data is None:
         return {}, None
@@ -387,12 +399,13 @@ def _servers(p: _Problems, value: Any) -> Tuple[Dict[str, Server], Optional[Set[
         p.add("servers", f"{len(data)} servers; at most {MAX_SERVERS} fit a datapath id")
         return {}, None
     out: Dict[str, Server] = {}
-    declared: Set[str] = {name for name in data if isinstance(name, str)}
+    declared = {name for name in data if isinstance(name, str) and SERVER_RE.fullmatch(name)}
     seen_ips: Dict[str, str] = {}
     for index, (name, spec) in enumerate(data.items(), start=1):
         path = _join("servers", name)
         if not (isinstance(name, str) and SERVER_RE.fullmatch(name)):
-            p.add(path, f"{_describe(name)} is not a server name (a letter, then up to 31 letters, digits, '_' or '-')")
+            p.add(path, f"{_describe(name)} is not a server name "
+                        "(a letter, then up to 31 letters, digits, '_' or '-')")
             continue
         spec = _mapping(p, path, spec)
         if spec is None:
@@ -443,10 +456,10 @@ def _ases(p: _Problems, value: Any, servers: Dict[str, Server], declared_servers
         _check_keys(p, path, spec, AS_KEYS, ("server", "routers"))
         server = spec.get("server")
         if "server" in spec:
-            if not isinstance(server, str):
+            if not (isinstance(server, str) and SERVER_RE.fullmatch(server)):
                 p.add(f"{path}.server", f"{_describe(server)} is not a server name")
             elif declared_servers is not None and server not in declared_servers:
-                p.add(f"{path}.server", f"server {_clip(server)} is not defined under servers")
+                p.add(f"{path}.server", f"server {server} is not defined under servers")
         names = _routers(p, f"{path}.routers", spec["routers"]) if "routers" in spec else None
         if names is not None:
             known[asn] = set(names)
@@ -472,7 +485,8 @@ def _routers(p: _Problems, path: str, value: Any) -> Optional[List[str]]:
     names: List[str] = []
     for i, r in enumerate(value, start=1):
         if not (isinstance(r, str) and ROUTER_RE.fullmatch(r)):
-            p.add(f"{path}[{i}]", f"{_describe(r)} is not a router name (a letter, then up to 15 letters, digits, '_' or '-')")
+            p.add(f"{path}[{i}]", f"{_describe(r)} is not a router name "
+                                  "(a letter, then up to 15 letters, digits, '_' or '-')")
         elif r in names:
             p.add(f"{path}[{i}]", f"router {r} is listed twice")
         else:
@@ -515,7 +529,8 @@ def _links(p: _Problems, value: Any, ases: Dict[int, AS], known: _Known, servers
         p.add("links", f"{len(value)} links; at most {MAX_LINKS} fit the OpenFlow port range")
         return []
     if len(value) > link_capacity(fabric):
-        p.add("links", f"{len(value)} links do not fit fabric.link_subnet/link_subnet6 (room for {link_capacity(fabric)})")
+        p.add("links", f"{len(value)} links do not fit fabric.link_subnet/link_subnet6 "
+                       f"(room for {link_capacity(fabric)})")
         return []
     out: List[Link] = []
     for link_id, spec in enumerate(value, start=1):
