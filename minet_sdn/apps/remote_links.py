@@ -171,7 +171,8 @@ class RemoteLinks(BaseApp):
         sync[sync.pop(xid)] = value
         if "ports" in sync and "flows" in sync:
             del self._sync[dpid]
-            out = self.core.synced(dpid, sync["ports"], sync["flows"], time.monotonic())
+            out = self.core.synced(dpid, sync["ports"], sync["flows"], time.monotonic(),
+                                   later=sync.get("later", ()))
             sent = sum(len(m) for m in out.values())
             self._send(out)
             self.logger.info("switch %016x synced: %d messages", dpid, sent)
@@ -182,6 +183,13 @@ class RemoteLinks(BaseApp):
         msg = ev.msg
         dpid = msg.datapath.id
         if not self.core.known(dpid):
+            return
+        sync = self._sync.get(dpid)
+        if sync is not None:
+            # A sync is in flight: an event before the port list is superseded by it; one after it
+            # is newer and must be applied on top (see FabricCore.synced).
+            if "ports" in sync:
+                sync.setdefault("later", []).append((msg.reason, port_info(msg.desc)))
             return
         self._send(self.core.port_status(dpid, msg.reason, port_info(msg.desc), time.monotonic()))
 
@@ -199,7 +207,8 @@ class RemoteLinks(BaseApp):
     def error_msg(self, ev):
         msg = ev.msg
         self.extra["error"] += 1
-        self.logger.error("switch %s: OpenFlow error type=%d code=%d", getattr(msg.datapath, "id", "?"),
+        # code is None for experimenter errors: format with %s, never %d
+        self.logger.error("switch %s: OpenFlow error type=%s code=%s", getattr(msg.datapath, "id", "?"),
                           msg.type, msg.code)
 
     # ---- service for the REST API ------------------------------------------------------------

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Set
+from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from ..topology.model import LINK_OFPORT_BASE, TUNNEL_OFPORT, Bridge, Link, Topology, cookie_link_id
 from . import ofmsg
@@ -139,13 +139,24 @@ class FabricCore:
             self.bridges[dpid].connected = False
         return {}
 
-    def synced(self, dpid: int, ports: Iterable[PortInfo], flows: Iterable[Flow], now: float) -> Out:
-        """First (or re-)sync after connection: send only the difference, then a barrier."""
+    def synced(self, dpid: int, ports: Iterable[PortInfo], flows: Iterable[Flow], now: float,
+               later: Iterable[Tuple[int, PortInfo]] = ()) -> Out:
+        """First (or re-)sync after connection: send only the difference, then a barrier.
+
+        `later` are the (reason, port) events that arrived after the port list was read and
+        before the flows were: newer than `ports`, so they are applied on top of it.
+        """
         self.now = now
         st = self.bridges[dpid]
+        described = {p.port_no: p for p in ports}
+        for reason, info in later:
+            if reason == OFPPR_DELETE:
+                described.pop(info.port_no, None)
+            else:
+                described[info.port_no] = info
         old = st.ports
         st.ports = {}
-        for info in ports:
+        for info in described.values():
             prev = old.get(info.port_no)
             ps = PortState(info, carrier=prev.carrier if prev else True)
             self._observe(ps)
@@ -172,7 +183,7 @@ class FabricCore:
         self.now = now
         st = self.bridges[dpid]
         if not st.synced:
-            return {}     # the sync in flight will see this port
+            return {}     # the shell hands events that race the sync to synced(later=...)
         out: Out = {}
         link = self._link_at(st.bridge, info.port_no)
         if reason == OFPPR_DELETE:

@@ -39,12 +39,14 @@ def instance_hash16(name: str) -> int:
 
 def link_cookie(link_id: int) -> int:
     """Cookie of every flow serving link `link_id`; 0 is for bridge-wide flows."""
+    if not 0 <= link_id <= 0xFFFFFFFF:
+        raise ValueError(f"link id {link_id} does not fit a cookie")
     return COOKIE_MAGIC | link_id
 
 
 def cookie_link_id(cookie: int) -> Optional[int]:
-    """The link a cookie serves (0 for bridge-wide), or None if the cookie is not ours."""
-    if cookie & COOKIE_MAGIC_MASK != COOKIE_MAGIC:
+    """The link a cookie serves (0 for bridge-wide), or None if the cookie is not one we make."""
+    if cookie >> 32 != MAGIC << 16:
         return None
     return cookie & 0xFFFFFFFF
 
@@ -110,6 +112,7 @@ class Link:
     def cookie(self) -> int:
         return link_cookie(self.id)
 
+    # side/far tell the ends of a REMOTE link apart by server (a local link has both on one server)
     def side(self, server: str) -> Endpoint:
         return self.a if self.a.server == server else self.b
 
@@ -176,10 +179,12 @@ class Topology:
     # ---- names ------------------------------------------------------------------------------
     @property
     def tag(self) -> str:
-        """Short per-instance prefix for kernel names (15-char limit): the name itself when short."""
+        """Short per-instance prefix for kernel names (15-char limit): the name itself when short,
+        else its first letter, "_" and a hash. Names cannot hold "_", so a hashed tag never
+        equals another instance's name."""
         if len(self.name) <= 6:
             return self.name
-        return f"{self.name[:2]}{instance_hash16(self.name):04x}"
+        return f"{self.name[0]}_{instance_hash16(self.name):04x}"
 
     def bridge_name(self, server: str, peer: str) -> str:
         return f"{self.tag}-br{self.servers[peer].index}"

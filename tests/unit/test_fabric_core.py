@@ -351,3 +351,20 @@ def test_tos_marks_are_numbered_per_server_pair_and_fit_dscp():
     dscps = {f.actions[0][2] for f in bridge_flows(t, t.bridge("VM2", "VM3"), [t.link(3).ofport]).values()
              if f.actions and f.actions[0][:2] == ("set_field", "ip_dscp") and f.actions[0][2]}
     assert dscps == {1}
+
+
+def test_port_events_racing_the_sync_are_applied_on_top_of_the_port_list():
+    t = topo()
+    core = FabricCore(t)
+    connect_all(core, t)
+    x, y = dp(t, "VM1", "VM2"), dp(t, "VM2", "VM1")
+    p1 = t.link(1).ofport
+    core.connected(x, 1.0)
+    # X's port list says link 1 is fine, then its router goes away before the flows arrive
+    later = [(OFPPR_MODIFY, PortInfo(p1, "l1", hw(x, p1), 0, OFPPS_LINK_DOWN))]
+    out = core.synced(x, ports_of(t, x), [], 1.0, later=later)
+    assert port_mods(out) == {(y, p1): True}
+    # and a port deleted after the list was read gets no flows
+    core.connected(x, 2.0)
+    out = core.synced(x, ports_of(t, x), [], 2.0, later=[(OFPPR_DELETE, PortInfo(p1, "l1", hw(x, p1), 0, 0))])
+    assert {m.cookie & 0xFFFF for m in flow_mods(out, ofp.OFPFC_ADD)} == {0, 2}
