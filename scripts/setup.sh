@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBS=(openvswitch-switch frr iproute2 ethtool iputils-ping traceroute tcpdump iperf3 openssh-server procps)
+DEBS=(openvswitch-switch frr iproute2 ethtool iputils-ping traceroute tcpdump iperf3 openssh-server procps
+      docker.io debootstrap)   # the docker backend: its engine, and the build of its local image
 missing=()
 for pkg in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -1,6 +1,6 @@
 """minet-provision: build (or remove) the part of a topology that lives on one server, or on all.
 
-    minet-provision [--topology FILE] --server VM1 [--down] [--json]
+    minet-provision [--topology FILE] --server VM1 [--down] [--json] [--backend docker [--image IMG]]
     minet-provision [--topology FILE] --master [--down] [--json] [--known-hosts F] [--identity F]
                     [--insecure-host-keys] [--local-server X] [--remote-command CMD]
     minet-provision [--topology FILE] --server VM1 --plan      (print the plan, change nothing)
@@ -24,6 +24,7 @@ from typing import List, Optional
 
 from ..provision.apply import ProvisionError, Provisioner
 from ..provision.ovs import detect_datapath
+from ..provision.image import IMAGE_ENV, default_image
 from ..provision.plan import BACKENDS, build_plan
 from ..provision import ssh
 from ..topology import TopologyError, load_topology
@@ -39,7 +40,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--down", action="store_true", help="remove what provisioning made instead")
     p.add_argument("--json", action="store_true", help="print a machine-readable report on stdout")
     p.add_argument("--plan", action="store_true", help="print the plan of --server as JSON and change nothing")
-    p.add_argument("--backend", choices=BACKENDS, default="netns", help="how nodes are made (default netns)")
+    p.add_argument("--backend", choices=BACKENDS, default="netns",
+                   help="how nodes are made: netns (named namespaces, default) or docker (containers)")
+    p.add_argument("--image", help=f"docker backend: the image (default ${IMAGE_ENV}, else {default_image()}, "
+                                   "built locally when missing)")
     p.add_argument("--datapath", choices=("auto", "netdev", "system"), default="auto",
                    help="OvS datapath of the remote bridges (default: detect the kernel module)")
     p.add_argument("-v", "--verbose", action="store_true", help="list every change")
@@ -93,7 +97,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(json.dumps(doc, indent=1))
         return 0
     try:
-        prov = Provisioner(plan, progress=_progress)
+        prov = Provisioner(plan, progress=_progress, image=args.image)
     except ValueError as exc:
         return _bad([f"minet-provision: {exc}"])
     action = "down" if args.down else "up"
@@ -133,6 +137,8 @@ def _master(args: argparse.Namespace, topo) -> int:
     if args.known_hosts and not os.path.exists(args.known_hosts):
         return _bad([f"--known-hosts {args.known_hosts}: no such file"])
     extra = [] if args.backend == "netns" else ["--backend", args.backend]
+    if args.image:
+        extra += ["--image", args.image]
     results = ssh.run_master(topo, os.path.abspath(args.topology), args.down, opts, _progress,
                              local_server=args.local_server, extra=extra)
     ok = all(r.ok for r in results)

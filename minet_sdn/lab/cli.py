@@ -23,7 +23,7 @@ def cmd_up(args) -> int:
     from . import lab
     try:
         summary = lab.lab_up(args.file, mgmt_subnet=args.mgmt_subnet, bgp_timeout=args.bgp_timeout,
-                             keep_on_failure=args.keep_on_failure)
+                             keep_on_failure=args.keep_on_failure, backend=args.backend, image=args.image)
     except LabError as exc:
         return _fail("minet lab up", exc)
     print(json.dumps(summary, indent=1) if args.json else lab.format_summary(summary))
@@ -77,6 +77,10 @@ def add_lab_commands(subparsers) -> None:
                     help="how long to wait for every BGP session (default 180)")
     up.add_argument("--keep-on-failure", action="store_true",
                     help="keep a half-built lab for inspection instead of removing it")
+    up.add_argument("--backend", choices=("netns", "docker"), default="netns",
+                    help="how provisioning makes the nodes: netns (named namespaces, default) or docker "
+                         "(containers; needs a running docker engine); a lab keeps the one it was built with")
+    up.add_argument("--image", help="docker backend: the image (default: minet-provision's, built locally)")
     up.add_argument("--json", action="store_true", help="print the summary as JSON")
     up.set_defaults(func=cmd_up)
     down = lsub.add_parser("down", help="remove everything the lab made")

@@ -3,6 +3,8 @@
 lab_up(FILE)     emulated servers (see emulation.py), the controller in the mgmt namespace, then
                  `minet-provision --master` over SSH from the mgmt namespace (the real master
                  path), then wait until every BGP session of every configured router is up.
+                 backend="docker" (`lab up --backend docker [--image IMG]`) makes the nodes
+                 containers: it is recorded in lab.json and passed to every minet-provision.
 lab_down(FILE)   provisioning --down over SSH (best effort), then remove exactly what lab.json lists.
 lab_status(FILE) nodes, addresses, links (from the controller) and BGP sessions.
 exec_in_node(FILE, NODE, ARGV)   a command in a node: `mgmt`, `underlay`, a server, or a router.
@@ -76,8 +78,15 @@ def lab_exists(topo_path: str) -> bool:
 class RouterPlace:
     router: str          # node id: "<asn>.<NAME>" (a router) or "<asn>.<NAME>.host" (its host)
     server: str
-    netns: str           # the node's network namespace
+    netns: str           # the node's network namespace (netns backend) or container name (docker)
     vty_dir: str         # FRR's --vty_socket directory (routers only)
+    backend: str = "netns"
+
+    def exec_prefix(self) -> List[str]:
+        """argv prefix running a command in the node (vtysh of a container is the container's)."""
+        if self.backend == "docker":
+            return ["docker", "exec", self.netns]
+        return ["ip", "netns", "exec", self.netns]
 
 
 _PLAN_CACHE: Dict[Tuple[int, str], Tuple[Topology, Dict[str, Tuple[str, Optional[str]]]]] = {}
@@ -111,6 +120,24 @@ def _plan_nodes_uncached(topo: Topology, server: str) -> Dict[str, Tuple[str, Op
     return {n.id: (n.ns, confdirs.get(n.id)) for n in plan.nodes}
 
 
+def lab_backend(topo: Topology) -> str:
+    """How the lab's nodes are made ("netns" or "docker"), as `lab up` recorded it."""
+    try:
+        state = LabState.load(topo)
+    except LabError:
+        state = None
+    return str((state.data.get("backend") if state is not None else None) or "netns")
+
+
+def _backend_args(state: LabState) -> List[str]:
+    """minet-provision options selecting the lab's backend (none for the default netns)."""
+    backend = str(state.data.get("backend") or "netns")
+    if backend == "netns":
+        return []
+    image = state.data.get("image")
+    return ["--backend", backend] + (["--image", str(image)] if image else [])
+
+
 def node_place(topo: Topology, node: str) -> Optional[RouterPlace]:
     """Where provisioning puts node `node` (router or host) of the lab, or None if no such node."""
     router = node[:-len(".host")] if node.endswith(".host") else node
@@ -120,7 +147,7 @@ def node_place(topo: Topology, node: str) -> Optional[RouterPlace]:
     ns, confdir = _plan_nodes(topo, server).get(node, (None, None))
     if ns is None:
         return None
-    return RouterPlace(router=node, server=server, netns=ns, vty_dir=confdir or "")
+    return RouterPlace(router=node, server=server, netns=ns, vty_dir=confdir or "", backend=lab_backend(topo))
 
 
 def router_place(topo: Topology, router: str) -> RouterPlace:
@@ -139,7 +166,8 @@ def configured_routers(topo: Topology) -> List[str]:
 
 def vtysh(place: RouterPlace, command: str, timeout: float = 10) -> Optional[str]:
     try:
-        proc = subprocess.run(["vtysh", "--vty_socket", place.vty_dir, "-c", command],
+        prefix = place.exec_prefix() if place.backend == "docker" else []
+        proc = subprocess.run(prefix + ["vtysh", "--vty_socket", place.vty_dir, "-c", command],
                               capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -328,6 +356,7 @@ def run_provision(topo: Topology, state: LabState, progress: Progress, down: boo
     remote = os.path.join(os.path.dirname(sys.executable), "minet-provision")
     if os.path.exists(remote):       # the servers are this machine: the very same installation
         argv += ["--remote-command", remote]
+    argv += _backend_args(state)
     if down:
         argv.append("--down")
     log_path = os.path.join(em.state_dir(topo), "provision.log")
@@ -391,10 +420,29 @@ def _repair(topo: Topology, state: LabState, progress: Progress) -> List[str]:
     return repaired
 
 
+def _ensure_image(state: LabState, progress: Progress) -> None:
+    """The docker backend's image, built here when missing: the emulated servers share this
+    machine's docker engine but have no way out to the Debian mirror the build needs."""
+    from ..provision.image import ImageProblem, docker_problem, ensure_image, image_name
+    why = docker_problem()
+    if why:
+        raise LabError(f"docker backend: {why}")
+    name = str(state.data.get("image") or image_name())
+    try:
+        took = ensure_image(name, progress)
+    except ImageProblem as exc:
+        raise LabError(f"docker backend: {exc}") from None
+    progress(f"docker image {name}: " + (f"built in {took:.1f} s" if took is not None else "present"))
+
+
 def lab_up(topo_path: str, *, mgmt_subnet: str = em.DEFAULT_MGMT_SUBNET, progress: Optional[Progress] = None,
            provision: bool = True, bgp_timeout: float = BGP_TIMEOUT,
-           keep_on_failure: bool = False) -> Dict[str, Any]:
+           keep_on_failure: bool = False, backend: str = "netns", image: Optional[str] = None) -> Dict[str, Any]:
     """Bring the lab of `topo_path` up (a no-op when it already is); returns the summary.
+
+    `backend` is how provisioning makes the nodes: "netns" (named namespaces) or "docker"
+    (containers of `image`, default $MINET_DOCKER_IMAGE, else minet-sdn/frr:<version>, built here when
+    missing); a lab keeps the backend and image it was built with.
 
     On a failure before provisioning has finished, a lab this call started is removed again
     (unless keep_on_failure). BGP not converging in `bgp_timeout` raises LabError but keeps the lab.
@@ -407,6 +455,9 @@ def lab_up(topo_path: str, *, mgmt_subnet: str = em.DEFAULT_MGMT_SUBNET, progres
         state = LabState.load(topo)
         created = state is None
         if state is not None:
+            if str(state.data.get("backend") or "netns") != backend:
+                raise LabError(f"the lab {topo.name} is up with the {state.data.get('backend') or 'netns'} "
+                               f"backend; run `minet lab down {topo_path}` first to use {backend}")
             if state.data.get("topology_sha256") != em.topology_digest(topo_path):
                 raise LabError(f"the lab {topo.name} is up with another version of {topo_path} "
                                f"(from {state.data.get('topology')}); run `minet lab down` first")
@@ -426,11 +477,18 @@ def lab_up(topo_path: str, *, mgmt_subnet: str = em.DEFAULT_MGMT_SUBNET, progres
                 progress(f"lab {topo.name}: {len(topo.servers)} servers, {len(topo.ases)} ASes, "
                          f"{len(topo.links)} links")
                 state = em.build_servers(topo_path, mgmt_subnet=mgmt_subnet, progress=progress).state
+                state.data["backend"] = backend
+                if backend == "docker":      # resolved here ($MINET_DOCKER_IMAGE does not cross SSH)
+                    from ..provision.image import image_name
+                    state.data["image"] = image_name(image)
+                state.save()
             start_controller(topo, state, progress)
             if not provision:
                 state.data["phase"] = "up"
                 state.save()
                 return _summary(topo, state, [], time.monotonic() - t0)
+            if state.data.get("backend") == "docker":
+                _ensure_image(state, progress)
             state.data["phase"] = "provisioning"
             state.save()
             progress("provisioning every server over SSH from the mgmt namespace (minet-provision --master)")
@@ -465,6 +523,7 @@ def _summary(topo: Topology, state: LabState, reports: List[Dict[str, Any]], sec
     up, total = _count_sessions(reports)
     return {
         "name": topo.name, "already_up": already, "seconds": round(seconds, 1),
+        "backend": state.data.get("backend") or "netns",
         "servers": {s: {"ns": v["ns"], "mgmt_ip": v["mgmt_ip"], "underlay_ip": v["underlay_ip"]}
                     for s, v in state.servers.items()},
         "ases": len(topo.ases), "configured_ases": sum(1 for a in topo.ases.values() if a.configure),
@@ -495,7 +554,7 @@ def _provision_down_locally(topo: Topology, state: LabState, server: str) -> Tup
     env = [f"{k}={v}" for k, v in em.server_env(topo, server).items()]
     argv = em.nsenter_argv(em.server_ns(topo, server), ["env", *env] + _console(
         "minet-provision", "minet_sdn.cli.provision") + [
-        "--topology", str(state.data["effective_topology"]), "--server", server, "--down"])
+        "--topology", str(state.data["effective_topology"]), "--server", server, "--down"] + _backend_args(state))
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=180)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -523,12 +582,28 @@ def _down(topo: Topology, state: LabState, progress: Progress, provisioned: bool
                     problems.append(f"provisioning --down of {server} failed (exit {rc}): {last}")
     nodes = [ns for server in topo.servers for ns, _ in _plan_nodes(topo, server).values()]
     leftovers = [ns for ns in nodes if em.netns_exists(ns)]
+    if state.data.get("backend") == "docker":
+        problems += _remove_containers(topo, state, progress)
     progress("stopping the controller, sshd and Open vSwitch; deleting the lab's namespaces")
     problems += em.teardown(topo, state, progress)
     for ns in leftovers:
         if em.netns_exists(ns):
             problems.append(f"node namespace {ns} is still there (left by provisioning)")
     return problems
+
+
+def _remove_containers(topo: Topology, state: LabState, progress: Progress) -> List[str]:
+    """Containers provisioning left (labelled for this instance and one of the lab's servers)."""
+    from ..provision.docker import DockerProblem, list_containers
+    from ..provision.image import docker
+    try:
+        left = [c for c in list_containers(topo.name) if c["server"] in state.servers]
+        for c in left:
+            progress(f"removing container {c['name']} that provisioning left")
+            docker("rm", "--force", "--volumes", c["id"])
+    except DockerProblem as exc:
+        return [f"containers of {topo.name}: {exc}"]
+    return []
 
 
 def lab_down(topo_path: str, *, progress: Optional[Progress] = None) -> List[str]:
@@ -562,6 +637,7 @@ def lab_status(topo_path: str, json: bool = False) -> Any:
 
     status: Dict[str, Any] = {
         "name": topo.name, "phase": state.data.get("phase"), "state_dir": em.state_dir(topo),
+        "backend": state.data.get("backend") or "netns",
         "topology": state.data.get("topology"), "effective_topology": state.data.get("effective_topology"),
         "mgmt": {"ns": em.mgmt_ns(topo), "ip": state.data["mgmt"]["ip"], "subnet": state.data["mgmt_subnet"],
                  "controller": {"alive": alive("controller"), **state.data.get("controller", {})},
@@ -599,7 +675,7 @@ def lab_status(topo_path: str, json: bool = False) -> Any:
 
 
 def _format_status(st: Dict[str, Any]) -> str:
-    out = [f"lab {st['name']}: {st['phase']}  (state {st['state_dir']})"]
+    out = [f"lab {st['name']}: {st['phase']}  (nodes: {st.get('backend', 'netns')}, state {st['state_dir']})"]
     m = st["mgmt"]
     ctl = m["controller"]
     out.append(f"  mgmt       ns {m['ns']:<14} {m['ip']} ({m['subnet']})  controller "
@@ -669,12 +745,15 @@ def exec_in_node(topo_path: str, node: str, argv: Sequence[str]) -> int:
     if not argv:
         raise LabError("no command given (minet exec FILE NODE -- CMD ...)")
     ns, env, place = resolve_node(topo, node)
-    if not em.netns_exists(ns):
-        raise LabError(f"node {node}: namespace {ns} does not exist (is the lab provisioned?)")
     argv = list(argv)
     if (place is not None and place.vty_dir and os.path.basename(argv[0]) == "vtysh"
             and "--vty_socket" not in argv):
         argv[1:1] = ["--vty_socket", place.vty_dir]
+    if place is not None and place.backend == "docker":        # the command runs in the container
+        tty = ["-t"] if sys.stdin.isatty() and sys.stdout.isatty() else []
+        return subprocess.call(["docker", "exec", "-i", *tty, ns] + argv)
+    if not em.netns_exists(ns):
+        raise LabError(f"node {node}: namespace {ns} does not exist (is the lab provisioned?)")
     if shutil.which(argv[0]) is None and not os.path.exists(argv[0]):
         raise LabError(f"{argv[0]}: command not found")
     full = ["ip", "netns", "exec", ns]

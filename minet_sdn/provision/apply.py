@@ -28,6 +28,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 from . import netlink as nlk
 from . import ovs
+from .image import ImageProblem
 from .netlink import Netlink, NetlinkProblem
 from .netns import NetnsBackend, processes_in, stop_processes
 from .plan import DEFAULT_FRR_DIR, FRR_DIR_ENV, Iface, Node, Plan, Router, Veth, frr_pathspace
@@ -66,26 +67,25 @@ class Report:
         return d
 
 
-def make_backend(name: str):
-    if name == "netns":
+def make_backend(plan: Plan, image: Optional[str] = None, progress: Optional[Progress] = None):
+    """The backend of `plan`: netns (named namespaces) or docker (containers; `image`, see image.py)."""
+    if plan.backend == "netns":
         return NetnsBackend()
-    if name == "docker":
-        try:
-            from .docker import DockerBackend       # type: ignore[import-not-found]
-        except ImportError:
-            raise ValueError("the docker backend is not implemented yet (use --backend netns)") from None
-        return DockerBackend()
-    raise ValueError(f"unknown backend {name!r}")
+    if plan.backend == "docker":
+        from .docker import DockerBackend
+        return DockerBackend(plan, image=image, progress=progress)
+    raise ValueError(f"unknown backend {plan.backend!r}")
 
 
 class Provisioner:
     """Runs `up` or `down` of one plan on this machine (the current network namespace)."""
 
-    def __init__(self, plan: Plan, progress: Optional[Progress] = None, frr_dir: Optional[str] = None):
+    def __init__(self, plan: Plan, progress: Optional[Progress] = None, frr_dir: Optional[str] = None,
+                 image: Optional[str] = None):
         self.plan = plan
-        self.backend = make_backend(plan.backend)
-        self.frr_dir = frr_dir or os.environ.get(FRR_DIR_ENV) or DEFAULT_FRR_DIR
         self._progress = progress or (lambda msg: None)
+        self.backend = make_backend(plan, image=image, progress=self.progress)
+        self.frr_dir = frr_dir or os.environ.get(FRR_DIR_ENV) or DEFAULT_FRR_DIR
         self.changes: List[str] = []
         self._undo: List[Tuple[str, Callable[[], None]]] = []
         self._nl: Optional[Netlink] = None
@@ -128,7 +128,7 @@ class Provisioner:
         if os.geteuid() != 0:
             problems.append("must run as root (namespaces, veths and OvS need it)")
         problems += self.backend.preflight()
-        if self.plan.routers:
+        if self.plan.routers and self.backend.uses_host_frr:
             for daemon in self.plan.routers[0].daemons:
                 path = os.path.join(self.frr_dir, daemon)
                 if not os.access(path, os.X_OK):
@@ -316,20 +316,20 @@ class Provisioner:
         if not self.plan.routers:
             return
         self.progress(f"{len(self.plan.routers)} FRR routers")
-        frr = pwd.getpwnam("frr")
-        if not os.path.isdir(FRR_RUN_DIR):
+        uid, gid = self.backend.frr_ids()        # the frr user the daemons run as (a container's own)
+        if self.backend.uses_host_frr and not os.path.isdir(FRR_RUN_DIR):
             os.makedirs(FRR_RUN_DIR, exist_ok=True)
-            os.chown(FRR_RUN_DIR, frr.pw_uid, frr.pw_gid)
+            os.chown(FRR_RUN_DIR, uid, gid)
         to_start: List[Tuple[Router, str]] = []
         for router in self.plan.routers:
             ident = self._identities[router.node]
             new_dir = not os.path.isdir(router.confdir)
             os.makedirs(router.confdir, exist_ok=True)
-            os.chown(router.confdir, frr.pw_uid, frr.pw_gid)
+            os.chown(router.confdir, uid, gid)
             if new_dir:
                 self._undo.append((f"config dir {router.confdir}",
                                    lambda d=router.confdir: shutil.rmtree(d, ignore_errors=True)))
-            conf_changed = _write_if_changed(router.conf_path, router.config, frr.pw_uid, frr.pw_gid)
+            conf_changed = _write_if_changed(router.conf_path, router.config, uid, gid)
             running = {d: self._daemon_pid(router, d, ident) for d in router.daemons}
             if conf_changed:
                 self.changes.append(f"{router.node}: frr.conf written")
@@ -351,7 +351,8 @@ class Provisioner:
                 pid = int(fh.read().strip())
         except (OSError, ValueError):
             return None
-        if not self.backend.process_in(pid, ident):
+        pid = self.backend.host_pid(pid, ident)    # pid files hold the pid as the node sees it
+        if pid is None:
             return None
         try:
             with open(f"/proc/{pid}/comm") as fh:
@@ -500,7 +501,7 @@ def _label(iface: Iface) -> str:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, ProvisionError):
         return exc.what
-    if isinstance(exc, (NetlinkProblem, ovs.OvsProblem)):
+    if isinstance(exc, (NetlinkProblem, ovs.OvsProblem, ImageProblem)):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
 

@@ -2,15 +2,18 @@
 
 A backend answers four questions for the backend-neutral `apply`: how to create and delete a node,
 which network namespace (path) it is, what identifies it (so a marker file can prove a node is
-ours even if something else later takes its name), and how to run a command inside it.
+ours even if something else later takes its name), and how to run a command inside it; plus
+whose FRR runs there (`uses_host_frr`, `frr_ids`) and how a pid from a node's pid file reads on
+this machine (`host_pid`). The other backend is docker.py.
 """
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import time
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from pyroute2 import netns as pyr_netns
 
@@ -73,6 +76,7 @@ def _alive(pid: int) -> bool:
 
 class NetnsBackend:
     name = "netns"
+    uses_host_frr = True       # this machine's FRR daemons run in the namespaces
 
     def preflight(self) -> List[str]:
         problems = [] if shutil.which("ip") else ["the ip command is missing (package iproute2)"]
@@ -110,3 +114,12 @@ class NetnsBackend:
 
     def process_in(self, pid: int, identity: str) -> bool:
         return ns_identity(f"/proc/{pid}/ns/net") == identity and _alive(pid)
+
+    def host_pid(self, pid: int, identity: str) -> Optional[int]:
+        """A pid from a node's pid file as this machine sees it (the same here), None if not in the node."""
+        return pid if self.process_in(pid, identity) else None
+
+    def frr_ids(self) -> Tuple[int, int]:
+        """(uid, gid) the FRR daemons run as: this machine's user frr."""
+        pw = pwd.getpwnam("frr")
+        return pw.pw_uid, pw.pw_gid
