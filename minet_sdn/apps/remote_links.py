@@ -115,6 +115,8 @@ class RemoteLinks(BaseApp):
             if dpid is not None and self.datapaths.get(dpid) is dp:
                 del self.datapaths[dpid]
                 self._sync.pop(dpid, None)
+                for key in [k for k in self._parts if k[0] == dpid]:   # replies cut off mid-way
+                    del self._parts[key]
                 self._send(self.core.disconnected(dpid, time.monotonic()))
                 self.logger.warning("switch %016x disconnected", dpid)
             return
@@ -208,7 +210,7 @@ class RemoteLinks(BaseApp):
         msg = ev.msg
         self.extra["error"] += 1
         # code is None for experimenter errors: format with %s, never %d
-        self.logger.error("switch %s: OpenFlow error type=%s code=%s", getattr(msg.datapath, "id", "?"),
+        self.logger.error("switch %016x: OpenFlow error type=%s code=%s", msg.datapath.id or 0,
                           msg.type, msg.code)
 
     # ---- service for the REST API ------------------------------------------------------------
@@ -236,15 +238,17 @@ class RemoteLinks(BaseApp):
                 with self.lock:
                     self._waiters.pop((dpid, xid), None)
                 continue
-            server = self.topo.bridges[dpid].server
-            for lid, c in link_counters(waiter.body).items():
-                out.setdefault(lid, {})[server] = c
+            bridge = self.topo.bridges[dpid]
+            counted = link_counters(waiter.body)
+            for lid in bridge.link_ids:
+                out.setdefault(lid, {})[bridge.server] = counted.get(lid, {"packets": 0, "bytes": 0})
         return out
 
     def health(self) -> dict:
         with self.lock:
-            return {"status": "ok", "topology": self.topo.name,
-                "switches": len(self.topo.bridges), "connected": len(self.datapaths)}
+            return {"status": "ok", "topology": self.topo.name, "switches": len(self.topo.bridges),
+                    "connected": len(self.datapaths),
+                    "synced": sum(1 for st in self.core.bridges.values() if st.connected and st.synced)}
 
     def links(self) -> list:
         counters = self._counters()

@@ -144,7 +144,8 @@ def cmd_link_list(args) -> int:
     for l in links:
         where = f"{l['a']['server']}-{l['b']['server']}" if l["remote"] else f"local {l['a']['server']}"
         tunnel = "-" if l["tunnel_live"] is None else ("live" if l["tunnel_live"] else "DOWN")
-        packets = sum(c["packets"] for c in l.get("counters", {}).values()) if l["remote"] else "-"
+        answered = [c for c in l.get("counters", {}).values() if c is not None]
+        packets = sum(c["packets"] for c in answered) if answered else ("?" if l["remote"] else "-")
         print(f"{l['id']:>4}  {l['a']['router']:<14} {l['b']['router']:<14} {l['rel']:<9} {where:<12} "
               f"{l['state']:<7} {tunnel:<6} {packets:>10}")
     return 0

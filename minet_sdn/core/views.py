@@ -7,6 +7,7 @@ from ..topology.model import Link
 from .fabric import FabricCore
 
 Counters = Dict[int, Dict[str, Dict[str, int]]]   # link id -> server -> {"packets", "bytes"}
+# A server is present for every link of each bridge that answered, even with zero counts.
 
 
 def link_view(core: FabricCore, link: Link, counters: Optional[Counters] = None) -> dict:
@@ -21,9 +22,9 @@ def link_view(core: FabricCore, link: Link, counters: Optional[Counters] = None)
         "tunnel_live": core.pair_live(x, y) if link.remote else None,
     }
     if link.remote:
+        # None: that server's bridge did not answer (not connected, or too slow), which is not zero
         per_side = (counters or {}).get(link.id, {})
-        view["counters"] = {
-            server: per_side.get(server, {"packets": 0, "bytes": 0}) for server in (x, y)}
+        view["counters"] = {server: per_side.get(server) for server in (x, y)}
     return view
 
 
