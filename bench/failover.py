@@ -1,0 +1,341 @@
+#!/usr/bin/env python3
+"""How fast a remote-link failure reaches BGP with the controller's help, and without it.
+
+    sudo python3 bench/failover.py [--topology topologies/demo.yaml] [--link 1] [--repeat 5]
+                                   [--isolation key|tos] [--json]
+
+Needs root, Open vSwitch, FRR and sshd. Brings up a lab of the topology (a copy under a unique
+instance name), lets it settle (every link up, every BGP session Established), then --repeat times:
+
+  ours (CLI)   `minet link fail FILE L` run as a user would (a subprocess; the clock starts before
+               it is spawned): time until each router of link L loses carrier (`ip monitor link` in
+               its namespace, events timestamped as they arrive), and until the BGP session over L
+               is no longer Established on each router (vtysh polled every ~20 ms per router).
+               Then `minet link restore FILE L`: time until carrier is back and the session is
+               Established again on both routers.
+  ours (REST)  the same through POST /v1/links/L/fail|restore sent from this process: the controller's
+               and Open vSwitch's share, without the CLI's Python start-up.
+  reference    the same failure without the controller's help: link L's traffic is blackholed in the
+               datapath, carrier untouched: a priority-300 drop flow on L's port of both remote
+               bridges (a cookie that is not the controller's), added with ovs-ofctl. The controller
+               stays up but sees no event (no port status, BFD on the tunnel still live), exactly
+               like a fault it cannot observe, so the routers only notice when BGP's hold timer
+               expires (FRR: keepalive 3 s, hold 9 s here). The clock starts once both drop flows
+               are in (conservative: it favours the reference). The run checks that carrier never
+               dropped and that the drop flows were still there when the session went down. Then the
+               flows are removed and the time to Established again is recorded (connect-retry 5 s).
+
+Reported: median / min / max per measure, and the ratio reference / ours (BGP session down on both
+routers) of the medians. Results: a table and bench/results/failover-<date>.json. The lab is removed
+at the end, also on failure or Ctrl-C.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from lab_up import check_root, force_down, leftovers, machine, save, stats, unique_copy  # noqa: E402
+
+from minet_sdn.lab import emulation as em   # noqa: E402
+from minet_sdn.lab import lab as L          # noqa: E402
+from minet_sdn.topology import load_topology  # noqa: E402
+
+BLACKHOLE_COOKIE = 0xBE0C0000000000FF       # not 0x6d6e...: not one of the controller's flows
+WAIT_S = 60.0
+
+
+class Bench:
+    def __init__(self, path: str, link_id: int):
+        self.path = path
+        self.topo = load_topology(path)
+        self.link = self.topo.link(link_id)
+        if not self.link.remote:
+            raise SystemExit(f"link {link_id} is local: only remote links pass through the controller")
+        self.ends = [(e.router, e.ifname, self.link.far(e.server).ip) for e in (self.link.a, self.link.b)]
+
+    def ns(self, node: str) -> str:
+        return L.resolve_node(self.topo, node)[0]
+
+    def carrier(self, router: str, ifname: str) -> bool:
+        out = subprocess.run(["ip", "-n", self.ns(router), "-o", "link", "show", "dev", ifname],
+                             capture_output=True, text=True, timeout=10).stdout
+        flags = out.split("<", 1)[1].split(">", 1)[0].split(",") if "<" in out else []
+        return "LOWER_UP" in flags and "NO-CARRIER" not in flags
+
+    def session(self, router: str, peer_ip: str) -> str:
+        text = L.vtysh(L.router_place(self.topo, router), f"show bgp neighbors {peer_ip} json")
+        try:
+            return str((json.loads(text or "{}").get(peer_ip) or {}).get("bgpState", "absent"))
+        except ValueError:
+            return "?"
+
+    def settle(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                code, body = L.rest_call(self.path, "GET", "/v1/links")
+                links_up = code == 200 and all(l["state"] == "up" for l in body["links"])
+            except em.LabError:
+                links_up = False
+            if links_up and L.wait_bgp(self.topo, timeout=0)[0]:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the lab did not settle within {timeout:g} s")
+            time.sleep(0.5)
+
+    # -- the three ways of failing the link --
+    def cli(self, verb: str) -> None:
+        out = subprocess.run([sys.executable, "-m", "minet_sdn.cli.main", "link", verb, self.path,
+                              str(self.link.id)], capture_output=True, text=True, timeout=60)
+        if out.returncode != 0:
+            raise RuntimeError(f"minet link {verb}: {out.stderr.strip()}")
+
+    def rest(self, verb: str) -> None:
+        code, body = L.rest_call(self.path, "POST", f"/v1/links/{self.link.id}/{verb}")
+        if code != 200:
+            raise RuntimeError(f"POST /v1/links/{self.link.id}/{verb}: {code} {body}")
+
+    def ofctl(self, server: str, *args: str) -> str:
+        b = self.topo.bridge(server, self.link.far(server).server)
+        mgmt = os.path.join(em.server_dir(self.topo, server), f"{b.name}.mgmt")
+        return subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", *args[:1], f"unix:{mgmt}", *args[1:]],
+                              capture_output=True, text=True, timeout=30, check=True).stdout
+
+    def blackhole(self, on: bool) -> None:
+        for server in self.link.servers():
+            if on:
+                self.ofctl(server, "add-flow", f"cookie={BLACKHOLE_COOKIE:#x},priority=300,"
+                                               f"in_port={self.link.ofport},actions=drop")
+            else:
+                self.ofctl(server, "del-flows", f"cookie={BLACKHOLE_COOKIE:#x}/-1")
+
+    def blackholed(self) -> bool:
+        return all(f"cookie={BLACKHOLE_COOKIE:#x}" in self.ofctl(server, "dump-flows")
+                   for server in self.link.servers())
+
+
+class CarrierWatch:
+    """`ip monitor link` in each router's namespace; first carrier loss / return per interface."""
+
+    def __init__(self, bench: Bench, watched: Sequence[Tuple[str, str]]):
+        self.events: Dict[Tuple[str, str], List[Tuple[float, bool]]] = {w: [] for w in watched}
+        self.procs = []
+        for router in sorted({r for r, _ in watched}):
+            proc = subprocess.Popen(["ip", "-n", bench.ns(router), "monitor", "link"], stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL, text=True, bufsize=1)
+            self.procs.append(proc)
+            threading.Thread(target=self._read, args=(router, proc), daemon=True).start()
+        time.sleep(0.3)
+
+    def _read(self, router: str, proc: subprocess.Popen) -> None:
+        for line in proc.stdout:
+            now = time.monotonic()
+            m = re.match(r"\d+: ([^:@\s]+)(?:@\S+)?: <([^>]*)>", line)
+            if m and (router, m.group(1)) in self.events:
+                flags = m.group(2).split(",")
+                self.events[(router, m.group(1))].append((now, "LOWER_UP" in flags and "NO-CARRIER" not in flags))
+
+    def first(self, w: Tuple[str, str], carrier: bool, after: float) -> Optional[float]:
+        return next((t for t, c in list(self.events[w]) if c == carrier and t >= after), None)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+            proc.wait(5)
+
+
+class SessionWatch:
+    """Polls the BGP state of each router's session over the link; first time a predicate holds."""
+
+    def __init__(self, bench: Bench, ends: Sequence[Tuple[str, str, str]], want: Callable[[str], bool],
+                 after: float):
+        self.hits: Dict[str, Optional[float]] = {r: None for r, _, _ in ends}
+        self._stop = threading.Event()
+        self.threads = [threading.Thread(target=self._poll, args=(bench, r, ip, want, after), daemon=True)
+                        for r, _, ip in ends]
+        for t in self.threads:
+            t.start()
+
+    def _poll(self, bench: Bench, router: str, ip: str, want: Callable[[str], bool], after: float) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            state = bench.session(router, ip)
+            if started >= after and want(state):
+                self.hits[router] = time.monotonic()      # seen by now (conservative: ~10-20 ms late)
+                return
+            time.sleep(0.02)
+
+    def wait(self, timeout: float) -> Dict[str, Optional[float]]:
+        deadline = time.monotonic() + timeout
+        for t in self.threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        self._stop.set()
+        return self.hits
+
+
+def _wait_carrier(watch: CarrierWatch, ends, carrier: bool, after: float, timeout: float) -> List[Optional[float]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        ts = [watch.first((r, i), carrier, after) for r, i, _ in ends]
+        if all(ts) or time.monotonic() > deadline:
+            return ts
+        time.sleep(0.01)
+
+
+def controller_failover(bench: Bench, via: str) -> Dict[str, Any]:
+    """Fail then restore the link through the controller; times in seconds from each command start."""
+    ends = bench.ends
+    act = bench.cli if via == "cli" else bench.rest
+    watch = CarrierWatch(bench, [(r, i) for r, i, _ in ends])
+    try:
+        # note when the poll of the session state is about to start: the poll itself takes ~20 ms
+        t0 = time.monotonic()
+        down = SessionWatch(bench, ends, lambda s: s != "Established", t0)
+        act("fail")
+        t_cmd = time.monotonic() - t0
+        carrier = _wait_carrier(watch, ends, False, t0, WAIT_S)
+        bgp = down.wait(WAIT_S)
+        t1 = time.monotonic()
+        up = SessionWatch(bench, ends, lambda s: s == "Established", t1)
+        act("restore")
+        t_cmd_restore = time.monotonic() - t1
+        carrier_back = _wait_carrier(watch, ends, True, t1, WAIT_S)
+        bgp_up = up.wait(WAIT_S)
+    finally:
+        watch.stop()
+    if None in carrier or None in bgp.values() or None in bgp_up.values() or None in carrier_back:
+        raise RuntimeError(f"{via}: something did not happen: carrier {carrier}, bgp down {bgp}, "
+                           f"carrier back {carrier_back}, bgp up {bgp_up}")
+    return {
+        "command": round(t_cmd, 4),
+        "carrier_lost": [round(t - t0, 4) for t in carrier],
+        "carrier_lost_both": round(max(carrier) - t0, 4),
+        "carrier_skew": round(abs(carrier[0] - carrier[1]), 4),
+        "bgp_down": [round(bgp[r] - t0, 4) for r, _, _ in ends],
+        "bgp_down_both": round(max(bgp.values()) - t0, 4),
+        "restore_command": round(t_cmd_restore, 4),
+        "carrier_back_both": round(max(carrier_back) - t1, 4),
+        "bgp_up_both": round(max(bgp_up.values()) - t1, 4),
+    }
+
+
+def reference_failover(bench: Bench) -> Dict[str, Any]:
+    """The same link blackholed in the datapath, carrier untouched: BGP's hold timer must notice."""
+    ends = bench.ends
+    watch = CarrierWatch(bench, [(r, i) for r, i, _ in ends])
+    installed = False
+    try:
+        bench.blackhole(True)
+        installed = True
+        t0 = time.monotonic()
+        down = SessionWatch(bench, ends, lambda s: s != "Established", t0)
+        bgp = down.wait(WAIT_S)
+        still = bench.blackholed()
+        carrier_kept = not any(not c for evs in watch.events.values() for _, c in evs)
+        t1 = time.monotonic()
+        up = SessionWatch(bench, ends, lambda s: s == "Established", t1)
+        bench.blackhole(False)
+        installed = False
+        bgp_up = up.wait(WAIT_S)
+    finally:
+        if installed:
+            bench.blackhole(False)
+        watch.stop()
+    if None in bgp.values() or None in bgp_up.values():
+        raise RuntimeError(f"reference: bgp down {bgp}, bgp up {bgp_up}")
+    if not still or not carrier_kept:
+        raise RuntimeError(f"reference invalid: drop flows still there {still}, carrier kept {carrier_kept}")
+    return {"bgp_down": [round(bgp[r] - t0, 4) for r, _, _ in ends],
+            "bgp_down_both": round(max(bgp.values()) - t0, 4),
+            "bgp_up_both": round(max(bgp_up.values()) - t1, 4)}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    p = argparse.ArgumentParser(description="failover time with and without the controller")
+    p.add_argument("--topology", default=str(ROOT / "topologies" / "demo.yaml"))
+    p.add_argument("--link", type=int, default=1)
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--isolation", choices=["key", "tos"], help="override the topology's isolation mode")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    check_root()
+    info = machine()
+    print(f"# bench/failover.py on {info['cpus']} CPUs, load {info['loadavg'][0]:.2f}; {info['ovs']}; {info['frr']}",
+          flush=True)
+    command = " ".join([os.path.relpath(sys.argv[0], ROOT)] + (argv or sys.argv[1:]))
+    runs: List[Dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="minet-bench-") as workdir:
+        fabric = {"isolation": args.isolation} if args.isolation else {}
+        path = unique_copy(args.topology, workdir, "bf", **fabric)
+        topo = load_topology(path)
+        try:
+            L.lab_up(path, progress=lambda m: None)
+            bench = Bench(path, args.link)
+            link = bench.link
+            print(f"## {os.path.relpath(args.topology, ROOT)} ({topo.fabric.isolation}), link {link.id}: "
+                  f"{link.a.router} ({link.a.server}) - {link.b.router} ({link.b.server})", flush=True)
+            for i in range(args.repeat):
+                bench.settle()
+                cli = controller_failover(bench, "cli")
+                bench.settle()
+                rest = controller_failover(bench, "rest")
+                bench.settle()
+                ref = reference_failover(bench)
+                runs.append({"cli": cli, "rest": rest, "reference": ref, "loadavg": os.getloadavg()[0]})
+                print(f"  run {i + 1}: CLI: carrier lost {cli['carrier_lost_both']:.3f}s (command "
+                      f"{cli['command']:.3f}s, skew {cli['carrier_skew'] * 1000:.1f}ms), BGP down "
+                      f"{cli['bgp_down_both']:.3f}s, BGP up after restore {cli['bgp_up_both']:.2f}s | REST: "
+                      f"carrier {rest['carrier_lost_both']:.3f}s, BGP down {rest['bgp_down_both']:.3f}s | "
+                      f"reference: BGP down {ref['bgp_down_both']:.2f}s, up again {ref['bgp_up_both']:.2f}s",
+                      flush=True)
+        finally:
+            problems = force_down(path)
+            left = leftovers(topo)
+            if problems or left:
+                print(f"cleanup problems: {problems} {left}", file=sys.stderr)
+    measures = {
+        "cli.carrier_lost_both": [r["cli"]["carrier_lost_both"] for r in runs],
+        "cli.carrier_skew": [r["cli"]["carrier_skew"] for r in runs],
+        "cli.command": [r["cli"]["command"] for r in runs],
+        "cli.bgp_down_both": [r["cli"]["bgp_down_both"] for r in runs],
+        "cli.bgp_up_both": [r["cli"]["bgp_up_both"] for r in runs],
+        "rest.carrier_lost_both": [r["rest"]["carrier_lost_both"] for r in runs],
+        "rest.bgp_down_both": [r["rest"]["bgp_down_both"] for r in runs],
+        "rest.bgp_up_both": [r["rest"]["bgp_up_both"] for r in runs],
+        "reference.bgp_down_both": [r["reference"]["bgp_down_both"] for r in runs],
+        "reference.bgp_up_both": [r["reference"]["bgp_up_both"] for r in runs],
+    }
+    summary = {k: stats(v) for k, v in measures.items()}
+    ref = summary["reference.bgp_down_both"]["median"]
+    ratio = {via: round(ref / summary[f"{via}.bgp_down_both"]["median"], 1) for via in ("cli", "rest")}
+    report = {"command": command, "machine": info, "topology": os.path.relpath(args.topology, ROOT),
+              "isolation": topo.fabric.isolation, "link": args.link, "runs": runs, "summary": summary,
+              "ratio_reference_over_ours_bgp_down": ratio}
+    out = save("failover", report)
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print("\nseconds (median [min-max] over the repetitions)")
+        for k, s in summary.items():
+            print(f"  {k:<26} {s['median']:8.3f} [{s['min']:.3f}-{s['max']:.3f}]")
+        print(f"  BGP session down on both routers: hold timer (reference) / controller = {ratio['cli']}x "
+              f"(from the CLI command), {ratio['rest']}x (from the REST call)")
+    print(f"\nsaved {os.path.relpath(out, ROOT)}; reproduce: sudo python3 {command}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,297 @@
+"""End to end: where the ASes run does not change the paths between them.
+
+topologies/demo.yaml distributed over its three servers (key and tos isolation) and the same
+topology with every AS on one server (VM1 only: every inter-AS link a local veth, no tunnel, no
+controller in the path) must route alike: for every ordered pair of hosts of different configured
+ASes, traceroute (ICMP, numeric, short timeouts) gives hop addresses; each is mapped to the AS
+owning it (the addressing plan for addresses inside an AS, the model for inter-AS link addresses)
+and the AS-level path must be the same in both labs. Paths must also be valley-free (Gao-Rexford:
+up to providers, at most one peer link, down to customers) and follow existing links.
+
+Needs root, Open vSwitch, FRR, sshd, traceroute. Every lab is removed, also when a test fails.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import threading
+import time
+from typing import Dict, List, Optional, Tuple
+
+import pytest
+import yaml
+
+from minet_sdn.lab import emulation as em
+from minet_sdn.lab import lab as L
+from minet_sdn.topology import load_topology
+from minet_sdn.topology.addressing import topology_addressing
+
+pytestmark = pytest.mark.root
+
+if os.geteuid() != 0:
+    pytest.skip("needs root", allow_module_level=True)
+for _tool in ("ovs-vsctl", "ovs-vswitchd", "ovsdb-server", "ip", "nsenter", "ethtool", "ssh-keygen",
+              "vtysh", "ping", "traceroute"):
+    if shutil.which(_tool) is None:
+        pytest.skip(f"{_tool} is not installed", allow_module_level=True)
+for _path in (em.SSHD, "/usr/lib/frr/zebra", "/usr/lib/frr/bgpd"):
+    if not os.path.exists(_path):
+        pytest.skip(f"{_path} is not installed", allow_module_level=True)
+pytest.importorskip("minet_sdn.cli.provision")
+pytest.importorskip("minet_sdn.apps.remote_links")
+
+DEMO = os.path.join(os.path.dirname(__file__), "..", "..", "topologies", "demo.yaml")
+PATHS_TIMEOUT_S = 60.0        # routes may still spread when lab_up returns; ICMP errors are rate-limited
+
+AsPath = Tuple[int, ...]
+
+
+def _write(directory, data: dict, filename: str) -> str:
+    path = os.path.join(str(directory), filename)
+    with open(path, "w") as fh:
+        yaml.safe_dump(data, fh, sort_keys=False)
+    return path
+
+
+def _demo() -> dict:
+    with open(DEMO) as fh:
+        return yaml.safe_load(fh)
+
+
+def _distributed(directory, isolation: str) -> str:
+    data = _demo()
+    data["name"] = f"p{isolation[0]}{secrets.token_hex(2)}"
+    data.setdefault("fabric", {})["isolation"] = isolation
+    return _write(directory, data, f"demo-{isolation}.yaml")
+
+
+def _one_server(directory) -> str:
+    """demo.yaml with every AS on VM1 and VM1 the only server (another name)."""
+    data = _demo()
+    data["name"] = f"p1{secrets.token_hex(2)}"
+    data["servers"] = {"VM1": data["servers"]["VM1"]}
+    for as_ in data["ases"].values():
+        as_["server"] = "VM1"
+    return _write(directory, data, "demo-one-server.yaml")
+
+
+class _Lab:
+    def __init__(self, path: str):
+        self.path = path
+        self.topo = load_topology(path)
+        self.paths: Optional[Dict[Tuple[str, str], AsPath]] = None     # computed once, on demand
+
+    def __enter__(self):
+        try:
+            L.lab_up(self.path, progress=lambda m: print(m, flush=True))
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            L.lab_down(self.path, progress=lambda m: None)
+        finally:
+            if em.LabState.load(self.topo) is not None:     # down failed half-way: remove what is recorded
+                with em.lab_lock(self.topo):
+                    em.teardown(self.topo)
+
+    def as_paths(self) -> Dict[Tuple[str, str], AsPath]:
+        if self.paths is None:
+            self.paths = stable_as_paths(self.topo)
+        return self.paths
+
+
+@pytest.fixture(scope="module")
+def one_server(tmp_path_factory):
+    with _Lab(_one_server(tmp_path_factory.mktemp("paths-one"))) as lab:
+        assert len(lab.topo.servers) == 1 and not lab.topo.remote_links
+        yield lab
+
+
+@pytest.fixture(scope="module", params=["key", "tos"])
+def distributed(request, tmp_path_factory):
+    with _Lab(_distributed(tmp_path_factory.mktemp(f"paths-{request.param}"), request.param)) as lab:
+        assert len(lab.topo.servers) == 3 and lab.topo.remote_links
+        yield lab
+
+
+# ---- addresses to ASes, traceroute to AS paths ---------------------------------------------------
+
+def address_owners(topo) -> Dict[str, int]:
+    """Every IPv4 address a router or host of the topology holds -> its AS."""
+    owners: Dict[str, int] = {}
+    for asn, a in topology_addressing(topo).items():
+        for r in a.routers.values():
+            owners.update({r.loopback: asn, r.host_router_ip: asn, r.host_ip: asn})
+        for link in a.links:
+            owners.update({link.a_ip: asn, link.b_ip: asn})
+    for link in topo.links:
+        owners.update({link.a.ip: link.a.asn, link.b.ip: link.b.asn})
+    return owners
+
+
+def hosts(topo) -> Dict[str, Tuple[int, str]]:
+    """{host node: (asn, address)} of every configured AS."""
+    return {f"{asn}.{name}.host": (asn, r.host_ip) for asn, a in topology_addressing(topo).items()
+            if topo.ases[asn].configure for name, r in a.routers.items()}
+
+
+def traceroute(topo, node: str, dst: str) -> List[Optional[str]]:
+    ns = L.resolve_node(topo, node)[0]
+    out = subprocess.run(["ip", "netns", "exec", ns, "traceroute", "-n", "-I", "-q", "1", "-w", "1",
+                          "-m", "12", dst], capture_output=True, text=True, timeout=60).stdout
+    hops: List[Optional[str]] = []
+    for line in out.splitlines()[1:]:
+        parts = line.split()
+        if parts and parts[0].isdigit():
+            hops.append(parts[1] if len(parts) > 1 and parts[1] != "*" else None)
+    return hops
+
+
+def as_path(hops: List[str], owners: Dict[str, int]) -> AsPath:
+    path: List[int] = []
+    for hop in hops:
+        assert hop in owners, f"hop {hop} belongs to no router or host of the topology"
+        if not path or path[-1] != owners[hop]:
+            path.append(owners[hop])
+    return tuple(path)
+
+
+def _as_paths(topo) -> Dict[Tuple[str, str], AsPath]:
+    """AS path of every ordered pair of hosts of different configured ASes.
+
+    Each source host runs its traceroutes one after the other (its first router answers each with
+    a rate-limited ICMP error); sources run in parallel. A traceroute with a silent hop or that
+    does not reach its destination is repeated until PATHS_TIMEOUT_S.
+    """
+    owners = address_owners(topo)
+    hs = hosts(topo)
+    results: Dict[Tuple[str, str], AsPath] = {}
+    failures: Dict[Tuple[str, str], list] = {}
+    deadline = time.monotonic() + PATHS_TIMEOUT_S
+
+    def run_source(src: str) -> None:
+        try:
+            traceroutes_of(src)
+        except BaseException as exc:       # reported by the caller, not lost in the thread
+            failures[(src, "*")] = [repr(exc)]
+
+    def traceroutes_of(src: str) -> None:
+        for dst, (dst_as, dst_ip) in hs.items():
+            if hs[src][0] == dst_as:
+                continue
+            while True:
+                hops = traceroute(topo, src, dst_ip)
+                if hops and hops[-1] == dst_ip and None not in hops:
+                    results[(src, dst)] = as_path(hops, owners)     # type: ignore[arg-type]
+                    break
+                if time.monotonic() > deadline:
+                    failures[(src, dst)] = hops
+                    break
+                time.sleep(1.0)
+
+    threads = [threading.Thread(target=run_source, args=(src,)) for src in hs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures, f"incomplete traceroutes: {failures}"
+    assert len(results) == sum(1 for a in hs for b in hs if hs[a][0] != hs[b][0])
+    return results
+
+
+def routes_complete(topo) -> bool:
+    """Every configured router has a route to the prefix of every other configured AS."""
+    prefixes = {asn: a.prefix for asn, a in topology_addressing(topo).items() if topo.ases[asn].configure}
+    for router in L.configured_routers(topo):
+        text = L.vtysh(L.router_place(topo, router), "show ip route json", timeout=20)
+        try:
+            have = set(json.loads(text or "{}"))
+        except ValueError:
+            return False
+        if not all(p in have for asn, p in prefixes.items() if asn != topo.routers[router].asn):
+            return False
+    return True
+
+
+def stable_as_paths(topo) -> Dict[Tuple[str, str], AsPath]:
+    """The AS paths once routing has settled: every route present, then two rounds in a row alike.
+
+    lab_up returns when the sessions are up, not when the best routes have spread: a traceroute
+    taken too early can follow a path that is about to be replaced.
+    """
+    deadline = time.monotonic() + PATHS_TIMEOUT_S
+    while not routes_complete(topo):
+        assert time.monotonic() < deadline, "routes to every configured AS did not spread"
+        time.sleep(1.0)
+    previous = _as_paths(topo)
+    for _ in range(4):
+        time.sleep(2.0)
+        current = _as_paths(topo)
+        if current == previous:
+            print(f"AS paths of {topo.name} ({len(topo.servers)} servers, {topo.fabric.isolation}): "
+                  + ", ".join(f"{s.split('.host')[0]}->{d.split('.host')[0]} {'-'.join(map(str, p))}"
+                              for (s, d), p in sorted(current.items())))
+            return current
+        previous = current
+    pytest.fail(f"the AS paths of {topo.name} keep changing")
+
+
+def valley_free(topo, path: AsPath) -> bool:
+    """Up (customer to provider)*, at most one peer link, then down (provider to customer)*."""
+    def step(x: int, y: int) -> Optional[str]:
+        kinds = set()
+        for link in topo.links:
+            if {link.a.asn, link.b.asn} != {x, y}:
+                continue
+            flipped = {"provider": "customer", "customer": "provider"}.get(link.rel, "peer")
+            rel = link.rel if link.a.asn == x else flipped
+            kinds.add({"peer": "peer", "provider": "down", "customer": "up"}[rel])   # x's relationship to y
+        return kinds.pop() if len(kinds) == 1 else None
+    phase = "up"
+    for x, y in zip(path, path[1:]):
+        kind = step(x, y)
+        if kind is None:
+            return False
+        if kind == "up" and phase != "up":
+            return False
+        if kind == "peer":
+            if phase != "up":
+                return False
+            phase = "down"
+        if kind == "down":
+            phase = "down"
+    return True
+
+
+# ---- the tests ------------------------------------------------------------------------------------
+
+def test_as_paths_are_valley_free_on_one_server(one_server):
+    topo = one_server.topo
+    paths = one_server.as_paths()
+    hs = hosts(topo)
+    expected_pairs = sum(1 for a in hs for b in hs if hs[a][0] != hs[b][0])
+    assert len(paths) == expected_pairs
+    for (src, dst), path in paths.items():
+        assert path[0] == hs[src][0] and path[-1] == hs[dst][0], (src, dst, path)
+        assert valley_free(topo, path), (src, dst, path)
+    # a few paths the policy dictates (demo.yaml): peers' customers are reached through the peer,
+    # a peer's peer is never transit, multi-homed AS5 takes the shorter of its two providers
+    assert paths[("3.BERN.host", "4.LYON.host")] == (3, 4)               # direct peering beats the provider
+    assert paths[("1.ZURI.host", "4.LYON.host")] == (1, 2, 4)
+    assert paths[("3.BERN.host", "5.ROMA.host")] == (3, 1, 5)
+    assert paths[("5.ROMA.host", "4.LYON.host")] == (5, 2, 4)
+    assert paths[("4.LYON.host", "5.ROMA.host")] == (4, 2, 5)
+
+
+def test_distributed_lab_has_the_same_as_paths_as_one_server(one_server, distributed):
+    reference = one_server.as_paths()
+    paths = distributed.as_paths()
+    differ = {pair: (reference.get(pair), paths.get(pair)) for pair in set(reference) | set(paths)
+              if reference.get(pair) != paths.get(pair)}
+    assert not differ, f"AS paths differ (one server, distributed {distributed.topo.fabric.isolation}): {differ}"
