@@ -738,7 +738,7 @@ def resolve_node(topo: Topology, node: str) -> Tuple[str, Dict[str, str], Option
 def exec_in_node(topo_path: str, node: str, argv: Sequence[str]) -> int:
     """Run `argv` in a lab node with the caller's stdin/stdout; its exit code.
 
-    For vtysh in a router, `--vty_socket <router dir>` is added automatically.
+    For vtysh in a router, `--vty_socket` and `--config_dir <router dir>` are added automatically.
     """
     topo = load(topo_path)
     _state(topo, topo_path)
@@ -748,7 +748,8 @@ def exec_in_node(topo_path: str, node: str, argv: Sequence[str]) -> int:
     argv = list(argv)
     if (place is not None and place.vty_dir and os.path.basename(argv[0]) == "vtysh"
             and "--vty_socket" not in argv):
-        argv[1:1] = ["--vty_socket", place.vty_dir]
+        # --config_dir too: `write memory` must save the router's own frr.conf, not the host's
+        argv[1:1] = ["--vty_socket", place.vty_dir, "--config_dir", place.vty_dir]
     if place is not None and place.backend == "docker":        # the command runs in the container
         tty = ["-t"] if sys.stdin.isatty() and sys.stdout.isatty() else []
         return subprocess.call(["docker", "exec", "-i", *tty, ns] + argv)

@@ -329,7 +329,12 @@ class Provisioner:
             if new_dir:
                 self._undo.append((f"config dir {router.confdir}",
                                    lambda d=router.confdir: shutil.rmtree(d, ignore_errors=True)))
-            conf_changed = _write_if_changed(router.conf_path, router.config, uid, gid)
+            # A student's router (configure: false) owns its frr.conf once it exists: `write memory`
+            # saves there, and re-provisioning must neither overwrite it nor restart FRR.
+            if router.configure or not os.path.exists(router.conf_path):
+                conf_changed = _write_if_changed(router.conf_path, router.config, uid, gid)
+            else:
+                conf_changed = False
             running = {d: self._daemon_pid(router, d, ident) for d in router.daemons}
             if conf_changed:
                 self.changes.append(f"{router.node}: frr.conf written")

@@ -151,7 +151,7 @@ class Router:
                 "-z", os.path.join(d, "zserv.api"), "--vty_socket", d, "--log", f"file:{d}/{daemon}.log"]
 
     def vtysh_args(self, *commands: str) -> List[str]:
-        args = ["vtysh", "--vty_socket", self.confdir]
+        args = ["vtysh", "--vty_socket", self.confdir, "--config_dir", self.confdir]
         for c in commands:
             args += ["-c", c]
         return args

@@ -201,6 +201,30 @@ def test_configure_false_router_is_addressed_with_empty_frr(site):
     assert site.in_node("5.ROMA", "ping", "-c1", "-W2", "100.64.0.26").returncode == 0
 
 
+def test_a_students_saved_config_survives_reprovisioning(site):
+    """`write memory` on a configure:false router saves its own frr.conf (never the host's), and
+    running provisioning again neither overwrites it nor restarts that router's FRR."""
+    conf = os.path.join(site.confdir("6.OSLO"), "frr.conf")
+    host_conf = open("/etc/frr/frr.conf", "rb").read() if os.path.exists("/etc/frr/frr.conf") else None
+    zebra = open(os.path.join(site.confdir("6.OSLO"), "zebra.pid")).read()
+    try:
+        d = site.confdir("6.OSLO")
+        out = sh("ip", "netns", "exec", site.ns("6.OSLO"), "vtysh", "--vty_socket", d, "--config_dir", d,
+                 "-c", "configure terminal", "-c", "ip route 10.99.0.0/24 Null0", "-c", "end",
+                 "-c", "write memory", check=False)
+        assert out.returncode == 0, out.stderr
+        assert "ip route 10.99.0.0/24 Null0" in open(conf).read()
+        if host_conf is not None:
+            assert open("/etc/frr/frr.conf", "rb").read() == host_conf
+        res = site.provision("--json")
+        assert res.returncode == 0, res.stderr
+        assert "ip route 10.99.0.0/24 Null0" in open(conf).read()
+        assert open(os.path.join(site.confdir("6.OSLO"), "zebra.pid")).read() == zebra
+    finally:
+        os.unlink(conf)              # back to the planned config for the other tests
+        site.provision()
+
+
 def test_remote_bridge(site):
     vs = site.server.vsctl
     tag = site.tag
