@@ -9,6 +9,7 @@ with Ryu, `MINET_TOPOLOGY=FILE ryu-manager minet_sdn.apps.remote_links` also wor
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import threading
@@ -28,8 +29,27 @@ MAIN, DEAD = handler.MAIN_DISPATCHER, handler.DEAD_DISPATCHER
 TICK_SECONDS = 0.25
 STATS_TIMEOUT = 3.0
 
-# Set by `minet controller` before the app starts; MINET_TOPOLOGY / MINET_REST serve ryu-manager.
-CONFIG: Dict[str, object] = {"topology": None, "rest": None}
+# Set by `minet controller` before the app starts; MINET_TOPOLOGY / MINET_REST / MINET_CONTROLLER_STATE
+# serve ryu-manager.
+CONFIG: Dict[str, object] = {"topology": None, "rest": None, "state": None}
+
+
+def default_state_path(name: str) -> str:
+    """Where the controller keeps what must survive a restart (operator failures)."""
+    root = os.environ.get("MINET_STATE_DIR") or "/var/lib/minet-sdn"
+    return os.path.join(root, name, "controller-state.json")
+
+
+def load_failed(path: str, logger) -> List[int]:
+    try:
+        with open(path) as fh:
+            data = json.load(fh)
+        return [int(x) for x in data.get("failed_links", [])]
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        logger.warning("ignoring unreadable controller state %s: %s", path, exc)
+        return []
 
 
 def guarded(method):
@@ -61,7 +81,12 @@ class RemoteLinks(BaseApp):
             raise RuntimeError("no topology: run `minet controller --topology FILE` or set MINET_TOPOLOGY")
         self.topo_path = str(path)
         self.topo = load_topology(self.topo_path)
-        self.core = FabricCore(self.topo)
+        self.state_path = str(CONFIG.get("state") or os.environ.get("MINET_CONTROLLER_STATE")
+                              or default_state_path(self.topo.name))
+        failed = load_failed(self.state_path, self.logger)
+        self.core = FabricCore(self.topo, failed=failed)
+        if self.core.failed:
+            self.logger.warning("links still failed by an operator: %s", sorted(self.core.failed))
         self.lock = threading.RLock()
         self.datapaths: Dict[int, object] = {}
         self.extra: Counter = Counter()
@@ -273,9 +298,22 @@ class RemoteLinks(BaseApp):
         with self.lock:
             now = time.monotonic()
             out = self.core.fail_link(link_id, now) if fail else self.core.restore_link(link_id, now)
+            self._save_state()
             self._send(out)
             self.logger.warning("link %d %s by operator", link_id, "failed" if fail else "restored")
             return link_view(self.core, link)
+
+    def _save_state(self) -> None:
+        """Persist operator failures atomically; a failure to write is reported, not fatal."""
+        try:
+            os.makedirs(os.path.dirname(self.state_path), exist_ok=True)
+            tmp = self.state_path + ".tmp"
+            with open(tmp, "w") as fh:
+                json.dump({"topology": self.topo.name, "failed_links": sorted(self.core.failed)}, fh)
+            os.replace(tmp, self.state_path)
+        except OSError as exc:
+            self.extra["state_write_error"] += 1
+            self.logger.error("cannot save controller state to %s: %s", self.state_path, exc)
 
     def fail_link(self, link_id: int) -> dict:
         return self._admin(link_id, True)
@@ -298,6 +336,7 @@ class RemoteLinks(BaseApp):
         with self.lock:
             out = self.core.reload(topo, time.monotonic())
             self.topo = topo
+            self._save_state()
             self._send(out)
             sent = sum(len(m) for m in out.values())
             self.logger.warning("topology reloaded: %d links, %d messages", len(topo.links), sent)

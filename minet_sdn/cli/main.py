@@ -85,7 +85,7 @@ def cmd_controller(args) -> int:
     cfg = importlib.import_module(f"{FRAMEWORK}.cfg")
     cfg.CONF(args=["--ofp-listen-host", ofp[0], "--ofp-tcp-listen-port", str(ofp[1])], project=FRAMEWORK)
     from ..apps import remote_links
-    remote_links.CONFIG.update(topology=args.topology, rest=rest)
+    remote_links.CONFIG.update(topology=args.topology, rest=rest, state=args.state)
     print(f"minet controller: topology {topo.name}, OpenFlow on {ofp[0]}:{ofp[1]}, REST on "
           f"http://{rest[0]}:{rest[1]}", file=sys.stderr, flush=True)
     import signal
@@ -119,7 +119,8 @@ def _rest(args, method: str, path: str):
     try:
         status, body = call(base, method, path)
     except ControllerUnreachable as exc:
-        print(f"minet: {exc} (is `minet controller --topology {args.file}` running?)", file=sys.stderr)
+        print(f"minet: {exc} (is the controller running? `minet controller --topology {args.file}`, "
+              f"or for a lab `minet lab up {args.file}` restarts it)", file=sys.stderr)
         raise SystemExit(1)
     if status == 404 or status == 409:
         raise UsageError(f"minet: {args.file}: {body.get('error') if isinstance(body, dict) else body}")
@@ -172,6 +173,9 @@ def build_parser() -> Parser:
     c.add_argument("--topology", required=True)
     c.add_argument("--ofp", help="OpenFlow listener HOST:PORT (default: the topology's controller.ofp)")
     c.add_argument("--rest", help="REST listener HOST:PORT (default: the topology's controller.rest)")
+    c.add_argument("--state", metavar="FILE",
+                   help="where operator link failures are kept across restarts "
+                        "(default $MINET_STATE_DIR or /var/lib/minet-sdn, then NAME/controller-state.json)")
     c.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     c.add_argument("--log-file")
     c.set_defaults(func=cmd_controller)

@@ -82,10 +82,11 @@ class BridgeState:
 
 
 class FabricCore:
-    def __init__(self, topo: Topology):
+    def __init__(self, topo: Topology, failed: Iterable[int] = ()):
         self.topo = topo
         self.bridges: Dict[int, BridgeState] = {dpid: BridgeState(b) for dpid, b in topo.bridges.items()}
-        self.failed: Set[int] = set()        # link ids failed by an operator
+        # link ids failed by an operator (persisted by the shell, so a restart keeps them failed)
+        self.failed: Set[int] = {lid for lid in failed if lid in {l.id for l in topo.remote_links}}
         self.now = 0.0
         self.counters = {"flow_add": 0, "flow_delete": 0, "port_mod": 0, "sync": 0}
 

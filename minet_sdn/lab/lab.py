@@ -251,7 +251,8 @@ def start_controller(topo: Topology, state: LabState, progress: Progress) -> Non
     if rec is None or not em.proc_alive(rec):
         log = os.path.join(sdir, "controller.log")
         argv = em.nsenter_argv(em.mgmt_ns(topo), _console("minet", "minet_sdn.cli.main") + [
-            "controller", "--topology", str(state.data["effective_topology"])])
+            "controller", "--topology", str(state.data["effective_topology"]),
+            "--state", os.path.join(sdir, "controller-state.json")])
         pid = em.spawn_daemon(argv, log, cwd=sdir)
         rec = em.proc_record("controller", pid)
         rec["log"] = log

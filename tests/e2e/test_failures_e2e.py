@@ -3,9 +3,9 @@
 What test_lab_e2e.py does not check: isolation seen on the real bridge ports, full-size packets
 across every server pair (IPv4 from host to host, IPv6 on a link), `minet link fail` through the
 CLI with carrier loss timed on both routers and traffic rerouted, a controller killed while
-hosts ping (no loss, resync without flushing), and a server's underlay cut (BFD takes every link
-of its pairs down on both sides, and brings them back). One known bug is pinned by a strict xfail:
-an operator failure does not survive a controller restart.
+hosts ping (no loss, resync without flushing), an operator failure that survives a controller
+restart, and a server's underlay cut (BFD takes every link of its pairs down on both sides, and
+brings them back).
 
 One lab per isolation mode is shared by every test of the module; each disruptive test restores
 what it broke (in `finally`) and waits until every link is up and every BGP session established
@@ -541,9 +541,6 @@ def _kill_and_restart_controller(lab: Lab) -> None:
         lab.rest("GET", "/v1/switches")["switches"]), 20, "every bridge to reconnect and resync", interval=0.5)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: operator failures live only in the controller's memory "
-                   "(FabricCore.failed, minet_sdn/core/fabric.py); a restarted controller releases the "
-                   "ports and the failed link comes back up")
 def test_operator_failure_survives_a_controller_restart(settled):
     lab = settled
     l1 = lab.topo.link(1)

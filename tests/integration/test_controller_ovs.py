@@ -97,7 +97,7 @@ class Rig:
                 "fail_mode=secure", "stp_enable=false", "protocols=OpenFlow13",
                 f"other-config:datapath-id={b.dpid:016x}", "other-config:disable-in-band=true",
                 "--", "set-controller", b.name, f"tcp:{c.ofp_host}:{c.ofp_port}",
-                "--", "set", "controller", b.name, "connection-mode=out-of-band",
+                "--", "set", "controller", b.name, "connection-mode=out-of-band", "max_backoff=1000",
                 "--", "add-port", b.name, b.tunnel_port, "--", "set", "interface", b.tunnel_port, "type=gre",
                 f"options:remote_ip={peer.underlay_ip}", "ofport_request=1", "bfd:enable=true",
                 "bfd:min_tx=100", "bfd:min_rx=100"]
@@ -114,7 +114,8 @@ class Rig:
         log = os.path.join(self.em.state_dir(self.topo), "controller.log")
         argv = self.em.nsenter_argv(self.em.mgmt_ns(self.topo), [
             sys.executable, "-m", "minet_sdn.cli.main", "controller", "--topology",
-            self.info.effective_topology, "--log-file", log])
+            self.info.effective_topology, "--log-file", log,
+            "--state", os.path.join(self.em.state_dir(self.topo), "controller-state.json")])
         self.controller = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.state.add_process(self.em.proc_record("test-controller", self.controller.pid))
         self.state.save()

@@ -48,11 +48,13 @@ _NXM_NAMES = {f.name for f in nicira_ext.oxm_types}
 
 # ---- building the app ----------------------------------------------------------------------
 
-def build_app(topology_path) -> remote_links.RemoteLinks:
+def build_app(topology_path, state_path=None) -> remote_links.RemoteLinks:
     """The real app, constructed like os-ken's AppManager does (no arguments that matter), with
-    its event handlers registered; start() is never called (it would open the REST listener)."""
+    its event handlers registered; start() is never called (it would open the REST listener).
+    Its persistent state goes next to the topology file, never to the machine's state dir."""
     saved = dict(remote_links.CONFIG)
     remote_links.CONFIG["topology"] = str(topology_path)
+    remote_links.CONFIG["state"] = str(state_path or Path(topology_path).with_name("controller-state.json"))
     try:
         app = remote_links.RemoteLinks()
     finally:
@@ -201,7 +203,7 @@ class Lab:
     the real app. Tunnel port 1, link L's port 100 + L, distinct hw addrs."""
 
     def __init__(self, tmp_path: Path, yaml_text: str, seed: int = 1, parts: int = 0):
-        path = Path(tmp_path) / "topology.yaml"
+        path = self.path = Path(tmp_path) / "topology.yaml"
         path.write_text(yaml_text)
         self.app = build_app(path)
         self.topo: Topology = self.app.topo
@@ -271,6 +273,13 @@ class Lab:
         ev = ofp_event.EventOFPStateChange(dp)
         ev.state = state
         self.queue.append((ev, state))
+
+    def restart_controller(self) -> None:
+        """A new controller process (same topology and state file); every switch connects to it."""
+        self.app = build_app(self.path)
+        for dpid in self.topo.bridges:
+            self.connect(dpid)
+        self.pump()
 
     def reconnect(self, dpid: int, dead_first: bool = True) -> FakeDatapath:
         """The switch reconnects; os-ken may report the old connection dead before or after the new one is up."""

@@ -531,6 +531,20 @@ def test_an_operator_fails_and_restores_a_link_on_both_sides(lab, mode, lid):
     assert crosses(lab, lid, link.a.server) is True and crosses(lab, lid, link.b.server) is True
 
 
+def test_an_operator_failure_survives_a_controller_restart(lab, mode):
+    lid = REMOTE[0]
+    link = T.link(lid)
+    x, y = lab.ends(lid, link.a.server)[2:]
+    lab.call(lab.app.fail_link, lid)
+    lab.restart_controller()
+    assert link_state(lab, lid) == "failed"
+    assert all(sw.ports[link.ofport].config & PORT_DOWN for sw in (x, y))
+    assert lab.send(link.a.server, lid, ipv4(link.a.mac, link.b.mac, link.a.ip, link.b.ip)) == []
+    lab.call(lab.app.restore_link, lid)
+    lab.restart_controller()
+    assert link_state(lab, lid) == "up" and crosses(lab, lid, link.a.server) is True
+
+
 def test_failing_a_local_or_unknown_link_is_refused(lab, mode):
     mark = lab.mark()
     for call in (lab.app.fail_link, lab.app.restore_link):
