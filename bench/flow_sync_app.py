@@ -77,6 +77,14 @@ class BenchRemoteLinks(RemoteLinks):
         if not start:
             self._bench_note(dp, ofmsg.kind(msg), msg.xid)
 
+    def _send(self, out) -> None:
+        super()._send(out)                  # the product's packed send; xids are set by now
+        for dpid, msgs in out.items():
+            dp = self.datapaths.get(dpid)
+            if dp is not None:
+                for msg in msgs:
+                    self._bench_note(dp, ofmsg.kind(msg), msg.xid)
+
     def _bench_note(self, dp, kind: str, xid: int) -> None:
         """Count a message the sync sends; the barrier among them is the one whose reply ends it."""
         rec = self._bench.get(dp.id)

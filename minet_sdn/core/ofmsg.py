@@ -2,6 +2,7 @@
 
 Messages are built with datapath=None (as Faucet does) and only attached to a datapath when sent,
 so the core stays free of sockets and the tests can feed the very same objects to a fake switch.
+FlowMods are PackedFlowMods (core/wire.py): os-ken messages that serialise fast.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from ..compat import ofproto_v1_3_parser as parser
 
 from ..topology.model import COOKIE_MAGIC, COOKIE_MAGIC_MASK
 from .flows import IN_PORT, Action, Flow
+from .wire import PackedFlowMod
 
 _SYMBOLIC_PORTS = {IN_PORT: ofp.OFPP_IN_PORT}
 _PORT_NAMES = {v: k for k, v in _SYMBOLIC_PORTS.items()}
@@ -34,16 +36,12 @@ def instructions(actions: Iterable[Action]) -> list:
 
 
 def flow_add(flow: Flow) -> parser.OFPFlowMod:
-    return parser.OFPFlowMod(None, cookie=flow.cookie, table_id=flow.table_id, command=ofp.OFPFC_ADD,
-                             priority=flow.priority, match=parser.OFPMatch(**dict(flow.match)),
-                             instructions=instructions(flow.actions))
+    return PackedFlowMod(flow, ofp.OFPFC_ADD)
 
 
 def flow_delete(flow: Flow) -> parser.OFPFlowMod:
     """Delete exactly this flow (strict: same match and priority), whatever its cookie."""
-    return parser.OFPFlowMod(None, table_id=flow.table_id, command=ofp.OFPFC_DELETE_STRICT,
-                             priority=flow.priority, match=parser.OFPMatch(**dict(flow.match)),
-                             out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY)
+    return PackedFlowMod(flow, ofp.OFPFC_DELETE_STRICT)
 
 
 def port_mod(port_no: int, hw_addr: str, down: bool) -> parser.OFPPortMod:
@@ -107,4 +105,5 @@ def flow_from_stats(stats) -> Flow:
 
 def kind(msg) -> Optional[str]:
     """Short name of a message, for logs and counters."""
-    return type(msg).__name__.replace("OFP", "")
+    cls = next((c for c in type(msg).__mro__ if c.__module__ == parser.__name__), type(msg))
+    return cls.__name__.replace("OFP", "")     # a PackedFlowMod counts as a FlowMod

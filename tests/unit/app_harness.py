@@ -189,6 +189,30 @@ class FakeDatapath:
             if self.after_reply:
                 self.after_reply(msg)
 
+    def send(self, buf: bytes, close_socket: bool = False) -> bool:
+        """Raw bytes, as os-ken's Datapath.send takes them (the app packs many messages into one
+        write): split them into messages, parse each as a switch would, and apply them in order."""
+        assert isinstance(buf, (bytes, bytearray)) and buf, buf
+        offset = 0
+        while offset < len(buf):
+            version, msg_type, length, xid = struct.unpack_from("!BBHI", buf, offset)
+            assert version == ofp.OFP_VERSION and length >= 8 and offset + length <= len(buf), (offset, length)
+            raw = bytes(buf[offset:offset + length])
+            if msg_type == ofp.OFPT_FLOW_MOD:
+                msg = ofproto_parser.msg(self, version, msg_type, length, xid, raw)
+            elif msg_type == ofp.OFPT_PORT_MOD:
+                port_no, hw, config, mask, advertise = struct.unpack_from("!I4x6s2xIII4x", raw, 8)
+                msg = parser.OFPPortMod(self, port_no, ":".join(f"{b:02x}" for b in hw), config, mask, advertise)
+            elif msg_type == ofp.OFPT_BARRIER_REQUEST:
+                msg = parser.OFPBarrierRequest(self)
+            else:
+                raise AssertionError(f"unexpected message type {msg_type} in a packed send")
+            msg.xid = xid
+            self.send_msg(msg)
+            assert self.wire[-1] == raw, "re-serialising what the switch parsed gives other bytes"
+            offset += length
+        return True
+
     def reply(self, mp_type: int, entries: List[bytes], xid: int) -> None:
         size = self.parts or max(1, len(entries))
         chunks = [entries[i:i + size] for i in range(0, len(entries), size)] or [[]]
