@@ -152,10 +152,17 @@ def test_bgp_across_the_remote_links_through_the_controllers_bridges(lab):
     states = {int(l["id"]): l for l in items}
     assert states[1]["state"] == states[2]["state"] == "up"
     assert states[1]["tunnel_live"] and states[2]["tunnel_live"]
-    # AS3 learns AS2's prefix over link 2 (remote) and AS1's over link 3 (local)
-    routes = _vtysh_json(topo, "3.BERN", "show ip bgp json")["routes"]
+    # AS3 learns AS2's prefix over link 2 (remote) and AS1's over link 3 (local); sessions
+    # Established is not routes exchanged yet, so give the updates a moment
     addressing = topology_addressing(topo)
-    assert str(addressing[2].prefix) in routes and str(addressing[1].prefix) in routes
+    wanted = {str(addressing[2].prefix), str(addressing[1].prefix)}
+    deadline = time.monotonic() + 30
+    while True:
+        routes = _vtysh_json(topo, "3.BERN", "show ip bgp json").get("routes", {})
+        if wanted <= set(routes) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert wanted <= set(routes), sorted(routes)
 
 
 def test_hosts_reach_each_other_across_servers(lab):
