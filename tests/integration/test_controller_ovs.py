@@ -68,8 +68,7 @@ class Rig:
         for link in self.topo.links:
             for end in (link.a, link.b):
                 self._wire(link, end)
-        for bridge in self.topo.bridges.values():
-            self._bridge(bridge)
+        self._bridges()
 
     # -- building: router namespaces on veths whose server end is a port of the remote bridge --
     def _wire(self, link, end):
@@ -90,24 +89,12 @@ class Rig:
         for where, ifname in ((server_ns, port), (ns, end.ifname)):
             sh("ip", "netns", "exec", where, "ethtool", "-K", ifname, "tx", "off", "tso", "off", "gso", "off")
 
-    def _bridge(self, b):
-        peer = self.topo.servers[b.peer]
-        c = self.eff.controller
-        args = ["--", "add-br", b.name, "--", "set", "bridge", b.name, "datapath_type=netdev",
-                "fail_mode=secure", "stp_enable=false", "protocols=OpenFlow13",
-                f"other-config:datapath-id={b.dpid:016x}", "other-config:disable-in-band=true",
-                "--", "set-controller", b.name, f"tcp:{c.ofp_host}:{c.ofp_port}",
-                "--", "set", "controller", b.name, "connection-mode=out-of-band", "max_backoff=1000",
-                "--", "add-port", b.name, b.tunnel_port, "--", "set", "interface", b.tunnel_port, "type=gre",
-                f"options:remote_ip={peer.underlay_ip}", "ofport_request=1", "bfd:enable=true",
-                "bfd:min_tx=100", "bfd:min_rx=100"]
-        if self.topo.fabric.isolation == "key":
-            args.append("options:key=flow")
-        for lid in b.link_ids:
-            port = self.topo.link_port_name(lid)
-            args += ["--", "add-port", b.name, port, "--", "set", "interface", port,
-                     f"ofport_request={self.topo.link(lid).ofport}"]
-        self.em.ovs_vsctl(self.em.server_dir(self.topo, b.server), *args)
+    def _bridges(self):
+        """The remote bridges exactly as provisioning makes them (its plan's one transaction)."""
+        from minet_sdn.provision.plan import build_plan
+        for server in self.topo.servers:
+            for bridge in build_plan(self.eff, server).bridges:
+                self.em.ovs_vsctl(self.em.server_dir(self.topo, server), *bridge.vsctl_args())
 
     # -- the controller, in the mgmt namespace ---------------------------------------------
     def start_controller(self):
