@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ import pytest
 import yaml
 
 from minet_sdn.lab import emulation as em
+from e2e_support import require_lab
 from minet_sdn.lab import lab as L
 from minet_sdn.provision.docker import LABEL_INSTANCE, list_containers
 from minet_sdn.topology import load_topology
@@ -34,13 +34,7 @@ from minet_sdn.topology.addressing import topology_addressing
 
 pytestmark = pytest.mark.root
 
-if os.geteuid() != 0:
-    pytest.skip("needs root", allow_module_level=True)
-for _tool in ("ovs-vsctl", "ovs-vswitchd", "ovsdb-server", "ip", "nsenter", "ethtool", "ssh-keygen"):
-    if shutil.which(_tool) is None:
-        pytest.skip(f"{_tool} is not installed", allow_module_level=True)
-if not os.path.exists(em.SSHD):
-    pytest.skip(f"{em.SSHD} is not installed", allow_module_level=True)
+require_lab(host_frr=False)       # the routers run the image's FRR
 
 from tests.docker_engine import EngineUnavailable, docker_engine  # noqa: E402
 

@@ -17,8 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,44 +26,21 @@ import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import pytest
-import yaml
 
 from minet_sdn.lab import emulation as em
+from e2e_support import demo_variant, isolation, require_lab
 from minet_sdn.lab import lab as L
 from minet_sdn.topology import load_topology
 from minet_sdn.topology.addressing import topology_addressing
 
 pytestmark = pytest.mark.root
 
-if os.geteuid() != 0:
-    pytest.skip("needs root", allow_module_level=True)
-for _tool in ("ovs-vsctl", "ovs-ofctl", "ovs-vswitchd", "ovsdb-server", "ip", "nsenter", "ethtool",
-              "ssh-keygen", "vtysh", "ping", "tcpdump", "traceroute"):
-    if shutil.which(_tool) is None:
-        pytest.skip(f"{_tool} is not installed", allow_module_level=True)
-for _path in (em.SSHD, "/usr/lib/frr/zebra", "/usr/lib/frr/bgpd"):
-    if not os.path.exists(_path):
-        pytest.skip(f"{_path} is not installed", allow_module_level=True)
-pytest.importorskip("minet_sdn.cli.provision")
-pytest.importorskip("minet_sdn.apps.remote_links")
+require_lab("ovs-ofctl", "vtysh", "ping", "tcpdump", "traceroute")
 
-DEMO = os.path.join(os.path.dirname(__file__), "..", "..", "topologies", "demo.yaml")
 SETTLE_S = 90.0            # time allowed to get back to "every link up, every session established"
 
 
 # ---- the lab ----------------------------------------------------------------------------------
-
-def _variant(directory, isolation: str) -> str:
-    """demo.yaml under a unique short name (its tag is the name) with the isolation mode set."""
-    with open(DEMO) as fh:
-        data = yaml.safe_load(fh)
-    data["name"] = f"f{isolation[0]}{secrets.token_hex(2)}"
-    data.setdefault("fabric", {})["isolation"] = isolation
-    path = os.path.join(str(directory), f"demo-{isolation}.yaml")
-    with open(path, "w") as fh:
-        yaml.safe_dump(data, fh, sort_keys=False)
-    return path
-
 
 class Lab:
     def __init__(self, path: str):
@@ -157,7 +132,8 @@ class Lab:
 
 @pytest.fixture(scope="module", params=["key", "tos"])
 def lab(request, tmp_path_factory):
-    path = _variant(tmp_path_factory.mktemp(f"failures-{request.param}"), request.param)
+    path = demo_variant(tmp_path_factory.mktemp(f"failures-{request.param}"), f"f{request.param[0]}",
+                        f"demo-{request.param}.yaml", isolation(request.param))
     topo = load_topology(path)
     try:
         L.lab_up(path, progress=lambda m: print(m, flush=True))

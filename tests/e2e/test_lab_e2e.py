@@ -8,48 +8,23 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import shutil
 import subprocess
 import sys
 import time
 from itertools import permutations
 
 import pytest
-import yaml
 
 from minet_sdn.lab import emulation as em
+from e2e_support import demo_variant, isolation, require_lab
 from minet_sdn.lab import lab as L
 from minet_sdn.topology import load_topology
 
 pytestmark = pytest.mark.root
 
-if os.geteuid() != 0:
-    pytest.skip("needs root", allow_module_level=True)
-for _tool in ("ovs-vsctl", "ovs-vswitchd", "ovsdb-server", "ip", "nsenter", "ethtool", "ssh-keygen",
-              "vtysh", "ping"):
-    if shutil.which(_tool) is None:
-        pytest.skip(f"{_tool} is not installed", allow_module_level=True)
-for _path in (em.SSHD, "/usr/lib/frr/zebra", "/usr/lib/frr/bgpd"):
-    if not os.path.exists(_path):
-        pytest.skip(f"{_path} is not installed", allow_module_level=True)
-pytest.importorskip("minet_sdn.cli.provision")
-pytest.importorskip("minet_sdn.apps.remote_links")
+require_lab("vtysh", "ping")
 
-DEMO = os.path.join(os.path.dirname(__file__), "..", "..", "topologies", "demo.yaml")
 UP_BUDGET_S = 60.0
-
-
-def _variant(directory, isolation: str) -> str:
-    """demo.yaml under a unique short name (so its tag is the name) with the isolation mode set."""
-    with open(DEMO) as fh:
-        data = yaml.safe_load(fh)
-    data["name"] = f"e{isolation[0]}{secrets.token_hex(2)}"
-    data.setdefault("fabric", {})["isolation"] = isolation
-    path = os.path.join(str(directory), f"demo-{isolation}.yaml")
-    with open(path, "w") as fh:
-        yaml.safe_dump(data, fh, sort_keys=False)
-    return path
 
 
 def _ours(topo):
@@ -72,7 +47,8 @@ def _ours(topo):
 
 @pytest.fixture(scope="module", params=["key", "tos"])
 def lab(request, tmp_path_factory):
-    path = _variant(tmp_path_factory.mktemp(f"lab-{request.param}"), request.param)
+    path = demo_variant(tmp_path_factory.mktemp(f"lab-{request.param}"), f"e{request.param[0]}",
+                        f"demo-{request.param}.yaml", isolation(request.param))
     topo = load_topology(path)
     try:
         t0 = time.monotonic()

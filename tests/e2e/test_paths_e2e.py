@@ -13,69 +13,39 @@ Needs root, Open vSwitch, FRR, sshd, traceroute. Every lab is removed, also when
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import shutil
 import subprocess
 import threading
 import time
 from typing import Dict, List, Optional, Tuple
 
 import pytest
-import yaml
 
 from minet_sdn.lab import emulation as em
+from e2e_support import demo_variant, isolation, require_lab
 from minet_sdn.lab import lab as L
 from minet_sdn.topology import load_topology
 from minet_sdn.topology.addressing import topology_addressing
 
 pytestmark = pytest.mark.root
 
-if os.geteuid() != 0:
-    pytest.skip("needs root", allow_module_level=True)
-for _tool in ("ovs-vsctl", "ovs-vswitchd", "ovsdb-server", "ip", "nsenter", "ethtool", "ssh-keygen",
-              "vtysh", "ping", "traceroute"):
-    if shutil.which(_tool) is None:
-        pytest.skip(f"{_tool} is not installed", allow_module_level=True)
-for _path in (em.SSHD, "/usr/lib/frr/zebra", "/usr/lib/frr/bgpd"):
-    if not os.path.exists(_path):
-        pytest.skip(f"{_path} is not installed", allow_module_level=True)
-pytest.importorskip("minet_sdn.cli.provision")
-pytest.importorskip("minet_sdn.apps.remote_links")
+require_lab("vtysh", "ping", "traceroute")
 
-DEMO = os.path.join(os.path.dirname(__file__), "..", "..", "topologies", "demo.yaml")
 PATHS_TIMEOUT_S = 60.0        # routes may still spread when lab_up returns; ICMP errors are rate-limited
 
 AsPath = Tuple[int, ...]
 
 
-def _write(directory, data: dict, filename: str) -> str:
-    path = os.path.join(str(directory), filename)
-    with open(path, "w") as fh:
-        yaml.safe_dump(data, fh, sort_keys=False)
-    return path
-
-
-def _demo() -> dict:
-    with open(DEMO) as fh:
-        return yaml.safe_load(fh)
-
-
-def _distributed(directory, isolation: str) -> str:
-    data = _demo()
-    data["name"] = f"p{isolation[0]}{secrets.token_hex(2)}"
-    data.setdefault("fabric", {})["isolation"] = isolation
-    return _write(directory, data, f"demo-{isolation}.yaml")
+def _distributed(directory, mode: str) -> str:
+    return demo_variant(directory, f"p{mode[0]}", f"demo-{mode}.yaml", isolation(mode))
 
 
 def _one_server(directory) -> str:
     """demo.yaml with every AS on VM1 and VM1 the only server (another name)."""
-    data = _demo()
-    data["name"] = f"p1{secrets.token_hex(2)}"
-    data["servers"] = {"VM1": data["servers"]["VM1"]}
-    for as_ in data["ases"].values():
-        as_["server"] = "VM1"
-    return _write(directory, data, "demo-one-server.yaml")
+    def on_vm1(data: dict) -> None:
+        data["servers"] = {"VM1": data["servers"]["VM1"]}
+        for as_ in data["ases"].values():
+            as_["server"] = "VM1"
+    return demo_variant(directory, "p1", "demo-one-server.yaml", on_vm1)
 
 
 class _Lab:

@@ -1,0 +1,54 @@
+"""What every end-to-end test module needs: skip cleanly where the lab cannot run, and write a
+copy of topologies/demo.yaml under a unique instance name (so a lab the user has up is never
+touched, and the short name is its own tag)."""
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from typing import Callable, Optional
+
+import pytest
+import yaml
+
+from minet_sdn.lab import emulation as em
+
+DEMO = os.path.join(os.path.dirname(__file__), "..", "..", "topologies", "demo.yaml")
+LAB_TOOLS = ("ovs-vsctl", "ovs-vswitchd", "ovsdb-server", "ip", "nsenter", "ethtool", "ssh-keygen")
+HOST_FRR = ("/usr/lib/frr/zebra", "/usr/lib/frr/bgpd")
+
+
+def require_lab(*tools: str, host_frr: bool = True) -> None:
+    """Skip the calling module unless root and everything an embedded lab needs is here.
+    `host_frr=False` for labs whose routers run FRR from a container image."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root", allow_module_level=True)
+    for tool in LAB_TOOLS + tools:
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed", allow_module_level=True)
+    for path in (em.SSHD,) + (HOST_FRR if host_frr else ()):
+        if not os.path.exists(path):
+            pytest.skip(f"{path} is not installed", allow_module_level=True)
+    if host_frr:
+        pytest.importorskip("minet_sdn.cli.provision")
+        pytest.importorskip("minet_sdn.apps.remote_links")
+
+
+def demo_variant(directory, prefix: str, filename: str,
+                 change: Optional[Callable[[dict], None]] = None) -> str:
+    """demo.yaml named `<prefix><4 hex>`, edited by `change`, written to `directory/filename`."""
+    with open(DEMO) as fh:
+        data = yaml.safe_load(fh)
+    data["name"] = f"{prefix}{secrets.token_hex(2)}"
+    if change is not None:
+        change(data)
+    path = os.path.join(str(directory), filename)
+    with open(path, "w") as fh:
+        yaml.safe_dump(data, fh, sort_keys=False)
+    return path
+
+
+def isolation(mode: str) -> Callable[[dict], None]:
+    def change(data: dict) -> None:
+        data.setdefault("fabric", {})["isolation"] = mode
+    return change
