@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from typing import Dict, List, Optional, Tuple
 
+from .. import compat
 from ..compat import BaseApp, handler, ofp_event, ofproto_v1_3
 from ..core import ofmsg
 from ..core.fabric import FabricCore, PortInfo, link_counters
@@ -31,8 +32,13 @@ STATS_TIMEOUT = 3.0
 SEND_CHUNK = 64 * 1024
 
 # Set by `minet controller` before the app starts; MINET_TOPOLOGY / MINET_REST / MINET_CONTROLLER_STATE
-# serve ryu-manager.
-CONFIG: Dict[str, object] = {"topology": None, "rest": None, "state": None}
+# serve ryu-manager. echo_interval: seconds of silence before a switch is sent an echo request (it is
+# dropped after 3 such intervals); on_fatal(reason): called when the process cannot go on (the
+# OpenFlow listener died), `minet controller` exits non-zero.
+CONFIG: Dict[str, object] = {"topology": None, "rest": None, "state": None, "echo_interval": None,
+                             "on_fatal": None}
+
+compat.harden_openflow()
 
 
 def default_state_path(name: str) -> str:
@@ -98,6 +104,11 @@ class RemoteLinks(BaseApp):
         rest = CONFIG.get("rest") or os.environ.get("MINET_REST")
         self.rest_addr = rest or (self.topo.controller.rest_host, self.topo.controller.rest_port)
         self.rest_server = None
+        echo = CONFIG.get("echo_interval") or os.environ.get("MINET_ECHO_INTERVAL")
+        if echo:
+            compat.CONNECTIONS.echo_interval = float(echo)
+        if os.environ.get("MINET_OFP_HANDSHAKE_TIMEOUT"):           # tests: seconds to finish the handshake
+            compat.HANDSHAKE_TIMEOUT = float(os.environ["MINET_OFP_HANDSHAKE_TIMEOUT"])
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def start(self):
@@ -106,12 +117,24 @@ class RemoteLinks(BaseApp):
             self.rest_server = serve_in_thread(tuple(self.rest_addr), make_app(self))
             self.logger.info("REST API on http://%s:%s", *self.rest_addr)
         threading.Thread(target=self._tick_loop, name="minet-tick", daemon=True).start()
+        compat.LISTENER.watch(self._listener_died)
         return thread
+
+    def _listener_died(self, listener) -> None:
+        """Without its OpenFlow listener the controller is useless: say so, and stop the process."""
+        self.logger.critical("OpenFlow listener dead (%s): the controller stops", listener.error)
+        on_fatal = CONFIG.get("on_fatal")
+        if callable(on_fatal):
+            # a moment for /healthz to say why before the process goes away
+            timer = threading.Timer(1.0, on_fatal, args=(f"the OpenFlow listener died: {listener.error}",))
+            timer.daemon = True
+            timer.start()
 
     def _tick_loop(self):
         while True:
             time.sleep(TICK_SECONDS)
             try:
+                compat.CONNECTIONS.sweep(time.monotonic())
                 with self.lock:
                     self._send(self.core.tick(time.monotonic()))
             except Exception:
@@ -283,10 +306,18 @@ class RemoteLinks(BaseApp):
         return out
 
     def health(self) -> dict:
+        listener = compat.LISTENER
+        total, handshaking = compat.CONNECTIONS.counts()
+        openflow = {"listener": listener.state, "connections": total, "handshaking": handshaking,
+                    "refused": listener.refused, "accept_errors": listener.accept_errors,
+                    "dropped": dict(compat.CONNECTIONS.dropped)}
+        if listener.error:
+            openflow["error"] = listener.error
         with self.lock:
-            return {"status": "ok", "topology": self.topo.name, "switches": len(self.topo.bridges),
-                    "connected": len(self.datapaths),
-                    "synced": sum(1 for st in self.core.bridges.values() if st.connected and st.synced)}
+            return {"status": "error" if listener.state == "dead" else "ok", "topology": self.topo.name,
+                    "switches": len(self.topo.bridges), "connected": len(self.datapaths),
+                    "synced": sum(1 for st in self.core.bridges.values() if st.connected and st.synced),
+                    "openflow": openflow}
 
     def links(self) -> list:
         counters = self._counters()

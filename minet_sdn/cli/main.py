@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import socket
 import sys
 from typing import List, Optional, Tuple
@@ -37,12 +38,24 @@ def _topology(path: str) -> Topology:
         raise UsageError("\n".join(exc.problems))
 
 
-def _hostport(value: str, what: str) -> Tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    host = host.strip("[]")
-    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise UsageError(f"minet controller: {what} {value!r} is not HOST:PORT")
-    return host, int(port)
+def _hostport(value: str, what: str, default_port: int) -> Tuple[str, int]:
+    """A listener given on the command line: the topology file's rules (no wildcard, no name)."""
+    from ..topology.loader import listen_address
+    hostport, problem = listen_address(value, default_port)
+    if hostport is None:
+        raise UsageError(f"minet controller: {what}: {problem}")
+    return hostport
+
+
+def _seconds(value: str) -> float:
+    if not re.fullmatch(r"[0-9]{1,6}(\.[0-9]{1,6})?", value):
+        raise argparse.ArgumentTypeError(f"{_shown(value)} is not a number of seconds")
+    return float(value)
+
+
+def _shown(value: str, limit: int = 40) -> str:
+    text = value if len(value) <= limit else value[:limit - 1] + "…"
+    return repr(text)
 
 
 # ---- validate ------------------------------------------------------------------------------
@@ -70,12 +83,26 @@ def _check_bindable(host: str, port: int, what: str) -> None:
 
 def cmd_controller(args) -> int:
     topo = _topology(args.topology)
-    ofp = _hostport(args.ofp, "--ofp") if args.ofp else (topo.controller.ofp_host, topo.controller.ofp_port)
-    rest = _hostport(args.rest, "--rest") if args.rest else (topo.controller.rest_host, topo.controller.rest_port)
+    c = topo.controller
+    ofp = _hostport(args.ofp, "--ofp", 6653) if args.ofp else (c.ofp_host, c.ofp_port)
+    rest = _hostport(args.rest, "--rest", 8080) if args.rest else (c.rest_host, c.rest_port)
+    if ofp == rest:
+        host = f"[{ofp[0]}]" if ":" in ofp[0] else ofp[0]
+        raise UsageError(f"minet controller: OpenFlow and REST cannot both listen on {host}:{ofp[1]}")
+    if args.echo_interval is not None and not 0.05 <= args.echo_interval <= 3600:
+        raise UsageError(f"minet controller: --echo-interval {args.echo_interval:g} is not in 0.05..3600 seconds")
     _check_bindable(*ofp, "OpenFlow")
     _check_bindable(*rest, "REST")
+    if args.log_file:
+        try:
+            open(args.log_file, "a").close()
+        except OSError as exc:
+            raise UsageError(f"minet controller: --log-file {args.log_file}: {exc.strerror or exc}")
 
     import logging
+    import os
+    import signal
+    import threading
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), filename=args.log_file,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from ..compat import FRAMEWORK
@@ -85,10 +112,17 @@ def cmd_controller(args) -> int:
     cfg = importlib.import_module(f"{FRAMEWORK}.cfg")
     cfg.CONF(args=["--ofp-listen-host", ofp[0], "--ofp-tcp-listen-port", str(ofp[1])], project=FRAMEWORK)
     from ..apps import remote_links
-    remote_links.CONFIG.update(topology=args.topology, rest=rest, state=args.state)
+    stopped = threading.Event()
+    outcome = {"code": 0, "why": ""}
+
+    def fatal(reason: str) -> None:          # the app cannot go on (its OpenFlow listener died)
+        outcome.update(code=3, why=reason)
+        stopped.set()
+
+    remote_links.CONFIG.update(topology=args.topology, rest=rest, state=args.state,
+                               echo_interval=args.echo_interval, on_fatal=fatal)
     print(f"minet controller: topology {topo.name}, OpenFlow on {ofp[0]}:{ofp[1]}, REST on "
           f"http://{rest[0]}:{rest[1]}", file=sys.stderr, flush=True)
-    import signal
 
     def reload_on_hup(signum, frame):          # `kill -HUP`: re-read the topology, like a daemon
         for app in app_manager.AppManager.get_instance().applications.values():
@@ -98,11 +132,24 @@ def cmd_controller(args) -> int:
                 except Exception as exc:
                     logging.getLogger("minet").error("reload failed: %s", getattr(exc, "message", exc))
     signal.signal(signal.SIGHUP, reload_on_hup)
+    # os-ken's AppManager.run_apps() cannot stop its native threads (Ctrl-C gave two tracebacks):
+    # start the apps ourselves, wait here, and leave with os._exit once the state is on disk.
     try:
-        app_manager.AppManager.run_apps(["minet_sdn.apps.remote_links"])
+        manager = app_manager.AppManager.get_instance()
+        manager.load_apps(["minet_sdn.apps.remote_links"])
+        services = manager.instantiate_apps(**manager.create_contexts())
+        while not stopped.wait(0.5):
+            if not any(t.is_alive() for t in services):
+                outcome.update(code=3, why="every controller thread ended")
+                break
     except KeyboardInterrupt:
-        pass
-    return 0
+        outcome.update(code=0, why="interrupted")
+    except Exception as exc:
+        logging.getLogger("minet").exception("controller failed")
+        outcome.update(code=1, why=f"{type(exc).__name__}: {exc}")
+    print(f"minet controller: stopped: {outcome['why']}", file=sys.stderr, flush=True)
+    logging.shutdown()
+    os._exit(outcome["code"])
 
 
 # ---- link ----------------------------------------------------------------------------------
@@ -178,6 +225,8 @@ def build_parser() -> Parser:
                         "(default $MINET_STATE_DIR or /var/lib/minet-sdn, then NAME/controller-state.json)")
     c.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     c.add_argument("--log-file")
+    c.add_argument("--echo-interval", type=_seconds, metavar="SECONDS",
+                   help="silence after which a switch is sent an echo request; after 3 it is dropped (default 5)")
     c.set_defaults(func=cmd_controller)
 
     link = sub.add_parser("link", help="inspect, fail and restore inter-AS links")

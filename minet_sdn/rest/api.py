@@ -68,7 +68,7 @@ def _route(service, method: str, path: str):
         _allow(method, "POST")
         return 200, "application/json", _json(service.reload())
     routes = {
-        "/healthz": lambda: (200, "application/json", _json(service.health())),
+        "/healthz": lambda: _health(service.health()),
         "/v1/links": lambda: (200, "application/json", _json({"links": service.links()})),
         "/v1/switches": lambda: (200, "application/json", _json({"switches": service.switches()})),
         "/metrics": lambda: (200, "text/plain; version=0.0.4", service.metrics().encode()),
@@ -77,6 +77,11 @@ def _route(service, method: str, path: str):
         raise ApiError(404, f"no such resource: {path}")
     _allow(method, "GET")
     return routes[path]()
+
+
+def _health(health: dict):
+    """200 while the controller can do its job, 503 (with the reason in the body) once it cannot."""
+    return (200 if health.get("status") == "ok" else 503), "application/json", _json(health)
 
 
 def _allow(method: str, allowed: str) -> None:
