@@ -142,7 +142,7 @@ class Connections:
         h = _handler_module()
         for dp in self.all():
             state = getattr(dp, "state", None)
-            if state == h.DEAD_DISPATCHER:
+            if state == h.DEAD_DISPATCHER or getattr(dp, "minet_dropped", False):
                 continue
             heard = getattr(dp, "minet_heard", now)
             if state != h.MAIN_DISPATCHER:
@@ -161,6 +161,7 @@ class Connections:
                     self.drop(dp, "send_failed", f"echo request failed: {exc}")
 
     def drop(self, dp, why: str, text: str) -> None:
+        dp.minet_dropped = True
         self.dropped[why] = self.dropped.get(why, 0) + 1
         dpid = getattr(dp, "id", None)
         _LOG.warning("dropping OpenFlow connection %s%s: %s", getattr(dp, "address", "?"),
@@ -208,6 +209,9 @@ def _patch_hello(mod) -> None:
         return msg
 
     cls.parser = classmethod(parser)
+    table = getattr(mod, "_MSG_PARSERS", None)      # dispatch goes through this table, not the class
+    if table is not None and table.get(ofp.OFPT_HELLO) is not None:
+        table[ofp.OFPT_HELLO] = cls.parser
     cls._minet_patched = True
 
 
@@ -236,6 +240,7 @@ def harden_openflow() -> None:
         return
     from .core import ofcheck
     ofproto_parser = importlib.import_module(f"{FRAMEWORK}.ofproto.ofproto_parser")
+    importlib.import_module(f"{FRAMEWORK}.base.app_manager")      # before controller: they import each other
     controller = importlib.import_module(f"{FRAMEWORK}.controller.controller")
     hub = importlib.import_module(f"{FRAMEWORK}.lib.hub")
     h = _handler_module()

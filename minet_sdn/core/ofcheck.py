@@ -34,7 +34,12 @@ MP_DESC, MP_FLOW, MP_PORT_DESC = 0, 1, 13
 
 IT_GOTO_TABLE, IT_WRITE_METADATA, IT_WRITE_ACTIONS, IT_APPLY_ACTIONS = 1, 2, 3, 4
 IT_CLEAR_ACTIONS, IT_METER, IT_EXPERIMENTER = 5, 6, 0xFFFF
-AT_EXPERIMENTER = 0xFFFF
+AT_EXPERIMENTER, AT_SET_FIELD = 0xFFFF, 25
+# os-ken steps over these by their fixed size, whatever the header says, so the header must say it
+# (a longer one made it read the rest as further actions: zero lengths, an endless loop).
+ACTION_SIZES = {0: 16, 11: 8, 12: 8, 15: 8, 16: 8, 17: 8, 18: 8, 19: 8, 20: 8, 21: 8, 22: 8, 23: 8,
+                24: 8, 26: 8, 27: 8}
+INSTRUCTION_SIZES = {IT_GOTO_TABLE: 8, IT_WRITE_METADATA: 24, IT_METER: 8}
 OXM_CLASS_EXPERIMENTER = 0xFFFF
 
 _U16 = struct.Struct("!H")
@@ -201,10 +206,10 @@ def _instructions(buf: bytes, offset: int, end: int, where: str) -> None:
                              "within the entry)")
         if itype in (IT_WRITE_ACTIONS, IT_APPLY_ACTIONS, IT_CLEAR_ACTIONS):
             _actions(buf, offset + 8, offset + ilen, where)
-        elif itype == IT_WRITE_METADATA and ilen < 24:
-            raise BadMessage(f"{where}: write-metadata instruction of length {ilen} (24)")
-        elif itype not in (IT_GOTO_TABLE, IT_WRITE_METADATA, IT_METER, IT_EXPERIMENTER):
-            raise BadMessage(f"{where}: unknown instruction type {itype}")
+        elif itype not in INSTRUCTION_SIZES:
+            raise BadMessage(f"{where}: instruction type {itype} (os-ken cannot read it)")
+        elif ilen != INSTRUCTION_SIZES[itype]:
+            raise BadMessage(f"{where}: instruction type {itype} of length {ilen} (it is {INSTRUCTION_SIZES[itype]})")
         offset += ilen
 
 
@@ -216,8 +221,16 @@ def _actions(buf: bytes, offset: int, end: int, where: str) -> None:
         if alen < 8 or alen % 8 or offset + alen > end:
             raise BadMessage(f"{where}: action of length {alen} (a multiple of 8, at least 8, "
                              "within its instruction)")
-        if atype == AT_EXPERIMENTER and alen < 16:
-            raise BadMessage(f"{where}: experimenter action of length {alen} (at least 16)")
-        if atype == 25:                          # set_field: one OXM field
-            _oxm_fields(buf, offset + 4, offset + 4 + min(alen - 4, 4 + buf[offset + 7]), where)
+        if atype == AT_EXPERIMENTER:
+            if alen < 16:
+                raise BadMessage(f"{where}: experimenter action of length {alen} (at least 16)")
+        elif atype == AT_SET_FIELD:              # one OXM field, padded
+            plen = buf[offset + 7]
+            if 4 + 4 + plen > alen:
+                raise BadMessage(f"{where}: set-field action of length {alen} cannot hold its field")
+            _oxm_fields(buf, offset + 4, offset + 8 + plen, where)
+        elif atype not in ACTION_SIZES:
+            raise BadMessage(f"{where}: action type {atype} (os-ken cannot read it)")
+        elif alen != ACTION_SIZES[atype]:
+            raise BadMessage(f"{where}: action type {atype} of length {alen} (it is {ACTION_SIZES[atype]})")
         offset += alen

@@ -61,6 +61,20 @@ def test_a_zero_length_hello_element_drops_the_connection_not_the_controller(ctl
         sw.close()
 
 
+def test_a_hello_with_padded_elements_is_negotiated(ctl):
+    # OpenFlow pads HELLO elements to 8 bytes; os-ken stepped by the unpadded length, read the
+    # padding as an element of length 0 and spun forever (found by the fuzzer)
+    padded = frame(OFPT_HELLO, struct.pack("!HHII4x", 1, 12, 1 << 4, 0) + struct.pack("!HHI", 9, 8, 0))
+    with socket.create_connection(("127.0.0.1", ctl.ofp_port), timeout=5) as s:
+        s.sendall(padded)
+        got = b""
+        while len(got) < 16:               # the controller's HELLO, then its FEATURES_REQUEST
+            data = s.recv(64)
+            assert data, "the controller closed the connection"
+            got += data
+        assert got[9] == 5, got.hex()
+
+
 def test_closed_connections_free_their_threads(ctl):
     base = ctl.threads()
     for i in range(150):
