@@ -13,7 +13,9 @@ Errors are one line on stderr; bad input exits 2, an unreachable controller exit
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import re
 import socket
 import sys
@@ -156,42 +158,74 @@ def cmd_controller(args) -> int:
 
 def _rest(args, method: str, path: str):
     topo = _topology(args.file)
-    from ..rest.client import ControllerUnreachable, call
+    from ..rest.client import ControllerUnreachable, NotOurApi, call, describe
     base = topo.controller.rest_url
     try:
         from ..lab import access as lab_access           # a running lab puts its controller elsewhere
-        base = lab_access.rest_base(args.file, topo) or base
+        from ..lab.emulation import LabError
     except ImportError:
         pass
+    else:
+        try:
+            base = lab_access.rest_base(args.file, topo) or base
+        except LabError as exc:
+            raise UsageError(f"minet: {_one_line(exc)}")
     try:
         status, body = call(base, method, path)
     except ControllerUnreachable as exc:
         print(f"minet: {exc} (is the controller running? `minet controller --topology {args.file}`, "
               f"or for a lab `minet lab up {args.file}` restarts it)", file=sys.stderr)
         raise SystemExit(1)
-    if status == 404 or status == 409:
-        raise UsageError(f"minet: {args.file}: {body.get('error') if isinstance(body, dict) else body}")
+    except NotOurApi as exc:
+        _not_our_api(str(exc))
+    url = base.rstrip("/") + path
+    if status in (404, 409) and isinstance(body, dict) and isinstance(body.get("error"), str):
+        raise UsageError(f"minet: {args.file}: {_one_line(body['error'])}")
     if status != 200:
-        print(f"minet: controller answered {status}: {body}", file=sys.stderr)
+        print(f"minet: {url}: the controller answered {status}: {describe(body)}", file=sys.stderr)
         raise SystemExit(1)
-    return body
+    return url, body
+
+
+def _one_line(text) -> str:
+    return " ".join(str(text).split())[:300]
+
+
+def _not_our_api(what: str):
+    print(f"minet: {what} (is something else listening on the controller's REST port?)", file=sys.stderr)
+    raise SystemExit(1)
+
+
+def _check_link_view(view) -> bool:
+    return (isinstance(view, dict) and isinstance(view.get("id"), int) and isinstance(view.get("rel"), str)
+            and isinstance(view.get("state"), str) and isinstance(view.get("remote"), bool)
+            and all(isinstance(view.get(side), dict) and isinstance(view[side].get("router"), str)
+                    and isinstance(view[side].get("server"), str) for side in ("a", "b"))
+            and isinstance(view.get("counters", {}), dict)
+            and all(c is None or (isinstance(c, dict) and isinstance(c.get("packets"), int))
+                    for c in view.get("counters", {}).values()))
 
 
 def _link_id(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise UsageError(f"minet link: {value!r} is not a link id (1, 2, ...)")
+    # ASCII digits only: str.isdigit() takes '²' (int() then fails) and '١' or '１' (taken as 1)
+    if not re.fullmatch(r"[0-9]{1,9}", value) or int(value) < 1:
+        raise UsageError(f"minet link: {_shown(value)} is not a link id (1, 2, ...)")
     return int(value)
 
 
 def cmd_link_list(args) -> int:
-    links = _rest(args, "GET", "/v1/links")["links"]
+    from ..rest.client import describe
+    url, body = _rest(args, "GET", "/v1/links")
+    links = body.get("links") if isinstance(body, dict) else None
+    if not isinstance(links, list) or not all(_check_link_view(l) for l in links):
+        _not_our_api(f"{url} answered {describe(body)}, not the controller's list of links")
     if args.json:
         print(json.dumps(links, indent=1))
         return 0
     print(f"{'ID':>4}  {'A':<14} {'B':<14} {'REL':<9} {'WHERE':<12} {'STATE':<7} {'TUNNEL':<6} {'PACKETS':>10}")
     for l in links:
         where = f"{l['a']['server']}-{l['b']['server']}" if l["remote"] else f"local {l['a']['server']}"
-        tunnel = "-" if l["tunnel_live"] is None else ("live" if l["tunnel_live"] else "DOWN")
+        tunnel = "-" if l.get("tunnel_live") is None else ("live" if l["tunnel_live"] else "DOWN")
         answered = [c for c in l.get("counters", {}).values() if c is not None]
         packets = sum(c["packets"] for c in answered) if answered else ("?" if l["remote"] else "-")
         print(f"{l['id']:>4}  {l['a']['router']:<14} {l['b']['router']:<14} {l['rel']:<9} {where:<12} "
@@ -200,8 +234,12 @@ def cmd_link_list(args) -> int:
 
 
 def cmd_link_admin(args) -> int:
+    from ..rest.client import describe
     verb = "fail" if args.link_cmd == "fail" else "restore"
-    view = _rest(args, "POST", f"/v1/links/{_link_id(args.id)}/{verb}")
+    link_id = _link_id(args.id)
+    url, view = _rest(args, "POST", f"/v1/links/{link_id}/{verb}")
+    if not _check_link_view(view):
+        _not_our_api(f"{url} answered {describe(view)}, not the controller's view of a link")
     print(f"link {view['id']} ({view['a']['router']} - {view['b']['router']}): {view['state']}")
     return 0
 
@@ -250,15 +288,64 @@ def build_parser() -> Parser:
     return p
 
 
+class OutputError(Exception):
+    """Writing our own output failed (closed pipe, full disk)."""
+
+
+class _Output:
+    """sys.stdout, with write errors told apart from every other OSError a command may meet."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except OSError as exc:
+            raise OutputError(exc) from None
+
+    def flush(self):
+        try:
+            return self._stream.flush()
+        except OSError as exc:
+            raise OutputError(exc) from None
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    real = sys.stdout
+    sys.stdout = _Output(real)
     try:
         args = build_parser().parse_args(argv)
-        return args.func(args) or 0
+        code = args.func(args) or 0
+        sys.stdout.flush()
+        return code
     except UsageError as exc:
         print(str(exc), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except OutputError as exc:
+        cause = exc.args[0]
+        _silence(real)
+        if getattr(cause, "errno", None) == errno.EPIPE:      # `minet link list | head -1`: not an error
+            return 141
+        print(f"minet: cannot write the output: {cause.strerror or cause}", file=sys.stderr)
+        return 1
+    finally:
+        sys.stdout = real
+
+
+def _silence(stream) -> None:
+    """Point fd 1 at /dev/null, so that flushing at exit cannot fail a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 if __name__ == "__main__":
