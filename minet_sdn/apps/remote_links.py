@@ -17,9 +17,10 @@ import time
 from collections import Counter
 from typing import Dict, List, Optional, Tuple
 
+from .. import compat
 from ..compat import BaseApp, handler, ofp_event, ofproto_v1_3
 from ..core import ofmsg
-from ..core.fabric import FabricCore, PortInfo, link_counters
+from ..core.fabric import FabricCore, PortInfo, ids_for_keys, link_counters
 from ..core.views import Counters, link_view, metrics_text, switch_view
 from ..rest.api import ApiError, make_app
 from ..rest.server import serve_in_thread
@@ -31,8 +32,13 @@ STATS_TIMEOUT = 3.0
 SEND_CHUNK = 64 * 1024
 
 # Set by `minet controller` before the app starts; MINET_TOPOLOGY / MINET_REST / MINET_CONTROLLER_STATE
-# serve ryu-manager.
-CONFIG: Dict[str, object] = {"topology": None, "rest": None, "state": None}
+# serve ryu-manager. echo_interval: seconds of silence before a switch is sent an echo request (it is
+# dropped after 3 such intervals); on_fatal(reason): called when the process cannot go on (the
+# OpenFlow listener died), `minet controller` exits non-zero.
+CONFIG: Dict[str, object] = {"topology": None, "rest": None, "state": None, "echo_interval": None,
+                             "on_fatal": None}
+
+compat.harden_openflow()
 
 
 def default_state_path(name: str) -> str:
@@ -41,16 +47,67 @@ def default_state_path(name: str) -> str:
     return os.path.join(root, name, "controller-state.json")
 
 
-def load_failed(path: str, logger) -> List[int]:
+def load_failed(path: str, topo, logger) -> List[int]:
+    """Link ids the state file says an operator failed, in `topo`'s numbering.
+
+    The file names each link by its endpoints ({"a", "b", "n"}: see core.fabric.link_keys), so a
+    failure follows its link when the topology file changed while the controller was away. The
+    older form (`failed_links`: ids) is still read. Anything else is not trusted: a warning, and
+    the file is ignored as a whole."""
     try:
-        with open(path) as fh:
-            data = json.load(fh)
-        return [int(x) for x in data.get("failed_links", [])]
+        with open(path, "rb") as fh:
+            raw = fh.read(STATE_MAX_BYTES + 1)
     except FileNotFoundError:
         return []
-    except (OSError, ValueError, TypeError, AttributeError) as exc:
-        logger.warning("ignoring unreadable controller state %s: %s", path, exc)
+    except OSError as exc:
+        logger.warning("ignoring unreadable controller state %s: %s", path, exc.strerror or exc)
         return []
+    try:
+        if len(raw) > STATE_MAX_BYTES:
+            raise ValueError(f"larger than {STATE_MAX_BYTES} bytes")
+        data = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+        return sorted(_failed_ids(data, topo))
+    except (ValueError, RecursionError) as exc:          # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        logger.warning("ignoring controller state %s: %s", path, str(exc).splitlines()[0][:200])
+        return []
+
+
+STATE_MAX_BYTES = 16 << 20
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a number")
+
+
+def _failed_ids(data, topo) -> set:
+    if not isinstance(data, dict):
+        raise ValueError(f"not a JSON object but {type(data).__name__}")
+    if "topology" in data and data["topology"] != topo.name:
+        raise ValueError(f"it belongs to topology {data['topology']!r}, not {topo.name!r}")
+    if "failed" in data:
+        entries = data["failed"]
+        if not isinstance(entries, list):
+            raise ValueError("'failed' is not a list")
+        keys = []
+        for i, entry in enumerate(entries, start=1):
+            if not (isinstance(entry, dict) and isinstance(entry.get("a"), str) and isinstance(entry.get("b"), str)
+                    and _plain_int(entry.get("n", 0)) and entry.get("n", 0) >= 0):
+                raise ValueError(f"failed[{i}] is not {{\"a\": ROUTER, \"b\": ROUTER, \"n\": N}}")
+            a, b = sorted((entry["a"], entry["b"]))
+            keys.append((a, b, entry.get("n", 0)))
+        return ids_for_keys(topo, keys) & {link.id for link in topo.remote_links}
+    ids = data.get("failed_links", [])
+    if not isinstance(ids, list):
+        raise ValueError("'failed_links' is not a list")
+    for lid in ids:
+        if not (_plain_int(lid) and 1 <= lid <= len(topo.links)):
+            raise ValueError(f"'failed_links' holds {json.dumps(lid)[:40]}, not a link id of {topo.name} "
+                             f"(1..{len(topo.links)})")
+    return set(ids) & {link.id for link in topo.remote_links}
+
+
+def _plain_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def guarded(method):
@@ -84,7 +141,7 @@ class RemoteLinks(BaseApp):
         self.topo = load_topology(self.topo_path)
         self.state_path = str(CONFIG.get("state") or os.environ.get("MINET_CONTROLLER_STATE")
                               or default_state_path(self.topo.name))
-        failed = load_failed(self.state_path, self.logger)
+        failed = load_failed(self.state_path, self.topo, self.logger)
         self.core = FabricCore(self.topo, failed=failed)
         if self.core.failed:
             self.logger.warning("links still failed by an operator: %s", sorted(self.core.failed))
@@ -98,6 +155,11 @@ class RemoteLinks(BaseApp):
         rest = CONFIG.get("rest") or os.environ.get("MINET_REST")
         self.rest_addr = rest or (self.topo.controller.rest_host, self.topo.controller.rest_port)
         self.rest_server = None
+        echo = CONFIG.get("echo_interval") or os.environ.get("MINET_ECHO_INTERVAL")
+        if echo:
+            compat.CONNECTIONS.echo_interval = float(echo)
+        if os.environ.get("MINET_OFP_HANDSHAKE_TIMEOUT"):           # tests: seconds to finish the handshake
+            compat.HANDSHAKE_TIMEOUT = float(os.environ["MINET_OFP_HANDSHAKE_TIMEOUT"])
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def start(self):
@@ -106,12 +168,24 @@ class RemoteLinks(BaseApp):
             self.rest_server = serve_in_thread(tuple(self.rest_addr), make_app(self))
             self.logger.info("REST API on http://%s:%s", *self.rest_addr)
         threading.Thread(target=self._tick_loop, name="minet-tick", daemon=True).start()
+        compat.LISTENER.watch(self._listener_died)
         return thread
+
+    def _listener_died(self, listener) -> None:
+        """Without its OpenFlow listener the controller is useless: say so, and stop the process."""
+        self.logger.critical("OpenFlow listener dead (%s): the controller stops", listener.error)
+        on_fatal = CONFIG.get("on_fatal")
+        if callable(on_fatal):
+            # a moment for /healthz to say why before the process goes away
+            timer = threading.Timer(1.0, on_fatal, args=(f"the OpenFlow listener died: {listener.error}",))
+            timer.daemon = True
+            timer.start()
 
     def _tick_loop(self):
         while True:
             time.sleep(TICK_SECONDS)
             try:
+                compat.CONNECTIONS.sweep(time.monotonic())
                 with self.lock:
                     self._send(self.core.tick(time.monotonic()))
             except Exception:
@@ -283,10 +357,18 @@ class RemoteLinks(BaseApp):
         return out
 
     def health(self) -> dict:
+        listener = compat.LISTENER
+        total, handshaking = compat.CONNECTIONS.counts()
+        openflow = {"listener": listener.state, "connections": total, "handshaking": handshaking,
+                    "refused": listener.refused, "accept_errors": listener.accept_errors,
+                    "dropped": dict(compat.CONNECTIONS.dropped)}
+        if listener.error:
+            openflow["error"] = listener.error
         with self.lock:
-            return {"status": "ok", "topology": self.topo.name, "switches": len(self.topo.bridges),
-                    "connected": len(self.datapaths),
-                    "synced": sum(1 for st in self.core.bridges.values() if st.connected and st.synced)}
+            return {"status": "error" if listener.state == "dead" else "ok", "topology": self.topo.name,
+                    "switches": len(self.topo.bridges), "connected": len(self.datapaths),
+                    "synced": sum(1 for st in self.core.bridges.values() if st.connected and st.synced),
+                    "openflow": openflow}
 
     def links(self) -> list:
         counters = self._counters()
@@ -322,7 +404,9 @@ class RemoteLinks(BaseApp):
             os.makedirs(os.path.dirname(self.state_path), exist_ok=True)
             tmp = self.state_path + ".tmp"
             with open(tmp, "w") as fh:
-                json.dump({"topology": self.topo.name, "failed_links": sorted(self.core.failed)}, fh)
+                failed = [{"a": a, "b": b, "n": n} for a, b, n in self.core.failed_keys()]
+                json.dump({"topology": self.topo.name, "failed": failed,
+                           "failed_links": sorted(self.core.failed)}, fh)   # ids: for people reading it
             os.replace(tmp, self.state_path)
         except OSError as exc:
             self.extra["state_write_error"] += 1

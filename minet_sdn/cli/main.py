@@ -13,7 +13,10 @@ Errors are one line on stderr; bad input exits 2, an unreachable controller exit
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
+import re
 import socket
 import sys
 from typing import List, Optional, Tuple
@@ -37,12 +40,24 @@ def _topology(path: str) -> Topology:
         raise UsageError("\n".join(exc.problems))
 
 
-def _hostport(value: str, what: str) -> Tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    host = host.strip("[]")
-    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise UsageError(f"minet controller: {what} {value!r} is not HOST:PORT")
-    return host, int(port)
+def _hostport(value: str, what: str, default_port: int) -> Tuple[str, int]:
+    """A listener given on the command line: the topology file's rules (no wildcard, no name)."""
+    from ..topology.loader import listen_address
+    hostport, problem = listen_address(value, default_port)
+    if hostport is None:
+        raise UsageError(f"minet controller: {what}: {problem}")
+    return hostport
+
+
+def _seconds(value: str) -> float:
+    if not re.fullmatch(r"[0-9]{1,6}(\.[0-9]{1,6})?", value):
+        raise argparse.ArgumentTypeError(f"{_shown(value)} is not a number of seconds")
+    return float(value)
+
+
+def _shown(value: str, limit: int = 40) -> str:
+    text = value if len(value) <= limit else value[:limit - 1] + "…"
+    return repr(text)
 
 
 # ---- validate ------------------------------------------------------------------------------
@@ -70,12 +85,26 @@ def _check_bindable(host: str, port: int, what: str) -> None:
 
 def cmd_controller(args) -> int:
     topo = _topology(args.topology)
-    ofp = _hostport(args.ofp, "--ofp") if args.ofp else (topo.controller.ofp_host, topo.controller.ofp_port)
-    rest = _hostport(args.rest, "--rest") if args.rest else (topo.controller.rest_host, topo.controller.rest_port)
+    c = topo.controller
+    ofp = _hostport(args.ofp, "--ofp", 6653) if args.ofp else (c.ofp_host, c.ofp_port)
+    rest = _hostport(args.rest, "--rest", 8080) if args.rest else (c.rest_host, c.rest_port)
+    if ofp == rest:
+        host = f"[{ofp[0]}]" if ":" in ofp[0] else ofp[0]
+        raise UsageError(f"minet controller: OpenFlow and REST cannot both listen on {host}:{ofp[1]}")
+    if args.echo_interval is not None and not 0.05 <= args.echo_interval <= 3600:
+        raise UsageError(f"minet controller: --echo-interval {args.echo_interval:g} is not in 0.05..3600 seconds")
     _check_bindable(*ofp, "OpenFlow")
     _check_bindable(*rest, "REST")
+    if args.log_file:
+        try:
+            open(args.log_file, "a").close()
+        except OSError as exc:
+            raise UsageError(f"minet controller: --log-file {args.log_file}: {exc.strerror or exc}")
 
     import logging
+    import os
+    import signal
+    import threading
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), filename=args.log_file,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from ..compat import FRAMEWORK
@@ -85,10 +114,17 @@ def cmd_controller(args) -> int:
     cfg = importlib.import_module(f"{FRAMEWORK}.cfg")
     cfg.CONF(args=["--ofp-listen-host", ofp[0], "--ofp-tcp-listen-port", str(ofp[1])], project=FRAMEWORK)
     from ..apps import remote_links
-    remote_links.CONFIG.update(topology=args.topology, rest=rest, state=args.state)
+    stopped = threading.Event()
+    outcome = {"code": 0, "why": ""}
+
+    def fatal(reason: str) -> None:          # the app cannot go on (its OpenFlow listener died)
+        outcome.update(code=3, why=reason)
+        stopped.set()
+
+    remote_links.CONFIG.update(topology=args.topology, rest=rest, state=args.state,
+                               echo_interval=args.echo_interval, on_fatal=fatal)
     print(f"minet controller: topology {topo.name}, OpenFlow on {ofp[0]}:{ofp[1]}, REST on "
           f"http://{rest[0]}:{rest[1]}", file=sys.stderr, flush=True)
-    import signal
 
     def reload_on_hup(signum, frame):          # `kill -HUP`: re-read the topology, like a daemon
         for app in app_manager.AppManager.get_instance().applications.values():
@@ -98,53 +134,98 @@ def cmd_controller(args) -> int:
                 except Exception as exc:
                     logging.getLogger("minet").error("reload failed: %s", getattr(exc, "message", exc))
     signal.signal(signal.SIGHUP, reload_on_hup)
+    # os-ken's AppManager.run_apps() cannot stop its native threads (Ctrl-C gave two tracebacks):
+    # start the apps ourselves, wait here, and leave with os._exit once the state is on disk.
     try:
-        app_manager.AppManager.run_apps(["minet_sdn.apps.remote_links"])
+        manager = app_manager.AppManager.get_instance()
+        manager.load_apps(["minet_sdn.apps.remote_links"])
+        services = manager.instantiate_apps(**manager.create_contexts())
+        while not stopped.wait(0.5):
+            if not any(t.is_alive() for t in services):
+                outcome.update(code=3, why="every controller thread ended")
+                break
     except KeyboardInterrupt:
-        pass
-    return 0
+        outcome.update(code=0, why="interrupted")
+    except Exception as exc:
+        logging.getLogger("minet").exception("controller failed")
+        outcome.update(code=1, why=f"{type(exc).__name__}: {exc}")
+    print(f"minet controller: stopped: {outcome['why']}", file=sys.stderr, flush=True)
+    logging.shutdown()
+    os._exit(outcome["code"])
 
 
 # ---- link ----------------------------------------------------------------------------------
 
 def _rest(args, method: str, path: str):
     topo = _topology(args.file)
-    from ..rest.client import ControllerUnreachable, call
+    from ..rest.client import ControllerUnreachable, NotOurApi, call, describe
     base = topo.controller.rest_url
     try:
         from ..lab import access as lab_access           # a running lab puts its controller elsewhere
-        base = lab_access.rest_base(args.file, topo) or base
+        from ..lab.emulation import LabError
     except ImportError:
         pass
+    else:
+        try:
+            base = lab_access.rest_base(args.file, topo) or base
+        except LabError as exc:
+            raise UsageError(f"minet: {_one_line(exc)}")
     try:
         status, body = call(base, method, path)
     except ControllerUnreachable as exc:
         print(f"minet: {exc} (is the controller running? `minet controller --topology {args.file}`, "
               f"or for a lab `minet lab up {args.file}` restarts it)", file=sys.stderr)
         raise SystemExit(1)
-    if status == 404 or status == 409:
-        raise UsageError(f"minet: {args.file}: {body.get('error') if isinstance(body, dict) else body}")
+    except NotOurApi as exc:
+        _not_our_api(str(exc))
+    url = base.rstrip("/") + path
+    if status in (404, 409) and isinstance(body, dict) and isinstance(body.get("error"), str):
+        raise UsageError(f"minet: {args.file}: {_one_line(body['error'])}")
     if status != 200:
-        print(f"minet: controller answered {status}: {body}", file=sys.stderr)
+        print(f"minet: {url}: the controller answered {status}: {describe(body)}", file=sys.stderr)
         raise SystemExit(1)
-    return body
+    return url, body
+
+
+def _one_line(text) -> str:
+    return " ".join(str(text).split())[:300]
+
+
+def _not_our_api(what: str):
+    print(f"minet: {what} (is something else listening on the controller's REST port?)", file=sys.stderr)
+    raise SystemExit(1)
+
+
+def _check_link_view(view) -> bool:
+    return (isinstance(view, dict) and isinstance(view.get("id"), int) and isinstance(view.get("rel"), str)
+            and isinstance(view.get("state"), str) and isinstance(view.get("remote"), bool)
+            and all(isinstance(view.get(side), dict) and isinstance(view[side].get("router"), str)
+                    and isinstance(view[side].get("server"), str) for side in ("a", "b"))
+            and isinstance(view.get("counters", {}), dict)
+            and all(c is None or (isinstance(c, dict) and isinstance(c.get("packets"), int))
+                    for c in view.get("counters", {}).values()))
 
 
 def _link_id(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise UsageError(f"minet link: {value!r} is not a link id (1, 2, ...)")
+    # ASCII digits only: str.isdigit() takes '²' (int() then fails) and '١' or '１' (taken as 1)
+    if not re.fullmatch(r"[0-9]{1,9}", value) or int(value) < 1:
+        raise UsageError(f"minet link: {_shown(value)} is not a link id (1, 2, ...)")
     return int(value)
 
 
 def cmd_link_list(args) -> int:
-    links = _rest(args, "GET", "/v1/links")["links"]
+    from ..rest.client import describe
+    url, body = _rest(args, "GET", "/v1/links")
+    links = body.get("links") if isinstance(body, dict) else None
+    if not isinstance(links, list) or not all(_check_link_view(l) for l in links):
+        _not_our_api(f"{url} answered {describe(body)}, not the controller's list of links")
     if args.json:
         print(json.dumps(links, indent=1))
         return 0
     print(f"{'ID':>4}  {'A':<14} {'B':<14} {'REL':<9} {'WHERE':<12} {'STATE':<7} {'TUNNEL':<6} {'PACKETS':>10}")
     for l in links:
         where = f"{l['a']['server']}-{l['b']['server']}" if l["remote"] else f"local {l['a']['server']}"
-        tunnel = "-" if l["tunnel_live"] is None else ("live" if l["tunnel_live"] else "DOWN")
+        tunnel = "-" if l.get("tunnel_live") is None else ("live" if l["tunnel_live"] else "DOWN")
         answered = [c for c in l.get("counters", {}).values() if c is not None]
         packets = sum(c["packets"] for c in answered) if answered else ("?" if l["remote"] else "-")
         print(f"{l['id']:>4}  {l['a']['router']:<14} {l['b']['router']:<14} {l['rel']:<9} {where:<12} "
@@ -153,8 +234,12 @@ def cmd_link_list(args) -> int:
 
 
 def cmd_link_admin(args) -> int:
+    from ..rest.client import describe
     verb = "fail" if args.link_cmd == "fail" else "restore"
-    view = _rest(args, "POST", f"/v1/links/{_link_id(args.id)}/{verb}")
+    link_id = _link_id(args.id)
+    url, view = _rest(args, "POST", f"/v1/links/{link_id}/{verb}")
+    if not _check_link_view(view):
+        _not_our_api(f"{url} answered {describe(view)}, not the controller's view of a link")
     print(f"link {view['id']} ({view['a']['router']} - {view['b']['router']}): {view['state']}")
     return 0
 
@@ -178,6 +263,8 @@ def build_parser() -> Parser:
                         "(default $MINET_STATE_DIR or /var/lib/minet-sdn, then NAME/controller-state.json)")
     c.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     c.add_argument("--log-file")
+    c.add_argument("--echo-interval", type=_seconds, metavar="SECONDS",
+                   help="silence after which a switch is sent an echo request; after 3 it is dropped (default 5)")
     c.set_defaults(func=cmd_controller)
 
     link = sub.add_parser("link", help="inspect, fail and restore inter-AS links")
@@ -201,15 +288,64 @@ def build_parser() -> Parser:
     return p
 
 
+class OutputError(Exception):
+    """Writing our own output failed (closed pipe, full disk)."""
+
+
+class _Output:
+    """sys.stdout, with write errors told apart from every other OSError a command may meet."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except OSError as exc:
+            raise OutputError(exc) from None
+
+    def flush(self):
+        try:
+            return self._stream.flush()
+        except OSError as exc:
+            raise OutputError(exc) from None
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    real = sys.stdout
+    sys.stdout = _Output(real)
     try:
         args = build_parser().parse_args(argv)
-        return args.func(args) or 0
+        code = args.func(args) or 0
+        sys.stdout.flush()
+        return code
     except UsageError as exc:
         print(str(exc), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except OutputError as exc:
+        cause = exc.args[0]
+        _silence(real)
+        if getattr(cause, "errno", None) == errno.EPIPE:      # `minet link list | head -1`: not an error
+            return 141
+        print(f"minet: cannot write the output: {cause.strerror or cause}", file=sys.stderr)
+        return 1
+    finally:
+        sys.stdout = real
+
+
+def _silence(stream) -> None:
+    """Point fd 1 at /dev/null, so that flushing at exit cannot fail a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 if __name__ == "__main__":

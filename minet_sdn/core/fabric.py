@@ -41,6 +41,29 @@ CARRIER_GRACE = 1.0   # seconds a released port may still show LINK_DOWN before 
 
 Out = Dict[int, List[object]]
 
+# What identifies a link across a reload or a restart: its two routers (in either order) and, for
+# parallel links between the same two routers, which of them it is. Never its position in the list:
+# deleting link 2 from the file renumbers every later link.
+LinkKey = Tuple[str, str, int]
+
+
+def link_keys(topo: Topology) -> Dict[int, LinkKey]:
+    """{link id: its endpoint key} for every link of `topo`."""
+    seen: Dict[Tuple[str, str], int] = {}
+    out: Dict[int, LinkKey] = {}
+    for link in topo.links:
+        a, b = sorted((link.a.router, link.b.router))
+        n = seen.get((a, b), 0)
+        seen[(a, b)] = n + 1
+        out[link.id] = (a, b, n)
+    return out
+
+
+def ids_for_keys(topo: Topology, keys: Iterable[LinkKey]) -> Set[int]:
+    """The ids the links with these keys have in `topo` (keys of links it no longer has: dropped)."""
+    by_key = {key: lid for lid, key in link_keys(topo).items()}
+    return {by_key[key] for key in keys if key in by_key}
+
 
 @dataclass(frozen=True)
 class PortInfo:
@@ -234,9 +257,16 @@ class FabricCore:
                         expired.append(link)
         return self._with_barriers(self._reconcile(expired)) if expired else {}
 
+    def failed_keys(self) -> List[LinkKey]:
+        keys = link_keys(self.topo)
+        return sorted(keys[lid] for lid in self.failed if lid in keys)
+
     def reload(self, topo: Topology, now: float) -> Out:
-        """A new topology (links added or removed): converge every synced bridge to it."""
+        """A new topology (links added or removed): converge every synced bridge to it.
+
+        Operator failures follow the link (its endpoints), not its id: ids are list positions."""
         self.now = now
+        failed = self.failed_keys()
         self.topo = topo
         out: Out = {}
         bridges: Dict[int, BridgeState] = {}
@@ -245,7 +275,7 @@ class FabricCore:
             st.bridge = bridge
             bridges[dpid] = st
         self.bridges = bridges
-        self.failed &= {link.id for link in topo.remote_links}
+        self.failed = ids_for_keys(topo, failed) & {link.id for link in topo.remote_links}
         for dpid, st in bridges.items():
             if not st.synced:
                 continue

@@ -13,10 +13,7 @@ def rest_base(topo_path: str, topo: Topology) -> Optional[str]:
     The controller listens on the lab's mgmt network; `lab up` runs a relay on 127.0.0.1 that
     forwards into the mgmt namespace, and this is its URL.
     """
-    try:
-        state = em.LabState.load(topo)
-    except em.LabError:
-        return None
+    state = em.LabState.load(topo)         # LabError if unreadable: the caller says so
     if state is None:
         return None
     relay = state.process("relay")

@@ -480,8 +480,11 @@ class LabState:
                 data = json.load(fh)
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as exc:
-            raise LabError(f"{path}: unreadable lab state ({exc}); remove it by hand if the lab is gone")
+        except (OSError, ValueError, RecursionError) as exc:
+            raise LabError(f"unreadable lab state {path}: {exc}; remove it by hand if the lab is gone")
+        problem = _lab_state_problem(data)
+        if problem:
+            raise LabError(f"unreadable lab state {path}: {problem}; remove it by hand if the lab is gone")
         return cls(path, data)
 
     def save(self) -> None:
@@ -518,6 +521,34 @@ class LabState:
     def drop_process(self, name: str) -> None:
         self.processes[:] = [p for p in self.processes if p["name"] != name]
         self.save()
+
+
+def _lab_state_problem(data: object) -> Optional[str]:
+    """What makes `data` (lab.json as parsed) not a lab state, or None: the shape its readers assume."""
+    if not isinstance(data, dict):
+        return f"a JSON {type(data).__name__}, not an object"
+    def bad(key: str, what: str) -> str:
+        return f"{key} is {json.dumps(data[key])[:40]}, not {what}"
+    for key in ("topology", "effective_topology", "phase", "backend", "image", "rest_relay", "mgmt_subnet",
+                "topology_sha256"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            return bad(key, "a string")
+    for key in ("mgmt", "controller", "ssh"):
+        if key in data and not isinstance(data[key], dict):
+            return bad(key, "an object")
+    if "namespaces" in data and not (isinstance(data["namespaces"], list)
+                                     and all(isinstance(n, str) for n in data["namespaces"])):
+        return bad("namespaces", "a list of names")
+    if "processes" in data:
+        procs = data["processes"]
+        if not (isinstance(procs, list) and all(isinstance(p, dict) and isinstance(p.get("name"), str)
+                                                and isinstance(p.get("pid"), int) for p in procs)):
+            return bad("processes", "a list of {name, pid}")
+    if "servers" in data:
+        servers = data["servers"]
+        if not (isinstance(servers, dict) and all(isinstance(v, dict) for v in servers.values())):
+            return bad("servers", "an object of servers")
+    return None
 
 
 def topology_digest(topo_path: str) -> str:

@@ -18,8 +18,11 @@ import json
 import re
 from typing import Callable, Iterable, List, Tuple
 
-LINK_ACTION = re.compile(r"^/v1/links/(\d+)/(fail|restore)$")
-LINK_ONE = re.compile(r"^/v1/links/(\d+)$")
+# ASCII digits only (\d would take any script's), and few of them: a link id is at most 5 digits, and
+# int() of thousands of digits raises (Python's int-digit limit) instead of answering 404.
+LINK_ACTION = re.compile(r"/v1/links/([0-9]+)/(fail|restore)")
+LINK_ONE = re.compile(r"/v1/links/([0-9]+)")
+MAX_ID_DIGITS = 9
 
 
 class ApiError(Exception):
@@ -30,7 +33,7 @@ class ApiError(Exception):
 
 
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            409: "Conflict", 500: "Internal Server Error", 503: "Service Unavailable"}
+            409: "Conflict", 413: "Payload Too Large", 500: "Internal Server Error", 503: "Service Unavailable"}
 
 
 def make_app(service) -> Callable:
@@ -54,21 +57,21 @@ def _json(obj) -> bytes:
 
 
 def _route(service, method: str, path: str):
-    m = LINK_ACTION.match(path)
+    m = LINK_ACTION.fullmatch(path)
     if m:
         _allow(method, "POST")
-        link_id = int(m.group(1))
+        link_id = _link_id(m.group(1))
         view = service.fail_link(link_id) if m.group(2) == "fail" else service.restore_link(link_id)
         return 200, "application/json", _json(view)
-    m = LINK_ONE.match(path)
+    m = LINK_ONE.fullmatch(path)
     if m:
         _allow(method, "GET")
-        return 200, "application/json", _json(service.link(int(m.group(1))))
+        return 200, "application/json", _json(service.link(_link_id(m.group(1))))
     if path == "/v1/reload":
         _allow(method, "POST")
         return 200, "application/json", _json(service.reload())
     routes = {
-        "/healthz": lambda: (200, "application/json", _json(service.health())),
+        "/healthz": lambda: _health(service.health()),
         "/v1/links": lambda: (200, "application/json", _json({"links": service.links()})),
         "/v1/switches": lambda: (200, "application/json", _json({"switches": service.switches()})),
         "/metrics": lambda: (200, "text/plain; version=0.0.4", service.metrics().encode()),
@@ -77,6 +80,17 @@ def _route(service, method: str, path: str):
         raise ApiError(404, f"no such resource: {path}")
     _allow(method, "GET")
     return routes[path]()
+
+
+def _link_id(digits: str) -> int:
+    if len(digits) > MAX_ID_DIGITS:
+        raise ApiError(404, f"no link {digits[:12]}... ({len(digits)} digits)")
+    return int(digits)
+
+
+def _health(health: dict):
+    """200 while the controller can do its job, 503 (with the reason in the body) once it cannot."""
+    return (200 if health.get("status") == "ok" else 503), "application/json", _json(health)
 
 
 def _allow(method: str, allowed: str) -> None:

@@ -1,4 +1,9 @@
-"""Serve a WSGI app on a daemon thread (works with os-ken's native-thread hub and without os-ken)."""
+"""Serve a WSGI app on a daemon thread (works with os-ken's native-thread hub and without os-ken).
+
+Hardened for a listener anyone on the management network can reach: a listen backlog that takes
+bursts of clients, a timeout on idle or slow connections (each one holds a thread), a cap on
+connections served at once, and request bodies over MAX_BODY refused with 413 before they are read.
+"""
 from __future__ import annotations
 
 import logging
@@ -10,8 +15,15 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 LOG = logging.getLogger(__name__)
 
+BACKLOG = 128
+IDLE_TIMEOUT = 10.0          # seconds a connection may stay silent (request line, headers, body)
+MAX_CONNECTIONS = 64         # served at once; more are closed at once
+MAX_BODY = 64 * 1024         # bytes; our API takes no body at all
+
 
 class _QuietHandler(WSGIRequestHandler):
+    timeout = IDLE_TIMEOUT
+
     def log_message(self, fmt, *args):      # route access logs to logging, not stderr
         LOG.debug("%s " + fmt, self.client_address[0], *args)
 
@@ -19,14 +31,62 @@ class _QuietHandler(WSGIRequestHandler):
 class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = BACKLOG
+    block_on_close = False
+
+    def __init__(self, *args, **kwargs):
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self.refused = 0
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request, client_address):
+        if not self._slots.acquire(blocking=False):
+            self.refused += 1
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 class _ThreadingServer6(_ThreadingServer):
     address_family = socket.AF_INET6
 
 
-def serve_in_thread(addr: Tuple[str, int], app: Callable) -> WSGIServer:
+def limit_body(app: Callable, max_body: int = MAX_BODY) -> Callable:
+    """413 for a declared body over `max_body` (never read); a smaller one is read and dropped, so
+    the connection closes cleanly."""
+    def limited(environ, start_response):
+        raw = environ.get("CONTENT_LENGTH") or "0"
+        if not raw.isascii() or not raw.isdigit() or len(raw) > 12:
+            return _plain(start_response, "400 Bad Request", b'{"error": "bad Content-Length"}\n')
+        length = int(raw)
+        if length > max_body:
+            return _plain(start_response, "413 Payload Too Large",
+                          b'{"error": "request body too large (at most %d bytes)"}\n' % max_body)
+        stream = environ.get("wsgi.input")
+        if length and stream is not None:
+            stream.read(length)
+        return app(environ, start_response)
+    return limited
+
+
+def _plain(start_response, status: str, body: bytes):
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def serve_in_thread(addr: Tuple[str, int], app: Callable, idle_timeout: float = IDLE_TIMEOUT) -> WSGIServer:
     cls = _ThreadingServer6 if ":" in addr[0] else _ThreadingServer
-    server = make_server(addr[0], addr[1], app, server_class=cls, handler_class=_QuietHandler)
+    handler = type("_Handler", (_QuietHandler,), {"timeout": idle_timeout})
+    server = make_server(addr[0], addr[1], limit_body(app), server_class=cls, handler_class=handler)
     threading.Thread(target=server.serve_forever, name="minet-rest", daemon=True).start()
     return server

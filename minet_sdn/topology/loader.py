@@ -237,28 +237,34 @@ def _network(p: _Problems, path: str, value: Any, version: int, longest: int) ->
     return None
 
 
-def _listen(p: _Problems, path: str, value: Any, default_port: int) -> Optional[Tuple[str, int]]:
-    """HOST[:PORT] (IPv6 as [ADDR][:PORT]). Wildcards are refused: listeners stay on loopback or mgmt."""
+def listen_address(value: Any, default_port: int) -> Tuple[Optional[Tuple[str, int]], str]:
+    """((host, port), "") for HOST[:PORT] (IPv6 as [ADDR][:PORT]), else (None, what is wrong).
+
+    Wildcards are refused: listeners stay on loopback or the management address. The topology's
+    controller.ofp/rest and `minet controller --ofp/--rest` share these rules."""
     m = LISTEN_RE.fullmatch(value) if isinstance(value, str) else None
     if not m:
-        p.add(path, f"{_describe(value)} is not HOST:PORT (IPv6 as [ADDRESS]:PORT)")
-        return None
+        return None, f"{_describe(value)} is not HOST:PORT (IPv6 as [ADDRESS]:PORT)"
     host = m.group("h6") if m.group("h6") is not None else m.group("h")
     port = int(m.group("p6") or m.group("p") or default_port)
     try:
         addr = ipaddress.ip_address(host)
     except ValueError:
-        p.add(path, f"{_describe(host)} is not an IP address (listeners bind to an address, not a name)")
-        return None
+        return None, f"{_describe(host)} is not an IP address (listeners bind to an address, not a name)"
     shown = f"[{addr}]" if addr.version == 6 else str(addr)
     mapped = getattr(addr, "ipv4_mapped", None)
     if addr.is_unspecified or (mapped is not None and mapped.is_unspecified):
-        p.add(path, f"{shown} is a wildcard address; listen on loopback or the management address")
-        return None
+        return None, f"{shown} is a wildcard address; listen on loopback or the management address"
     if not 1 <= port <= 65535:
-        p.add(path, f"port {port} is not in 1..65535")
-        return None
-    return str(addr), port
+        return None, f"port {port} is not in 1..65535"
+    return (str(addr), port), ""
+
+
+def _listen(p: _Problems, path: str, value: Any, default_port: int) -> Optional[Tuple[str, int]]:
+    hostport, problem = listen_address(value, default_port)
+    if problem:
+        p.add(path, problem)
+    return hostport
 
 
 # ---- the loader -----------------------------------------------------------------------------

@@ -771,8 +771,9 @@ def test_stats_replies_nobody_asked_for_change_nothing(lab, mode):
 # ---- REST ----------------------------------------------------------------------------------------
 
 def test_rest_health_switches_and_errors(lab, mode):
-    assert lab.get_json("/healthz") == {"status": "ok", "topology": "app", "switches": 6, "connected": 6,
-                                        "synced": 6}
+    health = lab.get_json("/healthz")
+    assert health.pop("openflow")["listener"] in ("starting", "serving")   # tests/unit/test_hardening_*
+    assert health == {"status": "ok", "topology": "app", "switches": 6, "connected": 6, "synced": 6}
     switches = lab.get_json("/v1/switches")["switches"]
     assert [s["dpid"] for s in switches] == [f"{d:016x}" for d in T.bridges]
     for s in switches:
