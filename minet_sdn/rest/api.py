@@ -18,6 +18,8 @@ import json
 import re
 from typing import Callable, Iterable, List, Tuple
 
+from . import page
+
 LINK_ACTION = re.compile(r"^/v1/links/(\d+)/(fail|restore)$")
 LINK_ONE = re.compile(r"^/v1/links/(\d+)$")
 
@@ -38,7 +40,10 @@ def make_app(service) -> Callable:
         method = environ.get("REQUEST_METHOD", "GET")
         path = environ.get("PATH_INFO", "/").rstrip("/") or "/"
         try:
-            status, ctype, body = _route(service, method, path)
+            if page.handles(path):                  # the status page: minet_sdn/rest/page.py
+                status, ctype, body = page.route(service, method, path, environ)
+            else:
+                status, ctype, body = _route(service, method, path)
         except ApiError as exc:
             status, ctype, body = exc.status, "application/json", _json({"error": exc.message})
         except Exception as exc:       # never let one request take the controller down

@@ -49,6 +49,8 @@ def check_command(command: str) -> List[str]:
         raise Refused("empty command")
     if len(command) > MAX_LEN:
         raise Refused(f"command longer than {MAX_LEN} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in command):
+        raise Refused("control characters (newlines, tabs) are not allowed: one command per request")
     words = command.split()
     for w in words:
         if not WORD.match(w):
