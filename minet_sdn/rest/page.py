@@ -36,8 +36,9 @@ def handles(path: str) -> bool:
     return any(path == p or path.startswith(p + "/") for p in PREFIXES)
 
 
-def bgp_counts(text: Optional[str]) -> Optional[Tuple[int, int]]:
-    """(established, sessions) from `show bgp summary json`, peers counted once over all families."""
+def bgp_counts(text: Optional[str], ignore_as=()) -> Optional[Tuple[int, int]]:
+    """(established, sessions) from `show bgp summary json`, peers counted once over all families;
+    sessions towards an AS of `ignore_as` (unconfigured ASes: students' routers) are not counted."""
     if text is None:
         return None
     try:
@@ -48,7 +49,7 @@ def bgp_counts(text: Optional[str]) -> Optional[Tuple[int, int]]:
     for afi in (data.values() if isinstance(data, dict) else ()):
         if isinstance(afi, dict):
             for peer, info in (afi.get("peers") or {}).items():
-                if isinstance(info, dict):
+                if isinstance(info, dict) and info.get("remoteAs") not in ignore_as:
                     peers[peer] = str(info.get("state", "?"))
     return sum(1 for s in peers.values() if s == "Established"), len(peers)
 
@@ -87,13 +88,14 @@ def read_bgp(topo) -> Dict[str, Any]:
     """BGP sessions per AS of the lab's configured routers (vtysh `show bgp summary json`)."""
     from ..watch import nodes
     routers = [r for r, a in topo.routers.items() if a.configure]
+    unconfigured = {asn for asn, a in topo.ases.items() if not a.configure}
 
     def one(router: str):
         try:
             rc, out, _ = nodes.run(nodes.vtysh_argv(topo, router, "show bgp summary json"), timeout=10)
         except nodes.NodeError:
             return router, None
-        return router, bgp_counts(out) if rc == 0 else None
+        return router, bgp_counts(out, unconfigured) if rc == 0 else None
 
     per_as: Dict[int, Dict[str, Any]] = {}
     for asn, as_ in sorted(topo.ases.items()):

@@ -110,7 +110,7 @@ def cmd_matrix(args) -> int:
                     print(M.render_grid(m, color=_color()), flush=True)
             if args.html and args.watch is None:
                 print(f"wrote {args.html}", file=sys.stderr)
-            if args.watch is None:
+            if args.watch is None or (args.rounds and rounds >= args.rounds):
                 return 0
             prev = m
             time.sleep(max(0.0, args.watch - m.seconds))
@@ -178,6 +178,7 @@ def add_watch_commands(sub) -> None:
     m.add_argument("--json", action="store_true", help='one JSON object per round: {"pairs": [...], "ok", "total"}')
     m.add_argument("--html", metavar="OUT", help="also write a self-contained HTML page")
     m.add_argument("--watch", type=float, metavar="SECONDS", help="repeat every SECONDS and say what changed")
+    m.add_argument("--rounds", type=int, metavar="N", help="with --watch: stop after N rounds")
     m.add_argument("--parallel", type=int, default=8, help="source ASes probing at once (default 8)")
     m.add_argument("--no-push", action="store_true", help="do not send the result to the controller's status page")
     m.set_defaults(func=_wrap(cmd_matrix))
