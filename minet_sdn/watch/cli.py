@@ -179,7 +179,8 @@ def add_watch_commands(sub) -> None:
     m.add_argument("--html", metavar="OUT", help="also write a self-contained HTML page")
     m.add_argument("--watch", type=float, metavar="SECONDS", help="repeat every SECONDS and say what changed")
     m.add_argument("--rounds", type=int, metavar="N", help="with --watch: stop after N rounds")
-    m.add_argument("--parallel", type=int, default=8, help="source ASes probing at once (default 8)")
+    m.add_argument("--parallel", type=int, default=24,
+                   help="source ASes probing at once (default 24; each probe waits on the network, not the CPU)")
     m.add_argument("--no-push", action="store_true", help="do not send the result to the controller's status page")
     m.set_defaults(func=_wrap(cmd_matrix))
 

@@ -125,7 +125,7 @@ def render(topo: Topology, fmt: str, routers: bool = False, states: Optional[Dic
         raise ValueError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
     g = build_graph(topo, routers=routers, states=states)
     if (len(topo.routers) if routers else len(topo.ases)) > 16:
-        g = g.unflatten(stagger=4, fanout=True)     # stagger leaf ASes over ranks: less wide
+        g = g.unflatten(stagger=4, fanout=True)     # stagger leaves over ranks: less wide
     if fmt == "dot":
         return g.source.encode()
     if fmt == "html":

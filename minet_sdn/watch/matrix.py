@@ -159,7 +159,7 @@ class Matrix:
 Runner = Callable[[Target, str], Tuple[int, str, str]]     # (source, script) -> (rc, stdout, stderr)
 
 
-def build_matrix(topo: Topology, runner: Runner, parallel: int = 8, timeout_ms: int = 500,
+def build_matrix(topo: Topology, runner: Runner, parallel: int = 24, timeout_ms: int = 500,
                  retries: int = 2, clock: Callable[[], float] = time.time) -> Matrix:
     """One round: every source's probe through `runner`, at most `parallel` at once."""
     tg = targets(topo)
@@ -187,7 +187,7 @@ def build_matrix(topo: Topology, runner: Runner, parallel: int = 8, timeout_ms: 
     return m
 
 
-def run_matrix(topo: Topology, parallel: int = 8, timeout_ms: int = 500, retries: int = 2,
+def run_matrix(topo: Topology, parallel: int = 24, timeout_ms: int = 500, retries: int = 2,
                probe_timeout: float = 60.0) -> Matrix:
     """One round on the running lab of `topo`, through each source host's exec prefix."""
     from . import nodes
