@@ -234,8 +234,8 @@ OK_CH, FAIL_CH, SELF_CH = "●", "✗", "·"
 def render_grid(m: Matrix, color: bool = False) -> str:
     """Rows = source AS, columns = destination AS; one character per cell above 30 ASes.
 
-    Each row ends with how many destinations the source reaches; the last line under the grid
-    counts how many sources reach each destination, and a summary names the ASes with losses.
+    Each row ends with how many destinations the source reaches (`<` when not all); under the
+    grid, the ASes cut off from everyone, then the other failing pairs, then the totals.
     """
     asns = m.asns
     n = len(asns)
@@ -271,9 +271,15 @@ def render_grid(m: Matrix, color: bool = False) -> str:
         err = f"  (probe failed: {m.errors[s]})" if s in m.errors else ""
         out.append(f"AS{s}".ljust(label_w) + "   " + sep.join(cells) + f"  {reached}/{n - 1}{mark}{err}")
     inbound = {d: sum(1 for s in asns if s != d and m.ok(s, d)) for d in asns}
-    if any(v != n - 1 for v in inbound.values()):
-        lost_in = [f"AS{d} {inbound[d]}/{n - 1}" for d in asns if inbound[d] != n - 1]
-        out.append("reached by fewer than all: " + ", ".join(lost_in))
+    outbound = {s: sum(1 for d in asns if d != s and m.ok(s, d)) for s in asns}
+    cut = [a for a in asns if n > 1 and inbound[a] == 0 and outbound[a] == 0]
+    if cut:
+        out.append("cut off (reach no AS, reached by none): " + ", ".join(f"AS{a}" for a in cut))
+    others = [(s, d) for s, d in m.pairs() if not m.ok(s, d) and s not in cut and d not in cut]
+    if others:
+        shown = ", ".join(f"AS{s}->AS{d}" for s, d in others[:12])
+        out.append(f"{'other ' if cut else ''}failing pairs: {len(others)}: {shown}"
+                   + (f", ... ({len(others) - 12} more)" if len(others) > 12 else ""))
     bad = m.total - m.ok_count
     out.append(f"total: {m.ok_count} of {m.total} pairs reach, {bad} do not" if bad else
                f"total: all {m.total} pairs reach")
