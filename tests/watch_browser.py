@@ -88,3 +88,25 @@ class FakeService:
     def restore_link(self, link_id):
         self.failed.discard(link_id)
         return self.link(link_id)
+
+
+# The page re-renders its tables every second: read and click through one script each, so no
+# element reference can go stale between finding it and using it.
+
+def js_class(drv, element_id: str) -> Optional[str]:
+    return drv.execute_script("const e = document.getElementById(arguments[0]); return e ? e.className : null;",
+                              element_id)
+
+
+def js_text(drv, element_id: str) -> Optional[str]:
+    return drv.execute_script("const e = document.getElementById(arguments[0]); return e ? e.innerText : null;",
+                              element_id)
+
+
+def js_click(drv, selector: str) -> bool:
+    return drv.execute_script("const e = document.querySelector(arguments[0]); if (!e) return false; "
+                              "e.click(); return true;", selector)
+
+
+def js_count(drv, selector: str) -> int:
+    return drv.execute_script("return document.querySelectorAll(arguments[0]).length;", selector)

@@ -25,7 +25,7 @@ from e2e_support import demo_variant, require_lab
 from minet_sdn.lab import lab as L
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from watch_browser import browser_missing, start_browser, wait_for  # noqa: E402
+from watch_browser import browser_missing, js_class, js_count, js_text, start_browser, wait_for  # noqa: E402
 
 pytestmark = pytest.mark.root
 
@@ -83,7 +83,6 @@ def link_id(path: str, a: str, b: str) -> int:
 
 
 def test_watch_partition(lab):
-    from selenium.webdriver.common.by import By
     ases = [1, 2, 3, 4, 5]
     cut5 = {(s, d) for s in ases for d in ases if s != d and 5 in (s, d)}
     obj = wait_matrix(lab, set())
@@ -97,9 +96,9 @@ def test_watch_partition(lab):
     drv = start_browser()
     try:
         drv.get(base + "/ui")
-        assert wait_for(lambda: len(drv.find_elements(By.CSS_SELECTOR, "#links tbody tr")) == 9, 10)
-        assert wait_for(lambda: drv.find_element(By.ID, "m-1-5").get_attribute("class") == "ok", 5)
-        assert wait_for(lambda: "2/2" in drv.find_element(By.ID, "bgp-1").text, 20)   # AS1: both routers answer
+        assert wait_for(lambda: js_count(drv, "#links tbody tr") == 9, 10)
+        assert wait_for(lambda: js_class(drv, "m-1-5") == "ok", 5)
+        assert wait_for(lambda: "2/2" in (js_text(drv, "bgp-1") or ""), 20)   # AS1: both routers answer
         if SHOTS:
             time.sleep(1.5)
             drv.save_screenshot(os.path.join(SHOTS, "status-demo-ok.png"))
@@ -109,19 +108,19 @@ def test_watch_partition(lab):
         proc = minet("link", "fail", lab, str(lid))
         assert proc.returncode == 0, proc.stderr
         cli_s = time.monotonic() - t0
-        red = wait_for(lambda: drv.find_element(By.ID, f"link-{lid}").get_attribute("class") == "link-failed", 2.0)
+        red = wait_for(lambda: js_class(drv, f"link-{lid}") == "link-failed", 2.0)
         assert red, f"link {lid} not red on the page 2 s after `minet link fail` returned ({cli_s:.2f} s)"
 
         obj = wait_matrix(lab, cut5)
         assert failing(obj) == cut5, sorted(failing(obj) ^ cut5)
         assert obj["ok"] == 12
         # the CLI sent that round to the controller: the page shows AS5's cells red, the rest green
-        assert wait_for(lambda: drv.find_element(By.ID, "m-5-1").get_attribute("class") == "bad", 3)
+        assert wait_for(lambda: js_class(drv, "m-5-1") == "bad", 3)
         for s in ases:
             for d in ases:
                 if s != d:
                     want = "bad" if (s, d) in cut5 else "ok"
-                    assert drv.find_element(By.ID, f"m-{s}-{d}").get_attribute("class") == want, (s, d)
+                    assert js_class(drv, f"m-{s}-{d}") == want, (s, d)
         if SHOTS:
             time.sleep(1.5)
             drv.save_screenshot(os.path.join(SHOTS, "status-demo-failed.png"))

@@ -15,7 +15,8 @@ from minet_sdn.rest.api import make_app
 from minet_sdn.rest.server import serve_in_thread
 from minet_sdn.topology import load_topology
 from minet_sdn.watch.matrix import Matrix, targets
-from tests.watch_browser import FakeService, browser_missing, start_browser, wait_for
+from tests.watch_browser import (FakeService, browser_missing, js_class, js_click, js_count, js_text,
+                                 start_browser, wait_for)
 
 DEMO = os.path.join(os.path.dirname(__file__), "..", "..", "topologies", "demo.yaml")
 
@@ -111,18 +112,16 @@ def served(svc):
 
 
 def row_state(drv, link_id):
-    from selenium.webdriver.common.by import By
-    return drv.find_element(By.ID, f"link-{link_id}").get_attribute("class")
+    return js_class(drv, f"link-{link_id}")
 
 
 def test_page_in_browser(served):
     from selenium.webdriver.common.by import By
     svc, base, drv = served
     drv.get(base + "/ui")
-    assert wait_for(lambda: drv.find_elements(By.CSS_SELECTOR, "#links tbody tr"), 5)
-    assert len(drv.find_elements(By.CSS_SELECTOR, "#links tbody tr")) == 10
-    assert "no matrix yet" in drv.find_element(By.ID, "matrixsum").text
-    assert wait_for(lambda: drv.find_element(By.ID, "bgp-1").text.startswith("AS1"), 5)
+    assert wait_for(lambda: js_count(drv, "#links tbody tr") == 10, 5)
+    assert "no matrix yet" in js_text(drv, "matrixsum")
+    assert wait_for(lambda: (js_text(drv, "bgp-1") or "").startswith("AS1"), 5)
     # a failure (here straight on the service, as the controller would see it) turns the row red
     svc.failed.add(3)
     t0 = time.monotonic()
@@ -132,18 +131,18 @@ def test_page_in_browser(served):
     assert time.monotonic() - t0 < 2.0 and row_state(drv, 2) == "link-up"
     # the matrix of a round where AS5 is cut off: its cells red, the others green
     assert call(make_app(svc), "POST", "/v1/watch/matrix", partition_matrix(svc.topo, {5}).to_record())[0] == 200
-    assert wait_for(lambda: drv.find_elements(By.ID, "m-1-5"), 3)
+    assert wait_for(lambda: js_class(drv, "m-1-5"), 3)
     for (s, d), want in {(1, 5): "bad", (5, 1): "bad", (5, 3): "bad", (1, 2): "ok", (3, 4): "ok"}.items():
-        assert drv.find_element(By.ID, f"m-{s}-{d}").get_attribute("class") == want
-    assert "12/20" in drv.find_element(By.ID, "matrixsum").text
+        assert js_class(drv, f"m-{s}-{d}") == want
+    assert "12/20" in js_text(drv, "matrixsum")
     # fail link 1 from the page: a confirmation first; cancel does nothing, confirm fails it
-    drv.find_element(By.CSS_SELECTOR, "button[data-act=fail][data-id='1']").click()
+    assert js_click(drv, "button[data-act=fail][data-id='1']")
     assert wait_for(lambda: drv.find_element(By.ID, "confirm").is_displayed(), 2)
     assert "Fail link 1" in drv.find_element(By.ID, "confirm-text").text
     drv.find_element(By.ID, "confirm-no").click()
     time.sleep(0.3)
     assert 1 not in svc.failed
-    drv.find_element(By.CSS_SELECTOR, "button[data-act=fail][data-id='1']").click()
+    assert js_click(drv, "button[data-act=fail][data-id='1']")
     assert wait_for(lambda: drv.find_element(By.ID, "confirm").is_displayed(), 2)
     drv.find_element(By.ID, "confirm-yes").click()
     assert wait_for(lambda: 1 in svc.failed, 2)
@@ -153,4 +152,4 @@ def test_page_in_browser(served):
     box.clear()
     box.send_keys("clear ip bgp all")
     drv.find_element(By.CSS_SELECTOR, "#lgform button").click()
-    assert wait_for(lambda: "refused" in drv.find_element(By.ID, "lgout").text, 3)
+    assert wait_for(lambda: "refused" in js_text(drv, "lgout"), 3)
