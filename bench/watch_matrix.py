@@ -25,10 +25,11 @@ sys.path.insert(0, ROOT)
 CITIES = ["NEWY", "LOND", "PARI", "FRAN", "TOKY", "SING", "SYDN", "SAOP", "CHIC", "MADR", "ROMA", "AMST"]
 
 
-def generate(n_ases: int = 60, servers: int = 4, name: str = "w60") -> str:
+def generate(n_ases: int = 60, servers: int = 4, name: str = "w60", per_as: int = 1) -> str:
     """tier 1: 4 ASes (full peering); tier 2: n/5 ASes, customers of two tier 1s; stubs: the rest,
     customers of one tier 2 (every other one of a second), so some single-homed stubs hang off one
-    remote link (the cut-off test uses the first). One router per AS."""
+    remote link (the cut-off test uses the first). `per_as` routers per AS (their links all use the
+    first router)."""
     vms = [f"VM{i}" for i in range(1, servers + 1)]
     t1 = list(range(1, 5))
     t2 = list(range(11, 11 + max(2, n_ases // 5)))
@@ -53,7 +54,8 @@ def generate(n_ases: int = 60, servers: int = 4, name: str = "w60") -> str:
     out += [f"  {vm}: {{underlay_ip: 192.0.2.{i}}}" for i, vm in enumerate(vms, start=1)]
     out.append("ases:")
     for a in t1 + t2 + st:
-        out.append(f"  {a}: {{server: {server[a]}, routers: [{CITIES[a % len(CITIES)]}]}}")
+        names = [CITIES[a % len(CITIES)]] + [f"R{i}" for i in range(2, per_as + 1)]
+        out.append(f"  {a}: {{server: {server[a]}, routers: [{', '.join(names)}]}}")
     out.append("links:")
     for x, y, rel in links:
         out.append(f"  - {{a: {x}.{CITIES[x % len(CITIES)]}, b: {y}.{CITIES[y % len(CITIES)]}, rel: {rel}}}")
@@ -96,13 +98,14 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--ases", type=int, default=60)
     p.add_argument("--servers", type=int, default=4)
+    p.add_argument("--routers-per-as", type=int, default=1, help="with --write (the lab itself is N x 1)")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--name", default=f"w{os.getpid() % 10000}")
     p.add_argument("--write", metavar="FILE", help="only write the topology")
     p.add_argument("--shots", metavar="DIR", help="screenshots of the status page, graph pictures")
     p.add_argument("--keep", action="store_true", help="leave the lab up")
     args = p.parse_args(argv)
-    text = generate(args.ases, args.servers, args.name)
+    text = generate(args.ases, args.servers, args.name, args.routers_per_as if args.write else 1)
     if args.write:
         with open(args.write, "w") as fh:
             fh.write(text)

@@ -76,11 +76,11 @@ def _color() -> bool:
 def cmd_matrix(args) -> int:
     from . import matrix as M
     _topology(args.file)
-    topo = _lab(args.file)
     if args.watch is not None and args.watch <= 0:
         raise WatchUsage(f"minet matrix: --watch {args.watch:g}: must be a positive number of seconds")
     if args.parallel < 1:
         raise WatchUsage(f"minet matrix: --parallel {args.parallel}: must be at least 1")
+    topo = _lab(args.file)
     prev = None
     rounds = 0
     try:

@@ -80,3 +80,20 @@ def test_cli(tmp_path, capsys):
     assert out.read_bytes().lstrip().startswith(b"<?xml") or b"<svg" in out.read_bytes()[:500]
     assert main(["graph", DEMO, "-o", str(tmp_path / "x.gif")]) == 2
     assert "unknown format" in capsys.readouterr().err
+
+
+@needs_dot
+def test_60_ases_of_8_routers(tmp_path):
+    """The size the issue names: 60 ASes x 8 routers (480), both views render, every node drawn."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("watch_bench", os.path.join(ROOT, "bench", "watch_matrix.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    path = tmp_path / "w60x8.yaml"
+    path.write_text(bench.generate(60, 4, "w60x8", per_as=8))
+    topo = load_topology(str(path))
+    assert len(topo.ases) == 60 and len(topo.routers) == 480
+    svg = G.render(topo, "svg").decode()
+    assert svg.count('class="node"') == 61 and "AS144" in svg
+    svg_r = G.render(topo, "svg", routers=True).decode()
+    assert svg_r.count('class="node"') == 481

@@ -143,3 +143,20 @@ def test_diff_between_rounds():
     c.rtt = {p: 1.0 for p in c.pairs()}
     assert "AS1 -> AS3: new pair, reaches" in M.diff(c, a)
     assert M.summarize_changes([str(i) for i in range(40)], limit=30)[-1] == "... and 10 more changes"
+
+
+def test_cli_errors_are_one_line_exit_2(tmp_path, capsys):
+    from minet_sdn.cli.main import main
+    import yaml
+    with open(DEMO) as fh:
+        data = yaml.safe_load(fh)
+    data["name"] = "nolab" + str(os.getpid() % 1000)          # no lab of this name is up
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump(data))
+    for argv, want in ((["matrix", str(path)], "no lab of"),
+                       (["matrix", str(path), "--watch", "0"], "--watch 0"),
+                       (["matrix", str(path), "--parallel", "0"], "--parallel 0"),
+                       (["matrix", str(tmp_path / "missing.yaml")], "missing.yaml")):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and want in err[0], (argv, err)
