@@ -9,6 +9,7 @@
   GET  /v1/switches               every remote bridge: dpid, server, peer, connected, tunnel liveness
   GET  /metrics                   Prometheus text format
   POST /v1/reload                 re-read the topology file (links added or removed) and converge
+  GET  /ui, /v1/watch/...         the status page and its JSON (rest/page.py)
 
 `service` is anything with the methods used below; the os-ken app provides them.
 """
