@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBS=(openvswitch-switch frr iproute2 ethtool iputils-ping traceroute tcpdump iperf3 openssh-server procps
-      docker.io debootstrap)   # the docker backend: its engine, and the build of its local image
+      docker.io debootstrap    # the docker backend: its engine, and the build of its local image
+      graphviz fping chromium chromium-driver fonts-dejavu-core)   # minet graph/matrix; the status page's browser tests
 missing=()
 for pkg in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -22,6 +23,6 @@ if ((${#missing[@]})); then
 fi
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v -i "running pip as the 'root' user" || true
-python3 -c "import minet_sdn, os_ken, yaml, pyroute2, paramiko, hypothesis" \
+python3 -c "import minet_sdn, os_ken, yaml, pyroute2, paramiko, hypothesis, graphviz, selenium" \
   || { echo "setup: Python dependencies did not install" >&2; exit 1; }
 echo "setup: ready" >&2

@@ -7,6 +7,7 @@
   minet link restore FILE ID          bring it back
   minet lab up|down|status FILE       the embedded multi-server lab (when installed)
   minet exec FILE NODE -- CMD         run a command in a lab node
+  minet matrix|graph|lg FILE ...      watch a lab: connectivity matrix, picture, looking glass
 
 Errors are one line on stderr; bad input exits 2, an unreachable controller exits 1.
 """
@@ -279,6 +280,8 @@ def build_parser() -> Parser:
         la.add_argument("id")
         la.set_defaults(func=cmd_link_admin)
 
+    from ..watch.cli import add_watch_commands           # matrix, graph, lg
+    add_watch_commands(sub)
     try:
         from ..lab.cli import add_lab_commands
     except ImportError:

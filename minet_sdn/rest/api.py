@@ -9,6 +9,7 @@
   GET  /v1/switches               every remote bridge: dpid, server, peer, connected, tunnel liveness
   GET  /metrics                   Prometheus text format
   POST /v1/reload                 re-read the topology file (links added or removed) and converge
+  GET  /ui, /v1/watch/...         the status page and its JSON (rest/page.py)
 
 `service` is anything with the methods used below; the os-ken app provides them.
 """
@@ -17,6 +18,8 @@ from __future__ import annotations
 import json
 import re
 from typing import Callable, Iterable, List, Tuple
+
+from . import page
 
 # ASCII digits only (\d would take any script's), and few of them: a link id is at most 5 digits, and
 # int() of thousands of digits raises (Python's int-digit limit) instead of answering 404.
@@ -41,7 +44,10 @@ def make_app(service) -> Callable:
         method = environ.get("REQUEST_METHOD", "GET")
         path = environ.get("PATH_INFO", "/").rstrip("/") or "/"
         try:
-            status, ctype, body = _route(service, method, path)
+            if page.handles(path):                  # the status page: minet_sdn/rest/page.py
+                status, ctype, body = page.route(service, method, path, environ)
+            else:
+                status, ctype, body = _route(service, method, path)
         except ApiError as exc:
             status, ctype, body = exc.status, "application/json", _json({"error": exc.message})
         except Exception as exc:       # never let one request take the controller down

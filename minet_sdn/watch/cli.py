@@ -1,0 +1,199 @@
+"""`minet matrix`, `minet graph`, `minet lg`: registered by add_watch_commands(subparsers).
+
+  minet matrix FILE [--json] [--html OUT] [--watch SECONDS] [--parallel N]
+  minet graph FILE -o OUT.svg|png|html|dot [--routers]
+  minet lg FILE ASN|ROUTER 'show ...' [--router NAME]
+
+Errors are one line on stderr; bad input (and a refused looking-glass command) exits 2.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any, Dict, Optional, Tuple
+
+from ..topology import Topology, TopologyError, load_topology
+
+
+class WatchUsage(Exception):
+    """One line for stderr, exit code 2."""
+
+
+def _topology(path: str) -> Topology:
+    try:
+        return load_topology(path)
+    except TopologyError as exc:
+        raise WatchUsage("\n".join(exc.problems))
+
+
+def rest_base(path: str, topo: Topology) -> str:
+    """Where the controller's REST API is reached from here (a lab's relay, else the topology's)."""
+    try:
+        from ..lab import access as lab_access
+        return lab_access.rest_base(path, topo) or topo.controller.rest_url
+    except ImportError:
+        return topo.controller.rest_url
+
+
+def controller_call(path: str, topo: Topology, method: str, url_path: str, body: Any = None,
+                    timeout: float = 3.0) -> Optional[Tuple[int, Any]]:
+    """(status, decoded answer) from the controller, or None when it cannot be reached."""
+    import urllib.error
+    import urllib.request
+    base = rest_base(path, topo)
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(base.rstrip("/") + url_path, method=method, data=data,
+                                 headers={"Content-Type": "application/json"} if data is not None else {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            raw, status = resp.read(), resp.status
+    except urllib.error.HTTPError as exc:
+        raw, status = exc.read(), exc.code
+    except (urllib.error.URLError, OSError):
+        return None
+    try:
+        return status, json.loads(raw.decode() or "null")
+    except ValueError:
+        return status, raw.decode(errors="replace")
+
+
+def _lab(path: str) -> Topology:
+    from .nodes import NodeError, lab_topology
+    try:
+        return lab_topology(path)
+    except NodeError as exc:
+        raise WatchUsage(f"minet: {exc}")
+
+
+# ---- matrix --------------------------------------------------------------------------------
+
+def _color() -> bool:
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def cmd_matrix(args) -> int:
+    from . import matrix as M
+    _topology(args.file)
+    if args.watch is not None and args.watch <= 0:
+        raise WatchUsage(f"minet matrix: --watch {args.watch:g}: must be a positive number of seconds")
+    if args.parallel < 1:
+        raise WatchUsage(f"minet matrix: --parallel {args.parallel}: must be at least 1")
+    topo = _lab(args.file)
+    prev = None
+    rounds = 0
+    try:
+        while True:
+            m = M.run_matrix(topo, parallel=args.parallel)
+            rounds += 1
+            if not args.no_push:          # the status page shows the latest round
+                controller_call(args.file, topo, "POST", "/v1/watch/matrix", m.to_record(), timeout=2.0)
+            if args.html:
+                tmp = args.html + ".tmp"
+                with open(tmp, "w") as fh:
+                    fh.write(M.render_html(m, refresh=args.watch))
+                os.replace(tmp, args.html)
+            if args.json:
+                print(json.dumps(m.to_json()), flush=True)
+            elif prev is None:
+                print(M.render_grid(m, color=_color()), flush=True)
+            else:
+                changes = M.diff(prev, m)
+                stamp = time.strftime("%H:%M:%S", time.localtime(m.at))
+                print(f"[{stamp}] round {rounds}: {m.ok_count}/{m.total} pairs reach, {m.seconds:.1f} s; "
+                      + (f"{len(changes)} change(s) since the last round:" if changes else "no change"),
+                      flush=True)
+                for line in M.summarize_changes(changes):
+                    print(f"  {line}")
+                if changes:
+                    print(M.render_grid(m, color=_color()), flush=True)
+            if args.html and args.watch is None:
+                print(f"wrote {args.html}", file=sys.stderr)
+            if args.watch is None or (args.rounds and rounds >= args.rounds):
+                return 0
+            prev = m
+            time.sleep(max(0.0, args.watch - m.seconds))
+    except KeyboardInterrupt:
+        return 0
+
+
+# ---- graph ---------------------------------------------------------------------------------
+
+def cmd_graph(args) -> int:
+    from . import graph as G
+    topo = _topology(args.file)
+    fmt = args.format or os.path.splitext(args.output)[1].lstrip(".").lower()
+    if fmt not in G.FORMATS:
+        raise WatchUsage(f"minet graph: {args.output}: unknown format {fmt!r} (use .svg, .png, .html or .dot)")
+    states: Optional[Dict[int, str]] = None
+    answer = controller_call(args.file, topo, "GET", "/v1/links", timeout=2.0)
+    if answer is not None and answer[0] == 200 and isinstance(answer[1], dict):
+        states = G.states_from_links(answer[1].get("links", []))
+    else:
+        print(f"minet graph: link states unknown (controller at {rest_base(args.file, topo)} not reached)",
+              file=sys.stderr)
+    try:
+        data = G.render(topo, fmt, routers=args.routers, states=states)
+    except Exception as exc:          # graphviz missing or failing: one line
+        raise WatchUsage(f"minet graph: Graphviz failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+    with open(args.output, "wb") as fh:
+        fh.write(data)
+    print(f"wrote {args.output} ({'router' if args.routers else 'AS'} level, {len(data)} bytes)")
+    return 0
+
+
+# ---- looking glass -------------------------------------------------------------------------
+
+def cmd_lg(args) -> int:
+    from . import lg
+    topo = _topology(args.file)
+    command = " ".join(args.command)
+    try:
+        lg.check_command(command)
+        router = lg.resolve_router(topo, args.target, args.router)
+    except lg.Refused as exc:
+        raise WatchUsage(f"minet lg: refused: {exc}")
+    topo = _lab(args.file)
+    rc, out = lg.run_lg(topo, router, command)
+    sys.stdout.write(out if out.endswith("\n") or not out else out + "\n")
+    return 0 if rc == 0 else 1
+
+
+# ---- registration --------------------------------------------------------------------------
+
+def _wrap(func):
+    def run(args) -> int:
+        try:
+            return func(args)
+        except WatchUsage as exc:
+            print(str(exc), file=sys.stderr)
+            return 2
+    return run
+
+
+def add_watch_commands(sub) -> None:
+    m = sub.add_parser("matrix", help="which AS reaches which: ping from every AS's host to every other")
+    m.add_argument("file")
+    m.add_argument("--json", action="store_true", help='one JSON object per round: {"pairs": [...], "ok", "total"}')
+    m.add_argument("--html", metavar="OUT", help="also write a self-contained HTML page")
+    m.add_argument("--watch", type=float, metavar="SECONDS", help="repeat every SECONDS and say what changed")
+    m.add_argument("--rounds", type=int, metavar="N", help="with --watch: stop after N rounds")
+    m.add_argument("--parallel", type=int, default=24,
+                   help="source ASes probing at once (default 24; each probe waits on the network, not the CPU)")
+    m.add_argument("--no-push", action="store_true", help="do not send the result to the controller's status page")
+    m.set_defaults(func=_wrap(cmd_matrix))
+
+    g = sub.add_parser("graph", help="draw the topology (Graphviz): servers, ASes, links, link states")
+    g.add_argument("file")
+    g.add_argument("-o", "--output", required=True, help="OUT.svg, OUT.png, OUT.html or OUT.dot")
+    g.add_argument("--routers", action="store_true", help="router-level view (default: one box per AS)")
+    g.add_argument("--format", choices=("svg", "png", "html", "dot"), help="default: from the file name")
+    g.set_defaults(func=_wrap(cmd_graph))
+
+    lg = sub.add_parser("lg", help="looking glass: a read-only vtysh `show` command on a router")
+    lg.add_argument("file")
+    lg.add_argument("target", help="an AS number (its first router) or a router <asn>.<NAME>")
+    lg.add_argument("command", nargs="+", help="'show bgp summary', 'show ip route', ...")
+    lg.add_argument("--router", help="with an AS number: which of its routers (NAME)")
+    lg.set_defaults(func=_wrap(cmd_lg))
