@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 import yaml
 
-from .model import (AS, ENCAP_OVERHEAD, ENCAPSULATIONS, ISOLATION_MODES, MAX_LINKS,
+from .model import (AS, ASLink, ENCAP_OVERHEAD, Shaping, ENCAPSULATIONS, ISOLATION_MODES, MAX_LINKS,
                     MAX_TOS_LINKS_PER_PAIR, RELATIONSHIPS, Controller, Endpoint, Fabric, Link,
                     Server, Topology, endpoint_mac, link_addresses, link_capacity, router_ifname)
 
@@ -37,8 +37,11 @@ TOP_KEYS = ("name", "fabric", "controller", "servers", "ases", "links")
 FABRIC_KEYS = ("isolation", "encapsulation", "underlay_mtu", "bfd_interval_ms", "link_subnet", "link_subnet6")
 CONTROLLER_KEYS = ("ofp", "rest")
 SERVER_KEYS = ("underlay_ip", "interface", "ssh")
-AS_KEYS = ("server", "routers", "configure", "prefix")
-LINK_KEYS = ("a", "b", "rel")
+AS_KEYS = ("server", "routers", "configure", "prefix", "links")
+SHAPING_KEYS = ("throughput", "delay", "buffer")
+LINK_KEYS = ("a", "b", "rel") + SHAPING_KEYS
+AS_LINK_KEYS = ("a", "b") + SHAPING_KEYS
+LIST_SERVER_NET = "192.0.2.0/24"     # `servers: [A, B]`: underlay addresses .1, .2, ... of TEST-NET-1
 
 
 class TopologyError(Exception):
@@ -261,6 +264,74 @@ def _listen(p: _Problems, path: str, value: Any, default_port: int) -> Optional[
     return str(addr), port
 
 
+# ---- link shaping ---------------------------------------------------------------------------
+
+_QUANTITY_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)")
+RATE_UNITS = {"bit": 1, "bps": 1, "kbit": 10 ** 3, "mbit": 10 ** 6, "gbit": 10 ** 9,
+              "kbps": 8 * 10 ** 3, "mbps": 8 * 10 ** 6, "gbps": 8 * 10 ** 9}
+TIME_UNITS = {"us": 1, "usec": 1, "ms": 1000, "msec": 1000, "s": 10 ** 6, "sec": 10 ** 6}
+SIZE_UNITS = {"b": 1, "kb": 1024, "k": 1024, "mb": 1024 * 1024, "m": 1024 * 1024}
+MAX_RATE_BPS = 100 * 10 ** 9
+MAX_DELAY_US = 10 * 10 ** 6
+MAX_BUFFER_BYTES = 1 << 30
+
+
+def parse_quantity(value: Any, units: Dict[str, int], bare: int) -> Optional[int]:
+    """An integer amount of the base unit from `10mbit` / `2.5ms` / `64kb`, or a bare number
+    (times `bare`); None if it is neither."""
+    if _is_int(value) or isinstance(value, float):
+        number, unit = float(value), ""
+    elif isinstance(value, str) and (m := _QUANTITY_RE.fullmatch(value.strip())):
+        number, unit = float(m.group(1)), m.group(2).lower()
+    else:
+        return None
+    if unit and unit not in units:
+        return None
+    amount = number * (units[unit] if unit else bare)
+    return int(round(amount)) if amount == amount and amount < 2 ** 62 else None
+
+
+def _shaping(p: _Problems, path: str, spec: Dict) -> Optional[Shaping]:
+    """throughput (bare number: kbit/s, as the mini-Internet writes it), delay (bare: ms),
+    buffer (a size, bare: bytes, or a time: the tbf latency)."""
+    kw: Dict[str, Any] = {}
+    if spec.get("throughput") is not None:
+        rate = parse_quantity(spec["throughput"], RATE_UNITS, 1000)
+        if rate is None or not 8000 <= rate <= MAX_RATE_BPS:
+            p.add(f"{path}.throughput", f"{_describe(spec['throughput'])} is not a rate in 8kbit..100gbit "
+                                        "(e.g. 10mbit, 1gbit; a bare number is kbit/s)")
+        else:
+            kw["rate_bps"] = rate
+    if spec.get("delay") is not None:
+        delay = parse_quantity(spec["delay"], TIME_UNITS, 1000)
+        if delay is None or not 0 <= delay <= MAX_DELAY_US:
+            p.add(f"{path}.delay", f"{_describe(spec['delay'])} is not a delay in 0..10s "
+                                   "(e.g. 5ms, 250us; a bare number is ms)")
+        else:
+            kw["delay_us"] = delay
+    if spec.get("buffer") is not None:
+        raw = spec["buffer"]
+        unit = _QUANTITY_RE.fullmatch(raw.strip()).group(2).lower() if (
+            isinstance(raw, str) and _QUANTITY_RE.fullmatch(raw.strip())) else ""
+        if unit in TIME_UNITS:
+            latency = parse_quantity(raw, TIME_UNITS, 1)
+            if latency is None or not 1 <= latency <= MAX_DELAY_US:
+                p.add(f"{path}.buffer", f"{_describe(raw)} is not a queueing time in 1us..10s")
+            else:
+                kw["latency_us"] = latency
+        else:
+            size = parse_quantity(raw, SIZE_UNITS, 1)
+            if size is None or not 1500 <= size <= MAX_BUFFER_BYTES:
+                p.add(f"{path}.buffer", f"{_describe(raw)} is not a buffer: a size in 1500b..1gb "
+                                        "(e.g. 64kb; a bare number is bytes) or a time (e.g. 50ms)")
+            else:
+                kw["buffer_bytes"] = size
+        if "rate_bps" not in kw and spec.get("throughput") is None:
+            p.add(f"{path}.buffer", "needs a throughput (the buffer is the queue of the rate limiter)")
+    shaping = Shaping(**kw)
+    return shaping if shaping else None
+
+
 # ---- the loader -----------------------------------------------------------------------------
 
 def load_topology(path: str) -> Topology:
@@ -390,9 +461,14 @@ def _underlay_ip(p: _Problems, path: str, value: Any) -> Optional[str]:
 
 def _servers(p: _Problems, value: Any) -> Tuple[Dict[str, Server], Optional[Set[str]]]:
     """The valid servers, and every well-formed name declared (None if the section is unusable)."""
-    data = {} if value is None else _mapping(p, "servers", value)
-    if data is None:
+    if isinstance(value, list):
+        value = _server_list(p, value)
+        if value is None:
+            return {}, None
+    if value is not None and not isinstance(value, dict):
+        p.add("servers", f"must be a mapping or a list of server names, not {_describe(value)}")
         return {}, None
+    data = value or {}
     if not data:
         p.add("servers", "must name at least one server")
     if len(data) > MAX_SERVERS:
@@ -427,6 +503,25 @@ def _servers(p: _Problems, value: Any) -> Tuple[Dict[str, Server], Optional[Set[
         if ip is not None:
             out[name] = Server(name=name, index=index, underlay_ip=ip, interface=iface, ssh=ssh)
     return out, declared
+
+
+def _server_list(p: _Problems, names: List[Any]) -> Optional[Dict[Any, Any]]:
+    """`servers: [VM1, VM2]`: names only; underlay addresses are numbered from LIST_SERVER_NET."""
+    net = ipaddress.ip_network(LIST_SERVER_NET)
+    if len(names) > net.num_addresses - 2:
+        p.add("servers", f"{len(names)} servers in a list; at most {net.num_addresses - 2} "
+                         "(give underlay addresses in a mapping for more)")
+        return None
+    out: Dict[Any, Any] = {}
+    for i, name in enumerate(names, start=1):
+        if not isinstance(name, (str, int)) or isinstance(name, bool):
+            p.add(f"servers[{i}]", f"{_describe(name)} is not a server name")
+            return None
+        if name in out:
+            p.add(f"servers[{i}]", f"server {name} is listed twice")
+            return None
+        out[name] = {"underlay_ip": str(net.network_address + i)}
+    return out
 
 
 # Routers declared per AS number, so that a link to an AS or router that is declared but broken is
@@ -467,9 +562,10 @@ def _ases(p: _Problems, value: Any, servers: Dict[str, Server], declared_servers
         if not isinstance(configure, bool):
             p.add(f"{path}.configure", f"{_describe(configure)} is not true or false")
         prefix = _network(p, f"{path}.prefix", spec["prefix"], 4, 24) if spec.get("prefix") is not None else None
+        intra = _as_links(p, f"{path}.links", spec["links"], names) if "links" in spec else None
         if isinstance(server, str) and server in servers and names:
             out[asn] = AS(asn=asn, server=server, routers=tuple(names), configure=configure is not False,
-                          prefix=prefix)
+                          prefix=prefix, links=intra)
     _check_prefix_overlaps(p, out, fabric)
     return out, known
 
@@ -492,6 +588,66 @@ def _routers(p: _Problems, path: str, value: Any) -> Optional[List[str]]:
         else:
             names.append(r)
     return names
+
+
+def _as_links(p: _Problems, path: str, value: Any, names: Optional[List[str]]) -> Optional[Tuple[ASLink, ...]]:
+    """Explicit intra-AS links `[{a: R1, b: R2, throughput..}]`; None when absent or unusable."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        p.add(path, f"must be a list of intra-AS links {{a: ROUTER, b: ROUTER}}, not {_describe(value)}")
+        return None
+    out: List[ASLink] = []
+    seen: Dict[frozenset, int] = {}
+    for i, spec in enumerate(value, start=1):
+        lpath = f"{path}[{i}]"
+        spec = _mapping(p, lpath, spec)
+        if spec is None:
+            continue
+        _check_keys(p, lpath, spec, AS_LINK_KEYS, ("a", "b"))
+        ends = []
+        for side in ("a", "b"):
+            if side not in spec:
+                continue
+            r = spec[side]
+            if not (isinstance(r, str) and ROUTER_RE.fullmatch(r)):
+                p.add(f"{lpath}.{side}", f"{_describe(r)} is not a router name")
+            elif names is not None and r not in names:
+                p.add(f"{lpath}.{side}", f"router {r} is not in this AS's routers")
+            else:
+                ends.append(r)
+        shaping = _shaping(p, lpath, spec)
+        if len(ends) != 2:
+            continue
+        if ends[0] == ends[1]:
+            p.add(lpath, f"joins router {ends[0]} to itself")
+            continue
+        pair = frozenset(ends)
+        if pair in seen:
+            p.add(lpath, f"{ends[0]} and {ends[1]} are already joined by {path}[{seen[pair]}]")
+            continue
+        seen[pair] = i
+        out.append(ASLink(a=ends[0], b=ends[1], shaping=shaping))
+    if names is not None and len(out) == len(value) and len(names) > 1:
+        _check_connected(p, path, names, out)
+    return tuple(out)
+
+
+def _check_connected(p: _Problems, path: str, names: List[str], links: List[ASLink]) -> None:
+    """OSPF and iBGP over loopbacks need every router of an AS reachable inside it."""
+    adj: Dict[str, Set[str]] = {n: set() for n in names}
+    for l in links:
+        adj[l.a].add(l.b)
+        adj[l.b].add(l.a)
+    seen, todo = {names[0]}, [names[0]]
+    while todo:
+        for nxt in adj[todo.pop()] - seen:
+            seen.add(nxt)
+            todo.append(nxt)
+    cut = [n for n in names if n not in seen]
+    if cut:
+        p.add(path, f"router{'s' if len(cut) > 1 else ''} {', '.join(cut[:5])}"
+                    f"{' ...' if len(cut) > 5 else ''} cannot reach {names[0]} over these links")
 
 
 def _check_prefix_overlaps(p: _Problems, ases: Dict[int, AS], fabric: Fabric) -> None:
@@ -542,6 +698,7 @@ def _links(p: _Problems, value: Any, ases: Dict[int, AS], known: _Known, servers
         a = _router_ref(p, f"{path}.a", spec["a"], known) if "a" in spec else None
         b = _router_ref(p, f"{path}.b", spec["b"], known) if "b" in spec else None
         rel = _choice(p, f"{path}.rel", spec["rel"], RELATIONSHIPS) if "rel" in spec else None
+        shaping = _shaping(p, path, spec)
         if a and b and a[0] == b[0]:
             p.add(path, f"{spec['a']} and {spec['b']} are both in AS {a[0]}; a link joins two ASes")
             continue
@@ -552,7 +709,8 @@ def _links(p: _Problems, value: Any, ases: Dict[int, AS], known: _Known, servers
         for side, ((asn, rname), ip, ip6) in enumerate(((a, a4, a6), (b, b4, b6)), start=1):
             ends.append(Endpoint(router=f"{asn}.{rname}", asn=asn, server=ases[asn].server, ip=ip, ip6=ip6,
                                  mac=endpoint_mac(link_id, side), ifname=router_ifname(link_id)))
-        out.append(Link(id=link_id, a=ends[0], b=ends[1], rel=rel, prefixlen=plen, prefixlen6=plen6))
+        out.append(Link(id=link_id, a=ends[0], b=ends[1], rel=rel, prefixlen=plen, prefixlen6=plen6,
+                        shaping=shaping))
     if fabric.isolation == "tos":
         _check_tos_capacity(p, out, servers)
     return out

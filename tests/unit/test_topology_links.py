@@ -1,0 +1,111 @@
+"""Explicit intra-AS links, per-link shaping and `servers:` as a list of names."""
+import pytest
+
+from minet_sdn.provision.plan import build_plan
+from minet_sdn.topology import TopologyError, parse_topology
+from minet_sdn.topology.addressing import as_addressing
+from minet_sdn.topology.model import Shaping
+
+BASE = """
+name: t
+servers: {VM1: {underlay_ip: 192.0.2.1}, VM2: {underlay_ip: 192.0.2.2}}
+ases:
+  1:
+    server: VM1
+    routers: [A, B, C, D]
+%s
+  2: {server: VM2, routers: [X]}
+links:
+  - {a: 1.A, b: 2.X, rel: peer%s}
+"""
+
+
+def topo(as_extra="", link_extra=""):
+    return parse_topology(BASE % (as_extra, link_extra), "t.yaml")
+
+
+def problems(as_extra="", link_extra=""):
+    with pytest.raises(TopologyError) as info:
+        topo(as_extra, link_extra)
+    return info.value.problems
+
+
+def test_no_links_keeps_the_ring():
+    a = as_addressing(topo().ases[1])
+    assert [(l.a, l.b) for l in a.links] == [("A", "B"), ("B", "C"), ("C", "D"), ("D", "A")]
+    assert all(l.shaping is None for l in a.links)
+
+
+def test_explicit_links_are_numbered_in_written_order_with_their_shaping():
+    t = topo("    links:\n      - {a: A, b: C, throughput: 10mbit, delay: 2.5ms, buffer: 50ms}\n"
+             "      - {a: C, b: B}\n      - {a: C, b: D, throughput: 100000}\n")
+    a = as_addressing(t.ases[1])
+    assert [(l.a, l.b) for l in a.links] == [("A", "C"), ("C", "B"), ("C", "D")]
+    assert (a.links[0].a_ip, a.links[0].b_ip, a.links[1].a_ip) == ("10.0.1.65", "10.0.1.66", "10.0.1.69")
+    assert a.links[0].shaping == Shaping(rate_bps=10_000_000, delay_us=2500, latency_us=50_000)
+    assert a.links[2].shaping == Shaping(rate_bps=100_000_000)        # bare number: kbit/s
+    assert a.links[1].shaping is None
+    plan = build_plan(t, "VM1")
+    rings = {(v.a.node, v.a.ifname, v.b.node, v.b.ifname) for v in plan.veths if v.kind == "ring"}
+    assert rings == {("1.A", "to_C", "1.C", "to_A"), ("1.C", "to_B", "1.B", "to_C"), ("1.C", "to_D", "1.D", "to_C")}
+    conf = {r.node: r.config for r in plan.routers}
+    assert "to_B" not in conf["1.A"] and "to_C" in conf["1.A"]     # OSPF runs on the links that exist
+
+
+def test_inter_as_link_shaping_and_its_round_trip():
+    t = topo(link_extra=", throughput: 1gbit, delay: 250us, buffer: 64kb")
+    s = t.links[0].shaping
+    assert s == Shaping(rate_bps=10 ** 9, delay_us=250, buffer_bytes=65536)
+    assert s.as_dict() == {"throughput": "1gbit", "delay": "250us", "buffer": "64kb"}
+    assert s.describe() == "1gbit 250us buf 64kb"
+    again = topo(link_extra=", " + ", ".join(f"{k}: {v}" for k, v in s.as_dict().items()))
+    assert again.links[0].shaping == s
+
+
+@pytest.mark.parametrize("extra,line", [
+    (", throughput: fast", "t.yaml: links[1].throughput: 'fast' is not a rate in 8kbit..100gbit "
+                           "(e.g. 10mbit, 1gbit; a bare number is kbit/s)"),
+    (", delay: 5 parsecs", "t.yaml: links[1].delay: '5 parsecs' is not a delay in 0..10s "
+                           "(e.g. 5ms, 250us; a bare number is ms)"),
+    (", throughput: 1mbit, buffer: 10b", "t.yaml: links[1].buffer: '10b' is not a buffer: a size in 1500b..1gb "
+                                         "(e.g. 64kb; a bare number is bytes) or a time (e.g. 50ms)"),
+    (", buffer: 64kb", "t.yaml: links[1].buffer: needs a throughput (the buffer is the queue of the rate limiter)"),
+])
+def test_bad_shaping_is_one_line_with_its_key_path(extra, line):
+    assert problems(link_extra=extra) == [line]
+
+
+@pytest.mark.parametrize("links,line", [
+    ("    links: {a: A}\n", "t.yaml: ases.1.links: must be a list of intra-AS links {a: ROUTER, b: ROUTER}, not a mapping"),
+    ("    links:\n      - {a: A, b: Q}\n", "t.yaml: ases.1.links[1].b: router Q is not in this AS's routers"),
+    ("    links:\n      - {a: A, b: A}\n", "t.yaml: ases.1.links[1]: joins router A to itself"),
+    ("    links:\n      - {a: A, b: B}\n      - {a: B, b: A}\n      - {a: C, b: D}\n",
+     "t.yaml: ases.1.links[2]: B and A are already joined by ases.1.links[1]"),
+    ("    links:\n      - {a: A, b: B}\n      - {a: C, b: D}\n",
+     "t.yaml: ases.1.links: routers C, D cannot reach A over these links"),
+    ("    links:\n      - {a: A, b: B, mtu: 9000}\n",
+     "t.yaml: ases.1.links[1].mtu: unknown key (allowed: a, b, throughput, delay, buffer)"),
+])
+def test_bad_intra_links_are_one_line_with_their_key_path(links, line):
+    assert line in problems(links)
+
+
+def test_too_many_intra_links_for_the_prefix():
+    names = [f"R{i}" for i in range(12)]
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]][:17]    # a /24 holds 16
+    text = ("name: t\nservers: {VM1: {underlay_ip: 192.0.2.1}}\nases:\n  1:\n    server: VM1\n"
+            f"    routers: [{', '.join(names)}]\n    links:\n"
+            + "".join(f"      - {{a: {a}, b: {b}}}\n" for a, b in pairs))
+    t = parse_topology(text, "t.yaml")
+    with pytest.raises(Exception) as info:
+        build_plan(t, "VM1")
+    assert "ases.1.links: 17 intra-AS links do not fit 10.0.1.0/24 (room for 16" in str(info.value)
+
+
+def test_servers_as_a_list_of_names():
+    t = parse_topology("name: t\nservers: [VM1, VM2]\nases:\n  1: {server: VM2, routers: [A]}\n", "t.yaml")
+    assert [(s.name, s.index, s.underlay_ip) for s in t.servers.values()] == [
+        ("VM1", 1, "192.0.2.1"), ("VM2", 2, "192.0.2.2")]
+    with pytest.raises(TopologyError) as info:
+        parse_topology("name: t\nservers: [VM1, VM1]\nases:\n  1: {server: VM1, routers: [A]}\n", "t.yaml")
+    assert info.value.problems == ["t.yaml: servers[2]: server VM1 is listed twice"]
