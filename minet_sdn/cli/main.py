@@ -7,6 +7,7 @@
   minet link restore FILE ID          bring it back
   minet lab up|down|status FILE       the embedded multi-server lab (when installed)
   minet exec FILE NODE -- CMD         run a command in a lab node
+  minet import mini-internet DIR | gml FILE [-o OUT]   make a topology; minet partition FILE --servers N
 
 Errors are one line on stderr; bad input exits 2, an unreachable controller exits 1.
 """
@@ -191,6 +192,9 @@ def build_parser() -> Parser:
         la.add_argument("file")
         la.add_argument("id")
         la.set_defaults(func=cmd_link_admin)
+
+    from ..importers.cli import add_commands as add_import_commands
+    add_import_commands(sub, UsageError)      # import mini-internet|gml, partition
 
     try:
         from ..lab.cli import add_lab_commands

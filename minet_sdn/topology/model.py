@@ -72,8 +72,8 @@ def _fmt_rate(bps: int) -> str:
 
 
 def _fmt_time(us: int) -> str:
-    if us % 1000 == 0:
-        return f"{us // 1000}ms"
+    if us >= 1000 and us % 100 == 0:
+        return f"{us / 1000:g}ms"
     return f"{us}us"
 
 
