@@ -25,7 +25,7 @@ from functools import cached_property
 from typing import Dict, List, Optional, Tuple
 
 from ..topology.addressing import ASAddressing, topology_addressing
-from ..topology.model import Bridge, Link, Topology, router_ifname
+from ..topology.model import Bridge, Link, Shaping, Topology, router_ifname
 from . import frr
 
 STATE_DIR_ENV = "MINET_STATE_DIR"
@@ -70,6 +70,7 @@ class Iface:
     mtu: int = LOCAL_MTU
     offloads_off: bool = False          # TX checksum / TSO / GSO off (netdev datapath needs it)
     alias: Optional[str] = None         # ownership mark on interfaces in the server's namespace
+    shaping: Optional[Shaping] = None   # tc on this interface's egress (shaping.py); router ends only
 
 
 @dataclass(frozen=True)
@@ -269,9 +270,11 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
             ia, ib = addr.routers[link.a], addr.routers[link.b]
             veths.append(Veth("ring",
                               Iface(f"{as_.asn}.{link.a}", intra_ifname(link.b, ib.index),
-                                    (f"{link.a_ip}/{link.prefixlen}",), offloads_off=offloads_off),
+                                    (f"{link.a_ip}/{link.prefixlen}",), offloads_off=offloads_off,
+                                    shaping=link.shaping),
                               Iface(f"{as_.asn}.{link.b}", intra_ifname(link.a, ia.index),
-                                    (f"{link.b_ip}/{link.prefixlen}",), offloads_off=offloads_off)))
+                                    (f"{link.b_ip}/{link.prefixlen}",), offloads_off=offloads_off,
+                                    shaping=link.shaping)))
 
     mtu = topo.fabric.link_mtu
     for link in topo.links:
@@ -304,7 +307,7 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
 def _link_iface(link: Link, end, mtu: int, offloads_off: bool) -> Iface:
     return Iface(end.router, router_ifname(link.id),
                  (f"{end.ip}/{link.prefixlen}", f"{end.ip6}/{link.prefixlen6}"),
-                 mac=end.mac, mtu=mtu, offloads_off=offloads_off)
+                 mac=end.mac, mtu=mtu, offloads_off=offloads_off, shaping=link.shaping)
 
 
 def _bridge(topo: Topology, b: Bridge, datapath: str, marks: Pairs) -> OvsBridge:
