@@ -142,14 +142,17 @@ def cmd_link_list(args) -> int:
     if args.json:
         print(json.dumps(links, indent=1))
         return 0
-    print(f"{'ID':>4}  {'A':<14} {'B':<14} {'REL':<9} {'WHERE':<12} {'STATE':<7} {'TUNNEL':<6} {'PACKETS':>10}")
+    print(f"{'ID':>4}  {'A':<14} {'B':<14} {'REL':<9} {'WHERE':<12} {'STATE':<7} {'TUNNEL':<6} {'PACKETS':>10}"
+          "  SHAPING")
     for l in links:
         where = f"{l['a']['server']}-{l['b']['server']}" if l["remote"] else f"local {l['a']['server']}"
         tunnel = "-" if l["tunnel_live"] is None else ("live" if l["tunnel_live"] else "DOWN")
         answered = [c for c in l.get("counters", {}).values() if c is not None]
         packets = sum(c["packets"] for c in answered) if answered else ("?" if l["remote"] else "-")
+        shaped = l.get("shaping") or {}
+        shaping = " ".join(f"{k} {v}" for k, v in shaped.items()) or "-"
         print(f"{l['id']:>4}  {l['a']['router']:<14} {l['b']['router']:<14} {l['rel']:<9} {where:<12} "
-              f"{l['state']:<7} {tunnel:<6} {packets:>10}")
+              f"{l['state']:<7} {tunnel:<6} {packets:>10}  {shaping}")
     return 0
 
 

@@ -211,3 +211,38 @@ def netem_available(run: Runner = run_tc) -> bool:
 
 def _link_order(label: str) -> Tuple[int, str]:
     return (0, f"{int(label.split()[1]):08d}") if label.startswith("link ") else (1, label)
+
+
+# ---- what a running lab carries (for `lab status`) -----------------------------------------
+
+def observed(qdiscs: List[dict]) -> str:
+    """A short description of our qdiscs on an interface: `tbf 10mbit lat 50ms + netem 2ms`, or `none`."""
+    parts = []
+    for q in qdiscs:
+        o = q.get("options", {})
+        if q.get("kind") == "tbf" and q.get("handle") == TBF_HANDLE:
+            from ..topology.model import _fmt_rate, _fmt_time
+            parts.append(f"tbf {_fmt_rate(int(o.get('rate', 0)) * 8)} lat {_fmt_time(int(round(int(o.get('lat', 0)), -2)))}")
+        elif q.get("kind") == "netem" and q.get("handle") == NETEM_HANDLE:
+            d = _netem_delay_us(o)
+            parts.append(f"netem {int(d)}us" if d is not None else "netem")
+    return " + ".join(parts) or "none"
+
+
+def lab_rows(topo, plan_of: Callable[[str], object], read: Callable[[str, str], Optional[List[dict]]]
+             ) -> List[dict]:
+    """One row per shaped link: configured shaping and what each router end carries.
+    `plan_of(server)` is the server's provisioning plan; `read(node, ifname)` the interface's qdiscs
+    (tc -j qdisc show) or None when they cannot be read."""
+    rows: Dict[str, dict] = {}
+    for server in topo.servers:
+        for item in wanted(plan_of(server)):
+            if not item.shaping:
+                continue
+            row = rows.setdefault(item.link, {"link": item.link, "configured": item.shaping.describe(),
+                                              "ends": {}, "delay_applied": True})
+            q = read(item.node, item.ifname)
+            row["ends"][f"{item.node}:{item.ifname}"] = "?" if q is None else observed(q)
+            if item.shaping.delay_us and (q is None or not any(x.get("kind") == "netem" for x in q)):
+                row["delay_applied"] = False
+    return sorted(rows.values(), key=lambda r: _link_order(r["link"]))

@@ -146,3 +146,31 @@ def test_no_shaping_anywhere_costs_no_tc_call(tmp_path):
     tc = FakeTc()
     assert shaping.apply_plan(plan(plain, tmp_path=tmp_path), lambda n: n, run=tc) == ([], None)
     assert tc.calls == []
+
+
+def test_lab_rows_compare_configured_with_what_each_end_carries(tmp_path):
+    topo = parse_topology(TOPO, "t.yaml")
+    tc = FakeTc(netem=False)
+    plans = {s: build_plan(topo, s, root=str(tmp_path)) for s in topo.servers}
+    import os
+    os.makedirs(plans["VM1"].state_dir)
+    shaping.apply_plan(plans["VM1"], lambda n: n, run=tc)         # VM2 never provisioned
+
+    def read(node, ifname):
+        return None if node.startswith("3.") else tc.qdiscs.get((node, ifname), [])
+    rows = {r["link"]: r for r in shaping.lab_rows(topo, plans.__getitem__, read)}
+    assert list(rows) == ["link 1", "link 2", "1.A-1.B"]
+    assert rows["link 1"]["configured"] == "5mbit buf 32kb"
+    assert rows["link 1"]["ends"] == {"1.A:ext1": "tbf 5mbit lat 42.4ms", "2.X:ext1": "tbf 5mbit lat 42.4ms"}
+    assert rows["link 2"]["ends"] == {"1.C:ext2": "tbf 1mbit lat 20ms", "3.Y:ext2": "?"}
+    assert rows["1.A-1.B"]["delay_applied"] is False and rows["link 1"]["delay_applied"] is True
+
+
+def test_link_view_shows_shaping():
+    from minet_sdn.core.fabric import FabricCore
+    from minet_sdn.core.views import link_view
+    topo = parse_topology(TOPO, "t.yaml")
+    core = FabricCore(topo)
+    views = [link_view(core, l) for l in topo.links]
+    assert views[0]["shaping"] == {"throughput": "5mbit", "buffer": "32kb"}
+    assert views[2]["shaping"] is None
