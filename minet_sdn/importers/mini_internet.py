@@ -39,8 +39,8 @@ ROLES = {"provider": "provider", "customer": "customer", "peer": "peer"}
 NO_ROUTER = ("none", "n/a", "-")
 MAX_FILE_BYTES = 16 * 1024 * 1024
 
-# IXPs become `ixps:` entries when the topology format has them (see topology/loader.py).
-IXPS_SUPPORTED = False
+# IXPs become `ixps:` entries (topology/loader.py); provisioning does not build them yet.
+IXPS_SUPPORTED = True
 
 
 @dataclass
@@ -374,6 +374,8 @@ def import_folder(folder: str, name: Optional[str] = None) -> Imported:
             for asn, ixp in ixps.items():
                 spec = {"server": ixp.server or "VM1", "members": members.get(asn, [])}
                 topo["ixps"][asn] = spec
+            notes.append("IXPs are imported into the topology, but provisioning does not build them yet "
+                         "(no peering LAN or route server in the lab)")
         else:
             counts = ", ".join(f"{asn} ({len(members.get(asn, []))} members)" for asn in ixps)
             notes.append(f"IXPs not imported (the topology format has no IXPs yet): {counts}")

@@ -265,8 +265,8 @@ class Provisioner:
         from . import shaping
         changes, warning = shaping.apply_plan(self.plan, self._path)
         self._changed(changes)
-        if warning:
-            self.progress(f"warning: {warning}")
+        for line in ([warning] if warning else []) + list(self.plan.warnings):
+            self.progress(f"warning: {line}")
 
     # ---- OvS ----------------------------------------------------------------------------------
     def _up_underlay(self) -> None:

@@ -183,6 +183,7 @@ class Plan:
     underlay: Optional[Underlay]
     marks: Pairs = ()
     addressing: Dict[int, ASAddressing] = field(default_factory=dict, compare=False, repr=False)
+    warnings: Tuple[str, ...] = ()      # said once per run by apply (e.g. what is not built)
 
     @cached_property
     def node_by_id(self) -> Dict[str, Node]:
@@ -301,7 +302,18 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
     underlay = Underlay(srv.underlay_ip, srv.interface, f"{topo.tag}-phy") if bridges else None   # = Plan.underlay_bridge
     return Plan(instance=topo.name, tag=topo.tag, server=server, backend=backend, datapath=datapath,
                 state_dir=sdir, nodes=tuple(nodes), veths=tuple(veths), bridges=bridges,
-                routers=tuple(routers), underlay=underlay, marks=marks, addressing=addressing)
+                routers=tuple(routers), underlay=underlay, marks=marks, addressing=addressing,
+                warnings=_unbuilt_ixps(topo, server))
+
+
+def _unbuilt_ixps(topo: Topology, server: str) -> Tuple[str, ...]:
+    """IXPs are in the topology format but not built yet: say so where they or members would be."""
+    here = [x for x in topo.ixps.values()
+            if x.server == server or any(topo.server_of(m.router) == server for m in x.members)]
+    if not here:
+        return ()
+    names = ", ".join(f"IXP {x.number} ({len(x.members)} members)" for x in here)
+    return (f"IXPs are NOT built yet (no peering LAN, no route server): {names}",)
 
 
 def _link_iface(link: Link, end, mtu: int, offloads_off: bool) -> Iface:

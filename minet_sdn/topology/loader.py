@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 import yaml
 
-from .model import (AS, ASLink, ENCAP_OVERHEAD, Shaping, ENCAPSULATIONS, ISOLATION_MODES, MAX_LINKS,
+from .model import (AS, ASLink, DEFAULT_IXP_SUBNET, ENCAP_OVERHEAD, IXP, IXPMember, Shaping, ENCAPSULATIONS, ISOLATION_MODES, MAX_LINKS,
                     MAX_TOS_LINKS_PER_PAIR, RELATIONSHIPS, Controller, Endpoint, Fabric, Link,
                     Server, Topology, endpoint_mac, link_addresses, link_capacity, router_ifname)
 
@@ -33,7 +33,7 @@ MAX_ASN = 4294967294
 MAX_SERVERS = 0xFFFF            # a server's index is 16 bits of every datapath id
 MIN_ROUTER_MTU = 1280           # IPv6 minimum: what must still fit through a tunnel
 
-TOP_KEYS = ("name", "fabric", "controller", "servers", "ases", "links")
+TOP_KEYS = ("name", "fabric", "controller", "servers", "ases", "links", "ixps")
 FABRIC_KEYS = ("isolation", "encapsulation", "underlay_mtu", "bfd_interval_ms", "link_subnet", "link_subnet6")
 CONTROLLER_KEYS = ("ofp", "rest")
 SERVER_KEYS = ("underlay_ip", "interface", "ssh")
@@ -41,6 +41,8 @@ AS_KEYS = ("server", "routers", "configure", "prefix", "links")
 SHAPING_KEYS = ("throughput", "delay", "buffer")
 LINK_KEYS = ("a", "b", "rel") + SHAPING_KEYS
 AS_LINK_KEYS = ("a", "b") + SHAPING_KEYS
+IXP_KEYS = ("server", "members", "peering_lan", "route_server_asn")
+IXP_MEMBER_KEYS = ("router", "announce_to") + SHAPING_KEYS
 LIST_SERVER_NET = "192.0.2.0/24"     # `servers: [A, B]`: underlay addresses .1, .2, ... of TEST-NET-1
 
 
@@ -380,10 +382,11 @@ def _build(p: _Problems, data: Any, source: str) -> Optional[Topology]:
     servers, declared = _servers(p, data["servers"]) if "servers" in data else ({}, None)
     ases, known = _ases(p, data["ases"], servers, declared, fabric) if "ases" in data else ({}, None)
     links = _links(p, data.get("links"), ases, known, servers, fabric)
+    ixps = _ixps(p, data.get("ixps"), ases, known, declared, servers, fabric)
     if p.lines:
         return None
     return Topology(name=name, servers=servers, ases=ases, links=tuple(links), fabric=fabric,
-                    controller=controller, source=source)
+                    controller=controller, source=source, ixps=ixps)
 
 
 def _fabric(p: _Problems, value: Any) -> Fabric:
@@ -727,3 +730,111 @@ def _check_tos_capacity(p: _Problems, links: List[Link], servers: Dict[str, Serv
             p.add("links", f"{count} links between {x} and {y}; tos isolation marks each with a DSCP "
                            f"in 1..{MAX_TOS_LINKS_PER_PAIR}, so at most {MAX_TOS_LINKS_PER_PAIR} fit "
                            f"(use fabric.isolation: key)")
+
+
+def _ixps(p: _Problems, value: Any, ases: Dict[int, AS], known: _Known, declared_servers: Optional[Set[str]],
+          servers: Dict[str, Server], fabric: Fabric) -> Dict[int, IXP]:
+    """`ixps: {N: {server, members: [ROUTER | {router, announce_to, throughput, ...}], peering_lan,
+    route_server_asn}}`. IXP k's peering LAN defaults to the k-th /24 of DEFAULT_IXP_SUBNET."""
+    if value is None:
+        return {}
+    data = _mapping(p, "ixps", value)
+    if data is None:
+        return {}
+    pool = ipaddress.ip_network(DEFAULT_IXP_SUBNET)
+    out: Dict[int, IXP] = {}
+    lans: List[Tuple[str, ipaddress.IPv4Network]] = []
+    for k, (number, spec) in enumerate(data.items(), start=1):
+        path = _join("ixps", number)
+        if not (_is_int(number) and 1 <= number <= MAX_ASN):
+            p.add(path, f"{_describe(number)} is not an IXP number (an integer in 1..{MAX_ASN})")
+            continue
+        if number in ases or (known is not None and number in known):
+            p.add(path, f"{number} is also an AS number; an IXP needs a number of its own")
+            continue
+        spec = _mapping(p, path, spec)
+        if spec is None:
+            continue
+        _check_keys(p, path, spec, IXP_KEYS, ("server", "members"))
+        server = spec.get("server")
+        if "server" in spec:
+            if not (isinstance(server, str) and SERVER_RE.fullmatch(server)):
+                p.add(f"{path}.server", f"{_describe(server)} is not a server name")
+            elif declared_servers is not None and server not in declared_servers:
+                p.add(f"{path}.server", f"server {server} is not defined under servers")
+        rs_asn = spec.get("route_server_asn", number)
+        if not (_is_int(rs_asn) and 1 <= rs_asn <= MAX_ASN):
+            p.add(f"{path}.route_server_asn", f"{_describe(rs_asn)} is not an AS number (1..{MAX_ASN})")
+        elif rs_asn in ases:
+            p.add(f"{path}.route_server_asn", f"{rs_asn} is a member AS's number; the route server needs its own")
+        if spec.get("peering_lan") is not None:
+            lan = _network(p, f"{path}.peering_lan", spec["peering_lan"], 4, 29)
+        elif k <= pool.num_addresses // 256:
+            lan = str(ipaddress.ip_network(f"{pool.network_address + 256 * (k - 1)}/24"))
+        else:
+            p.add(f"{path}.peering_lan", f"is required for more than {pool.num_addresses // 256} IXPs")
+            lan = None
+        members = _ixp_members(p, f"{path}.members", spec.get("members"), known, ases, lan)
+        if lan is not None:
+            net = ipaddress.ip_network(lan)
+            for other, onet in lans:
+                if net.overlaps(onet):
+                    p.add(f"{path}.peering_lan", f"{net} overlaps the peering LAN of IXP {other} ({onet})")
+            if net.overlaps(ipaddress.ip_network(fabric.link_subnet)):
+                p.add(f"{path}.peering_lan", f"{net} overlaps fabric.link_subnet ({fabric.link_subnet})")
+            for asn, as_ in ases.items():
+                if as_.prefix and net.overlaps(ipaddress.ip_network(as_.prefix)):
+                    p.add(f"{path}.peering_lan", f"{net} overlaps the prefix of AS {asn} ({as_.prefix})")
+            lans.append((str(number), net))
+        if members is not None and lan is not None and isinstance(server, str) and server in servers \
+                and _is_int(rs_asn) and rs_asn not in ases:
+            out[number] = IXP(number=number, server=server, peering_lan=lan, route_server_asn=rs_asn,
+                              members=tuple(members))
+    return out
+
+
+def _ixp_members(p: _Problems, path: str, value: Any, known: _Known, ases: Dict[int, AS],
+                 lan: Optional[str]) -> Optional[List[IXPMember]]:
+    if not isinstance(value, list):
+        p.add(path, f"must be a list of member routers, not {_describe(value)}")
+        return None
+    room = ipaddress.ip_network(lan).num_addresses - 3 if lan else None     # network, route server, broadcast
+    if room is not None and len(value) > room:
+        p.add(path, f"{len(value)} members do not fit the peering LAN {lan} (room for {room})")
+        return None
+    base = ipaddress.ip_network(lan).network_address + 2 if lan else None
+    out: List[IXPMember] = []
+    by_as: Dict[int, int] = {}
+    refs: List[Tuple[str, Optional[List[Any]]]] = []
+    for i, item in enumerate(value, start=1):
+        mpath = f"{path}[{i}]"
+        spec: Dict[str, Any]
+        if isinstance(item, dict):
+            spec = item
+            _check_keys(p, mpath, spec, IXP_MEMBER_KEYS, ("router",))
+        else:
+            spec = {"router": item}
+        if "router" not in spec:
+            continue
+        ref = _router_ref(p, f"{mpath}.router" if isinstance(item, dict) else mpath, spec["router"], known)
+        shaping = _shaping(p, mpath, spec)
+        announce = spec.get("announce_to")
+        if announce is not None and not (isinstance(announce, list) and all(_is_int(a) for a in announce)):
+            p.add(f"{mpath}.announce_to", f"{_describe(announce)} is not a list of AS numbers")
+            announce = None
+        if ref is None:
+            continue
+        asn, name = ref
+        if asn in by_as:
+            p.add(mpath, f"AS {asn} is already a member (members[{by_as[asn]}]); one router per AS and IXP")
+            continue
+        by_as[asn] = i
+        refs.append((spec["router"], announce))
+        if base is not None and asn in ases:
+            out.append(IXPMember(router=f"{asn}.{name}", asn=asn, ip=str(base + len(out)),
+                                 announce_to=tuple(announce) if announce is not None else None, shaping=shaping))
+    for i, (_, announce) in enumerate(refs, start=1):
+        for a in announce or ():
+            if a not in by_as:
+                p.add(f"{path}[{i}].announce_to", f"AS {a} is not a member of this IXP")
+    return out

@@ -31,6 +31,7 @@ ENCAP_OVERHEAD = {"gre": 20 + 8 + 14, "vxlan": 20 + 8 + 8 + 14}
 
 DEFAULT_LINK_SUBNET = "100.64.0.0/10"     # shared address space: never routed on the Internet
 DEFAULT_LINK_SUBNET6 = "fd00:6d6e::/32"
+DEFAULT_IXP_SUBNET = "198.18.0.0/15"      # IXP k's peering LAN: the k-th /24 (RFC 2544 range)
 
 
 def instance_hash16(name: str) -> int:
@@ -197,6 +198,39 @@ class Link:
 
 
 @dataclass(frozen=True)
+class IXPMember:
+    """One member router's port on an IXP's peering LAN."""
+    router: str                          # "<asn>.<NAME>"
+    asn: int
+    ip: str                              # its address on the peering LAN
+    announce_to: Optional[Tuple[int, ...]] = None   # member ASes the route server passes its routes to (None: all)
+    shaping: Optional[Shaping] = None
+
+
+@dataclass(frozen=True)
+class IXP:
+    """A layer-2 exchange: a peering LAN on `server`, a transparent route server, member routers."""
+    number: int                          # the IXP's number (the mini-Internet writes it as an AS number)
+    server: str
+    peering_lan: str                     # IPv4 network; .1 is the route server, members .2, .3, ...
+    route_server_asn: int
+    members: Tuple[IXPMember, ...]
+
+    @property
+    def route_server_ip(self) -> str:
+        return str(ipaddress.ip_network(self.peering_lan).network_address + 1)
+
+    @property
+    def prefixlen(self) -> int:
+        return ipaddress.ip_network(self.peering_lan).prefixlen
+
+    @property
+    def ifname(self) -> str:
+        """A member router's interface on this IXP's peering LAN."""
+        return f"ixp{self.number}"
+
+
+@dataclass(frozen=True)
 class Bridge:
     """The remote bridge on `server` that carries every link towards `peer`."""
     server: str
@@ -248,6 +282,7 @@ class Topology:
     fabric: Fabric = field(default_factory=Fabric)
     controller: Controller = field(default_factory=Controller)
     source: str = "<topology>"
+    ixps: Dict[int, IXP] = field(default_factory=dict)
 
     # ---- names ------------------------------------------------------------------------------
     @property

@@ -90,13 +90,18 @@ def _cost(graph: Graph, place: Dict[Any, int], servers: int, cap: int, tos: bool
     return over, excess, cut(graph, place)
 
 
+def _order(v: Any) -> Tuple[int, Any]:
+    """ASNs in numeric order, then anything else (IXP vertices) by name."""
+    return (0, v, "") if isinstance(v, int) else (1, 0, str(v))
+
+
 def round_robin(graph: Graph, servers: int) -> Dict[Any, int]:
-    return {v: i % servers for i, v in enumerate(sorted(graph.weights))}
+    return {v: i % servers for i, v in enumerate(sorted(graph.weights, key=_order))}
 
 
 def random_placement(graph: Graph, servers: int, seed: int) -> Dict[Any, int]:
     rng = random.Random(seed)
-    return {v: rng.randrange(servers) for v in sorted(graph.weights)}
+    return {v: rng.randrange(servers) for v in sorted(graph.weights, key=_order)}
 
 
 def _grow(graph: Graph, adj, servers: int, start: Any) -> Dict[Any, int]:
@@ -105,7 +110,7 @@ def _grow(graph: Graph, adj, servers: int, start: Any) -> Dict[Any, int]:
     target = graph.total / servers
     place: Dict[Any, int] = {}
     server, load = 0, 0
-    order = sorted(graph.weights)
+    order = sorted(graph.weights, key=_order)
     while len(place) < len(graph.weights):
         seed = start if start not in place else next(v for v in order if v not in place)
         queue = deque([seed])

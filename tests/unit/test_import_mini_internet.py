@@ -122,3 +122,13 @@ def test_comments_tabs_and_spaces_are_equivalent(tmp_path):
     b = import_folder(str(spaced)).topology
     b["name"] = a["name"]
     assert a == b
+
+
+def test_ixps_come_over_with_members_and_their_peering_policy():
+    _, t = imported("small")
+    x = t.ixps[100]
+    assert [(m.router, m.announce_to) for m in x.members] == [("1.BASE", (2, 3)), ("2.PARI", (1, 3)),
+                                                             ("3.LOND", (1, 2))]
+    assert x.members[0].shaping.rate_bps == 10_000_000
+    _, old = imported("old")
+    assert [m.router for m in old.ixps[80].members] == ["1.BASE", "2.GENE"]

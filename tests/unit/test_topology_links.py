@@ -109,3 +109,64 @@ def test_servers_as_a_list_of_names():
     with pytest.raises(TopologyError) as info:
         parse_topology("name: t\nservers: [VM1, VM1]\nases:\n  1: {server: VM1, routers: [A]}\n", "t.yaml")
     assert info.value.problems == ["t.yaml: servers[2]: server VM1 is listed twice"]
+
+
+IXP_BASE = """
+name: t
+servers: [VM1, VM2]
+ases:
+  1: {server: VM1, routers: [A, B]}
+  2: {server: VM2, routers: [C]}
+  3: {server: VM2, routers: [D]}
+ixps:
+%s
+"""
+
+
+def ixp_problems(text):
+    with pytest.raises(TopologyError) as info:
+        parse_topology(IXP_BASE % text, "t.yaml")
+    return info.value.problems
+
+
+def test_ixps_members_lan_and_route_server():
+    t = parse_topology(IXP_BASE % ("  100:\n    server: VM1\n    members:\n      - 1.B\n"
+                                   "      - {router: 2.C, announce_to: [1], throughput: 10mbit}\n"
+                                   "  101: {server: VM2, members: [2.C, 3.D], peering_lan: 192.168.7.0/28, "
+                                   "route_server_asn: 65101}\n"), "t.yaml")
+    x = t.ixps[100]
+    assert (x.server, x.peering_lan, x.route_server_asn, x.route_server_ip, x.ifname) == (
+        "VM1", "198.18.0.0/24", 100, "198.18.0.1", "ixp100")
+    assert [(m.router, m.ip, m.announce_to) for m in x.members] == [("1.B", "198.18.0.2", None),
+                                                                   ("2.C", "198.18.0.3", (1,))]
+    assert x.members[1].shaping.rate_bps == 10_000_000
+    y = t.ixps[101]
+    assert (y.peering_lan, y.route_server_asn, [m.ip for m in y.members]) == (
+        "192.168.7.0/28", 65101, ["192.168.7.2", "192.168.7.3"])
+
+
+@pytest.mark.parametrize("text,line", [
+    ("  1: {server: VM1, members: [1.A]}", "t.yaml: ixps.1: 1 is also an AS number; an IXP needs a number of its own"),
+    ("  100: {server: VM9, members: [1.A]}", "t.yaml: ixps.100.server: server VM9 is not defined under servers"),
+    ("  100: {server: VM1, members: [1.A, 1.B]}",
+     "t.yaml: ixps.100.members[2]: AS 1 is already a member (members[1]); one router per AS and IXP"),
+    ("  100: {server: VM1, members: [1.Q]}", "t.yaml: ixps.100.members[1]: router 1.Q is not defined"),
+    ("  100: {server: VM1, members: [{router: 1.A, announce_to: [3]}]}",
+     "t.yaml: ixps.100.members[1].announce_to: AS 3 is not a member of this IXP"),
+    ("  100: {server: VM1, members: [1.A], route_server_asn: 2}",
+     "t.yaml: ixps.100.route_server_asn: 2 is a member AS's number; the route server needs its own"),
+    ("  100: {server: VM1, members: [1.A, 2.C, 3.D], peering_lan: 10.9.0.0/30}",
+     "t.yaml: ixps.100.peering_lan: 10.9.0.0/30 is too small: the prefix length must be /29 or shorter"),
+    ("  100: {server: VM1, members: [1.A], peering_lan: 100.64.0.0/24}",
+     "t.yaml: ixps.100.peering_lan: 100.64.0.0/24 overlaps fabric.link_subnet (100.64.0.0/10)"),
+    ("  100: {server: VM1, members: [1.A], colour: red}",
+     "t.yaml: ixps.100.colour: unknown key (allowed: server, members, peering_lan, route_server_asn)"),
+])
+def test_bad_ixps_are_one_line_with_their_key_path(text, line):
+    assert line in ixp_problems(text)
+
+
+def test_provisioning_says_ixps_are_not_built(tmp_path):
+    t = parse_topology(IXP_BASE % "  100: {server: VM1, members: [1.B, 2.C]}", "t.yaml")
+    assert build_plan(t, "VM2", root=str(tmp_path)).warnings == (
+        "IXPs are NOT built yet (no peering LAN, no route server): IXP 100 (2 members)",)
