@@ -219,7 +219,7 @@ def _read_routers(p: _Problems, folder: str, as_: _AS, notes: List[str]) -> None
             as_.routers.append(name)
             if len(row.cols) > 2 and row.cols[2].lower() in NO_ROUTER:
                 no_host.append(name)
-    if rows is not None and not as_.routers and not any(l.startswith(f"{as_.row.file}") for l in p.lines):
+    if rows is not None and not rows:
         p.add(as_.row, f"AS {as_.asn}: {as_.routers_file} lists no router", 3)
     if no_host:
         notes.append(f"AS {as_.asn}: routers without a host ({', '.join(no_host)}) get one anyway")

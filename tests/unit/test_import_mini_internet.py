@@ -132,3 +132,11 @@ def test_ixps_come_over_with_members_and_their_peering_policy():
     assert x.members[0].shaping.rate_bps == 10_000_000
     _, old = imported("old")
     assert [m.router for m in old.ixps[80].members] == ["1.BASE", "2.GENE"]
+
+
+def test_empty_routers_file_and_missing_as_config(tmp_path):
+    problems = _broken(tmp_path, "empty", lambda f: (f / "l3_routers_single.txt").write_text("# nobody\n"))
+    assert "AS_config.txt: line 5, column 4: AS 3: l3_routers_single.txt lists no router" in problems
+    with pytest.raises(ImportProblem) as info:
+        import_folder(str(tmp_path))
+    assert info.value.problems == [f"{tmp_path}: has no AS_config.txt (is this a mini-Internet config folder?)"]
