@@ -54,9 +54,6 @@ def cmd_validate(args) -> int:
     print(f"{args.file}: ok: {len(topo.servers)} servers, {len(topo.ases)} ASes, {len(topo.routers)} routers, "
           f"{len(topo.links)} links ({remote} remote, {len(topo.bridges)} remote bridges), "
           f"isolation {topo.fabric.isolation}")
-    if topo.ixps:
-        print(f"{args.file}: note: {len(topo.ixps)} IXPs are described but not built by provisioning yet",
-              file=sys.stderr)
     return 0
 
 

@@ -15,6 +15,9 @@ Files read (tab-separated; runs of spaces work too; `#` starts a comment):
                       passes this member's routes to
   servers.txt         NAME  INTERFACE  UNDERLAY_IP  SSH        (multi-server form; SSH may be N/A)
 
+An IXP row becomes an `ixps:` entry whose members are the routers with a link to it (the last
+column, the ASes the route server passes the member's routes to, becomes `announce_to`).
+
 Units: a bare throughput is kbit/s (OvS ingress_policing_rate, as the mini-Internet used it);
 a bare delay is microseconds (tc's default unit); a bare buffer is bytes. Values with units
 (`1mbit`, `2.5ms`, `50ms`) are kept. The mini-Internet's own subnets (last column) are not kept:
@@ -38,9 +41,6 @@ SERVER_FILES = ("servers.txt", "server_config.txt")
 ROLES = {"provider": "provider", "customer": "customer", "peer": "peer"}
 NO_ROUTER = ("none", "n/a", "-")
 MAX_FILE_BYTES = 16 * 1024 * 1024
-
-# IXPs become `ixps:` entries (topology/loader.py); provisioning does not build them yet.
-IXPS_SUPPORTED = True
 
 
 @dataclass
@@ -369,15 +369,7 @@ def import_folder(folder: str, name: Optional[str] = None) -> Imported:
         topo["ases"][as_.asn] = spec
     ixps = {a.asn: a for a in ases.values() if a.kind == "IXP"}
     if ixps:
-        if IXPS_SUPPORTED:
-            topo["ixps"] = {}
-            for asn, ixp in ixps.items():
-                spec = {"server": ixp.server or "VM1", "members": members.get(asn, [])}
-                topo["ixps"][asn] = spec
-            notes.append("IXPs are imported into the topology, but provisioning does not build them yet "
-                         "(no peering LAN or route server in the lab)")
-        else:
-            counts = ", ".join(f"{asn} ({len(members.get(asn, []))} members)" for asn in ixps)
-            notes.append(f"IXPs not imported (the topology format has no IXPs yet): {counts}")
+        topo["ixps"] = {asn: {"server": ixp.server or "VM1", "members": members.get(asn, [])}
+                        for asn, ixp in ixps.items()}
     topo["links"] = links
     return Imported(topology=topo, notes=notes)

@@ -261,8 +261,10 @@ class Provisioner:
                 self._changed(nlk.ensure_routes(self._nl, self.backend.nspath(node), node))
 
     def _up_shaping(self) -> None:
-        """tc on link interfaces (shaping.py); a kernel without netem gives one warning line."""
-        from . import shaping
+        """IXP peering LANs (ixp.py), then tc on link interfaces (shaping.py); a kernel without
+        netem gives one warning line."""
+        from . import ixp, shaping
+        self._changed(ixp.apply_plan(self.plan, self._path))      # IXP peering LANs (ports exist now)
         changes, warning = shaping.apply_plan(self.plan, self._path)
         self._changed(changes)
         for line in ([warning] if warning else []) + list(self.plan.warnings):

@@ -25,7 +25,7 @@ from functools import cached_property
 from typing import Dict, List, Optional, Tuple
 
 from ..topology.addressing import ASAddressing, topology_addressing
-from ..topology.model import Bridge, Link, Shaping, Topology, router_ifname
+from ..topology.model import Bridge, Link, Shaping, Topology, ixp_mac, router_ifname
 from . import frr
 
 STATE_DIR_ENV = "MINET_STATE_DIR"
@@ -161,6 +161,27 @@ class Router:
 
 
 @dataclass(frozen=True)
+class IxpPort:
+    ifname: str               # the port's name on the peering-LAN bridge (in the route server's node)
+    member: str               # member router node id
+    member_ifname: str        # its interface on the LAN
+    mac: str
+    ip: str
+
+
+@dataclass(frozen=True)
+class IxpLan:
+    """An IXP's peering LAN: a bridge `lan` inside the route server's node, no flooding or learning,
+    a static forwarding entry per port and static ARP entries everywhere (provision/ixp.py)."""
+    number: int
+    node: str                 # the route server's node id
+    ip: str                   # the route server's address
+    prefixlen: int
+    mac: str
+    ports: Tuple[IxpPort, ...]
+
+
+@dataclass(frozen=True)
 class Underlay:
     """The underlay address this server's tunnels leave from (only planned when it has bridges)."""
     ip: str
@@ -184,6 +205,7 @@ class Plan:
     marks: Pairs = ()
     addressing: Dict[int, ASAddressing] = field(default_factory=dict, compare=False, repr=False)
     warnings: Tuple[str, ...] = ()      # said once per run by apply (e.g. what is not built)
+    ixps: Tuple[IxpLan, ...] = ()
 
     @cached_property
     def node_by_id(self) -> Dict[str, Node]:
@@ -297,23 +319,33 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
             routers.append(Router(node=rid, asn=as_.asn, configure=as_.configure,
                                   confdir=os.path.join(sdir, "frr", rid), config=config))
 
+    ixps: List[IxpLan] = []
+    for position, x in enumerate(topo.ixps.values(), start=1):
+        if x.server != server:
+            continue
+        nodes.append(Node(id=x.node_id, kind="router", asn=x.route_server_asn, ns=ns(x.node_id), forwarding=False))
+        ports = []
+        for i, m in enumerate(x.members, start=1):
+            port = IxpPort(ifname=f"m{i}", member=m.router, member_ifname=x.ifname, mac=ixp_mac(position, i), ip=m.ip)
+            ports.append(port)
+            veths.append(Veth("ixp", Iface(m.router, x.ifname, (f"{m.ip}/{x.prefixlen}",), mac=port.mac,
+                                           offloads_off=offloads_off, shaping=m.shaping),
+                              Iface(x.node_id, port.ifname, offloads_off=offloads_off)))
+        ixps.append(IxpLan(number=x.number, node=x.node_id, ip=x.route_server_ip, prefixlen=x.prefixlen,
+                           mac=ixp_mac(position, 0), ports=tuple(ports)))
+        clients = [frr.RouteServerClient(m.router, m.asn, m.ip) for m in x.members if topo.ases[m.asn].configure]
+        routers.append(Router(node=x.node_id, asn=x.route_server_asn, configure=True,
+                              confdir=os.path.join(sdir, "frr", x.node_id),
+                              config=frr.route_server_config(x.node_id, x.route_server_asn, x.route_server_ip, clients),
+                              daemons=("zebra", "bgpd")))
+
     bridges = tuple(_bridge(topo, b, datapath, marks) for b in topo.bridges.values() if b.server == server)
     srv = topo.servers[server]
     underlay = Underlay(srv.underlay_ip, srv.interface, f"{topo.tag}-phy") if bridges else None   # = Plan.underlay_bridge
     return Plan(instance=topo.name, tag=topo.tag, server=server, backend=backend, datapath=datapath,
                 state_dir=sdir, nodes=tuple(nodes), veths=tuple(veths), bridges=bridges,
                 routers=tuple(routers), underlay=underlay, marks=marks, addressing=addressing,
-                warnings=_unbuilt_ixps(topo, server))
-
-
-def _unbuilt_ixps(topo: Topology, server: str) -> Tuple[str, ...]:
-    """IXPs are in the topology format but not built yet: say so where they or members would be."""
-    here = [x for x in topo.ixps.values()
-            if x.server == server or any(topo.server_of(m.router) == server for m in x.members)]
-    if not here:
-        return ()
-    names = ", ".join(f"IXP {x.number} ({len(x.members)} members)" for x in here)
-    return (f"IXPs are NOT built yet (no peering LAN, no route server): {names}",)
+                ixps=tuple(ixps))
 
 
 def _link_iface(link: Link, end, mtu: int, offloads_off: bool) -> Iface:
@@ -347,6 +379,10 @@ def _router_config(topo: Topology, addr: ASAddressing, rid: str, name: str) -> s
         far = link.b if we_are_a else link.a
         ebgp.append(frr.EbgpPeer(link_id=link.id, router=far.router, asn=far.asn, ip=far.ip,
                                  role=frr.far_role(link.rel, we_are_a)))
+    for x in topo.ixps.values():          # a route server is a peer: we send it own and customer routes
+        if any(m.router == rid for m in x.members):
+            ebgp.append(frr.EbgpPeer(link_id=0, router=f"{x.node_id} route server", asn=x.route_server_asn,
+                                     ip=x.route_server_ip, role="peer"))
     ring = tuple(intra_ifname(l.peer_of(name), addr.routers[l.peer_of(name)].index) for l in addr.links_of(name))
     return frr.router_config(frr.RouterPolicy(
         hostname=rid, asn=addr.asn, router_id=ra.loopback, prefix=addr.prefix, ospf_ifaces=ring,

@@ -66,11 +66,14 @@ def wanted(plan) -> List[Shaped]:
     shaping it should carry (None: none). Host links are never shaped."""
     out: List[Shaped] = []
     for veth in plan.veths:
-        if veth.kind not in ("ring", "inter", "remote"):
+        if veth.kind not in ("ring", "inter", "remote", "ixp"):
             continue
-        label = f"link {veth.link_id}" if veth.link_id is not None else f"{veth.a.node}-{veth.b.node}"
+        if veth.kind == "ixp":
+            label = f"{veth.b.node} {veth.a.node}"        # "ixp100 1.BASE": a member's port
+        else:
+            label = f"link {veth.link_id}" if veth.link_id is not None else f"{veth.a.node}-{veth.b.node}"
         for end in (veth.a, veth.b):
-            if end.node is not None:
+            if end.node is not None and not (veth.kind == "ixp" and end is veth.b):
                 out.append(Shaped(end.node, end.ifname, label, end.shaping))
     return out
 

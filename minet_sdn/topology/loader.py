@@ -786,6 +786,10 @@ def _ixps(p: _Problems, value: Any, ases: Dict[int, AS], known: _Known, declared
                 if as_.prefix and net.overlaps(ipaddress.ip_network(as_.prefix)):
                     p.add(f"{path}.peering_lan", f"{net} overlaps the prefix of AS {asn} ({as_.prefix})")
             lans.append((str(number), net))
+        for i, m in enumerate(members or [], start=1):
+            if isinstance(server, str) and ases[m.asn].server != server:
+                p.add(f"{path}.members[{i}]", f"{m.router} is on server {ases[m.asn].server}, the IXP on {server}: "
+                                              "members on other servers are not supported yet")
         if members is not None and lan is not None and isinstance(server, str) and server in servers \
                 and _is_int(rs_asn) and rs_asn not in ases:
             out[number] = IXP(number=number, server=server, peering_lan=lan, route_server_asn=rs_asn,

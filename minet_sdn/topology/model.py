@@ -229,6 +229,18 @@ class IXP:
         """A member router's interface on this IXP's peering LAN."""
         return f"ixp{self.number}"
 
+    @property
+    def node_id(self) -> str:
+        """The route server's node; the peering LAN is a bridge inside it."""
+        return f"ixp{self.number}"
+
+
+def ixp_mac(position: int, index: int) -> str:
+    """Locally administered MAC on IXP `position` (1-based, file order): 02:69:<position 16 bits>:
+    <index 16 bits>; index 0 is the route server, member i is i."""
+    return "02:69:{:02x}:{:02x}:{:02x}:{:02x}".format(
+        (position >> 8) & 0xFF, position & 0xFF, (index >> 8) & 0xFF, index & 0xFF)
+
 
 @dataclass(frozen=True)
 class Bridge:

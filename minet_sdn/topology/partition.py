@@ -315,11 +315,49 @@ def graph_of(topology: Dict[str, Any]) -> Graph:
     return Graph(weights=weights, edges=edges)
 
 
+def ixp_groups(topology: Dict[str, Any]) -> Dict[Any, Any]:
+    """Vertex -> group: an IXP and its member ASes must share a server (members on other servers are
+    not supported yet), so each connected set of IXPs and members is placed as one vertex."""
+    parent: Dict[Any, Any] = {}
+
+    def find(v: Any) -> Any:
+        while parent.setdefault(v, v) != v:
+            v = parent[v]
+        return v
+
+    for ixp, spec in (topology.get("ixps") or {}).items():
+        for m in (spec or {}).get("members") or []:
+            asn = _asn_of_ref(m.get("router") if isinstance(m, dict) else m)
+            if asn is not None:
+                a, b = find(f"ixp{ixp}"), find(asn)
+                if a != b:
+                    parent[a] = b
+    return {v: find(v) for v in parent}
+
+
+def _contract(graph: Graph, groups: Dict[Any, Any]) -> Graph:
+    rep = {v: groups.get(v, v) for v in graph.weights}
+    weights: Dict[Any, int] = {}
+    for v, w in graph.weights.items():
+        weights[rep[v]] = weights.get(rep[v], 0) + w
+    edges: Dict[Tuple[Any, Any], int] = {}
+    for (u, v), w in graph.edges.items():
+        a, b = rep[u], rep[v]
+        if a != b:
+            key = (a, b) if str(a) <= str(b) else (b, a)
+            edges[key] = edges.get(key, 0) + w
+    return Graph(weights=weights, edges=edges)
+
+
 def place_dict(topology: Dict[str, Any], servers: int, seed: int = 1) -> str:
-    """Assign every AS (and IXP) of `topology` a server, in place; returns the report text."""
-    graph = graph_of(topology)
+    """Assign every AS (and IXP) of `topology` a server, in place; returns the report text.
+    An IXP and its members are placed together (see ixp_groups)."""
+    groups = ixp_groups(topology)
+    graph = _contract(graph_of(topology), groups)
     tos = (topology.get("fabric") or {}).get("isolation") == "tos"
     result = partition(graph, servers, tos=tos, seed=seed)
+    result = Result(**{**result.__dict__, "place": {v: result.place[groups.get(v, v)]
+                                                     for v in graph_of(topology).weights}})
     old = topology.get("servers")
     if isinstance(old, dict) and len(old) == servers:
         names = list(old)

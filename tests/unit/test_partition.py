@@ -108,3 +108,12 @@ def test_servers_omitted_and_lab_up_copy(tmp_path):
     t = load_topology(out)
     assert list(t.servers) == ["VM1", "VM2"] and len(t.remote_links) == 0
     assert {t.ases[1].server, t.ases[3].server} == {"VM1", "VM2"}
+
+
+def test_an_ixp_and_its_members_share_a_server():
+    from minet_sdn.topology.partition import place_dict
+    topo = {"name": "t", "ases": {i: {"routers": [f"R{i}"]} for i in range(1, 9)},
+            "links": [{"a": f"{i}.R{i}", "b": f"{i + 1}.R{i + 1}", "rel": "peer"} for i in range(1, 8)],
+            "ixps": {100: {"members": ["1.R1", "5.R5"]}}}
+    place_dict(topo, 2)
+    assert topo["ases"][1]["server"] == topo["ases"][5]["server"] == topo["ixps"][100]["server"]

@@ -116,8 +116,9 @@ name: t
 servers: [VM1, VM2]
 ases:
   1: {server: VM1, routers: [A, B]}
-  2: {server: VM2, routers: [C]}
+  2: {server: VM1, routers: [C]}
   3: {server: VM2, routers: [D]}
+  4: {server: VM2, routers: [E]}
 ixps:
 %s
 """
@@ -132,7 +133,7 @@ def ixp_problems(text):
 def test_ixps_members_lan_and_route_server():
     t = parse_topology(IXP_BASE % ("  100:\n    server: VM1\n    members:\n      - 1.B\n"
                                    "      - {router: 2.C, announce_to: [1], throughput: 10mbit}\n"
-                                   "  101: {server: VM2, members: [2.C, 3.D], peering_lan: 192.168.7.0/28, "
+                                   "  101: {server: VM2, members: [3.D, 4.E], peering_lan: 192.168.7.0/28, "
                                    "route_server_asn: 65101}\n"), "t.yaml")
     x = t.ixps[100]
     assert (x.server, x.peering_lan, x.route_server_asn, x.route_server_ip, x.ifname) == (
@@ -153,6 +154,9 @@ def test_ixps_members_lan_and_route_server():
     ("  100: {server: VM1, members: [1.Q]}", "t.yaml: ixps.100.members[1]: router 1.Q is not defined"),
     ("  100: {server: VM1, members: [{router: 1.A, announce_to: [3]}]}",
      "t.yaml: ixps.100.members[1].announce_to: AS 3 is not a member of this IXP"),
+    ("  100: {server: VM1, members: [1.A, 3.D]}",
+     "t.yaml: ixps.100.members[2]: 3.D is on server VM2, the IXP on VM1: members on other servers are not "
+     "supported yet"),
     ("  100: {server: VM1, members: [1.A], route_server_asn: 2}",
      "t.yaml: ixps.100.route_server_asn: 2 is a member AS's number; the route server needs its own"),
     ("  100: {server: VM1, members: [1.A, 2.C, 3.D], peering_lan: 10.9.0.0/30}",
@@ -166,7 +170,26 @@ def test_bad_ixps_are_one_line_with_their_key_path(text, line):
     assert line in ixp_problems(text)
 
 
-def test_provisioning_says_ixps_are_not_built(tmp_path):
-    t = parse_topology(IXP_BASE % "  100: {server: VM1, members: [1.B, 2.C]}", "t.yaml")
-    assert build_plan(t, "VM2", root=str(tmp_path)).warnings == (
-        "IXPs are NOT built yet (no peering LAN, no route server): IXP 100 (2 members)",)
+def test_plan_builds_the_route_server_the_lan_ports_and_member_sessions(tmp_path):
+    t = parse_topology(IXP_BASE % "  100: {server: VM1, members: [1.B, {router: 2.C, throughput: 10mbit}]}", "t.yaml")
+    plan = build_plan(t, "VM1", root=str(tmp_path))
+    assert "ixp100" in plan.node_by_id
+    (lan,) = plan.ixps
+    assert (lan.ip, lan.prefixlen, lan.mac) == ("198.18.0.1", 24, "02:69:00:01:00:00")
+    assert [(p.ifname, p.member, p.member_ifname, p.ip, p.mac) for p in lan.ports] == [
+        ("m1", "1.B", "ixp100", "198.18.0.2", "02:69:00:01:00:01"),
+        ("m2", "2.C", "ixp100", "198.18.0.3", "02:69:00:01:00:02")]
+    veths = [v for v in plan.veths if v.kind == "ixp"]
+    assert [(v.a.node, v.a.ifname, v.a.addresses, v.b.node, v.b.ifname) for v in veths] == [
+        ("1.B", "ixp100", ("198.18.0.2/24",), "ixp100", "m1"), ("2.C", "ixp100", ("198.18.0.3/24",), "ixp100", "m2")]
+    assert veths[1].a.shaping.rate_bps == 10_000_000
+    conf = {r.node: r for r in plan.routers}
+    rs = conf["ixp100"]
+    assert rs.daemons == ("zebra", "bgpd") and rs.asn == 100
+    assert "neighbor 198.18.0.2 remote-as 1" in rs.config and "neighbor 198.18.0.3 route-server-client" in rs.config
+    assert "exit\n" not in rs.config
+    assert "neighbor 198.18.0.1 remote-as 100" in conf["1.B"].config
+    assert "neighbor 198.18.0.1 route-map MINET-OUT-UP out" in conf["1.B"].config     # own + customer routes
+    assert "neighbor 198.18.0.1 route-map MINET-IN-PEER in" in conf["1.B"].config     # learn everything
+    assert "198.18.0.1" not in conf["1.A"].config
+    assert build_plan(t, "VM2", root=str(tmp_path)).ixps == ()
