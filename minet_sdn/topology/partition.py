@@ -223,7 +223,8 @@ class Result:
                  f"{self.round_robin_largest}; random: {self.random_mean:.1f}, largest server "
                  f"{self.random_largest:.1f}, mean of {RANDOM_TRIALS} seeds)"]
         if top > self.cap and self.feasible:
-            lines.append(f"note: an AS of more than {self.cap} routers sits alone on its server; "
+            lines.append(f"note: an AS (or an IXP with its members, placed together) of more than {self.cap} "
+                         f"routers sits alone on its server; "
                          f"no placement can be within {int(BALANCE * 100)} % of the mean")
         if not self.feasible:
             lines.append(f"warning: no placement keeps every server within {int(BALANCE * 100)} % of the mean "
