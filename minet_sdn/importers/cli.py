@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from ..topology import TopologyError, parse_topology
 from . import ImportProblem, Imported, to_yaml

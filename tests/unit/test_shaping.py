@@ -2,7 +2,6 @@
 removed when the topology drops it, and one warning naming the links when the kernel has no netem."""
 import re
 
-import pytest
 
 from minet_sdn.provision import shaping
 from minet_sdn.provision.plan import build_plan
