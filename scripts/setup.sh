@@ -23,6 +23,6 @@ if ((${#missing[@]})); then
 fi
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v -i "running pip as the 'root' user" || true
-python3 -c "import minet_sdn, os_ken, yaml, pyroute2, paramiko, hypothesis, graphviz, selenium" \
+python3 -c "import minet_sdn, os_ken, yaml, pyroute2, paramiko, hypothesis, graphviz, selenium, networkx" \
   || { echo "setup: Python dependencies did not install" >&2; exit 1; }
 echo "setup: ready" >&2

@@ -8,6 +8,7 @@
   minet lab up|down|status FILE       the embedded multi-server lab (when installed)
   minet exec FILE NODE -- CMD         run a command in a lab node
   minet matrix|graph|lg FILE ...      watch a lab: connectivity matrix, picture, looking glass
+  minet import mini-internet DIR | gml FILE [-o OUT]   make a topology; minet partition FILE --servers N
 
 Errors are one line on stderr; bad input exits 2, an unreachable controller exits 1.
 """
@@ -223,14 +224,17 @@ def cmd_link_list(args) -> int:
     if args.json:
         print(json.dumps(links, indent=1))
         return 0
-    print(f"{'ID':>4}  {'A':<14} {'B':<14} {'REL':<9} {'WHERE':<12} {'STATE':<7} {'TUNNEL':<6} {'PACKETS':>10}")
+    print(f"{'ID':>4}  {'A':<14} {'B':<14} {'REL':<9} {'WHERE':<12} {'STATE':<7} {'TUNNEL':<6} {'PACKETS':>10}"
+          "  SHAPING")
     for l in links:
         where = f"{l['a']['server']}-{l['b']['server']}" if l["remote"] else f"local {l['a']['server']}"
         tunnel = "-" if l.get("tunnel_live") is None else ("live" if l["tunnel_live"] else "DOWN")
         answered = [c for c in l.get("counters", {}).values() if c is not None]
         packets = sum(c["packets"] for c in answered) if answered else ("?" if l["remote"] else "-")
+        shaped = l.get("shaping") or {}
+        shaping = " ".join(f"{k} {v}" for k, v in shaped.items()) or "-"
         print(f"{l['id']:>4}  {l['a']['router']:<14} {l['b']['router']:<14} {l['rel']:<9} {where:<12} "
-              f"{l['state']:<7} {tunnel:<6} {packets:>10}")
+              f"{l['state']:<7} {tunnel:<6} {packets:>10}  {shaping}")
     return 0
 
 
@@ -282,6 +286,9 @@ def build_parser() -> Parser:
 
     from ..watch.cli import add_watch_commands           # matrix, graph, lg
     add_watch_commands(sub)
+    from ..importers.cli import add_commands as add_import_commands
+    add_import_commands(sub, UsageError)      # import mini-internet|gml, partition
+
     try:
         from ..lab.cli import add_lab_commands
     except ImportError:

@@ -20,6 +20,7 @@ def link_view(core: FabricCore, link: Link, counters: Optional[Counters] = None)
         "remote": link.remote,
         "state": core.link_state(link),
         "tunnel_live": core.pair_live(x, y) if link.remote else None,
+        "shaping": link.shaping.as_dict() if link.shaping else None,
     }
     if link.remote:
         # None: that server's bridge did not answer (not connected, or too slow), which is not zero

@@ -21,6 +21,12 @@ def _fail(prog: str, exc: BaseException) -> int:
 
 def cmd_up(args) -> int:
     from . import lab
+    if getattr(args, "servers", None):         # place the ASes first (minet partition), then bring that up
+        from ..topology.partition import placed_copy
+        try:
+            args.file = placed_copy(args.file, args.servers)
+        except ValueError as exc:
+            return _fail("minet lab up", exc)
     try:
         summary = lab.lab_up(args.file, mgmt_subnet=args.mgmt_subnet, bgp_timeout=args.bgp_timeout,
                              keep_on_failure=args.keep_on_failure, backend=args.backend, image=args.image)
@@ -82,6 +88,8 @@ def add_lab_commands(subparsers) -> None:
                          "(containers; needs a running docker engine); a lab keeps the one it was built with")
     up.add_argument("--image", help="docker backend: the image (default: minet-provision's, built locally)")
     up.add_argument("--json", action="store_true", help="print the summary as JSON")
+    up.add_argument("--servers", type=int, metavar="N", help="place the ASes on N servers first (minet "
+                    "partition) and bring up that copy, written beside FILE as STEM-Nservers.yaml")
     up.set_defaults(func=cmd_up)
     down = lsub.add_parser("down", help="remove everything the lab made")
     down.add_argument("file")

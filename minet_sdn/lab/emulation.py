@@ -218,6 +218,8 @@ def effective_topology_text(topo_path: str, topo: Topology, addresses: Dict[str,
     mgmt_ip = addresses["mgmt"]
     data["controller"] = {"ofp": f"{mgmt_ip}:{topo.controller.ofp_port}",
                           "rest": f"{mgmt_ip}:{topo.controller.rest_port}"}
+    if isinstance(data["servers"], list):     # `servers: [VM1, VM2]`: the addresses the loader numbered
+        data["servers"] = {name: {"underlay_ip": topo.servers[name].underlay_ip} for name in data["servers"]}
     for name in data["servers"]:
         spec = dict(data["servers"][name] or {})
         spec["ssh"] = f"root@{addresses[name]}:{SSH_PORT}"

@@ -670,9 +670,28 @@ def lab_status(topo_path: str, json: bool = False) -> Any:
             "state": c.get("state"), "tunnel_live": c.get("tunnel_live")})
     if state.data.get("provisioned"):
         status["bgp"] = [bgp_sessions(topo, r) for r in configured_routers(topo)]
+    status["shaping"] = _shaping_rows(topo)
     if json:
         return status
     return _format_status(status)
+
+
+def _shaping_rows(topo: Topology) -> List[Dict[str, Any]]:
+    """Shaped links: configured vs the qdiscs their router ends carry (provision/shaping.py)."""
+    from ..provision import shaping
+    from ..provision.plan import build_plan
+
+    def read(node: str, ifname: str) -> Optional[List[Dict[str, Any]]]:
+        place = node_place(topo, node)
+        if place is None:
+            return None
+        try:
+            res = subprocess.run(place.exec_prefix() + ["tc", "-j", "qdisc", "show", "dev", ifname],
+                                 capture_output=True, text=True, timeout=10)
+            return json.loads(res.stdout) if res.returncode == 0 else None
+        except (OSError, subprocess.TimeoutExpired, ValueError):
+            return None
+    return shaping.lab_rows(topo, lambda s: build_plan(topo, s, root=em.provision_state_dir(topo, s)), read)
 
 
 def _format_status(st: Dict[str, Any]) -> str:
@@ -701,6 +720,12 @@ def _format_status(st: Dict[str, Any]) -> str:
             sess = "  ".join(f"{s['peer']} AS{s['remote_as']} {s['state']}" for s in r["sessions"])
             miss = f"  missing: {' '.join(r['missing'])}" if r["missing"] else ""
             out.append(f"    {r['router']:<12} {sess}{miss}")
+    if st.get("shaping"):
+        out.append("  shaped links (configured -> what each end carries):")
+        for r in st["shaping"]:
+            ends = "; ".join(f"{k} {v}" for k, v in r["ends"].items())
+            out.append(f"    {r['link']:<16} {r['configured']:<24} {ends}"
+                       + ("" if r["delay_applied"] else "  (delay NOT applied)"))
     for p in st["problems"]:
         out.append(f"  problem: {p}")
     return "\n".join(out)

@@ -158,6 +158,7 @@ class Provisioner:
                 self._up_nodes()
                 self._up_veths()
                 self._up_routes()
+                self._up_shaping()
                 if self.plan.bridges:
                     self._up_underlay()
                     self._up_bridges()
@@ -258,6 +259,16 @@ class Provisioner:
         for node in self.plan.nodes:
             if node.routes:
                 self._changed(nlk.ensure_routes(self._nl, self.backend.nspath(node), node))
+
+    def _up_shaping(self) -> None:
+        """IXP peering LANs (ixp.py), then tc on link interfaces (shaping.py); a kernel without
+        netem gives one warning line."""
+        from . import ixp, shaping
+        self._changed(ixp.apply_plan(self.plan, self._path))      # IXP peering LANs (ports exist now)
+        changes, warning = shaping.apply_plan(self.plan, self._path)
+        self._changed(changes)
+        for line in ([warning] if warning else []) + list(self.plan.warnings):
+            self.progress(f"warning: {line}")
 
     # ---- OvS ----------------------------------------------------------------------------------
     def _up_underlay(self) -> None:

@@ -151,3 +151,30 @@ def _policy(asn: int, ebgp: Sequence[EbgpPeer]) -> List[str]:
                 " set large-comm-list MINET-OURS delete",
                 "route-map MINET-OUT-UP permit 20", " match as-path MINET-LOCAL", "!"]
     return out
+
+
+# ---- IXP route servers ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RouteServerClient:
+    router: str        # "<asn>.<NAME>"
+    asn: int
+    ip: str            # its peering-LAN address
+
+
+def route_server_config(hostname: str, asn: int, router_id: str, clients: Sequence[RouteServerClient]) -> str:
+    """A transparent route server (bgpd `route-server-client`): it keeps the members' next hops and
+    does not add its AS, so members exchange traffic directly over the peering LAN. Every member
+    learns every other member's routes (the classic layout's default); members decide what they
+    announce (their own and their customers' routes, as to any peer)."""
+    out: List[str] = ["frr defaults traditional", f"hostname {hostname}", "!",
+                      f"router bgp {asn}", f" bgp router-id {router_id}", " bgp log-neighbor-changes",
+                      " no bgp ebgp-requires-policy", f" timers bgp {KEEPALIVE} {HOLDTIME}"]
+    for c in clients:
+        out += [f" neighbor {c.ip} remote-as {c.asn}", f" neighbor {c.ip} description member {c.router}"]
+        out += _session_timers(c.ip)
+    out += [" !", " address-family ipv4 unicast"]
+    for c in clients:
+        out += [f"  neighbor {c.ip} route-server-client", f"  neighbor {c.ip} activate"]
+    out += [" exit-address-family", "!"]
+    return "\n".join(out) + "\n"

@@ -25,7 +25,7 @@ from functools import cached_property
 from typing import Dict, List, Optional, Tuple
 
 from ..topology.addressing import ASAddressing, topology_addressing
-from ..topology.model import Bridge, Link, Topology, router_ifname
+from ..topology.model import Bridge, Link, Shaping, Topology, ixp_mac, router_ifname
 from . import frr
 
 STATE_DIR_ENV = "MINET_STATE_DIR"
@@ -70,6 +70,7 @@ class Iface:
     mtu: int = LOCAL_MTU
     offloads_off: bool = False          # TX checksum / TSO / GSO off (netdev datapath needs it)
     alias: Optional[str] = None         # ownership mark on interfaces in the server's namespace
+    shaping: Optional[Shaping] = None   # tc on this interface's egress (shaping.py); router ends only
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,27 @@ class Router:
 
 
 @dataclass(frozen=True)
+class IxpPort:
+    ifname: str               # the port's name on the peering-LAN bridge (in the route server's node)
+    member: str               # member router node id
+    member_ifname: str        # its interface on the LAN
+    mac: str
+    ip: str
+
+
+@dataclass(frozen=True)
+class IxpLan:
+    """An IXP's peering LAN: a bridge `lan` inside the route server's node, no flooding or learning,
+    a static forwarding entry per port and static ARP entries everywhere (provision/ixp.py)."""
+    number: int
+    node: str                 # the route server's node id
+    ip: str                   # the route server's address
+    prefixlen: int
+    mac: str
+    ports: Tuple[IxpPort, ...]
+
+
+@dataclass(frozen=True)
 class Underlay:
     """The underlay address this server's tunnels leave from (only planned when it has bridges)."""
     ip: str
@@ -182,6 +204,8 @@ class Plan:
     underlay: Optional[Underlay]
     marks: Pairs = ()
     addressing: Dict[int, ASAddressing] = field(default_factory=dict, compare=False, repr=False)
+    warnings: Tuple[str, ...] = ()      # said once per run by apply (e.g. what is not built)
+    ixps: Tuple[IxpLan, ...] = ()
 
     @cached_property
     def node_by_id(self) -> Dict[str, Node]:
@@ -269,9 +293,11 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
             ia, ib = addr.routers[link.a], addr.routers[link.b]
             veths.append(Veth("ring",
                               Iface(f"{as_.asn}.{link.a}", intra_ifname(link.b, ib.index),
-                                    (f"{link.a_ip}/{link.prefixlen}",), offloads_off=offloads_off),
+                                    (f"{link.a_ip}/{link.prefixlen}",), offloads_off=offloads_off,
+                                    shaping=link.shaping),
                               Iface(f"{as_.asn}.{link.b}", intra_ifname(link.a, ia.index),
-                                    (f"{link.b_ip}/{link.prefixlen}",), offloads_off=offloads_off)))
+                                    (f"{link.b_ip}/{link.prefixlen}",), offloads_off=offloads_off,
+                                    shaping=link.shaping)))
 
     mtu = topo.fabric.link_mtu
     for link in topo.links:
@@ -293,18 +319,39 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
             routers.append(Router(node=rid, asn=as_.asn, configure=as_.configure,
                                   confdir=os.path.join(sdir, "frr", rid), config=config))
 
+    ixps: List[IxpLan] = []
+    for position, x in enumerate(topo.ixps.values(), start=1):
+        if x.server != server:
+            continue
+        nodes.append(Node(id=x.node_id, kind="router", asn=x.route_server_asn, ns=ns(x.node_id), forwarding=False))
+        ports = []
+        for i, m in enumerate(x.members, start=1):
+            port = IxpPort(ifname=f"m{i}", member=m.router, member_ifname=x.ifname, mac=ixp_mac(position, i), ip=m.ip)
+            ports.append(port)
+            veths.append(Veth("ixp", Iface(m.router, x.ifname, (f"{m.ip}/{x.prefixlen}",), mac=port.mac,
+                                           offloads_off=offloads_off, shaping=m.shaping),
+                              Iface(x.node_id, port.ifname, offloads_off=offloads_off)))
+        ixps.append(IxpLan(number=x.number, node=x.node_id, ip=x.route_server_ip, prefixlen=x.prefixlen,
+                           mac=ixp_mac(position, 0), ports=tuple(ports)))
+        clients = [frr.RouteServerClient(m.router, m.asn, m.ip) for m in x.members if topo.ases[m.asn].configure]
+        routers.append(Router(node=x.node_id, asn=x.route_server_asn, configure=True,
+                              confdir=os.path.join(sdir, "frr", x.node_id),
+                              config=frr.route_server_config(x.node_id, x.route_server_asn, x.route_server_ip, clients),
+                              daemons=("zebra", "bgpd")))
+
     bridges = tuple(_bridge(topo, b, datapath, marks) for b in topo.bridges.values() if b.server == server)
     srv = topo.servers[server]
     underlay = Underlay(srv.underlay_ip, srv.interface, f"{topo.tag}-phy") if bridges else None   # = Plan.underlay_bridge
     return Plan(instance=topo.name, tag=topo.tag, server=server, backend=backend, datapath=datapath,
                 state_dir=sdir, nodes=tuple(nodes), veths=tuple(veths), bridges=bridges,
-                routers=tuple(routers), underlay=underlay, marks=marks, addressing=addressing)
+                routers=tuple(routers), underlay=underlay, marks=marks, addressing=addressing,
+                ixps=tuple(ixps))
 
 
 def _link_iface(link: Link, end, mtu: int, offloads_off: bool) -> Iface:
     return Iface(end.router, router_ifname(link.id),
                  (f"{end.ip}/{link.prefixlen}", f"{end.ip6}/{link.prefixlen6}"),
-                 mac=end.mac, mtu=mtu, offloads_off=offloads_off)
+                 mac=end.mac, mtu=mtu, offloads_off=offloads_off, shaping=link.shaping)
 
 
 def _bridge(topo: Topology, b: Bridge, datapath: str, marks: Pairs) -> OvsBridge:
@@ -332,6 +379,10 @@ def _router_config(topo: Topology, addr: ASAddressing, rid: str, name: str) -> s
         far = link.b if we_are_a else link.a
         ebgp.append(frr.EbgpPeer(link_id=link.id, router=far.router, asn=far.asn, ip=far.ip,
                                  role=frr.far_role(link.rel, we_are_a)))
+    for x in topo.ixps.values():          # a route server is a peer: we send it own and customer routes
+        if any(m.router == rid for m in x.members):
+            ebgp.append(frr.EbgpPeer(link_id=0, router=f"{x.node_id} route server", asn=x.route_server_asn,
+                                     ip=x.route_server_ip, role="peer"))
     ring = tuple(intra_ifname(l.peer_of(name), addr.routers[l.peer_of(name)].index) for l in addr.links_of(name))
     return frr.router_config(frr.RouterPolicy(
         hostname=rid, asn=addr.asn, router_id=ra.loopback, prefix=addr.prefix, ospf_ifaces=ring,

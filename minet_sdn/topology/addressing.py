@@ -22,7 +22,9 @@ i = 1..N in the order the topology lists them; each region is a quarter or half 
                                                              .+1 = router i, .+2 = its host
     ========================  ====================  =======  =========================================
 
-Ring links: the routers of an AS form a ring in listed order: link k joins router k and router k+1
+Intra-AS links: the AS's explicit ``links`` (``ases.N.links``) in the order written, link k being
+the k-th; ``.+1`` is its ``a`` end. When an AS lists no links, they default to a ring:
+the routers of an AS form a ring in listed order: link k joins router k and router k+1
 (k = 1..N-1) and, when N >= 3, link N closes the ring (router N -- router 1). Two routers: one link;
 one router: none. A /24 therefore holds up to 16 routers (S/16 ring links); a /23 holds 32.
 
@@ -36,7 +38,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
-from .model import AS, Topology
+from .model import AS, Shaping, Topology
 
 MAX_DEFAULT_ASN = 65535
 INTRA_PREFIXLEN = 30
@@ -60,6 +62,7 @@ class IntraLink:
     a_ip: str
     b_ip: str
     prefixlen: int = INTRA_PREFIXLEN
+    shaping: Optional[Shaping] = None
 
     def ip_of(self, router: str) -> str:
         return self.a_ip if router == self.a else self.b_ip
@@ -116,6 +119,18 @@ def ring(routers: Tuple[str, ...]) -> List[Tuple[str, str]]:
     return pairs
 
 
+def intra_links(as_: AS) -> List[Tuple[str, str, Optional[Shaping]]]:
+    """(a, b, shaping) of every intra-AS link: the explicit ones, else the ring."""
+    if as_.links is not None:
+        return [(l.a, l.b, l.shaping) for l in as_.links]
+    return [(a, b, None) for a, b in ring(as_.routers)]
+
+
+def max_intra_links(prefix: str) -> int:
+    """How many intra-AS /30s the layout of `prefix` holds (a quarter of it)."""
+    return ipaddress.ip_network(prefix).num_addresses // 16
+
+
 def as_addressing(as_: AS) -> ASAddressing:
     """Number one AS; raises AddressingError if it has no prefix or too many routers."""
     prefix = as_prefix(as_)
@@ -126,6 +141,10 @@ def as_addressing(as_: AS) -> ASAddressing:
     if len(as_.routers) > max_routers(prefix):
         raise AddressingError([f"ases.{as_.asn}.routers: {len(as_.routers)} routers do not fit {prefix} "
                                f"(room for {max_routers(prefix)}; set a shorter prefix)"])
+    pairs = intra_links(as_)
+    if len(pairs) > max_intra_links(prefix):
+        raise AddressingError([f"ases.{as_.asn}.links: {len(pairs)} intra-AS links do not fit {prefix} "
+                               f"(room for {max_intra_links(prefix)}; set a shorter prefix)"])
     base = int(net.network_address)
 
     def ip(offset: int) -> str:
@@ -137,9 +156,10 @@ def as_addressing(as_: AS) -> ASAddressing:
         routers[name] = RouterAddressing(name=name, index=i, loopback=ip(i),
                                          host_router_ip=ip(host_base + 1), host_ip=ip(host_base + 2))
     links = []
-    for k, (a, b) in enumerate(ring(as_.routers), start=1):
+    for k, (a, b, shaping) in enumerate(pairs, start=1):
         link_base = size // 4 + 4 * (k - 1)
-        links.append(IntraLink(index=k, a=a, b=b, a_ip=ip(link_base + 1), b_ip=ip(link_base + 2)))
+        links.append(IntraLink(index=k, a=a, b=b, a_ip=ip(link_base + 1), b_ip=ip(link_base + 2),
+                               shaping=shaping))
     return ASAddressing(asn=as_.asn, prefix=str(net), routers=routers, links=tuple(links))
 
 

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 import yaml
 
-from .model import (AS, ENCAP_OVERHEAD, ENCAPSULATIONS, ISOLATION_MODES, MAX_LINKS,
+from .model import (AS, ASLink, DEFAULT_IXP_SUBNET, ENCAP_OVERHEAD, IXP, IXPMember, Shaping, ENCAPSULATIONS, ISOLATION_MODES, MAX_LINKS,
                     MAX_TOS_LINKS_PER_PAIR, RELATIONSHIPS, Controller, Endpoint, Fabric, Link,
                     Server, Topology, endpoint_mac, link_addresses, link_capacity, router_ifname)
 
@@ -33,12 +33,17 @@ MAX_ASN = 4294967294
 MAX_SERVERS = 0xFFFF            # a server's index is 16 bits of every datapath id
 MIN_ROUTER_MTU = 1280           # IPv6 minimum: what must still fit through a tunnel
 
-TOP_KEYS = ("name", "fabric", "controller", "servers", "ases", "links")
+TOP_KEYS = ("name", "fabric", "controller", "servers", "ases", "links", "ixps")
 FABRIC_KEYS = ("isolation", "encapsulation", "underlay_mtu", "bfd_interval_ms", "link_subnet", "link_subnet6")
 CONTROLLER_KEYS = ("ofp", "rest")
 SERVER_KEYS = ("underlay_ip", "interface", "ssh")
-AS_KEYS = ("server", "routers", "configure", "prefix")
-LINK_KEYS = ("a", "b", "rel")
+AS_KEYS = ("server", "routers", "configure", "prefix", "links")
+SHAPING_KEYS = ("throughput", "delay", "buffer")
+LINK_KEYS = ("a", "b", "rel") + SHAPING_KEYS
+AS_LINK_KEYS = ("a", "b") + SHAPING_KEYS
+IXP_KEYS = ("server", "members", "peering_lan", "route_server_asn")
+IXP_MEMBER_KEYS = ("router", "announce_to") + SHAPING_KEYS
+LIST_SERVER_NET = "192.0.2.0/24"     # `servers: [A, B]`: underlay addresses .1, .2, ... of TEST-NET-1
 
 
 class TopologyError(Exception):
@@ -267,6 +272,74 @@ def _listen(p: _Problems, path: str, value: Any, default_port: int) -> Optional[
     return hostport
 
 
+# ---- link shaping ---------------------------------------------------------------------------
+
+_QUANTITY_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)")
+RATE_UNITS = {"bit": 1, "bps": 1, "kbit": 10 ** 3, "mbit": 10 ** 6, "gbit": 10 ** 9,
+              "kbps": 8 * 10 ** 3, "mbps": 8 * 10 ** 6, "gbps": 8 * 10 ** 9}
+TIME_UNITS = {"us": 1, "usec": 1, "ms": 1000, "msec": 1000, "s": 10 ** 6, "sec": 10 ** 6}
+SIZE_UNITS = {"b": 1, "kb": 1024, "k": 1024, "mb": 1024 * 1024, "m": 1024 * 1024}
+MAX_RATE_BPS = 100 * 10 ** 9
+MAX_DELAY_US = 10 * 10 ** 6
+MAX_BUFFER_BYTES = 1 << 30
+
+
+def parse_quantity(value: Any, units: Dict[str, int], bare: int) -> Optional[int]:
+    """An integer amount of the base unit from `10mbit` / `2.5ms` / `64kb`, or a bare number
+    (times `bare`); None if it is neither."""
+    if _is_int(value) or isinstance(value, float):
+        number, unit = float(value), ""
+    elif isinstance(value, str) and (m := _QUANTITY_RE.fullmatch(value.strip())):
+        number, unit = float(m.group(1)), m.group(2).lower()
+    else:
+        return None
+    if unit and unit not in units:
+        return None
+    amount = number * (units[unit] if unit else bare)
+    return int(round(amount)) if amount == amount and amount < 2 ** 62 else None
+
+
+def _shaping(p: _Problems, path: str, spec: Dict) -> Optional[Shaping]:
+    """throughput (bare number: kbit/s, as the mini-Internet writes it), delay (bare: ms),
+    buffer (a size, bare: bytes, or a time: the tbf latency)."""
+    kw: Dict[str, Any] = {}
+    if spec.get("throughput") is not None:
+        rate = parse_quantity(spec["throughput"], RATE_UNITS, 1000)
+        if rate is None or not 8000 <= rate <= MAX_RATE_BPS:
+            p.add(f"{path}.throughput", f"{_describe(spec['throughput'])} is not a rate in 8kbit..100gbit "
+                                        "(e.g. 10mbit, 1gbit; a bare number is kbit/s)")
+        else:
+            kw["rate_bps"] = rate
+    if spec.get("delay") is not None:
+        delay = parse_quantity(spec["delay"], TIME_UNITS, 1000)
+        if delay is None or not 0 <= delay <= MAX_DELAY_US:
+            p.add(f"{path}.delay", f"{_describe(spec['delay'])} is not a delay in 0..10s "
+                                   "(e.g. 5ms, 250us; a bare number is ms)")
+        else:
+            kw["delay_us"] = delay
+    if spec.get("buffer") is not None:
+        raw = spec["buffer"]
+        unit = _QUANTITY_RE.fullmatch(raw.strip()).group(2).lower() if (
+            isinstance(raw, str) and _QUANTITY_RE.fullmatch(raw.strip())) else ""
+        if unit in TIME_UNITS:
+            latency = parse_quantity(raw, TIME_UNITS, 1)
+            if latency is None or not 1 <= latency <= MAX_DELAY_US:
+                p.add(f"{path}.buffer", f"{_describe(raw)} is not a queueing time in 1us..10s")
+            else:
+                kw["latency_us"] = latency
+        else:
+            size = parse_quantity(raw, SIZE_UNITS, 1)
+            if size is None or not 1500 <= size <= MAX_BUFFER_BYTES:
+                p.add(f"{path}.buffer", f"{_describe(raw)} is not a buffer: a size in 1500b..1gb "
+                                        "(e.g. 64kb; a bare number is bytes) or a time (e.g. 50ms)")
+            else:
+                kw["buffer_bytes"] = size
+        if "rate_bps" not in kw and spec.get("throughput") is None:
+            p.add(f"{path}.buffer", "needs a throughput (the buffer is the queue of the rate limiter)")
+    shaping = Shaping(**kw)
+    return shaping if shaping else None
+
+
 # ---- the loader -----------------------------------------------------------------------------
 
 def load_topology(path: str) -> Topology:
@@ -315,10 +388,11 @@ def _build(p: _Problems, data: Any, source: str) -> Optional[Topology]:
     servers, declared = _servers(p, data["servers"]) if "servers" in data else ({}, None)
     ases, known = _ases(p, data["ases"], servers, declared, fabric) if "ases" in data else ({}, None)
     links = _links(p, data.get("links"), ases, known, servers, fabric)
+    ixps = _ixps(p, data.get("ixps"), ases, known, declared, servers, fabric)
     if p.lines:
         return None
     return Topology(name=name, servers=servers, ases=ases, links=tuple(links), fabric=fabric,
-                    controller=controller, source=source)
+                    controller=controller, source=source, ixps=ixps)
 
 
 def _fabric(p: _Problems, value: Any) -> Fabric:
@@ -396,9 +470,14 @@ def _underlay_ip(p: _Problems, path: str, value: Any) -> Optional[str]:
 
 def _servers(p: _Problems, value: Any) -> Tuple[Dict[str, Server], Optional[Set[str]]]:
     """The valid servers, and every well-formed name declared (None if the section is unusable)."""
-    data = {} if value is None else _mapping(p, "servers", value)
-    if data is None:
+    if isinstance(value, list):
+        value = _server_list(p, value)
+        if value is None:
+            return {}, None
+    if value is not None and not isinstance(value, dict):
+        p.add("servers", f"must be a mapping or a list of server names, not {_describe(value)}")
         return {}, None
+    data = value or {}
     if not data:
         p.add("servers", "must name at least one server")
     if len(data) > MAX_SERVERS:
@@ -433,6 +512,25 @@ def _servers(p: _Problems, value: Any) -> Tuple[Dict[str, Server], Optional[Set[
         if ip is not None:
             out[name] = Server(name=name, index=index, underlay_ip=ip, interface=iface, ssh=ssh)
     return out, declared
+
+
+def _server_list(p: _Problems, names: List[Any]) -> Optional[Dict[Any, Any]]:
+    """`servers: [VM1, VM2]`: names only; underlay addresses are numbered from LIST_SERVER_NET."""
+    net = ipaddress.ip_network(LIST_SERVER_NET)
+    if len(names) > net.num_addresses - 2:
+        p.add("servers", f"{len(names)} servers in a list; at most {net.num_addresses - 2} "
+                         "(give underlay addresses in a mapping for more)")
+        return None
+    out: Dict[Any, Any] = {}
+    for i, name in enumerate(names, start=1):
+        if not isinstance(name, (str, int)) or isinstance(name, bool):
+            p.add(f"servers[{i}]", f"{_describe(name)} is not a server name")
+            return None
+        if name in out:
+            p.add(f"servers[{i}]", f"server {name} is listed twice")
+            return None
+        out[name] = {"underlay_ip": str(net.network_address + i)}
+    return out
 
 
 # Routers declared per AS number, so that a link to an AS or router that is declared but broken is
@@ -473,9 +571,10 @@ def _ases(p: _Problems, value: Any, servers: Dict[str, Server], declared_servers
         if not isinstance(configure, bool):
             p.add(f"{path}.configure", f"{_describe(configure)} is not true or false")
         prefix = _network(p, f"{path}.prefix", spec["prefix"], 4, 24) if spec.get("prefix") is not None else None
+        intra = _as_links(p, f"{path}.links", spec["links"], names) if "links" in spec else None
         if isinstance(server, str) and server in servers and names:
             out[asn] = AS(asn=asn, server=server, routers=tuple(names), configure=configure is not False,
-                          prefix=prefix)
+                          prefix=prefix, links=intra)
     _check_prefix_overlaps(p, out, fabric)
     return out, known
 
@@ -498,6 +597,66 @@ def _routers(p: _Problems, path: str, value: Any) -> Optional[List[str]]:
         else:
             names.append(r)
     return names
+
+
+def _as_links(p: _Problems, path: str, value: Any, names: Optional[List[str]]) -> Optional[Tuple[ASLink, ...]]:
+    """Explicit intra-AS links `[{a: R1, b: R2, throughput..}]`; None when absent or unusable."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        p.add(path, f"must be a list of intra-AS links {{a: ROUTER, b: ROUTER}}, not {_describe(value)}")
+        return None
+    out: List[ASLink] = []
+    seen: Dict[frozenset, int] = {}
+    for i, spec in enumerate(value, start=1):
+        lpath = f"{path}[{i}]"
+        spec = _mapping(p, lpath, spec)
+        if spec is None:
+            continue
+        _check_keys(p, lpath, spec, AS_LINK_KEYS, ("a", "b"))
+        ends = []
+        for side in ("a", "b"):
+            if side not in spec:
+                continue
+            r = spec[side]
+            if not (isinstance(r, str) and ROUTER_RE.fullmatch(r)):
+                p.add(f"{lpath}.{side}", f"{_describe(r)} is not a router name")
+            elif names is not None and r not in names:
+                p.add(f"{lpath}.{side}", f"router {r} is not in this AS's routers")
+            else:
+                ends.append(r)
+        shaping = _shaping(p, lpath, spec)
+        if len(ends) != 2:
+            continue
+        if ends[0] == ends[1]:
+            p.add(lpath, f"joins router {ends[0]} to itself")
+            continue
+        pair = frozenset(ends)
+        if pair in seen:
+            p.add(lpath, f"{ends[0]} and {ends[1]} are already joined by {path}[{seen[pair]}]")
+            continue
+        seen[pair] = i
+        out.append(ASLink(a=ends[0], b=ends[1], shaping=shaping))
+    if names is not None and len(out) == len(value) and len(names) > 1:
+        _check_connected(p, path, names, out)
+    return tuple(out)
+
+
+def _check_connected(p: _Problems, path: str, names: List[str], links: List[ASLink]) -> None:
+    """OSPF and iBGP over loopbacks need every router of an AS reachable inside it."""
+    adj: Dict[str, Set[str]] = {n: set() for n in names}
+    for l in links:
+        adj[l.a].add(l.b)
+        adj[l.b].add(l.a)
+    seen, todo = {names[0]}, [names[0]]
+    while todo:
+        for nxt in adj[todo.pop()] - seen:
+            seen.add(nxt)
+            todo.append(nxt)
+    cut = [n for n in names if n not in seen]
+    if cut:
+        p.add(path, f"router{'s' if len(cut) > 1 else ''} {', '.join(cut[:5])}"
+                    f"{' ...' if len(cut) > 5 else ''} cannot reach {names[0]} over these links")
 
 
 def _check_prefix_overlaps(p: _Problems, ases: Dict[int, AS], fabric: Fabric) -> None:
@@ -548,6 +707,7 @@ def _links(p: _Problems, value: Any, ases: Dict[int, AS], known: _Known, servers
         a = _router_ref(p, f"{path}.a", spec["a"], known) if "a" in spec else None
         b = _router_ref(p, f"{path}.b", spec["b"], known) if "b" in spec else None
         rel = _choice(p, f"{path}.rel", spec["rel"], RELATIONSHIPS) if "rel" in spec else None
+        shaping = _shaping(p, path, spec)
         if a and b and a[0] == b[0]:
             p.add(path, f"{spec['a']} and {spec['b']} are both in AS {a[0]}; a link joins two ASes")
             continue
@@ -558,7 +718,8 @@ def _links(p: _Problems, value: Any, ases: Dict[int, AS], known: _Known, servers
         for side, ((asn, rname), ip, ip6) in enumerate(((a, a4, a6), (b, b4, b6)), start=1):
             ends.append(Endpoint(router=f"{asn}.{rname}", asn=asn, server=ases[asn].server, ip=ip, ip6=ip6,
                                  mac=endpoint_mac(link_id, side), ifname=router_ifname(link_id)))
-        out.append(Link(id=link_id, a=ends[0], b=ends[1], rel=rel, prefixlen=plen, prefixlen6=plen6))
+        out.append(Link(id=link_id, a=ends[0], b=ends[1], rel=rel, prefixlen=plen, prefixlen6=plen6,
+                        shaping=shaping))
     if fabric.isolation == "tos":
         _check_tos_capacity(p, out, servers)
     return out
@@ -575,3 +736,115 @@ def _check_tos_capacity(p: _Problems, links: List[Link], servers: Dict[str, Serv
             p.add("links", f"{count} links between {x} and {y}; tos isolation marks each with a DSCP "
                            f"in 1..{MAX_TOS_LINKS_PER_PAIR}, so at most {MAX_TOS_LINKS_PER_PAIR} fit "
                            f"(use fabric.isolation: key)")
+
+
+def _ixps(p: _Problems, value: Any, ases: Dict[int, AS], known: _Known, declared_servers: Optional[Set[str]],
+          servers: Dict[str, Server], fabric: Fabric) -> Dict[int, IXP]:
+    """`ixps: {N: {server, members: [ROUTER | {router, announce_to, throughput, ...}], peering_lan,
+    route_server_asn}}`. IXP k's peering LAN defaults to the k-th /24 of DEFAULT_IXP_SUBNET."""
+    if value is None:
+        return {}
+    data = _mapping(p, "ixps", value)
+    if data is None:
+        return {}
+    pool = ipaddress.ip_network(DEFAULT_IXP_SUBNET)
+    out: Dict[int, IXP] = {}
+    lans: List[Tuple[str, ipaddress.IPv4Network]] = []
+    for k, (number, spec) in enumerate(data.items(), start=1):
+        path = _join("ixps", number)
+        if not (_is_int(number) and 1 <= number <= MAX_ASN):
+            p.add(path, f"{_describe(number)} is not an IXP number (an integer in 1..{MAX_ASN})")
+            continue
+        if number in ases or (known is not None and number in known):
+            p.add(path, f"{number} is also an AS number; an IXP needs a number of its own")
+            continue
+        spec = _mapping(p, path, spec)
+        if spec is None:
+            continue
+        _check_keys(p, path, spec, IXP_KEYS, ("server", "members"))
+        server = spec.get("server")
+        if "server" in spec:
+            if not (isinstance(server, str) and SERVER_RE.fullmatch(server)):
+                p.add(f"{path}.server", f"{_describe(server)} is not a server name")
+            elif declared_servers is not None and server not in declared_servers:
+                p.add(f"{path}.server", f"server {server} is not defined under servers")
+        rs_asn = spec.get("route_server_asn", number)
+        if not (_is_int(rs_asn) and 1 <= rs_asn <= MAX_ASN):
+            p.add(f"{path}.route_server_asn", f"{_describe(rs_asn)} is not an AS number (1..{MAX_ASN})")
+        elif rs_asn in ases:
+            p.add(f"{path}.route_server_asn", f"{rs_asn} is a member AS's number; the route server needs its own")
+        if spec.get("peering_lan") is not None:
+            lan = _network(p, f"{path}.peering_lan", spec["peering_lan"], 4, 29)
+        elif k <= pool.num_addresses // 256:
+            lan = str(ipaddress.ip_network(f"{pool.network_address + 256 * (k - 1)}/24"))
+        else:
+            p.add(f"{path}.peering_lan", f"is required for more than {pool.num_addresses // 256} IXPs")
+            lan = None
+        members = _ixp_members(p, f"{path}.members", spec.get("members"), known, ases, lan)
+        if lan is not None:
+            net = ipaddress.ip_network(lan)
+            for other, onet in lans:
+                if net.overlaps(onet):
+                    p.add(f"{path}.peering_lan", f"{net} overlaps the peering LAN of IXP {other} ({onet})")
+            if net.overlaps(ipaddress.ip_network(fabric.link_subnet)):
+                p.add(f"{path}.peering_lan", f"{net} overlaps fabric.link_subnet ({fabric.link_subnet})")
+            for asn, as_ in ases.items():
+                if as_.prefix and net.overlaps(ipaddress.ip_network(as_.prefix)):
+                    p.add(f"{path}.peering_lan", f"{net} overlaps the prefix of AS {asn} ({as_.prefix})")
+            lans.append((str(number), net))
+        for i, m in enumerate(members or [], start=1):
+            if isinstance(server, str) and ases[m.asn].server != server:
+                p.add(f"{path}.members[{i}]", f"{m.router} is on server {ases[m.asn].server}, the IXP on {server}: "
+                                              "members on other servers are not supported yet")
+        if members is not None and lan is not None and isinstance(server, str) and server in servers \
+                and _is_int(rs_asn) and rs_asn not in ases:
+            out[number] = IXP(number=number, server=server, peering_lan=lan, route_server_asn=rs_asn,
+                              members=tuple(members))
+    return out
+
+
+def _ixp_members(p: _Problems, path: str, value: Any, known: _Known, ases: Dict[int, AS],
+                 lan: Optional[str]) -> Optional[List[IXPMember]]:
+    if not isinstance(value, list):
+        p.add(path, f"must be a list of member routers, not {_describe(value)}")
+        return None
+    room = ipaddress.ip_network(lan).num_addresses - 3 if lan else None     # network, route server, broadcast
+    if room is not None and len(value) > room:
+        p.add(path, f"{len(value)} members do not fit the peering LAN {lan} (room for {room})")
+        return None
+    base = ipaddress.ip_network(lan).network_address + 2 if lan else None
+    out: List[IXPMember] = []
+    by_as: Dict[int, int] = {}
+    refs: List[Tuple[str, Optional[List[Any]]]] = []
+    for i, item in enumerate(value, start=1):
+        mpath = f"{path}[{i}]"
+        spec: Dict[str, Any]
+        if isinstance(item, dict):
+            spec = item
+            _check_keys(p, mpath, spec, IXP_MEMBER_KEYS, ("router",))
+        else:
+            spec = {"router": item}
+        if "router" not in spec:
+            continue
+        ref = _router_ref(p, f"{mpath}.router" if isinstance(item, dict) else mpath, spec["router"], known)
+        shaping = _shaping(p, mpath, spec)
+        announce = spec.get("announce_to")
+        if announce is not None and not (isinstance(announce, list) and all(_is_int(a) for a in announce)):
+            p.add(f"{mpath}.announce_to", f"{_describe(announce)} is not a list of AS numbers")
+            announce = None
+        if ref is None:
+            continue
+        asn, name = ref
+        if asn in by_as:
+            p.add(mpath, f"AS {asn} is already a member (members[{by_as[asn]}]); one router per AS and IXP")
+            continue
+        by_as[asn] = i
+        refs.append((spec["router"], announce))
+        if base is not None and asn in ases:
+            out.append(IXPMember(router=f"{asn}.{name}", asn=asn, ip=str(base + len(out)),
+                                 announce_to=tuple(announce) if announce is not None else None, shaping=shaping))
+    for i, (_, announce) in enumerate(refs, start=1):
+        for a in announce or ():
+            if a not in by_as:
+                p.add(f"{path}[{i}].announce_to", f"AS {a} is not a member of this IXP")
+    return out

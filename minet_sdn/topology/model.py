@@ -31,6 +31,7 @@ ENCAP_OVERHEAD = {"gre": 20 + 8 + 14, "vxlan": 20 + 8 + 8 + 14}
 
 DEFAULT_LINK_SUBNET = "100.64.0.0/10"     # shared address space: never routed on the Internet
 DEFAULT_LINK_SUBNET6 = "fd00:6d6e::/32"
+DEFAULT_IXP_SUBNET = "198.18.0.0/15"      # IXP k's peering LAN: the k-th /24 (RFC 2544 range)
 
 
 def instance_hash16(name: str) -> int:
@@ -64,6 +65,77 @@ class Server:
     ssh: Optional[str] = None       # user@host:port for master mode
 
 
+def _fmt_rate(bps: int) -> str:
+    for unit, size in (("gbit", 10 ** 9), ("mbit", 10 ** 6), ("kbit", 10 ** 3)):
+        if bps % size == 0:
+            return f"{bps // size}{unit}"
+    return f"{bps}bit"
+
+
+def _fmt_time(us: int) -> str:
+    if us >= 1000 and us % 100 == 0:
+        return f"{us / 1000:g}ms"
+    return f"{us}us"
+
+
+def _fmt_size(n: int) -> str:
+    for unit, size in (("mb", 1024 * 1024), ("kb", 1024)):
+        if n % size == 0:
+            return f"{n // size}{unit}"
+    return f"{n}b"
+
+
+@dataclass(frozen=True)
+class Shaping:
+    """Per-link traffic shaping, applied in both directions (tc on each end's interface).
+
+    rate_bps     throughput (tbf rate), bit/s
+    delay_us     one-way delay added by each end (netem; needs the sch_netem kernel module)
+    buffer_bytes the tbf queue in bytes (tc `limit`), or
+    latency_us   the tbf queue as the longest time a packet may wait (tc `latency`)
+    """
+    rate_bps: Optional[int] = None
+    delay_us: Optional[int] = None
+    buffer_bytes: Optional[int] = None
+    latency_us: Optional[int] = None
+
+    def __bool__(self) -> bool:
+        return any(v is not None for v in (self.rate_bps, self.delay_us, self.buffer_bytes, self.latency_us))
+
+    @property
+    def buffer(self) -> Optional[str]:
+        if self.buffer_bytes is not None:
+            return _fmt_size(self.buffer_bytes)
+        if self.latency_us is not None:
+            return _fmt_time(self.latency_us)
+        return None
+
+    def as_dict(self) -> Dict[str, str]:
+        """The topology-file form (`throughput`, `delay`, `buffer`) of what is set."""
+        out: Dict[str, str] = {}
+        if self.rate_bps is not None:
+            out["throughput"] = _fmt_rate(self.rate_bps)
+        if self.delay_us is not None:
+            out["delay"] = _fmt_time(self.delay_us)
+        if self.buffer is not None:
+            out["buffer"] = self.buffer
+        return out
+
+    def describe(self) -> str:
+        """One short line, e.g. `10mbit 5ms buf 64kb`; empty when nothing is shaped."""
+        d = self.as_dict()
+        parts = [d.get("throughput", ""), d.get("delay", ""), f"buf {d['buffer']}" if "buffer" in d else ""]
+        return " ".join(p for p in parts if p)
+
+
+@dataclass(frozen=True)
+class ASLink:
+    """An explicit intra-AS link between routers `a` and `b` (names without the ASN)."""
+    a: str
+    b: str
+    shaping: Optional[Shaping] = None
+
+
 @dataclass(frozen=True)
 class AS:
     asn: int
@@ -71,6 +143,7 @@ class AS:
     routers: Tuple[str, ...]
     configure: bool = True
     prefix: Optional[str] = None
+    links: Optional[Tuple[ASLink, ...]] = None   # None: the routers form a ring (listed order)
 
     def router_ids(self) -> List[str]:
         return [f"{self.asn}.{r}" for r in self.routers]
@@ -99,6 +172,7 @@ class Link:
     rel: str             # a's relationship to b: peer | provider (a is b's provider) | customer
     prefixlen: int
     prefixlen6: int
+    shaping: Optional[Shaping] = None
 
     @property
     def remote(self) -> bool:
@@ -121,6 +195,51 @@ class Link:
 
     def servers(self) -> Tuple[str, str]:
         return (self.a.server, self.b.server)
+
+
+@dataclass(frozen=True)
+class IXPMember:
+    """One member router's port on an IXP's peering LAN."""
+    router: str                          # "<asn>.<NAME>"
+    asn: int
+    ip: str                              # its address on the peering LAN
+    announce_to: Optional[Tuple[int, ...]] = None   # member ASes the route server passes its routes to (None: all)
+    shaping: Optional[Shaping] = None
+
+
+@dataclass(frozen=True)
+class IXP:
+    """A layer-2 exchange: a peering LAN on `server`, a transparent route server, member routers."""
+    number: int                          # the IXP's number (the mini-Internet writes it as an AS number)
+    server: str
+    peering_lan: str                     # IPv4 network; .1 is the route server, members .2, .3, ...
+    route_server_asn: int
+    members: Tuple[IXPMember, ...]
+
+    @property
+    def route_server_ip(self) -> str:
+        return str(ipaddress.ip_network(self.peering_lan).network_address + 1)
+
+    @property
+    def prefixlen(self) -> int:
+        return ipaddress.ip_network(self.peering_lan).prefixlen
+
+    @property
+    def ifname(self) -> str:
+        """A member router's interface on this IXP's peering LAN."""
+        return f"ixp{self.number}"
+
+    @property
+    def node_id(self) -> str:
+        """The route server's node; the peering LAN is a bridge inside it."""
+        return f"ixp{self.number}"
+
+
+def ixp_mac(position: int, index: int) -> str:
+    """Locally administered MAC on IXP `position` (1-based, file order): 02:69:<position 16 bits>:
+    <index 16 bits>; index 0 is the route server, member i is i."""
+    return "02:69:{:02x}:{:02x}:{:02x}:{:02x}".format(
+        (position >> 8) & 0xFF, position & 0xFF, (index >> 8) & 0xFF, index & 0xFF)
 
 
 @dataclass(frozen=True)
@@ -175,6 +294,7 @@ class Topology:
     fabric: Fabric = field(default_factory=Fabric)
     controller: Controller = field(default_factory=Controller)
     source: str = "<topology>"
+    ixps: Dict[int, IXP] = field(default_factory=dict)
 
     # ---- names ------------------------------------------------------------------------------
     @property

@@ -1,0 +1,64 @@
+"""Importers: other projects' topology descriptions in, a minet-sdn topology (a plain dict, then YAML) out.
+
+Each importer returns an `Imported` (the topology dict and notes for the user) or raises ImportProblem
+with one line per problem naming the file, line and column or key.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Dict, List
+
+import yaml
+
+NAME_MAX = 12
+
+
+class ImportProblem(Exception):
+    """The input cannot be imported; `problems` holds one line per problem (`FILE: line N: ...`)."""
+
+    def __init__(self, problems: List[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class Imported:
+    topology: Dict[str, Any]
+    notes: List[str] = field(default_factory=list)
+
+
+def instance_name(text: str) -> str:
+    """A topology name (1-12 of a-z, 0-9, '-', no '-' at the ends) made from any text."""
+    name = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:NAME_MAX].strip("-")
+    return name or "imported"
+
+
+def to_yaml(topology: Dict[str, Any]) -> str:
+    """The topology as YAML: one line per link and per small mapping, in a readable key order."""
+    out: List[str] = []
+
+    def flow(value: Any) -> str:
+        text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10 ** 6).strip()
+        return text[:-3].strip() if text.endswith("\n...") else text
+
+    for key, value in topology.items():
+        if key in ("servers", "ases", "ixps") and isinstance(value, dict):
+            out.append(f"{key}:")
+            for k, v in value.items():
+                if isinstance(v, dict) and ("links" in v or "members" in v):
+                    out.append(f"  {flow(k)}:")
+                    for kk, vv in v.items():
+                        if kk in ("links", "members") and isinstance(vv, list):
+                            out.append(f"    {kk}:")
+                            out.extend(f"      - {flow(item)}" for item in vv)
+                        else:
+                            out.append(f"    {kk}: {flow(vv)}")
+                else:
+                    out.append(f"  {flow(k)}: {flow(v)}")
+        elif key == "links" and isinstance(value, list):
+            out.append("links:")
+            out.extend(f"  - {flow(item)}" for item in value)
+        else:
+            out.append(f"{key}: {flow(value)}")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,95 @@
+"""IXP peering LANs: make the bridge inside the route server's node match the plan (`plan.IxpLan`).
+
+The LAN is a Linux bridge `lan` in the route server's network namespace, holding the route
+server's address; every member's veth ends there as port `m<i>`. Nothing floods and nothing is
+learned: each port has learning, unicast/multicast/broadcast flooding off and one static
+forwarding entry (its member's MAC), and every member and the route server get permanent ARP
+entries for everyone else on the LAN from the topology. A member therefore reaches exactly the
+addresses of the peering LAN, and only through it; a frame to any other MAC goes nowhere, and no
+ARP ever leaves a router (the same guarantee the controller gives on remote links).
+
+Idempotent: a second run that finds the bridge, its ports and a matching signature (state dir,
+`ixp<N>.json`) changes nothing.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from typing import Callable, List, Optional, Tuple
+
+BRIDGE = "lan"
+PORT_FLAGS = ("learning", "off", "flood", "off", "mcast_flood", "off", "bcast_flood", "off")
+
+Runner = Callable[[Optional[str], List[str]], Tuple[int, str]]
+
+
+def run_ip(nspath: Optional[str], args: List[str]) -> Tuple[int, str]:
+    """`ip ...` or `bridge ...` (args[0]) in namespace `nspath`; (exit code, stdout or stderr)."""
+    argv = (["nsenter", f"--net={nspath}"] if nspath else []) + args
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    return res.returncode, (res.stdout if res.returncode == 0 else res.stderr.strip())
+
+
+def _must(run: Runner, nspath: Optional[str], args: List[str]) -> str:
+    code, out = run(nspath, args)
+    if code != 0:
+        raise RuntimeError(f"{' '.join(args)}: {out}")
+    return out
+
+
+def signature(lan) -> str:
+    return json.dumps({"ip": lan.ip, "plen": lan.prefixlen, "mac": lan.mac,
+                       "ports": [[p.ifname, p.member, p.member_ifname, p.mac, p.ip] for p in lan.ports]},
+                      sort_keys=True)
+
+
+def _ports_on_bridge(run: Runner, nspath: Optional[str]) -> Optional[List[str]]:
+    code, out = run(nspath, ["ip", "-j", "link", "show", "dev", BRIDGE])
+    if code != 0:
+        return None
+    code, out = run(nspath, ["ip", "-j", "link", "show", "master", BRIDGE])
+    try:
+        return sorted(l["ifname"] for l in json.loads(out or "[]")) if code == 0 else []
+    except (ValueError, KeyError, TypeError):
+        return []
+
+
+def ensure(lan, nspath_of: Callable[[str], Optional[str]], state_dir: str, run: Runner = run_ip) -> List[str]:
+    """Build or converge one peering LAN; returns the changes made."""
+    rs = nspath_of(lan.node)
+    sig_path = os.path.join(state_dir, f"ixp{lan.number}.json")
+    wanted_ports = sorted(p.ifname for p in lan.ports)
+    try:
+        with open(sig_path) as fh:
+            same = fh.read() == signature(lan)
+    except OSError:
+        same = False
+    if same and _ports_on_bridge(run, rs) == wanted_ports:
+        return []
+    if run(rs, ["ip", "link", "show", "dev", BRIDGE])[0] != 0:
+        _must(run, rs, ["ip", "link", "add", BRIDGE, "address", lan.mac, "type", "bridge",
+                        "stp_state", "0", "mcast_snooping", "0"])
+    _must(run, rs, ["ip", "link", "set", BRIDGE, "address", lan.mac, "up"])
+    _must(run, rs, ["ip", "addr", "replace", f"{lan.ip}/{lan.prefixlen}", "dev", BRIDGE])
+    everyone = [(lan.ip, lan.mac)] + [(p.ip, p.mac) for p in lan.ports]
+    for p in lan.ports:
+        _must(run, rs, ["ip", "link", "set", p.ifname, "master", BRIDGE, "up"])
+        _must(run, rs, ["bridge", "link", "set", "dev", p.ifname, *PORT_FLAGS])
+        _must(run, rs, ["bridge", "fdb", "replace", p.mac, "dev", p.ifname, "master", "static"])
+        _must(run, rs, ["ip", "neigh", "replace", p.ip, "lladdr", p.mac, "dev", BRIDGE, "nud", "permanent"])
+        member = nspath_of(p.member)
+        for ip, mac in everyone:
+            if ip != p.ip:
+                _must(run, member, ["ip", "neigh", "replace", ip, "lladdr", mac, "dev", p.member_ifname,
+                                    "nud", "permanent"])
+    with open(sig_path, "w") as fh:
+        fh.write(signature(lan))
+    return [f"IXP {lan.number}: peering LAN with {len(lan.ports)} members"]
+
+
+def apply_plan(plan, nspath_of: Callable[[str], Optional[str]], run: Runner = run_ip) -> List[str]:
+    changes: List[str] = []
+    for lan in plan.ixps:
+        changes += ensure(lan, nspath_of, plan.state_dir, run)
+    return changes

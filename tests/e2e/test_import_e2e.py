@@ -1,0 +1,84 @@
+"""End to end: a mini-Internet folder imported, placed on two servers and brought up.
+
+`minet import mini-internet tests/fixtures/mini_internet/small --servers 2` -> validate -> `lab up`:
+every BGP session establishes over the imported intra-AS links (as written, not a ring) and with
+the IXP's route server (its three members share its server: partition keeps them together), the
+links carry their shaping (tbf at the imported rates on every router end; the delay flagged where
+the kernel has no netem), and `lab status` / `minet link list` show it. Needs root, OvS, FRR, sshd.
+"""
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import pytest
+
+from e2e_support import require_lab
+from minet_sdn.cli.main import main
+from minet_sdn.lab import emulation as em
+from minet_sdn.lab import lab as L
+from minet_sdn.provision.shaping import netem_available
+from minet_sdn.topology import load_topology
+
+pytestmark = pytest.mark.root
+
+require_lab("vtysh", "tc")
+
+SMALL = Path(__file__).resolve().parents[1] / "fixtures" / "mini_internet" / "small"
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("import") / "small.yaml")
+    name = f"im{secrets.token_hex(2)}"
+    assert main(["import", "mini-internet", str(SMALL), "--servers", "2", "--name", name, "-o", path]) == 0
+    assert main(["validate", path]) == 0
+    topo = load_topology(path)
+    try:
+        summary = L.lab_up(path, progress=lambda m: print(m, flush=True))
+        yield path, topo, summary
+    finally:
+        try:
+            L.lab_down(path, progress=lambda m: None)
+        finally:
+            if em.LabState.load(topo) is not None:
+                with em.lab_lock(topo):
+                    em.teardown(topo)
+
+
+def test_imported_topology_comes_up(lab):
+    path, topo, summary = lab
+    assert len(topo.servers) == 2
+    (ixp,) = topo.ixps.values()
+    assert {topo.server_of(m.router) for m in ixp.members} == {ixp.server}
+    s = summary["bgp_sessions"]
+    assert s["expected"] == (2 * len(topo.links) + sum(len(a.routers) * (len(a.routers) - 1) for a in topo.ases.values())
+                             + len(ixp.members))             # each member's session with the route server
+    assert s["established"] == s["expected"]
+    st = L.lab_status(path, json=True)
+    for report in st["bgp"]:
+        if report["router"] in {m.router for m in ixp.members}:
+            assert {"peer": ixp.route_server_ip, "remote_as": 100, "state": "Established",
+                    "expected": True} in report["sessions"]
+    # OSPF runs over the imported links: AS 1's triangle gives ZURI two OSPF neighbours
+    place = L.router_place(topo, "1.ZURI")
+    out = L.vtysh(place, "show ip ospf neighbor")
+    assert out is not None and out.count("Full") == 2
+
+
+def test_status_and_link_list_show_the_shaping(lab, capsys):
+    path, topo, _ = lab
+    st = L.lab_status(path, json=True)
+    rows = {r["link"]: r for r in st["shaping"]}
+    assert set(rows) == {"link 1", "link 2", "link 3", "1.ZURI-1.GENE", "1.GENE-1.BASE", "1.BASE-1.ZURI",
+                         "2.PARI-2.LYON", "ixp100 1.BASE", "ixp100 2.PARI", "ixp100 3.LOND"}
+    assert rows["link 3"]["configured"] == "1mbit 1ms buf 64kb"
+    assert all(v.startswith("tbf 1mbit") for v in rows["link 3"]["ends"].values())
+    assert all(v.startswith("tbf 20mbit") for v in rows["1.BASE-1.ZURI"]["ends"].values())
+    assert len(rows["link 1"]["ends"]) == 2                    # both ends, whichever servers they are on
+    assert all(r["delay_applied"] is netem_available() for r in rows.values())
+    text = L.lab_status(path)
+    assert "shaped links" in text
+    assert main(["link", "list", path]) == 0
+    out = capsys.readouterr().out
+    assert "throughput 1mbit delay 1ms buffer 64kb" in out
