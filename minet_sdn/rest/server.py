@@ -6,6 +6,7 @@ connections served at once, and request bodies over MAX_BODY refused with 413 be
 """
 from __future__ import annotations
 
+import io
 import logging
 import socket
 import socketserver
@@ -62,8 +63,9 @@ class _ThreadingServer6(_ThreadingServer):
 
 
 def limit_body(app: Callable, max_body: int = MAX_BODY) -> Callable:
-    """413 for a declared body over `max_body` (never read); a smaller one is read and dropped, so
-    the connection closes cleanly."""
+    """413 for a declared body over `max_body` (never read); a smaller one is read here, in full, and
+    handed to the app as a fresh stream (the status page's POSTs carry JSON), so the connection
+    closes cleanly whatever the app reads of it."""
     def limited(environ, start_response):
         raw = environ.get("CONTENT_LENGTH") or "0"
         if not raw.isascii() or not raw.isdigit() or len(raw) > 12:
@@ -73,8 +75,8 @@ def limit_body(app: Callable, max_body: int = MAX_BODY) -> Callable:
             return _plain(start_response, "413 Payload Too Large",
                           b'{"error": "request body too large (at most %d bytes)"}\n' % max_body)
         stream = environ.get("wsgi.input")
-        if length and stream is not None:
-            stream.read(length)
+        body = stream.read(length) if length and stream is not None else b""
+        environ["wsgi.input"] = io.BytesIO(body)
         return app(environ, start_response)
     return limited
 
