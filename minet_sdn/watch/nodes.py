@@ -25,14 +25,14 @@ def exec_argv(topo: Topology, node: str, argv: Sequence[str]) -> List[str]:
 
 
 def vtysh_argv(topo: Topology, router: str, command: str) -> List[str]:
-    """argv of `vtysh -c COMMAND` on `router` (its own sockets on the netns backend)."""
+    """argv of `vtysh -c COMMAND` on `router`, on its own sockets (in its container on docker)."""
     from ..lab import lab as L
     place = L.node_place(topo, router)
     if place is None or router.endswith(".host"):
         raise NodeError(f"no router {router} in {topo.name}")
-    if place.backend == "docker":
-        return place.exec_prefix() + ["vtysh", "-c", command]
-    return ["vtysh", "--vty_socket", place.vty_dir, "-c", command]
+    # as lab.vtysh: the router's FRR directory is at the same path inside its container
+    prefix = place.exec_prefix() if place.backend == "docker" else []
+    return prefix + ["vtysh", "--vty_socket", place.vty_dir, "-c", command]
 
 
 def run(argv: Sequence[str], timeout: float) -> Tuple[int, str, str]:
