@@ -10,6 +10,7 @@ import datetime
 import ipaddress
 import os
 import re
+import stat
 from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 import yaml
@@ -30,6 +31,10 @@ LISTEN_RE = re.compile(r"\[(?P<h6>[^\]]*)\](?::(?P<p6>[0-9]{1,5}))?|(?P<h>[^:\[\
 PLAIN_KEY_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,39}")
 
 MAX_ASN = 4294967294
+MAX_FILE_BYTES = 16 << 20       # a topology of MAX_LINKS links is a few MB
+MAX_NODES = 1_500_000           # YAML nodes in one file (scalars, lists, mappings)
+MAX_ITEMS = MAX_LINKS           # entries in one list or mapping (no section may hold more)
+MAX_MERGED = 10_000             # mapping entries copied by merge keys (<<), over the whole file
 MAX_SERVERS = 0xFFFF            # a server's index is 16 bits of every datapath id
 MIN_ROUTER_MTU = 1280           # IPv6 minimum: what must still fit through a tunnel
 
@@ -121,7 +126,62 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader whose bad scalars (`!!bool maybe`, `2001-02-30`) fail like any YAML error: with a position."""
+    """SafeLoader whose bad scalars (`!!bool maybe`, `2001-02-30`) fail like any YAML error: with a position,
+    and which stops at the hard limits instead of building whatever the file describes: MAX_NODES nodes,
+    MAX_ITEMS entries in a list or mapping, MAX_MERGED entries copied by merge keys (a merge-key bomb
+    doubles them at every level)."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._nodes = 0
+        self._merged = 0
+
+    def compose_node(self, parent, index):
+        if not self.check_event(yaml.AliasEvent):
+            self._nodes += 1
+            mark = self.peek_event().start_mark
+            if self._nodes > MAX_NODES:
+                raise yaml.composer.ComposerError(None, None, f"more than {MAX_NODES} YAML nodes: too large "
+                                                  "for a topology", mark)
+            count = index if isinstance(parent, yaml.SequenceNode) else (
+                len(parent.value) if isinstance(parent, yaml.MappingNode) and index is None else 0)
+            if isinstance(count, int) and count >= MAX_ITEMS:
+                raise yaml.composer.ComposerError(None, None, f"a list or mapping of more than {MAX_ITEMS} "
+                                                  f"entries (at most {MAX_LINKS} links fit the OpenFlow port "
+                                                  "range; no other section may be larger)", mark)
+        return super().compose_node(parent, index)
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        """Merge keys (<<) resolved as PyYAML does, but counting what they copy."""
+        merge: List[Tuple[yaml.Node, yaml.Node]] = []
+        index = 0
+        while index < len(node.value):
+            key_node, value_node = node.value[index]
+            if key_node.tag == _MERGE_TAG:
+                del node.value[index]
+                sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                parts = []
+                for source in sources:
+                    if not isinstance(source, yaml.MappingNode):
+                        raise yaml.constructor.ConstructorError(
+                            "while constructing a mapping", node.start_mark,
+                            f"a merge key (<<) takes a mapping or a list of mappings, not {source.id}",
+                            source.start_mark)
+                    self.flatten_mapping(source)
+                    self._merged += len(source.value)
+                    if self._merged > MAX_MERGED:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"merge keys (<<) copy more than {MAX_MERGED} entries", key_node.start_mark)
+                    parts.append(source.value)
+                for part in reversed(parts):
+                    merge.extend(part)
+            elif key_node.tag == "tag:yaml.org,2002:value":
+                key_node.tag = "tag:yaml.org,2002:str"
+                index += 1
+            else:
+                index += 1
+        if merge:
+            node.value = merge + node.value
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
@@ -346,10 +406,18 @@ def load_topology(path: str) -> Topology:
     """Read and validate `path`; raise TopologyError with every problem found."""
     source = os.path.basename(path)
     try:
+        # stat first: opening a FIFO would wait for a writer, and /dev/zero never ends
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            raise TopologyError([f"{source}: cannot read: Is a directory"])
+        if not stat.S_ISREG(mode):
+            raise TopologyError([f"{source}: not a regular file (a pipe or a device is not read)"])
         with open(path, "rb") as fh:
-            raw = fh.read()
+            raw = fh.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise TopologyError([f"{source}: cannot read: {exc.strerror or exc}"]) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise TopologyError([f"{source}: larger than {MAX_FILE_BYTES} bytes; a topology is at most that"])
     return parse_topology(raw, source)
 
 
