@@ -267,8 +267,8 @@ class Provisioner:
         self._changed(ixp.apply_plan(self.plan, self._path))      # IXP peering LANs (ports exist now)
         changes, warning = shaping.apply_plan(self.plan, self._path)
         self._changed(changes)
-        for line in ([warning] if warning else []) + list(self.plan.warnings):
-            self.progress(f"warning: {line}")
+        if warning:
+            self.progress(f"warning: {warning}")
 
     # ---- OvS ----------------------------------------------------------------------------------
     def _up_underlay(self) -> None:

@@ -204,7 +204,6 @@ class Plan:
     underlay: Optional[Underlay]
     marks: Pairs = ()
     addressing: Dict[int, ASAddressing] = field(default_factory=dict, compare=False, repr=False)
-    warnings: Tuple[str, ...] = ()      # said once per run by apply (e.g. what is not built)
     ixps: Tuple[IxpLan, ...] = ()
 
     @cached_property

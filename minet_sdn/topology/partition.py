@@ -2,7 +2,8 @@
 `partition_file`).
 
 The AS graph: one vertex per AS weighted by its router count, one edge per AS pair weighted by the
-inter-AS links between them (an IXP is a vertex of weight 1 joined to each member AS). A placement
+inter-AS links between them (an IXP is a vertex of weight 1 joined to each member AS; `place_dict`
+then merges it with its members, who must share its server). A placement
 is feasible when the largest server holds at most `BALANCE` (10 %) more routers than the mean
 (rounded down to whole routers, but never below the largest AS), and, in `tos` isolation mode, no
 server pair carries more than 63 remote links.
