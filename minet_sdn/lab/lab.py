@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from ..rest.client import CSRF_HEADER, CSRF_VALUE
 from ..topology import Topology
 from . import emulation as em
 from .emulation import LabError, LabState, Progress
@@ -331,6 +332,8 @@ def rest_call(topo_path: str, method: str, path: str, body: Any = None,
     headers = {"Content-Type": "application/json"} if payload is not None else {}
     if payload is None and method.upper() in ("POST", "PUT", "PATCH"):
         payload = b""
+    if method.upper() == "POST":
+        headers[CSRF_HEADER] = CSRF_VALUE
     try:
         conn.request(method.upper(), path, body=payload, headers=headers)
         resp = conn.getresponse()

@@ -11,6 +11,10 @@
   POST /v1/reload                 re-read the topology file (links added or removed) and converge
   GET  /ui, /v1/watch/...         the status page and its JSON (rest/page.py)
 
+Every POST must carry the header `X-Minet: 1` (403 otherwise, nothing done): a web page open in a
+browser on the same machine can send a body-less cross-site POST to a loopback listener, but not a
+custom header without a CORS preflight, which this API never grants.
+
 `service` is anything with the methods used below; the os-ken app provides them.
 """
 from __future__ import annotations
@@ -20,6 +24,9 @@ import re
 from typing import Callable, Iterable, List, Tuple
 
 from . import page
+from .client import CSRF_HEADER, CSRF_VALUE
+
+CSRF_ENVIRON = "HTTP_" + CSRF_HEADER.upper().replace("-", "_")
 
 # ASCII digits only (\d would take any script's), and few of them: a link id is at most 5 digits, and
 # int() of thousands of digits raises (Python's int-digit limit) instead of answering 404.
@@ -35,7 +42,7 @@ class ApiError(Exception):
         self.message = message
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+_REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
             409: "Conflict", 413: "Payload Too Large", 500: "Internal Server Error", 503: "Service Unavailable"}
 
 
@@ -44,6 +51,9 @@ def make_app(service) -> Callable:
         method = environ.get("REQUEST_METHOD", "GET")
         path = environ.get("PATH_INFO", "/").rstrip("/") or "/"
         try:
+            if method == "POST" and environ.get(CSRF_ENVIRON, "").strip() != CSRF_VALUE:
+                raise ApiError(403, f"a POST needs the header {CSRF_HEADER}: {CSRF_VALUE} "
+                                    "(refused: it could be a cross-site request)")
             if page.handles(path):                  # the status page: minet_sdn/rest/page.py
                 status, ctype, body = page.route(service, method, path, environ)
             else:

@@ -6,6 +6,9 @@ import urllib.error
 import urllib.request
 from typing import Any, Tuple
 
+# Every POST to the controller carries this header (rest/api.py refuses a POST without it with 403):
+# a browser's simple cross-site request cannot set it, so no web page can fail a link.
+CSRF_HEADER, CSRF_VALUE = "X-Minet", "1"
 MAX_REPLY = 64 << 20        # bytes; the controller's biggest answer (every link) is far smaller
 
 
@@ -27,7 +30,8 @@ def call(base_url: str, method: str, path: str, timeout: float = 10.0) -> Tuple[
 
     NotOurApi when the answer is not JSON (HTML, bad JSON, not UTF-8) where JSON was promised."""
     url = base_url.rstrip("/") + path
-    req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+    req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None,
+                                 headers={CSRF_HEADER: CSRF_VALUE} if method == "POST" else {})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, _decode(url, resp.read(MAX_REPLY), resp.headers.get("Content-Type", ""))

@@ -44,8 +44,11 @@ def controller_call(path: str, topo: Topology, method: str, url_path: str, body:
     import urllib.request
     base = rest_base(path, topo)
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(base.rstrip("/") + url_path, method=method, data=data,
-                                 headers={"Content-Type": "application/json"} if data is not None else {})
+    from ..rest.client import CSRF_HEADER, CSRF_VALUE
+    headers = {"Content-Type": "application/json"} if data is not None else {}
+    if method == "POST":
+        headers[CSRF_HEADER] = CSRF_VALUE
+    req = urllib.request.Request(base.rstrip("/") + url_path, method=method, data=data, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             raw, status = resp.read(), resp.status

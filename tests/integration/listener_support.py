@@ -108,7 +108,8 @@ class Controller:
         return f"http://127.0.0.1:{self.rest_port}"
 
     def request(self, method: str, path: str, body: Optional[bytes] = None, timeout: float = 10.0):
-        req = urllib.request.Request(self.base + path, method=method, data=body)
+        req = urllib.request.Request(self.base + path, method=method, data=body,
+                                     headers={"X-Minet": "1"} if method == "POST" else {})
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:
                 return resp.status, resp.read()

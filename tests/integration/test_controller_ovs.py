@@ -117,7 +117,7 @@ class Rig:
     def rest(self, method, path):
         c = self.eff.controller
         code = (f"import urllib.request,sys;r=urllib.request.Request('http://{c.rest_host}:{c.rest_port}{path}',"
-                f"method='{method}',data=b'' if '{method}'=='POST' else None);"
+                f"method='{method}',data=b'' if '{method}'=='POST' else None,headers={{'X-Minet':'1'}});"
                 f"sys.stdout.write(urllib.request.urlopen(r,timeout=10).read().decode())")
         out = sh(*self.em.nsenter_argv(self.em.mgmt_ns(self.topo), [sys.executable, "-c", code]))
         return out if path == "/metrics" else json.loads(out)

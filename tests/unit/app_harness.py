@@ -460,14 +460,18 @@ class Lab:
             raise result["error"]
         return result["value"]
 
-    def wsgi(self, method: str, path: str, body: bytes = b"") -> Tuple[int, Dict[str, str], bytes]:
-        """One request through make_app(app), environ built by hand."""
+    def wsgi(self, method: str, path: str, body: bytes = b"",
+             csrf: bool = True) -> Tuple[int, Dict[str, str], bytes]:
+        """One request through make_app(app), environ built by hand (a POST with our clients'
+        X-Minet header unless `csrf` is False)."""
         wsgi_app = make_app(self.app)
         environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": "", "SERVER_NAME": "test",
                    "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.version": (1, 0),
                    "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body), "wsgi.errors": io.StringIO(),
                    "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False,
                    "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": "application/json" if body else ""}
+        if csrf and method == "POST":
+            environ["HTTP_X_MINET"] = "1"
         started: Dict[str, Any] = {}
 
         def start_response(status, headers, exc_info=None):

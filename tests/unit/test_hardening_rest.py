@@ -69,7 +69,7 @@ def test_a_body_over_the_cap_is_413_without_being_read(served):
         reply = s.recv(4096)
     assert reply.startswith(b"HTTP/1.0 413") or reply.startswith(b"HTTP/1.1 413"), reply[:80]
     conn = http.client.HTTPConnection("127.0.0.1", _port(served), timeout=5)
-    conn.request("POST", "/v1/reload", body=b"{}")
+    conn.request("POST", "/v1/reload", body=b"{}", headers={"X-Minet": "1"})
     assert conn.getresponse().status == 200
 
 
@@ -116,6 +116,34 @@ def test_connections_beyond_the_cap_are_closed_not_queued_forever(monkeypatch):
         for s in held:
             s.close()
         assert server.refused == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_post_needs_the_csrf_header_over_http_and_our_client_sends_it():
+    """What a cross-site page can make a browser send (no body, a form, text/plain) is 403 and the
+    service is not called; `rest.client.call` (used by `minet link fail|restore`) gets through."""
+    from minet_sdn.rest import client
+    calls = []
+
+    class Counting(Service):
+        def reload(self):
+            calls.append(1)
+            return {"links": 0}
+    server = rest_server.serve_in_thread(("127.0.0.1", 0), make_app(Counting()), idle_timeout=0.5)
+    try:
+        port = _port(server)
+        for body, headers in ((None, {}), (b"a=1", {"Content-Type": "application/x-www-form-urlencoded"}),
+                              (b"{}", {"Content-Type": "text/plain"}), (b"", {"X-Minet": "0"})):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("POST", "/v1/reload", body=body, headers=headers)
+            resp = conn.getresponse()
+            assert resp.status == 403 and b"X-Minet" in resp.read(), (body, headers)
+            conn.close()
+        assert calls == []
+        assert client.call(f"http://127.0.0.1:{port}", "POST", "/v1/reload") == (200, {"links": 0})
+        assert calls == [1]
     finally:
         server.shutdown()
         server.server_close()

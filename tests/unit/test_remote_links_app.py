@@ -907,6 +907,24 @@ def test_rest_fail_and_restore_reach_both_routers(lab, mode):
     assert crosses(lab, lid, link.a.server) is True
 
 
+def test_a_post_without_the_csrf_header_is_403_and_changes_nothing(lab, mode):
+    """A cross-site page can send a body-less (or form/text) POST but not a custom header: every
+    state-changing POST without X-Minet: 1 is refused, and the link is left as it was."""
+    lid = 7
+    mark = lab.mark()
+    for path in (f"/v1/links/{lid}/fail", f"/v1/links/{lid}/restore", "/v1/reload"):
+        for body in (b"", b"a=1"):
+            code, _, answer = lab.wsgi("POST", path, body, csrf=False)
+            assert code == 403 and "X-Minet" in json.loads(answer)["error"], (path, code, answer)
+    assert lab.get_json(f"/v1/links/{lid}")["state"] == "up"
+    assert port_mods(lab, mark) == {}
+    code, _, body = lab.wsgi("POST", f"/v1/links/{lid}/fail")           # our clients send it
+    assert code == 200 and json.loads(body)["state"] == "failed"
+    assert lab.get_json(f"/v1/links/{lid}")["state"] == "failed"
+    assert lab.wsgi("POST", f"/v1/links/{lid}/restore")[0] == 200
+    assert lab.get_json(f"/v1/links/{lid}")["state"] == "up"
+
+
 def test_multipart_replies_in_many_parts_sync_and_count(make_lab, mode):
     lab = make_lab(mode, parts=1)
     for dpid, bridge in T.bridges.items():

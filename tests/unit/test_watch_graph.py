@@ -97,3 +97,76 @@ def test_60_ases_of_8_routers(tmp_path):
     assert svg.count('class="node"') == 61 and "AS144" in svg
     svg_r = G.render(topo, "svg", routers=True).decode()
     assert svg_r.count('class="node"') == 481
+
+
+IXPS = """
+name: ixps
+servers: [VM1, VM2]
+ases:
+  1: {server: VM1, routers: [A, B]}
+  2: {server: VM1, routers: [C]}
+  3: {server: VM2, routers: [D]}
+  4: {server: VM2, routers: [E]}
+links:
+  - {a: 1.A, b: 3.D, rel: provider}
+ixps:
+  100: {server: VM1, members: [1.B, 2.C]}
+  200: {server: VM2, members: [3.D, {router: 4.E, announce_to: [3]}]}
+"""
+
+
+def _cluster(src: str, name: str) -> str:
+    """The text of `subgraph <name> { ... }` (its nested subgraphs included)."""
+    start = src.index(f"subgraph {name} {{")
+    depth, i = 0, src.index("{", start)
+    for j in range(i, len(src)):
+        depth += {"{": 1, "}": -1}.get(src[j], 0)
+        if depth == 0:
+            return src[start:j + 1]
+    raise AssertionError(name)
+
+
+def _node(src: str, name: str) -> str:
+    m = re.search(rf'^\s*"?{re.escape(name)}"?\s*\[(.*?)\]\s*$', src, re.M | re.S)     # labels span lines
+    assert m, f"no node {name}"
+    return m.group(1)
+
+
+def test_ixps_are_hexagons_of_their_own_colour_joined_to_their_members():
+    from minet_sdn.topology import parse_topology
+    topo = parse_topology(IXPS, "ixps.yaml")
+    for routers, members in ((False, {"IXP100": {"AS1", "AS2"}, "IXP200": {"AS3", "AS4"}}),
+                             (True, {"IXP100": {"1.B", "2.C"}, "IXP200": {"3.D", "4.E"}})):
+        src = G.build_graph(topo, routers=routers).source
+        a, b = _node(src, "IXP100"), _node(src, "IXP200")
+        assert "shape=hexagon" in a and "shape=hexagon" in b and "2 members" in a
+        colors = G.ixp_colors(topo)
+        assert colors[100] != colors[200] and colors[100][0] in a and colors[200][0] in b
+        assert "IXP100" in _cluster(src, "cluster_srv_VM1") and "IXP200" not in _cluster(src, "cluster_srv_VM1")
+        assert "IXP200" in _cluster(src, "cluster_srv_VM2")
+        e = edges(src)
+        for ixp, want in members.items():
+            got = {h for (t, h) in e if t == ixp}
+            assert got == want, (routers, ixp, got)
+            color = colors[int(ixp[3:])][1]
+            assert all("dir=none" in x and color in x for h in want for x in e[(ixp, h)])
+        assert any("routes passed to AS3" in x for x in e[("IXP200", "4.E" if routers else "AS4")])
+        assert "2 IXPs" in src and "IXP (peering LAN" in src
+    plain = G.build_graph(load_topology(DEMO)).source           # no IXPs: none drawn, no legend row
+    assert "IXP" not in plain
+
+
+@needs_dot
+def test_imported_ixp_fixture_renders_with_its_route_server():
+    from minet_sdn.importers import to_yaml
+    from minet_sdn.importers.mini_internet import import_folder
+    from minet_sdn.topology import parse_topology
+    data = import_folder(os.path.join(ROOT, "tests", "fixtures", "mini_internet", "small")).topology
+    topo = parse_topology(to_yaml(data), "small.yaml")
+    assert list(topo.ixps) == [100]
+    e = edges(G.build_graph(topo).source)
+    assert {h for (t, h) in e if t == "IXP100"} == {"AS1", "AS2", "AS3"}
+    for routers, n in ((False, len(topo.ases)), (True, len(topo.routers))):
+        svg = G.render(topo, "svg", routers=routers).decode()
+        assert svg.count('class="node"') == n + 1 + 1               # + the IXP + legend
+        assert "<title>IXP100</title>" in svg

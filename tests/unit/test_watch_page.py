@@ -29,10 +29,12 @@ def svc(monkeypatch):
     return FakeService(load_topology(DEMO))
 
 
-def call(app, method, path, body=None, ctype="application/json"):
+def call(app, method, path, body=None, ctype="application/json", csrf=True):
     raw = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
     env = {"REQUEST_METHOD": method, "PATH_INFO": path, "CONTENT_TYPE": ctype if body is not None else "",
            "CONTENT_LENGTH": str(len(raw)), "wsgi.input": io.BytesIO(raw)}
+    if csrf and method == "POST":
+        env["HTTP_X_MINET"] = "1"
     got = {}
 
     def start(status, headers):
