@@ -88,6 +88,9 @@ def action_from_ofp(action) -> Action:
 
 def flow_from_stats(stats) -> Flow:
     """A flow as read back from a switch, in the same form as the flows we build."""
+    flow = getattr(stats, "flow", None)
+    if flow is not None:
+        return flow                          # decoded from the wire already (wire.WireFlowStats)
     match: List[Tuple[str, Any]] = []
     for name, value in stats.match.items():
         if isinstance(value, tuple):
