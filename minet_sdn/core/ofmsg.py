@@ -6,6 +6,7 @@ FlowMods are PackedFlowMods (core/wire.py): os-ken messages that serialise fast.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Iterable, List, Optional, Tuple
 
 from ..compat import ofproto_v1_3 as ofp
@@ -108,5 +109,10 @@ def flow_from_stats(stats) -> Flow:
 
 def kind(msg) -> Optional[str]:
     """Short name of a message, for logs and counters."""
-    cls = next((c for c in type(msg).__mro__ if c.__module__ == parser.__name__), type(msg))
+    return _kind(type(msg))
+
+
+@lru_cache(maxsize=None)
+def _kind(msg_cls: type) -> str:
+    cls = next((c for c in msg_cls.__mro__ if c.__module__ == parser.__name__), msg_cls)
     return cls.__name__.replace("OFP", "")     # a PackedFlowMod counts as a FlowMod

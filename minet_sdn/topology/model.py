@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 import zlib
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Dict, List, Optional, Tuple
 
 ISOLATION_MODES = ("key", "tos")
@@ -33,6 +33,7 @@ DEFAULT_LINK_SUBNET = "100.64.0.0/10"     # shared address space: never routed o
 DEFAULT_LINK_SUBNET6 = "fd00:6d6e::/32"
 
 
+@lru_cache(maxsize=256)          # read for every dpid the controller looks up: 50,000 times a large sync
 def instance_hash16(name: str) -> int:
     return zlib.crc32(name.encode()) & 0xFFFF
 
