@@ -162,10 +162,9 @@ class RemoteLinks(BaseApp):
                 return msg.buf
 
             packer = wire.Packer(dp.xid, self._next_bundle_id)
-            chunks = packer.pack(msgs, other)
-            dp.xid = packer.xid & ofproto_v1_3.MAX_XID         # as os-ken's Datapath.set_xid counts
-            for chunk in chunks:
+            for chunk in packer.stream(msgs, other):         # the switch parses while we pack
                 dp.send(chunk)
+            dp.xid = packer.xid & ofproto_v1_3.MAX_XID         # as os-ken's Datapath.set_xid counts
             mods = sum(1 for m in msgs if type(m) is wire.PackedFlowMod)
             if mods:
                 self.extra["sent_FlowMod"] += mods
@@ -252,10 +251,16 @@ class RemoteLinks(BaseApp):
         sync[sync.pop(xid)] = value
         if "ports" in sync and "flows" in sync:
             del self._sync[dpid]
-            out = self.core.synced(dpid, sync["ports"], sync["flows"], time.monotonic(),
-                                   later=sync.get("later", ()))
-            sent = sum(len(m) for m in out.values())
-            self._send(out)
+            was = gc.isenabled()
+            gc.disable()        # tens of thousands of flows and messages, all alive until sent
+            try:
+                out = self.core.synced(dpid, sync["ports"], sync["flows"], time.monotonic(),
+                                       later=sync.get("later", ()))
+                sent = sum(len(m) for m in out.values())
+                self._send(out)
+            finally:
+                if was:
+                    gc.enable()
             self.logger.info("switch %016x synced: %d messages", dpid, sent)
 
     @handler.set_ev_cls(ofp_event.EventOFPPortStatus, MAIN)

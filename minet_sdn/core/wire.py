@@ -189,7 +189,12 @@ class Packer:
     def pack(self, msgs, other) -> list:
         """Chunks of bytes for `msgs`; `other(msg, xid)` serialises a message that is not a
         FlowMod with that xid and gives its bytes. Runs of two or more FlowMods are bundled."""
-        out, buf = [], bytearray()
+        return list(self.stream(msgs, other))
+
+    def stream(self, msgs, other):
+        """pack(), one chunk at a time as soon as it is full: the switch parses the first ones
+        while the rest are packed. `self.xid` and `self.bundles` are final once it is exhausted."""
+        buf = bytearray()
         self.bundles = []
         i, n = 0, len(msgs)
         while i < n:
@@ -197,7 +202,7 @@ class Packer:
             while j < n and type(msgs[j]) is PackedFlowMod:
                 j += 1
             if j - i >= 2:
-                self._bundle(msgs, i, j, buf, out)
+                yield from self._bundle(msgs, i, j, buf)
                 i = j
             else:
                 msg = msgs[i]
@@ -212,13 +217,12 @@ class Packer:
                     buf += other(msg, xid)
                 i += 1
             if len(buf) >= self.chunk:
-                out.append(bytes(buf))
-                buf = bytearray()
+                yield bytes(buf)
+                del buf[:]
         if buf:
-            out.append(bytes(buf))
-        return out
+            yield bytes(buf)
 
-    def _bundle(self, msgs, i: int, j: int, buf: bytearray, out: list) -> None:
+    def _bundle(self, msgs, i: int, j: int, buf: bytearray):
         bid, flags, xid = self.next_bundle_id(), BUNDLE_FLAGS, self.xid
         xid = (xid + 1) & 0xFFFFFFFF
         buf += bundle_ctrl(bid, ofp.ONF_BCT_OPEN_REQUEST, xid)
@@ -236,7 +240,7 @@ class Packer:
             pack_into("!HI", buf, at + 2, 24 + len(raw), xid)
             pack_into("!I", buf, at + 28, xid)
             if len(buf) >= chunk:
-                out.append(bytes(buf))
+                yield bytes(buf)
                 del buf[:]
         xid = (xid + 1) & 0xFFFFFFFF
         buf += bundle_ctrl(bid, ofp.ONF_BCT_COMMIT_REQUEST, xid)
