@@ -101,11 +101,11 @@ class Link:
     prefixlen: int
     prefixlen6: int
 
-    @property
+    @cached_property             # remote, ofport: read for every link on every sync and event
     def remote(self) -> bool:
         return self.a.server != self.b.server
 
-    @property
+    @cached_property
     def ofport(self) -> int:
         return link_ofport(self.id)
 
@@ -196,8 +196,16 @@ class Topology:
 
     # ---- datapaths --------------------------------------------------------------------------
     def dpid(self, server: str, peer: str) -> int:
-        return ((MAGIC << 48) | (instance_hash16(self.name) << 32)
-                | (self.servers[server].index << 16) | self.servers[peer].index)
+        got = self._dpids.get((server, peer))
+        if got is None:
+            self.servers[server], self.servers[peer]            # KeyError for an unknown server
+            got = self._dpids[(server, peer)] = ((MAGIC << 48) | (instance_hash16(self.name) << 32)
+                                                 | (self.servers[server].index << 16) | self.servers[peer].index)
+        return got
+
+    @cached_property
+    def _dpids(self) -> Dict[Tuple[str, str], int]:
+        return {}
 
     @cached_property
     def remote_links(self) -> Tuple[Link, ...]:
