@@ -592,6 +592,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--links", type=int, nargs="+", default=[1000, 10000])
     p.add_argument("--modes", nargs="+", default=["key"], choices=["key", "tos"])
+    p.add_argument("--tos-max", type=int, default=None, metavar="N",
+                   help="skip tos mode above N links (it needs one bridge per 63 links)")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--profile", action="store_true", help="py-spy the controller at the largest N")
@@ -625,6 +627,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         for mode in args.modes:
             for n in args.links:
+                if mode == "tos" and args.tos_max is not None and n > args.tos_max:
+                    continue
                 last = n == max(args.links) and mode == args.modes[0]
                 results.append(bench_links(n, mode, args.repeat, work, profile_dir if last else None, say))
     except KeyboardInterrupt:
