@@ -21,6 +21,7 @@ from typing import Dict, List, Optional, Tuple
 from ..compat import BaseApp, handler, ofp_event, ofproto_v1_3
 from ..core import ofmsg, wire
 from ..core.fabric import FabricCore, PortInfo, link_counters
+from ..core import flows
 from ..core.flows import link_flows
 from ..core.views import Counters, link_view, metrics_text, switch_view
 from ..rest.api import ApiError, make_app
@@ -77,6 +78,7 @@ def port_info(port) -> PortInfo:
 def prepare_flows(topo) -> int:
     """Derive (core/flows.py) and encode (core/wire.py) every flow of every bridge of `topo` at
     load time, as Faucet does on a config load, so that a (re)sync only compares and writes."""
+    flows.prepare(topo)
     n = 0
     for bridge in topo.bridges.values():
         for lid in bridge.link_ids:

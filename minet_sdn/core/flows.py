@@ -78,7 +78,9 @@ def proxy_arp_flow(port: int, link: Link, local_server: str) -> Flow:
 _MEMO: Dict[str, Any] = {"topo": None, "links": {}}
 
 
-def _memo(topo: Topology) -> Dict[Tuple[int, int], Tuple[Tuple[FlowKey, Flow], ...]]:
+def _memo(topo: Topology) -> Dict[Any, Any]:
+    """(dpid, link id) -> that link's ((key, flow), ...) on that bridge; ("bridge", dpid) -> the
+    last (present ports, every flow) bridge_flows computed for it."""
     if _MEMO["topo"] is not topo:
         _MEMO["topo"], _MEMO["links"] = topo, {}
     return _MEMO["links"]
@@ -93,7 +95,10 @@ def _keyed_link_flows(topo: Topology, bridge: Bridge, link: Link) -> Tuple[Tuple
 
 
 def prepare(topo: Topology) -> int:
-    """Derive the flows of every link on every bridge of `topo` now; returns how many."""
+    """Derive the flows of every link on every bridge of `topo` now (and each bridge's table with
+    every link present, the usual case of a sync); returns how many flows."""
+    for bridge in topo.bridges.values():
+        bridge_flows(topo, bridge, [topo.link(lid).ofport for lid in bridge.link_ids])
     return sum(len(_keyed_link_flows(topo, bridge, topo.link(lid)))
                for bridge in topo.bridges.values() for lid in bridge.link_ids)
 
@@ -123,11 +128,15 @@ def _link_flows(topo: Topology, bridge: Bridge, link: Link) -> Iterator[Flow]:
 
 def bridge_flows(topo: Topology, bridge: Bridge, present_ports: Iterable[int]) -> Dict[FlowKey, Flow]:
     """Every flow `bridge` should hold when the ports `present_ports` exist on it."""
-    present = set(present_ports)
-    flows = {f.key: f for f in base_flows(bridge)}
+    ports = set(present_ports)
     links = topo.link_by_id
-    for lid in bridge.link_ids:
-        link = links[lid]
-        if link.ofport in present:
-            flows.update(_keyed_link_flows(topo, bridge, link))
-    return flows
+    present = tuple(lid for lid in bridge.link_ids if links[lid].ofport in ports)
+    memo = _memo(topo)
+    cached = memo.get(("bridge", bridge.dpid))
+    if cached is not None and cached[0] == present:
+        return dict(cached[1])          # a copy: the caller owns (and changes) what it gets
+    flows = {f.key: f for f in base_flows(bridge)}
+    for lid in present:
+        flows.update(_keyed_link_flows(topo, bridge, links[lid]))
+    memo[("bridge", bridge.dpid)] = (present, flows)
+    return dict(flows)
