@@ -205,6 +205,26 @@ class Lab:
         keys = trials[0].keys() if trials else []
         return {"trials": trials, "summary": {k: summary([t[k] for t in trials]) for k in keys}}
 
+    # -- server loss ----------------------------------------------------------------------------
+    def underlay_trial(self, x: str = "VM1", y: str = "VM2") -> Dict[str, Any]:
+        """Cut the underlay between x and y (y's underlay link down): time until every router of
+        every remote link of the pair has lost carrier, then until all have it back."""
+        ends = [(e.router, e.ifname) for l in self.topo.remote_links if set(l.servers()) == {x, y}
+                for e in (l.a, l.b) if self._configured(e.router)]
+        ul = em.underlay_peer_ifname(self.topo, y)
+        watch = CarrierWatch(self.bench, ends)
+        try:
+            t0 = time.monotonic()
+            subprocess.run(["ip", "-n", em.underlay_ns(self.topo), "link", "set", ul, "down"], check=True)
+            lost = _wait_carrier(watch, [(r, i, None) for r, i in ends], False, t0, 10.0)
+            t1 = time.monotonic()
+            subprocess.run(["ip", "-n", em.underlay_ns(self.topo), "link", "set", ul, "up"], check=True)
+            back = _wait_carrier(watch, [(r, i, None) for r, i in ends], True, t1, 20.0)
+        finally:
+            watch.stop()
+        return {"links_down_both_sides": None if None in lost else round(max(lost) - t0, 4),
+                "back": None if None in back else round(max(back) - t1, 4), "ends": len(ends)}
+
     # -- throughput -------------------------------------------------------------------------------
     def iperf(self, link, seconds: int) -> Optional[float]:
         a, b = link.a, link.b
@@ -239,6 +259,29 @@ def measure(lab: Lab, args, say, label: str) -> Dict[str, Any]:
     return out
 
 
+def underlay_only(args) -> int:
+    check_root()
+    info = machine()
+    print(f"# bench/versus.py --underlay-trials {args.underlay_trials}; load {info['loadavg'][0]:.2f}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="minet-versus-") as work:
+        path = unique_copy(args.topology, work, "vu", isolation="key")
+        try:
+            L.lab_up(path, progress=lambda m: None)
+            lab = Lab(path, args.link)
+            trials = []
+            for i in range(args.underlay_trials):
+                lab.settle()
+                trials.append(lab.underlay_trial())
+                print(f"  cut {i + 1}: {trials[-1]}", flush=True)
+        finally:
+            force_down(path)
+    res = {k: summary([t[k] for t in trials]) for k in ("links_down_both_sides", "back")}
+    out = save("versus-underlay", {"machine": info, "trials": trials, "summary": res,
+                                    "bfd_interval_ms": load_topology(path).fabric.bfd_interval_ms})
+    print(json.dumps(res), f"\nsaved {os.path.relpath(out, ROOT)}")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--topology", default=str(ROOT / "topologies" / "demo.yaml"))
@@ -246,8 +289,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--trials", type=int, default=30)
     p.add_argument("--baseline-trials", type=int, default=5)
     p.add_argument("--iperf-seconds", type=int, default=5)
+    p.add_argument("--underlay-trials", type=int, default=0, metavar="N",
+                   help="only this: N underlay cuts between VM1 and VM2 on a key lab (server loss, BFD)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
+    if args.underlay_trials:
+        return underlay_only(args)
     check_root()
     say = (lambda m: print(m, flush=True))
     info = machine()
