@@ -265,6 +265,7 @@ def underlay_only(args) -> int:
     print(f"# bench/versus.py --underlay-trials {args.underlay_trials}; load {info['loadavg'][0]:.2f}", flush=True)
     with tempfile.TemporaryDirectory(prefix="minet-versus-") as work:
         path = unique_copy(args.topology, work, "vu", isolation="key")
+        bfd = load_topology(path).fabric.bfd_interval_ms
         try:
             L.lab_up(path, progress=lambda m: None)
             lab = Lab(path, args.link)
@@ -277,7 +278,7 @@ def underlay_only(args) -> int:
             force_down(path)
     res = {k: summary([t[k] for t in trials]) for k in ("links_down_both_sides", "back")}
     out = save("versus-underlay", {"machine": info, "trials": trials, "summary": res,
-                                    "bfd_interval_ms": load_topology(path).fabric.bfd_interval_ms})
+                                    "bfd_interval_ms": bfd})
     print(json.dumps(res), f"\nsaved {os.path.relpath(out, ROOT)}")
     return 0
 
