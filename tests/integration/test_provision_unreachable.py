@@ -47,7 +47,6 @@ def test_one_unreachable_server_is_named_and_the_others_complete(tmp_path):
         assert not by_server["VM3"]["ok"]
         error = by_server["VM3"]["error"]
         assert "192.0.2.3" in error or "VM3" in error, error        # says which server and why
-        assert "[VM3]" in res.stderr or "VM3" in res.stderr
         # the reachable servers are complete: their routers exist, their bridges too
         for router in ("1.A", "2.B"):
             assert os.path.exists(os.path.join(NETNS_DIR, f"{tag}-{router}"))
