@@ -109,7 +109,7 @@ class BenchRemoteLinks(RemoteLinks):
         end = rec.get("t_barrier", rec.get("t_sent"))
         c0, c_end = rec["c_start"], rec.get("c_barrier", rec.get("c_sent"))
         line = {"dpid": f"{dpid:016x}", "flows_read": rec.get("flows_read"),
-                "variant": os.environ.get("MNBENCH_VARIANT") or None,
+                "t_start": t0, "t_end": end, "c_start": c0, "c_end": c_end,
                 "switch_errors": self.extra["error"], "handler_errors": self.extra["handler_error"],
                 "flow_mods": rec["msgs"].get("FlowMod", 0), "messages": rec["msgs"],
                 "total_s": end - t0,

@@ -22,7 +22,7 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v -i "running pip as the 'root' user" || true
-python3 -c "import minet_sdn, os_ken, yaml, pyroute2, paramiko, hypothesis, graphviz, selenium, networkx" \
+python3 -m pip install -q --disable-pip-version-check -e '.[test,bench]' 2>&1 | grep -v -i "running pip as the 'root' user" || true
+python3 -c "import minet_sdn, os_ken, yaml, pyroute2, paramiko, hypothesis, graphviz, selenium, networkx, matplotlib" \
   || { echo "setup: Python dependencies did not install" >&2; exit 1; }
 echo "setup: ready" >&2

@@ -9,6 +9,7 @@ with Ryu, `MINET_TOPOLOGY=FILE ryu-manager minet_sdn.apps.remote_links` also wor
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import logging
 import os
@@ -19,8 +20,9 @@ from typing import Dict, List, Optional, Tuple
 
 from .. import compat
 from ..compat import BaseApp, handler, ofp_event, ofproto_v1_3
-from ..core import ofmsg
+from ..core import flows, ofmsg, wire
 from ..core.fabric import FabricCore, PortInfo, ids_for_keys, link_counters
+from ..core.flows import link_flows
 from ..core.views import Counters, link_view, metrics_text, switch_view
 from ..rest.api import ApiError, make_app
 from ..rest.server import serve_in_thread
@@ -129,6 +131,27 @@ def port_info(port) -> PortInfo:
     return PortInfo(port_no=port.port_no, name=name, hw_addr=port.hw_addr, config=port.config, state=port.state)
 
 
+def prepare_flows(topo) -> int:
+    """Derive (core/flows.py) and encode (core/wire.py) every flow of every bridge of `topo` at
+    load time, as Faucet does on a config load, so that a (re)sync only compares and writes."""
+    flows.prepare(topo)
+    n = 0
+    for bridge in topo.bridges.values():
+        for lid in bridge.link_ids:
+            for flow in link_flows(topo, bridge, topo.link(lid)):
+                wire.flow_mod_bytes(flow, ofproto_v1_3.OFPFC_ADD)
+                n += 1
+    return n
+
+
+def settle_heap() -> None:
+    """Move what is alive now (the topology: ~1 KB of objects per link) out of the cyclic GC's
+    sight. Without this, the objects a sync creates (tens of thousands of flows, all alive until
+    it ends) trigger full collections that walk the whole topology again and again."""
+    gc.collect()
+    gc.freeze()
+
+
 class RemoteLinks(BaseApp):
     OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
 
@@ -143,6 +166,8 @@ class RemoteLinks(BaseApp):
                               or default_state_path(self.topo.name))
         failed = load_failed(self.state_path, self.topo, self.logger)
         self.core = FabricCore(self.topo, failed=failed)
+        prepare_flows(self.topo)
+        settle_heap()
         if self.core.failed:
             self.logger.warning("links still failed by an operator: %s", sorted(self.core.failed))
         self.lock = threading.RLock()
@@ -152,6 +177,8 @@ class RemoteLinks(BaseApp):
         self._sync: Dict[int, Dict[str, object]] = {}          # dpid -> {xid: "ports"|"flows", results}
         self._waiters: Dict[Tuple[int, int], "_Waiter"] = {}   # counter polls in flight
         self._warned: set = set()
+        self._bundle_seq = 0
+        self._bundles: Dict[Tuple[int, int], Tuple[int, int]] = {}   # (dpid, commit xid) -> (bundle id, FlowMods)
         rest = CONFIG.get("rest") or os.environ.get("MINET_REST")
         self.rest_addr = rest or (self.topo.controller.rest_host, self.topo.controller.rest_port)
         self.rest_server = None
@@ -194,23 +221,37 @@ class RemoteLinks(BaseApp):
     # ---- sending -----------------------------------------------------------------------------
     def _send(self, out: Dict[int, List[object]]) -> None:
         """Send what the core returned, packed into ~64 KiB writes (one queue hand-over and one
-        syscall per chunk instead of per message: tens of thousands of FlowMods on a resync)."""
+        syscall per chunk instead of per message: tens of thousands of FlowMods on a resync),
+        every run of FlowMods inside one atomic bundle (core/wire.py: Packer)."""
         for dpid, msgs in out.items():
             dp = self.datapaths.get(dpid)
             if dp is None:
                 continue
-            chunk = bytearray()
-            for msg in msgs:
+
+            def other(msg, xid, dp=dp):
                 msg.datapath = dp
-                dp.set_xid(msg)
+                msg.xid = None
+                msg.set_xid(xid)
                 msg.serialize()
-                chunk += msg.buf
                 self.extra["sent_" + (ofmsg.kind(msg) or "msg")] += 1
-                if len(chunk) >= SEND_CHUNK:
-                    dp.send(bytes(chunk))
-                    chunk = bytearray()
-            if chunk:
-                dp.send(bytes(chunk))
+                return msg.buf
+
+            packer = wire.Packer(dp.xid, self._next_bundle_id)
+            for chunk in packer.stream(msgs, other):         # the switch parses while we pack
+                dp.send(chunk)
+            dp.xid = packer.xid & ofproto_v1_3.MAX_XID         # as os-ken's Datapath.set_xid counts
+            mods = sum(1 for m in msgs if type(m) is wire.PackedFlowMod)
+            if mods:
+                self.extra["sent_FlowMod"] += mods
+            for bid, commit_xid, n in packer.bundles:
+                self.extra["sent_bundle"] += 1
+                self._bundles[(dpid, commit_xid)] = (bid, n)
+                if len(self._bundles) > 1024:                 # commits whose replies never came
+                    self._bundles.pop(next(iter(self._bundles)))
+
+    def _next_bundle_id(self) -> int:
+        self._bundle_seq = (self._bundle_seq + 1) & 0xFFFFFFFF
+        return self._bundle_seq
 
     def _send_one(self, dp, msg) -> None:
         msg.datapath = dp
@@ -285,10 +326,16 @@ class RemoteLinks(BaseApp):
         sync[sync.pop(xid)] = value
         if "ports" in sync and "flows" in sync:
             del self._sync[dpid]
-            out = self.core.synced(dpid, sync["ports"], sync["flows"], time.monotonic(),
-                                   later=sync.get("later", ()))
-            sent = sum(len(m) for m in out.values())
-            self._send(out)
+            was = gc.isenabled()
+            gc.disable()        # tens of thousands of flows and messages, all alive until sent
+            try:
+                out = self.core.synced(dpid, sync["ports"], sync["flows"], time.monotonic(),
+                                       later=sync.get("later", ()))
+                sent = sum(len(m) for m in out.values())
+                self._send(out)
+            finally:
+                if was:
+                    gc.enable()
             self.logger.info("switch %016x synced: %d messages", dpid, sent)
 
     @handler.set_ev_cls(ofp_event.EventOFPPortStatus, MAIN)
@@ -321,6 +368,11 @@ class RemoteLinks(BaseApp):
     def error_msg(self, ev):
         msg = ev.msg
         self.extra["error"] += 1
+        bundle = self._bundles.pop((msg.datapath.id, msg.xid), None)
+        if bundle is not None:
+            self.extra["bundle_refused"] += 1
+            self.logger.error("switch %016x refused bundle %d (%d FlowMods) at commit: none of it was "
+                              "applied, its table is the one before", msg.datapath.id or 0, *bundle)
         # code is None for experimenter errors: format with %s, never %d
         self.logger.error("switch %016x: OpenFlow error type=%s code=%s", msg.datapath.id or 0,
                           msg.type, msg.code)
@@ -454,3 +506,4 @@ class _Waiter:
 
 
 logging.getLogger("os_ken.controller.controller").setLevel(logging.WARNING)
+wire.install_flow_stats_decoder()        # flow-stats replies decoded by struct, straight into Flows

@@ -6,6 +6,7 @@ FlowMods are PackedFlowMods (core/wire.py): os-ken messages that serialise fast.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Iterable, List, Optional, Tuple
 
 from ..compat import ofproto_v1_3 as ofp
@@ -88,6 +89,9 @@ def action_from_ofp(action) -> Action:
 
 def flow_from_stats(stats) -> Flow:
     """A flow as read back from a switch, in the same form as the flows we build."""
+    flow = getattr(stats, "flow", None)
+    if flow is not None:
+        return flow                          # decoded from the wire already (wire.WireFlowStats)
     match: List[Tuple[str, Any]] = []
     for name, value in stats.match.items():
         if isinstance(value, tuple):
@@ -105,5 +109,10 @@ def flow_from_stats(stats) -> Flow:
 
 def kind(msg) -> Optional[str]:
     """Short name of a message, for logs and counters."""
-    cls = next((c for c in type(msg).__mro__ if c.__module__ == parser.__name__), type(msg))
+    return _kind(type(msg))
+
+
+@lru_cache(maxsize=None)
+def _kind(msg_cls: type) -> str:
+    cls = next((c for c in msg_cls.__mro__ if c.__module__ == parser.__name__), msg_cls)
     return cls.__name__.replace("OFP", "")     # a PackedFlowMod counts as a FlowMod

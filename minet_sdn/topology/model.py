@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 import zlib
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Dict, List, Optional, Tuple
 
 ISOLATION_MODES = ("key", "tos")
@@ -34,6 +34,7 @@ DEFAULT_LINK_SUBNET6 = "fd00:6d6e::/32"
 DEFAULT_IXP_SUBNET = "198.18.0.0/15"      # IXP k's peering LAN: the k-th /24 (RFC 2544 range)
 
 
+@lru_cache(maxsize=256)          # read for every dpid the controller looks up: 50,000 times a large sync
 def instance_hash16(name: str) -> int:
     return zlib.crc32(name.encode()) & 0xFFFF
 
@@ -174,11 +175,11 @@ class Link:
     prefixlen6: int
     shaping: Optional[Shaping] = None
 
-    @property
+    @cached_property             # remote, ofport: read for every link on every sync and event
     def remote(self) -> bool:
         return self.a.server != self.b.server
 
-    @property
+    @cached_property
     def ofport(self) -> int:
         return link_ofport(self.id)
 
@@ -315,8 +316,16 @@ class Topology:
 
     # ---- datapaths --------------------------------------------------------------------------
     def dpid(self, server: str, peer: str) -> int:
-        return ((MAGIC << 48) | (instance_hash16(self.name) << 32)
-                | (self.servers[server].index << 16) | self.servers[peer].index)
+        got = self._dpids.get((server, peer))
+        if got is None:
+            self.servers[server], self.servers[peer]            # KeyError for an unknown server
+            got = self._dpids[(server, peer)] = ((MAGIC << 48) | (instance_hash16(self.name) << 32)
+                                                 | (self.servers[server].index << 16) | self.servers[peer].index)
+        return got
+
+    @cached_property
+    def _dpids(self) -> Dict[Tuple[str, str], int]:
+        return {}
 
     @cached_property
     def remote_links(self) -> Tuple[Link, ...]:

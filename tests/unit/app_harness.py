@@ -159,6 +159,8 @@ class FakeDatapath:
         self.mute_stats = False              # True: never answer a flow stats request
         self.after_reply: Optional[Callable[[Any], None]] = None   # called once a stats reply is queued
         self.lost_stats: List[Tuple[int, list]] = []   # (xid, body) of stats requests left unanswered
+        self.bundles: Dict[int, list] = {}   # open bundles: id -> [(FlowMod, its bytes)]
+        self.bundle_log: List[Tuple[int, int, int]] = []   # (exp_type, bundle id, xid) of bundle messages
 
     def set_xid(self, msg) -> int:
         self.xid = (self.xid + 1) & ofp.MAX_XID
@@ -198,6 +200,10 @@ class FakeDatapath:
             version, msg_type, length, xid = struct.unpack_from("!BBHI", buf, offset)
             assert version == ofp.OFP_VERSION and length >= 8 and offset + length <= len(buf), (offset, length)
             raw = bytes(buf[offset:offset + length])
+            if msg_type == ofp.OFPT_EXPERIMENTER:
+                self._bundle_msg(raw, xid)
+                offset += length
+                continue
             if msg_type == ofp.OFPT_FLOW_MOD:
                 msg = ofproto_parser.msg(self, version, msg_type, length, xid, raw)
             elif msg_type == ofp.OFPT_PORT_MOD:
@@ -212,6 +218,33 @@ class FakeDatapath:
             assert self.wire[-1] == raw, "re-serialising what the switch parsed gives other bytes"
             offset += length
         return True
+
+    def _bundle_msg(self, raw: bytes, xid: int) -> None:
+        """ONF bundles (OpenFlow 1.3 extension): FlowMods held from OPEN and applied at COMMIT."""
+        experimenter, exp_type, bundle_id = struct.unpack_from("!III", raw, 8)
+        assert experimenter == 0x4F4E4600, f"unexpected experimenter {experimenter:#x}"
+        self.bundle_log.append((exp_type, bundle_id, xid))
+        if exp_type == ofp.ONF_ET_BUNDLE_CONTROL:
+            ctrl, flags = struct.unpack_from("!HH", raw, 20)
+            assert flags == ofp.ONF_BF_ATOMIC | ofp.ONF_BF_ORDERED
+            if ctrl == ofp.ONF_BCT_OPEN_REQUEST:
+                assert bundle_id not in self.bundles, f"bundle {bundle_id} opened twice"
+                self.bundles[bundle_id] = []
+            else:
+                assert ctrl == ofp.ONF_BCT_COMMIT_REQUEST, ctrl
+                if self.state == DEAD:
+                    return
+                for msg, inner in self.bundles.pop(bundle_id):       # KeyError: never opened
+                    self.send_msg(msg)
+                    assert self.wire[-1] == inner, "re-serialising a bundled message gives other bytes"
+            return
+        assert exp_type == ofp.ONF_ET_BUNDLE_ADD_MESSAGE, exp_type
+        inner = raw[24:]
+        version, msg_type, length, inner_xid = struct.unpack_from("!BBHI", inner, 0)
+        assert msg_type == ofp.OFPT_FLOW_MOD and length == len(inner) and inner_xid == xid
+        msg = ofproto_parser.msg(self, version, msg_type, length, inner_xid, inner)
+        msg.xid = inner_xid
+        self.bundles[bundle_id].append((msg, inner))
 
     def reply(self, mp_type: int, entries: List[bytes], xid: int) -> None:
         size = self.parts or max(1, len(entries))
