@@ -1,7 +1,6 @@
 """The topology loader: every malformed file is refused with exactly its expected problem lines,
 valid files load, defaults apply, and no input whatsoever escapes as anything but TopologyError."""
 import copy
-import time
 from pathlib import Path
 
 import pytest
@@ -160,14 +159,11 @@ def test_no_links_is_valid():
     assert parse_topology(yaml.safe_dump(doc)).links == ()
 
 
-def test_key_mode_takes_thousands_of_links_between_one_pair_quickly():
-    text = yaml.safe_dump(two_server_topology(5000, isolation="key"))
-    start = time.monotonic()
-    topo = parse_topology(text)
-    elapsed = time.monotonic() - start
+def test_key_mode_takes_thousands_of_links_between_one_pair():
+    # no wall-clock bound here (the machine may be busy): load speed is measured in bench/
+    topo = parse_topology(yaml.safe_dump(two_server_topology(5000, isolation="key")))
     assert len(topo.links) == 5000 and topo.links[-1].id == 5000
     assert len(topo.bridges) == 2
-    assert elapsed < 10, f"5000 links took {elapsed:.1f}s"
 
 
 def test_tos_mode_takes_63_links_between_one_pair():
