@@ -73,7 +73,7 @@ import time as _time
 _LOG = _logging.getLogger("minet_sdn.openflow")
 
 # Connections in all / before the switch has said who it is (no MAIN_DISPATCHER yet).
-CONNECTION_LIMITS = {"total": 1024, "handshaking": 64}
+CONNECTION_LIMITS = {"total": 1024, "handshaking": 256}     # the app sizes them to its topology
 HANDSHAKE_TIMEOUT = 10.0         # seconds from accept to MAIN_DISPATCHER
 SEND_JOIN_TIMEOUT = 10.0
 # NX action subtypes parsed structurally (the only one our flows use: reg_move); any other stays an

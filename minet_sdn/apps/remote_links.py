@@ -185,8 +185,15 @@ class RemoteLinks(BaseApp):
         echo = CONFIG.get("echo_interval") or os.environ.get("MINET_ECHO_INTERVAL")
         if echo:
             compat.CONNECTIONS.echo_interval = float(echo)
+        self._size_connection_limits()
         if os.environ.get("MINET_OFP_HANDSHAKE_TIMEOUT"):           # tests: seconds to finish the handshake
             compat.HANDSHAKE_TIMEOUT = float(os.environ["MINET_OFP_HANDSHAKE_TIMEOUT"])
+
+    def _size_connection_limits(self) -> None:
+        """Room for every bridge of the topology to connect (twice: a reconnect may overlap the
+        old connection) plus strangers; the handshaking bound stays small."""
+        compat.CONNECTION_LIMITS["total"] = max(1024, 2 * len(self.topo.bridges) + 64)
+        compat.CONNECTION_LIMITS["handshaking"] = max(256, len(self.topo.bridges) // 4)
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def start(self):
@@ -485,6 +492,7 @@ class RemoteLinks(BaseApp):
         with self.lock:
             out = self.core.reload(topo, time.monotonic())
             self.topo = topo
+            self._size_connection_limits()
             self._save_state()
             self._send(out)
             sent = sum(len(m) for m in out.values())

@@ -52,7 +52,7 @@ def test_a_zero_length_hello_element_drops_the_connection_not_the_controller(ctl
         assert closed_by_peer(s, 10), "the controller kept a connection that sent a malformed HELLO"
     assert ctl.alive()
     assert ctl.rss_kib() < rss + 50 * 1024
-    assert "a HELLO element of length 0" in ctl.log_text()
+    wait_for(lambda: "a HELLO element of length 0" in ctl.log_text(), 5, "the warning about the HELLO")
     # and it still serves switches
     sw = bridge_switch(ctl, "VM1", "VM2").start()
     try:
@@ -139,7 +139,7 @@ def test_messages_before_the_handshake_or_of_another_version_drop_the_connection
     wait_for(synced(ctl), 10, "the switch to sync")
     sw.sock.sendall(frame(OFPT_ECHO_REQUEST, version=1))   # OpenFlow 1.0 on a 1.3 connection
     wait_for(sw.closed.is_set, 5, "the controller to drop the connection")
-    assert "version 0x01 on a connection that agreed on 0x04" in ctl.log_text()
+    wait_for(lambda: "version 0x01 on a connection that agreed on 0x04" in ctl.log_text(), 5, "the warning")
     sw.close()
 
 
