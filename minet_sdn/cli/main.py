@@ -192,6 +192,8 @@ def build_parser() -> Parser:
         la.add_argument("id")
         la.set_defaults(func=cmd_link_admin)
 
+    from ..topology.generate import add_generate_commands
+    add_generate_commands(sub)
     try:
         from ..lab.cli import add_lab_commands
     except ImportError:
