@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
+from . import capacity
 from . import netlink as nlk
 from . import ovs
 from .image import ImageProblem
@@ -194,6 +195,14 @@ class Provisioner:
                 pwd.getpwnam("frr")
             except KeyError:
                 problems.append("user frr does not exist (package frr)")
+        if self.plan.routers and capacity.enabled():
+            # routers not running yet: what this run would add to the machine
+            new = [r.daemons for r in self.plan.routers if not os.path.exists(r.pid_path("zebra"))]
+            if new:
+                why = capacity.refusal(capacity.estimate(new, servers=0), capacity.available_mb(),
+                                       capacity.free_pids(), where=f"server {self.plan.server}")
+                if why:
+                    problems.append(why)
         if self.plan.bridges:
             if not shutil.which("ovs-vsctl"):
                 problems.append("ovs-vsctl is missing (package openvswitch-switch)")

@@ -111,3 +111,15 @@ def test_failure_summary_is_one_line_per_cause():
     assert line.endswith("full list in /x/fail.log") and "\n" not in line
     long = summarise_failures([DaemonFailure("1.A", "zebra", "x" * 5000)] * 300, 300, "/l")
     assert len(long) < 500
+
+
+def test_capacity_estimate_and_refusal():
+    from minet_sdn.provision import capacity
+    need = capacity.estimate([("zebra", "bgpd", "ospfd")] * 480, servers=4)
+    assert need.routers == 480 and need.processes == 480 * 3 + 12
+    assert 9000 < need.memory_mb < 14000                    # ~25 MB per router with the kernel's share
+    assert capacity.refusal(need, available_mb=22000, free_pids=30000) is None
+    why = capacity.refusal(need, available_mb=8000, free_pids=30000, where="server S1")
+    assert why and "480 routers" in why and "server S1 has 7.8 GiB available" in why and "\n" not in why
+    assert "pids" in capacity.refusal(need, available_mb=None, free_pids=1000)
+    assert capacity.enabled({}) and not capacity.enabled({"MINET_CAPACITY_CHECK": "0"})
