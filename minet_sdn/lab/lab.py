@@ -258,6 +258,7 @@ def wait_bgp(topo: Topology, timeout: float = BGP_TIMEOUT, progress: Progress = 
     t0 = last_note = time.monotonic()
     reports: Dict[str, Dict[str, Any]] = {}
     done: set = set()
+    sessions_noted = not routes
 
     def poll(router: str) -> Tuple[str, Dict[str, Any], bool]:
         rep = bgp_sessions(topo, router)
@@ -275,6 +276,12 @@ def wait_bgp(topo: Topology, timeout: float = BGP_TIMEOUT, progress: Progress = 
                 reports[router] = rep
                 if ok:
                     done.add(router)
+            if not sessions_noted:
+                up, total = _count_sessions(list(reports.values()))
+                if up == total and all(bgp_converged(r) for r in reports.values()):
+                    sessions_noted = True
+                    progress(f"BGP: all {total} sessions established on {len(routers)} routers "
+                             f"({time.monotonic() - t0:.1f} s)")
             if len(done) == len(routers):
                 return True, [reports[r] for r in routers]
             now = time.monotonic()
