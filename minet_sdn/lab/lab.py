@@ -565,6 +565,7 @@ def lab_up(topo_path: str, *, mgmt_subnet: str = em.DEFAULT_MGMT_SUBNET, progres
             progress("provisioning every server over SSH from the mgmt namespace (minet-provision --master)")
             rc, last = run_provision(topo, state, progress)
             if rc != 0:
+                last = _keep_failure_logs(topo, last)
                 raise LabError(f"provisioning failed (exit {rc}): {last} "
                                f"(log: {os.path.join(em.state_dir(topo), 'provision.log')})")
             state.data["phase"] = "provisioned"
@@ -591,6 +592,22 @@ def lab_up(topo_path: str, *, mgmt_subnet: str = em.DEFAULT_MGMT_SUBNET, progres
         state.data["up_seconds"] = round(time.monotonic() - t0, 1)
         state.save()
         return _summary(topo, state, reports, time.monotonic() - t0)
+
+
+def _keep_failure_logs(topo: Topology, message: str) -> str:
+    """The servers' lists of FRR daemons that did not start live in their provisioning state,
+    which the rollback removes: keep copies beside the lab's state, and name those instead."""
+    for server in topo.servers:
+        name = f"{topo.name}.{server}.frr-start-failures.log"
+        src = os.path.join(em.provision_state_dir(topo, server), name)
+        if os.path.exists(src):
+            dst = os.path.join(em.lab_root(), name)
+            try:
+                shutil.copyfile(src, dst)
+            except OSError:
+                continue
+            message = message.replace(src, dst)
+    return message
 
 
 def check_capacity(topo: Topology, progress: Progress) -> None:
@@ -701,6 +718,11 @@ def lab_down(topo_path: str, *, progress: Optional[Progress] = None) -> List[str
     progress = progress or printing_progress()
     em.check_host()
     topo = load(topo_path)
+    for server in topo.servers:        # lists kept from a failed `up` (_keep_failure_logs)
+        try:
+            os.unlink(os.path.join(em.lab_root(), f"{topo.name}.{server}.frr-start-failures.log"))
+        except OSError:
+            pass
     with em.lab_lock(topo):
         state = LabState.load(topo)
         if state is None:

@@ -666,6 +666,9 @@ class Provisioner:
         if os.path.isdir(self.plan.state_dir):
             self._remove_state_dir()
             self.changes.append(f"removed state dir {self.plan.state_dir}")
+        if os.path.exists(self.failure_log_path()):
+            _remove(self.failure_log_path())
+            self.changes.append(f"removed {self.failure_log_path()}")
 
     def _remove_state_dir(self) -> None:
         """The server's state dir is all ours; its parent (the instance's) goes when empty."""
