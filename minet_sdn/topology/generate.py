@@ -24,6 +24,10 @@ from itertools import combinations
 from typing import Dict, List, Tuple
 
 CLASS_ROUTERS = ("ZURI", "BASE", "GENE", "LUGA", "MUNI", "LYON", "VIEN", "MILA")
+# BFD on the tunnels: hundreds of routers converging on two cores starve the userspace datapath for
+# longer than 3 x 100 ms (the default), so tunnels flapped, the controller held every remote link
+# down and up again, and eBGP never settled (seen at 40 x 8). 1 s (3 s to detect a cut) holds.
+BFD_INTERVAL_MS = 1000
 
 
 class GenerateError(ValueError):
@@ -92,6 +96,7 @@ def class_topology(n_ases: int = 60, servers: int = 4, name: str = "class", rout
            "  isolation: key",
            "  encapsulation: gre",
            "  underlay_mtu: 9000",
+           f"  bfd_interval_ms: {BFD_INTERVAL_MS}          # see BFD_INTERVAL_MS in minet_sdn/topology/generate.py",
            "servers:"]
     out += [f"  {vm}: {{underlay_ip: 192.0.2.{i}}}" for i, vm in enumerate(vms, start=1)]
     out.append("ases:")
