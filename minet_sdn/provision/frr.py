@@ -18,7 +18,7 @@ Routing policy of a configured AS (`configure: true`, the default):
     that provisioning puts in the router's kernel table (zebra learns it), so no staticd is needed.
   * Timers for hundreds of routers on a few cores: eBGP keepalive 3 / hold 9 (a black-holed link
     is noticed in 9 s; carrier loss is immediate anyway), iBGP keepalive 10 / hold 30 (it runs over
-    loopbacks that OSPF reroutes), connect-retry 5, advertisement-interval 0; OSPF hello 5 / dead 20
+    loopbacks that OSPF reroutes), connect-retry 5, advertisement-interval 0; OSPF hello 4 / dead 40
     on ring links (a cut veth is noticed at once by carrier; hellos only catch silent failures).
 
 `configure: false` gives a router nothing but its hostname, for students to configure.
@@ -37,7 +37,7 @@ from typing import List, Sequence, Tuple
 LOCAL_PREF = {"customer": 300, "peer": 200, "provider": 100}
 KEEPALIVE, HOLDTIME, CONNECT_RETRY = 3, 9, 5
 IBGP_KEEPALIVE, IBGP_HOLDTIME = 10, 30
-OSPF_HELLO, OSPF_DEAD = 5, 20
+OSPF_HELLO, OSPF_DEAD = 4, 40
 RR_MIN_ROUTERS = 4          # ASes with at least this many routers use two route reflectors
 
 # Daemons, in start order (zebra first: the others connect to it). A router runs only those its

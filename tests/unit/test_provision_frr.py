@@ -118,7 +118,7 @@ def test_ospf_ibgp_timers_and_announcement(tmp_path):
     assert len(ring_ifaces) == 2                                   # a ring of >= 3 routers: two neighbours
     for ifname in ring_ifaces:
         assert block(text, f"interface {ifname}") == ["ip ospf area 0", "ip ospf network point-to-point",
-                                                      "ip ospf hello-interval 5", "ip ospf dead-interval 20"]
+                                                      "ip ospf hello-interval 4", "ip ospf dead-interval 40"]
     assert f" ospf router-id {addr.routers[big.routers[0]].loopback}" in lines
     others = [r for r in big.routers[1:]]
     if len(big.routers) >= 4:                 # route reflection: the first router reflects to the rest
