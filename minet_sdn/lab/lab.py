@@ -618,6 +618,9 @@ def check_capacity(topo: Topology, progress: Progress) -> None:
     plans = [build_plan(topo, server) for server in topo.servers]
     need = capacity.estimate(capacity.topology_daemon_lists(plans), servers=len(topo.servers))
     progress(f"estimate: {need.line()}")
+    from ..provision.apply import ensure_neighbour_limits
+    for change in ensure_neighbour_limits(need.routers):   # every server shares this kernel's table
+        progress(change)
     if not capacity.enabled():
         return
     why = capacity.refusal(need, capacity.available_mb(), capacity.free_pids())

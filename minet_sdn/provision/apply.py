@@ -85,6 +85,45 @@ def summarise_failures(failures: List[DaemonFailure], total: int, log_path: str)
     return f"{line}; first: router {first.router} {first.daemon}: {why}; full list in {log_path}"
 
 
+# The kernel's neighbour (ARP / NDP) tables are one per machine, shared by every namespace, with
+# the limits of the initial namespace (gc_thresh3 = 1024 by default). Each router holds about ten
+# entries (ring and host neighbours, eBGP peers, and one per multicast group it sends to, e.g.
+# OSPF's 224.0.0.5 on each ring link). At ~330 routers the table overflowed ("neighbor table
+# overflow!"), multicast sends failed (IpOutDiscards), OSPF hellos went missing and adjacencies
+# cycled. Provisioning raises the limits (never lowers them) before starting FRR.
+NEIGH_PER_ROUTER = 16
+NEIGH_SYSCTLS = ("/proc/sys/net/ipv4/neigh/default", "/proc/sys/net/ipv6/neigh/default")
+
+
+def neighbour_limits(routers: int, current: Tuple[int, int]) -> Optional[Tuple[int, int]]:
+    """(gc_thresh2, gc_thresh3) for `routers` routers on this kernel, None if `current` suffices."""
+    want3 = 1024 + NEIGH_PER_ROUTER * routers
+    if current[1] >= want3:
+        return None
+    return max(current[0], want3 * 3 // 4), want3
+
+
+def ensure_neighbour_limits(routers: int) -> List[str]:
+    changes = []
+    for base in NEIGH_SYSCTLS:
+        try:
+            with open(f"{base}/gc_thresh2") as f2, open(f"{base}/gc_thresh3") as f3:
+                cur = (int(f2.read()), int(f3.read()))
+        except (OSError, ValueError):
+            continue
+        new = neighbour_limits(routers, cur)
+        if new is None:
+            continue
+        for name, value in (("gc_thresh3", new[1]), ("gc_thresh2", new[0])):
+            try:
+                with open(f"{base}/{name}", "w") as fh:
+                    fh.write(str(value))
+                changes.append(f"{base.split('/')[4]} neighbour table {name}: {value}")
+            except OSError:      # e.g. inside a container: the limit stays, the lab may not scale
+                pass
+    return changes
+
+
 def _last_log_line(path: str) -> Optional[str]:
     """The last non-empty line of a daemon's log file, shortened (None if there is none)."""
     try:
@@ -387,6 +426,7 @@ class Provisioner:
         if not self.plan.routers:
             return
         self.progress(f"{len(self.plan.routers)} FRR routers")
+        self._changed(ensure_neighbour_limits(len(self.plan.routers)))
         uid, gid = self.backend.frr_ids()        # the frr user the daemons run as (a container's own)
         if self.backend.uses_host_frr and not os.path.isdir(FRR_RUN_DIR):
             os.makedirs(FRR_RUN_DIR, exist_ok=True)

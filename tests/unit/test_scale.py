@@ -123,3 +123,11 @@ def test_capacity_estimate_and_refusal():
     assert why and "480 routers" in why and "server S1 has 7.8 GiB available" in why and "\n" not in why
     assert "pids" in capacity.refusal(need, available_mb=None, free_pids=1000)
     assert capacity.enabled({}) and not capacity.enabled({"MINET_CAPACITY_CHECK": "0"})
+
+
+def test_neighbour_table_limits_grow_with_routers_never_shrink():
+    from minet_sdn.provision.apply import neighbour_limits
+    assert neighbour_limits(10, (512, 1024)) == (888, 1184)
+    assert neighbour_limits(480, (512, 1024)) == (6528, 8704)
+    assert neighbour_limits(480, (20000, 30000)) is None          # already enough: left alone
+    assert neighbour_limits(480, (9000, 4000)) == (9000, 8704)      # gc_thresh2 never lowered
