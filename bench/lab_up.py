@@ -19,6 +19,18 @@ touched), `lab_up` runs with a progress callback whose messages are timestamped 
                 (polled after lab_up returns, about once a second: sessions up is not routes spread)
   down          lab_down's whole call
 
+Class scale (`--class 10 20 40 60`): class-shaped topologies (minet_sdn/topology/generate.py, N ASes
+x 8 routers, 4 servers), one run each by default, with more phases and figures:
+
+  frr_start     the longest "FRR: ... started in T s" of the servers (inside provisioning)
+  established   -> "BGP: all N sessions established" (inside bgp)
+  routes        -> lab_up returns: it now waits for every route too
+  memory        MemAvailable sampled every second: peak and steady (after convergence) drop against
+                the value before the run; PSS of the lab's processes per daemon (/proc/PID/smaps_rollup)
+  cpu           steady CPU of the lab's processes (namespaces with the lab's tag) over 30 s, after
+                a 20 s settle, as a share of the whole machine; and the machine's own busy share
+  second_up     a second lab_up with nothing changed (seconds; it must report already up)
+
 Medians over the repetitions are printed (and min/max); everything is saved to
 bench/results/lab_up-<date>.json. The machine's load is recorded too: the lab shares its cores
 with whatever else runs.
@@ -212,6 +224,252 @@ def one_run(src: str, workdir: str, bgp_timeout: float, verbose: bool) -> Dict[s
     return result
 
 
+# ---- class scale -----------------------------------------------------------------------------------
+
+class MemSampler:
+    """MemAvailable once a second in a thread: the drop against the value at start."""
+
+    def __init__(self) -> None:
+        import threading
+        self.base = self._avail()
+        self.samples: List[Tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _avail() -> float:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024
+        return 0.0
+
+    def _run(self) -> None:
+        t0 = time.monotonic()
+        while not self._stop.wait(1.0):
+            self.samples.append((time.monotonic() - t0, self.base - self._avail()))
+
+    def now(self) -> float:
+        return self.base - self._avail()
+
+    def peak(self) -> float:
+        return max((v for _, v in self.samples), default=0.0)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def lab_processes(tag: str) -> Dict[int, str]:
+    """pid -> comm of every process inside a namespace of the lab (name starts with the tag)."""
+    idents = {}
+    for name in os.listdir(em.NETNS_DIR):
+        if name.startswith(f"{tag}-"):
+            st = os.stat(os.path.join(em.NETNS_DIR, name))
+            idents[(st.st_dev, st.st_ino)] = name
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            st = os.stat(f"/proc/{entry}/ns/net")
+            if (st.st_dev, st.st_ino) in idents:
+                with open(f"/proc/{entry}/comm") as fh:
+                    out[int(entry)] = fh.read().strip()
+        except OSError:
+            pass
+    return out
+
+
+def pss_by_daemon(tag: str) -> Dict[str, Dict[str, float]]:
+    """{comm: {"n", "pss_mb" (average), "rss_mb" (average), "total_mb"}} over the lab's processes."""
+    acc: Dict[str, List[Tuple[int, int]]] = {}
+    for pid, comm in lab_processes(tag).items():
+        vals = {}
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as fh:
+                for line in fh:
+                    parts = line.split()
+                    if len(parts) >= 2 and parts[0] in ("Pss:", "Rss:"):
+                        vals[parts[0]] = int(parts[1])
+        except OSError:
+            continue
+        acc.setdefault(comm, []).append((vals.get("Pss:", 0), vals.get("Rss:", 0)))
+    return {c: {"n": len(v), "pss_mb": round(sum(p for p, _ in v) / len(v) / 1024, 2),
+                "rss_mb": round(sum(r for _, r in v) / len(v) / 1024, 2),
+                "total_mb": round(sum(p for p, _ in v) / 1024, 1)} for c, v in sorted(acc.items())}
+
+
+def cpu_share(tag: str, seconds: float) -> Dict[str, Any]:
+    """CPU of the lab's processes over `seconds`, as % of the whole machine, and the machine's busy %."""
+    hz = os.sysconf("SC_CLK_TCK")
+
+    def ticks() -> Dict[Tuple[int, str], int]:
+        out = {}
+        for pid, comm in lab_processes(tag).items():
+            try:
+                with open(f"/proc/{pid}/stat") as fh:
+                    f = fh.read().rsplit(") ", 1)[1].split()
+                out[(pid, comm)] = int(f[11]) + int(f[12])
+            except (OSError, IndexError):
+                pass
+        return out
+
+    def machine_busy() -> Tuple[int, int]:
+        with open("/proc/stat") as fh:
+            v = [int(x) for x in fh.readline().split()[1:9]]
+        return sum(v) - v[3] - v[4], sum(v)
+
+    a, (b0, t0) = ticks(), machine_busy()
+    start = time.monotonic()
+    time.sleep(seconds)
+    b, (b1, t1) = ticks(), machine_busy()
+    dt = time.monotonic() - start
+    per: Dict[str, float] = {}
+    for k, v in b.items():
+        if k in a:
+            per[k[1]] = per.get(k[1], 0.0) + (v - a[k]) / hz / dt / (os.cpu_count() or 1) * 100
+    return {"lab_pct": round(sum(per.values()), 1), "machine_pct": round(100 * (b1 - b0) / max(1, t1 - t0), 1),
+            "by_process": {k: round(v, 2) for k, v in sorted(per.items(), key=lambda kv: -kv[1])}}
+
+
+_FRR_DONE = re.compile(r"FRR: \d+/\d+ routers, \d+/\d+ daemons started in ([\d.]+) s")
+
+
+def class_run(n_ases: int, workdir: str, bgp_timeout: Optional[float], verbose: bool,
+              settle: float, cpu_seconds: float) -> Dict[str, Any]:
+    from minet_sdn.topology.generate import class_topology
+    src = os.path.join(workdir, f"class{n_ases}.yaml")
+    with open(src, "w") as fh:
+        fh.write(class_topology(n_ases, servers=4, name=f"class{n_ases}"))
+    path = unique_copy(src, workdir, "cl")
+    topo = load_topology(path)
+    events: List[Tuple[float, str]] = []
+    mem = MemSampler()
+    t0 = time.monotonic()
+
+    def progress(msg: str) -> None:
+        events.append((time.monotonic() - t0, msg))
+        if verbose:
+            print(f"    [{events[-1][0]:6.2f}s] {msg}", flush=True)
+
+    down = None
+    try:
+        summary = L.lab_up(path, progress=progress, bgp_timeout=bgp_timeout)
+        total = time.monotonic() - t0
+        result = phases(events, total)
+        result["frr_start"] = max((float(m.group(1)) for _, msg in events for m in [_FRR_DONE.search(msg)] if m),
+                                  default=None)
+        est = [t for t, msg in events if msg.startswith("BGP: all ")]
+        bgp_wait = total - result["bgp"]
+        result["established"] = round(est[-1] - bgp_wait, 3) if est else None
+        result["routes"] = round(total, 3)
+        result["bgp_sessions"] = summary["bgp_sessions"]
+        result["routers"] = len(topo.routers)
+        result["memory_peak_mb"] = round(mem.peak(), 1)
+        time.sleep(settle)
+        result["cpu"] = cpu_share(topo.tag, cpu_seconds)
+        result["memory_steady_mb"] = round(mem.now(), 1)
+        pss = pss_by_daemon(topo.tag)
+        result["pss"] = pss
+        frr_total = sum(v["total_mb"] for c, v in pss.items() if c in ("zebra", "bgpd", "ospfd", "staticd"))
+        result["pss_per_router_mb"] = round(frr_total / len(topo.routers), 2)
+        result["memory_per_router_mb"] = round(result["memory_steady_mb"] / len(topo.routers), 2)
+        t1 = time.monotonic()
+        again = L.lab_up(path, progress=lambda m: None, bgp_timeout=bgp_timeout)
+        result["second_up"] = round(time.monotonic() - t1, 3)
+        result["second_up_already"] = again["already_up"]
+        t1 = time.monotonic()
+        problems = L.lab_down(path, progress=lambda m: None)
+        down = time.monotonic() - t1
+        if problems:
+            raise RuntimeError(f"lab down reported problems: {problems}")
+    finally:
+        mem.stop()
+        if down is None:
+            force_down(path)
+    left = leftovers(topo)
+    if left:
+        raise RuntimeError(f"lab down left {left}")
+    result["down"] = round(down, 3)
+    return result
+
+
+def class_table(runs: Dict[int, Dict[str, Any]]) -> str:
+    head = ("| ASes x 8 | routers | servers | controller | provisioning (FRR start) | BGP established | all routes "
+            "= `lab up` | steady CPU (lab / machine) | memory peak / steady | PSS per router | memory per router "
+            "| second up | down |")
+    out = [head, "|" + "---|" * (head.count("|") - 1)]
+    for n, r in sorted(runs.items()):
+        out.append(f"| {n} | {r['routers']} | {r['servers']:.1f} | {r['controller']:.1f} | {r['provisioning']:.1f} "
+                   f"({r['frr_start'] or 0:.1f}) | {r['established'] or 0:.1f} | **{r['routes']:.1f}** | "
+                   f"{r['cpu']['lab_pct']:.1f} % / {r['cpu']['machine_pct']:.1f} % | "
+                   f"{r['memory_peak_mb'] / 1024:.2f} / {r['memory_steady_mb'] / 1024:.2f} GiB | "
+                   f"{r['pss_per_router_mb']:.1f} MB | {r['memory_per_router_mb']:.1f} MB | "
+                   f"{r['second_up']:.1f} s | {r['down']:.1f} s |")
+    return "\n".join(out)
+
+
+def class_plot(runs: Dict[int, Dict[str, Any]], path: Path) -> Optional[Path]:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    ns = sorted(runs)
+    routers = [runs[n]["routers"] for n in ns]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    bottom = [0.0] * len(ns)
+    for key, label in (("servers", "servers"), ("controller", "controller"), ("provisioning", "provisioning"),
+                       ("bgp", "BGP + routes")):
+        vals = [runs[n][key] for n in ns]
+        a1.bar([str(r) for r in routers], vals, bottom=bottom, label=label)
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    a1.axhline(600, color="red", linestyle="--", linewidth=1, label="10 min")
+    a1.set_xlabel("routers (ASes x 8, 4 servers)")
+    a1.set_ylabel("seconds")
+    a1.set_title("lab up by phase")
+    a1.legend(fontsize=8)
+    a2.plot(routers, [runs[n]["pss_per_router_mb"] for n in ns], "o-", label="FRR PSS per router (MB)")
+    a2.plot(routers, [runs[n]["memory_per_router_mb"] for n in ns], "s-", label="MemAvailable drop per router (MB)")
+    a2.plot(routers, [runs[n]["cpu"]["lab_pct"] for n in ns], "^-", label="steady lab CPU (% of machine)")
+    a2.set_xlabel("routers")
+    a2.set_title("per-router cost and steady CPU")
+    a2.set_ylim(bottom=0)
+    a2.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    return path
+
+
+def class_main(args) -> int:
+    info = machine()
+    print(f"# bench/lab_up.py --class on {info['cpus']} CPUs, load {info['loadavg'][0]:.2f}; {info['frr']}", flush=True)
+    report: Dict[str, Any] = {"command": " ".join(["bench/lab_up.py"] + sys.argv[1:]), "machine": info, "class": {}}
+    runs: Dict[int, Dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="minet-bench-") as workdir:
+        for n in args.classes:
+            print(f"## class {n} x 8: {n * 8} routers over 4 servers", flush=True)
+            r = class_run(n, workdir, args.bgp_timeout if args.bgp_timeout != 600.0 else None, args.verbose,
+                          args.settle, args.cpu_seconds)
+            runs[n] = r
+            report["class"][str(n)] = r
+            print(f"  up {r['routes']:.1f}s (servers {r['servers']:.1f}, controller {r['controller']:.1f}, provisioning "
+                  f"{r['provisioning']:.1f} with FRR start {r['frr_start']}, established {r['established']}, routes "
+                  f"{r['bgp']:.1f}); CPU {r['cpu']}; memory peak {r['memory_peak_mb']:.0f} MB steady "
+                  f"{r['memory_steady_mb']:.0f} MB; PSS/router {r['pss_per_router_mb']} MB; PSS {r['pss']}; "
+                  f"second up {r['second_up']:.1f}s; down {r['down']:.1f}s", flush=True)
+            save("lab_up_class", report)
+    out = save("lab_up_class", report)
+    print()
+    print(class_table(runs))
+    png = class_plot(runs, RESULTS / "lab_up_class.png")
+    print(f"\nsaved {os.path.relpath(out, ROOT)}" + (f" and {os.path.relpath(png, ROOT)}" if png else ""))
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description="time `minet lab up` by phase, and `lab down`")
     p.add_argument("--topology", nargs="+", default=DEFAULT_TOPOLOGIES)
@@ -219,8 +477,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--bgp-timeout", type=float, default=600.0)
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--verbose", action="store_true", help="print lab_up's progress messages")
+    p.add_argument("--class", dest="classes", type=int, nargs="+", metavar="N",
+                   help="class-shaped topologies of N ASes x 8 routers on 4 servers instead (e.g. 10 20 40 60)")
+    p.add_argument("--settle", type=float, default=20.0, help="--class: seconds after up before CPU is measured")
+    p.add_argument("--cpu-seconds", type=float, default=30.0, help="--class: CPU measurement window")
     args = p.parse_args(argv)
     check_root()
+    if args.classes:
+        return class_main(args)
     info = machine()
     print(f"# bench/lab_up.py on {info['cpus']} CPUs, load {info['loadavg'][0]:.2f}; {info['ovs']}; {info['frr']}",
           flush=True)

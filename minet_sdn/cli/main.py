@@ -289,6 +289,8 @@ def build_parser() -> Parser:
     from ..importers.cli import add_commands as add_import_commands
     add_import_commands(sub, UsageError)      # import mini-internet|gml, partition
 
+    from ..topology.generate import add_generate_commands
+    add_generate_commands(sub)
     try:
         from ..lab.cli import add_lab_commands
     except ImportError:

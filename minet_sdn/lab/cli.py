@@ -79,8 +79,8 @@ def add_lab_commands(subparsers) -> None:
     up.add_argument("--mgmt-subnet", default=DEFAULT_MGMT_SUBNET,
                     help=f"IPv4 subnet of the lab's management network (default {DEFAULT_MGMT_SUBNET}: "
                          ".1 is the mgmt namespace, .1+N is server N)")
-    up.add_argument("--bgp-timeout", type=float, default=180.0, metavar="SECONDS",
-                    help="how long to wait for every BGP session (default 180)")
+    up.add_argument("--bgp-timeout", type=float, default=None, metavar="SECONDS",
+                    help="how long to wait for every BGP session and route (default 180 + 0.5 per router)")
     up.add_argument("--keep-on-failure", action="store_true",
                     help="keep a half-built lab for inspection instead of removing it")
     up.add_argument("--backend", choices=("netns", "docker"), default="netns",

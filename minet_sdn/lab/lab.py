@@ -29,6 +29,11 @@ from . import emulation as em
 from .emulation import LabError, LabState, Progress
 
 BGP_TIMEOUT = 180.0
+
+
+def default_bgp_timeout(topo: Topology) -> float:
+    """How long `lab up` waits for convergence by default: 180 s plus 0.5 s per router."""
+    return BGP_TIMEOUT + 0.5 * len(topo.routers)
 PROVISION_TIMEOUT = 600.0
 
 
@@ -210,24 +215,88 @@ def bgp_converged(report: Dict[str, Any]) -> bool:
             and all(s["state"] == "Established" for s in report["sessions"] if s["expected"]))
 
 
+def routes_missing(topo: Topology, router: str) -> Optional[List[int]]:
+    """The configured ASes (other than its own) whose prefix `router` has no route to; None if
+    vtysh did not answer."""
+    from ..topology.addressing import topology_addressing
+    text = vtysh(router_place(topo, router), "show ip route json", timeout=20)
+    try:
+        table = json.loads(text) if text else None
+    except ValueError:
+        table = None
+    if not isinstance(table, dict):
+        return None
+    own = topo.routers[router].asn
+    addressing = _addressing(topo, topology_addressing)
+    return [asn for asn, as_ in topo.ases.items()
+            if as_.configure and asn != own and addressing[asn].prefix not in table]
+
+
+_ADDRESSING: Dict[int, Any] = {}
+
+
+def _addressing(topo: Topology, compute) -> Dict[int, Any]:
+    key = id(topo)
+    if key not in _ADDRESSING:
+        _ADDRESSING.clear()
+        _ADDRESSING[key] = compute(topo)
+    return _ADDRESSING[key]
+
+
+def poll_workers() -> int:
+    """vtysh calls in flight while waiting (each costs ~45 ms of CPU): twice the CPUs, at most 8."""
+    return min(8, 2 * (os.cpu_count() or 1))
+
+
 def wait_bgp(topo: Topology, timeout: float = BGP_TIMEOUT, progress: Progress = em._quiet,
-             interval: float = 1.0) -> Tuple[bool, List[Dict[str, Any]]]:
-    """Poll every configured router until all its expected sessions are Established."""
+             interval: float = 1.0, routes: bool = False) -> Tuple[bool, List[Dict[str, Any]]]:
+    """Poll configured routers until all their expected sessions are Established (and, with
+    `routes`, each has a route to every configured AS). A router found converged is not asked
+    again, so a sweep costs less as the lab converges; progress with an ETA every 10 s."""
+    from concurrent.futures import ThreadPoolExecutor
     routers = configured_routers(topo)
     deadline = time.monotonic() + timeout
-    last_note = 0.0
-    while True:
-        reports = [bgp_sessions(topo, r) for r in routers]
-        if all(bgp_converged(r) for r in reports):
-            return True, reports
-        now = time.monotonic()
-        if now > deadline:
-            return False, reports
-        if now - last_note >= 10:
-            up, total = _count_sessions(reports)
-            progress(f"waiting for BGP: {up}/{total} sessions established")
-            last_note = now
-        time.sleep(interval)
+    t0 = last_note = time.monotonic()
+    reports: Dict[str, Dict[str, Any]] = {}
+    done: set = set()
+    sessions_noted = not routes
+
+    def poll(router: str) -> Tuple[str, Dict[str, Any], bool]:
+        rep = bgp_sessions(topo, router)
+        ok = bgp_converged(rep)
+        if ok and routes:
+            missing = routes_missing(topo, router)
+            rep["routes_missing"] = missing
+            ok = missing == []
+        return router, rep, ok
+
+    with ThreadPoolExecutor(max_workers=poll_workers(), thread_name_prefix="bgp-poll") as pool:
+        while True:
+            todo = [r for r in routers if r not in done]
+            for router, rep, ok in pool.map(poll, todo):
+                reports[router] = rep
+                if ok:
+                    done.add(router)
+            if not sessions_noted:
+                up, total = _count_sessions(list(reports.values()))
+                if up == total and all(bgp_converged(r) for r in reports.values()):
+                    sessions_noted = True
+                    progress(f"BGP: all {total} sessions established on {len(routers)} routers "
+                             f"({time.monotonic() - t0:.1f} s)")
+            if len(done) == len(routers):
+                return True, [reports[r] for r in routers]
+            now = time.monotonic()
+            if now > deadline:
+                return False, [reports[r] for r in routers]
+            if now - last_note >= 10:
+                up, total = _count_sessions(list(reports.values()))
+                rate = len(done) / (now - t0)
+                eta = f", ETA {(len(routers) - len(done)) / rate:.0f} s" if rate > 0 and done else ""
+                what = "converged (sessions and routes)" if routes else "with every session up"
+                progress(f"waiting for BGP: {up}/{total} sessions established, "
+                         f"{len(done)}/{len(routers)} routers {what}{eta}")
+                last_note = now
+            time.sleep(interval)
 
 
 def _count_sessions(reports: Sequence[Dict[str, Any]]) -> Tuple[int, int]:
@@ -440,7 +509,7 @@ def _ensure_image(state: LabState, progress: Progress) -> None:
 
 
 def lab_up(topo_path: str, *, mgmt_subnet: str = em.DEFAULT_MGMT_SUBNET, progress: Optional[Progress] = None,
-           provision: bool = True, bgp_timeout: float = BGP_TIMEOUT,
+           provision: bool = True, bgp_timeout: Optional[float] = None,
            keep_on_failure: bool = False, backend: str = "netns", image: Optional[str] = None) -> Dict[str, Any]:
     """Bring the lab of `topo_path` up (a no-op when it already is); returns the summary.
 
@@ -480,6 +549,7 @@ def lab_up(topo_path: str, *, mgmt_subnet: str = em.DEFAULT_MGMT_SUBNET, progres
             if state is None:
                 progress(f"lab {topo.name}: {len(topo.servers)} servers, {len(topo.ases)} ASes, "
                          f"{len(topo.links)} links")
+                check_capacity(topo, progress)
                 state = em.build_servers(topo_path, mgmt_subnet=mgmt_subnet, progress=progress).state
                 state.data["backend"] = backend
                 if backend == "docker":      # resolved here ($MINET_DOCKER_IMAGE does not cross SSH)
@@ -498,6 +568,7 @@ def lab_up(topo_path: str, *, mgmt_subnet: str = em.DEFAULT_MGMT_SUBNET, progres
             progress("provisioning every server over SSH from the mgmt namespace (minet-provision --master)")
             rc, last = run_provision(topo, state, progress)
             if rc != 0:
+                last = _keep_failure_logs(topo, last)
                 raise LabError(f"provisioning failed (exit {rc}): {last} "
                                f"(log: {os.path.join(em.state_dir(topo), 'provision.log')})")
             state.data["phase"] = "provisioned"
@@ -509,17 +580,55 @@ def lab_up(topo_path: str, *, mgmt_subnet: str = em.DEFAULT_MGMT_SUBNET, progres
                 _down(topo, state, progress, provisioned=state.data.get("phase") == "provisioning")
             raise
         progress(f"waiting for BGP on {len(configured_routers(topo))} configured routers")
-        ok, reports = wait_bgp(topo, timeout=bgp_timeout, progress=progress)
+        if bgp_timeout is None:
+            bgp_timeout = default_bgp_timeout(topo)
+        ok, reports = wait_bgp(topo, timeout=bgp_timeout, progress=progress, routes=True)
         if not ok:
             up, total = _count_sessions(reports)
             bad = [f"{r['router']}" for r in reports if not bgp_converged(r)]
+            no_routes = [f"{r['router']}" for r in reports if r.get("routes_missing")]
             raise LabError(f"BGP did not converge within {bgp_timeout:g} s: {up}/{total} sessions "
-                           f"established (not yet: {', '.join(bad[:5])}); the lab is kept: "
-                           f"see `minet lab status {topo_path}`")
+                           f"established (not yet: {', '.join(bad[:5]) or 'none'}; routes missing on "
+                           f"{len(no_routes)} routers{': ' + ', '.join(no_routes[:5]) if no_routes else ''}); "
+                           f"the lab is kept: see `minet lab status {topo_path}`")
         state.data["phase"] = "up"
         state.data["up_seconds"] = round(time.monotonic() - t0, 1)
         state.save()
         return _summary(topo, state, reports, time.monotonic() - t0)
+
+
+def _keep_failure_logs(topo: Topology, message: str) -> str:
+    """The servers' lists of FRR daemons that did not start live in their provisioning state,
+    which the rollback removes: keep copies beside the lab's state, and name those instead."""
+    for server in topo.servers:
+        name = f"{topo.name}.{server}.frr-start-failures.log"
+        src = os.path.join(em.provision_state_dir(topo, server), name)
+        if os.path.exists(src):
+            dst = os.path.join(em.lab_root(), name)
+            try:
+                shutil.copyfile(src, dst)
+            except OSError:
+                continue
+            message = message.replace(src, dst)
+    return message
+
+
+def check_capacity(topo: Topology, progress: Progress) -> None:
+    """Every server of the lab runs on this machine: refuse before building anything if the whole
+    topology does not fit (see provision/capacity.py)."""
+    from ..provision import capacity
+    from ..provision.plan import build_plan
+    plans = [build_plan(topo, server) for server in topo.servers]
+    need = capacity.estimate(capacity.topology_daemon_lists(plans), servers=len(topo.servers))
+    progress(f"estimate: {need.line()}")
+    from ..provision.apply import ensure_neighbour_limits
+    for change in ensure_neighbour_limits(need.routers):   # every server shares this kernel's table
+        progress(change)
+    if not capacity.enabled():
+        return
+    why = capacity.refusal(need, capacity.available_mb(), capacity.free_pids())
+    if why:
+        raise LabError(why)
 
 
 def _summary(topo: Topology, state: LabState, reports: List[Dict[str, Any]], seconds: float,
@@ -615,6 +724,11 @@ def lab_down(topo_path: str, *, progress: Optional[Progress] = None) -> List[str
     progress = progress or printing_progress()
     em.check_host()
     topo = load(topo_path)
+    for server in topo.servers:        # lists kept from a failed `up` (_keep_failure_logs)
+        try:
+            os.unlink(os.path.join(em.lab_root(), f"{topo.name}.{server}.frr-start-failures.log"))
+        except OSError:
+            pass
     with em.lab_lock(topo):
         state = LabState.load(topo)
         if state is None:

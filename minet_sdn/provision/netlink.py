@@ -32,6 +32,9 @@ class NetlinkProblem(Exception):
     pass
 
 
+RTN_BLACKHOLE = 6
+
+
 def _is_offload(name: str) -> bool:
     """The features `ethtool -K IF tx off tso off gso off` turns off."""
     return (name.startswith("tx-checksum-") or name == "tx-generic-segmentation"
@@ -238,6 +241,20 @@ def ensure_routes(nl: Netlink, nspath: str, node: Node) -> List[str]:
         ipr.route("replace", dst=dst, gateway=route.via)
         changes.append(f"{node.id}: route {route.dst} via {route.via}")
     return changes
+
+
+def ensure_blackhole(nl: Netlink, nspath: str, prefix: str, where: str) -> List[str]:
+    """A blackhole route for `prefix` in the main table (a router's own AS prefix, so that BGP's
+    `network` statement finds it in zebra's RIB as a kernel route: no staticd needed)."""
+    ipr = nl(nspath)
+    net = ipaddress.ip_network(prefix)
+    family = socket.AF_INET6 if net.version == 6 else socket.AF_INET
+    for r in ipr.route("dump", family=family, table=254):
+        if (r["dst_len"] == net.prefixlen and r["type"] == RTN_BLACKHOLE
+                and r.get_attr("RTA_DST") == str(net.network_address)):
+            return []
+    ipr.route("replace", dst=str(net), type="blackhole", family=family)
+    return [f"{where}: blackhole route {prefix}"]
 
 
 def veth_state(nl: Netlink, path_a: Optional[str], path_b: Optional[str], veth: Veth) -> str:

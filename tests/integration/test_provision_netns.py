@@ -118,8 +118,11 @@ def test_up_creates_every_node(site):
             assert os.path.exists(os.path.join(NETNS_DIR, site.ns(node))), node
             marker = os.path.join(site.server.state_dir, site.tag, "VM1", "nodes", f"{site.ns(node)}.json")
             assert json.load(open(marker))["instance"] == site.tag
-        # four FRR daemons per router, each inside its router's namespace
-        for daemon in ("zebra", "staticd", "bgpd", "ospfd"):
+        # the FRR daemons its config uses (no static routes: no staticd), each inside its namespace
+        # (a student's router, configure: false, gets every daemon)
+        configured = router in CONFIGURED
+        assert os.path.exists(os.path.join(site.confdir(router), "staticd.pid")) is not configured
+        for daemon in ("zebra", "bgpd", "ospfd") + (() if configured else ("staticd",)):
             pid = int(open(os.path.join(site.confdir(router), f"{daemon}.pid")).read())
             assert os.readlink(f"/proc/{pid}/ns/net") == os.readlink(f"/proc/{_any_pid_in(site, router)}/ns/net")
     assert not os.path.exists(os.path.join(NETNS_DIR, site.ns("4.NEWY")))    # lives on VM2
@@ -376,7 +379,9 @@ def test_failure_half_way_rolls_back_what_this_run_created(tmp_path):
         path = write_topology(vm1, small_topology(prefix.value))
         res = vm1.provision(path, "--json", extra_env={"MINET_FRR_DIR": str(fake)})
         assert res.returncode == 1
-        assert "error: VM1: router 2.C: bgpd did not start (bgpd: cannot bind)" in res.stderr
+        assert "error: VM1: 1 of " in res.stderr
+        assert " daemons did not start: bgpd (1); first: router 2.C bgpd: bgpd: cannot bind" in res.stderr
+        assert len([l for l in res.stderr.splitlines() if l.startswith("error:")]) == 1
         assert "Traceback" not in res.stderr
         report = json.loads(res.stdout)
         assert not report["ok"] and len(report["rolled_back"]) > 10

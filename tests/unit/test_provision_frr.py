@@ -109,7 +109,7 @@ def test_ospf_ibgp_timers_and_announcement(tmp_path):
     lines = text.splitlines()
     plan = build_plan(topo, big.server, root=str(tmp_path))
     addr = plan.addressing[big.asn]
-    assert f"ip route {addr.prefix} blackhole" in lines
+    assert not any(l.startswith("ip route") for l in lines)        # the blackhole is a kernel route
     assert f"  network {addr.prefix}" in lines
     assert " timers bgp 3 9" in lines
     assert block(text, "interface lo") == ["ip ospf area 0", "ip ospf passive"]
@@ -118,12 +118,14 @@ def test_ospf_ibgp_timers_and_announcement(tmp_path):
     assert len(ring_ifaces) == 2                                   # a ring of >= 3 routers: two neighbours
     for ifname in ring_ifaces:
         assert block(text, f"interface {ifname}") == ["ip ospf area 0", "ip ospf network point-to-point",
-                                                      "ip ospf hello-interval 1", "ip ospf dead-interval 4"]
+                                                      "ip ospf hello-interval 4", "ip ospf dead-interval 40"]
     assert f" ospf router-id {addr.routers[big.routers[0]].loopback}" in lines
     others = [r for r in big.routers[1:]]
+    if len(big.routers) >= 4:                 # route reflection: the first router reflects to the rest
+        assert [l for l in lines if l.endswith("route-reflector-client")]
     for other in others:
         lo = addr.routers[other].loopback
-        for want in (f" neighbor {lo} remote-as {big.asn}", f" neighbor {lo} update-source lo",
+        for want in (f" neighbor {lo} remote-as {big.asn}", f" neighbor {lo} update-source lo", f" neighbor {lo} timers 10 30",
                      f" neighbor {lo} timers connect 5", f" neighbor {lo} advertisement-interval 0",
                      f"  neighbor {lo} next-hop-self"):
             assert want in lines

@@ -124,7 +124,7 @@ def test_minimal_plan_vm1_nodes_and_names(tmp_path):
     assert nodes["1.ZURI.host"].routes[0].dst == "default" and nodes["1.ZURI.host"].routes[0].via == "10.0.1.129"
     assert [r.node for r in plan.routers] == ["1.ZURI", "1.GENE"]
     assert plan.routers[0].confdir == str(tmp_path / "minimal" / "VM1" / "frr" / "1.ZURI")
-    assert plan.routers[0].daemons == FRR_DAEMONS
+    assert plan.routers[0].daemons == ("zebra", "bgpd", "ospfd")     # no static route: no staticd
 
 
 def test_minimal_plan_vm1_veths(tmp_path):
