@@ -14,6 +14,12 @@ Routing policy of a configured AS (`configure: true`, the default):
   * Short timers so a lab converges in seconds: keepalive 3 / hold 9, connect-retry 5,
     advertisement-interval 0.
 
+IPv6 (dual stack): the same again for the AS's IPv6 prefix, as separate IPv6 sessions (not
+MP-BGP over the IPv4 ones): OSPFv3 (ospf6d) on the same interfaces, iBGP on the IPv6 loopbacks,
+eBGP on the link's IPv6 addresses, the same route-maps applied in `address-family ipv6 unicast`
+(they match communities and AS paths only, so one policy serves both families). IPv6 neighbours
+are deactivated in the IPv4 family (FRR's traditional defaults activate every neighbour there).
+
 `configure: false` gives a router nothing but its hostname, for students to configure.
 
 Every daemon of a router reads the same frr.conf (`-f`) and skips the commands of the others, so
@@ -24,7 +30,7 @@ Blocks end implicitly: FRR tries a command in the parent node when the current o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 # what the far end of an eBGP session is to us -> local preference on import
 LOCAL_PREF = {"customer": 300, "peer": 200, "provider": 100}
@@ -36,6 +42,7 @@ OSPF_HELLO, OSPF_DEAD = 1, 4
 class IbgpPeer:
     router: str        # "<asn>.<NAME>"
     loopback: str
+    loopback6: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,7 @@ class EbgpPeer:
     asn: int
     ip: str            # the far end's link address
     role: str          # what the far end is to us: customer | peer | provider
+    ip6: Optional[str] = None   # the far end's IPv6 link address (an IPv6 session when set)
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,7 @@ class RouterPolicy:
     passive_ifaces: Tuple[str, ...]      # lo, host link
     ibgp: Tuple[IbgpPeer, ...]
     ebgp: Tuple[EbgpPeer, ...]
+    prefix6: Optional[str] = None        # the AS's IPv6 prefix: dual stack when set
 
 
 def far_role(rel: str, we_are_a: bool) -> str:
@@ -87,14 +96,17 @@ def router_config(p: RouterPolicy) -> str:
         f"ip route {p.prefix} blackhole",
         "!",
     ]
+    out += _static6(p)
     for ifname in p.passive_ifaces:
-        out += [f"interface {ifname}", " ip ospf area 0", " ip ospf passive", "!"]
+        out += [f"interface {ifname}", " ip ospf area 0", " ip ospf passive", *_ospf6_iface(p, True), "!"]
     for ifname in p.ospf_ifaces:
         out += [f"interface {ifname}", " ip ospf area 0", " ip ospf network point-to-point",
-                f" ip ospf hello-interval {OSPF_HELLO}", f" ip ospf dead-interval {OSPF_DEAD}", "!"]
+                f" ip ospf hello-interval {OSPF_HELLO}", f" ip ospf dead-interval {OSPF_DEAD}",
+                *_ospf6_iface(p, False), "!"]
     # FRR waits 5 s between two instances of an LSA by default: adjacencies would take ~6 s to route
     out += ["router ospf", f" ospf router-id {p.router_id}", " timers throttle spf 0 50 1000",
             " timers throttle lsa all 0", " timers lsa min-arrival 0", "!"]
+    out += _ospf6(p)
     out += _policy(p.asn, p.ebgp)
     out += [f"router bgp {p.asn}",
             f" bgp router-id {p.router_id}",
@@ -109,6 +121,7 @@ def router_config(p: RouterPolicy) -> str:
         out += [f" neighbor {peer.ip} remote-as {peer.asn}",
                 f" neighbor {peer.ip} description link {peer.link_id} to {peer.router} ({peer.role})"]
         out += _session_timers(peer.ip)
+    out += _bgp_neighbors6(p)
     out += [" !", " address-family ipv4 unicast", f"  network {p.prefix}"]
     for peer in p.ibgp:
         out += [f"  neighbor {peer.loopback} next-hop-self",
@@ -116,7 +129,10 @@ def router_config(p: RouterPolicy) -> str:
     for peer in p.ebgp:
         out += [f"  neighbor {peer.ip} route-map MINET-IN-{peer.role.upper()} in",
                 f"  neighbor {peer.ip} route-map {_export_map(peer.role)} out"]
-    out += [" exit-address-family", "!"]
+    out += [f"  no neighbor {n} activate" for n in _neighbors6(p)]
+    out += [" exit-address-family"]
+    out += _bgp_family6(p)
+    out += ["!"]
     return "\n".join(out) + "\n"
 
 
@@ -150,4 +166,71 @@ def _policy(asn: int, ebgp: Sequence[EbgpPeer]) -> List[str]:
         out += ["route-map MINET-OUT-UP permit 10", " match large-community MINET-FROM-CUSTOMER",
                 " set large-comm-list MINET-OURS delete",
                 "route-map MINET-OUT-UP permit 20", " match as-path MINET-LOCAL", "!"]
+    return out
+
+
+# ---- IPv6 (rendered only when the policy has a prefix6) ---------------------------------------
+
+def _ibgp6(p: RouterPolicy) -> List[IbgpPeer]:
+    return [peer for peer in p.ibgp if peer.loopback6] if p.prefix6 else []
+
+
+def _ebgp6(p: RouterPolicy) -> List[EbgpPeer]:
+    return [peer for peer in p.ebgp if peer.ip6] if p.prefix6 else []
+
+
+def _neighbors6(p: RouterPolicy) -> List[str]:
+    return [peer.loopback6 for peer in _ibgp6(p)] + [peer.ip6 for peer in _ebgp6(p)]
+
+
+def _static6(p: RouterPolicy) -> List[str]:
+    return [f"ipv6 route {p.prefix6} blackhole", "!"] if p.prefix6 else []
+
+
+def _ospf6_iface(p: RouterPolicy, passive: bool) -> List[str]:
+    """OSPFv3 area 0 on an interface OSPFv2 runs on, with the same role and timers."""
+    if not p.prefix6:
+        return []
+    if passive:
+        return [" ipv6 ospf6 area 0", " ipv6 ospf6 passive"]
+    return [" ipv6 ospf6 area 0", " ipv6 ospf6 network point-to-point",
+            f" ipv6 ospf6 hello-interval {OSPF_HELLO}", f" ipv6 ospf6 dead-interval {OSPF_DEAD}"]
+
+
+def _ospf6(p: RouterPolicy) -> List[str]:
+    if not p.prefix6:
+        return []
+    out = ["router ospf6", f" ospf6 router-id {p.router_id}", " timers throttle spf 0 50 1000",
+            " timers lsa min-arrival 0", "!"]
+    return out
+
+
+def _bgp_neighbors6(p: RouterPolicy) -> List[str]:
+    """IPv6 sessions, inside `router bgp`: iBGP on the IPv6 loopbacks, eBGP on the link addresses."""
+    out: List[str] = []
+    for peer in _ibgp6(p):
+        out += [f" neighbor {peer.loopback6} remote-as {p.asn}",
+                f" neighbor {peer.loopback6} description iBGP {peer.router} (IPv6)",
+                f" neighbor {peer.loopback6} update-source lo"]
+        out += _session_timers(peer.loopback6)
+    for peer in _ebgp6(p):
+        out += [f" neighbor {peer.ip6} remote-as {peer.asn}",
+                f" neighbor {peer.ip6} description link {peer.link_id} to {peer.router} ({peer.role}, IPv6)"]
+        out += _session_timers(peer.ip6)
+    return out
+
+
+def _bgp_family6(p: RouterPolicy) -> List[str]:
+    """`address-family ipv6 unicast`: the AS's IPv6 prefix and the same policy as IPv4."""
+    if not p.prefix6:
+        return []
+    out = [" !", " address-family ipv6 unicast", f"  network {p.prefix6}"]
+    for peer in _ibgp6(p):
+        out += [f"  neighbor {peer.loopback6} activate", f"  neighbor {peer.loopback6} next-hop-self",
+                f"  neighbor {peer.loopback6} send-community all"]
+    for peer in _ebgp6(p):
+        out += [f"  neighbor {peer.ip6} activate",
+                f"  neighbor {peer.ip6} route-map MINET-IN-{peer.role.upper()} in",
+                f"  neighbor {peer.ip6} route-map {_export_map(peer.role)} out"]
+    out += [" exit-address-family"]
     return out
