@@ -159,11 +159,12 @@ def test_full_size_packets_and_tunnels_of_the_underlay_family(lab):
     for bridge in topo.bridges.values():
         row = lab.vsctl(bridge.server, "--format=json", "--columns=type,options,bfd_status", "list",
                         "Interface", bridge.tunnel_port)
-        data = json.loads(row)["data"][0]
-        assert data[0] == encap
-        options = dict(data[1][1])
+        doc = json.loads(row)
+        data = dict(zip(doc["headings"], doc["data"][0]))
+        assert data["type"] == encap
+        options = dict(data["options"][1])
         assert (":" in options["remote_ip"]) == (family == 6)
-        assert dict(data[2][1]).get("state") == "up", (bridge.name, data)
+        assert dict(data["bfd_status"][1]).get("state") == "up", (bridge.name, data)
     # full-size packets (the link MTU, DF set) across remote links, host to host, both families
     pairs = [("1.ZURI.host", "2.PARI.host"), ("5.ROMA.host", "1.ZURI.host"), ("2.PARI.host", "5.ROMA.host")]
     for src, dst in pairs:
