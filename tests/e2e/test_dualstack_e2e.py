@@ -180,8 +180,13 @@ def _tcpdump(ns: str, ifname: str, bpf: str, verbose: bool = True):
     log = tempfile.NamedTemporaryFile("w+", suffix=".tcpdump")
     proc = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-n", "-p", "-l"] + (["-vv"] if verbose else [])
                             + ["-i", ifname, bpf], stdout=log, stderr=subprocess.PIPE, text=True)
-    line = proc.stderr.readline()                    # "listening on ..." (or an error)
-    assert "listening on" in line, line
+    seen = []
+    while True:                                      # "listening on ..." (or an error) on stderr
+        line = proc.stderr.readline()
+        seen.append(line)
+        if "listening on" in line or not line:
+            break
+    assert "listening on" in line, "".join(seen)
     return proc, log
 
 
@@ -267,4 +272,7 @@ def test_underlay_cut_is_seen_by_bfd_and_heals(lab):
         subprocess.run(["ip", "-n", ul_ns, "link", "set", veth, "up"], check=True, timeout=10)
     ok, reports = L.wait_bgp(topo, timeout=60)
     assert ok, [r for r in reports if not L.bgp_converged(r)]
-    assert lab.ping("5.ROMA.host", lab.hosts6["1.ZURI.host"], count=1) == 1
+    # sessions Established is not routes installed: allow the routes a moment to come back
+    _wait(lambda: lab.ping("5.ROMA.host", lab.hosts4["1.ZURI.host"]) == 1
+          and lab.ping("5.ROMA.host", lab.hosts6["1.ZURI.host"]) == 1, 30,
+          "AS5 to reach AS1 again in both families")
