@@ -216,7 +216,7 @@ def test_isolation_on_the_wire_and_on_the_bridge_ports(lab):
         time.sleep(0.3)
     finally:
         text = _stop(wire, wire_log)
-        leaked = [_stop(p, f) for p, f in others]
+        leaked = [_stop(p, f).strip() for p, f in others]
     assert leaked == [""] * len(others), leaked
     # tcpdump -vv prints the outer header, then the inner packet on the following line(s)
     packets = re.split(r"\n(?=\d\d:\d\d:\d\d\.)", text)
