@@ -5,6 +5,7 @@ with one line per problem naming the file, line and column or key.
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List
@@ -20,6 +21,17 @@ class ImportProblem(Exception):
     def __init__(self, problems: List[str]):
         super().__init__("\n".join(problems))
         self.problems = problems
+
+
+def read_input(path: str, label: str, limit: int) -> bytes:
+    """The bytes of an input file, at most `limit` of them; ImportProblem (one line) otherwise."""
+    try:
+        if os.path.getsize(path) > limit:
+            raise ImportProblem([f"{label}: larger than {limit // (1024 * 1024)} MiB"])
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise ImportProblem([f"{label}: cannot read: {exc.strerror or exc}"]) from None
 
 
 @dataclass

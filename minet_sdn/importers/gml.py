@@ -32,7 +32,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 from ..topology.addressing import default_prefix
 from ..topology.loader import MAX_ASN, RELATIONSHIPS
 from ..topology.model import _fmt_rate
-from . import ImportProblem, Imported, instance_name
+from . import ImportProblem, Imported, instance_name, read_input
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 ROUTER_MAX = 16
@@ -63,13 +63,7 @@ def _unique(base: str, taken: Set[str]) -> str:
 def _read(path: str):
     import networkx as nx
     label = os.path.basename(path)
-    try:
-        if os.path.getsize(path) > MAX_FILE_BYTES:
-            raise ImportProblem([f"{label}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB"])
-        with open(path, "rb") as fh:
-            raw = fh.read()
-    except OSError as exc:
-        raise ImportProblem([f"{label}: cannot read: {exc.strerror or exc}"]) from None
+    raw = read_input(path, label, MAX_FILE_BYTES)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -33,7 +33,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ..topology.model import _fmt_rate, _fmt_size, _fmt_time
 from ..topology.loader import (RATE_UNITS, ROUTER_RE, SERVER_RE, SIZE_UNITS, TIME_UNITS, parse_quantity)
-from . import ImportProblem, Imported, instance_name
+from . import ImportProblem, Imported, instance_name, read_input
 
 AS_CONFIG = "AS_config.txt"
 ASLEVEL = ("aslevel_links.txt", "external_links_config.txt")
@@ -76,13 +76,7 @@ class _Problems:
 
 def read_table(path: str, label: str) -> List[Row]:
     """Rows of a whitespace-separated file, `#` comments and blank lines dropped."""
-    try:
-        if os.path.getsize(path) > MAX_FILE_BYTES:
-            raise ImportProblem([f"{label}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB"])
-        with open(path, "rb") as fh:
-            raw = fh.read()
-    except OSError as exc:
-        raise ImportProblem([f"{label}: cannot read: {exc.strerror or exc}"]) from None
+    raw = read_input(path, label, MAX_FILE_BYTES)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
