@@ -31,7 +31,6 @@ from ..topology import TopologyError, load_topology
 MAIN, DEAD = handler.MAIN_DISPATCHER, handler.DEAD_DISPATCHER
 TICK_SECONDS = 0.25
 STATS_TIMEOUT = 3.0
-SEND_CHUNK = 64 * 1024
 
 # Set by `minet controller` before the app starts; MINET_TOPOLOGY / MINET_REST / MINET_CONTROLLER_STATE
 # serve ryu-manager. echo_interval: seconds of silence before a switch is sent an echo request (it is
