@@ -36,6 +36,14 @@ FRR_DAEMONS = frr.ALL_DAEMONS             # zebra first: the others connect to i
 # FRR sizes its per-thread fd tables to the open-file limit (here 20,000): 1,024 fds are plenty for a
 # router and save about 2.5 MB of PSS per router (zebra 2.8, bgpd 1.6, ospfd 0.5, measured).
 FRR_LIMIT_FDS = 1024
+# glibc malloc settings in every FRR daemon's environment: one arena instead of one per thread (bgpd
+# has I/O and keepalive pthreads, zebra a dataplane one), return free heap top at once (a fixed
+# threshold also stops glibc raising it after the start-up burst), no per-thread cache. Measured on
+# 5 routers of a 10 x 8 class lab, same routers restarted each way: 19.5-19.7 -> 18.2 MB PSS per
+# router (zebra 5.6 -> 5.0, bgpd 10.3-10.5 -> 9.7, ospfd 3.6 -> 3.45). Applied by `env` inside the
+# node, so both backends (and real servers) get it.
+FRR_MALLOC_ENV = ("MALLOC_ARENA_MAX=1", "MALLOC_TRIM_THRESHOLD_=0", "MALLOC_TOP_PAD_=0",
+                  "GLIBC_TUNABLES=glibc.malloc.tcache_count=0")
 BACKENDS = ("netns", "docker")
 
 MARK_INSTANCE = "minet-instance"         # OvS external_ids and marker files carry these
@@ -157,7 +165,7 @@ class Router:
 
     def daemon_args(self, daemon: str, ns: str, frr_dir: str = DEFAULT_FRR_DIR) -> List[str]:
         d = self.confdir
-        return [os.path.join(frr_dir, daemon), "-d", "-N", frr_pathspace(ns), "-f", self.conf_path, "-i", self.pid_path(daemon),
+        return ["env", *FRR_MALLOC_ENV, os.path.join(frr_dir, daemon), "-d", "-N", frr_pathspace(ns), "-f", self.conf_path, "-i", self.pid_path(daemon),
                 "-z", self.zserv_path, "--vty_socket", d, "--log", f"file:{d}/{daemon}.log",
                 "--limit-fds", str(FRR_LIMIT_FDS)]
 

@@ -131,3 +131,19 @@ def test_neighbour_table_limits_grow_with_routers_never_shrink():
     assert neighbour_limits(480, (512, 1024)) == (6528, 8704)
     assert neighbour_limits(480, (20000, 30000)) is None          # already enough: left alone
     assert neighbour_limits(480, (9000, 4000)) == (9000, 8704)      # gc_thresh2 never lowered
+
+
+def test_daemons_start_with_one_malloc_arena_and_trimmed_heap(tmp_path):
+    """Every FRR daemon is launched through `env` with the glibc settings that cut its PSS."""
+    topo = _load(tmp_path, class_topology(4, servers=1, name="c4", unconfigured=0))
+    plan = build_plan(topo, "VM1", root=str(tmp_path))
+    router = plan.routers[0]
+    argv = router.daemon_args("bgpd", "c4-1_ZURI", "/usr/lib/frr")
+    i = argv.index("/usr/lib/frr/bgpd")
+    assert argv[0] == "env" and "--limit-fds" in argv[i:]
+    assert set(argv[1:i]) == {"MALLOC_ARENA_MAX=1", "MALLOC_TRIM_THRESHOLD_=0", "MALLOC_TOP_PAD_=0",
+                              "GLIBC_TUNABLES=glibc.malloc.tcache_count=0"}
+    # the prefix really runs the program with that environment (here a stand-in for the daemon)
+    probe = [*argv[:i], sys.executable, "-c", "import os; print(os.environ['MALLOC_ARENA_MAX'], os.environ['GLIBC_TUNABLES'])"]
+    out = subprocess.run(probe, capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["1", "glibc.malloc.tcache_count=0"]
