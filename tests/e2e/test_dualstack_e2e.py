@@ -79,7 +79,7 @@ class Lab:
 @pytest.fixture(scope="module", params=COMBOS, ids=lambda c: f"{c[0]}-ipv{c[1]}-underlay-{c[2]}")
 def lab(request, tmp_path_factory):
     encap, family, isolation = request.param
-    path = demo_variant(tmp_path_factory.mktemp(f"ds-{encap}{family}"), f"d{encap[0]}{family}",
+    path = demo_variant(tmp_path_factory.mktemp(f"ds-{encap}{family}"), "dl",
                         "demo.yaml", _variant(encap, family, isolation))
     topo = load_topology(path)
     try:
