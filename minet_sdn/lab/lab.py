@@ -203,11 +203,12 @@ def bgp_sessions(topo: Topology, router: str) -> Dict[str, Any]:
                           "expected": remote_as not in unconfigured,
                           "afi": "ipv6" if ":" in peer else "ipv4", "family": family}
     result["sessions"] = sorted(seen.values(), key=lambda s: s["peer"])
-    # every link towards a configured AS needs a session in each family (dual stack)
+    # every link towards a configured AS needs a session in each family (fabric.ipv6: dual stack)
     for link in topo.links:
         for me, far in ((link.a, link.b), (link.b, link.a)):
             if me.router == router and far.asn not in unconfigured:
-                result["missing"].extend(ip for ip in (far.ip, far.ip6) if ip not in seen)
+                wanted = (far.ip, far.ip6) if topo.fabric.ipv6 else (far.ip,)
+                result["missing"].extend(ip for ip in wanted if ip not in seen)
     return result
 
 

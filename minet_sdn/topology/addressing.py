@@ -183,7 +183,8 @@ def addressing_problems(topo: Topology) -> List[str]:
         for other, onet in nets[:i]:
             if net.overlaps(onet):
                 lines.append(f"{topo.source}: {key}: {net}{what} overlaps the prefix of AS {other} ({onet})")
-    lines.extend(addressing6_problems(topo))
+    if topo.fabric.ipv6:
+        lines.extend(addressing6_problems(topo))
     return lines
 
 

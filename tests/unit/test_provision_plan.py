@@ -329,3 +329,33 @@ def test_plan_is_the_same_under_any_hash_seed(tmp_path):
         assert len(out) > 1000                       # a real plan was printed, not an empty repr
         outputs.add(out)
     assert len(outputs) == 1
+
+
+def test_ipv6_false_gives_an_ipv4_only_plan(tmp_path):
+    """fabric.ipv6: false: no IPv6 inside ASes, no OSPFv3, no IPv6 sessions; IPv4 unchanged."""
+    doc = yaml.safe_load(MINIMAL.read_text())
+    doc.setdefault("fabric", {})["ipv6"] = False
+    v4 = parse_topology(yaml.safe_dump(doc), "v4.yaml")
+    dual = minimal()
+    assert v4.fabric.ipv6 is False and dual.fabric.ipv6 is True
+    for server in v4.servers:
+        p4, p46 = build_plan(v4, server, root=str(tmp_path)), build_plan(dual, server, root=str(tmp_path))
+        assert p4.addressing6 == {} and p46.addressing6
+        for n4, n46 in zip(p4.nodes, p46.nodes):
+            assert n4.lo_addresses == tuple(a for a in n46.lo_addresses if ":" not in a)
+            assert [r.via for r in n4.routes] == [r.via for r in n46.routes if ":" not in r.via]
+        for v, w in zip(p4.veths, p46.veths):
+            for i4, i46 in ((v.a, w.a), (v.b, w.b)):
+                if v.kind in ("host", "ring"):
+                    assert i4.addresses == tuple(a for a in i46.addresses if ":" not in a)
+                else:                                 # inter-AS links keep their /64 (link_subnet6)
+                    assert i4.addresses == i46.addresses
+        for r4, r46 in zip(p4.routers, p46.routers):
+            if not r4.configure:
+                continue
+            assert "ospf6" not in r4.config and "ipv6" not in r4.config and "fd" not in r4.config
+            assert r4.daemons == ("zebra", "bgpd", "ospfd")
+            assert "ospf6d" in r46.daemons
+            # dual stack only adds lines: the IPv4-only config is a subsequence of it
+            rest = iter(r46.config.splitlines())
+            assert all(any(l == m for m in rest) for l in r4.config.splitlines())
