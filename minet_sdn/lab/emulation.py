@@ -23,7 +23,8 @@ Networks (defaults; the mgmt subnet is an option of `lab up`):
     ul     the servers' `underlay_ip`s: veth <tag>-ul in the server's namespace is a port of the
            OvS netdev bridge <tag>-phy, whose internal port holds underlay_ip with the shortest
            prefix covering every server's underlay_ip (a connected route: OvS's tunnel routing
-           ignores host routes); MTU 9000 end to end (bridge <tag>-ubr in <tag>-ul).
+           ignores host routes; IPv4 or IPv6, added without DAD); MTU `fabric.underlay_mtu` on
+           every underlay port (bridge <tag>-ubr in <tag>-ul).
 
 Daemons that may create namespaces (sshd, hence provisioning over SSH) are started with
 `nsenter --net` only, never `ip netns exec`: the latter gives its children a private mount
@@ -650,14 +651,21 @@ def underlay_prefixlen(topo: Topology, version: int) -> int:
     return plen
 
 
+def underlay_mtu(topo: Topology) -> int:
+    """The emulated underlay has the topology's `fabric.underlay_mtu`, so the tunnel overhead the
+    model subtracts (for an IPv4 or IPv6 outer header) is checked against a real limit."""
+    return topo.fabric.underlay_mtu
+
+
 def build_underlay(topo: Topology, server: str, state: LabState) -> None:
     """<tag>-ul (veth, port of the OvS netdev bridge <tag>-phy) and the underlay IP on <tag>-phy."""
     d = server_dir(topo, server)
     ns = server_ns(topo, server)
     ul, peer, phy = underlay_ifname(topo), underlay_peer_ifname(topo, server), phy_bridge(topo)
     uns = underlay_ns(topo)
-    ip(ns, "link", "add", ul, "mtu", str(UNDERLAY_MTU), "type", "veth", "peer", "name", peer,
-       "mtu", str(UNDERLAY_MTU), "netns", uns)
+    mtu = underlay_mtu(topo)
+    ip(ns, "link", "add", ul, "mtu", str(mtu), "type", "veth", "peer", "name", peer,
+       "mtu", str(mtu), "netns", uns)
     ip_batch(uns, [f"link set {peer} master {underlay_bridge(topo)}", f"link set {peer} up"])
     ip(ns, "link", "set", ul, "up")
     _disable_offloads(ns, ul)
@@ -665,12 +673,13 @@ def build_underlay(topo: Topology, server: str, state: LabState) -> None:
     ovs_vsctl(d, "--may-exist", "add-br", phy, "--", "set", "bridge", phy, "datapath_type=netdev",
               f"external_ids:minet-lab={topo.name}", "external_ids:minet-role=underlay",
               "--", "--may-exist", "add-port", phy, ul,
-              "--", "set", "interface", phy, f"mtu_request={UNDERLAY_MTU}")
+              "--", "set", "interface", phy, f"mtu_request={mtu}")
     me = ipaddress.ip_address(topo.servers[server].underlay_ip)
     # A connected prefix covering every server: OvS's tunnel routing ignores host routes whose
     # destination no address of the device covers, so /32 plus host routes would black-hole GRE.
     plen = underlay_prefixlen(topo, me.version)
-    ip_batch(ns, [f"link set {phy} mtu {UNDERLAY_MTU} up", f"addr add {me}/{plen} dev {phy}"])
+    nodad = " nodad" if me.version == 6 else ""     # usable at once (a tentative address is not)
+    ip_batch(ns, [f"link set {phy} mtu {mtu} up", f"addr add {me}/{plen} dev {phy}{nodad}"])
     _disable_offloads(ns, phy)
     srv = state.servers[server]
     srv.update(underlay_if=ul, underlay_peer_if=peer, phy_bridge=phy)
@@ -787,7 +796,7 @@ def build_servers(topo_path: str, *, mgmt_subnet: str = DEFAULT_MGMT_SUBNET,
         "phase": "building", "created": time.time(),
         "namespaces": [], "processes": [],
         "mgmt": {"ns": mgmt_ns(topo), "bridge": mgmt_bridge(topo), "ip": addresses["mgmt"]},
-        "underlay": {"ns": underlay_ns(topo), "bridge": underlay_bridge(topo), "mtu": UNDERLAY_MTU},
+        "underlay": {"ns": underlay_ns(topo), "bridge": underlay_bridge(topo), "mtu": underlay_mtu(topo)},
         "servers": {},
         "ssh": {"key": client_key_path(topo), "known_hosts": known_hosts_path(topo), "port": SSH_PORT},
     })

@@ -194,19 +194,21 @@ def bgp_sessions(topo: Topology, router: str) -> Dict[str, Any]:
         except ValueError:
             result["reachable"] = False
     seen: Dict[str, Dict[str, Any]] = {}
-    for afi in (data.values() if isinstance(data, dict) else ()):
+    for family, afi in (data.items() if isinstance(data, dict) else ()):
         if not isinstance(afi, dict):
             continue
         for peer, info in (afi.get("peers") or {}).items():
             remote_as = info.get("remoteAs")
             seen[peer] = {"peer": peer, "remote_as": remote_as, "state": info.get("state", "?"),
-                          "expected": remote_as not in unconfigured}
+                          "expected": remote_as not in unconfigured,
+                          "afi": "ipv6" if ":" in peer else "ipv4", "family": family}
     result["sessions"] = sorted(seen.values(), key=lambda s: s["peer"])
-    # every link towards a configured AS needs a session, over IPv4 or IPv6
+    # every link towards a configured AS needs a session in each family (fabric.ipv6: dual stack)
     for link in topo.links:
         for me, far in ((link.a, link.b), (link.b, link.a)):
-            if me.router == router and far.asn not in unconfigured and far.ip not in seen and far.ip6 not in seen:
-                result["missing"].append(far.ip)
+            if me.router == router and far.asn not in unconfigured:
+                wanted = (far.ip, far.ip6) if topo.fabric.ipv6 else (far.ip,)
+                result["missing"].extend(ip for ip in wanted if ip not in seen)
     return result
 
 

@@ -369,6 +369,10 @@ class Provisioner:
                 node = self.plan.node_by_id[router.node]
                 self._changed(nlk.ensure_blackhole(self._nl, self.backend.nspath(node),
                                                    self.plan.addressing[router.asn].prefix, router.node))
+            if router.configure and router.asn in self.plan.addressing6:      # dual stack
+                node = self.plan.node_by_id[router.node]
+                self._changed(nlk.ensure_blackhole(self._nl, self.backend.nspath(node),
+                                                   self.plan.addressing6[router.asn].prefix, router.node))
 
     def _up_shaping(self) -> None:
         """IXP peering LANs (ixp.py), then tc on link interfaces (shaping.py); a kernel without

@@ -17,8 +17,9 @@ from typing import Dict, Iterable, Optional, Sequence, Tuple
 
 # PSS per daemon in MB, measured (bench/lab_up.py, class 20 x 8, 2026-12-02); bgpd's is the average
 # over reflectors (7 iBGP sessions) and clients (2).
-DAEMON_PSS_MB: Dict[str, float] = {"zebra": 5.9, "bgpd": 10.7, "ospfd": 3.7, "staticd": 2.1}
-DAEMON_THREADS: Dict[str, int] = {"zebra": 4, "bgpd": 4, "ospfd": 1, "staticd": 1}   # as counted in /proc
+DAEMON_PSS_MB: Dict[str, float] = {"zebra": 5.9, "bgpd": 10.7, "ospfd": 3.7, "staticd": 2.1,
+                                 "ospf6d": 3.7}   # ospf6d: assumed like ospfd until measured
+DAEMON_THREADS: Dict[str, int] = {"zebra": 4, "bgpd": 4, "ospfd": 1, "staticd": 1, "ospf6d": 1}   # as counted in /proc
 KERNEL_MB_PER_ROUTER = 3.0       # router + host namespaces, veths, sockets, page tables (measured 2.3-2.9)
 SERVER_MB = 60.0                 # ovsdb-server, ovs-vswitchd, sshd of one (emulated) server
 HEADROOM = 0.8                   # use at most this share of what the machine has available

@@ -21,6 +21,12 @@ Routing policy of a configured AS (`configure: true`, the default):
     loopbacks that OSPF reroutes), connect-retry 5, advertisement-interval 0; OSPF hello 4 / dead 40
     on ring links (a cut veth is noticed at once by carrier; hellos only catch silent failures).
 
+IPv6 (dual stack): the same again for the AS's IPv6 prefix, as separate IPv6 sessions (not
+MP-BGP over the IPv4 ones): OSPFv3 (ospf6d) on the same interfaces, iBGP on the IPv6 loopbacks,
+eBGP on the link's IPv6 addresses, the same route-maps applied in `address-family ipv6 unicast`
+(they match communities and AS paths only, so one policy serves both families). IPv6 neighbours
+are deactivated in the IPv4 family (FRR's traditional defaults activate every neighbour there).
+
 `configure: false` gives a router nothing but its hostname, for students to configure.
 
 Every daemon of a router reads the same frr.conf (`-f`) and skips the commands of the others, so
@@ -31,7 +37,7 @@ Blocks end implicitly: FRR tries a command in the parent node when the current o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 # what the far end of an eBGP session is to us -> local preference on import
 LOCAL_PREF = {"customer": 300, "peer": 200, "provider": 100}
@@ -42,7 +48,7 @@ RR_MIN_ROUTERS = 4          # ASes with at least this many routers use two route
 
 # Daemons, in start order (zebra first: the others connect to it). A router runs only those its
 # frr.conf uses; a student's router (configure: false) gets all of them, for whatever they configure.
-ALL_DAEMONS = ("zebra", "staticd", "bgpd", "ospfd")
+ALL_DAEMONS = ("zebra", "staticd", "bgpd", "ospfd", "ospf6d")
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ class IbgpPeer:
     router: str        # "<asn>.<NAME>"
     loopback: str
     client: bool = False   # we reflect routes to it (route-reflector-client)
+    loopback6: Optional[str] = None   # its IPv6 loopback (an IPv6 session when set)
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,7 @@ class EbgpPeer:
     asn: int
     ip: str            # the far end's link address
     role: str          # what the far end is to us: customer | peer | provider
+    ip6: Optional[str] = None   # the far end's IPv6 link address (an IPv6 session when set)
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,7 @@ class RouterPolicy:
     passive_ifaces: Tuple[str, ...]      # lo, host link
     ibgp: Tuple[IbgpPeer, ...]
     ebgp: Tuple[EbgpPeer, ...]
+    prefix6: Optional[str] = None        # the AS's IPv6 prefix: dual stack when set
 
 
 def far_role(rel: str, we_are_a: bool) -> str:
@@ -96,19 +105,22 @@ def reflectors(routers: Sequence[str]) -> Tuple[str, ...]:
     return (routers[0], routers[len(routers) // 2])
 
 
-def ibgp_peers(me: str, routers: Sequence[Tuple[str, str]]) -> Tuple[IbgpPeer, ...]:
-    """My iBGP sessions, given the AS's (router id, loopback) pairs in ring order."""
+def ibgp_peers(me: str, routers: Sequence[Tuple[str, str]],
+               loopbacks6: Optional[Mapping[str, str]] = None) -> Tuple[IbgpPeer, ...]:
+    """My iBGP sessions, given the AS's (router id, loopback) pairs in ring order and, for dual
+    stack, every router's IPv6 loopback (the IPv6 sessions follow the same reflector layout)."""
     rrs = reflectors([r for r, _ in routers])
+    six = loopbacks6 or {}
     out = []
     for rid, lo in routers:
         if rid == me:
             continue
         if not rrs:
-            out.append(IbgpPeer(rid, lo))
+            out.append(IbgpPeer(rid, lo, loopback6=six.get(rid)))
         elif me in rrs:
-            out.append(IbgpPeer(rid, lo, client=rid not in rrs))
+            out.append(IbgpPeer(rid, lo, client=rid not in rrs, loopback6=six.get(rid)))
         elif rid in rrs:
-            out.append(IbgpPeer(rid, lo))
+            out.append(IbgpPeer(rid, lo, loopback6=six.get(rid)))
     return tuple(out)
 
 
@@ -124,6 +136,8 @@ def daemons_for(config: str, configure: bool = True) -> Tuple[str, ...]:
         need.add("bgpd")
     if any(l.startswith("router ospf") and not l.startswith("router ospf6") for l in lines):
         need.add("ospfd")
+    if any(l.startswith("router ospf6") for l in lines):
+        need.add("ospf6d")
     return tuple(d for d in ALL_DAEMONS if d in need)
 
 
@@ -138,13 +152,15 @@ def router_config(p: RouterPolicy) -> str:
         "!",
     ]
     for ifname in p.passive_ifaces:
-        out += [f"interface {ifname}", " ip ospf area 0", " ip ospf passive", "!"]
+        out += [f"interface {ifname}", " ip ospf area 0", " ip ospf passive", *_ospf6_iface(p, True), "!"]
     for ifname in p.ospf_ifaces:
         out += [f"interface {ifname}", " ip ospf area 0", " ip ospf network point-to-point",
-                f" ip ospf hello-interval {OSPF_HELLO}", f" ip ospf dead-interval {OSPF_DEAD}", "!"]
+                f" ip ospf hello-interval {OSPF_HELLO}", f" ip ospf dead-interval {OSPF_DEAD}",
+                *_ospf6_iface(p, False), "!"]
     # FRR waits 5 s between two instances of an LSA by default: adjacencies would take ~6 s to route
     out += ["router ospf", f" ospf router-id {p.router_id}", " timers throttle spf 0 50 1000",
             " timers throttle lsa all 0", " timers lsa min-arrival 0", "!"]
+    out += _ospf6(p)
     out += _policy(p.asn, p.ebgp)
     out += [f"router bgp {p.asn}",
             f" bgp router-id {p.router_id}",
@@ -160,6 +176,7 @@ def router_config(p: RouterPolicy) -> str:
         out += [f" neighbor {peer.ip} remote-as {peer.asn}",
                 f" neighbor {peer.ip} description link {peer.link_id} to {peer.router} ({peer.role})"]
         out += _session_timers(peer.ip)
+    out += _bgp_neighbors6(p)
     out += [" !", " address-family ipv4 unicast", f"  network {p.prefix}"]
     for peer in p.ibgp:
         out += [f"  neighbor {peer.loopback} next-hop-self",
@@ -169,7 +186,10 @@ def router_config(p: RouterPolicy) -> str:
     for peer in p.ebgp:
         out += [f"  neighbor {peer.ip} route-map MINET-IN-{peer.role.upper()} in",
                 f"  neighbor {peer.ip} route-map {_export_map(peer.role)} out"]
-    out += [" exit-address-family", "!"]
+    out += [f"  no neighbor {n} activate" for n in _neighbors6(p)]
+    out += [" exit-address-family"]
+    out += _bgp_family6(p)
+    out += ["!"]
     return "\n".join(out) + "\n"
 
 
@@ -231,3 +251,69 @@ def route_server_config(hostname: str, asn: int, router_id: str, clients: Sequen
         out += [f"  neighbor {c.ip} route-server-client", f"  neighbor {c.ip} activate"]
     out += [" exit-address-family", "!"]
     return "\n".join(out) + "\n"
+
+
+# ---- IPv6 (rendered only when the policy has a prefix6) ---------------------------------------
+
+def _ibgp6(p: RouterPolicy) -> List[IbgpPeer]:
+    return [peer for peer in p.ibgp if peer.loopback6] if p.prefix6 else []
+
+
+def _ebgp6(p: RouterPolicy) -> List[EbgpPeer]:
+    return [peer for peer in p.ebgp if peer.ip6] if p.prefix6 else []
+
+
+def _neighbors6(p: RouterPolicy) -> List[str]:
+    return [peer.loopback6 for peer in _ibgp6(p)] + [peer.ip6 for peer in _ebgp6(p)]
+
+
+def _ospf6_iface(p: RouterPolicy, passive: bool) -> List[str]:
+    """OSPFv3 area 0 on an interface OSPFv2 runs on, with the same role and timers."""
+    if not p.prefix6:
+        return []
+    if passive:
+        return [" ipv6 ospf6 area 0", " ipv6 ospf6 passive"]
+    return [" ipv6 ospf6 area 0", " ipv6 ospf6 network point-to-point",
+            f" ipv6 ospf6 hello-interval {OSPF_HELLO}", f" ipv6 ospf6 dead-interval {OSPF_DEAD}"]
+
+
+def _ospf6(p: RouterPolicy) -> List[str]:
+    if not p.prefix6:
+        return []
+    out = ["router ospf6", f" ospf6 router-id {p.router_id}", " timers throttle spf 0 50 1000",
+            " timers lsa min-arrival 0", "!"]
+    return out
+
+
+def _bgp_neighbors6(p: RouterPolicy) -> List[str]:
+    """IPv6 sessions, inside `router bgp`: iBGP on the IPv6 loopbacks, eBGP on the link addresses."""
+    out: List[str] = []
+    for peer in _ibgp6(p):
+        out += [f" neighbor {peer.loopback6} remote-as {p.asn}",
+                f" neighbor {peer.loopback6} description iBGP {peer.router} (IPv6)",
+                f" neighbor {peer.loopback6} update-source lo",
+                f" neighbor {peer.loopback6} timers {IBGP_KEEPALIVE} {IBGP_HOLDTIME}"]
+        out += _session_timers(peer.loopback6)
+    for peer in _ebgp6(p):
+        out += [f" neighbor {peer.ip6} remote-as {peer.asn}",
+                f" neighbor {peer.ip6} description link {peer.link_id} to {peer.router} ({peer.role}, IPv6)"]
+        out += _session_timers(peer.ip6)
+    return out
+
+
+def _bgp_family6(p: RouterPolicy) -> List[str]:
+    """`address-family ipv6 unicast`: the AS's IPv6 prefix and the same policy as IPv4."""
+    if not p.prefix6:
+        return []
+    out = [" !", " address-family ipv6 unicast", f"  network {p.prefix6}"]
+    for peer in _ibgp6(p):
+        out += [f"  neighbor {peer.loopback6} activate", f"  neighbor {peer.loopback6} next-hop-self",
+                f"  neighbor {peer.loopback6} send-community all"]
+        if peer.client:
+            out.append(f"  neighbor {peer.loopback6} route-reflector-client")
+    for peer in _ebgp6(p):
+        out += [f"  neighbor {peer.ip6} activate",
+                f"  neighbor {peer.ip6} route-map MINET-IN-{peer.role.upper()} in",
+                f"  neighbor {peer.ip6} route-map {_export_map(peer.role)} out"]
+    out += [" exit-address-family"]
+    return out

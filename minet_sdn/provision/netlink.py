@@ -231,14 +231,17 @@ def ensure_routes(nl: Netlink, nspath: str, node: Node) -> List[str]:
     ipr = nl(nspath)
     changes = []
     for route in node.routes:
-        dst = "0.0.0.0/0" if route.dst == "default" else route.dst
+        v6 = ipaddress.ip_address(route.via).version == 6
+        any_addr = "::" if v6 else "0.0.0.0"
+        dst = f"{any_addr}/0" if route.dst == "default" else route.dst
         net = ipaddress.ip_network(dst)
-        current = [r for r in ipr.route("dump", family=socket.AF_INET, table=254)
+        family = socket.AF_INET6 if v6 else socket.AF_INET
+        current = [r for r in ipr.route("dump", family=family, table=254)
                    if r["dst_len"] == net.prefixlen
-                   and (r.get_attr("RTA_DST") or "0.0.0.0") == str(net.network_address)]
+                   and (r.get_attr("RTA_DST") or any_addr) == str(net.network_address)]
         if any(r.get_attr("RTA_GATEWAY") == route.via for r in current):
             continue
-        ipr.route("replace", dst=dst, gateway=route.via)
+        ipr.route("replace", dst=dst, gateway=route.via, family=family)
         changes.append(f"{node.id}: route {route.dst} via {route.via}")
     return changes
 

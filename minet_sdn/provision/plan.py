@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Dict, List, Optional, Tuple
 
-from ..topology.addressing import ASAddressing, topology_addressing
+from ..topology.addressing import ASAddressing, ASAddressing6, topology_addressing, topology_addressing6
 from ..topology.model import Bridge, Link, Shaping, Topology, ixp_mac, router_ifname
 from . import frr
 
@@ -221,6 +221,7 @@ class Plan:
     marks: Pairs = ()
     addressing: Dict[int, ASAddressing] = field(default_factory=dict, compare=False, repr=False)
     ixps: Tuple[IxpLan, ...] = ()
+    addressing6: Dict[int, ASAddressing6] = field(default_factory=dict, compare=False, repr=False)
 
     @cached_property
     def node_by_id(self) -> Dict[str, Node]:
@@ -278,6 +279,8 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
     addressing = topology_addressing(topo)
+    # fabric.ipv6: false = IPv4 routing only (no IPv6 AS prefixes, OSPFv3 or IPv6 sessions)
+    addressing6 = topology_addressing6(topo, addressing) if topo.fabric.ipv6 else {}
     sdir = state_dir(topo, server, root)
     offloads_off = datapath == "netdev"
     marks = ((MARK_INSTANCE, topo.name), (MARK_SERVER, server))
@@ -292,27 +295,36 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
         return f"{topo.tag}-{node_id}"
 
     for as_ in local_ases:
-        addr = addressing[as_.asn]
+        addr, addr6 = addressing[as_.asn], addressing6.get(as_.asn)
         for name in as_.routers:
             rid, hid = f"{as_.asn}.{name}", host_id(f"{as_.asn}.{name}")
-            ra = addr.routers[name]
+            ra, plen = addr.routers[name], addr.routers[name].host_prefixlen
+            lo, routes = [f"{ra.loopback}/32"], [Route("default", ra.host_router_ip)]
+            router_ips, host_ips = [f"{ra.host_router_ip}/{plen}"], [f"{ra.host_ip}/{plen}"]
+            if addr6 is not None:
+                ra6, plen6 = addr6.routers[name], addr6.routers[name].host_prefixlen
+                lo.append(f"{ra6.loopback}/128")
+                routes.append(Route("default", ra6.host_router_ip))
+                router_ips.append(f"{ra6.host_router_ip}/{plen6}")
+                host_ips.append(f"{ra6.host_ip}/{plen6}")
             nodes.append(Node(id=rid, kind="router", asn=as_.asn, ns=ns(rid), forwarding=True,
-                              lo_addresses=(f"{ra.loopback}/32",)))
-            nodes.append(Node(id=hid, kind="host", asn=as_.asn, ns=ns(hid), forwarding=False,
-                              routes=(Route("default", ra.host_router_ip),)))
-            plen = ra.host_prefixlen
+                              lo_addresses=tuple(lo)))
+            nodes.append(Node(id=hid, kind="host", asn=as_.asn, ns=ns(hid), forwarding=False, routes=tuple(routes)))
             veths.append(Veth("host",
-                              Iface(rid, ROUTER_HOST_IFNAME, (f"{ra.host_router_ip}/{plen}",), offloads_off=offloads_off),
-                              Iface(hid, HOST_IFNAME, (f"{ra.host_ip}/{plen}",), offloads_off=offloads_off)))
+                              Iface(rid, ROUTER_HOST_IFNAME, tuple(router_ips), offloads_off=offloads_off),
+                              Iface(hid, HOST_IFNAME, tuple(host_ips), offloads_off=offloads_off)))
         for link in addr.links:
             ia, ib = addr.routers[link.a], addr.routers[link.b]
+            ips_a, ips_b = [f"{link.a_ip}/{link.prefixlen}"], [f"{link.b_ip}/{link.prefixlen}"]
+            if addr6 is not None:
+                a6, b6 = addr6.links[link.index]
+                ips_a.append(f"{a6}/{addr6.link_prefixlen}")
+                ips_b.append(f"{b6}/{addr6.link_prefixlen}")
             veths.append(Veth("ring",
                               Iface(f"{as_.asn}.{link.a}", intra_ifname(link.b, ib.index),
-                                    (f"{link.a_ip}/{link.prefixlen}",), offloads_off=offloads_off,
-                                    shaping=link.shaping),
+                                    tuple(ips_a), offloads_off=offloads_off, shaping=link.shaping),
                               Iface(f"{as_.asn}.{link.b}", intra_ifname(link.a, ia.index),
-                                    (f"{link.b_ip}/{link.prefixlen}",), offloads_off=offloads_off,
-                                    shaping=link.shaping)))
+                                    tuple(ips_b), offloads_off=offloads_off, shaping=link.shaping)))
 
     mtu = topo.fabric.link_mtu
     for link in topo.links:
@@ -329,7 +341,7 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
     for as_ in local_ases:
         for name in as_.routers:
             rid = f"{as_.asn}.{name}"
-            config = (_router_config(topo, addressing[as_.asn], rid, name) if as_.configure
+            config = (_router_config(topo, addressing[as_.asn], rid, name, addressing6.get(as_.asn)) if as_.configure
                       else frr.empty_config(rid))
             routers.append(Router(node=rid, asn=as_.asn, configure=as_.configure,
                                   confdir=os.path.join(sdir, "frr", rid), config=config,
@@ -361,7 +373,7 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
     return Plan(instance=topo.name, tag=topo.tag, server=server, backend=backend, datapath=datapath,
                 state_dir=sdir, nodes=tuple(nodes), veths=tuple(veths), bridges=bridges,
                 routers=tuple(routers), underlay=underlay, marks=marks, addressing=addressing,
-                ixps=tuple(ixps))
+                ixps=tuple(ixps), addressing6=addressing6)
 
 
 def _link_iface(link: Link, end, mtu: int, offloads_off: bool) -> Iface:
@@ -384,9 +396,12 @@ def _bridge(topo: Topology, b: Bridge, datapath: str, marks: Pairs) -> OvsBridge
                      controller=f"tcp:{host}:{ctl.ofp_port}", ports=tuple(ports), marks=marks)
 
 
-def _router_config(topo: Topology, addr: ASAddressing, rid: str, name: str) -> str:
+def _router_config(topo: Topology, addr: ASAddressing, rid: str, name: str,
+                   addr6: Optional[ASAddressing6] = None) -> str:
     ra = addr.routers[name]
-    ibgp = frr.ibgp_peers(rid, [(f"{addr.asn}.{o.name}", o.loopback) for o in addr.routers.values()])
+    ibgp = frr.ibgp_peers(rid, [(f"{addr.asn}.{o.name}", o.loopback) for o in addr.routers.values()],
+                          {f"{addr.asn}.{o.name}": addr6.routers[o.name].loopback for o in addr.routers.values()}
+                          if addr6 else None)
     ebgp = []
     for link in topo.links:
         if rid not in (link.a.router, link.b.router):
@@ -394,7 +409,7 @@ def _router_config(topo: Topology, addr: ASAddressing, rid: str, name: str) -> s
         we_are_a = link.a.router == rid
         far = link.b if we_are_a else link.a
         ebgp.append(frr.EbgpPeer(link_id=link.id, router=far.router, asn=far.asn, ip=far.ip,
-                                 role=frr.far_role(link.rel, we_are_a)))
+                                 role=frr.far_role(link.rel, we_are_a), ip6=far.ip6 if addr6 else None))
     for x in topo.ixps.values():          # a route server is a peer: we send it own and customer routes
         if any(m.router == rid for m in x.members):
             ebgp.append(frr.EbgpPeer(link_id=0, router=f"{x.node_id} route server", asn=x.route_server_asn,
@@ -402,4 +417,5 @@ def _router_config(topo: Topology, addr: ASAddressing, rid: str, name: str) -> s
     ring = tuple(intra_ifname(l.peer_of(name), addr.routers[l.peer_of(name)].index) for l in addr.links_of(name))
     return frr.router_config(frr.RouterPolicy(
         hostname=rid, asn=addr.asn, router_id=ra.loopback, prefix=addr.prefix, ospf_ifaces=ring,
-        passive_ifaces=("lo", ROUTER_HOST_IFNAME), ibgp=ibgp, ebgp=tuple(ebgp)))
+        passive_ifaces=("lo", ROUTER_HOST_IFNAME), ibgp=ibgp, ebgp=tuple(ebgp),
+        prefix6=addr6.prefix if addr6 else None))

@@ -183,6 +183,8 @@ def addressing_problems(topo: Topology) -> List[str]:
         for other, onet in nets[:i]:
             if net.overlaps(onet):
                 lines.append(f"{topo.source}: {key}: {net}{what} overlaps the prefix of AS {other} ({onet})")
+    if topo.fabric.ipv6:
+        lines.extend(addressing6_problems(topo))
     return lines
 
 
@@ -192,3 +194,103 @@ def topology_addressing(topo: Topology) -> Dict[int, ASAddressing]:
     if problems:
         raise AddressingError(problems)
     return {asn: as_addressing(as_) for asn, as_ in topo.ases.items()}
+
+
+# ---- IPv6 -------------------------------------------------------------------------------------
+#
+# Every AS also has an IPv6 prefix: ``as_.prefix6`` when the topology sets it (a /56 or shorter),
+# else ``fd0a:<asn div 10000>:<asn mod 10000>::/48`` with both groups written in the ASN's decimal
+# digits, so AS 1 is fd0a:0:1::/48, AS 100 fd0a:0:100::/48 and AS 65001 fd0a:6:5001::/48 (ASNs
+# 1..65535, like IPv4). The layout is the IPv4 one with /64 subnets in place of /30s: if P holds
+# S /64 subnets (S >= 256), router i's loopback is P::i/128 (in subnet 0), ring link k is subnet
+# S/4 + k - 1 (::1 = its router a, ::2 = router b) and router i's host link is subnet S/2 + i - 1
+# (::1 the router, ::2 the host, whose default route is via ::1). Ring links are numbered by the
+# IPv4 plan (`ASAddressing.links`), so both families always describe the same links.
+#
+# Example, AS 1 with routers [ZURI, GENE]: ZURI lo fd0a:0:1::1, GENE lo fd0a:0:1::2, ring
+# ZURI-GENE fd0a:0:1:4000::1 / ::2, ZURI-host fd0a:0:1:8000::1 (router) / ::2 (host).
+
+PREFIX6_LONGEST = 56
+SUBNET6_PREFIXLEN = 64
+
+
+@dataclass(frozen=True)
+class RouterAddressing6:
+    name: str
+    loopback: str              # /128
+    host_router_ip: str        # /64 with the host
+    host_ip: str
+    host_prefixlen: int = SUBNET6_PREFIXLEN
+
+
+@dataclass(frozen=True)
+class ASAddressing6:
+    asn: int
+    prefix: str
+    routers: Dict[str, RouterAddressing6]
+    links: Dict[int, Tuple[str, str]]      # ring link index -> (a_ip, b_ip), /64
+    link_prefixlen: int = SUBNET6_PREFIXLEN
+
+
+def default_prefix6(asn: int) -> Optional[str]:
+    """fd0a:<asn div 10000>:<asn mod 10000>::/48 in decimal digits (ASNs 1..65535), else None."""
+    if not 1 <= asn <= MAX_DEFAULT_ASN:
+        return None
+    return str(ipaddress.IPv6Network(f"fd0a:{asn // 10000}:{asn % 10000}::/48"))
+
+
+def as_prefix6(as_: AS) -> Optional[str]:
+    return as_.prefix6 or default_prefix6(as_.asn)
+
+
+def as_addressing6(as_: AS, addressing: ASAddressing) -> ASAddressing6:
+    """The IPv6 numbers of one AS, for the routers and ring links of its IPv4 `addressing`."""
+    prefix = as_prefix6(as_)
+    if prefix is None:
+        raise AddressingError([f"ases.{as_.asn}.prefix6: is required for AS numbers above {MAX_DEFAULT_ASN}"])
+    net = ipaddress.IPv6Network(prefix)
+    if net.prefixlen > PREFIX6_LONGEST:
+        raise AddressingError([f"ases.{as_.asn}.prefix6: {net} is too small (a /{PREFIX6_LONGEST} or shorter)"])
+    subnets = 2 ** (SUBNET6_PREFIXLEN - net.prefixlen)
+    base = int(net.network_address)
+
+    def ip(subnet: int, host: int) -> str:
+        return str(ipaddress.IPv6Address(base + (subnet << 64) + host))
+
+    if max(len(addressing.routers), len(addressing.links)) > subnets // 4:
+        raise AddressingError([f"ases.{as_.asn}.routers: {len(addressing.routers)} routers do not fit {net}"])
+    routers = {name: RouterAddressing6(name=name, loopback=ip(0, r.index),
+                                       host_router_ip=ip(subnets // 2 + r.index - 1, 1),
+                                       host_ip=ip(subnets // 2 + r.index - 1, 2))
+               for name, r in addressing.routers.items()}
+    links = {link.index: (ip(subnets // 4 + link.index - 1, 1), ip(subnets // 4 + link.index - 1, 2))
+             for link in addressing.links}
+    return ASAddressing6(asn=as_.asn, prefix=str(net), routers=routers, links=links)
+
+
+def addressing6_problems(topo: Topology) -> List[str]:
+    """Reasons the IPv6 plan cannot be made (derived prefixes clashing, prefix6 missing)."""
+    lines: List[str] = []
+    nets: List[Tuple[int, ipaddress.IPv6Network]] = []
+    for asn, as_ in topo.ases.items():
+        prefix = as_prefix6(as_)
+        if prefix is None:
+            lines.append(f"{topo.source}: ases.{asn}.prefix6: is required for AS numbers above {MAX_DEFAULT_ASN}")
+            continue
+        nets.append((asn, ipaddress.IPv6Network(prefix)))
+    link_net = ipaddress.ip_network(topo.fabric.link_subnet6)
+    for i, (asn, net) in enumerate(nets):
+        if topo.ases[asn].prefix6:
+            continue            # an explicit prefix6 was checked by the loader
+        what = f"ases.{asn}: default IPv6 prefix {net}"
+        if net.overlaps(link_net):
+            lines.append(f"{topo.source}: {what} overlaps fabric.link_subnet6 {link_net}; set ases.{asn}.prefix6")
+        for other, onet in nets:
+            if other != asn and net.overlaps(onet) and (topo.ases[other].prefix6 or other < asn):
+                lines.append(f"{topo.source}: {what} overlaps the IPv6 prefix of AS {other} ({onet}); "
+                             f"set ases.{asn}.prefix6")
+    return lines
+
+
+def topology_addressing6(topo: Topology, addressing: Dict[int, ASAddressing]) -> Dict[int, ASAddressing6]:
+    return {asn: as_addressing6(as_, addressing[asn]) for asn, as_ in topo.ases.items()}

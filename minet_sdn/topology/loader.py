@@ -6,6 +6,7 @@ are 1-based, so `links[3]` is link id 3.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import ipaddress
 import os
@@ -15,7 +16,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 import yaml
 
-from .model import (AS, ASLink, DEFAULT_IXP_SUBNET, ENCAP_OVERHEAD, IXP, IXPMember, Shaping, ENCAPSULATIONS, ISOLATION_MODES, MAX_LINKS,
+from .model import (AS, ASLink, DEFAULT_IXP_SUBNET, ENCAP_OVERHEAD, encap_overhead, IXP, IXPMember, Shaping, ENCAPSULATIONS, ISOLATION_MODES, MAX_LINKS,
                     MAX_TOS_LINKS_PER_PAIR, RELATIONSHIPS, Controller, Endpoint, Fabric, Link,
                     Server, Topology, endpoint_mac, link_addresses, link_capacity, router_ifname)
 
@@ -39,16 +40,18 @@ MAX_SERVERS = 0xFFFF            # a server's index is 16 bits of every datapath 
 MIN_ROUTER_MTU = 1280           # IPv6 minimum: what must still fit through a tunnel
 
 TOP_KEYS = ("name", "fabric", "controller", "servers", "ases", "links", "ixps")
-FABRIC_KEYS = ("isolation", "encapsulation", "underlay_mtu", "bfd_interval_ms", "link_subnet", "link_subnet6")
+FABRIC_KEYS = ("isolation", "encapsulation", "underlay_mtu", "bfd_interval_ms", "link_subnet", "link_subnet6",
+               "ipv6")
 CONTROLLER_KEYS = ("ofp", "rest")
 SERVER_KEYS = ("underlay_ip", "interface", "ssh")
-AS_KEYS = ("server", "routers", "configure", "prefix", "links")
+AS_KEYS = ("server", "routers", "configure", "prefix", "links", "prefix6")
 SHAPING_KEYS = ("throughput", "delay", "buffer")
 LINK_KEYS = ("a", "b", "rel") + SHAPING_KEYS
 AS_LINK_KEYS = ("a", "b") + SHAPING_KEYS
 IXP_KEYS = ("server", "members", "peering_lan", "route_server_asn")
 IXP_MEMBER_KEYS = ("router", "announce_to") + SHAPING_KEYS
 LIST_SERVER_NET = "192.0.2.0/24"     # `servers: [A, B]`: underlay addresses .1, .2, ... of TEST-NET-1
+PREFIX6_LONGEST = 56            # an AS's IPv6 layout needs 256 /64s (addressing.as_addressing6)
 
 
 class TopologyError(Exception):
@@ -454,6 +457,7 @@ def _build(p: _Problems, data: Any, source: str) -> Optional[Topology]:
     fabric = _fabric(p, data.get("fabric"))
     controller = _controller(p, data.get("controller"))
     servers, declared = _servers(p, data["servers"]) if "servers" in data else ({}, None)
+    fabric = _underlay_family(p, data.get("fabric"), servers, fabric)
     ases, known = _ases(p, data["ases"], servers, declared, fabric) if "ases" in data else ({}, None)
     links = _links(p, data.get("links"), ases, known, servers, fabric)
     ixps = _ixps(p, data.get("ixps"), ases, known, declared, servers, fabric)
@@ -486,6 +490,11 @@ def _fabric(p: _Problems, value: Any) -> Fabric:
             kw["underlay_mtu"] = _int(p, "fabric.underlay_mtu", mtu, lo, 65535) or 1500
     if "bfd_interval_ms" in data:
         kw["bfd_interval_ms"] = _int(p, "fabric.bfd_interval_ms", data["bfd_interval_ms"], 10, 60000) or 100
+    if "ipv6" in data:
+        if isinstance(data["ipv6"], bool):
+            kw["ipv6"] = data["ipv6"]
+        else:
+            p.add("fabric.ipv6", f"{_describe(data['ipv6'])} is not true or false")
     for key, version, longest in (("link_subnet", 4, 29), ("link_subnet6", 6, 63)):
         if key in data:
             net = _network(p, f"fabric.{key}", data[key], version, longest)
@@ -520,20 +529,47 @@ def _controller(p: _Problems, value: Any) -> Controller:
 
 
 def _underlay_ip(p: _Problems, path: str, value: Any) -> Optional[str]:
-    """An IPv4 unicast address: tunnel overheads (model.ENCAP_OVERHEAD) assume an IPv4 outer header."""
+    """An IPv4 or IPv6 unicast address (IPv6: global or unique-local; a link-local one needs a scope
+    that a tunnel's remote_ip cannot carry)."""
     try:
         addr = ipaddress.ip_address(value) if isinstance(value, str) else None
     except ValueError:
         addr = None
     if addr is None:
-        p.add(path, f"{_describe(value)} is not an IPv4 address")
-    elif addr.version != 4:
-        p.add(path, f"{addr} is IPv6; the underlay must be IPv4")
+        p.add(path, f"{_describe(value)} is not an IPv4 or IPv6 address")
     elif addr.is_unspecified or addr.is_multicast or addr == ipaddress.IPv4Address("255.255.255.255"):
         p.add(path, f"{addr} is not a unicast address")
+    elif addr.version == 6 and addr.is_link_local:
+        p.add(path, f"{addr} is link-local; an IPv6 underlay needs global or unique-local addresses")
+    elif addr.version == 6 and addr.ipv4_mapped is not None:
+        p.add(path, f"{addr} is IPv4-mapped; write the IPv4 address {addr.ipv4_mapped}")
     else:
         return str(addr)
     return None
+
+
+def _underlay_family(p: _Problems, raw_fabric: Any, servers: Dict[str, Server], fabric: Fabric) -> Fabric:
+    """The fabric with the servers' underlay IP version; every server must use the same one (a
+    tunnel does not cross IP versions), and underlay_mtu must leave room for that outer header."""
+    if not servers:
+        return fabric
+    first = next(iter(servers.values()))
+    family = ipaddress.ip_address(first.underlay_ip).version
+    for server in servers.values():
+        version = ipaddress.ip_address(server.underlay_ip).version
+        if version != family:
+            p.add(f"servers.{server.name}.underlay_ip",
+                  f"{server.underlay_ip} is IPv{version} but servers.{first.name}.underlay_ip is IPv{family}; "
+                  f"every server's underlay must use the same IP version")
+    if family == 4:
+        return fabric
+    mtu = raw_fabric.get("underlay_mtu") if isinstance(raw_fabric, dict) else None
+    lo4, lo6 = (MIN_ROUTER_MTU + encap_overhead(fabric.encapsulation, f) for f in (4, 6))
+    if _is_int(mtu) and lo4 <= mtu < lo6:     # below lo4 is already reported by _fabric
+        p.add("fabric.underlay_mtu", f"{mtu} is too small: {fabric.encapsulation} over an IPv6 underlay "
+                                     f"needs at least {lo6} ({MIN_ROUTER_MTU} + {lo6 - MIN_ROUTER_MTU} bytes "
+                                     f"of overhead)")
+    return dataclasses.replace(fabric, underlay_family=6)
 
 
 def _servers(p: _Problems, value: Any) -> Tuple[Dict[str, Server], Optional[Set[str]]]:
@@ -640,9 +676,11 @@ def _ases(p: _Problems, value: Any, servers: Dict[str, Server], declared_servers
             p.add(f"{path}.configure", f"{_describe(configure)} is not true or false")
         prefix = _network(p, f"{path}.prefix", spec["prefix"], 4, 24) if spec.get("prefix") is not None else None
         intra = _as_links(p, f"{path}.links", spec["links"], names) if "links" in spec else None
+        prefix6 = (_network(p, f"{path}.prefix6", spec["prefix6"], 6, PREFIX6_LONGEST)
+                   if spec.get("prefix6") is not None else None)
         if isinstance(server, str) and server in servers and names:
             out[asn] = AS(asn=asn, server=server, routers=tuple(names), configure=configure is not False,
-                          prefix=prefix, links=intra)
+                          prefix=prefix, links=intra, prefix6=prefix6)
     _check_prefix_overlaps(p, out, fabric)
     return out, known
 
@@ -736,6 +774,14 @@ def _check_prefix_overlaps(p: _Problems, ases: Dict[int, AS], fabric: Fabric) ->
                 p.add(f"ases.{asn}.prefix", f"{net} overlaps the prefix of AS {other} ({onet})")
         if net.overlaps(link_net):
             p.add(f"ases.{asn}.prefix", f"{net} overlaps fabric.link_subnet ({link_net})")
+    link_net6 = ipaddress.ip_network(fabric.link_subnet6)
+    nets6 = [(asn, ipaddress.ip_network(a.prefix6)) for asn, a in ases.items() if a.prefix6]
+    for i, (asn, net) in enumerate(nets6):
+        for other, onet in nets6[:i]:
+            if net.overlaps(onet):
+                p.add(f"ases.{asn}.prefix6", f"{net} overlaps the IPv6 prefix of AS {other} ({onet})")
+        if net.overlaps(link_net6):
+            p.add(f"ases.{asn}.prefix6", f"{net} overlaps fabric.link_subnet6 ({link_net6})")
 
 
 def _router_ref(p: _Problems, path: str, value: Any, known: _Known) -> Optional[Tuple[int, str]]:

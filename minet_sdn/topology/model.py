@@ -26,8 +26,20 @@ MAX_OFPORT = 65279              # OvS ofport_request upper bound
 MAX_LINKS = MAX_OFPORT - LINK_OFPORT_BASE
 MAX_TOS_LINKS_PER_PAIR = 63     # DSCP 1..63; 0 means "unmarked"
 
-# Encapsulation overhead on the underlay (outer IPv4 + GRE with key + inner Ethernet; VXLAN).
-ENCAP_OVERHEAD = {"gre": 20 + 8 + 14, "vxlan": 20 + 8 + 8 + 14}
+# Encapsulation overhead on the underlay, by encapsulation and underlay IP version: outer IP header
+# (20 / 40) + GRE with key (8) or UDP + VXLAN (8 + 8) + the inner Ethernet header (14). Measured on
+# OvS 3.1 userspace (largest inner packet through a 1500-byte underlay: 1458, 1438, 1450, 1430).
+OUTER_IP_HEADER = {4: 20, 6: 40}
+ENCAP_HEADER = {"gre": 8, "vxlan": 8 + 8}
+INNER_ETHERNET = 14
+
+
+def encap_overhead(encapsulation: str, family: int = 4) -> int:
+    """Bytes a tunnel adds to an inner IP packet on the underlay."""
+    return OUTER_IP_HEADER[family] + ENCAP_HEADER[encapsulation] + INNER_ETHERNET
+
+
+ENCAP_OVERHEAD = {e: encap_overhead(e, 4) for e in ENCAP_HEADER}     # IPv4 underlay
 
 DEFAULT_LINK_SUBNET = "100.64.0.0/10"     # shared address space: never routed on the Internet
 DEFAULT_LINK_SUBNET6 = "fd00:6d6e::/32"
@@ -145,6 +157,7 @@ class AS:
     configure: bool = True
     prefix: Optional[str] = None
     links: Optional[Tuple[ASLink, ...]] = None   # None: the routers form a ring (listed order)
+    prefix6: Optional[str] = None   # IPv6 AS prefix; None = derived (addressing.default_prefix6)
 
     def router_ids(self) -> List[str]:
         return [f"{self.asn}.{r}" for r in self.routers]
@@ -266,11 +279,17 @@ class Fabric:
     bfd_interval_ms: int = 100
     link_subnet: str = DEFAULT_LINK_SUBNET
     link_subnet6: str = DEFAULT_LINK_SUBNET6
+    underlay_family: int = 4        # IP version of every server's underlay_ip (set by the loader)
+    ipv6: bool = True               # dual stack: IPv6 prefixes, OSPFv3, IPv6 BGP sessions, IPv6 hosts
+
+    @property
+    def encap_overhead(self) -> int:
+        return encap_overhead(self.encapsulation, self.underlay_family)
 
     @property
     def link_mtu(self) -> int:
         """MTU of router interfaces on remote links: what still fits through the tunnel."""
-        return min(1500, self.underlay_mtu - ENCAP_OVERHEAD[self.encapsulation])
+        return min(1500, self.underlay_mtu - self.encap_overhead)
 
 
 @dataclass(frozen=True)

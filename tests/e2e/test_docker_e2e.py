@@ -120,7 +120,7 @@ def _vtysh_json(topo, router: str, command: str) -> dict:
 def test_up_with_the_docker_backend_establishes_bgp(lab):
     path, topo, summary, elapsed = lab
     assert summary["backend"] == "docker" and summary["already_up"] is False
-    assert summary["bgp_sessions"]["established"] == summary["bgp_sessions"]["expected"] == 6
+    assert summary["bgp_sessions"]["established"] == summary["bgp_sessions"]["expected"] == 12   # 6 per family
     assert elapsed < UP_BUDGET_S
     # every node is a container of this instance on its server; none is a named namespace
     containers = {c["name"]: c for c in list_containers(topo.name)}

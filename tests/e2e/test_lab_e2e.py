@@ -66,12 +66,13 @@ def lab(request, tmp_path_factory):
 
 
 def _expected_sessions(topo) -> int:
-    """eBGP on every link between configured ASes (both ends) plus an iBGP full mesh per AS."""
+    """eBGP on every link between configured ASes (both ends) plus an iBGP full mesh per AS, in
+    each family (IPv4 and IPv6 sessions: dual stack)."""
     n = sum(2 for l in topo.links if topo.ases[l.a.asn].configure and topo.ases[l.b.asn].configure)
     for as_ in topo.ases.values():
         if as_.configure:
             n += len(as_.routers) * (len(as_.routers) - 1)
-    return n
+    return 2 * n
 
 
 def _host_ips(topo):

@@ -28,7 +28,8 @@ SSHD = "/usr/sbin/sshd"
 SSH_PORT = 2222
 NETNS_DIR = "/var/run/netns"
 REQUIRED_TOOLS = ("ip", "nsenter", "ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "vtysh")
-FRR_DAEMONS = ("/usr/lib/frr/zebra", "/usr/lib/frr/bgpd", "/usr/lib/frr/ospfd", "/usr/lib/frr/staticd")
+FRR_DAEMONS = ("/usr/lib/frr/zebra", "/usr/lib/frr/bgpd", "/usr/lib/frr/ospfd", "/usr/lib/frr/ospf6d",
+               "/usr/lib/frr/staticd")
 
 
 def missing_tools() -> List[str]:

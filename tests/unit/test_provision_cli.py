@@ -41,7 +41,8 @@ def test_addressing_problem_is_bad_input(tmp_path):
     bad.write_text("name: t\nservers:\n  VM1: {underlay_ip: 192.0.2.1}\nases:\n  70000: {server: VM1, routers: [A]}\n")
     res = cli("--topology", str(bad), "--server", "VM1")
     assert res.returncode == 2
-    assert res.stderr.strip() == "big.yaml: ases.70000.prefix: is required for AS numbers above 65535"
+    assert res.stderr.strip().splitlines() == ["big.yaml: ases.70000.prefix: is required for AS numbers above 65535",
+                                               "big.yaml: ases.70000.prefix6: is required for AS numbers above 65535"]
 
 
 def test_unknown_server(capsys):

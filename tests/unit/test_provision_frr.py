@@ -112,13 +112,16 @@ def test_ospf_ibgp_timers_and_announcement(tmp_path):
     assert not any(l.startswith("ip route") for l in lines)        # the blackhole is a kernel route
     assert f"  network {addr.prefix}" in lines
     assert " timers bgp 3 9" in lines
-    assert block(text, "interface lo") == ["ip ospf area 0", "ip ospf passive"]
-    assert block(text, "interface host") == ["ip ospf area 0", "ip ospf passive"]
+    passive = ["ip ospf area 0", "ip ospf passive", "ipv6 ospf6 area 0", "ipv6 ospf6 passive"]
+    assert block(text, "interface lo") == passive
+    assert block(text, "interface host") == passive
     ring_ifaces = [l.split()[1] for l in lines if l.startswith("interface to_")]
     assert len(ring_ifaces) == 2                                   # a ring of >= 3 routers: two neighbours
     for ifname in ring_ifaces:
         assert block(text, f"interface {ifname}") == ["ip ospf area 0", "ip ospf network point-to-point",
-                                                      "ip ospf hello-interval 4", "ip ospf dead-interval 40"]
+                                                      "ip ospf hello-interval 4", "ip ospf dead-interval 40",
+                                                      "ipv6 ospf6 area 0", "ipv6 ospf6 network point-to-point",
+                                                      "ipv6 ospf6 hello-interval 4", "ipv6 ospf6 dead-interval 40"]
     assert f" ospf router-id {addr.routers[big.routers[0]].loopback}" in lines
     others = [r for r in big.routers[1:]]
     if len(big.routers) >= 4:                 # route reflection: the first router reflects to the rest
@@ -176,3 +179,79 @@ def test_frr_parser_catches_a_bad_line(tmp_path):
     path.write_text("router bgp 1\n neighbor 10.0.0.1 remote-ass 2\n")
     res = subprocess.run(["vtysh", "--dryrun", "-f", str(path)], capture_output=True, text=True, timeout=30)
     assert res.returncode != 0
+
+
+# ---- IPv6 (dual stack) ------------------------------------------------------------------------
+
+def af_block(config, family):
+    """Lines of `address-family <family> unicast` inside router bgp (up to exit-address-family)."""
+    lines = [l.strip() for l in config.splitlines()]
+    i = lines.index(f"address-family {family} unicast")
+    return lines[i + 1:lines.index("exit-address-family", i)]
+
+
+def neighbor_settings(af_lines, neighbor):
+    return sorted(l.split(None, 2)[2] for l in af_lines if l.startswith(f"neighbor {neighbor} "))
+
+
+def test_ipv6_sessions_mirror_ipv4_with_the_same_policy(tmp_path):
+    topo = generated()
+    checked = 0
+    for server in topo.servers:
+        plan = build_plan(topo, server, root=str(tmp_path))
+        for r in plan.routers:
+            if not r.configure:
+                continue
+            asn, name = r.asn, r.node.split(".", 1)[1]
+            text, lines = r.config, r.config.splitlines()
+            v4, v6 = af_block(text, "ipv4"), af_block(text, "ipv6")
+            a6 = plan.addressing6[asn]
+            assert not any(l.startswith("ipv6 route") for l in lines)   # the blackhole is a kernel route
+            assert f"network {a6.prefix}" in v6 and f"network {plan.addressing[asn].prefix}" in v4
+            assert f" ospf6 router-id {plan.addressing[asn].routers[name].loopback}" in lines
+            for other, o6 in a6.routers.items():
+                if other == name:
+                    continue
+                lo4, lo6 = plan.addressing[asn].routers[other].loopback, o6.loopback
+                if f" neighbor {lo4} remote-as {asn}" not in lines:     # route reflection: no session
+                    assert lo6 not in text
+                    continue
+                assert f" neighbor {lo6} remote-as {asn}" in lines
+                assert f" neighbor {lo6} timers 10 30" in lines
+                assert f" neighbor {lo6} update-source lo" in lines
+                assert f"no neighbor {lo6} activate" in v4              # no IPv4 routes over an IPv6 session
+                assert neighbor_settings(v6, lo6) == sorted(["activate", *neighbor_settings(v4, lo4)])
+            for link in topo.links:
+                if r.node not in (link.a.router, link.b.router):
+                    continue
+                far = link.b if link.a.router == r.node else link.a
+                assert f" neighbor {far.ip6} remote-as {far.asn}" in lines
+                assert f" neighbor {far.ip6} timers connect 5" in lines
+                assert f"no neighbor {far.ip6} activate" in v4
+                # the same route-maps (communities, local-pref, export filter) in both families
+                assert neighbor_settings(v6, far.ip6) == sorted(["activate", *neighbor_settings(v4, far.ip)])
+                assert any("route-map MINET-IN-" in s for s in neighbor_settings(v6, far.ip6))
+                checked += 1
+    assert checked > 10
+
+
+def test_ipv6_only_when_a_prefix6_is_given():
+    p = frr.RouterPolicy(hostname="1.A", asn=1, router_id="10.0.1.1", prefix="10.0.1.0/24",
+                         ospf_ifaces=("to_B",), passive_ifaces=("lo",),
+                         ibgp=(frr.IbgpPeer("1.B", "10.0.1.2", loopback6="fd0a:0:1::2"),),
+                         ebgp=(frr.EbgpPeer(1, "2.C", 2, "100.64.0.2", "peer", "fd00:6d6e:0:1::2"),))
+    text = frr.router_config(p)
+    assert "ospf6" not in text and "ipv6" not in text and "fd0a" not in text and "fd00" not in text
+    dual = frr.router_config(frr.RouterPolicy(**{**p.__dict__, "prefix6": "fd0a:0:1::/48"}))
+    assert "router ospf6" in dual and " neighbor fd00:6d6e:0:1::2 remote-as 2" in dual.splitlines()
+    assert af_block(dual, "ipv4") == af_block(text, "ipv4") + ["no neighbor fd0a:0:1::2 activate",
+                                                                "no neighbor fd00:6d6e:0:1::2 activate"]
+
+
+def test_default_ipv6_prefixes_read_like_the_asn():
+    from minet_sdn.topology.addressing import default_prefix6
+    assert default_prefix6(1) == "fd0a:0:1::/48"
+    assert default_prefix6(100) == "fd0a:0:100::/48"
+    assert default_prefix6(65001) == "fd0a:6:5001::/48"
+    assert default_prefix6(70000) is None
+    assert len({default_prefix6(a) for a in range(1, 65536)}) == 65535     # one per ASN

@@ -99,7 +99,8 @@ def test_addressing_problems_are_lines_naming_file_and_key():
     assert problems == [
         "t.yaml: ases.1.routers: 17 routers do not fit 10.0.1.0/24 (room for 16; set a shorter prefix)",
         "t.yaml: ases.70000.prefix: is required for AS numbers above 65535",
-        "t.yaml: ases.2: 10.0.2.0/24 (default prefix 10.0.2.0/24) overlaps fabric.link_subnet 10.0.0.0/16"]
+        "t.yaml: ases.2: 10.0.2.0/24 (default prefix 10.0.2.0/24) overlaps fabric.link_subnet 10.0.0.0/16",
+        "t.yaml: ases.70000.prefix6: is required for AS numbers above 65535"]
     clash = parse_topology(yaml.safe_dump({
         "name": "t", "servers": {"S": {"underlay_ip": "192.0.2.1"}},
         "ases": {2: {"server": "S", "routers": ["A"]},
@@ -120,11 +121,12 @@ def test_minimal_plan_vm1_nodes_and_names(tmp_path):
         ("1.ZURI", "router", f"{topo.tag}-1.ZURI"), ("1.ZURI.host", "host", f"{topo.tag}-1.ZURI.host"),
         ("1.GENE", "router", f"{topo.tag}-1.GENE"), ("1.GENE.host", "host", f"{topo.tag}-1.GENE.host")]
     nodes = plan.node_by_id
-    assert nodes["1.ZURI"].lo_addresses == ("10.0.1.1/32",)
-    assert nodes["1.ZURI.host"].routes[0].dst == "default" and nodes["1.ZURI.host"].routes[0].via == "10.0.1.129"
+    assert nodes["1.ZURI"].lo_addresses == ("10.0.1.1/32", "fd0a:0:1::1/128")
+    assert [(r.dst, r.via) for r in nodes["1.ZURI.host"].routes] == [("default", "10.0.1.129"),
+                                                                      ("default", "fd0a:0:1:8000::1")]
     assert [r.node for r in plan.routers] == ["1.ZURI", "1.GENE"]
     assert plan.routers[0].confdir == str(tmp_path / "minimal" / "VM1" / "frr" / "1.ZURI")
-    assert plan.routers[0].daemons == ("zebra", "bgpd", "ospfd")     # no static route: no staticd
+    assert plan.routers[0].daemons == ("zebra", "bgpd", "ospfd", "ospf6d")   # no static route: no staticd
 
 
 def test_minimal_plan_vm1_veths(tmp_path):
@@ -133,8 +135,13 @@ def test_minimal_plan_vm1_veths(tmp_path):
     by_kind = Counter(v.kind for v in plan.veths)
     assert by_kind == {"host": 2, "ring": 1, "remote": 2}
     ring_veth = next(v for v in plan.veths if v.kind == "ring")
-    assert (ring_veth.a.node, ring_veth.a.ifname, ring_veth.a.addresses) == ("1.ZURI", "to_GENE", ("10.0.1.65/30",))
-    assert (ring_veth.b.node, ring_veth.b.ifname, ring_veth.b.addresses) == ("1.GENE", "to_ZURI", ("10.0.1.66/30",))
+    assert (ring_veth.a.node, ring_veth.a.ifname, ring_veth.a.addresses) == (
+        "1.ZURI", "to_GENE", ("10.0.1.65/30", "fd0a:0:1:4000::1/64"))
+    assert (ring_veth.b.node, ring_veth.b.ifname, ring_veth.b.addresses) == (
+        "1.GENE", "to_ZURI", ("10.0.1.66/30", "fd0a:0:1:4000::2/64"))
+    host = next(v for v in plan.veths if v.kind == "host" and v.a.node == "1.ZURI")
+    assert host.a.addresses == ("10.0.1.129/30", "fd0a:0:1:8000::1/64")
+    assert host.b.addresses == ("10.0.1.130/30", "fd0a:0:1:8000::2/64")
     host = next(v for v in plan.veths if v.kind == "host")
     assert (host.a.ifname, host.b.ifname, host.a.mtu) == (ROUTER_HOST_IFNAME, HOST_IFNAME, 1500)
     for veth in plan.veths:
@@ -254,8 +261,10 @@ def test_generated_plan_invariants(tmp_path):
                     addrs[str(ipaddress.ip_interface(cidr).ip)] += 1
                 if veth.kind in ("ring", "host") and end.node:
                     asn = nodes[end.node].asn
-                    prefix = ipaddress.ip_network(plan.addressing[asn].prefix)
-                    assert all(ipaddress.ip_interface(c).ip in prefix for c in end.addresses)
+                    prefixes = (ipaddress.ip_network(plan.addressing[asn].prefix),
+                                ipaddress.ip_network(plan.addressing6[asn].prefix))
+                    assert all(any(ipaddress.ip_interface(c).ip in p for p in prefixes) for c in end.addresses)
+                    assert sorted(ipaddress.ip_interface(c).version for c in end.addresses) == [4, 6]
                     assert end.mtu == 1500
                 if veth.kind in ("inter", "remote"):
                     assert end.mtu == topo.fabric.link_mtu == 1500      # 9000-byte underlay
@@ -320,3 +329,33 @@ def test_plan_is_the_same_under_any_hash_seed(tmp_path):
         assert len(out) > 1000                       # a real plan was printed, not an empty repr
         outputs.add(out)
     assert len(outputs) == 1
+
+
+def test_ipv6_false_gives_an_ipv4_only_plan(tmp_path):
+    """fabric.ipv6: false: no IPv6 inside ASes, no OSPFv3, no IPv6 sessions; IPv4 unchanged."""
+    doc = yaml.safe_load(MINIMAL.read_text())
+    doc.setdefault("fabric", {})["ipv6"] = False
+    v4 = parse_topology(yaml.safe_dump(doc), "v4.yaml")
+    dual = minimal()
+    assert v4.fabric.ipv6 is False and dual.fabric.ipv6 is True
+    for server in v4.servers:
+        p4, p46 = build_plan(v4, server, root=str(tmp_path)), build_plan(dual, server, root=str(tmp_path))
+        assert p4.addressing6 == {} and p46.addressing6
+        for n4, n46 in zip(p4.nodes, p46.nodes):
+            assert n4.lo_addresses == tuple(a for a in n46.lo_addresses if ":" not in a)
+            assert [r.via for r in n4.routes] == [r.via for r in n46.routes if ":" not in r.via]
+        for v, w in zip(p4.veths, p46.veths):
+            for i4, i46 in ((v.a, w.a), (v.b, w.b)):
+                if v.kind in ("host", "ring"):
+                    assert i4.addresses == tuple(a for a in i46.addresses if ":" not in a)
+                else:                                 # inter-AS links keep their /64 (link_subnet6)
+                    assert i4.addresses == i46.addresses
+        for r4, r46 in zip(p4.routers, p46.routers):
+            if not r4.configure:
+                continue
+            assert "ospf6" not in r4.config and "ipv6" not in r4.config and "fd" not in r4.config
+            assert r4.daemons == ("zebra", "bgpd", "ospfd")
+            assert "ospf6d" in r46.daemons
+            # dual stack only adds lines: the IPv4-only config is a subsequence of it
+            rest = iter(r46.config.splitlines())
+            assert all(any(l == m for m in rest) for l in r4.config.splitlines())

@@ -81,7 +81,9 @@ def test_rendered_config_marks_clients_and_iBGP_timers(tmp_path):
     plan = build_plan(topo, "VM1", root=str(tmp_path))
     conf = {r.node: r.config for r in plan.routers}
     zuri = conf["1.ZURI"].splitlines()
-    assert sum(1 for l in zuri if l.endswith("route-reflector-client")) == 6
+    clients = [l for l in zuri if l.endswith("route-reflector-client")]
+    assert sum(1 for l in clients if ":" not in l) == 6      # IPv4 sessions to the other 6 routers
+    assert sum(1 for l in clients if ":" in l) == 6          # and the same on their IPv6 loopbacks
     assert not any(l.endswith("route-reflector-client") for l in conf["1.GENE"].splitlines())
     assert " neighbor 10.0.1.5 timers 10 30" in zuri          # iBGP to MUNI, the other reflector
 
@@ -89,7 +91,8 @@ def test_rendered_config_marks_clients_and_iBGP_timers(tmp_path):
 def test_daemons_only_what_the_config_uses():
     assert frr.daemons_for("hostname x\nrouter ospf\nrouter bgp 1\n") == ("zebra", "bgpd", "ospfd")
     assert frr.daemons_for("ip route 10.0.0.0/8 blackhole\nrouter bgp 1\n") == ("zebra", "staticd", "bgpd")
-    assert frr.daemons_for("ipv6 route ::/0 blackhole\nrouter ospf6\n") == ("zebra", "staticd")
+    assert frr.daemons_for("ipv6 route ::/0 blackhole\nrouter ospf6\n") == ("zebra", "staticd", "ospf6d")
+    assert frr.daemons_for("router ospf\nrouter ospf6\n") == ("zebra", "ospfd", "ospf6d")
     assert frr.daemons_for("hostname x\n", configure=False) == frr.ALL_DAEMONS   # students may configure all
 
 

@@ -349,3 +349,35 @@ def test_fuzz_structured_mutations_of_a_valid_topology(data):
     if data.draw(st.booleans(), label="replace the whole document"):
         doc = data.draw(st.one_of(VALUES, st.just(doc)), label="document")
     check_outcome(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+
+
+# ---- IPv6 underlay, encapsulation overhead, prefix6 ------------------------------------------
+
+@pytest.mark.parametrize("encap,family,link_mtu", [("gre", 4, 1458), ("gre", 6, 1438),
+                                                    ("vxlan", 4, 1450), ("vxlan", 6, 1430)])
+def test_link_mtu_subtracts_the_real_outer_header(encap, family, link_mtu):
+    doc = two_server_topology(1)
+    doc["fabric"] = {"encapsulation": encap, "underlay_mtu": 1500}
+    if family == 6:
+        doc["servers"] = {name: {**spec, "underlay_ip": f"2001:db8::{i}"}
+                          for i, (name, spec) in enumerate(doc["servers"].items(), start=1)}
+    topo = parse_topology(yaml.safe_dump(doc))
+    assert topo.fabric.underlay_family == family
+    assert topo.fabric.link_mtu == link_mtu          # the largest inner packet measured through 1500 bytes
+    assert all((":" in s.underlay_ip) == (family == 6) for s in topo.servers.values())
+
+
+def test_ipv6_underlay_addresses_are_canonical_and_unique():
+    doc = two_server_topology(1)
+    names = list(doc["servers"])
+    doc["servers"][names[0]]["underlay_ip"] = "2001:DB8:0::1"
+    doc["servers"][names[1]]["underlay_ip"] = "2001:db8::1"
+    assert problems_of(yaml.safe_dump(doc)) == [f"t.yaml: servers.{names[1]}.underlay_ip: 2001:db8::1 is "
+                                                f"already the underlay address of {names[0]}"]
+
+
+def test_prefix6_is_kept_and_canonical():
+    doc = two_server_topology(1)
+    doc["ases"][1]["prefix6"] = "2001:DB8:1::/48"
+    topo = parse_topology(yaml.safe_dump(doc))
+    assert topo.ases[1].prefix6 == "2001:db8:1::/48" and topo.ases[2].prefix6 is None
