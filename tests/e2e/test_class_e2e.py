@@ -30,13 +30,14 @@ require_lab("vtysh", "ping")
 
 
 def expected_sessions(topo) -> int:
-    """Both ends of: eBGP on links between configured ASes, and each AS's iBGP (route reflection)."""
+    """Both ends of: eBGP on links between configured ASes, and each AS's iBGP (route reflection),
+    once per address family (dual stack runs separate IPv4 and IPv6 sessions)."""
     n = sum(2 for l in topo.links if topo.ases[l.a.asn].configure and topo.ases[l.b.asn].configure)
     for as_ in topo.ases.values():
         if as_.configure:
             rids = [(f"{as_.asn}.{r}", "") for r in as_.routers]
             n += sum(len(frr.ibgp_peers(rid, rids)) for rid, _ in rids)
-    return n
+    return n * (2 if topo.fabric.ipv6 else 1)
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +104,7 @@ def test_only_the_daemons_a_router_needs(lab):
                 if os.path.exists(f"/proc/{pid}"):
                     daemons.add(name[:-4])
         found[router] = daemons
-    assert found["1.ZURI"] == {"zebra", "bgpd", "ospfd"}
+    assert found["1.ZURI"] == ({"zebra", "bgpd", "ospfd", "ospf6d"} if topo.fabric.ipv6 else {"zebra", "bgpd", "ospfd"})
     assert found[f"{len(topo.ases)}.ZURI"] == set(frr.ALL_DAEMONS)          # students may configure anything
 
 

@@ -52,14 +52,16 @@ def test_imported_topology_comes_up(lab):
     (ixp,) = topo.ixps.values()
     assert {topo.server_of(m.router) for m in ixp.members} == {ixp.server}
     s = summary["bgp_sessions"]
-    assert s["expected"] == (2 * len(topo.links) + sum(len(a.routers) * (len(a.routers) - 1) for a in topo.ases.values())
-                             + len(ixp.members))             # each member's session with the route server
+    families = 2 if topo.fabric.ipv6 else 1                   # dual stack: an IPv4 and an IPv6 session each
+    assert s["expected"] == (families * (2 * len(topo.links) + sum(len(a.routers) * (len(a.routers) - 1)
+                                                                   for a in topo.ases.values()))
+                             + len(ixp.members))             # each member's session with the route server (IPv4 LAN)
     assert s["established"] == s["expected"]
     st = L.lab_status(path, json=True)
     for report in st["bgp"]:
         if report["router"] in {m.router for m in ixp.members}:
-            assert {"peer": ixp.route_server_ip, "remote_as": 100, "state": "Established",
-                    "expected": True} in report["sessions"]
+            assert {"peer": ixp.route_server_ip, "remote_as": 100, "state": "Established", "expected": True,
+                    "afi": "ipv4", "family": "ipv4Unicast"} in report["sessions"]
     # OSPF runs over the imported links: AS 1's triangle gives ZURI two OSPF neighbours
     place = L.router_place(topo, "1.ZURI")
     out = L.vtysh(place, "show ip ospf neighbor")

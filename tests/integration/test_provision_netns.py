@@ -370,7 +370,7 @@ def test_failure_half_way_rolls_back_what_this_run_created(tmp_path):
     """bgpd of one router cannot start: the error names the server and router, and nothing is left."""
     fake = tmp_path / "frr"
     fake.mkdir()
-    for daemon in ("zebra", "staticd", "ospfd"):
+    for daemon in ("zebra", "staticd", "ospfd", "ospf6d"):
         os.symlink(f"/usr/lib/frr/{daemon}", fake / daemon)
     (fake / "bgpd").write_text('#!/bin/sh\ncase "$*" in *2_C*) echo "bgpd: cannot bind" >&2; exit 1;; esac\n'
                                'exec /usr/lib/frr/bgpd "$@"\n')
@@ -468,7 +468,7 @@ def test_sigterm_half_way_rolls_back(tmp_path):
     import subprocess
     fake = tmp_path / "frr"
     fake.mkdir()
-    for daemon in ("zebra", "staticd", "ospfd"):
+    for daemon in ("zebra", "staticd", "ospfd", "ospf6d"):
         os.symlink(f"/usr/lib/frr/{daemon}", fake / daemon)
     (fake / "bgpd").write_text("#!/bin/sh\nexec sleep 60\n")      # never daemonizes
     (fake / "bgpd").chmod(0o755)
