@@ -505,6 +505,9 @@ def _entry(buf, offset: int, limit: int) -> "WireFlowStats":
                 if decode is None and len(_TEMPLATES) < _MAX_TEMPLATES:
                     _TEMPLATES[shape] = _compile(buf, offset, length, mlen) or _never
     if decoded is None:
+        # outside our own vocabulary: os-ken parses it, once ofcheck has walked every length in it
+        # (the listener's pre-parse check only framed the entries; see ofcheck.check)
+        ofcheck.flow_stats_entry(buf, offset, offset + length, f"flow stats entry at offset {offset}")
         from .ofmsg import flow_from_stats
         entry.flow = flow_from_stats(entry._os_ken())
     else:
