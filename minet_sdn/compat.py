@@ -253,6 +253,11 @@ def harden_openflow() -> None:
         _patch_nx_actions(mod)
 
     parse = ofproto_parser.msg
+    v13 = importlib.import_module(f"{FRAMEWORK}.ofproto.ofproto_v1_3_parser")
+
+    def _WIRE_FLOW_STATS() -> bool:     # core.wire's decoder installed: it walks each entry itself
+        return getattr(v13.OFPFlowStatsReply.cls_stats_body_cls, "minet_checks_entries", False)
+
 
     def guarded_msg(datapath, version, msg_type, msg_len, xid, buf):
         if not getattr(datapath, "minet_guarded", False):      # not from a connection serve() runs
@@ -263,7 +268,8 @@ def harden_openflow() -> None:
             raise ofcheck.BadMessage(f"header length {raw[2] << 8 | raw[3]} is shorter than the header itself")
         handshake = getattr(datapath, "state", None) == h.HANDSHAKE_DISPATCHER
         agreed = getattr(getattr(datapath, "ofproto", None), "OFP_VERSION", ofcheck.OFP13)
-        if ofcheck.check(raw, handshake, agreed) == ofcheck.SKIP:
+        # flow-stats entries are framed here and walked by core.wire before os-ken parses any
+        if ofcheck.check(raw, handshake, agreed, flow_entries=not _WIRE_FLOW_STATS()) == ofcheck.SKIP:
             return None
         return parse(datapath, version, msg_type, msg_len, xid, buf)
 

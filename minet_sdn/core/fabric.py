@@ -27,7 +27,7 @@ from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from ..topology.model import LINK_OFPORT_BASE, TUNNEL_OFPORT, Bridge, Link, Topology, cookie_link_id
 from . import ofmsg
-from .flows import Flow, FlowKey, bridge_flows, link_flows
+from .flows import Flow, FlowKey, bridge_flows, bridge_table, link_flows
 
 LOG = logging.getLogger(__name__)
 
@@ -187,17 +187,19 @@ class FabricCore:
             st.ports[info.port_no] = ps
         st.synced = True
         self.counters["sync"] += 1
-        actual = {f.key: f for f in flows}
-        desired = bridge_flows(self.topo, st.bridge, st.ports)
+        flows = flows if isinstance(flows, list) else list(flows)
+        desired, wanted = bridge_table(self.topo, st.bridge, st.ports)
         msgs: List[object] = []
-        for key, flow in actual.items():
-            if key not in desired:
-                msgs.append(self._delete(flow))
-        for key, flow in desired.items():
-            if actual.get(key) != flow:
-                if key in actual:
-                    LOG.debug("replacing flow\n  have %s\n  want %s", actual[key], flow)
-                msgs.append(self._add(flow))
+        if not self._table_is(flows, wanted):
+            actual = {f.key: f for f in flows}
+            for key, flow in actual.items():
+                if key not in desired:
+                    msgs.append(self._delete(flow))
+            for key, flow in desired.items():
+                if actual.get(key) != flow:
+                    if key in actual:
+                        LOG.debug("replacing flow\n  have %s\n  want %s", actual[key], flow)
+                    msgs.append(self._add(flow))
         st.installed = desired
         out: Out = {dpid: msgs} if msgs else {}
         self._merge(out, self._reconcile(self._links_of(st.bridge)))
@@ -289,6 +291,15 @@ class FabricCore:
         return self._with_barriers(out)
 
     # ---- helpers ------------------------------------------------------------------------------
+    @staticmethod
+    def _table_is(flows: List[Flow], wanted: "frozenset") -> bool:
+        """The flows read are exactly `wanted`: as many distinct flows, each one of them (the
+        common resync, checked with one set lookup per flow instead of a keyed diff)."""
+        if len(flows) != len(wanted):
+            return False
+        read = set(flows)
+        return len(read) == len(wanted) and read <= wanted
+
     def _observe(self, ps: PortState) -> None:
         """Update what we believe of the router behind a port from what the switch reports."""
         info = ps.info
@@ -313,18 +324,31 @@ class FabricCore:
         return self._side_down(link, other) and not self._side_down(link, server)
 
     def _reconcile(self, links: Iterable[Link]) -> Out:
-        """PortMods that bring both ends of `links` to the config their state calls for."""
+        """PortMods that bring both ends of `links` to the config their state calls for.
+
+        The rule is _forced's; the bridges and tunnel liveness of a server pair are looked up once
+        per pair, not per link (a sync reconciles every link of a bridge: 10,000 at scale)."""
         out: Out = {}
+        pairs: Dict[Tuple[str, str], Tuple[int, BridgeState, BridgeState, bool]] = {}
+        failed = self.failed
         for link in links:
             if not link.remote:
                 continue
-            for server in link.servers():
-                dpid = self.topo.dpid(server, link.far(server).server)
-                st = self.bridges[dpid]
-                ps = st.ports.get(link.ofport) if st.connected and st.synced else None
-                if ps is None:
+            x, y = link.a.server, link.b.server
+            pair = pairs.get((x, y))
+            if pair is None:
+                dx, dy = self.topo.dpid(x, y), self.topo.dpid(y, x)
+                pair = pairs[(x, y)] = (dx, dy, self.bridges[dx], self.bridges[dy], self.pair_live(x, y))
+            dx, dy, sx, sy, live = pair
+            port = link.ofport
+            px, py = sx.ports.get(port), sy.ports.get(port)
+            down_x = sx.synced and (px is None or not px.carrier)       # _side_down
+            down_y = sy.synced and (py is None or not py.carrier)
+            hard = link.id in failed or not live
+            for dpid, st, ps, want in ((dx, sx, px, hard or (down_y and not down_x)),
+                                       (dy, sy, py, hard or (down_x and not down_y))):
+                if ps is None or not (st.connected and st.synced):
                     continue
-                want = self._forced(link, server)
                 have = ps.requested_down if ps.requested_down is not None else ps.info.admin_down
                 if want == have:
                     continue
@@ -333,8 +357,8 @@ class FabricCore:
                 ps.requested_down = want
                 self.counters["port_mod"] += 1
                 LOG.info("link %d: %s port %d on %s", link.id, "holding down" if want else "releasing",
-                         link.ofport, st.bridge.name)
-                out.setdefault(dpid, []).append(ofmsg.port_mod(link.ofport, ps.info.hw_addr, want))
+                         port, st.bridge.name)
+                out.setdefault(dpid, []).append(ofmsg.port_mod(port, ps.info.hw_addr, want))
         return out
 
     def _set_link_flows(self, st: BridgeState, link: Link, present: bool) -> List[object]:

@@ -11,7 +11,7 @@ Table 0 only, by priority:
 from __future__ import annotations
 
 from operator import itemgetter
-from typing import Any, Dict, Iterable, Iterator, NamedTuple, Tuple
+from typing import Any, Dict, FrozenSet, Iterable, Iterator, NamedTuple, Tuple
 
 from ..topology.model import Bridge, Link, Topology, link_cookie
 
@@ -98,7 +98,7 @@ def prepare(topo: Topology) -> int:
     """Derive the flows of every link on every bridge of `topo` now (and each bridge's table with
     every link present, the usual case of a sync); returns how many flows."""
     for bridge in topo.bridges.values():
-        bridge_flows(topo, bridge, [topo.link(lid).ofport for lid in bridge.link_ids])
+        bridge_table(topo, bridge, [topo.link(lid).ofport for lid in bridge.link_ids])
     return sum(len(_keyed_link_flows(topo, bridge, topo.link(lid)))
                for bridge in topo.bridges.values() for lid in bridge.link_ids)
 
@@ -128,15 +128,31 @@ def _link_flows(topo: Topology, bridge: Bridge, link: Link) -> Iterator[Flow]:
 
 def bridge_flows(topo: Topology, bridge: Bridge, present_ports: Iterable[int]) -> Dict[FlowKey, Flow]:
     """Every flow `bridge` should hold when the ports `present_ports` exist on it."""
+    return dict(_bridge_table(topo, bridge, present_ports)[1])    # a copy: the caller owns (and changes) it
+
+
+def bridge_table(topo: Topology, bridge: Bridge,
+                 present_ports: Iterable[int]) -> Tuple[Dict[FlowKey, Flow], FrozenSet[Flow]]:
+    """bridge_flows (a copy the caller owns) and the same flows as a set, built (and every flow
+    hashed) once per table: a resync that finds the table as it should be checks each flow read by
+    one lookup."""
+    entry = _bridge_table(topo, bridge, present_ports)
+    if entry[2] is None:
+        entry[2] = frozenset(entry[1].values())
+    return dict(entry[1]), entry[2]
+
+
+def _bridge_table(topo: Topology, bridge: Bridge, present_ports: Iterable[int]) -> list:
+    """[present link ids, {key: flow}, frozenset of the flows or None], memoised per bridge."""
     ports = set(present_ports)
     links = topo.link_by_id
     present = tuple(lid for lid in bridge.link_ids if links[lid].ofport in ports)
     memo = _memo(topo)
     cached = memo.get(("bridge", bridge.dpid))
     if cached is not None and cached[0] == present:
-        return dict(cached[1])          # a copy: the caller owns (and changes) what it gets
+        return cached
     flows = {f.key: f for f in base_flows(bridge)}
     for lid in present:
         flows.update(_keyed_link_flows(topo, bridge, links[lid]))
-    memo[("bridge", bridge.dpid)] = (present, flows)
-    return dict(flows)
+    cached = memo[("bridge", bridge.dpid)] = [present, flows, None]
+    return cached

@@ -20,9 +20,15 @@ import threading
 import struct
 from functools import lru_cache
 
+import importlib
+
+from ..compat import FRAMEWORK
 from ..compat import ofproto_v1_3 as ofp
 from ..compat import ofproto_v1_3_parser as parser
+from . import ofcheck
 from .flows import IN_PORT, Action, Flow
+
+_os_ken_exception = importlib.import_module(f"{FRAMEWORK}.exception")
 
 # OXM (OpenFlow basic class) field numbers and value encodings of every field our flows use
 _OXM = {"in_port": (0, "!I"), "eth_dst": (3, "mac"), "eth_src": (4, "mac"), "eth_type": (5, "!H"),
@@ -507,12 +513,25 @@ def _entry(buf, offset: int, limit: int) -> "WireFlowStats":
     if decoded is None:
         # outside our own vocabulary: os-ken parses it, once ofcheck has walked every length in it
         # (the listener's pre-parse check only framed the entries; see ofcheck.check)
-        ofcheck.flow_stats_entry(buf, offset, offset + length, f"flow stats entry at offset {offset}")
+        try:
+            ofcheck.flow_stats_entry(buf, offset, offset + length, f"flow stats entry at offset {offset}")
+        except ofcheck.BadMessage as exc:
+            raise BadFlowEntry(str(exc)) from None
         from .ofmsg import flow_from_stats
         entry.flow = flow_from_stats(entry._os_ken())
     else:
         entry.flow = Flow(priority, decoded[0], decoded[1], cookie, table_id)
     return entry
+
+
+class BadFlowEntry(ofcheck.BadMessage, _os_ken_exception.OFPTruncatedMessage):
+    """A flow-stats entry that fails ofcheck's walk. Also os-ken's OFPTruncatedMessage, the one
+    error its message parser lets through (it logs and drops every other), so the listener sees a
+    BadMessage and drops the connection, as when its own pre-parse check refuses a message."""
+
+    def __init__(self, text: str):
+        Exception.__init__(self, text)
+        self.ofpmsg, self.residue, self.original_exception, self.kwargs = None, b"", None, {}
 
 
 _batch = threading.local()     # os-ken runs one receive thread per switch
@@ -524,6 +543,8 @@ class WireFlowStats:
     os-ken's OFPFlowStats (parsed by os-ken from the entry's bytes only when asked for)."""
 
     __slots__ = ("length", "cookie", "packet_count", "byte_count", "flow", "_buf", "_offset", "_parsed")
+    # every entry it hands os-ken is walked by ofcheck.flow_stats_entry first (see ofcheck.check)
+    minet_checks_entries = True
 
     @classmethod
     def parser(cls, buf, offset: int) -> "WireFlowStats":

@@ -109,6 +109,23 @@ def test_resync_with_a_stale_and_a_missing_flow_sends_one_delete_and_one_add():
     assert isinstance(out[d][-1], parser.OFPBarrierRequest)
 
 
+def test_a_read_of_the_right_size_is_not_taken_for_the_right_table():
+    """The no-op check counts distinct flows: one flow read twice in place of a missing one (a
+    confused or hostile switch), or one changed in place, still gets the missing flow added."""
+    t = topo()
+    core = FabricCore(t)
+    d = dp(t, "VM1", "VM2")
+    flows = list(bridge_flows(t, t.bridges[d], [p.port_no for p in ports_of(t, d)]).values())
+    core.connected(d, 0)
+    out = core.synced(d, ports_of(t, d), flows[:-1] + [flows[0]], 0)
+    adds = flow_mods(out, ofp.OFPFC_ADD)
+    assert len(adds) == 1 and dict(adds[0].match.items()) == dict(flows[-1].match)
+    core.connected(d, 0)
+    last = flows[-1]
+    out = core.synced(d, ports_of(t, d), flows[:-1] + [last._replace(cookie=last.cookie ^ 1)], 0)
+    assert len(flow_mods(out, ofp.OFPFC_ADD)) == 1 and flow_mods(out, ofp.OFPFC_ADD)[0].cookie == last.cookie
+
+
 def test_a_foreign_flow_is_removed_and_a_changed_flow_replaced():
     t = topo()
     core = FabricCore(t)

@@ -117,6 +117,30 @@ def test_flow_stats_lengths_are_walked_to_the_last_action():
             check(raw, handshake=False)
 
 
+def test_flow_entries_left_to_the_wire_decoder_are_still_walked_before_os_ken_parses_them():
+    """The listener frames flow-stats entries only (flow_entries=False); an entry the wire decoder
+    does not know is walked by ofcheck before os-ken sees it, so a bad one still drops the
+    connection (BadMessage) instead of looping os-ken; a good unknown one is parsed by os-ken."""
+    from minet_sdn.compat import ofproto_v1_3 as ofp
+    import importlib
+    from minet_sdn.core import wire
+    ofproto_parser = importlib.import_module(f"{compat.FRAMEWORK}.ofproto.ofproto_parser")
+    wire.install_flow_stats_decoder()
+    bad = _flow_reply(_flow_entry(struct.pack("!HH4x", 4, 16) + struct.pack("!HH4x", 0, 0)))   # action of length 0
+    assert check(bad, handshake=False, flow_entries=False) == PARSE            # framing is fine
+    with pytest.raises(BadMessage):
+        check(bad, handshake=False)                                            # the full walk refuses it
+    with pytest.raises(BadMessage, match="action of length 0"):
+        ofproto_parser.msg(types.SimpleNamespace(ofproto=ofp, ofproto_parser=parser), 4, 19, len(bad), 1, bad)
+    framing = _flow_reply(struct.pack("!H", 20) + _flow_entry(b"")[2:])       # entry length 20 < 56
+    with pytest.raises(BadMessage, match="length 20"):
+        check(framing, handshake=False, flow_entries=False)
+    # goto-table: not in the wire decoder's vocabulary, legal for os-ken
+    good = _flow_reply(_flow_entry(struct.pack("!HHB3x", 1, 8, 1)))
+    msg = ofproto_parser.msg(types.SimpleNamespace(ofproto=ofp, ofproto_parser=parser), 4, 19, len(good), 1, good)
+    assert [type(i).__name__ for i in msg.body[0].instructions] == ["OFPInstructionGotoTable"]
+
+
 def test_what_the_harness_switches_send_passes_the_check(tmp_path, monkeypatch):
     """Every message the fake switches send the app (stats with NX register moves as Open vSwitch
     reports them, port status, packet-ins, errors) is one the check lets through."""
