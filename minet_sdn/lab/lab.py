@@ -218,29 +218,44 @@ def bgp_converged(report: Dict[str, Any]) -> bool:
 
 
 def routes_missing(topo: Topology, router: str) -> Optional[List[int]]:
-    """The configured ASes (other than its own) whose prefix `router` has no route to; None if
-    vtysh did not answer."""
-    from ..topology.addressing import topology_addressing
-    text = vtysh(router_place(topo, router), "show ip route json", timeout=20)
-    try:
-        table = json.loads(text) if text else None
-    except ValueError:
-        table = None
-    if not isinstance(table, dict):
-        return None
+    """The configured ASes (other than its own) whose prefix `router` has no route to, in IPv4 or
+    (when fabric.ipv6) in IPv6; None if vtysh did not answer. The IPv6 table is read only once
+    the IPv4 one is complete (one vtysh call per poll while routes are still spreading)."""
+    from ..topology.addressing import topology_addressing, topology_addressing6
+    place = router_place(topo, router)
+
+    def table(command: str) -> Optional[Dict[str, Any]]:
+        text = vtysh(place, command, timeout=20)
+        try:
+            got = json.loads(text) if text else None
+        except ValueError:
+            got = None
+        return got if isinstance(got, dict) else None
+
     own = topo.routers[router].asn
+    others = [asn for asn, as_ in topo.ases.items() if as_.configure and asn != own]
+    v4 = table("show ip route json")
+    if v4 is None:
+        return None
     addressing = _addressing(topo, topology_addressing)
-    return [asn for asn, as_ in topo.ases.items()
-            if as_.configure and asn != own and addressing[asn].prefix not in table]
+    missing = [asn for asn in others if addressing[asn].prefix not in v4]
+    if missing or not topo.fabric.ipv6 or not others:
+        return missing
+    v6 = table("show ipv6 route json")
+    if v6 is None:
+        return None
+    addressing6 = _addressing(topo, lambda t: topology_addressing6(t, topology_addressing(t)), family=6)
+    return [asn for asn in others if addressing6[asn].prefix not in v6]
 
 
-_ADDRESSING: Dict[int, Any] = {}
+_ADDRESSING: Dict[Tuple[int, int], Any] = {}
 
 
-def _addressing(topo: Topology, compute) -> Dict[int, Any]:
-    key = id(topo)
+def _addressing(topo: Topology, compute, family: int = 4) -> Dict[int, Any]:
+    key = (id(topo), family)
     if key not in _ADDRESSING:
-        _ADDRESSING.clear()
+        if not any(k[0] == id(topo) for k in _ADDRESSING):
+            _ADDRESSING.clear()
         _ADDRESSING[key] = compute(topo)
     return _ADDRESSING[key]
 
