@@ -170,7 +170,52 @@ def configured_routers(topo: Topology) -> List[str]:
 
 # ---- BGP ------------------------------------------------------------------------------------
 
+# The commands the lab polls, each answered by one daemon: asked over that daemon's own vty socket
+# (<vty_dir>/<daemon>.vty, the protocol vtysh itself speaks: the command and a NUL; the output, then
+# three NULs and the command's status), the answer is the same text without starting vtysh, which
+# loads every daemon's command tree: 0.6 ms instead of about 30 ms (25 ms of CPU) per call. At 60 x 8
+# a second `lab up` is one such call per configured router (464).
+VTY_DAEMON = {"show bgp summary json": "bgpd", "show ip route json": "zebra", "show ipv6 route json": "zebra"}
+
+
+def vty_direct(path: str, command: str, timeout: float = 10) -> Optional[str]:
+    """`command`'s output from the FRR daemon listening on the vty socket `path`; None if it cannot
+    be asked or the command failed (status not 0)."""
+    import socket
+    deadline = time.monotonic() + timeout
+    chunks: List[bytes] = []
+    tail = b""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(path)
+            sock.sendall(command.encode() + b"\0")
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                sock.settimeout(left)
+                data = sock.recv(65536)
+                if not data:
+                    return None               # closed before the end marker
+                chunks.append(data)
+                tail = (tail + data)[-4:]
+                if len(tail) == 4 and tail[:3] == b"\0\0\0":
+                    break
+    except OSError:                           # includes socket.timeout
+        return None
+    raw = b"".join(chunks)
+    if raw[-1] != 0:
+        return None
+    return raw[:-4].decode(errors="replace")
+
+
 def vtysh(place: RouterPlace, command: str, timeout: float = 10) -> Optional[str]:
+    daemon = VTY_DAEMON.get(command) if place.backend != "docker" else None
+    if daemon is not None:
+        text = vty_direct(os.path.join(place.vty_dir, f"{daemon}.vty"), command, timeout)
+        if text is not None:
+            return text
     try:
         prefix = place.exec_prefix() if place.backend == "docker" else []
         proc = subprocess.run(prefix + ["vtysh", "--vty_socket", place.vty_dir, "-c", command],

@@ -80,3 +80,78 @@ def test_ipv4_only_topology_never_asks_for_ipv6(tmp_path, monkeypatch, no_place)
     monkeypatch.setattr(L, "vtysh", fake_vtysh(topo, calls=calls))
     assert L.routes_missing(topo, router) == []
     assert calls == ["show ip route json"]
+
+
+# ---- asking a daemon over its own vty socket (what vtysh does, without starting vtysh) -----------
+
+def fake_daemon(path, answers, status=0, chunk=7):
+    """A unix socket at `path` answering one command like an FRR daemon's vty in vtysh mode: the
+    output in small pieces, then three NULs and the status byte."""
+    import socket
+    import threading
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(str(path))
+    srv.listen(4)
+    got = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            with conn:
+                buf = b""
+                while not buf.endswith(b"\0"):
+                    data = conn.recv(1024)
+                    if not data:
+                        break
+                    buf += data
+                cmd = buf.rstrip(b"\0").decode()
+                got.append(cmd)
+                out = answers.get(cmd, "% Unknown command").encode() + b"\0\0\0" + bytes([status if cmd in answers else 1])
+                for i in range(0, len(out), chunk):
+                    conn.sendall(out[i:i + chunk])
+    threading.Thread(target=serve, daemon=True).start()
+    return srv, got
+
+
+def test_vtysh_asks_the_daemon_socket_directly(tmp_path, monkeypatch):
+    import subprocess
+    big = json.dumps({"peers": {f"10.0.0.{i}": {"state": "Established"} for i in range(200)}})
+    srv, got = fake_daemon(tmp_path / "bgpd.vty", {"show bgp summary json": big})
+    zsrv, zgot = fake_daemon(tmp_path / "zebra.vty", {"show ipv6 route json": "{}"})
+
+    def no_vtysh(*a, **k):
+        raise AssertionError("vtysh started")
+    monkeypatch.setattr(subprocess, "run", no_vtysh)
+    place = L.RouterPlace(router="1.A", server="S", netns="ns", vty_dir=str(tmp_path))
+    try:
+        assert L.vtysh(place, "show bgp summary json") == big          # reassembled from 7-byte pieces
+        assert L.vtysh(place, "show ipv6 route json") == "{}"
+        assert got == ["show bgp summary json"] and zgot == ["show ipv6 route json"]
+        assert L.vty_direct(str(tmp_path / "bgpd.vty"), "show nonsense") is None      # status 1
+        assert L.vty_direct(str(tmp_path / "ospfd.vty"), "show bgp summary json") is None   # no socket
+    finally:
+        srv.close()
+        zsrv.close()
+
+
+def test_vtysh_falls_back_to_vtysh_when_the_socket_does_not_answer(tmp_path, monkeypatch):
+    import subprocess
+    calls = []
+
+    class Done:
+        returncode, stdout = 0, '{"from": "vtysh"}'
+
+    def fake_run(argv, **kw):
+        calls.append(argv)
+        return Done()
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    place = L.RouterPlace(router="1.A", server="S", netns="ns", vty_dir=str(tmp_path))
+    assert L.vtysh(place, "show bgp summary json") == '{"from": "vtysh"}'    # no bgpd.vty here
+    assert L.vtysh(place, "show running-config") == '{"from": "vtysh"}'      # not a polled command
+    assert [c[0] for c in calls] == ["vtysh", "vtysh"]
+    docker = L.RouterPlace(router="1.A", server="S", netns="c1", vty_dir=str(tmp_path), backend="docker")
+    assert L.vtysh(docker, "show bgp summary json") == '{"from": "vtysh"}'
+    assert calls[-1][:3] == ["docker", "exec", "c1"]
