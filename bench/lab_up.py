@@ -374,7 +374,8 @@ def class_run(n_ases: int, workdir: str, bgp_timeout: Optional[float], verbose: 
         pss = pss_by_daemon(topo.tag)
         result["pss"] = pss
         frr_total = sum(v["total_mb"] for c, v in pss.items() if c in ("zebra", "bgpd", "ospfd", "staticd"))
-        result["pss_per_router_mb"] = round(frr_total / len(topo.routers), 2)
+        result["pss_per_router_mb"] = round(frr_total / len(topo.routers), 2)     # the IPv4 daemons
+        result["pss_ospf6d_per_router_mb"] = round(pss.get("ospf6d", {}).get("total_mb", 0.0) / len(topo.routers), 2)
         result["memory_per_router_mb"] = round(result["memory_steady_mb"] / len(topo.routers), 2)
         t1 = time.monotonic()
         again = L.lab_up(path, progress=lambda m: None, bgp_timeout=bgp_timeout)
@@ -398,7 +399,7 @@ def class_run(n_ases: int, workdir: str, bgp_timeout: Optional[float], verbose: 
 
 def class_table(runs: Dict[int, Dict[str, Any]]) -> str:
     head = ("| ASes x 8 | routers | servers | controller | provisioning (FRR start) | BGP established | all routes "
-            "= `lab up` | steady CPU (lab / machine) | memory peak / steady | PSS per router | memory per router "
+            "= `lab up` | steady CPU (lab / machine) | memory peak / steady | PSS per router (+ ospf6d) | memory per router "
             "| second up | down |")
     out = [head, "|" + "---|" * (head.count("|") - 1)]
     for n, r in sorted(runs.items()):
@@ -406,7 +407,8 @@ def class_table(runs: Dict[int, Dict[str, Any]]) -> str:
                    f"({r['frr_start'] or 0:.1f}) | {r['established'] or 0:.1f} | **{r['routes']:.1f}** | "
                    f"{r['cpu']['lab_pct']:.1f} % / {r['cpu']['machine_pct']:.1f} % | "
                    f"{r['memory_peak_mb'] / 1024:.2f} / {r['memory_steady_mb'] / 1024:.2f} GiB | "
-                   f"{r['pss_per_router_mb']:.1f} MB | {r['memory_per_router_mb']:.1f} MB | "
+                   f"{r['pss_per_router_mb']:.1f} (+ {r.get('pss_ospf6d_per_router_mb', 0.0):.1f}) MB | "
+                   f"{r['memory_per_router_mb']:.1f} MB | "
                    f"{r['second_up']:.1f} s | {r['down']:.1f} s |")
     return "\n".join(out)
 
@@ -432,7 +434,9 @@ def class_plot(runs: Dict[int, Dict[str, Any]], path: Path) -> Optional[Path]:
     a1.set_ylabel("seconds")
     a1.set_title("lab up by phase")
     a1.legend(fontsize=8)
-    a2.plot(routers, [runs[n]["pss_per_router_mb"] for n in ns], "o-", label="FRR PSS per router (MB)")
+    a2.plot(routers, [runs[n]["pss_per_router_mb"] for n in ns], "o-", label="PSS per router: zebra, bgpd, ospfd (staticd) (MB)")
+    a2.plot(routers, [runs[n]["pss_per_router_mb"] + runs[n].get("pss_ospf6d_per_router_mb", 0.0) for n in ns], "o--",
+            label="... + ospf6d (MB)")
     a2.plot(routers, [runs[n]["memory_per_router_mb"] for n in ns], "s-", label="MemAvailable drop per router (MB)")
     a2.plot(routers, [runs[n]["cpu"]["lab_pct"] for n in ns], "^-", label="steady lab CPU (% of machine)")
     a2.set_xlabel("routers")

@@ -170,7 +170,52 @@ def configured_routers(topo: Topology) -> List[str]:
 
 # ---- BGP ------------------------------------------------------------------------------------
 
+# The commands the lab polls, each answered by one daemon: asked over that daemon's own vty socket
+# (<vty_dir>/<daemon>.vty, the protocol vtysh itself speaks: the command and a NUL; the output, then
+# three NULs and the command's status), the answer is the same text without starting vtysh, which
+# loads every daemon's command tree: 0.6 ms instead of about 30 ms (25 ms of CPU) per call. At 60 x 8
+# a second `lab up` is one such call per configured router (464).
+VTY_DAEMON = {"show bgp summary json": "bgpd", "show ip route json": "zebra", "show ipv6 route json": "zebra"}
+
+
+def vty_direct(path: str, command: str, timeout: float = 10) -> Optional[str]:
+    """`command`'s output from the FRR daemon listening on the vty socket `path`; None if it cannot
+    be asked or the command failed (status not 0)."""
+    import socket
+    deadline = time.monotonic() + timeout
+    chunks: List[bytes] = []
+    tail = b""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(path)
+            sock.sendall(command.encode() + b"\0")
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                sock.settimeout(left)
+                data = sock.recv(65536)
+                if not data:
+                    return None               # closed before the end marker
+                chunks.append(data)
+                tail = (tail + data)[-4:]
+                if len(tail) == 4 and tail[:3] == b"\0\0\0":
+                    break
+    except OSError:                           # includes socket.timeout
+        return None
+    raw = b"".join(chunks)
+    if raw[-1] != 0:
+        return None
+    return raw[:-4].decode(errors="replace")
+
+
 def vtysh(place: RouterPlace, command: str, timeout: float = 10) -> Optional[str]:
+    daemon = VTY_DAEMON.get(command) if place.backend != "docker" else None
+    if daemon is not None:
+        text = vty_direct(os.path.join(place.vty_dir, f"{daemon}.vty"), command, timeout)
+        if text is not None:
+            return text
     try:
         prefix = place.exec_prefix() if place.backend == "docker" else []
         proc = subprocess.run(prefix + ["vtysh", "--vty_socket", place.vty_dir, "-c", command],
@@ -218,29 +263,44 @@ def bgp_converged(report: Dict[str, Any]) -> bool:
 
 
 def routes_missing(topo: Topology, router: str) -> Optional[List[int]]:
-    """The configured ASes (other than its own) whose prefix `router` has no route to; None if
-    vtysh did not answer."""
-    from ..topology.addressing import topology_addressing
-    text = vtysh(router_place(topo, router), "show ip route json", timeout=20)
-    try:
-        table = json.loads(text) if text else None
-    except ValueError:
-        table = None
-    if not isinstance(table, dict):
-        return None
+    """The configured ASes (other than its own) whose prefix `router` has no route to, in IPv4 or
+    (when fabric.ipv6) in IPv6; None if vtysh did not answer. The IPv6 table is read only once
+    the IPv4 one is complete (one vtysh call per poll while routes are still spreading)."""
+    from ..topology.addressing import topology_addressing, topology_addressing6
+    place = router_place(topo, router)
+
+    def table(command: str) -> Optional[Dict[str, Any]]:
+        text = vtysh(place, command, timeout=20)
+        try:
+            got = json.loads(text) if text else None
+        except ValueError:
+            got = None
+        return got if isinstance(got, dict) else None
+
     own = topo.routers[router].asn
+    others = [asn for asn, as_ in topo.ases.items() if as_.configure and asn != own]
+    v4 = table("show ip route json")
+    if v4 is None:
+        return None
     addressing = _addressing(topo, topology_addressing)
-    return [asn for asn, as_ in topo.ases.items()
-            if as_.configure and asn != own and addressing[asn].prefix not in table]
+    missing = [asn for asn in others if addressing[asn].prefix not in v4]
+    if missing or not topo.fabric.ipv6 or not others:
+        return missing
+    v6 = table("show ipv6 route json")
+    if v6 is None:
+        return None
+    addressing6 = _addressing(topo, lambda t: topology_addressing6(t, topology_addressing(t)), family=6)
+    return [asn for asn in others if addressing6[asn].prefix not in v6]
 
 
-_ADDRESSING: Dict[int, Any] = {}
+_ADDRESSING: Dict[Tuple[int, int], Any] = {}
 
 
-def _addressing(topo: Topology, compute) -> Dict[int, Any]:
-    key = id(topo)
+def _addressing(topo: Topology, compute, family: int = 4) -> Dict[int, Any]:
+    key = (id(topo), family)
     if key not in _ADDRESSING:
-        _ADDRESSING.clear()
+        if not any(k[0] == id(topo) for k in _ADDRESSING):
+            _ADDRESSING.clear()
         _ADDRESSING[key] = compute(topo)
     return _ADDRESSING[key]
 

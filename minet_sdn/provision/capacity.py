@@ -15,12 +15,15 @@ import os
 from dataclasses import dataclass
 from typing import Dict, Iterable, Optional, Sequence, Tuple
 
-# PSS per daemon in MB, measured (bench/lab_up.py, class 20 x 8, 2026-12-02); bgpd's is the average
-# over reflectors (7 iBGP sessions) and clients (2).
-DAEMON_PSS_MB: Dict[str, float] = {"zebra": 5.9, "bgpd": 10.7, "ospfd": 3.7, "staticd": 2.1,
-                                 "ospf6d": 3.7}   # ospf6d: assumed like ospfd until measured
+# PSS per daemon in MB, measured on the dual-stack 60 x 8 class lab (480 routers, FRR_MALLOC_ENV,
+# 2026-12-02 15:06 UTC); bgpd's is the average over reflectors (7 iBGP sessions per family) and
+# clients (2 per family) with IPv4 and IPv6 sessions: an IPv4-only router's bgpd is about 3 MB
+# less (10.7 MB in the IPv4-only 20 x 8 lab before the malloc settings), so the estimate errs high.
+DAEMON_PSS_MB: Dict[str, float] = {"zebra": 5.4, "bgpd": 13.3, "ospfd": 3.7, "staticd": 2.1,
+                                 "ospf6d": 3.3}
 DAEMON_THREADS: Dict[str, int] = {"zebra": 4, "bgpd": 4, "ospfd": 1, "staticd": 1, "ospf6d": 1}   # as counted in /proc
-KERNEL_MB_PER_ROUTER = 3.0       # router + host namespaces, veths, sockets, page tables (measured 2.3-2.9)
+KERNEL_MB_PER_ROUTER = 3.5       # router + host namespaces, veths, sockets, page tables (measured 2.3-2.9
+                                 # IPv4-only, 3.4 dual stack at 60 x 8: MemAvailable drop minus PSS)
 SERVER_MB = 60.0                 # ovsdb-server, ovs-vswitchd, sshd of one (emulated) server
 HEADROOM = 0.8                   # use at most this share of what the machine has available
 CHECK_ENV = "MINET_CAPACITY_CHECK"   # "0" turns the check off

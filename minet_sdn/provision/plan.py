@@ -33,9 +33,23 @@ DEFAULT_STATE_ROOT = "/var/lib/minet-sdn"
 FRR_DIR_ENV = "MINET_FRR_DIR"            # where the FRR daemons live (default /usr/lib/frr)
 DEFAULT_FRR_DIR = "/usr/lib/frr"
 FRR_DAEMONS = frr.ALL_DAEMONS             # zebra first: the others connect to it
-# FRR sizes its per-thread fd tables to the open-file limit (here 20,000): 1,024 fds are plenty for a
-# router and save about 2.5 MB of PSS per router (zebra 2.8, bgpd 1.6, ospfd 0.5, measured).
+# FRR sizes its per-thread fd tables to the open-file limit (here 20,000): 1,024 fds saved about 2.5 MB
+# of PSS per router (zebra 2.8, bgpd 1.6, ospfd 0.5, measured). 256 saves 0.35 MB more (zebra 0.23,
+# bgpd 0.1, ospfd/ospf6d 0.02-0.03; 4 routers of a dual-stack 10 x 8 lab restarted each way; 128 only
+# 0.04 more). A configured router needs a few fds per BGP session (a dual-stack reflector of the class
+# topology has about 20 sessions): it gets 256, or 128 + 2 per neighbour when that is more (a route
+# server); a student's router keeps 1,024 (anything may be configured on it later).
 FRR_LIMIT_FDS = 1024
+FRR_LIMIT_FDS_CONFIGURED = 256
+
+
+def limit_fds(configure: bool, config: str) -> int:
+    """FRR's --limit-fds for a router with this frr.conf."""
+    if not configure:
+        return FRR_LIMIT_FDS
+    neighbours = sum(1 for line in config.splitlines()
+                     if line.strip().startswith("neighbor ") and " remote-as " in line)
+    return max(FRR_LIMIT_FDS_CONFIGURED, 128 + 2 * neighbours)
 # glibc malloc settings in every FRR daemon's environment: one arena instead of one per thread (bgpd
 # has I/O and keepalive pthreads, zebra a dataplane one), return free heap top at once (a fixed
 # threshold also stops glibc raising it after the start-up burst), no per-thread cache. Measured on
@@ -167,7 +181,7 @@ class Router:
         d = self.confdir
         return ["env", *FRR_MALLOC_ENV, os.path.join(frr_dir, daemon), "-d", "-N", frr_pathspace(ns), "-f", self.conf_path, "-i", self.pid_path(daemon),
                 "-z", self.zserv_path, "--vty_socket", d, "--log", f"file:{d}/{daemon}.log",
-                "--limit-fds", str(FRR_LIMIT_FDS)]
+                "--limit-fds", str(limit_fds(self.configure, self.config))]
 
     def vtysh_args(self, *commands: str) -> List[str]:
         args = ["vtysh", "--vty_socket", self.confdir, "--config_dir", self.confdir]

@@ -1,6 +1,6 @@
 """`minet matrix`, `minet graph`, `minet lg`: registered by add_watch_commands(subparsers).
 
-  minet matrix FILE [--json] [--html OUT] [--watch SECONDS] [--parallel N]
+  minet matrix FILE [-6] [--json] [--html OUT] [--watch SECONDS] [--parallel N]
   minet graph FILE -o OUT.svg|png|html|dot [--routers]
   minet lg FILE ASN|ROUTER 'show ...' [--router NAME]
 
@@ -78,7 +78,11 @@ def _color() -> bool:
 
 def cmd_matrix(args) -> int:
     from . import matrix as M
-    _topology(args.file)
+    family = 6 if args.ipv6 else 4
+    try:
+        M.targets(_topology(args.file), family)
+    except M.FamilyError as exc:
+        raise WatchUsage(f"minet matrix: -6: {exc}")
     if args.watch is not None and args.watch <= 0:
         raise WatchUsage(f"minet matrix: --watch {args.watch:g}: must be a positive number of seconds")
     if args.parallel < 1:
@@ -88,7 +92,7 @@ def cmd_matrix(args) -> int:
     rounds = 0
     try:
         while True:
-            m = M.run_matrix(topo, parallel=args.parallel)
+            m = M.run_matrix(topo, parallel=args.parallel, family=family)
             rounds += 1
             if not args.no_push:          # the status page shows the latest round
                 controller_call(args.file, topo, "POST", "/v1/watch/matrix", m.to_record(), timeout=2.0)
@@ -178,7 +182,10 @@ def _wrap(func):
 def add_watch_commands(sub) -> None:
     m = sub.add_parser("matrix", help="which AS reaches which: ping from every AS's host to every other")
     m.add_argument("file")
-    m.add_argument("--json", action="store_true", help='one JSON object per round: {"pairs": [...], "ok", "total"}')
+    m.add_argument("-6", "--ipv6", action="store_true",
+                   help="ping the hosts' IPv6 addresses instead of their IPv4 ones (dual-stack topologies)")
+    m.add_argument("--json", action="store_true",
+                   help='one JSON object per round: {"pairs": [...], "ok", "total", "family"}')
     m.add_argument("--html", metavar="OUT", help="also write a self-contained HTML page")
     m.add_argument("--watch", type=float, metavar="SECONDS", help="repeat every SECONDS and say what changed")
     m.add_argument("--rounds", type=int, metavar="N", help="with --watch: stop after N rounds")

@@ -11,6 +11,7 @@ few seconds and an unreachable destination costs about 1.5 s per source, not per
 from __future__ import annotations
 
 import html
+import ipaddress
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..topology import Topology
-from ..topology.addressing import topology_addressing
+from ..topology.addressing import topology_addressing, topology_addressing6
 
 Pair = Tuple[int, int]
 
@@ -30,16 +31,28 @@ class Target:
     ip: str              # its address: what the other ASes ping
 
 
-def targets(topo: Topology) -> List[Target]:
-    """One host per configured AS, by ASN: the host of the AS's first router (the same every run)."""
+class FamilyError(ValueError):
+    """The topology has no addresses of the family asked for (IPv6 with fabric.ipv6: false)."""
+
+
+def targets(topo: Topology, family: int = 4) -> List[Target]:
+    """One host per configured AS, by ASN: the host of the AS's first router (the same every run),
+    with its IPv4 address (family 4) or its IPv6 address (family 6, a dual-stack topology only)."""
+    if family not in (4, 6):
+        raise ValueError(f"family {family!r}: 4 or 6")
+    if family == 6 and not topo.fabric.ipv6:
+        raise FamilyError(f"{topo.name}: fabric.ipv6 is false: the hosts have no IPv6 addresses")
     addressing = topology_addressing(topo)
+    addressing6 = topology_addressing6(topo, addressing) if family == 6 else None
     out = []
     for asn in sorted(topo.ases):
         as_ = topo.ases[asn]
         if not as_.configure:
             continue
         first = as_.routers[0]
-        out.append(Target(asn=asn, node=f"{asn}.{first}.host", ip=addressing[asn].routers[first].host_ip))
+        ip = (addressing6[asn].routers[first].host_ip if addressing6 is not None
+              else addressing[asn].routers[first].host_ip)
+        out.append(Target(asn=asn, node=f"{asn}.{first}.host", ip=ip))
     return out
 
 
@@ -48,23 +61,49 @@ def targets(topo: Topology) -> List[Target]:
 _IP = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 
 
-def probe_script(ips: Sequence[str], timeout_ms: int = 500, retries: int = 2) -> str:
-    """sh script pinging every address of `ips` at once; prints one line per address.
+def _check_address(ip: str, family: int) -> str:
+    """`ip` in its canonical text form if it is an address of `family`, else ValueError (the
+    addresses go into a shell script)."""
+    if family == 4:
+        if not _IP.match(ip):
+            raise ValueError(f"not an IPv4 address: {ip!r}")
+        return ip
+    try:
+        addr = ipaddress.IPv6Address(ip)
+    except ValueError:
+        raise ValueError(f"not an IPv6 address: {ip!r}") from None
+    if addr.scope_id is not None:       # "fe80::1%<anything>" parses; none goes into the script
+        raise ValueError(f"not a global IPv6 address: {ip!r}")
+    return str(addr)
+
+
+def probe_script(ips: Sequence[str], timeout_ms: int = 500, retries: int = 2, family: int = 4) -> str:
+    """sh script pinging every address of `ips` (all of `family`, 4 or 6) at once; prints one line
+    per address.
 
     With fping: `IP is alive (RTT ms)` / `IP is unreachable`. Without (e.g. a container image with
     only iputils ping): `PROBE IP RTT` or `PROBE IP -`, one background ping per address, retried.
+    IPv6 addresses are written in their canonical (compressed) form, as fping and ping print them.
     """
-    for ip in ips:
-        if not _IP.match(ip):
-            raise ValueError(f"not an IPv4 address: {ip!r}")
+    if family not in (4, 6):
+        raise ValueError(f"family {family!r}: 4 or 6")
+    ips = [_check_address(ip, family) for ip in ips]
     joined = " ".join(ips)
     wait_s = max(1, round(timeout_ms / 1000))
-    tries = " || ".join([f"ping -n -c 1 -W {wait_s} $ip 2>/dev/null"] * (retries + 1))
+    fam = f"-{family} "
+    tries = " || ".join([f"ping {fam}-n -c 1 -W {wait_s} $ip 2>/dev/null"] * (retries + 1))
     return (f"if command -v fping >/dev/null 2>&1; then "
-            f"fping -e -t {timeout_ms} -r {retries} -i 1 {joined} 2>/dev/null; "
+            f"fping {fam}-e -t {timeout_ms} -r {retries} -i 1 {joined} 2>/dev/null; "
             f"else for ip in {joined}; do "
             f"( out=$({tries}); t=$(printf '%s' \"$out\" | sed -n 's/.*time=\\([0-9.]*\\).*/\\1/p' | head -n 1); "
             f"echo \"PROBE $ip ${{t:--}}\" ) & done; wait; fi")
+
+
+def _canonical(ip: str) -> str:
+    try:
+        return str(ipaddress.ip_address(ip))
+    except ValueError:
+        return ip
 
 
 _FPING_ALIVE = re.compile(r"^(\S+) is alive(?: \(([\d.]+) ms\))?")
@@ -76,25 +115,26 @@ def parse_probe(text: str) -> Dict[str, Optional[float]]:
     """{address: round-trip time in ms, or None when it did not answer} from a probe's output.
 
     Both output forms of `probe_script`; an address that answered with no time is given 0.0. Lines
-    of other kinds are ignored (an address missing from the result was not measured).
+    of other kinds are ignored (an address missing from the result was not measured). IPv6
+    addresses are keyed in their canonical form (`targets` gives them so).
     """
     out: Dict[str, Optional[float]] = {}
     for line in text.splitlines():
         line = line.strip()
         m = _FPING_ALIVE.match(line)
         if m:
-            out[m.group(1)] = float(m.group(2)) if m.group(2) else 0.0
+            out[_canonical(m.group(1))] = float(m.group(2)) if m.group(2) else 0.0
             continue
         m = _FPING_DEAD.match(line)
         if m:
-            out.setdefault(m.group(1), None)
+            out.setdefault(_canonical(m.group(1)), None)
             continue
         m = _PROBE.match(line)
         if m:
             try:
-                out[m.group(1)] = float(m.group(2))
+                out[_canonical(m.group(1))] = float(m.group(2))
             except ValueError:
-                out.setdefault(m.group(1), None)
+                out.setdefault(_canonical(m.group(1)), None)
     return out
 
 
@@ -108,6 +148,7 @@ class Matrix:
     at: float = 0.0                   # wall-clock time the round started
     seconds: float = 0.0              # how long it took
     name: str = ""
+    family: int = 4                   # 4: the hosts' IPv4 addresses were pinged; 6: their IPv6 ones
 
     def pairs(self) -> List[Pair]:
         return [(s, d) for s in self.asns for d in self.asns if s != d]
@@ -125,12 +166,13 @@ class Matrix:
         return n * (n - 1)
 
     def to_json(self) -> Dict[str, object]:
-        """The `--json` object: {"pairs": [{"src", "dst", "ok", "rtt_ms"}, ...], "ok": N, "total": N}."""
+        """The `--json` object: {"pairs": [{"src", "dst", "ok", "rtt_ms"}, ...], "ok": N, "total": N,
+        "family": 4 or 6}."""
         pairs = []
         for s, d in self.pairs():
             r = self.rtt.get((s, d))
             pairs.append({"src": s, "dst": d, "ok": r is not None, "rtt_ms": None if r is None else round(r, 3)})
-        return {"pairs": pairs, "ok": sum(1 for p in pairs if p["ok"]), "total": len(pairs)}
+        return {"pairs": pairs, "ok": sum(1 for p in pairs if p["ok"]), "total": len(pairs), "family": self.family}
 
     def to_record(self) -> Dict[str, object]:
         """What the status page keeps: the `--json` object plus when, how long, which ASes."""
@@ -147,8 +189,11 @@ class Matrix:
         asns = obj.get("asns")
         if asns is None:
             asns = sorted({int(p["src"]) for p in pairs} | {int(p["dst"]) for p in pairs})
+        family = int(obj.get("family") or 4)
+        if family not in (4, 6):
+            raise ValueError(f"family {family}: 4 or 6")
         m = cls(asns=[int(a) for a in asns], at=float(obj.get("at") or 0.0),
-                seconds=float(obj.get("seconds") or 0.0), name=str(obj.get("name") or ""))
+                seconds=float(obj.get("seconds") or 0.0), name=str(obj.get("name") or ""), family=family)
         for p in pairs:
             r = p.get("rtt_ms")
             m.rtt[(int(p["src"]), int(p["dst"]))] = (float(r) if r is not None else 0.0) if p.get("ok") else None
@@ -160,10 +205,11 @@ Runner = Callable[[Target, str], Tuple[int, str, str]]     # (source, script) ->
 
 
 def build_matrix(topo: Topology, runner: Runner, parallel: int = 24, timeout_ms: int = 500,
-                 retries: int = 2, clock: Callable[[], float] = time.time) -> Matrix:
-    """One round: every source's probe through `runner`, at most `parallel` at once."""
-    tg = targets(topo)
-    m = Matrix(asns=[t.asn for t in tg], at=clock(), name=topo.name)
+                 retries: int = 2, clock: Callable[[], float] = time.time, family: int = 4) -> Matrix:
+    """One round in `family` (4 or 6): every source's probe through `runner`, at most `parallel`
+    at once."""
+    tg = targets(topo, family)
+    m = Matrix(asns=[t.asn for t in tg], at=clock(), name=topo.name, family=family)
     t0 = time.monotonic()
     by_ip = {t.ip: t.asn for t in tg}
 
@@ -171,7 +217,7 @@ def build_matrix(topo: Topology, runner: Runner, parallel: int = 24, timeout_ms:
         ips = [t.ip for t in tg if t.asn != src.asn]
         if not ips:
             return src, 0, "", ""
-        rc, out, err = runner(src, probe_script(ips, timeout_ms=timeout_ms, retries=retries))
+        rc, out, err = runner(src, probe_script(ips, timeout_ms=timeout_ms, retries=retries, family=family))
         return src, rc, out, err
 
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
@@ -188,7 +234,7 @@ def build_matrix(topo: Topology, runner: Runner, parallel: int = 24, timeout_ms:
 
 
 def run_matrix(topo: Topology, parallel: int = 24, timeout_ms: int = 500, retries: int = 2,
-               probe_timeout: float = 60.0) -> Matrix:
+               probe_timeout: float = 60.0, family: int = 4) -> Matrix:
     """One round on the running lab of `topo`, through each source host's exec prefix."""
     from . import nodes
 
@@ -198,7 +244,7 @@ def run_matrix(topo: Topology, parallel: int = 24, timeout_ms: int = 500, retrie
         except nodes.NodeError as exc:
             return 127, "", str(exc)
         return nodes.run(argv, timeout=probe_timeout)
-    return build_matrix(topo, runner, parallel=parallel, timeout_ms=timeout_ms, retries=retries)
+    return build_matrix(topo, runner, parallel=parallel, timeout_ms=timeout_ms, retries=retries, family=family)
 
 
 # ---- differences between rounds ----------------------------------------------------------------
@@ -248,7 +294,7 @@ def render_grid(m: Matrix, color: bool = False) -> str:
 
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m.at)) if m.at else ""
     pct = 100.0 * m.ok_count / m.total if m.total else 100.0
-    out = [f"connectivity matrix {m.name}: {n} ASes, {m.ok_count}/{m.total} pairs reach ({pct:.1f}%), "
+    out = [f"connectivity matrix {m.name}{' (IPv6)' if m.family == 6 else ''}: {n} ASes, {m.ok_count}/{m.total} pairs reach ({pct:.1f}%), "
            f"{m.seconds:.1f} s  {when}".rstrip(),
            f"legend: {paint(OK_CH, GREEN)} reaches  {paint(FAIL_CH, RED)} no reply  {SELF_CH} self   "
            f"rows: from AS (host), columns: to AS; right: destinations reached"]
@@ -307,7 +353,7 @@ def render_html(m: Matrix, refresh: Optional[float] = None) -> str:
         rows.append(f"<tr><th class=row>AS{s}</th>{''.join(cells)}<td class=tot>{reached}/{len(asns) - 1}</td></tr>")
     meta = f'<meta http-equiv="refresh" content="{int(refresh)}">' if refresh else ""
     return f"""<!doctype html>
-<html lang=en><head><meta charset=utf-8>{meta}<title>minet matrix {html.escape(m.name)}</title>
+<html lang=en><head><meta charset=utf-8>{meta}<title>minet matrix {html.escape(m.name)}{' (IPv6)' if m.family == 6 else ''}</title>
 <style>
 body{{font:14px system-ui,sans-serif;margin:1.5em;color:#222}}
 table{{border-collapse:collapse}} td,th{{padding:0}}
@@ -318,7 +364,7 @@ th.row{{font-size:11px;text-align:right;padding-right:6px;font-weight:normal;whi
 td.tot{{font-size:11px;padding-left:6px;white-space:nowrap}}
 .legend span{{display:inline-block;width:12px;height:12px;vertical-align:middle;margin:0 4px 0 12px}}
 </style></head><body>
-<h1>Connectivity matrix: {html.escape(m.name)}</h1>
+<h1>Connectivity matrix: {html.escape(m.name)}{' (IPv6)' if m.family == 6 else ''}</h1>
 <p>{len(asns)} ASes, <b>{m.ok_count}</b> of {m.total} pairs reach each other; measured {html.escape(when)} in {m.seconds:.1f} s.
 <span class=legend><span style="background:#2e9d4f"></span>reaches<span style="background:#d93025"></span>no reply
 <span style="background:#ddd"></span>self</span></p>

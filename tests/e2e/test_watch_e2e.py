@@ -3,7 +3,7 @@ an AS. demo.yaml without link 7 (2.PARI - 5.ROMA): AS5 (VM3) then hangs off link
 5.ROMA, VM1-VM3) alone, so failing link 6 cuts AS5 off from ASes 1-4 while those four still reach
 each other.
 
-Checked: `minet matrix --json` (every pair reaches; then exactly the AS5 pairs fail; then all come
+Checked: `minet matrix --json`, and `-6` in IPv6 (every pair reaches; then exactly the AS5 pairs fail; then all come
 back), the status page in headless chromium (renders; the link failed through the CLI turns red
 within 2 s; the matrix cells of AS5 turn red, the others stay green), `minet lg` (answers a show
 command, refuses anything else, also from the page's endpoint), `minet graph` with link states
@@ -56,11 +56,11 @@ def lab(tmp_path_factory):
         L.lab_down(path, progress=lambda m: None)
 
 
-def matrix(path: str) -> dict:
-    proc = minet("matrix", path, "--json")
+def matrix(path: str, family: int = 4) -> dict:
+    proc = minet("matrix", path, "--json", *(["-6", "--no-push"] if family == 6 else []))
     assert proc.returncode == 0, proc.stderr
     obj = json.loads(proc.stdout)
-    assert set(obj) == {"pairs", "ok", "total"}
+    assert set(obj) == {"pairs", "ok", "total", "family"} and obj["family"] == family
     return obj
 
 
@@ -68,10 +68,10 @@ def failing(obj: dict) -> set:
     return {(p["src"], p["dst"]) for p in obj["pairs"] if not p["ok"]}
 
 
-def wait_matrix(path: str, want_failing: set, timeout: float = SETTLE_S) -> dict:
+def wait_matrix(path: str, want_failing: set, timeout: float = SETTLE_S, family: int = 4) -> dict:
     deadline = time.monotonic() + timeout
     while True:
-        obj = matrix(path)
+        obj = matrix(path, family)
         if failing(obj) == want_failing or time.monotonic() > deadline:
             return obj
         time.sleep(1)
@@ -88,6 +88,8 @@ def test_watch_partition(lab):
     obj = wait_matrix(lab, set())
     assert obj["total"] == 20 and obj["ok"] == 20, failing(obj)
     assert all(isinstance(p["rtt_ms"], float) for p in obj["pairs"])
+    obj6 = wait_matrix(lab, set(), family=6)                  # the same hosts' IPv6 addresses
+    assert obj6["total"] == 20 and obj6["ok"] == 20, failing(obj6)
 
     grid = minet("matrix", lab)
     assert grid.returncode == 0 and "total: all 20 pairs reach" in grid.stdout, grid.stdout + grid.stderr
@@ -114,6 +116,8 @@ def test_watch_partition(lab):
         obj = wait_matrix(lab, cut5)
         assert failing(obj) == cut5, sorted(failing(obj) ^ cut5)
         assert obj["ok"] == 12
+        obj6 = wait_matrix(lab, cut5, family=6)               # the link carries both families
+        assert failing(obj6) == cut5, sorted(failing(obj6) ^ cut5)
         # the CLI sent that round to the controller: the page shows AS5's cells red, the rest green
         assert wait_for(lambda: js_class(drv, "m-5-1") == "bad", 3)
         for s in ases:
@@ -135,6 +139,7 @@ def test_watch_partition(lab):
         minet("link", "restore", lab, str(lid))
     obj = wait_matrix(lab, set())
     assert obj["ok"] == 20, failing(obj)
+    assert wait_matrix(lab, set(), family=6)["ok"] == 20
 
 
 def test_looking_glass(lab):

@@ -144,9 +144,20 @@ def test_daemons_start_with_one_malloc_arena_and_trimmed_heap(tmp_path):
     argv = router.daemon_args("bgpd", "c4-1_ZURI", "/usr/lib/frr")
     i = argv.index("/usr/lib/frr/bgpd")
     assert argv[0] == "env" and "--limit-fds" in argv[i:]
+    assert argv[argv.index("--limit-fds") + 1] == "256"                  # a configured class router
     assert set(argv[1:i]) == {"MALLOC_ARENA_MAX=1", "MALLOC_TRIM_THRESHOLD_=0", "MALLOC_TOP_PAD_=0",
                               "GLIBC_TUNABLES=glibc.malloc.tcache_count=0"}
     # the prefix really runs the program with that environment (here a stand-in for the daemon)
     probe = [*argv[:i], sys.executable, "-c", "import os; print(os.environ['MALLOC_ARENA_MAX'], os.environ['GLIBC_TUNABLES'])"]
     out = subprocess.run(probe, capture_output=True, text=True, check=True).stdout.split()
     assert out == ["1", "glibc.malloc.tcache_count=0"]
+
+
+def test_limit_fds_by_router():
+    from minet_sdn.provision.plan import limit_fds
+    assert limit_fds(False, "") == 1024                       # a student's router: anything may come
+    cfg = "router bgp 1\n" + "".join(f" neighbor 10.0.0.{i} remote-as {i}\n" for i in range(20))
+    assert limit_fds(True, cfg) == 256
+    many = "router bgp 1\n" + "".join(f" neighbor fd00::{i:x} remote-as {i}\n" for i in range(300))
+    many += " neighbor fd00::1 route-map X in\n"             # not a session
+    assert limit_fds(True, many) == 128 + 600                 # a route server with 300 clients

@@ -73,7 +73,7 @@ def fake_runner(topo, cut):
 def test_round_with_partition_json_shape(demo):
     m = M.build_matrix(demo, fake_runner(demo, cut={5}), parallel=3, clock=lambda: 1000.0)
     obj = m.to_json()
-    assert set(obj) == {"pairs", "ok", "total"}
+    assert set(obj) == {"pairs", "ok", "total", "family"} and obj["family"] == 4
     assert obj["total"] == 20 and len(obj["pairs"]) == 20
     for p in obj["pairs"]:
         assert set(p) == {"src", "dst", "ok", "rtt_ms"}
@@ -160,3 +160,91 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and want in err[0], (argv, err)
+
+
+# ---- IPv6 (-6) ---------------------------------------------------------------------------------
+
+def test_ipv6_targets_are_the_same_hosts_with_their_ipv6_addresses(demo):
+    v4, v6 = M.targets(demo), M.targets(demo, 6)
+    assert [(t.asn, t.node) for t in v6] == [(t.asn, t.node) for t in v4]
+    assert v6[0].ip == "fd0a:0:1:8000::2"            # AS1 ZURI's host: /64 number S/2, ::2
+    assert all(":" in t.ip for t in v6) and len({t.ip for t in v6}) == len(v6)
+
+
+def test_ipv6_refused_when_the_topology_is_ipv4_only(tmp_path):
+    import yaml
+    with open(DEMO) as fh:
+        data = yaml.safe_load(fh)
+    data.setdefault("fabric", {})["ipv6"] = False
+    path = tmp_path / "v4.yaml"
+    path.write_text(yaml.safe_dump(data))
+    topo = load_topology(str(path))
+    assert M.targets(topo)                              # IPv4 still fine
+    with pytest.raises(M.FamilyError, match="fabric.ipv6 is false"):
+        M.targets(topo, 6)
+
+
+def test_probe_script_ipv6_forces_the_family_and_checks_addresses():
+    script = M.probe_script(["fd0a:0:2:8000:0:0:0:2", "fd0a::1"], family=6)
+    assert "fping -6 " in script and "ping -6 " in script
+    assert "fd0a:0:2:8000::2 fd0a::1" in script          # canonical form, as fping prints it
+    with pytest.raises(ValueError):
+        M.probe_script(["10.0.0.1"], family=6)
+    with pytest.raises(ValueError):
+        M.probe_script(["fd0a::1"], family=4)
+    with pytest.raises(ValueError):
+        M.probe_script(["fd0a::1;reboot"], family=6)
+    with pytest.raises(ValueError):
+        M.probe_script(["fd0a::1%;reboot"], family=6)     # a scope id parses as IPv6 in Python
+    assert "-6" not in M.probe_script(["10.0.0.1"])
+
+
+def test_parse_ipv6_output_keys_canonical_addresses():
+    text = ("fd0a:0:2:8000::2 is alive (0.20 ms)\nfd0a:0:3:8000::2 is unreachable\n"
+            "PROBE fd0a:0:4:8000:0::2 0.7\nPROBE fd0a:0:5:8000::2 -\n")
+    assert M.parse_probe(text) == {"fd0a:0:2:8000::2": 0.2, "fd0a:0:3:8000::2": None,
+                                   "fd0a:0:4:8000::2": 0.7, "fd0a:0:5:8000::2": None}
+
+
+def test_ipv6_round_with_partition(demo):
+    seen = []
+
+    def runner(src, script):
+        seen.append(script)
+        return fake_runner6(src, script)
+
+    ip_asn = {t.ip: t.asn for t in M.targets(demo, 6)}
+
+    def fake_runner6(src, script):
+        lines = []
+        for ip, asn in ip_asn.items():
+            if asn != src.asn and ip in script:
+                lines.append(f"{ip} is alive (0.1 ms)" if {src.asn, asn} != {1, 2} else f"{ip} is unreachable")
+        return 0, "\n".join(lines) + "\n", ""
+
+    m = M.build_matrix(demo, runner, family=6, clock=lambda: 5.0)
+    assert all("fping -6" in s and "10." not in s.split("fping", 1)[1].split(";")[0] for s in seen)
+    assert m.family == 6 and m.total == 20 and m.ok_count == 18
+    assert not m.ok(1, 2) and not m.ok(2, 1) and m.ok(1, 3)
+    obj = m.to_json()
+    assert obj["family"] == 6 and obj["ok"] == 18
+    back = M.Matrix.from_json(json.loads(json.dumps(m.to_record())))
+    assert back.family == 6 and back.to_json() == obj
+    assert "(IPv6)" in M.render_grid(m).splitlines()[0] and "(IPv6)" in M.render_html(m)
+    assert "(IPv6)" not in M.render_grid(M.build_matrix(demo, fake_runner(demo, set())))
+    with pytest.raises(ValueError):
+        M.Matrix.from_json({"pairs": [], "family": 5})
+
+
+def test_cli_ipv6_on_ipv4_only_topology_is_one_line_exit_2(tmp_path, capsys):
+    from minet_sdn.cli.main import main
+    import yaml
+    with open(DEMO) as fh:
+        data = yaml.safe_load(fh)
+    data.setdefault("fabric", {})["ipv6"] = False
+    path = tmp_path / "v4.yaml"
+    path.write_text(yaml.safe_dump(data))
+    capsys.readouterr()
+    assert main(["matrix", str(path), "-6"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "fabric.ipv6 is false" in err[0]
