@@ -8,6 +8,12 @@ entries for everyone else on the LAN from the topology. A member therefore reach
 addresses of the peering LAN, and only through it; a frame to any other MAC goes nowhere, and no
 ARP ever leaves a router (the same guarantee the controller gives on remote links).
 
+A member on another server reaches its port `m<i>` through an IXP segment: `m<i>` is then one end
+of a veth whose other end is a port of the remote bridge towards the member's server, isolated by
+the controller like any remote link (tunnel key or DSCP). Its port gets the same flags and static
+forwarding entry, the route server and the local members the same ARP entries for it; the member
+itself gets its answers from the controller's proxy ARP on its own server (every LAN address).
+
 Idempotent: a second run that finds the bridge, its ports and a matching signature (state dir,
 `ixp<N>.json`) changes nothing.
 """
@@ -40,7 +46,7 @@ def _must(run: Runner, nspath: Optional[str], args: List[str]) -> str:
 
 def signature(lan) -> str:
     return json.dumps({"ip": lan.ip, "plen": lan.prefixlen, "mac": lan.mac,
-                       "ports": [[p.ifname, p.member, p.member_ifname, p.mac, p.ip] for p in lan.ports]},
+                       "ports": [[p.ifname, p.member, p.member_ifname, p.mac, p.ip, p.remote] for p in lan.ports]},
                       sort_keys=True)
 
 
@@ -78,6 +84,8 @@ def ensure(lan, nspath_of: Callable[[str], Optional[str]], state_dir: str, run: 
         _must(run, rs, ["bridge", "link", "set", "dev", p.ifname, *PORT_FLAGS])
         _must(run, rs, ["bridge", "fdb", "replace", p.mac, "dev", p.ifname, "master", "static"])
         _must(run, rs, ["ip", "neigh", "replace", p.ip, "lladdr", p.mac, "dev", BRIDGE, "nud", "permanent"])
+        if p.remote:
+            continue      # a member on another server: the controller's proxy ARP answers it there
         member = nspath_of(p.member)
         for ip, mac in everyone:
             if ip != p.ip:

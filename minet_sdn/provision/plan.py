@@ -14,6 +14,8 @@ Names
     host iface       ``eth0`` (default route via the router's host-link address)
     remote link L    server end ``topo.link_port_name(L)``, a port of ``topo.bridge(server, peer)``
                      with ofport ``link.ofport``
+    IXP segment S    (a member on another server than its IXP) the same, on both servers: on the
+                     member's, its ``ixp<N>`` interface; on the IXP's, port ``m<i>`` of the LAN bridge
 MTU: inter-AS links (local or remote) use ``topo.fabric.link_mtu`` on both ends, so a topology
 behaves the same wherever its ASes are placed; ring and host links use 1500.
 """
@@ -25,7 +27,7 @@ from functools import cached_property
 from typing import Dict, List, Optional, Tuple
 
 from ..topology.addressing import ASAddressing, ASAddressing6, topology_addressing, topology_addressing6
-from ..topology.model import Bridge, Link, Shaping, Topology, ixp_mac, router_ifname
+from ..topology.model import Bridge, Link, Shaping, Topology, ixp_mac, ixp_port_ifname, router_ifname
 from . import frr
 
 STATE_DIR_ENV = "MINET_STATE_DIR"
@@ -183,6 +185,7 @@ class IxpPort:
     member_ifname: str        # its interface on the LAN
     mac: str
     ip: str
+    remote: bool = False      # the member is on another server (an IXP segment through the remote bridge)
 
 
 @dataclass(frozen=True)
@@ -349,16 +352,32 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
 
     ixps: List[IxpLan] = []
     for position, x in enumerate(topo.ixps.values(), start=1):
+        # every interface on a peering LAN has the remote-link MTU, so a LAN with members on other
+        # servers (IXP segments through a tunnel) behaves like one without
+        for i, m in enumerate(x.members, start=1):
+            seg = topo.ixp_segment(x.number, m.router)
+            if seg is not None and seg.a.server == server:        # our member, the IXP elsewhere
+                veths.append(Veth("remote", Iface(m.router, x.ifname, (f"{m.ip}/{x.prefixlen}",), mac=seg.a.mac,
+                                                  mtu=mtu, offloads_off=offloads_off, shaping=m.shaping),
+                                  Iface(None, topo.link_port_name(seg.id), mtu=mtu, offloads_off=offloads_off,
+                                        alias=alias), link_id=seg.id))
         if x.server != server:
             continue
         nodes.append(Node(id=x.node_id, kind="router", asn=x.route_server_asn, ns=ns(x.node_id), forwarding=False))
         ports = []
         for i, m in enumerate(x.members, start=1):
-            port = IxpPort(ifname=f"m{i}", member=m.router, member_ifname=x.ifname, mac=ixp_mac(position, i), ip=m.ip)
+            seg = topo.ixp_segment(x.number, m.router)
+            port = IxpPort(ifname=ixp_port_ifname(i), member=m.router, member_ifname=x.ifname,
+                           mac=ixp_mac(position, i), ip=m.ip, remote=seg is not None)
             ports.append(port)
-            veths.append(Veth("ixp", Iface(m.router, x.ifname, (f"{m.ip}/{x.prefixlen}",), mac=port.mac,
-                                           offloads_off=offloads_off, shaping=m.shaping),
-                              Iface(x.node_id, port.ifname, offloads_off=offloads_off)))
+            if seg is None:
+                veths.append(Veth("ixp", Iface(m.router, x.ifname, (f"{m.ip}/{x.prefixlen}",), mac=port.mac,
+                                               mtu=mtu, offloads_off=offloads_off, shaping=m.shaping),
+                                  Iface(x.node_id, port.ifname, mtu=mtu, offloads_off=offloads_off)))
+            else:       # the member is on another server: this port leads to the remote bridge
+                veths.append(Veth("ixp-segment", Iface(x.node_id, port.ifname, mtu=mtu, offloads_off=offloads_off),
+                                  Iface(None, topo.link_port_name(seg.id), mtu=mtu, offloads_off=offloads_off,
+                                        alias=alias), link_id=seg.id))
         ixps.append(IxpLan(number=x.number, node=x.node_id, ip=x.route_server_ip, prefixlen=x.prefixlen,
                            mac=ixp_mac(position, 0), ports=tuple(ports)))
         clients = [frr.RouteServerClient(m.router, m.asn, m.ip) for m in x.members if topo.ases[m.asn].configure]

@@ -463,8 +463,15 @@ def _build(p: _Problems, data: Any, source: str) -> Optional[Topology]:
     ixps = _ixps(p, data.get("ixps"), ases, known, declared, servers, fabric)
     if p.lines:
         return None
-    return Topology(name=name, servers=servers, ases=ases, links=tuple(links), fabric=fabric,
+    topo = Topology(name=name, servers=servers, ases=ases, links=tuple(links), fabric=fabric,
                     controller=controller, source=source, ixps=ixps)
+    if topo.ixp_segments:                    # members on other servers than their IXP
+        if len(topo.link_by_id) > MAX_LINKS:
+            p.add("ixps", f"{len(topo.links)} links and {len(topo.ixp_segments)} IXP members on other servers "
+                          f"than their IXP; at most {MAX_LINKS} fit the OpenFlow port range")
+        if fabric.isolation == "tos":
+            _check_tos_capacity(p, list(topo.tunnelled), servers, path="ixps", already=list(links))
+    return None if p.lines else topo
 
 
 def _fabric(p: _Problems, value: Any) -> Fabric:
@@ -839,17 +846,26 @@ def _links(p: _Problems, value: Any, ases: Dict[int, AS], known: _Known, servers
     return out
 
 
-def _check_tos_capacity(p: _Problems, links: List[Link], servers: Dict[str, Server]) -> None:
+def _per_pair(links: List[Link], servers: Dict[str, Server]) -> Dict[Tuple[str, str], int]:
     per_pair: Dict[Tuple[str, str], int] = {}
     for link in links:
         if link.remote:
             pair = tuple(sorted(link.servers(), key=lambda s: servers[s].index))
             per_pair[pair] = per_pair.get(pair, 0) + 1
-    for (x, y), count in per_pair.items():
-        if count > MAX_TOS_LINKS_PER_PAIR:
-            p.add("links", f"{count} links between {x} and {y}; tos isolation marks each with a DSCP "
-                           f"in 1..{MAX_TOS_LINKS_PER_PAIR}, so at most {MAX_TOS_LINKS_PER_PAIR} fit "
-                           f"(use fabric.isolation: key)")
+    return per_pair
+
+
+def _check_tos_capacity(p: _Problems, links: List[Link], servers: Dict[str, Server], path: str = "links",
+                        already: Optional[List[Link]] = None) -> None:
+    """tos mode: at most 63 remote links (IXP segments included) per server pair. `already`: links
+    whose pairs were checked before (a pair over the limit with those alone is not reported twice)."""
+    before = _per_pair(already, servers) if already is not None else {}
+    for (x, y), count in _per_pair(links, servers).items():
+        if count > MAX_TOS_LINKS_PER_PAIR and before.get((x, y), 0) <= MAX_TOS_LINKS_PER_PAIR:
+            what = "links" if already is None else "links and IXP segments"
+            p.add(path, f"{count} {what} between {x} and {y}; tos isolation marks each with a DSCP "
+                        f"in 1..{MAX_TOS_LINKS_PER_PAIR}, so at most {MAX_TOS_LINKS_PER_PAIR} fit "
+                        f"(use fabric.isolation: key)")
 
 
 def _ixps(p: _Problems, value: Any, ases: Dict[int, AS], known: _Known, declared_servers: Optional[Set[str]],
@@ -906,10 +922,6 @@ def _ixps(p: _Problems, value: Any, ases: Dict[int, AS], known: _Known, declared
                 if as_.prefix and net.overlaps(ipaddress.ip_network(as_.prefix)):
                     p.add(f"{path}.peering_lan", f"{net} overlaps the prefix of AS {asn} ({as_.prefix})")
             lans.append((str(number), net))
-        for i, m in enumerate(members or [], start=1):
-            if isinstance(server, str) and ases[m.asn].server != server:
-                p.add(f"{path}.members[{i}]", f"{m.router} is on server {ases[m.asn].server}, the IXP on {server}: "
-                                              "members on other servers are not supported yet")
         if members is not None and lan is not None and isinstance(server, str) and server in servers \
                 and _is_int(rs_asn) and rs_asn not in ases:
             out[number] = IXP(number=number, server=server, peering_lan=lan, route_server_asn=rs_asn,
