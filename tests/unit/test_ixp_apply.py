@@ -58,3 +58,72 @@ def test_builds_the_lan_then_changes_nothing(tmp_path):
     assert all(a[:2] == ["ip", "-j"] for _, a in fake.calls)                        # reads only
     fake.ports.discard("m2")                                                        # a port lost its master
     assert ixp.apply_plan(plan, lambda n: f"/ns/{n}", run=fake) == ["IXP 100: peering LAN with 2 members"]
+
+
+TWO = """
+name: t
+servers: [VM1, VM2]
+ases:
+  1: {server: VM1, routers: [A]}
+  2: {server: VM2, routers: [B]}
+  3: {server: VM1, routers: [C]}
+links:
+  - {a: 1.A, b: 2.B, rel: peer}
+ixps:
+  100: {server: VM1, members: [1.A, {router: 2.B, throughput: 20mbit}, 3.C]}
+"""
+
+
+def test_a_member_on_another_server_is_an_ixp_segment_built_on_both_servers(tmp_path):
+    topo = parse_topology(TWO, "t.yaml")
+    (seg,) = topo.ixp_segments
+    assert seg.id == 2 and seg.a.router == "2.B" and seg.servers() == ("VM2", "VM1")
+    mtu = topo.fabric.link_mtu
+    vm1, vm2 = (build_plan(topo, s, root=str(tmp_path)) for s in ("VM1", "VM2"))
+    # the IXP's server: the member's LAN port leads to the remote bridge towards VM2
+    (v,) = [v for v in vm1.veths if v.link_id == 2]
+    assert v.kind == "ixp-segment" and (v.a.node, v.a.ifname, v.a.mtu) == ("ixp100", "m2", mtu)
+    assert (v.b.node, v.b.ifname) == (None, topo.link_port_name(2)) and v.a.shaping is None
+    (br,) = vm1.bridges
+    assert {p.name: p.ofport for p in br.ports if not p.type} == {"t-l1": 101, "t-l2": 102}
+    assert [p.remote for p in vm1.ixps[0].ports] == [False, True, False]
+    assert all(v.a.mtu == v.b.mtu == mtu for v in vm1.veths if v.kind == "ixp")
+    assert "2.B" not in vm1.node_by_id
+    # the member's server: its ixp100 interface is a remote-bridge port, shaped, with its LAN MAC
+    (v,) = [v for v in vm2.veths if v.link_id == 2]
+    assert v.kind == "remote" and (v.a.node, v.a.ifname, v.a.mac) == ("2.B", "ixp100", seg.a.mac)
+    assert v.a.addresses == ("198.18.0.3/24",) and v.a.mtu == mtu and v.a.shaping.rate_bps == 20_000_000
+    assert (v.b.node, v.b.ifname) == (None, "t-l2") and vm2.ixps == ()
+    (br,) = vm2.bridges
+    assert {p.name for p in br.ports if not p.type} == {"t-l1", "t-l2"}
+    # the member still peers with the route server (a peer), wherever it sits
+    (b,) = [r for r in vm2.routers if r.node == "2.B"]
+    assert "neighbor 198.18.0.1 remote-as 100" in b.config
+    (rs,) = [r for r in vm1.routers if r.node == "ixp100"]
+    assert "neighbor 198.18.0.3 remote-as 2" in rs.config
+
+
+def test_a_remote_members_port_gets_flags_and_fdb_but_its_arp_comes_from_the_controller(tmp_path):
+    plan = build_plan(parse_topology(TWO, "t.yaml"), "VM1", root=str(tmp_path))
+    os.makedirs(plan.state_dir)
+    fake = FakeIp()
+    assert ixp.apply_plan(plan, lambda n: f"/ns/{n}", run=fake) == ["IXP 100: peering LAN with 3 members"]
+    cmds = [(ns, " ".join(a)) for ns, a in fake.calls]
+    assert ("/ns/ixp100", "bridge link set dev m2 learning off flood off mcast_flood off bcast_flood off") in cmds
+    assert ("/ns/ixp100", "bridge fdb replace 02:69:00:01:00:02 dev m2 master static") in cmds
+    assert ("/ns/ixp100", "ip neigh replace 198.18.0.3 lladdr 02:69:00:01:00:02 dev lan nud permanent") in cmds
+    assert ("/ns/1.A", "ip neigh replace 198.18.0.3 lladdr 02:69:00:01:00:02 dev ixp100 nud permanent") in cmds
+    assert not any(ns == "/ns/2.B" for ns, _ in cmds)        # not on this server: nothing done there
+
+
+def test_loader_counts_segments_against_the_tos_limit_of_a_pair():
+    members = ", ".join(f"{i}.R" for i in range(1, 66))
+    ases = "\n".join(f"  {i}: {{server: {'VM1' if i == 1 else 'VM2'}, routers: [R]}}" for i in range(1, 66))
+    text = f"name: t\nfabric: {{isolation: tos}}\nservers: [VM1, VM2]\nases:\n{ases}\nixps:\n  100: {{server: VM1, members: [{members}]}}\n"
+    import pytest
+    from minet_sdn.topology import TopologyError
+    with pytest.raises(TopologyError) as exc:
+        parse_topology(text, "t.yaml")
+    assert exc.value.problems == ["t.yaml: ixps: 64 links and IXP segments between VM1 and VM2; tos isolation "
+                                  "marks each with a DSCP in 1..63, so at most 63 fit (use fabric.isolation: key)"]
+    assert len(parse_topology(text.replace("isolation: tos", "isolation: key"), "t.yaml").ixp_segments) == 64
