@@ -380,7 +380,8 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
                                         alias=alias), link_id=seg.id))
         ixps.append(IxpLan(number=x.number, node=x.node_id, ip=x.route_server_ip, prefixlen=x.prefixlen,
                            mac=ixp_mac(position, 0), ports=tuple(ports)))
-        clients = [frr.RouteServerClient(m.router, m.asn, m.ip) for m in x.members if topo.ases[m.asn].configure]
+        clients = [frr.RouteServerClient(m.router, m.asn, m.ip, m.announce_to) for m in x.members
+                   if topo.ases[m.asn].configure]
         routers.append(Router(node=x.node_id, asn=x.route_server_asn, configure=True,
                               confdir=os.path.join(sdir, "frr", x.node_id),
                               config=frr.route_server_config(x.node_id, x.route_server_asn, x.route_server_ip, clients),
