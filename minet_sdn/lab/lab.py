@@ -230,8 +230,9 @@ def routes_missing(topo: Topology, router: str) -> Optional[List[int]]:
         return None
     own = topo.routers[router].asn
     addressing = _addressing(topo, topology_addressing)
-    return [asn for asn, as_ in topo.ases.items()
-            if as_.configure and asn != own and addressing[asn].prefix not in table]
+    return [asn for asn, as_ in topo.ases.items()          # (announce_to: a route may be withheld)
+            if as_.configure and asn != own and asn not in topo.restricted_exporters
+            and addressing[asn].prefix not in table]
 
 
 _ADDRESSING: Dict[int, Any] = {}

@@ -392,6 +392,12 @@ class Topology:
         """What crosses the remote bridges: remote inter-AS links, then IXP segments."""
         return self.remote_links + self.ixp_segments
 
+    @cached_property
+    def restricted_exporters(self) -> frozenset:
+        """ASes that announce to listed IXP members only (`announce_to`): whether everyone else
+        reaches them is up to policy, so a lab does not wait for routes to them."""
+        return frozenset(m.asn for x in self.ixps.values() for m in x.members if m.announce_to is not None)
+
     def ixp_segment(self, number: int, router: str) -> Optional[Link]:
         """The segment of member `router` on IXP `number` (None: the member is on the IXP's server)."""
         return next((s for s in self.ixp_segments if s.ixp == number and s.a.router == router), None)
