@@ -88,7 +88,9 @@ class Iface:
 
 @dataclass(frozen=True)
 class Veth:
-    kind: str                 # "ring" | "host" | "inter" (same-server inter-AS) | "remote"
+    kind: str                 # "ring" | "host" | "inter" (same-server inter-AS) | "remote" | "ixp"
+                              # (a member's LAN port) | "ixp-member" / "ixp-segment" (an IXP segment's
+                              # member end / LAN port end, each to its server's remote bridge)
     a: Iface
     b: Iface
     link_id: Optional[int] = None
@@ -357,7 +359,7 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
         for i, m in enumerate(x.members, start=1):
             seg = topo.ixp_segment(x.number, m.router)
             if seg is not None and seg.a.server == server:        # our member, the IXP elsewhere
-                veths.append(Veth("remote", Iface(m.router, x.ifname, (f"{m.ip}/{x.prefixlen}",), mac=seg.a.mac,
+                veths.append(Veth("ixp-member", Iface(m.router, x.ifname, (f"{m.ip}/{x.prefixlen}",), mac=seg.a.mac,
                                                   mtu=mtu, offloads_off=offloads_off, shaping=m.shaping),
                                   Iface(None, topo.link_port_name(seg.id), mtu=mtu, offloads_off=offloads_off,
                                         alias=alias), link_id=seg.id))

@@ -396,7 +396,8 @@ class Topology:
     def restricted_exporters(self) -> frozenset:
         """ASes that announce to listed IXP members only (`announce_to`): whether everyone else
         reaches them is up to policy, so a lab does not wait for routes to them."""
-        return frozenset(m.asn for x in self.ixps.values() for m in x.members if m.announce_to is not None)
+        return frozenset(m.asn for x in self.ixps.values() for m in x.members if m.announce_to is not None
+                         and {o.asn for o in x.members if o.asn != m.asn} - set(m.announce_to))
 
     def ixp_segment(self, number: int, router: str) -> Optional[Link]:
         """The segment of member `router` on IXP `number` (None: the member is on the IXP's server)."""

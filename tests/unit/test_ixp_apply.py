@@ -91,7 +91,7 @@ def test_a_member_on_another_server_is_an_ixp_segment_built_on_both_servers(tmp_
     assert "2.B" not in vm1.node_by_id
     # the member's server: its ixp100 interface is a remote-bridge port, shaped, with its LAN MAC
     (v,) = [v for v in vm2.veths if v.link_id == 2]
-    assert v.kind == "remote" and (v.a.node, v.a.ifname, v.a.mac) == ("2.B", "ixp100", seg.a.mac)
+    assert v.kind == "ixp-member" and (v.a.node, v.a.ifname, v.a.mac) == ("2.B", "ixp100", seg.a.mac)
     assert v.a.addresses == ("198.18.0.3/24",) and v.a.mtu == mtu and v.a.shaping.rate_bps == 20_000_000
     assert (v.b.node, v.b.ifname) == (None, "t-l2") and vm2.ixps == ()
     (br,) = vm2.bridges
@@ -127,3 +127,18 @@ def test_loader_counts_segments_against_the_tos_limit_of_a_pair():
     assert exc.value.problems == ["t.yaml: ixps: 64 links and IXP segments between VM1 and VM2; tos isolation "
                                   "marks each with a DSCP in 1..63, so at most 63 fit (use fabric.isolation: key)"]
     assert len(parse_topology(text.replace("isolation: tos", "isolation: key"), "t.yaml").ixp_segments) == 64
+
+
+def test_a_remote_members_shaping_is_planned_on_its_own_server_under_the_ixp_label(tmp_path):
+    from minet_sdn.provision import shaping
+    topo = parse_topology(TWO, "t.yaml")
+    rows = {(w.node, w.ifname): w for w in shaping.wanted(build_plan(topo, "VM2", root=str(tmp_path)))}
+    assert rows[("2.B", "ixp100")].link == "ixp100 2.B" and rows[("2.B", "ixp100")].shaping.rate_bps == 20_000_000
+    rows1 = {(w.node, w.ifname) for w in shaping.wanted(build_plan(topo, "VM1", root=str(tmp_path)))}
+    assert ("ixp100", "m2") not in rows1 and ("1.A", "ixp100") in rows1
+
+
+def test_only_a_list_that_leaves_a_member_out_restricts_an_export():
+    topo = parse_topology(TWO.replace("{router: 2.B, throughput: 20mbit}", "{router: 2.B, announce_to: [1, 3]}")
+                          .replace("3.C]}", "{router: 3.C, announce_to: [1]}]}"), "t.yaml")
+    assert topo.restricted_exporters == {3}
