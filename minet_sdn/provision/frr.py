@@ -234,6 +234,7 @@ class RouteServerClient:
     asn: int
     ip: str            # its peering-LAN address
     announce_to: Optional[Tuple[int, ...]] = None   # member ASes that get its routes (None: every member)
+    ip6: Optional[str] = None   # its IPv6 LAN address: an IPv6 session too (same export policy)
 
 
 def route_server_exports(clients: Sequence[RouteServerClient]) -> Mapping[int, Tuple[int, ...]]:
@@ -271,12 +272,22 @@ def route_server_config(hostname: str, asn: int, router_id: str, clients: Sequen
     for c in clients:
         out += [f" neighbor {c.ip} remote-as {c.asn}", f" neighbor {c.ip} description member {c.router}"]
         out += _session_timers(c.ip)
-    out += [" !", " address-family ipv4 unicast"]
-    for c in clients:
-        out += [f"  neighbor {c.ip} route-server-client", f"  neighbor {c.ip} activate"]
-        if c.asn in exports:
-            out.append(f"  neighbor {c.ip} route-map MINET-RS-TO-{c.asn} out")
-    out += [" exit-address-family", "!"]
+    six = [c for c in clients if c.ip6]
+    for c in six:
+        out += [f" neighbor {c.ip6} remote-as {c.asn}", f" neighbor {c.ip6} description member {c.router} (IPv6)"]
+        out += _session_timers(c.ip6)
+    for family, members in (("ipv4", [(c, c.ip) for c in clients]), ("ipv6", [(c, c.ip6) for c in six])):
+        if not members:
+            continue
+        out += [" !", f" address-family {family} unicast"]
+        if family == "ipv4":
+            out += [f"  no neighbor {c.ip6} activate" for c in six]
+        for c, ip in members:
+            out += [f"  neighbor {ip} route-server-client", f"  neighbor {ip} activate"]
+            if c.asn in exports:
+                out.append(f"  neighbor {ip} route-map MINET-RS-TO-{c.asn} out")
+        out += [" exit-address-family"]
+    out += ["!"]
     return "\n".join(out) + "\n"
 
 

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 import yaml
 
-from .model import (AS, ASLink, DEFAULT_IXP_SUBNET, ENCAP_OVERHEAD, encap_overhead, IXP, IXPMember, Shaping, ENCAPSULATIONS, ISOLATION_MODES, MAX_LINKS,
+from .model import (AS, ASLink, DEFAULT_IXP_SUBNET, DEFAULT_IXP_SUBNET6, ENCAP_OVERHEAD, encap_overhead, IXP, IXPMember, Shaping, ENCAPSULATIONS, ISOLATION_MODES, MAX_LINKS,
                     MAX_TOS_LINKS_PER_PAIR, RELATIONSHIPS, Controller, Endpoint, Fabric, Link,
                     Server, Topology, endpoint_mac, link_addresses, link_capacity, router_ifname)
 
@@ -48,7 +48,7 @@ AS_KEYS = ("server", "routers", "configure", "prefix", "links", "prefix6")
 SHAPING_KEYS = ("throughput", "delay", "buffer")
 LINK_KEYS = ("a", "b", "rel") + SHAPING_KEYS
 AS_LINK_KEYS = ("a", "b") + SHAPING_KEYS
-IXP_KEYS = ("server", "members", "peering_lan", "route_server_asn")
+IXP_KEYS = ("server", "members", "peering_lan", "route_server_asn", "peering_lan6")
 IXP_MEMBER_KEYS = ("router", "announce_to") + SHAPING_KEYS
 LIST_SERVER_NET = "192.0.2.0/24"     # `servers: [A, B]`: underlay addresses .1, .2, ... of TEST-NET-1
 PREFIX6_LONGEST = 56            # an AS's IPv6 layout needs 256 /64s (addressing.as_addressing6)
@@ -880,6 +880,7 @@ def _ixps(p: _Problems, value: Any, ases: Dict[int, AS], known: _Known, declared
     pool = ipaddress.ip_network(DEFAULT_IXP_SUBNET)
     out: Dict[int, IXP] = {}
     lans: List[Tuple[str, ipaddress.IPv4Network]] = []
+    lans6: List[Tuple[str, ipaddress.IPv6Network]] = []
     for k, (number, spec) in enumerate(data.items(), start=1):
         path = _join("ixps", number)
         if not (_is_int(number) and 1 <= number <= MAX_ASN):
@@ -910,7 +911,29 @@ def _ixps(p: _Problems, value: Any, ases: Dict[int, AS], known: _Known, declared
         else:
             p.add(f"{path}.peering_lan", f"is required for more than {pool.num_addresses // 256} IXPs")
             lan = None
-        members = _ixp_members(p, f"{path}.members", spec.get("members"), known, ases, lan)
+        from .addressing import default_prefix6
+        lan6 = None
+        if spec.get("peering_lan6") is not None:
+            if not fabric.ipv6:
+                p.add(f"{path}.peering_lan6", "needs fabric.ipv6 (IPv6 routing is off)")
+            else:
+                lan6 = _network(p, f"{path}.peering_lan6", spec["peering_lan6"], 6, 120)
+        elif fabric.ipv6:
+            lan6 = str(ipaddress.ip_network(DEFAULT_IXP_SUBNET6).network_address + (k << 64)) + "/64" \
+                if k < 2 ** 16 else None
+        if lan6 is not None:
+            net6 = ipaddress.ip_network(lan6)
+            for other, onet in lans6:
+                if net6.overlaps(onet):
+                    p.add(f"{path}.peering_lan6", f"{net6} overlaps the IPv6 peering LAN of IXP {other} ({onet})")
+            if net6.overlaps(ipaddress.ip_network(fabric.link_subnet6)):
+                p.add(f"{path}.peering_lan6", f"{net6} overlaps fabric.link_subnet6 ({fabric.link_subnet6})")
+            for asn, as_ in ases.items():
+                p6 = as_.prefix6 or default_prefix6(asn)
+                if p6 and net6.overlaps(ipaddress.ip_network(p6)):
+                    p.add(f"{path}.peering_lan6", f"{net6} overlaps the IPv6 prefix of AS {asn} ({p6})")
+            lans6.append((str(number), net6))
+        members = _ixp_members(p, f"{path}.members", spec.get("members"), known, ases, lan, lan6)
         if lan is not None:
             net = ipaddress.ip_network(lan)
             for other, onet in lans:
@@ -925,12 +948,12 @@ def _ixps(p: _Problems, value: Any, ases: Dict[int, AS], known: _Known, declared
         if members is not None and lan is not None and isinstance(server, str) and server in servers \
                 and _is_int(rs_asn) and rs_asn not in ases:
             out[number] = IXP(number=number, server=server, peering_lan=lan, route_server_asn=rs_asn,
-                              members=tuple(members))
+                              members=tuple(members), peering_lan6=lan6)
     return out
 
 
 def _ixp_members(p: _Problems, path: str, value: Any, known: _Known, ases: Dict[int, AS],
-                 lan: Optional[str]) -> Optional[List[IXPMember]]:
+                 lan: Optional[str], lan6: Optional[str] = None) -> Optional[List[IXPMember]]:
     if not isinstance(value, list):
         p.add(path, f"must be a list of member routers, not {_describe(value)}")
         return None
@@ -938,7 +961,11 @@ def _ixp_members(p: _Problems, path: str, value: Any, known: _Known, ases: Dict[
     if room is not None and len(value) > room:
         p.add(path, f"{len(value)} members do not fit the peering LAN {lan} (room for {room})")
         return None
+    if lan6 is not None and room is not None and len(value) > ipaddress.ip_network(lan6).num_addresses - 2:
+        p.add(path, f"{len(value)} members do not fit the IPv6 peering LAN {lan6}")
+        return None
     base = ipaddress.ip_network(lan).network_address + 2 if lan else None
+    base6 = ipaddress.ip_network(lan6).network_address + 2 if lan6 else None
     out: List[IXPMember] = []
     by_as: Dict[int, int] = {}
     refs: List[Tuple[str, Optional[List[Any]]]] = []
@@ -968,7 +995,8 @@ def _ixp_members(p: _Problems, path: str, value: Any, known: _Known, ases: Dict[
         refs.append((spec["router"], announce))
         if base is not None and asn in ases:
             out.append(IXPMember(router=f"{asn}.{name}", asn=asn, ip=str(base + len(out)),
-                                 announce_to=tuple(announce) if announce is not None else None, shaping=shaping))
+                                 announce_to=tuple(announce) if announce is not None else None, shaping=shaping,
+                                 ip6=str(base6 + len(out)) if base6 is not None else None))
     for i, (_, announce) in enumerate(refs, start=1):
         for a in announce or ():
             if a not in by_as:

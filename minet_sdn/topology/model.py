@@ -44,6 +44,7 @@ ENCAP_OVERHEAD = {e: encap_overhead(e, 4) for e in ENCAP_HEADER}     # IPv4 unde
 DEFAULT_LINK_SUBNET = "100.64.0.0/10"     # shared address space: never routed on the Internet
 DEFAULT_LINK_SUBNET6 = "fd00:6d6e::/32"
 DEFAULT_IXP_SUBNET = "198.18.0.0/15"      # IXP k's peering LAN: the k-th /24 (RFC 2544 range)
+DEFAULT_IXP_SUBNET6 = "fd00:6978::/48"    # and its IPv6 LAN (fabric.ipv6): fd00:6978:0:<k>::/64
 
 
 @lru_cache(maxsize=256)          # read for every dpid the controller looks up: 50,000 times a large sync
@@ -225,6 +226,7 @@ class IXPMember:
     ip: str                              # its address on the peering LAN
     announce_to: Optional[Tuple[int, ...]] = None   # member ASes the route server passes its routes to (None: all)
     shaping: Optional[Shaping] = None
+    ip6: Optional[str] = None            # its IPv6 address on the LAN (None: IPv4-only LAN)
 
 
 @dataclass(frozen=True)
@@ -235,10 +237,21 @@ class IXP:
     peering_lan: str                     # IPv4 network; .1 is the route server, members .2, .3, ...
     route_server_asn: int
     members: Tuple[IXPMember, ...]
+    peering_lan6: Optional[str] = None   # IPv6 network (::1 the route server, members ::2, ::3, ...); None: IPv4 only
 
     @property
     def route_server_ip(self) -> str:
         return str(ipaddress.ip_network(self.peering_lan).network_address + 1)
+
+    @property
+    def route_server_ip6(self) -> Optional[str]:
+        if self.peering_lan6 is None:
+            return None
+        return str(ipaddress.ip_network(self.peering_lan6).network_address + 1)
+
+    @property
+    def prefixlen6(self) -> Optional[int]:
+        return ipaddress.ip_network(self.peering_lan6).prefixlen if self.peering_lan6 else None
 
     @property
     def prefixlen(self) -> int:
@@ -377,11 +390,11 @@ class Topology:
                 server = self.ases[m.asn].server
                 if server == x.server:
                     continue
-                a = Endpoint(router=m.router, asn=m.asn, server=server, ip=m.ip, ip6="",
+                a = Endpoint(router=m.router, asn=m.asn, server=server, ip=m.ip, ip6=m.ip6 or "",
                              mac=ixp_mac(position, i), ifname=x.ifname)
                 b = Endpoint(router=x.node_id, asn=x.route_server_asn, server=x.server, ip=x.route_server_ip,
-                             ip6="", mac=ixp_mac(position, 0), ifname=ixp_port_ifname(i))
-                out.append(Link(id=next_id, a=a, b=b, rel="ixp", prefixlen=x.prefixlen, prefixlen6=0,
+                             ip6=x.route_server_ip6 or "", mac=ixp_mac(position, 0), ifname=ixp_port_ifname(i))
+                out.append(Link(id=next_id, a=a, b=b, rel="ixp", prefixlen=x.prefixlen, prefixlen6=x.prefixlen6 or 0,
                                 shaping=m.shaping, ixp=x.number,
                                 lan=tuple(e for e in everyone if e[0] != m.ip)))
                 next_id += 1

@@ -59,7 +59,7 @@ def test_imported_topology_comes_up(lab):
     families = 2 if topo.fabric.ipv6 else 1                   # dual stack: an IPv4 and an IPv6 session each
     assert s["expected"] == (families * (2 * len(topo.links) + sum(len(a.routers) * (len(a.routers) - 1)
                                                                    for a in topo.ases.values()))
-                             + len(ixp.members))             # each member's session with the route server (IPv4 LAN)
+                             + families * len(ixp.members))  # each member with the route server (dual-stack LAN)
     assert s["established"] == s["expected"]
     st = L.lab_status(path, json=True)
     for report in st["bgp"]:

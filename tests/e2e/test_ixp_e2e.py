@@ -6,7 +6,8 @@ remote link), and link 1 (1.A - 3.C) is an ordinary remote link beside them. 2.B
 only. Checked: every session with the route server Established, routes learned through it with the
 other member as next hop (transparent), announce_to honoured (AS 2's prefix reaches AS 1 only),
 member-to-member reachability through the IXP (VM2 to VM1 and VM2 to VM2 through VM1's LAN),
-full-size packets, ARP for LAN addresses answered by the datapath (not static), and isolation by
+full-size packets, all of it in IPv4 and IPv6 (the LAN is dual stack), ARP for LAN addresses
+answered by the datapath (not static; IPv6 neighbours are static, from the topology), and isolation by
 capture: nothing of the LAN on link 1's ports, a member's traffic absent from other members'
 ports, the segment's key or DSCP on the underlay. Needs root, OvS, FRR, sshd, tcpdump.
 """
@@ -27,12 +28,14 @@ from minet_sdn.lab import emulation as em
 from minet_sdn.lab import lab as L
 from minet_sdn.topology import load_topology
 from minet_sdn.topology.addressing import topology_addressing
+from minet_sdn.topology.model import ixp_mac
 
 pytestmark = pytest.mark.root
 
 require_lab("vtysh", "ping", "tcpdump")
 
 LAN = "198.18.0"          # IXP 100's default peering LAN: RS .1, members .2 .. .5 in order
+LAN6 = "fd00:6978:0:1:"   # and its IPv6 LAN (dual stack): RS ::1, members ::2 .. ::5
 
 
 def topology(name: str, isolation: str) -> dict:
@@ -71,7 +74,7 @@ def run(topo, node: str, *argv: str, timeout: float = 60) -> subprocess.Complete
 
 
 def ping(topo, node: str, dst: str, count: int = 3, size: int = 56, df: bool = False) -> int:
-    argv = ["ping", "-4", "-n", "-c", str(count), "-i", "0.2", "-W", "1", "-s", str(size)] + (["-M", "do"] if df else [])
+    argv = ["ping", "-6" if ":" in dst else "-4", "-n", "-c", str(count), "-i", "0.2", "-W", "1", "-s", str(size)] + (["-M", "do"] if df else [])
     m = re.search(r"(\d+) received", run(topo, node, *argv, dst).stdout)
     return int(m.group(1)) if m else 0
 
@@ -101,11 +104,13 @@ def test_the_lab_has_members_on_both_servers(lab):
 def test_every_member_has_its_route_server_session_established(lab):
     path, topo, summary = lab
     s = summary["bgp_sessions"]
-    # link 1: both ends in two families; each member with the route server (IPv4 LAN)
-    assert s["expected"] == 2 * 2 + 4 and s["established"] == s["expected"]
+    # link 1: both ends in two families; each member with the route server in two families
+    assert s["expected"] == 2 * 2 + 4 * 2 and s["established"] == s["expected"]
     for m in topo.ixps[100].members:
         sessions = {x["peer"]: x for x in L.bgp_sessions(topo, m.router)["sessions"]}
-        assert sessions[f"{LAN}.1"]["state"] == "Established" and sessions[f"{LAN}.1"]["remote_as"] == 100
+        for rs, family in ((f"{LAN}.1", "ipv4Unicast"), (f"{LAN6}:1", "ipv6Unicast")):
+            assert sessions[rs]["state"] == "Established" and sessions[rs]["remote_as"] == 100, (m.router, rs)
+            assert sessions[rs]["family"] == family
 
 
 def test_routes_through_the_route_server_keep_the_members_next_hop_and_honour_announce_to(lab):
@@ -133,6 +138,20 @@ def test_routes_through_the_route_server_keep_the_members_next_hop_and_honour_an
         assert prefix[2] not in table(router), router
     # while 2.B itself, with no list for the others, learns everyone's
     assert prefix[3] in table("2.B") and prefix[1] in table("2.B")
+    # the same in IPv6, over the IPv6 sessions of the LAN
+    from minet_sdn.topology.addressing import topology_addressing6
+    prefix6 = {asn: a.prefix for asn, a in topology_addressing6(topo, topology_addressing(topo)).items()}
+    member_ip6 = {m.asn: m.ip6 for m in topo.ixps[100].members}
+
+    def table6(router):
+        return vtysh_json(topo, router, "show bgp ipv6 unicast json").get("routes", {})
+
+    def via_lan6(router, asn):
+        return [p for p in table6(router).get(prefix6[asn], [])
+                if any(h.get("ip") == member_ip6[asn] for h in p.get("nexthops", []))]
+    assert wait(lambda: via_lan6("4.D", 1)) and wait(lambda: via_lan6("3.C", 4)) and wait(lambda: via_lan6("1.A", 2))
+    for router in ("3.C", "4.D"):
+        assert prefix6[2] not in table6(router), router
 
 
 def test_members_reach_each_other_through_the_ixp_with_full_size_packets(lab):
@@ -148,6 +167,13 @@ def test_members_reach_each_other_through_the_ixp_with_full_size_packets(lab):
     for src, dst in (("3.C", f"{LAN}.2"), ("3.C", f"{LAN}.5"), ("4.D", f"{LAN}.1"), ("1.A", f"{LAN}.4")):
         assert ping(topo, src, dst, count=2, size=mtu - 28, df=True) == 2, (src, dst)
         assert ping(topo, src, dst, count=1, size=mtu - 27, df=True) == 0, (src, dst)   # the MTU is real
+    # IPv6: hosts through the IXP, and full-size packets on the LAN's IPv6 addresses
+    from minet_sdn.topology.addressing import topology_addressing6
+    a6 = topology_addressing6(topo, a4)
+    assert ping(topo, "4.D.host", a6[1].routers["A"].host_ip) == 3
+    assert ping(topo, "3.C.host", a6[4].routers["D"].host_ip) == 3
+    for src, dst in (("3.C", f"{LAN6}:2"), ("3.C", f"{LAN6}:5"), ("4.D", f"{LAN6}:1"), ("1.A", f"{LAN6}:4")):
+        assert ping(topo, src, dst, count=2, size=mtu - 48, df=True) == 2, (src, dst)
 
 
 def test_a_remote_members_arp_answers_come_from_the_datapath(lab):
@@ -160,6 +186,13 @@ def test_a_remote_members_arp_answers_come_from_the_datapath(lab):
     for ip, mac in seg.lan:
         if ip in (f"{LAN}.1", f"{LAN}.2"):
             assert got[ip]["lladdr"] == mac and "PERMANENT" not in got[ip]["state"], got[ip]
+    # IPv6 neighbour discovery is not proxied: the topology's entries, permanent, on both servers
+    neigh6 = {n["dst"]: n for n in json.loads(run(topo, "3.C", "ip", "-j", "-6", "neigh", "show", "dev",
+                                                  x.ifname).stdout or "[]")}
+    for j, m in enumerate(x.members, start=1):
+        if m.router != "3.C":
+            assert neigh6[m.ip6]["lladdr"] == ixp_mac(1, j) and "PERMANENT" in neigh6[m.ip6]["state"], neigh6
+    assert "PERMANENT" in neigh6[x.route_server_ip6]["state"]
     # and the responder flows on VM2's bridge matched them (the LAN bridge floods nothing)
     flows = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows",
                             f"unix:{em.server_dir(topo, 'VM2')}/{topo.bridge('VM2', 'VM1').name}.mgmt",
@@ -172,8 +205,8 @@ def test_a_remote_members_arp_answers_come_from_the_datapath(lab):
 def test_isolation_nothing_of_the_lan_leaks_and_members_see_each_other_only_inside_it(lab):
     _, topo, _ = lab
     c, d = topo.ixp_segment(100, "3.C"), topo.ixp_segment(100, "4.D")
-    lan_net = "net 198.18.0.0/24 or ether[6:2] == 0x0269 or ether[0:2] == 0x0269"
-    c_to_a = f"host {c.a.ip} and host {LAN}.2"
+    lan_net = "net 198.18.0.0/24 or net fd00:6978::/48 or ether[6:2] == 0x0269 or ether[0:2] == 0x0269"
+    c_to_a = f"(host {c.a.ip} and host {LAN}.2) or (host {c.a.ip6} and host {LAN6}:2)"
     caps = {
         # link 1's ports on both servers: nothing of the peering LAN
         "link 1 on VM1": capture(em.server_ns(topo, "VM1"), topo.link_port_name(1), lan_net),
@@ -186,7 +219,9 @@ def test_isolation_nothing_of_the_lan_leaks_and_members_see_each_other_only_insi
     wire = capture(em.underlay_ns(topo), em.underlay_peer_ifname(topo, "VM2"), "ip proto 47", verbose=True)
     try:
         assert ping(topo, "3.C", f"{LAN}.2", count=5) == 5
+        assert ping(topo, "3.C", f"{LAN6}:2", count=3) == 3
         assert ping(topo, "4.D", f"{LAN}.1", count=3) == 3
+        assert ping(topo, "4.D", f"{LAN6}:5", count=3) == 3
         time.sleep(0.5)
     finally:
         text = stop_capture(wire)

@@ -13,7 +13,7 @@ from minet_sdn.compat import ofproto_v1_3 as ofp
 from minet_sdn.topology import parse_topology
 from minet_sdn.topology.model import ixp_mac, link_cookie
 
-from tests.fakeswitch import ETH_MPLS, arp_reply, arp_request, ipv4, raw_frame
+from tests.fakeswitch import ETH_MPLS, arp_reply, arp_request, ipv4, ipv6, ipv6_ns, raw_frame
 from tests.unit.app_harness import Lab
 
 TOPOLOGY = """
@@ -105,6 +105,10 @@ def test_a_segments_frames_come_out_at_its_far_port_only(shared, mode, sid, serv
         for pkt in (ipv4(near.mac, mac, near.ip, ip, dscp=46), ipv4(near.mac, mac, near.ip, ip, dscp=48, proto=6),
                     ipv4(near.mac, "ff:ff:ff:ff:ff:ff", near.ip, "255.255.255.255")):
             assert lab.where(lab.send(server, sid, pkt)) == [(lab.label(fsw), seg.ofport, carried(mode, pkt))], pkt
+    # IPv6 (the LAN is dual stack): carried like a link's, neighbour solicitations included
+    assert near.ip6 and far.ip6
+    for pkt in (ipv6(near.mac, far.mac, near.ip6, far.ip6, dscp=10), ipv6_ns(near.mac, near.ip6, far.ip6)):
+        assert lab.where(lab.send(server, sid, pkt)) == [(lab.label(fsw), seg.ofport, carried(mode, pkt))], pkt
     mpls = raw_frame(near.mac, far.mac, ETH_MPLS)
     assert lab.where(lab.send(server, sid, mpls)) == ([(lab.label(fsw), seg.ofport, mpls)] if mode == "key" else [])
     assert lab.problems() == []
