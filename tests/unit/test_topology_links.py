@@ -199,3 +199,11 @@ def test_plan_builds_the_route_server_the_lan_ports_and_member_sessions(tmp_path
     assert "neighbor 198.18.0.1 route-map MINET-IN-PEER in" in conf["1.B"].config     # learn everything
     assert "198.18.0.1" not in conf["1.A"].config
     assert build_plan(t, "VM2", root=str(tmp_path)).ixps == ()
+
+
+def test_validate_tells_how_many_members_sit_apart_from_their_ixp(tmp_path, capsys):
+    from minet_sdn.cli.main import main
+    path = tmp_path / "t.yaml"
+    path.write_text(IXP_BASE % "  100: {server: VM1, members: [1.A, 3.D]}")
+    assert main(["validate", str(path)]) == 0
+    assert "1 IXPs (1 members on other servers, over IXP segments)" in capsys.readouterr().out
