@@ -232,3 +232,19 @@ def test_a_segment_fails_and_recovers_like_a_link(tmp_path):
         if lid != sid:
             assert lab.call(lab.app.link, lid)["state"] == "up"
     assert lab.problems() == []
+
+
+def test_a_failed_segment_stays_failed_across_a_restart_and_follows_its_member_on_reload(tmp_path):
+    lab = Lab(tmp_path, TOPOLOGY % "key")
+    sid = T.ixp_segment(100, "3.C").id
+    lab.call(lab.app.fail_link, sid)
+    lab.restart_controller()
+    assert lab.call(lab.app.link, sid)["state"] == "failed"
+    # a topology with one more link renumbers the segments; the failure follows (3.C, ixp100)
+    from minet_sdn.core.fabric import FabricCore
+    from minet_sdn.topology import parse_topology as parse
+    core = FabricCore(T, failed=[sid])
+    bigger = parse((TOPOLOGY % "key").replace("ixps:", "  - {a: 1.A, b: 4.D, rel: peer}\nixps:"), "seg.yaml")
+    core.reload(bigger, now=1.0)
+    assert core.failed == {bigger.ixp_segment(100, "3.C").id} and bigger.ixp_segment(100, "3.C").id == sid + 1
+    assert lab.problems() == []
