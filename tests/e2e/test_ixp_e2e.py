@@ -14,7 +14,6 @@ ports, the segment's key or DSCP on the underlay. Needs root, OvS, FRR, sshd, tc
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import subprocess
