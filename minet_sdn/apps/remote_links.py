@@ -431,7 +431,7 @@ class RemoteLinks(BaseApp):
     def links(self) -> list:
         counters = self._counters()
         with self.lock:
-            return [link_view(self.core, link, counters) for link in self.topo.links]
+            return [link_view(self.core, link, counters) for link in self.topo.links + self.topo.ixp_segments]
 
     def link(self, link_id: int) -> dict:
         link = self._link(link_id)

@@ -236,3 +236,16 @@ def test_isolation_nothing_of_the_lan_leaks_and_members_see_each_other_only_insi
         else:
             inner = p.split("\n", 1)[1] if "\n" in p else p
             assert re.search(r"tos 0x%x\b" % (topo.link_marks[c.id] << 2), inner), p
+
+
+def test_link_list_shows_the_segments_up(lab, capsys):
+    from minet_sdn.cli.main import main
+    path, topo, _ = lab
+    assert main(["link", "list", path]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    segs = {r[0]: r for r in rows if r[3] == "ixp"}
+    assert set(segs) == {str(s.id) for s in topo.ixp_segments}
+    for s in topo.ixp_segments:
+        r = segs[str(s.id)]
+        assert (r[1], r[2], r[4], r[5], r[6]) == (s.a.router, "ixp100", "VM2-VM1", "up", "live"), r
+        assert int(r[7]) > 0              # its flows counted the traffic of the tests above

@@ -248,3 +248,22 @@ def test_a_failed_segment_stays_failed_across_a_restart_and_follows_its_member_o
     core.reload(bigger, now=1.0)
     assert core.failed == {bigger.ixp_segment(100, "3.C").id} and bigger.ixp_segment(100, "3.C").id == sid + 1
     assert lab.problems() == []
+
+
+def test_rest_lists_segments_after_the_links_and_metrics_count_them(tmp_path):
+    lab = Lab(tmp_path, TOPOLOGY % "key")
+    links = lab.get_json("/v1/links")["links"]
+    assert [l["id"] for l in links] == [1, 2, 3] + SEGMENTS
+    seg = {l["id"]: l for l in links}[6]
+    assert (seg["rel"], seg["ixp"], seg["a"]["router"], seg["b"]["router"], seg["remote"]) == ("ixp", 100, "4.D",
+                                                                                               "ixp100", True)
+    assert seg["state"] == "up" and set(seg["counters"]) == {"VM3", "VM1"}
+    assert "ixp" not in links[0]
+    from minet_sdn.cli.main import _check_link_view
+    assert all(_check_link_view(l) for l in links)            # `minet link list` takes them
+    lab.call(lab.app.fail_link, 6)
+    status, _, data = lab.wsgi("GET", "/metrics")
+    text = data.decode()
+    assert status == 200
+    assert 'minet_link_failed{link="6"} 1' in text and 'minet_link_up{link="7"} 1' in text
+    assert lab.problems() == []
