@@ -96,15 +96,15 @@ def _failed_ids(data, topo) -> set:
                 raise ValueError(f"failed[{i}] is not {{\"a\": ROUTER, \"b\": ROUTER, \"n\": N}}")
             a, b = sorted((entry["a"], entry["b"]))
             keys.append((a, b, entry.get("n", 0)))
-        return ids_for_keys(topo, keys) & {link.id for link in topo.remote_links}
+        return ids_for_keys(topo, keys) & {link.id for link in topo.tunnelled}
     ids = data.get("failed_links", [])
     if not isinstance(ids, list):
         raise ValueError("'failed_links' is not a list")
     for lid in ids:
-        if not (_plain_int(lid) and 1 <= lid <= len(topo.links)):
+        if not (_plain_int(lid) and 1 <= lid <= len(topo.link_by_id)):     # links, then IXP segments
             raise ValueError(f"'failed_links' holds {json.dumps(lid)[:40]}, not a link id of {topo.name} "
-                             f"(1..{len(topo.links)})")
-    return set(ids) & {link.id for link in topo.remote_links}
+                             f"(1..{len(topo.link_by_id)})")
+    return set(ids) & {link.id for link in topo.tunnelled}
 
 
 def _plain_int(value) -> bool:
@@ -431,7 +431,7 @@ class RemoteLinks(BaseApp):
     def links(self) -> list:
         counters = self._counters()
         with self.lock:
-            return [link_view(self.core, link, counters) for link in self.topo.links]
+            return [link_view(self.core, link, counters) for link in self.topo.links + self.topo.ixp_segments]
 
     def link(self, link_id: int) -> dict:
         link = self._link(link_id)

@@ -67,8 +67,10 @@ def _shown(value: str, limit: int = 40) -> str:
 def cmd_validate(args) -> int:
     topo = _topology(args.file)
     remote = len(topo.remote_links)
+    ixps = (f", {len(topo.ixps)} IXPs ({len(topo.ixp_segments)} members on other servers, over IXP segments)"
+            if topo.ixps else "")
     print(f"{args.file}: ok: {len(topo.servers)} servers, {len(topo.ases)} ASes, {len(topo.routers)} routers, "
-          f"{len(topo.links)} links ({remote} remote, {len(topo.bridges)} remote bridges), "
+          f"{len(topo.links)} links ({remote} remote, {len(topo.bridges)} remote bridges){ixps}, "
           f"isolation {topo.fabric.isolation}")
     return 0
 

@@ -6,6 +6,7 @@ only decodes events, calls these handlers and sends what they return.
 
 How link state is decided
 -------------------------
+(An IXP segment, a member on another server than its IXP, is handled exactly as a remote link.)
 For a remote link L between servers X and Y there is one port on X's bridge towards Y and one on
 Y's bridge towards X. A side is *down* when its port is missing or has lost carrier (its router
 went away). L is down when a side is down, when the tunnel of the pair is not live (BFD), or when
@@ -51,7 +52,7 @@ def link_keys(topo: Topology) -> Dict[int, LinkKey]:
     """{link id: its endpoint key} for every link of `topo`."""
     seen: Dict[Tuple[str, str], int] = {}
     out: Dict[int, LinkKey] = {}
-    for link in topo.links:
+    for link in topo.links + topo.ixp_segments:       # a segment: (member, "ixp<N>") never a link's
         a, b = sorted((link.a.router, link.b.router))
         n = seen.get((a, b), 0)
         seen[(a, b)] = n + 1
@@ -109,7 +110,7 @@ class FabricCore:
         self.topo = topo
         self.bridges: Dict[int, BridgeState] = {dpid: BridgeState(b) for dpid, b in topo.bridges.items()}
         # link ids failed by an operator (persisted by the shell, so a restart keeps them failed)
-        self.failed: Set[int] = {lid for lid in failed if lid in {l.id for l in topo.remote_links}}
+        self.failed: Set[int] = {lid for lid in failed if lid in {l.id for l in topo.tunnelled}}
         self.now = 0.0
         self.counters = {"flow_add": 0, "flow_delete": 0, "port_mod": 0, "sync": 0}
 
@@ -277,7 +278,7 @@ class FabricCore:
             st.bridge = bridge
             bridges[dpid] = st
         self.bridges = bridges
-        self.failed = ids_for_keys(topo, failed) & {link.id for link in topo.remote_links}
+        self.failed = ids_for_keys(topo, failed) & {link.id for link in topo.tunnelled}
         for dpid, st in bridges.items():
             if not st.synced:
                 continue
@@ -287,7 +288,7 @@ class FabricCore:
             st.installed = desired
             if msgs:
                 out[dpid] = msgs
-        self._merge(out, self._reconcile(topo.remote_links))
+        self._merge(out, self._reconcile(topo.tunnelled))
         return self._with_barriers(out)
 
     # ---- helpers ------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Table 0 only, by priority:
   200  proxy ARP: a request on link L's port for L's far-end IP is turned into the reply and sent
-       back out of the in-port (Neutron's ARP responder trick; the far MAC comes from the topology)
+       back out of the in-port (Neutron's ARP responder trick; the far MAC comes from the topology);
+       on an IXP member's side of an IXP segment, one such flow per other address of the peering LAN
   150  any other ARP: dropped (no ARP ever crosses the tunnel, no ARP storm)
   100  link L: port -> tunnel with L's mark, tunnel with L's mark -> port; the mark is tunnel
        key L (key mode: any frame) or DSCP = L's number within its server pair (tos mode: IP only)
@@ -58,18 +59,23 @@ def base_flows(bridge: Bridge) -> Iterator[Flow]:
 
 def proxy_arp_flow(port: int, link: Link, local_server: str) -> Flow:
     far = link.far(local_server)
+    return arp_reply_flow(port, far.ip, far.mac, link.cookie)
+
+
+def arp_reply_flow(port: int, ip: str, mac: str, cookie: int) -> Flow:
+    """A request on `port` for `ip` becomes the reply `ip is at mac`, back out of the in-port."""
     return Flow.make(
         PRIO_ARP_REPLY,
-        {"in_port": port, "eth_type": ETH_TYPE_ARP, "arp_op": ARP_REQUEST, "arp_tpa": far.ip},
+        {"in_port": port, "eth_type": ETH_TYPE_ARP, "arp_op": ARP_REQUEST, "arp_tpa": ip},
         (("move", "eth_src", "eth_dst", 48),
-         ("set_field", "eth_src", far.mac),
+         ("set_field", "eth_src", mac),
          ("set_field", "arp_op", ARP_REPLY),
          ("move", "arp_sha", "arp_tha", 48),
          ("move", "arp_spa", "arp_tpa", 32),
-         ("set_field", "arp_sha", far.mac),
-         ("set_field", "arp_spa", far.ip),
+         ("set_field", "arp_sha", mac),
+         ("set_field", "arp_spa", ip),
          ("output", IN_PORT)),
-        link.cookie)
+        cookie)
 
 
 # The flows of a link on a bridge depend on the topology alone, so they are derived once per
@@ -110,7 +116,13 @@ def link_flows(topo: Topology, bridge: Bridge, link: Link) -> Iterator[Flow]:
 
 def _link_flows(topo: Topology, bridge: Bridge, link: Link) -> Iterator[Flow]:
     port, tunnel, cookie, lid = link.ofport, bridge.tunnel_ofport, link.cookie, link.id
-    yield proxy_arp_flow(port, link, bridge.server)
+    if link.ixp is not None and link.a.server == bridge.server:
+        # an IXP member's side: it talks to everyone on the peering LAN, so every address of the
+        # LAN is answered (the IXP's side answers for the member alone, like a link's far end)
+        for ip, mac in link.lan:
+            yield arp_reply_flow(port, ip, mac, cookie)
+    else:
+        yield proxy_arp_flow(port, link, bridge.server)
     if topo.fabric.isolation == "key":
         yield Flow.make(PRIO_LINK, {"in_port": port},
                         (("set_field", "tunnel_id", lid), ("output", tunnel)), cookie)

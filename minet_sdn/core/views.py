@@ -22,6 +22,8 @@ def link_view(core: FabricCore, link: Link, counters: Optional[Counters] = None)
         "tunnel_live": core.pair_live(x, y) if link.remote else None,
         "shaping": link.shaping.as_dict() if link.shaping else None,
     }
+    if link.ixp is not None:
+        view["ixp"] = link.ixp       # an IXP segment: a = the member, b = the IXP's side (rel "ixp")
     if link.remote:
         # None: that server's bridge did not answer (not connected, or too slow), which is not zero
         per_side = (counters or {}).get(link.id, {})
@@ -58,8 +60,8 @@ def metrics_text(core: FabricCore, counters: Counters, extra: Dict[str, int]) ->
         live = core.tunnel_live(dpid)
         if live is not None:
             lines.append(f"minet_tunnel_live{_labels(server=st.bridge.server, peer=st.bridge.peer)} {int(live)}")
-    links = core.topo.remote_links
-    family("minet_link_up", "gauge", "1 if the remote link is up")
+    links = core.topo.tunnelled           # remote links, then IXP segments
+    family("minet_link_up", "gauge", "1 if the remote link (or IXP segment) is up")
     for link in links:
         lines.append(f"minet_link_up{_labels(link=link.id)} {int(core.link_state(link) == 'up')}")
     family("minet_link_failed", "gauge", "1 if an operator failed the link")

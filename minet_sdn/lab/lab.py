@@ -278,7 +278,8 @@ def routes_missing(topo: Topology, router: str) -> Optional[List[int]]:
         return got if isinstance(got, dict) else None
 
     own = topo.routers[router].asn
-    others = [asn for asn, as_ in topo.ases.items() if as_.configure and asn != own]
+    others = [asn for asn, as_ in topo.ases.items()          # (announce_to: a route may be withheld)
+              if as_.configure and asn != own and asn not in topo.restricted_exporters]
     v4 = table("show ip route json")
     if v4 is None:
         return None

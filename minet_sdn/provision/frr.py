@@ -233,23 +233,61 @@ class RouteServerClient:
     router: str        # "<asn>.<NAME>"
     asn: int
     ip: str            # its peering-LAN address
+    announce_to: Optional[Tuple[int, ...]] = None   # member ASes that get its routes (None: every member)
+    ip6: Optional[str] = None   # its IPv6 LAN address: an IPv6 session too (same export policy)
+
+
+def route_server_exports(clients: Sequence[RouteServerClient]) -> Mapping[int, Tuple[int, ...]]:
+    """{client AS Y: the member ASes X whose routes Y must not get} (X's announce_to leaves Y out);
+    only clients that lose something appear."""
+    out: dict = {}
+    for y in clients:
+        hidden = tuple(sorted({x.asn for x in clients
+                               if x.asn != y.asn and x.announce_to is not None and y.asn not in x.announce_to}))
+        if hidden:
+            out[y.asn] = hidden
+    return out
 
 
 def route_server_config(hostname: str, asn: int, router_id: str, clients: Sequence[RouteServerClient]) -> str:
     """A transparent route server (bgpd `route-server-client`): it keeps the members' next hops and
     does not add its AS, so members exchange traffic directly over the peering LAN. Every member
-    learns every other member's routes (the classic layout's default); members decide what they
+    learns every other member's routes (the classic layout's default) unless the other member's
+    `announce_to` leaves it out: then an export route-map towards it (MINET-RS-TO-<asn>) denies
+    every route whose AS path starts with that member's AS (what the member announced: the route
+    server is transparent, so the first AS is the member that sent it). Members decide what they
     announce (their own and their customers' routes, as to any peer)."""
-    out: List[str] = ["frr defaults traditional", f"hostname {hostname}", "!",
-                      f"router bgp {asn}", f" bgp router-id {router_id}", " bgp log-neighbor-changes",
-                      " no bgp ebgp-requires-policy", f" timers bgp {KEEPALIVE} {HOLDTIME}"]
+    exports = route_server_exports(clients)
+    out: List[str] = ["frr defaults traditional", f"hostname {hostname}", "!"]
+    for x in sorted({x for hidden in exports.values() for x in hidden}):
+        out.append(f"bgp as-path access-list MINET-RS-FROM-{x} permit ^{x}_")
+    for y, hidden in sorted(exports.items()):
+        for seq, x in enumerate(hidden, start=1):
+            out += [f"route-map MINET-RS-TO-{y} deny {seq * 10}", f" match as-path MINET-RS-FROM-{x}"]
+        out += [f"route-map MINET-RS-TO-{y} permit {(len(hidden) + 1) * 10}"]
+    if exports:
+        out.append("!")
+    out += [f"router bgp {asn}", f" bgp router-id {router_id}", " bgp log-neighbor-changes",
+            " no bgp ebgp-requires-policy", f" timers bgp {KEEPALIVE} {HOLDTIME}"]
     for c in clients:
         out += [f" neighbor {c.ip} remote-as {c.asn}", f" neighbor {c.ip} description member {c.router}"]
         out += _session_timers(c.ip)
-    out += [" !", " address-family ipv4 unicast"]
-    for c in clients:
-        out += [f"  neighbor {c.ip} route-server-client", f"  neighbor {c.ip} activate"]
-    out += [" exit-address-family", "!"]
+    six = [c for c in clients if c.ip6]
+    for c in six:
+        out += [f" neighbor {c.ip6} remote-as {c.asn}", f" neighbor {c.ip6} description member {c.router} (IPv6)"]
+        out += _session_timers(c.ip6)
+    for family, members in (("ipv4", [(c, c.ip) for c in clients]), ("ipv6", [(c, c.ip6) for c in six])):
+        if not members:
+            continue
+        out += [" !", f" address-family {family} unicast"]
+        if family == "ipv4":
+            out += [f"  no neighbor {c.ip6} activate" for c in six]
+        for c, ip in members:
+            out += [f"  neighbor {ip} route-server-client", f"  neighbor {ip} activate"]
+            if c.asn in exports:
+                out.append(f"  neighbor {ip} route-map MINET-RS-TO-{c.asn} out")
+        out += [" exit-address-family"]
+    out += ["!"]
     return "\n".join(out) + "\n"
 
 

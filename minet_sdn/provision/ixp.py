@@ -8,6 +8,12 @@ entries for everyone else on the LAN from the topology. A member therefore reach
 addresses of the peering LAN, and only through it; a frame to any other MAC goes nowhere, and no
 ARP ever leaves a router (the same guarantee the controller gives on remote links).
 
+A member on another server reaches its port `m<i>` through an IXP segment: `m<i>` is then one end
+of a veth whose other end is a port of the remote bridge towards the member's server, isolated by
+the controller like any remote link (tunnel key or DSCP). Its port gets the same flags and static
+forwarding entry, the route server and the local members the same ARP entries for it; the member
+itself gets its answers from the controller's proxy ARP on its own server (every LAN address).
+
 Idempotent: a second run that finds the bridge, its ports and a matching signature (state dir,
 `ixp<N>.json`) changes nothing.
 """
@@ -39,8 +45,9 @@ def _must(run: Runner, nspath: Optional[str], args: List[str]) -> str:
 
 
 def signature(lan) -> str:
-    return json.dumps({"ip": lan.ip, "plen": lan.prefixlen, "mac": lan.mac,
-                       "ports": [[p.ifname, p.member, p.member_ifname, p.mac, p.ip] for p in lan.ports]},
+    return json.dumps({"ip": lan.ip, "plen": lan.prefixlen, "mac": lan.mac, "ip6": lan.ip6, "plen6": lan.prefixlen6,
+                       "ports": [[p.ifname, p.member, p.member_ifname, p.mac, p.ip, p.remote, p.ip6]
+                                 for p in lan.ports]},
                       sort_keys=True)
 
 
@@ -72,15 +79,21 @@ def ensure(lan, nspath_of: Callable[[str], Optional[str]], state_dir: str, run: 
                         "stp_state", "0", "mcast_snooping", "0"])
     _must(run, rs, ["ip", "link", "set", BRIDGE, "address", lan.mac, "up"])
     _must(run, rs, ["ip", "addr", "replace", f"{lan.ip}/{lan.prefixlen}", "dev", BRIDGE])
+    if lan.ip6:
+        _must(run, rs, ["ip", "-6", "addr", "replace", f"{lan.ip6}/{lan.prefixlen6}", "dev", BRIDGE, "nodad"])
     everyone = [(lan.ip, lan.mac)] + [(p.ip, p.mac) for p in lan.ports]
+    everyone += [(lan.ip6, lan.mac)] + [(p.ip6, p.mac) for p in lan.ports if p.ip6] if lan.ip6 else []
     for p in lan.ports:
         _must(run, rs, ["ip", "link", "set", p.ifname, "master", BRIDGE, "up"])
         _must(run, rs, ["bridge", "link", "set", "dev", p.ifname, *PORT_FLAGS])
         _must(run, rs, ["bridge", "fdb", "replace", p.mac, "dev", p.ifname, "master", "static"])
-        _must(run, rs, ["ip", "neigh", "replace", p.ip, "lladdr", p.mac, "dev", BRIDGE, "nud", "permanent"])
+        for ip in (p.ip, p.ip6) if lan.ip6 and p.ip6 else (p.ip,):
+            _must(run, rs, ["ip", "neigh", "replace", ip, "lladdr", p.mac, "dev", BRIDGE, "nud", "permanent"])
+        if p.remote:
+            continue      # a member on another server: proxy ARP there (IPv6: neighbours() there)
         member = nspath_of(p.member)
         for ip, mac in everyone:
-            if ip != p.ip:
+            if ip not in (p.ip, p.ip6):
                 _must(run, member, ["ip", "neigh", "replace", ip, "lladdr", mac, "dev", p.member_ifname,
                                     "nud", "permanent"])
     with open(sig_path, "w") as fh:
@@ -88,8 +101,25 @@ def ensure(lan, nspath_of: Callable[[str], Optional[str]], state_dir: str, run: 
     return [f"IXP {lan.number}: peering LAN with {len(lan.ports)} members"]
 
 
+def neighbours(item, nspath_of: Callable[[str], Optional[str]], run: Runner = run_ip) -> List[str]:
+    """Permanent IPv6 neighbours of a member whose IXP is on another server (plan.IxpNeighbours);
+    only missing or different entries are written."""
+    ns = nspath_of(item.node)
+    code, out = run(ns, ["ip", "-j", "-6", "neigh", "show", "dev", item.ifname, "nud", "permanent"])
+    try:
+        have = {n.get("dst"): n.get("lladdr") for n in json.loads(out or "[]")} if code == 0 else {}
+    except (ValueError, AttributeError, TypeError):
+        have = {}
+    missing = [(ip, mac) for ip, mac in item.entries if have.get(ip) != mac]
+    for ip, mac in missing:
+        _must(run, ns, ["ip", "-6", "neigh", "replace", ip, "lladdr", mac, "dev", item.ifname, "nud", "permanent"])
+    return [f"IXP {item.number}: {len(missing)} IPv6 neighbours of {item.node}"] if missing else []
+
+
 def apply_plan(plan, nspath_of: Callable[[str], Optional[str]], run: Runner = run_ip) -> List[str]:
     changes: List[str] = []
     for lan in plan.ixps:
         changes += ensure(lan, nspath_of, plan.state_dir, run)
+    for item in getattr(plan, "ixp_neighbours", ()):
+        changes += neighbours(item, nspath_of, run)
     return changes

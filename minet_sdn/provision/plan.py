@@ -14,6 +14,8 @@ Names
     host iface       ``eth0`` (default route via the router's host-link address)
     remote link L    server end ``topo.link_port_name(L)``, a port of ``topo.bridge(server, peer)``
                      with ofport ``link.ofport``
+    IXP segment S    (a member on another server than its IXP) the same, on both servers: on the
+                     member's, its ``ixp<N>`` interface; on the IXP's, port ``m<i>`` of the LAN bridge
 MTU: inter-AS links (local or remote) use ``topo.fabric.link_mtu`` on both ends, so a topology
 behaves the same wherever its ASes are placed; ring and host links use 1500.
 """
@@ -25,7 +27,7 @@ from functools import cached_property
 from typing import Dict, List, Optional, Tuple
 
 from ..topology.addressing import ASAddressing, ASAddressing6, topology_addressing, topology_addressing6
-from ..topology.model import Bridge, Link, Shaping, Topology, ixp_mac, router_ifname
+from ..topology.model import Bridge, Link, Shaping, Topology, ixp_mac, ixp_port_ifname, router_ifname
 from . import frr
 
 STATE_DIR_ENV = "MINET_STATE_DIR"
@@ -100,7 +102,9 @@ class Iface:
 
 @dataclass(frozen=True)
 class Veth:
-    kind: str                 # "ring" | "host" | "inter" (same-server inter-AS) | "remote"
+    kind: str                 # "ring" | "host" | "inter" (same-server inter-AS) | "remote" | "ixp"
+                              # (a member's LAN port) | "ixp-member" / "ixp-segment" (an IXP segment's
+                              # member end / LAN port end, each to its server's remote bridge)
     a: Iface
     b: Iface
     link_id: Optional[int] = None
@@ -197,6 +201,8 @@ class IxpPort:
     member_ifname: str        # its interface on the LAN
     mac: str
     ip: str
+    remote: bool = False      # the member is on another server (an IXP segment through the remote bridge)
+    ip6: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -209,6 +215,19 @@ class IxpLan:
     prefixlen: int
     mac: str
     ports: Tuple[IxpPort, ...]
+    ip6: Optional[str] = None  # the route server's IPv6 address (None: IPv4-only LAN)
+    prefixlen6: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class IxpNeighbours:
+    """Permanent IPv6 neighbour entries for a member whose IXP is on another server: its IPv4
+    neighbours are answered by the controller's proxy ARP, IPv6 neighbour discovery is not proxied
+    (every IPv6 address and MAC of the LAN comes from the topology, as on the IXP's own server)."""
+    number: int
+    node: str                 # the member router
+    ifname: str               # its LAN interface
+    entries: Tuple[Tuple[str, str], ...]     # (IPv6 address, MAC) of everyone else on the LAN
 
 
 @dataclass(frozen=True)
@@ -236,6 +255,7 @@ class Plan:
     addressing: Dict[int, ASAddressing] = field(default_factory=dict, compare=False, repr=False)
     ixps: Tuple[IxpLan, ...] = ()
     addressing6: Dict[int, ASAddressing6] = field(default_factory=dict, compare=False, repr=False)
+    ixp_neighbours: Tuple[IxpNeighbours, ...] = ()
 
     @cached_property
     def node_by_id(self) -> Dict[str, Node]:
@@ -362,20 +382,45 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
                                   daemons=frr.daemons_for(config, as_.configure)))
 
     ixps: List[IxpLan] = []
+    ixp_neighbours: List[IxpNeighbours] = []
     for position, x in enumerate(topo.ixps.values(), start=1):
+        def lan_ips(m) -> Tuple[str, ...]:
+            return (f"{m.ip}/{x.prefixlen}",) + ((f"{m.ip6}/{x.prefixlen6}",) if m.ip6 else ())
+        # every interface on a peering LAN has the remote-link MTU, so a LAN with members on other
+        # servers (IXP segments through a tunnel) behaves like one without
+        for i, m in enumerate(x.members, start=1):
+            seg = topo.ixp_segment(x.number, m.router)
+            if seg is not None and seg.a.server == server:        # our member, the IXP elsewhere
+                veths.append(Veth("ixp-member", Iface(m.router, x.ifname, lan_ips(m), mac=seg.a.mac,
+                                                  mtu=mtu, offloads_off=offloads_off, shaping=m.shaping),
+                                  Iface(None, topo.link_port_name(seg.id), mtu=mtu, offloads_off=offloads_off,
+                                        alias=alias), link_id=seg.id))
+                if x.route_server_ip6:
+                    everyone6 = [(x.route_server_ip6, ixp_mac(position, 0))] + [
+                        (o.ip6, ixp_mac(position, j)) for j, o in enumerate(x.members, start=1) if o is not m]
+                    ixp_neighbours.append(IxpNeighbours(x.number, m.router, x.ifname, tuple(everyone6)))
         if x.server != server:
             continue
         nodes.append(Node(id=x.node_id, kind="router", asn=x.route_server_asn, ns=ns(x.node_id), forwarding=False))
         ports = []
         for i, m in enumerate(x.members, start=1):
-            port = IxpPort(ifname=f"m{i}", member=m.router, member_ifname=x.ifname, mac=ixp_mac(position, i), ip=m.ip)
+            seg = topo.ixp_segment(x.number, m.router)
+            port = IxpPort(ifname=ixp_port_ifname(i), member=m.router, member_ifname=x.ifname,
+                           mac=ixp_mac(position, i), ip=m.ip, remote=seg is not None, ip6=m.ip6)
             ports.append(port)
-            veths.append(Veth("ixp", Iface(m.router, x.ifname, (f"{m.ip}/{x.prefixlen}",), mac=port.mac,
-                                           offloads_off=offloads_off, shaping=m.shaping),
-                              Iface(x.node_id, port.ifname, offloads_off=offloads_off)))
+            if seg is None:
+                veths.append(Veth("ixp", Iface(m.router, x.ifname, lan_ips(m), mac=port.mac,
+                                               mtu=mtu, offloads_off=offloads_off, shaping=m.shaping),
+                                  Iface(x.node_id, port.ifname, mtu=mtu, offloads_off=offloads_off)))
+            else:       # the member is on another server: this port leads to the remote bridge
+                veths.append(Veth("ixp-segment", Iface(x.node_id, port.ifname, mtu=mtu, offloads_off=offloads_off),
+                                  Iface(None, topo.link_port_name(seg.id), mtu=mtu, offloads_off=offloads_off,
+                                        alias=alias), link_id=seg.id))
         ixps.append(IxpLan(number=x.number, node=x.node_id, ip=x.route_server_ip, prefixlen=x.prefixlen,
-                           mac=ixp_mac(position, 0), ports=tuple(ports)))
-        clients = [frr.RouteServerClient(m.router, m.asn, m.ip) for m in x.members if topo.ases[m.asn].configure]
+                           mac=ixp_mac(position, 0), ports=tuple(ports), ip6=x.route_server_ip6,
+                           prefixlen6=x.prefixlen6))
+        clients = [frr.RouteServerClient(m.router, m.asn, m.ip, m.announce_to, m.ip6) for m in x.members
+                   if topo.ases[m.asn].configure]
         routers.append(Router(node=x.node_id, asn=x.route_server_asn, configure=True,
                               confdir=os.path.join(sdir, "frr", x.node_id),
                               config=frr.route_server_config(x.node_id, x.route_server_asn, x.route_server_ip, clients),
@@ -387,7 +432,7 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
     return Plan(instance=topo.name, tag=topo.tag, server=server, backend=backend, datapath=datapath,
                 state_dir=sdir, nodes=tuple(nodes), veths=tuple(veths), bridges=bridges,
                 routers=tuple(routers), underlay=underlay, marks=marks, addressing=addressing,
-                ixps=tuple(ixps), addressing6=addressing6)
+                ixps=tuple(ixps), addressing6=addressing6, ixp_neighbours=tuple(ixp_neighbours))
 
 
 def _link_iface(link: Link, end, mtu: int, offloads_off: bool) -> Iface:
@@ -427,7 +472,8 @@ def _router_config(topo: Topology, addr: ASAddressing, rid: str, name: str,
     for x in topo.ixps.values():          # a route server is a peer: we send it own and customer routes
         if any(m.router == rid for m in x.members):
             ebgp.append(frr.EbgpPeer(link_id=0, router=f"{x.node_id} route server", asn=x.route_server_asn,
-                                     ip=x.route_server_ip, role="peer"))
+                                     ip=x.route_server_ip, role="peer",
+                                     ip6=x.route_server_ip6 if addr6 else None))
     ring = tuple(intra_ifname(l.peer_of(name), addr.routers[l.peer_of(name)].index) for l in addr.links_of(name))
     return frr.router_config(frr.RouterPolicy(
         hostname=rid, asn=addr.asn, router_id=ra.loopback, prefix=addr.prefix, ospf_ifaces=ring,

@@ -66,10 +66,12 @@ def wanted(plan) -> List[Shaped]:
     shaping it should carry (None: none). Host links are never shaped."""
     out: List[Shaped] = []
     for veth in plan.veths:
-        if veth.kind not in ("ring", "inter", "remote", "ixp"):
+        if veth.kind not in ("ring", "inter", "remote", "ixp", "ixp-member"):
             continue
         if veth.kind == "ixp":
             label = f"{veth.b.node} {veth.a.node}"        # "ixp100 1.BASE": a member's port
+        elif veth.kind == "ixp-member":
+            label = f"{veth.a.ifname} {veth.a.node}"      # the same, the member on another server
         else:
             label = f"link {veth.link_id}" if veth.link_id is not None else f"{veth.a.node}-{veth.b.node}"
         for end in (veth.a, veth.b):

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 import yaml
 
-from .model import (AS, ASLink, DEFAULT_IXP_SUBNET, ENCAP_OVERHEAD, encap_overhead, IXP, IXPMember, Shaping, ENCAPSULATIONS, ISOLATION_MODES, MAX_LINKS,
+from .model import (AS, ASLink, DEFAULT_IXP_SUBNET, DEFAULT_IXP_SUBNET6, ENCAP_OVERHEAD, encap_overhead, IXP, IXPMember, Shaping, ENCAPSULATIONS, ISOLATION_MODES, MAX_LINKS,
                     MAX_TOS_LINKS_PER_PAIR, RELATIONSHIPS, Controller, Endpoint, Fabric, Link,
                     Server, Topology, endpoint_mac, link_addresses, link_capacity, router_ifname)
 
@@ -48,7 +48,7 @@ AS_KEYS = ("server", "routers", "configure", "prefix", "links", "prefix6")
 SHAPING_KEYS = ("throughput", "delay", "buffer")
 LINK_KEYS = ("a", "b", "rel") + SHAPING_KEYS
 AS_LINK_KEYS = ("a", "b") + SHAPING_KEYS
-IXP_KEYS = ("server", "members", "peering_lan", "route_server_asn")
+IXP_KEYS = ("server", "members", "peering_lan", "route_server_asn", "peering_lan6")
 IXP_MEMBER_KEYS = ("router", "announce_to") + SHAPING_KEYS
 LIST_SERVER_NET = "192.0.2.0/24"     # `servers: [A, B]`: underlay addresses .1, .2, ... of TEST-NET-1
 PREFIX6_LONGEST = 56            # an AS's IPv6 layout needs 256 /64s (addressing.as_addressing6)
@@ -463,8 +463,15 @@ def _build(p: _Problems, data: Any, source: str) -> Optional[Topology]:
     ixps = _ixps(p, data.get("ixps"), ases, known, declared, servers, fabric)
     if p.lines:
         return None
-    return Topology(name=name, servers=servers, ases=ases, links=tuple(links), fabric=fabric,
+    topo = Topology(name=name, servers=servers, ases=ases, links=tuple(links), fabric=fabric,
                     controller=controller, source=source, ixps=ixps)
+    if topo.ixp_segments:                    # members on other servers than their IXP
+        if len(topo.link_by_id) > MAX_LINKS:
+            p.add("ixps", f"{len(topo.links)} links and {len(topo.ixp_segments)} IXP members on other servers "
+                          f"than their IXP; at most {MAX_LINKS} fit the OpenFlow port range")
+        if fabric.isolation == "tos":
+            _check_tos_capacity(p, list(topo.tunnelled), servers, path="ixps", already=list(links))
+    return None if p.lines else topo
 
 
 def _fabric(p: _Problems, value: Any) -> Fabric:
@@ -839,17 +846,26 @@ def _links(p: _Problems, value: Any, ases: Dict[int, AS], known: _Known, servers
     return out
 
 
-def _check_tos_capacity(p: _Problems, links: List[Link], servers: Dict[str, Server]) -> None:
+def _per_pair(links: List[Link], servers: Dict[str, Server]) -> Dict[Tuple[str, str], int]:
     per_pair: Dict[Tuple[str, str], int] = {}
     for link in links:
         if link.remote:
             pair = tuple(sorted(link.servers(), key=lambda s: servers[s].index))
             per_pair[pair] = per_pair.get(pair, 0) + 1
-    for (x, y), count in per_pair.items():
-        if count > MAX_TOS_LINKS_PER_PAIR:
-            p.add("links", f"{count} links between {x} and {y}; tos isolation marks each with a DSCP "
-                           f"in 1..{MAX_TOS_LINKS_PER_PAIR}, so at most {MAX_TOS_LINKS_PER_PAIR} fit "
-                           f"(use fabric.isolation: key)")
+    return per_pair
+
+
+def _check_tos_capacity(p: _Problems, links: List[Link], servers: Dict[str, Server], path: str = "links",
+                        already: Optional[List[Link]] = None) -> None:
+    """tos mode: at most 63 remote links (IXP segments included) per server pair. `already`: links
+    whose pairs were checked before (a pair over the limit with those alone is not reported twice)."""
+    before = _per_pair(already, servers) if already is not None else {}
+    for (x, y), count in _per_pair(links, servers).items():
+        if count > MAX_TOS_LINKS_PER_PAIR and before.get((x, y), 0) <= MAX_TOS_LINKS_PER_PAIR:
+            what = "links" if already is None else "links and IXP segments"
+            p.add(path, f"{count} {what} between {x} and {y}; tos isolation marks each with a DSCP "
+                        f"in 1..{MAX_TOS_LINKS_PER_PAIR}, so at most {MAX_TOS_LINKS_PER_PAIR} fit "
+                        f"(use fabric.isolation: key)")
 
 
 def _ixps(p: _Problems, value: Any, ases: Dict[int, AS], known: _Known, declared_servers: Optional[Set[str]],
@@ -864,6 +880,7 @@ def _ixps(p: _Problems, value: Any, ases: Dict[int, AS], known: _Known, declared
     pool = ipaddress.ip_network(DEFAULT_IXP_SUBNET)
     out: Dict[int, IXP] = {}
     lans: List[Tuple[str, ipaddress.IPv4Network]] = []
+    lans6: List[Tuple[str, ipaddress.IPv6Network]] = []
     for k, (number, spec) in enumerate(data.items(), start=1):
         path = _join("ixps", number)
         if not (_is_int(number) and 1 <= number <= MAX_ASN):
@@ -894,7 +911,29 @@ def _ixps(p: _Problems, value: Any, ases: Dict[int, AS], known: _Known, declared
         else:
             p.add(f"{path}.peering_lan", f"is required for more than {pool.num_addresses // 256} IXPs")
             lan = None
-        members = _ixp_members(p, f"{path}.members", spec.get("members"), known, ases, lan)
+        from .addressing import default_prefix6
+        lan6 = None
+        if spec.get("peering_lan6") is not None:
+            if not fabric.ipv6:
+                p.add(f"{path}.peering_lan6", "needs fabric.ipv6 (IPv6 routing is off)")
+            else:
+                lan6 = _network(p, f"{path}.peering_lan6", spec["peering_lan6"], 6, 120)
+        elif fabric.ipv6:
+            lan6 = str(ipaddress.ip_network(DEFAULT_IXP_SUBNET6).network_address + (k << 64)) + "/64" \
+                if k < 2 ** 16 else None
+        if lan6 is not None:
+            net6 = ipaddress.ip_network(lan6)
+            for other, onet in lans6:
+                if net6.overlaps(onet):
+                    p.add(f"{path}.peering_lan6", f"{net6} overlaps the IPv6 peering LAN of IXP {other} ({onet})")
+            if net6.overlaps(ipaddress.ip_network(fabric.link_subnet6)):
+                p.add(f"{path}.peering_lan6", f"{net6} overlaps fabric.link_subnet6 ({fabric.link_subnet6})")
+            for asn, as_ in ases.items():
+                p6 = as_.prefix6 or default_prefix6(asn)
+                if p6 and net6.overlaps(ipaddress.ip_network(p6)):
+                    p.add(f"{path}.peering_lan6", f"{net6} overlaps the IPv6 prefix of AS {asn} ({p6})")
+            lans6.append((str(number), net6))
+        members = _ixp_members(p, f"{path}.members", spec.get("members"), known, ases, lan, lan6)
         if lan is not None:
             net = ipaddress.ip_network(lan)
             for other, onet in lans:
@@ -906,19 +945,15 @@ def _ixps(p: _Problems, value: Any, ases: Dict[int, AS], known: _Known, declared
                 if as_.prefix and net.overlaps(ipaddress.ip_network(as_.prefix)):
                     p.add(f"{path}.peering_lan", f"{net} overlaps the prefix of AS {asn} ({as_.prefix})")
             lans.append((str(number), net))
-        for i, m in enumerate(members or [], start=1):
-            if isinstance(server, str) and ases[m.asn].server != server:
-                p.add(f"{path}.members[{i}]", f"{m.router} is on server {ases[m.asn].server}, the IXP on {server}: "
-                                              "members on other servers are not supported yet")
         if members is not None and lan is not None and isinstance(server, str) and server in servers \
                 and _is_int(rs_asn) and rs_asn not in ases:
             out[number] = IXP(number=number, server=server, peering_lan=lan, route_server_asn=rs_asn,
-                              members=tuple(members))
+                              members=tuple(members), peering_lan6=lan6)
     return out
 
 
 def _ixp_members(p: _Problems, path: str, value: Any, known: _Known, ases: Dict[int, AS],
-                 lan: Optional[str]) -> Optional[List[IXPMember]]:
+                 lan: Optional[str], lan6: Optional[str] = None) -> Optional[List[IXPMember]]:
     if not isinstance(value, list):
         p.add(path, f"must be a list of member routers, not {_describe(value)}")
         return None
@@ -926,7 +961,11 @@ def _ixp_members(p: _Problems, path: str, value: Any, known: _Known, ases: Dict[
     if room is not None and len(value) > room:
         p.add(path, f"{len(value)} members do not fit the peering LAN {lan} (room for {room})")
         return None
+    if lan6 is not None and room is not None and len(value) > ipaddress.ip_network(lan6).num_addresses - 2:
+        p.add(path, f"{len(value)} members do not fit the IPv6 peering LAN {lan6}")
+        return None
     base = ipaddress.ip_network(lan).network_address + 2 if lan else None
+    base6 = ipaddress.ip_network(lan6).network_address + 2 if lan6 else None
     out: List[IXPMember] = []
     by_as: Dict[int, int] = {}
     refs: List[Tuple[str, Optional[List[Any]]]] = []
@@ -956,7 +995,8 @@ def _ixp_members(p: _Problems, path: str, value: Any, known: _Known, ases: Dict[
         refs.append((spec["router"], announce))
         if base is not None and asn in ases:
             out.append(IXPMember(router=f"{asn}.{name}", asn=asn, ip=str(base + len(out)),
-                                 announce_to=tuple(announce) if announce is not None else None, shaping=shaping))
+                                 announce_to=tuple(announce) if announce is not None else None, shaping=shaping,
+                                 ip6=str(base6 + len(out)) if base6 is not None else None))
     for i, (_, announce) in enumerate(refs, start=1):
         for a in announce or ():
             if a not in by_as:

@@ -44,6 +44,7 @@ ENCAP_OVERHEAD = {e: encap_overhead(e, 4) for e in ENCAP_HEADER}     # IPv4 unde
 DEFAULT_LINK_SUBNET = "100.64.0.0/10"     # shared address space: never routed on the Internet
 DEFAULT_LINK_SUBNET6 = "fd00:6d6e::/32"
 DEFAULT_IXP_SUBNET = "198.18.0.0/15"      # IXP k's peering LAN: the k-th /24 (RFC 2544 range)
+DEFAULT_IXP_SUBNET6 = "fd00:6978::/48"    # and its IPv6 LAN (fabric.ipv6): fd00:6978:0:<k>::/64
 
 
 @lru_cache(maxsize=256)          # read for every dpid the controller looks up: 50,000 times a large sync
@@ -187,6 +188,12 @@ class Link:
     prefixlen: int
     prefixlen6: int
     shaping: Optional[Shaping] = None
+    # An IXP segment (Topology.ixp_segments): a member on another server than its IXP reaches the
+    # peering LAN over the remote bridges like a link. `a` is the member, `b` the IXP's side (the
+    # route server's node, its port on the LAN bridge); `lan` is every other (IPv4, MAC) of the LAN
+    # (route server and the other members): proxy ARP answers all of them on the member's side.
+    ixp: Optional[int] = None
+    lan: Tuple[Tuple[str, str], ...] = ()
 
     @cached_property             # remote, ofport: read for every link on every sync and event
     def remote(self) -> bool:
@@ -219,6 +226,7 @@ class IXPMember:
     ip: str                              # its address on the peering LAN
     announce_to: Optional[Tuple[int, ...]] = None   # member ASes the route server passes its routes to (None: all)
     shaping: Optional[Shaping] = None
+    ip6: Optional[str] = None            # its IPv6 address on the LAN (None: IPv4-only LAN)
 
 
 @dataclass(frozen=True)
@@ -229,10 +237,21 @@ class IXP:
     peering_lan: str                     # IPv4 network; .1 is the route server, members .2, .3, ...
     route_server_asn: int
     members: Tuple[IXPMember, ...]
+    peering_lan6: Optional[str] = None   # IPv6 network (::1 the route server, members ::2, ::3, ...); None: IPv4 only
 
     @property
     def route_server_ip(self) -> str:
         return str(ipaddress.ip_network(self.peering_lan).network_address + 1)
+
+    @property
+    def route_server_ip6(self) -> Optional[str]:
+        if self.peering_lan6 is None:
+            return None
+        return str(ipaddress.ip_network(self.peering_lan6).network_address + 1)
+
+    @property
+    def prefixlen6(self) -> Optional[int]:
+        return ipaddress.ip_network(self.peering_lan6).prefixlen if self.peering_lan6 else None
 
     @property
     def prefixlen(self) -> int:
@@ -254,6 +273,11 @@ def ixp_mac(position: int, index: int) -> str:
     <index 16 bits>; index 0 is the route server, member i is i."""
     return "02:69:{:02x}:{:02x}:{:02x}:{:02x}".format(
         (position >> 8) & 0xFF, position & 0xFF, (index >> 8) & 0xFF, index & 0xFF)
+
+
+def ixp_port_ifname(index: int) -> str:
+    """Member `index`'s port (1-based) on the peering-LAN bridge inside the route server's node."""
+    return f"m{index}"
 
 
 @dataclass(frozen=True)
@@ -351,10 +375,52 @@ class Topology:
         return tuple(link for link in self.links if link.remote)
 
     @cached_property
+    def ixp_segments(self) -> Tuple[Link, ...]:
+        """One link-like segment per IXP member whose AS sits on another server than the IXP: the
+        member's LAN interface ends on its server's remote bridge towards the IXP's server, and the
+        IXP's side is a port of that pair's other bridge plugged into the peering-LAN bridge. Ids
+        follow the inter-AS links (len(links) + 1, ... in IXP then member order), so a segment gets
+        an OpenFlow port, a cookie, a tunnel key and a DSCP mark exactly as a link does."""
+        out: List[Link] = []
+        next_id = len(self.links) + 1
+        for position, x in enumerate(self.ixps.values(), start=1):
+            everyone = [(x.route_server_ip, ixp_mac(position, 0))] + [
+                (m.ip, ixp_mac(position, i)) for i, m in enumerate(x.members, start=1)]
+            for i, m in enumerate(x.members, start=1):
+                server = self.ases[m.asn].server
+                if server == x.server:
+                    continue
+                a = Endpoint(router=m.router, asn=m.asn, server=server, ip=m.ip, ip6=m.ip6 or "",
+                             mac=ixp_mac(position, i), ifname=x.ifname)
+                b = Endpoint(router=x.node_id, asn=x.route_server_asn, server=x.server, ip=x.route_server_ip,
+                             ip6=x.route_server_ip6 or "", mac=ixp_mac(position, 0), ifname=ixp_port_ifname(i))
+                out.append(Link(id=next_id, a=a, b=b, rel="ixp", prefixlen=x.prefixlen, prefixlen6=x.prefixlen6 or 0,
+                                shaping=m.shaping, ixp=x.number,
+                                lan=tuple(e for e in everyone if e[0] != m.ip)))
+                next_id += 1
+        return tuple(out)
+
+    @cached_property
+    def tunnelled(self) -> Tuple[Link, ...]:
+        """What crosses the remote bridges: remote inter-AS links, then IXP segments."""
+        return self.remote_links + self.ixp_segments
+
+    @cached_property
+    def restricted_exporters(self) -> frozenset:
+        """ASes that announce to listed IXP members only (`announce_to`): whether everyone else
+        reaches them is up to policy, so a lab does not wait for routes to them."""
+        return frozenset(m.asn for x in self.ixps.values() for m in x.members if m.announce_to is not None
+                         and {o.asn for o in x.members if o.asn != m.asn} - set(m.announce_to))
+
+    def ixp_segment(self, number: int, router: str) -> Optional[Link]:
+        """The segment of member `router` on IXP `number` (None: the member is on the IXP's server)."""
+        return next((s for s in self.ixp_segments if s.ixp == number and s.a.router == router), None)
+
+    @cached_property
     def bridges(self) -> Dict[int, Bridge]:
         """Every remote bridge, by dpid, in a stable order."""
         by_pair: Dict[Tuple[str, str], List[int]] = {}
-        for link in self.remote_links:
+        for link in self.tunnelled:
             x, y = link.servers()
             by_pair.setdefault((x, y), []).append(link.id)
             by_pair.setdefault((y, x), []).append(link.id)
@@ -387,7 +453,8 @@ class Topology:
 
     @cached_property
     def link_by_id(self) -> Dict[int, Link]:
-        return {link.id: link for link in self.links}
+        """Inter-AS links and IXP segments, by id."""
+        return {link.id: link for link in self.links + self.ixp_segments}
 
     def link(self, link_id: int) -> Link:
         return self.link_by_id[link_id]

@@ -2,8 +2,9 @@
 `partition_file`).
 
 The AS graph: one vertex per AS weighted by its router count, one edge per AS pair weighted by the
-inter-AS links between them (an IXP is a vertex of weight 1 joined to each member AS; `place_dict`
-then merges it with its members, who must share its server). A placement
+inter-AS links between them (an IXP is a vertex of weight 1, its route server, joined to each
+member AS: a member on another server reaches the IXP over a remote segment, counted as a remote
+link). A placement
 is feasible when the largest server holds at most `BALANCE` (10 %) more routers than the mean
 (rounded down to whole routers, but never below the largest AS), and, in `tos` isolation mode, no
 server pair carries more than 63 remote links.
@@ -224,7 +225,7 @@ class Result:
                  f"{self.round_robin_largest}; random: {self.random_mean:.1f}, largest server "
                  f"{self.random_largest:.1f}, mean of {RANDOM_TRIALS} seeds)"]
         if top > self.cap and self.feasible:
-            lines.append(f"note: an AS (or an IXP with its members, placed together) of more than {self.cap} "
+            lines.append(f"note: an AS of more than {self.cap} "
                          f"routers sits alone on its server; "
                          f"no placement can be within {int(BALANCE * 100)} % of the mean")
         if not self.feasible:
@@ -317,49 +318,13 @@ def graph_of(topology: Dict[str, Any]) -> Graph:
     return Graph(weights=weights, edges=edges)
 
 
-def ixp_groups(topology: Dict[str, Any]) -> Dict[Any, Any]:
-    """Vertex -> group: an IXP and its member ASes must share a server (members on other servers are
-    not supported yet), so each connected set of IXPs and members is placed as one vertex."""
-    parent: Dict[Any, Any] = {}
-
-    def find(v: Any) -> Any:
-        while parent.setdefault(v, v) != v:
-            v = parent[v]
-        return v
-
-    for ixp, spec in (topology.get("ixps") or {}).items():
-        for m in (spec or {}).get("members") or []:
-            asn = _asn_of_ref(m.get("router") if isinstance(m, dict) else m)
-            if asn is not None:
-                a, b = find(f"ixp{ixp}"), find(asn)
-                if a != b:
-                    parent[a] = b
-    return {v: find(v) for v in parent}
-
-
-def _contract(graph: Graph, groups: Dict[Any, Any]) -> Graph:
-    rep = {v: groups.get(v, v) for v in graph.weights}
-    weights: Dict[Any, int] = {}
-    for v, w in graph.weights.items():
-        weights[rep[v]] = weights.get(rep[v], 0) + w
-    edges: Dict[Tuple[Any, Any], int] = {}
-    for (u, v), w in graph.edges.items():
-        a, b = rep[u], rep[v]
-        if a != b:
-            key = (a, b) if str(a) <= str(b) else (b, a)
-            edges[key] = edges.get(key, 0) + w
-    return Graph(weights=weights, edges=edges)
-
-
 def place_dict(topology: Dict[str, Any], servers: int, seed: int = 1) -> str:
     """Assign every AS (and IXP) of `topology` a server, in place; returns the report text.
-    An IXP and its members are placed together (see ixp_groups)."""
-    groups = ixp_groups(topology)
-    graph = _contract(graph_of(topology), groups)
+    An IXP is a vertex of its own: a member placed on another server costs one remote segment,
+    exactly as a remote link does, so members stay with their IXP when balance allows."""
+    graph = graph_of(topology)
     tos = (topology.get("fabric") or {}).get("isolation") == "tos"
     result = partition(graph, servers, tos=tos, seed=seed)
-    result = Result(**{**result.__dict__, "place": {v: result.place[groups.get(v, v)]
-                                                     for v in graph_of(topology).weights}})
     old = topology.get("servers")
     if isinstance(old, dict) and len(old) == servers:
         names = list(old)

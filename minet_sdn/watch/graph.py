@@ -90,7 +90,7 @@ def build_graph(topo: Topology, routers: bool = False, states: Optional[Dict[int
                        style="filled,bold", fillcolor=xcolors[number][0], color=xcolors[number][1],
                        fontcolor="white", tooltip=f"IXP {number} on {server}: peering LAN {x.peering_lan}, "
                                                   f"route server AS{x.route_server_asn} at {x.route_server_ip}")
-    for number in sorted(topo.ixps):                # member ports on the peering LAN (always local)
+    for number in sorted(topo.ixps):                # member ports on the peering LAN (local or a segment)
         x = topo.ixps[number]
         for m in x.members:
             policy = "" if m.announce_to is None else f", routes passed to AS{', AS'.join(map(str, m.announce_to))}"

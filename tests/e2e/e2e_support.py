@@ -52,3 +52,34 @@ def isolation(mode: str) -> Callable[[dict], None]:
     def change(data: dict) -> None:
         data.setdefault("fabric", {})["isolation"] = mode
     return change
+
+
+def capture(ns: str, ifname: str, bpf: str, verbose: bool = False):
+    """Start tcpdump on `ifname` in namespace `ns` (returns once it listens); stop_capture() ends it
+    and returns what it printed."""
+    import subprocess
+    import tempfile
+    log = tempfile.NamedTemporaryFile("w+", suffix=".tcpdump")
+    proc = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-n", "-e", "-p", "-l"] + (["-vv"] if verbose else [])
+                            + ["-i", ifname, bpf], stdout=log, stderr=subprocess.PIPE, text=True)
+    seen = []
+    while True:                                      # "listening on ..." (or an error) on stderr
+        line = proc.stderr.readline()
+        seen.append(line)
+        if "listening on" in line or not line:
+            break
+    if "listening on" not in line:
+        proc.kill()
+        proc.wait(10)
+        raise AssertionError(f"tcpdump on {ns}/{ifname}: {''.join(seen)}")
+    return proc, log
+
+
+def stop_capture(handle) -> str:
+    proc, log = handle
+    proc.terminate()
+    proc.wait(10)
+    log.seek(0)
+    text = log.read()
+    log.close()
+    return text.strip()

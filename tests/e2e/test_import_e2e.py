@@ -2,7 +2,8 @@
 
 `minet import mini-internet tests/fixtures/mini_internet/small --servers 2` -> validate -> `lab up`:
 every BGP session establishes over the imported intra-AS links (as written, not a ring) and with
-the IXP's route server (its three members share its server: partition keeps them together), the
+the IXP's route server (partition places the IXP like an AS: here a member lands on the other
+server and reaches the peering LAN over an IXP segment), the
 links carry their shaping (tbf at the imported rates on every router end; the delay flagged where
 the kernel has no netem), and `lab status` / `minet link list` show it. Needs root, OvS, FRR, sshd.
 """
@@ -50,12 +51,15 @@ def test_imported_topology_comes_up(lab):
     path, topo, summary = lab
     assert len(topo.servers) == 2
     (ixp,) = topo.ixps.values()
-    assert {topo.server_of(m.router) for m in ixp.members} == {ixp.server}
+    # placement is free: both servers hold routers, and each member apart from the IXP has a segment
+    assert {a.server for a in topo.ases.values()} == {"VM1", "VM2"}
+    apart = [m.router for m in ixp.members if topo.server_of(m.router) != ixp.server]
+    assert apart and [s.a.router for s in topo.ixp_segments] == apart
     s = summary["bgp_sessions"]
     families = 2 if topo.fabric.ipv6 else 1                   # dual stack: an IPv4 and an IPv6 session each
     assert s["expected"] == (families * (2 * len(topo.links) + sum(len(a.routers) * (len(a.routers) - 1)
                                                                    for a in topo.ases.values()))
-                             + len(ixp.members))             # each member's session with the route server (IPv4 LAN)
+                             + families * len(ixp.members))  # each member with the route server (dual-stack LAN)
     assert s["established"] == s["expected"]
     st = L.lab_status(path, json=True)
     for report in st["bgp"]:

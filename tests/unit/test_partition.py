@@ -110,10 +110,31 @@ def test_servers_omitted_and_lab_up_copy(tmp_path):
     assert {t.ases[1].server, t.ases[3].server} == {"VM1", "VM2"}
 
 
-def test_an_ixp_and_its_members_share_a_server():
+def test_ixp_members_may_sit_on_other_servers_and_each_costs_one_remote_segment():
     from minet_sdn.topology.partition import place_dict
+    from minet_sdn.topology import parse_topology
+    from minet_sdn.importers import to_yaml
+    # a chain 1-2-...-8 with an IXP joining 1 and 5: keeping them together would unbalance the
+    # servers (or cut the chain twice); the best placement cuts the chain once and leaves one
+    # member apart from its IXP: 2 remote (1 link + 1 IXP segment)
     topo = {"name": "t", "ases": {i: {"routers": [f"R{i}"]} for i in range(1, 9)},
             "links": [{"a": f"{i}.R{i}", "b": f"{i + 1}.R{i + 1}", "rel": "peer"} for i in range(1, 8)],
             "ixps": {100: {"members": ["1.R1", "5.R5"]}}}
-    place_dict(topo, 2)
-    assert topo["ases"][1]["server"] == topo["ases"][5]["server"] == topo["ixps"][100]["server"]
+    report = place_dict(topo, 2)
+    assert "remote links: 2 " in report
+    servers = [topo["ases"][i]["server"] for i in range(1, 9)] + [topo["ixps"][100]["server"]]
+    assert max(servers.count("VM1"), servers.count("VM2")) <= 5      # the route server weighs 1
+    assert topo["ases"][1]["server"] != topo["ases"][5]["server"]
+    assert topo["ixps"][100]["server"] in (topo["ases"][1]["server"], topo["ases"][5]["server"])
+    t = parse_topology(to_yaml(topo), "t.yaml")            # and the loader takes the result
+    assert len(t.remote_links) == 1 and len(t.ixp_segments) == 1
+
+
+def test_an_ixp_stays_with_its_members_when_balance_allows():
+    from minet_sdn.topology.partition import place_dict
+    topo = {"name": "t", "ases": {i: {"routers": [f"R{i}"]} for i in range(1, 9)},
+            "links": [{"a": f"{i}.R{i}", "b": f"{i + 1}.R{i + 1}", "rel": "peer"} for i in range(1, 8)],
+            "ixps": {100: {"members": ["1.R1", "2.R2"]}}}
+    report = place_dict(topo, 2)
+    assert "remote links: 1 " in report
+    assert topo["ases"][1]["server"] == topo["ases"][2]["server"] == topo["ixps"][100]["server"]

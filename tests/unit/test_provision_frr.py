@@ -255,3 +255,47 @@ def test_default_ipv6_prefixes_read_like_the_asn():
     assert default_prefix6(65001) == "fd0a:6:5001::/48"
     assert default_prefix6(70000) is None
     assert len({default_prefix6(a) for a in range(1, 65536)}) == 65535     # one per ASN
+
+
+def test_route_server_filters_each_members_export_by_announce_to(tmp_path):
+    from minet_sdn.provision.plan import build_plan
+    from minet_sdn.topology import parse_topology
+    topo = parse_topology("""
+name: t
+servers: [VM1]
+ases:
+  1: {server: VM1, routers: [A]}
+  2: {server: VM1, routers: [B]}
+  3: {server: VM1, routers: [C]}
+  4: {server: VM1, routers: [D]}
+ixps:
+  100: {server: VM1, members: [{router: 1.A, announce_to: [2]}, 2.B, {router: 3.C, announce_to: [1, 2]},
+                               {router: 4.D, announce_to: []}]}
+""", "t.yaml")
+    plan = build_plan(topo, "VM1", root=str(tmp_path))
+    (rs,) = [r for r in plan.routers if r.node == "ixp100"]
+    conf = rs.config
+    # 1's routes go to 2 only; 3's to 1 and 2; 4's to nobody; 2 has no list (everyone)
+    assert frr.route_server_exports([frr.RouteServerClient(m.router, m.asn, m.ip, m.announce_to)
+                                     for m in topo.ixps[100].members]) == {1: (4,), 2: (4,), 3: (1, 4), 4: (1, 3)}
+    for x in (1, 3, 4):
+        assert f"bgp as-path access-list MINET-RS-FROM-{x} permit ^{x}_\n" in conf
+    assert "MINET-RS-FROM-2" not in conf
+    assert ("route-map MINET-RS-TO-3 deny 10\n match as-path MINET-RS-FROM-1\n"
+            "route-map MINET-RS-TO-3 deny 20\n match as-path MINET-RS-FROM-4\n"
+            "route-map MINET-RS-TO-3 permit 30\n") in conf
+    assert "route-map MINET-RS-TO-1 deny 10\n match as-path MINET-RS-FROM-4\nroute-map MINET-RS-TO-1 permit 20\n" in conf
+    for y, ip in ((1, "198.18.0.2"), (2, "198.18.0.3"), (3, "198.18.0.4"), (4, "198.18.0.5")):
+        assert f"  neighbor {ip} route-server-client\n  neighbor {ip} activate\n" \
+               f"  neighbor {ip} route-map MINET-RS-TO-{y} out\n" in conf
+    assert "exit\n" not in conf.replace("exit-address-family", "")
+    # without any announce_to the route server config has no policy at all (the default)
+    plain = parse_topology("name: t\nservers: [VM1]\nases:\n  1: {server: VM1, routers: [A]}\n"
+                           "  2: {server: VM1, routers: [B]}\nixps:\n  100: {server: VM1, members: [1.A, 2.B]}\n", "t.yaml")
+    (rs2,) = [r for r in build_plan(plain, "VM1", root=str(tmp_path)).routers if r.node == "ixp100"]
+    assert "route-map" not in rs2.config and "as-path" not in rs2.config
+    if _vtysh_dryrun_ok():                  # and FRR's own parser takes the filtered one
+        path = tmp_path / "rs.conf"
+        path.write_text(conf)
+        res = subprocess.run(["vtysh", "--dryrun", "-f", str(path)], capture_output=True, text=True, timeout=30)
+        assert res.returncode == 0, res.stdout + res.stderr

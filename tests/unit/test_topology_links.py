@@ -154,9 +154,8 @@ def test_ixps_members_lan_and_route_server():
     ("  100: {server: VM1, members: [1.Q]}", "t.yaml: ixps.100.members[1]: router 1.Q is not defined"),
     ("  100: {server: VM1, members: [{router: 1.A, announce_to: [3]}]}",
      "t.yaml: ixps.100.members[1].announce_to: AS 3 is not a member of this IXP"),
-    ("  100: {server: VM1, members: [1.A, 3.D]}",
-     "t.yaml: ixps.100.members[2]: 3.D is on server VM2, the IXP on VM1: members on other servers are not "
-     "supported yet"),
+    ("  100: {server: VM1, members: [1.A], peering_lan6: 'fd00:6d6e:9::/64'}",
+     "t.yaml: ixps.100.peering_lan6: fd00:6d6e:9::/64 overlaps fabric.link_subnet6 (fd00:6d6e::/32)"),
     ("  100: {server: VM1, members: [1.A], route_server_asn: 2}",
      "t.yaml: ixps.100.route_server_asn: 2 is a member AS's number; the route server needs its own"),
     ("  100: {server: VM1, members: [1.A, 2.C, 3.D], peering_lan: 10.9.0.0/30}",
@@ -164,10 +163,16 @@ def test_ixps_members_lan_and_route_server():
     ("  100: {server: VM1, members: [1.A], peering_lan: 100.64.0.0/24}",
      "t.yaml: ixps.100.peering_lan: 100.64.0.0/24 overlaps fabric.link_subnet (100.64.0.0/10)"),
     ("  100: {server: VM1, members: [1.A], colour: red}",
-     "t.yaml: ixps.100.colour: unknown key (allowed: server, members, peering_lan, route_server_asn)"),
+     "t.yaml: ixps.100.colour: unknown key (allowed: server, members, peering_lan, route_server_asn, "
+     "peering_lan6)"),
 ])
 def test_bad_ixps_are_one_line_with_their_key_path(text, line):
     assert line in ixp_problems(text)
+
+
+def test_a_member_on_another_server_than_its_ixp_is_accepted():
+    t = parse_topology(IXP_BASE % "  100: {server: VM1, members: [1.A, 3.D]}", "t.yaml")
+    assert [(s.a.router, s.servers()) for s in t.ixp_segments] == [("3.D", ("VM2", "VM1"))]
 
 
 def test_plan_builds_the_route_server_the_lan_ports_and_member_sessions(tmp_path):
@@ -181,7 +186,8 @@ def test_plan_builds_the_route_server_the_lan_ports_and_member_sessions(tmp_path
         ("m2", "2.C", "ixp100", "198.18.0.3", "02:69:00:01:00:02")]
     veths = [v for v in plan.veths if v.kind == "ixp"]
     assert [(v.a.node, v.a.ifname, v.a.addresses, v.b.node, v.b.ifname) for v in veths] == [
-        ("1.B", "ixp100", ("198.18.0.2/24",), "ixp100", "m1"), ("2.C", "ixp100", ("198.18.0.3/24",), "ixp100", "m2")]
+        ("1.B", "ixp100", ("198.18.0.2/24", "fd00:6978:0:1::2/64"), "ixp100", "m1"),
+        ("2.C", "ixp100", ("198.18.0.3/24", "fd00:6978:0:1::3/64"), "ixp100", "m2")]
     assert veths[1].a.shaping.rate_bps == 10_000_000
     conf = {r.node: r for r in plan.routers}
     rs = conf["ixp100"]
@@ -193,3 +199,11 @@ def test_plan_builds_the_route_server_the_lan_ports_and_member_sessions(tmp_path
     assert "neighbor 198.18.0.1 route-map MINET-IN-PEER in" in conf["1.B"].config     # learn everything
     assert "198.18.0.1" not in conf["1.A"].config
     assert build_plan(t, "VM2", root=str(tmp_path)).ixps == ()
+
+
+def test_validate_tells_how_many_members_sit_apart_from_their_ixp(tmp_path, capsys):
+    from minet_sdn.cli.main import main
+    path = tmp_path / "t.yaml"
+    path.write_text(IXP_BASE % "  100: {server: VM1, members: [1.A, 3.D]}")
+    assert main(["validate", str(path)]) == 0
+    assert "1 IXPs (1 members on other servers, over IXP segments)" in capsys.readouterr().out
