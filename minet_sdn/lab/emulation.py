@@ -53,6 +53,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence
 import yaml
 
 from ..topology import Topology, TopologyError, load_topology
+from ..topology import names
 
 DEFAULT_ROOT = "/run/minet-sdn"
 DEFAULT_MGMT_SUBNET = "10.254.0.0/24"
@@ -114,47 +115,11 @@ def known_hosts_path(topo: Topology) -> str:
     return os.path.join(state_dir(topo), "ssh", "known_hosts")
 
 
-def mgmt_ns(topo: Topology) -> str:
-    return f"{topo.tag}-mgmt"
-
-
-def underlay_ns(topo: Topology) -> str:
-    return f"{topo.tag}-ul"
-
-
-def server_ns(topo: Topology, server: str) -> str:
-    return f"{topo.tag}-{server}"
-
-
-def mgmt_bridge(topo: Topology) -> str:
-    return f"{topo.tag}-mbr"
-
-
-def underlay_bridge(topo: Topology) -> str:
-    return f"{topo.tag}-ubr"
-
-
-def phy_bridge(topo: Topology) -> str:
-    """The OvS netdev bridge of a server whose internal port holds its underlay IP."""
-    return f"{topo.tag}-phy"
-
-
-def underlay_ifname(topo: Topology) -> str:
-    """The server's underlay veth (in its namespace; a port of the phy bridge)."""
-    return f"{topo.tag}-ul"
-
-
-def mgmt_ifname(topo: Topology) -> str:
-    """The server's management veth (in its namespace)."""
-    return f"{topo.tag}-mg"
-
-
-def underlay_peer_ifname(topo: Topology, server: str) -> str:
-    return f"{topo.tag}-u{topo.servers[server].index}"
-
-
-def mgmt_peer_ifname(topo: Topology, server: str) -> str:
-    return f"{topo.tag}-m{topo.servers[server].index}"
+# the lab's namespace, bridge and interface names: topology/names.py
+mgmt_ns, underlay_ns, server_ns = names.mgmt_ns, names.underlay_ns, names.server_ns
+mgmt_bridge, underlay_bridge, phy_bridge = names.mgmt_bridge, names.underlay_bridge, names.phy_bridge
+underlay_ifname, mgmt_ifname = names.underlay_ifname, names.mgmt_ifname
+underlay_peer_ifname, mgmt_peer_ifname = names.underlay_peer_ifname, names.mgmt_peer_ifname
 
 
 def ovs_env(directory: str) -> Dict[str, str]:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..rest.client import CSRF_HEADER, CSRF_VALUE
-from ..topology import Topology
+from ..topology import Topology, names
 from . import emulation as em
 from .emulation import LabError, LabState, Progress
 
@@ -90,9 +90,13 @@ class RouterPlace:
 
     def exec_prefix(self) -> List[str]:
         """argv prefix running a command in the node (vtysh of a container is the container's)."""
-        if self.backend == "docker":
-            return ["docker", "exec", self.netns]
-        return ["ip", "netns", "exec", self.netns]
+        return names.exec_prefix(self.backend, self.netns)
+
+    def vtysh_argv(self, *commands: str) -> List[str]:
+        """vtysh -c COMMAND... on this router: the host's vtysh on the router's sockets (netns), the
+        container's on docker (the router's FRR directory is at the same path inside it)."""
+        prefix = self.exec_prefix() if self.backend == "docker" else []
+        return prefix + names.vtysh_argv(self.vty_dir, *commands)
 
 
 _PLAN_CACHE: Dict[Tuple[int, str], Tuple[Topology, Dict[str, Tuple[str, Optional[str]]]]] = {}
@@ -111,19 +115,8 @@ def _plan_nodes(topo: Topology, server: str) -> Dict[str, Tuple[str, Optional[st
 
 
 def _plan_nodes_uncached(topo: Topology, server: str) -> Dict[str, Tuple[str, Optional[str]]]:
-    root = em.provision_state_dir(topo, server)
-    try:
-        from ..provision.plan import build_plan
-        plan = build_plan(topo, server, root=root)
-    except Exception:            # provisioning not installed, or another version: use its documented names
-        out: Dict[str, Tuple[str, Optional[str]]] = {}
-        for rid, as_ in topo.routers.items():
-            if as_.server == server:
-                out[rid] = (f"{topo.tag}-{rid}", os.path.join(root, topo.name, server, "frr", rid))
-                out[f"{rid}.host"] = (f"{topo.tag}-{rid}.host", None)
-        return out
-    confdirs = {r.node: r.confdir for r in plan.routers}
-    return {n.id: (n.ns, confdirs.get(n.id)) for n in plan.nodes}
+    sdir = names.provision_state_dir(em.provision_state_dir(topo, server), topo, server)
+    return names.server_nodes(topo, server, sdir)
 
 
 def lab_backend(topo: Topology) -> str:
@@ -172,8 +165,7 @@ def configured_routers(topo: Topology) -> List[str]:
 
 def vtysh(place: RouterPlace, command: str, timeout: float = 10) -> Optional[str]:
     try:
-        prefix = place.exec_prefix() if place.backend == "docker" else []
-        proc = subprocess.run(prefix + ["vtysh", "--vty_socket", place.vty_dir, "-c", command],
+        proc = subprocess.run(place.vtysh_argv(command),
                               capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -891,18 +883,13 @@ def exec_in_node(topo_path: str, node: str, argv: Sequence[str]) -> int:
         raise LabError("no command given (minet exec FILE NODE -- CMD ...)")
     ns, env, place = resolve_node(topo, node)
     argv = list(argv)
-    if (place is not None and place.vty_dir and os.path.basename(argv[0]) == "vtysh"
-            and "--vty_socket" not in argv):
-        # --config_dir too: `write memory` must save the router's own frr.conf, not the host's
-        argv[1:1] = ["--vty_socket", place.vty_dir, "--config_dir", place.vty_dir]
+    if place is not None and place.vty_dir:
+        argv = names.with_vtysh_dirs(argv, place.vty_dir)
     if place is not None and place.backend == "docker":        # the command runs in the container
-        tty = ["-t"] if sys.stdin.isatty() and sys.stdout.isatty() else []
-        return subprocess.call(["docker", "exec", "-i", *tty, ns] + argv)
+        tty = sys.stdin.isatty() and sys.stdout.isatty()
+        return subprocess.call(names.exec_prefix("docker", ns, interactive=True, tty=tty) + argv)
     if not em.netns_exists(ns):
         raise LabError(f"node {node}: namespace {ns} does not exist (is the lab provisioned?)")
     if shutil.which(argv[0]) is None and not os.path.exists(argv[0]):
         raise LabError(f"{argv[0]}: command not found")
-    full = ["ip", "netns", "exec", ns]
-    if env:
-        full += ["env"] + [f"{k}={v}" for k, v in env.items()]
-    return subprocess.call(full + argv)
+    return subprocess.call(names.exec_prefix("netns", ns, env=env) + argv)

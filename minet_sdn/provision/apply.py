@@ -455,6 +455,11 @@ class Provisioner:
             if new_dir:
                 self._undo.append((f"config dir {router.confdir}",
                                    lambda d=router.confdir: shutil.rmtree(d, ignore_errors=True)))
+            # vtysh run with --config_dir <router dir> (names.vtysh_argv, `minet exec`) reads its
+            # vtysh.conf there: an empty one, so that it does not complain on every call
+            vtysh_conf = os.path.join(router.confdir, VTYSH_CONF)
+            if not os.path.exists(vtysh_conf):
+                _write_if_changed(vtysh_conf, "", uid, gid)
             # A student's router (configure: false) owns its frr.conf once it exists: `write memory`
             # saves there, and re-provisioning must neither overwrite it nor restart FRR.
             if router.configure or not os.path.exists(router.conf_path):
@@ -750,6 +755,9 @@ def _write_json(path: str, data: dict) -> None:
     with open(tmp, "w") as fh:
         json.dump(data, fh, indent=1, sort_keys=True)
     os.replace(tmp, path)
+
+
+VTYSH_CONF = "vtysh.conf"
 
 
 def _write_if_changed(path: str, text: str, uid: int, gid: int) -> bool:

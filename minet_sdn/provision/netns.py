@@ -17,6 +17,7 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 from pyroute2 import netns as pyr_netns
 
+from ..topology import names
 from .plan import Node
 
 NETNS_DIR = "/var/run/netns"
@@ -110,7 +111,7 @@ class NetnsBackend:
         pyr_netns.remove(node.ns)
 
     def exec_args(self, node: Node, argv: List[str]) -> List[str]:
-        return ["ip", "netns", "exec", node.ns, *argv]
+        return names.exec_prefix("netns", node.ns) + list(argv)
 
     def process_in(self, pid: int, identity: str) -> bool:
         return ns_identity(f"/proc/{pid}/ns/net") == identity and _alive(pid)
