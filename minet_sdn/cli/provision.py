@@ -22,6 +22,8 @@ import sys
 import threading
 from typing import List, Optional
 
+from ..cli.output import guarded
+from ..messages import clip_line
 from ..provision.apply import ProvisionError, Provisioner
 from ..provision.ovs import detect_datapath
 from ..provision.image import IMAGE_ENV, default_image
@@ -72,6 +74,10 @@ def _interrupt(signum, frame) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    return guarded(lambda: _main(argv), "minet-provision")
+
+
+def _main(argv: Optional[List[str]]) -> int:
     args = _parser().parse_args(argv)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
@@ -108,7 +114,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 130
     except ProvisionError as exc:
         rolled = getattr(exc, "rolled_back", [])
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {clip_line(str(exc))}", file=sys.stderr)
         if rolled:
             print(f"[{exc.server}] rolled back {len(rolled)} things this run created", file=sys.stderr)
         if args.json:

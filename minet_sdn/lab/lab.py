@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from ..messages import clip_line
 from ..rest.client import CSRF_HEADER, CSRF_VALUE
 from ..topology import Topology, names
 from . import emulation as em
@@ -563,7 +564,7 @@ def lab_up(topo_path: str, *, mgmt_subnet: str = em.DEFAULT_MGMT_SUBNET, progres
             rc, last = run_provision(topo, state, progress)
             if rc != 0:
                 last = _keep_failure_logs(topo, last)
-                raise LabError(f"provisioning failed (exit {rc}): {last} "
+                raise LabError(f"provisioning failed (exit {rc}): {clip_line(last)} "
                                f"(log: {os.path.join(em.state_dir(topo), 'provision.log')})")
             state.data["phase"] = "provisioned"
             state.data["provisioned"] = True

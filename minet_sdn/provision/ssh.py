@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Callable, List, Optional, Tuple
 
+from ..messages import clip_line
 from ..topology.model import Server, Topology
 
 SSH_RE = re.compile(r"^(?:(?P<user>[^@]+)@)?(?P<host>\[[^\]]+\]|[^:]+)(?::(?P<port>\d+))?$")
@@ -48,7 +49,7 @@ class ServerResult:
         if self.ok:
             n = (self.report or {}).get("n_changes", "?")
             return f"{self.server}: ok, {n} changes ({self.seconds:.1f}s, {self.via})"
-        return f"{self.server}: FAILED: {self.error} ({self.via})"
+        return f"{self.server}: FAILED: {clip_line(str(self.error))} ({self.via})"
 
 
 def parse_ssh(spec: str) -> Tuple[Optional[str], str, int]:
