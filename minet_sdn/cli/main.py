@@ -22,7 +22,7 @@ import socket
 import sys
 from typing import List, Optional, Tuple
 
-from ..topology import Topology, TopologyError, load_topology
+from ..topology import Topology, TopologyError, load_topology, validate
 from .output import guarded
 
 
@@ -65,7 +65,10 @@ def _shown(value: str, limit: int = 40) -> str:
 # ---- validate ------------------------------------------------------------------------------
 
 def cmd_validate(args) -> int:
-    topo = _topology(args.file)
+    try:
+        topo = validate.load_valid(args.file)
+    except TopologyError as exc:
+        raise UsageError("\n".join(exc.problems))
     remote = len(topo.remote_links)
     print(f"{args.file}: ok: {len(topo.servers)} servers, {len(topo.ases)} ASes, {len(topo.routers)} routers, "
           f"{len(topo.links)} links ({remote} remote, {len(topo.bridges)} remote bridges), "

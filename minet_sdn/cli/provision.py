@@ -29,8 +29,7 @@ from ..provision.ovs import detect_datapath
 from ..provision.image import IMAGE_ENV, default_image
 from ..provision.plan import BACKENDS, build_plan
 from ..provision import ssh
-from ..topology import TopologyError, load_topology
-from ..topology.addressing import addressing_problems
+from ..topology import TopologyError, validate
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -82,12 +81,9 @@ def _main(argv: Optional[List[str]]) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
     try:
-        topo = load_topology(args.topology)
+        topo = validate.load_valid(args.topology)
     except TopologyError as exc:
         return _bad(exc.problems)
-    problems = addressing_problems(topo)
-    if problems:
-        return _bad(problems)
     if args.master:
         return _master(args, topo)
     if not args.server:

@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..messages import clip_line
 from ..rest.client import CSRF_HEADER, CSRF_VALUE
-from ..topology import Topology, names
+from ..topology import Topology, names, validate
 from . import emulation as em
 from .emulation import LabError, LabState, Progress
 
@@ -519,6 +519,9 @@ def lab_up(topo_path: str, *, mgmt_subnet: str = em.DEFAULT_MGMT_SUBNET, progres
     t0 = time.monotonic()
     em.check_host()
     topo = load(topo_path)
+    problems = validate.problems(topo)       # what `minet validate` and minet-provision refuse
+    if problems:
+        raise LabError(problems[0] + (f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""))
     with em.lab_lock(topo):
         state = LabState.load(topo)
         created = state is None

@@ -10,7 +10,6 @@ changed key is refused unless insecure_host_keys is set. Authentication is by ke
 from __future__ import annotations
 
 import json
-import re
 import select
 import shlex
 import subprocess
@@ -22,9 +21,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, List, Optional, Tuple
 
 from ..messages import clip_line
+from ..topology import loader
 from ..topology.model import Server, Topology
 
-SSH_RE = re.compile(r"^(?:(?P<user>[^@]+)@)?(?P<host>\[[^\]]+\]|[^:]+)(?::(?P<port>\d+))?$")
+SSH_RE = loader.SSH_RE       # the one pattern: what the loader accepted, parse_ssh reads
 CONNECT_TIMEOUT = 15.0
 DEFAULT_REMOTE_COMMAND = "minet-provision"
 
@@ -54,7 +54,7 @@ class ServerResult:
 
 def parse_ssh(spec: str) -> Tuple[Optional[str], str, int]:
     """`[user@]host[:port]` -> (user or None, host, port)."""
-    m = SSH_RE.match(spec)
+    m = SSH_RE.fullmatch(spec)
     if not m:
         raise ValueError(f"{spec!r} is not [USER@]HOST[:PORT]")
     host = m.group("host")
