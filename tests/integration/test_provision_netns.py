@@ -19,6 +19,7 @@ import pytest
 from provision_fixtures import (NETNS_DIR, emulated_servers, frr_processes, frr_run_dirs, pids_in_namespaces, sh, skip_reason,
                                  topology_yaml)
 
+from minet_sdn import host
 from minet_sdn.topology import names
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))]
@@ -295,7 +296,10 @@ def test_repairs_what_was_broken(site):
     site.in_node("1.GENE.host", "ip", "addr", "flush", "dev", "eth0")
     pid = int(open(os.path.join(site.confdir("5.ROMA"), "ospfd.pid")).read())
     os.kill(pid, 9)
-    time.sleep(0.2)
+    deadline = time.monotonic() + 10          # gone (a zombie counts as gone), not a fixed sleep
+    while host.pid_alive(pid):
+        assert time.monotonic() < deadline, f"ospfd {pid} still alive after SIGKILL"
+        time.sleep(0.02)
     res = site.provision("--json")
     assert res.returncode == 0, res.stderr
     changes = json.loads(res.stdout)["changes"]

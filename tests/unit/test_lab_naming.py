@@ -5,6 +5,7 @@ No root needed: nothing here touches the machine (state goes to a temporary MINE
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import textwrap
 
@@ -127,10 +128,15 @@ def _summary_json(peers):
 
 
 def test_bgp_sessions_and_convergence(topo_path, monkeypatch):
-    topo = load_topology(topo_path)
+    dual = load_topology(topo_path)
+    topo = dataclasses.replace(dual, fabric=dataclasses.replace(dual.fabric, ipv6=False))   # IPv4 only first
     link1 = topo.link(1)            # 1.ZURI - 2.PARI
     answers = {}
     monkeypatch.setattr(L, "vtysh", lambda place, command, timeout=10: answers.get(place.router))
+
+    # dual stack (the default): the IPv6 session over link 1 is expected too
+    answers["1.ZURI"] = _summary_json({link1.b.ip: {"remoteAs": 2, "state": "Established"}})
+    assert L.bgp_sessions(dual, "1.ZURI")["missing"] == [link1.b.ip6]
 
     answers["1.ZURI"] = _summary_json({
         link1.b.ip: {"remoteAs": 2, "state": "Established"},
