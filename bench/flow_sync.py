@@ -234,13 +234,7 @@ class Controller:
         raise RuntimeError(f"no sync record within {timeout:.0f} s; see {self.log} and the OvS logs")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        host.stop_child(self.proc)
         self.err.close()
 
 

@@ -11,6 +11,7 @@ import errno
 import fcntl
 import os
 import signal
+import subprocess
 import threading
 import time
 from dataclasses import dataclass
@@ -78,6 +79,17 @@ def stop_processes(pids: Iterable[int], timeout: float = 5.0, kill_wait: float =
         if not left:
             break
     return left
+
+
+def stop_child(proc: "subprocess.Popen", timeout: float = 10.0) -> None:
+    """Terminate a child we started (subprocess.Popen), kill it after `timeout` s, and reap it."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 def read_pidfile(path: str, timeout: float = 5.0) -> Optional[int]:
