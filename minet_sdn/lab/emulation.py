@@ -229,7 +229,7 @@ def _last_line(text: str) -> str:
 
 def nsenter_argv(ns: str, argv: Sequence[str]) -> List[str]:
     """Run `argv` in network namespace `ns` only (same mount namespace, unlike `ip netns exec`)."""
-    return ["nsenter", f"--net={os.path.join(NETNS_DIR, ns)}", "--", *argv]
+    return names.nsenter_prefix(os.path.join(NETNS_DIR, ns)) + list(argv)
 
 
 def ip(ns: Optional[str], *args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -101,6 +101,13 @@ def exec_prefix(backend: str, ns: str, *, env: Optional[Mapping[str, str]] = Non
     return prefix
 
 
+def nsenter_prefix(nspath: str) -> List[str]:
+    """argv prefix running a command in a network namespace only (`nspath`: a file such as
+    /run/netns/NAME or /proc/PID/ns/net), in this mount namespace (unlike `ip netns exec`, which
+    hides namespaces created under it from everyone else)."""
+    return ["nsenter", f"--net={nspath}", "--"]
+
+
 def vtysh_argv(vty_dir: str, *commands: str) -> List[str]:
     """vtysh on the router whose FRR directory is `vty_dir`: its sockets, and its directory as
     --config_dir too, so that `write memory` saves the router's own frr.conf (provisioning puts an

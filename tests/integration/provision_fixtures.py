@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from typing import Dict, List, Optional
 
 from minet_sdn import host
+from minet_sdn.topology import names
 
 SCHEMA = host.OVS_SCHEMA
 SSHD = "/usr/sbin/sshd"
@@ -154,7 +155,7 @@ class EmulatedServer:
         self.started = True
         sh("ip", "-n", self.ns, "link", "set", "lo", "up")
         # nsenter --net (see run): the daemons must see the namespaces provisioning creates
-        host.start_ovs(self.dir, ["nsenter", f"--net={NETNS_DIR}/{self.ns}", "--"], lambda argv: sh(*argv))
+        host.start_ovs(self.dir, names.nsenter_prefix(f"{NETNS_DIR}/{self.ns}"), lambda argv: sh(*argv))
         return self
 
     def add_underlay(self, peer: Optional["EmulatedServer"] = None) -> None:

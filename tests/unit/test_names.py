@@ -69,3 +69,8 @@ def test_lab_places_use_the_names(tmp_path, monkeypatch):
     assert place.vtysh_argv("show x") == router.vtysh_args("show x")
     assert L.node_place(topo, "1.A.host").netns == names.node_ns(topo, "1.A.host")
     assert L.node_place(topo, "9.Z") is None
+
+
+def test_nsenter_prefix():
+    assert names.nsenter_prefix("/run/netns/t-VM1") == ["nsenter", "--net=/run/netns/t-VM1", "--"]
+    assert L.em.nsenter_argv("t-VM1", ["ip", "a"]) == ["nsenter", "--net=/run/netns/t-VM1", "--", "ip", "a"]
