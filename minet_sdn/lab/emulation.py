@@ -383,7 +383,18 @@ class LabState:
     def save(self) -> None:
         _write_atomic(self.path, json.dumps(self.data, indent=1, sort_keys=False) + "\n")
 
-    # accessors
+    # accessors (the defaults live here, once)
+    @property
+    def backend(self) -> str:
+        """How the lab's nodes are made: "netns" (the default) or "docker"."""
+        return str(self.data.get("backend") or "netns")
+
+    @property
+    def image(self) -> Optional[str]:
+        """The docker backend's image, as `lab up` resolved it (None: the default)."""
+        image = self.data.get("image")
+        return str(image) if image else None
+
     @property
     def namespaces(self) -> List[str]:
         return self.data.setdefault("namespaces", [])  # type: ignore[return-value]

@@ -126,15 +126,15 @@ def lab_backend(topo: Topology) -> str:
         state = LabState.load(topo)
     except LabError:
         state = None
-    return str((state.data.get("backend") if state is not None else None) or "netns")
+    return state.backend if state is not None else "netns"
 
 
 def _backend_args(state: LabState) -> List[str]:
     """minet-provision options selecting the lab's backend (none for the default netns)."""
-    backend = str(state.data.get("backend") or "netns")
+    backend = state.backend
     if backend == "netns":
         return []
-    image = state.data.get("image")
+    image = state.image
     return ["--backend", backend] + (["--image", str(image)] if image else [])
 
 
@@ -495,7 +495,7 @@ def _ensure_image(state: LabState, progress: Progress) -> None:
     why = docker_problem()
     if why:
         raise LabError(f"docker backend: {why}")
-    name = str(state.data.get("image") or image_name())
+    name = state.image or image_name()
     try:
         took = ensure_image(name, progress)
     except ImageProblem as exc:
@@ -526,8 +526,8 @@ def lab_up(topo_path: str, *, mgmt_subnet: str = em.DEFAULT_MGMT_SUBNET, progres
         state = LabState.load(topo)
         created = state is None
         if state is not None:
-            if str(state.data.get("backend") or "netns") != backend:
-                raise LabError(f"the lab {topo.name} is up with the {state.data.get('backend') or 'netns'} "
+            if state.backend != backend:
+                raise LabError(f"the lab {topo.name} is up with the {state.backend} "
                                f"backend; run `minet lab down {topo_path}` first to use {backend}")
             if state.data.get("topology_sha256") != em.topology_digest(topo_path):
                 raise LabError(f"the lab {topo.name} is up with another version of {topo_path} "
@@ -559,7 +559,7 @@ def lab_up(topo_path: str, *, mgmt_subnet: str = em.DEFAULT_MGMT_SUBNET, progres
                 state.data["phase"] = "up"
                 state.save()
                 return _summary(topo, state, [], time.monotonic() - t0)
-            if state.data.get("backend") == "docker":
+            if state.backend == "docker":
                 _ensure_image(state, progress)
             state.data["phase"] = "provisioning"
             state.save()
@@ -634,7 +634,7 @@ def _summary(topo: Topology, state: LabState, reports: List[Dict[str, Any]], sec
     up, total = _count_sessions(reports)
     return {
         "name": topo.name, "already_up": already, "seconds": round(seconds, 1),
-        "backend": state.data.get("backend") or "netns",
+        "backend": state.backend,
         "servers": {s: {"ns": v["ns"], "mgmt_ip": v["mgmt_ip"], "underlay_ip": v["underlay_ip"]}
                     for s, v in state.servers.items()},
         "ases": len(topo.ases), "configured_ases": sum(1 for a in topo.ases.values() if a.configure),
@@ -693,7 +693,7 @@ def _down(topo: Topology, state: LabState, progress: Progress, provisioned: bool
                     problems.append(f"provisioning --down of {server} failed (exit {rc}): {last}")
     nodes = [ns for server in topo.servers for ns, _ in _plan_nodes(topo, server).values()]
     leftovers = [ns for ns in nodes if em.netns_exists(ns)]
-    if state.data.get("backend") == "docker":
+    if state.backend == "docker":
         problems += _remove_containers(topo, state, progress)
     progress("stopping the controller, sshd and Open vSwitch; deleting the lab's namespaces")
     problems += em.teardown(topo, state, progress)
@@ -753,7 +753,7 @@ def lab_status(topo_path: str, json: bool = False) -> Any:
 
     status: Dict[str, Any] = {
         "name": topo.name, "phase": state.data.get("phase"), "state_dir": em.state_dir(topo),
-        "backend": state.data.get("backend") or "netns",
+        "backend": state.backend,
         "topology": state.data.get("topology"), "effective_topology": state.data.get("effective_topology"),
         "mgmt": {"ns": em.mgmt_ns(topo), "ip": state.data["mgmt"]["ip"], "subnet": state.data["mgmt_subnet"],
                  "controller": {"alive": alive("controller"), **state.data.get("controller", {})},
