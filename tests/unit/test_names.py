@@ -74,3 +74,14 @@ def test_lab_places_use_the_names(tmp_path, monkeypatch):
 def test_nsenter_prefix():
     assert names.nsenter_prefix("/run/netns/t-VM1") == ["nsenter", "--net=/run/netns/t-VM1", "--"]
     assert L.em.nsenter_argv("t-VM1", ["ip", "a"]) == ["nsenter", "--net=/run/netns/t-VM1", "--", "ip", "a"]
+
+
+def test_node_places_need_no_plan(tmp_path, monkeypatch):
+    """`lab down` and exec learn namespace names from names.py, not by building every FRR config."""
+    import minet_sdn.provision.plan as plan_mod
+    monkeypatch.setenv("MINET_LAB_ROOT", str(tmp_path))
+    monkeypatch.setattr(plan_mod, "build_plan", lambda *a, **k: pytest.fail("built a plan"))
+    L._PLAN_CACHE.clear()
+    topo = parse_topology(TOPO, "t.yaml")
+    assert L.node_place(topo, "1.A.host").netns == names.node_ns(topo, "1.A.host")
+    assert L.router_place(topo, "3.C").vty_dir.endswith("/frr/3.C")
