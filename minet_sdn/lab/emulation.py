@@ -302,6 +302,7 @@ def wait_tcp(ns: str, host: str, port: int, timeout: float = 10.0) -> bool:
 # ---- processes ------------------------------------------------------------------------------
 
 proc_starttime = host.proc_starttime
+_reap = host.reap
 
 
 def proc_record(name: str, pid: int, pidfile: Optional[str] = None) -> Dict[str, object]:
