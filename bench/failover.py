@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -51,6 +50,7 @@ from lab_up import check_root, force_down, leftovers, machine, save, stats, uniq
 
 from minet_sdn.lab import emulation as em   # noqa: E402
 from minet_sdn.lab import lab as L          # noqa: E402
+from minet_sdn.lab import observe            # noqa: E402
 from minet_sdn.topology import load_topology  # noqa: E402
 
 BLACKHOLE_COOKIE = 0xBE0C0000000000FF       # not 0x6d6e...: not one of the controller's flows
@@ -70,17 +70,10 @@ class Bench:
         return L.resolve_node(self.topo, node)[0]
 
     def carrier(self, router: str, ifname: str) -> bool:
-        out = subprocess.run(["ip", "-n", self.ns(router), "-o", "link", "show", "dev", ifname],
-                             capture_output=True, text=True, timeout=10).stdout
-        flags = out.split("<", 1)[1].split(">", 1)[0].split(",") if "<" in out else []
-        return "LOWER_UP" in flags and "NO-CARRIER" not in flags
+        return observe.carrier(self.ns(router), ifname)
 
     def session(self, router: str, peer_ip: str) -> str:
-        text = L.vtysh(L.router_place(self.topo, router), f"show bgp neighbors {peer_ip} json")
-        try:
-            return str((json.loads(text or "{}").get(peer_ip) or {}).get("bgpState", "absent"))
-        except ValueError:
-            return "?"
+        return observe.bgp_state(self.topo, router, peer_ip)
 
     def settle(self, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
@@ -127,34 +120,11 @@ class Bench:
                    for server in self.link.servers())
 
 
-class CarrierWatch:
-    """`ip monitor link` in each router's namespace; first carrier loss / return per interface."""
+class CarrierWatch(observe.CarrierWatch):
+    """`ip monitor link` in each router's namespace (minet_sdn/lab/observe.py)."""
 
     def __init__(self, bench: Bench, watched: Sequence[Tuple[str, str]]):
-        self.events: Dict[Tuple[str, str], List[Tuple[float, bool]]] = {w: [] for w in watched}
-        self.procs = []
-        for router in sorted({r for r, _ in watched}):
-            proc = subprocess.Popen(["ip", "-n", bench.ns(router), "monitor", "link"], stdout=subprocess.PIPE,
-                                    stderr=subprocess.DEVNULL, text=True, bufsize=1)
-            self.procs.append(proc)
-            threading.Thread(target=self._read, args=(router, proc), daemon=True).start()
-        time.sleep(0.3)
-
-    def _read(self, router: str, proc: subprocess.Popen) -> None:
-        for line in proc.stdout:
-            now = time.monotonic()
-            m = re.match(r"\d+: ([^:@\s]+)(?:@\S+)?: <([^>]*)>", line)
-            if m and (router, m.group(1)) in self.events:
-                flags = m.group(2).split(",")
-                self.events[(router, m.group(1))].append((now, "LOWER_UP" in flags and "NO-CARRIER" not in flags))
-
-    def first(self, w: Tuple[str, str], carrier: bool, after: float) -> Optional[float]:
-        return next((t for t, c in list(self.events[w]) if c == carrier and t >= after), None)
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            proc.terminate()
-            proc.wait(5)
+        super().__init__(bench.ns, watched)
 
 
 class SessionWatch:

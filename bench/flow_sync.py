@@ -63,9 +63,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from minet_sdn.core.flows import IN_PORT, Flow, bridge_flows  # noqa: E402
-from minet_sdn.topology import load_topology                  # noqa: E402
+from minet_sdn import host                                    # noqa: E402
+from minet_sdn.topology import load_topology, names           # noqa: E402
 
-SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 PREFIX = f"mnbench-{os.getpid()}"
 TARGET_RATIO = 1.0          # ours <= 1.0x ovs-ofctl --bundle (add-flows / replace-flows)
 TOS_PER_PAIR = 63
@@ -148,47 +148,20 @@ def pid_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _pid_alive(pid: int) -> bool:
-    """Running (a zombie does not count: it has exited, only its parent has not reaped it yet)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def _stop_pid(pid: int, timeout: float = 10.0) -> None:
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _pid_alive(pid):
-        time.sleep(0.05)
-    if _pid_alive(pid):
-        os.kill(pid, signal.SIGKILL)
-
-
 class Ovs:
     """ovsdb-server + ovs-vswitchd in their own namespace and directory."""
 
     def __init__(self, ns: str, d: Path):
         self.ns, self.dir = ns, d
         self.ns_made = False
-        self.pidfiles = [d / "vswitchd.pid", d / "ovsdb.pid"]
+        self.files = host.OvsFiles(str(d))
 
     def start(self) -> None:
         self.dir.mkdir(parents=True)
         run("ip", "netns", "add", self.ns)
         self.ns_made = True
         run("ip", "-n", self.ns, "link", "set", "lo", "up")
-        run("ovsdb-tool", "create", self.dir / "conf.db", SCHEMA)
-        env = [f"OVS_{k}DIR={self.dir}" for k in ("RUN", "DB", "LOG", "SYSCONF")]
-        run("ip", "netns", "exec", self.ns, "env", *env, "ovsdb-server", "--remote=punix:%s" % (self.dir / "db.sock"),
-            f"--pidfile={self.pidfiles[1]}", "--detach", f"--log-file={self.dir / 'ovsdb.log'}", self.dir / "conf.db")
-        self.vsctl("--no-wait", "init")
-        run("ip", "netns", "exec", self.ns, "env", *env, "ovs-vswitchd", f"unix:{self.dir / 'db.sock'}",
-            f"--pidfile={self.pidfiles[0]}", "--detach", f"--log-file={self.dir / 'vswitchd.log'}")
+        host.start_ovs(str(self.dir), names.exec_prefix("netns", self.ns), lambda argv: run(*argv))
 
     def vsctl(self, *args) -> str:
         return run("ovs-vsctl", "--timeout=60", f"--db=unix:{self.dir / 'db.sock'}", *args).stdout
@@ -205,15 +178,10 @@ class Ovs:
         return sorted(line.strip() for line in out.splitlines() if "priority=" in line)
 
     def vswitchd_cpu(self) -> float:
-        return pid_cpu(int(self.pidfiles[0].read_text().strip()))
+        return pid_cpu(int(Path(self.files.pidfile("ovs-vswitchd")).read_text().strip()))
 
     def stop(self) -> None:
-        for pf in self.pidfiles:
-            try:
-                pid = int(pf.read_text().strip())
-            except (OSError, ValueError):
-                continue
-            _stop_pid(pid)
+        host.stop_ovs(self.files)
         if self.ns_made:
             run("ip", "netns", "del", self.ns, check=False)
             self.ns_made = False
@@ -226,7 +194,7 @@ class Controller:
         self.ovs, self.timing, self.log = ovs, timing, log
         self.ofp_port = ofp_port
         app = "bench.flow_sync_app"
-        argv = ["ip", "netns", "exec", ovs.ns, sys.executable, str(Path(__file__).resolve()), "_controller",
+        argv = [*names.exec_prefix("netns", ovs.ns), sys.executable, str(Path(__file__).resolve()), "_controller",
                 "--topology", str(topo_path), "--ofp", f"127.0.0.1:{ofp_port}", "--rest", f"127.0.0.1:{rest_port}",
                 "--log-file", str(log), "--app", app, "--state", str(log.with_name("controller-state.json"))]
         env = dict(os.environ, MNBENCH_TIMING=str(timing), PYTHONPATH=str(ROOT))
@@ -247,7 +215,7 @@ class Controller:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"controller exited ({self.proc.returncode}); see {self.err.name}")
-            out = run("ip", "netns", "exec", self.ovs.ns, "ss", "-Hltn", f"sport = :{self.ofp_port}").stdout
+            out = run(*names.exec_prefix("netns", self.ovs.ns), "ss", "-Hltn", f"sport = :{self.ofp_port}").stdout
             if out.strip():
                 return
             time.sleep(0.05)
@@ -266,20 +234,14 @@ class Controller:
         raise RuntimeError(f"no sync record within {timeout:.0f} s; see {self.log} and the OvS logs")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        host.stop_child(self.proc)
         self.err.close()
 
 
 def free_ports(ns: str, n: int = 2) -> List[int]:
     code = ("import socket;s=[socket.socket() for _ in range(%d)];[x.bind(('127.0.0.1',0)) for x in s];"
             "print(' '.join(str(x.getsockname()[1]) for x in s))" % n)
-    return [int(p) for p in run("ip", "netns", "exec", ns, sys.executable, "-c", code).stdout.split()]
+    return [int(p) for p in run(*names.exec_prefix("netns", ns), sys.executable, "-c", code).stdout.split()]
 
 
 # ---- profiling ---------------------------------------------------------------------------------
@@ -507,7 +469,7 @@ def bench_links(n: int, mode: str, repeat: int, work: Path, profile_dir: Optiona
             ctl.stop()
         for spy in spies:
             if spy.poll() is None:
-                _stop_pid(spy.pid)
+                host.stop_processes([spy.pid], 10.0)
         ovs.stop()
 
 

@@ -43,7 +43,6 @@ import json
 import os
 import platform
 import re
-import secrets
 import shutil
 import statistics
 import subprocess
@@ -56,10 +55,10 @@ from typing import Any, Dict, List, Optional, Tuple
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import yaml  # noqa: E402
 
 from minet_sdn.lab import emulation as em   # noqa: E402
 from minet_sdn.lab import lab as L          # noqa: E402
+from minet_sdn.lab import observe            # noqa: E402
 from minet_sdn.topology import load_topology  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -70,15 +69,7 @@ DEFAULT_TOPOLOGIES = [str(ROOT / "topologies" / "demo.yaml"), str(ROOT / "topolo
 
 def unique_copy(src: str, directory: str, prefix: str, **fabric: Any) -> str:
     """`src` under a unique 6-character instance name (its kernel tag is the name itself)."""
-    with open(src) as fh:
-        data = yaml.safe_load(fh)
-    data["name"] = f"{prefix}{secrets.token_hex(3)}"[:6]
-    if fabric:
-        data.setdefault("fabric", {}).update(fabric)
-    path = os.path.join(directory, f"{data['name']}.yaml")
-    with open(path, "w") as fh:
-        yaml.safe_dump(data, fh, sort_keys=False)
-    return path
+    return observe.write_variant(src, directory, prefix, name_len=6, hex_chars=6, **fabric)
 
 
 def leftovers(topo) -> List[str]:
@@ -144,23 +135,7 @@ def check_root() -> None:
             raise SystemExit(f"{path} is missing (apt-get install frr)")
 
 
-def routes_complete(topo) -> bool:
-    """Every configured router has a route to the prefix of every other configured AS."""
-    from concurrent.futures import ThreadPoolExecutor
-    from minet_sdn.topology.addressing import topology_addressing
-    prefixes = {asn: a.prefix for asn, a in topology_addressing(topo).items() if topo.ases[asn].configure}
-
-    def complete(router: str) -> bool:
-        text = L.vtysh(L.router_place(topo, router), "show ip route json", timeout=20)
-        try:
-            have = set(json.loads(text or "{}"))
-        except ValueError:
-            return False
-        asn = topo.routers[router].asn
-        return all(p in have for a, p in prefixes.items() if a != asn)
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        return all(pool.map(complete, L.configured_routers(topo)))
+routes_complete = observe.routes_complete      # shared with the e2e tests (minet_sdn/lab/observe.py)
 
 
 # ---- one lab up / down, split by phase ------------------------------------------------------------

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from minet_sdn.importers import to_yaml                      # noqa: E402
 from minet_sdn.lab import emulation as em                     # noqa: E402
 from minet_sdn.lab import lab as L                            # noqa: E402
-from minet_sdn.topology import load_topology                  # noqa: E402
+from minet_sdn.topology import load_topology, names           # noqa: E402
 from minet_sdn.topology.addressing import topology_addressing  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -61,11 +61,11 @@ def ns_of(topo, node: str) -> str:
 
 def iperf(topo, client: str, server: str, server_ip: str, seconds: float) -> float:
     """Received bits/s of one TCP stream from `client` to `server_ip` (a router address of `server`)."""
-    srv = subprocess.Popen(["ip", "netns", "exec", ns_of(topo, server), "iperf3", "-s", "-1", "-B", server_ip,
+    srv = subprocess.Popen(names.exec_prefix("netns", ns_of(topo, server)) + ["iperf3", "-s", "-1", "-B", server_ip,
                             "-p", "5299"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.5)
-        res = subprocess.run(["ip", "netns", "exec", ns_of(topo, client), "iperf3", "-c", server_ip, "-p", "5299",
+        res = subprocess.run(names.exec_prefix("netns", ns_of(topo, client)) + ["iperf3", "-c", server_ip, "-p", "5299",
                               "-t", str(seconds), "-O", "1", "-J"], capture_output=True, text=True,
                              timeout=seconds + 30)
         data = json.loads(res.stdout)

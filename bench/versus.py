@@ -54,7 +54,7 @@ from lab_up import check_root, force_down, leftovers, machine, save, unique_copy
 
 from minet_sdn.lab import emulation as em   # noqa: E402
 from minet_sdn.lab import lab as L          # noqa: E402
-from minet_sdn.topology import load_topology  # noqa: E402
+from minet_sdn.topology import load_topology, names  # noqa: E402
 from minet_sdn.topology.addressing import as_addressing  # noqa: E402
 
 WAIT = 60.0
@@ -88,14 +88,14 @@ class Lab:
         return self.bench.ns(node)
 
     def sh(self, ns: str, *argv: str, timeout: float = 30, check: bool = False) -> subprocess.CompletedProcess:
-        return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True, text=True,
+        return subprocess.run(names.exec_prefix("netns", ns) + list(argv), capture_output=True, text=True,
                               timeout=timeout, check=check)
 
     def routers(self) -> List[str]:
         return L.configured_routers(self.topo)
 
     def hosts(self) -> List[str]:
-        return [f"{r}.host" for r in self.routers()]
+        return [names.host_id(r) for r in self.routers()]
 
     # -- ARP ------------------------------------------------------------------------------------
     def arp_round(self, flush: bool) -> Dict[str, Any]:
@@ -107,7 +107,7 @@ class Lab:
             pcap = tempfile.NamedTemporaryFile(suffix=".pcap", delete=False).name
             ul = em.underlay_peer_ifname(self.topo, server)
             src = self.topo.servers[server].underlay_ip
-            proc = subprocess.Popen(["ip", "netns", "exec", em.underlay_ns(self.topo), "tcpdump", "-n", "-p", "-U",
+            proc = subprocess.Popen(names.exec_prefix("netns", em.underlay_ns(self.topo)) + ["tcpdump", "-n", "-p", "-U",
                                      "-i", ul, "-w", pcap, f"ip proto 47 and src host {src}"],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             caps.append((proc, pcap))
@@ -228,7 +228,7 @@ class Lab:
     # -- throughput -------------------------------------------------------------------------------
     def iperf(self, link, seconds: int) -> Optional[float]:
         a, b = link.a, link.b
-        srv = subprocess.Popen(["ip", "netns", "exec", self.ns(b.router), "iperf3", "-s", "-1", "-B", b.ip],
+        srv = subprocess.Popen(names.exec_prefix("netns", self.ns(b.router)) + ["iperf3", "-s", "-1", "-B", b.ip],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             time.sleep(0.5)

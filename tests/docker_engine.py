@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 from contextlib import contextmanager
 from typing import Iterator, List, Optional, Sequence
+
+from minet_sdn import host
 
 SOCKET = "/var/run/docker.sock"
 START_TIMEOUT = 60.0
@@ -120,25 +121,7 @@ class Engine:
 
     def stop(self) -> None:
         if self.pid is not None:
-            try:
-                os.kill(self.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    if os.waitpid(self.pid, os.WNOHANG)[0]:
-                        break
-                except ChildProcessError:
-                    if not os.path.exists(f"/proc/{self.pid}"):
-                        break
-                time.sleep(0.1)
-            else:
-                try:
-                    os.kill(self.pid, signal.SIGKILL)
-                    os.waitpid(self.pid, 0)
-                except (ProcessLookupError, ChildProcessError):
-                    pass
+            host.stop_processes([self.pid], timeout=30)     # our child: reaped on the way
             self.pid = None
         if self.dir:
             shutil.rmtree(self.dir, ignore_errors=True)

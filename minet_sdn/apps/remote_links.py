@@ -21,16 +21,18 @@ from typing import Dict, List, Optional, Tuple
 from .. import compat
 from ..compat import BaseApp, handler, ofp_event, ofproto_v1_3
 from ..core import flows, ofmsg, wire
-from ..core.fabric import FabricCore, PortInfo, ids_for_keys, link_counters
+from ..core.fabric import FabricCore, PortInfo, ids_for_keys
 from ..core.flows import link_flows
-from ..core.views import Counters, link_view, metrics_text, switch_view
-from ..rest.api import ApiError, make_app
+from ..core.views import Counters, link_counters, link_view, metrics_text, switch_view
+from ..core.errors import Conflict, Invalid, NotFound
+from ..rest.api import make_app
 from ..rest.server import serve_in_thread
 from ..topology import TopologyError, load_topology
 
 MAIN, DEAD = handler.MAIN_DISPATCHER, handler.DEAD_DISPATCHER
 TICK_SECONDS = 0.25
 STATS_TIMEOUT = 3.0
+SYNC_REPLIES = {"PortDescStatsRequest": "ports", "FlowStatsRequest": "flows"}   # what core.connected asks
 
 # Set by `minet controller` before the app starts; MINET_TOPOLOGY / MINET_REST / MINET_CONTROLLER_STATE
 # serve ryu-manager. echo_interval: seconds of silence before a switch is sent an echo request (it is
@@ -287,9 +289,9 @@ class RemoteLinks(BaseApp):
             return
         self.datapaths[dpid] = dp
         sync: Dict[str, object] = {}
-        for msg in self.core.connected(dpid, time.monotonic()):
+        for msg in self.core.connected(dpid, time.monotonic()).get(dpid, []):
             self._send_one(dp, msg)
-            sync[msg.xid] = "ports" if isinstance(msg, ofmsg.parser.OFPPortDescStatsRequest) else "flows"
+            sync[msg.xid] = SYNC_REPLIES[ofmsg.kind(msg)]
         self._sync[dpid] = sync
         self.logger.info("switch %016x (%s) connected; reading its ports and flows", dpid,
                          self.topo.bridges[dpid].name)
@@ -387,7 +389,7 @@ class RemoteLinks(BaseApp):
     def _link(self, link_id: int):
         link = self.topo.link_by_id.get(link_id)
         if link is None:
-            raise ApiError(404, f"no link {link_id} (links are 1..{len(self.topo.links)})")
+            raise NotFound(f"no link {link_id} (links are 1..{len(self.topo.links)})")
         return link
 
     def _counters(self) -> Counters:
@@ -446,7 +448,7 @@ class RemoteLinks(BaseApp):
     def _admin(self, link_id: int, fail: bool) -> dict:
         link = self._link(link_id)
         if not link.remote:
-            raise ApiError(409, f"link {link_id} is local ({link.a.router} and {link.b.router} are both on "
+            raise Conflict(f"link {link_id} is local ({link.a.router} and {link.b.router} are both on "
                                 f"{link.a.server}); only remote links pass through the controller")
         with self.lock:
             now = time.monotonic()
@@ -485,9 +487,9 @@ class RemoteLinks(BaseApp):
         try:
             topo = load_topology(self.topo_path)
         except TopologyError as exc:
-            raise ApiError(400, "; ".join(exc.problems))
+            raise Invalid("; ".join(exc.problems))
         if topo.name != self.topo.name:
-            raise ApiError(409, f"{self.topo_path} now describes instance {topo.name}, not {self.topo.name}")
+            raise Conflict(f"{self.topo_path} now describes instance {topo.name}, not {self.topo.name}")
         with self.lock:
             out = self.core.reload(topo, time.monotonic())
             self.topo = topo

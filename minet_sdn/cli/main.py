@@ -15,7 +15,6 @@ Errors are one line on stderr; bad input exits 2, an unreachable controller exit
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import os
 import re
@@ -23,7 +22,8 @@ import socket
 import sys
 from typing import List, Optional, Tuple
 
-from ..topology import Topology, TopologyError, load_topology
+from ..topology import Topology, TopologyError, load_topology, validate
+from .output import guarded
 
 
 class UsageError(Exception):
@@ -65,7 +65,10 @@ def _shown(value: str, limit: int = 40) -> str:
 # ---- validate ------------------------------------------------------------------------------
 
 def cmd_validate(args) -> int:
-    topo = _topology(args.file)
+    try:
+        topo = validate.load_valid(args.file)
+    except TopologyError as exc:
+        raise UsageError("\n".join(exc.problems))
     remote = len(topo.remote_links)
     ixps = (f", {len(topo.ixps)} IXPs ({len(topo.ixp_segments)} members on other servers, over IXP segments)"
             if topo.ixps else "")
@@ -302,64 +305,19 @@ def build_parser() -> Parser:
     return p
 
 
-class OutputError(Exception):
-    """Writing our own output failed (closed pipe, full disk)."""
-
-
-class _Output:
-    """sys.stdout, with write errors told apart from every other OSError a command may meet."""
-
-    def __init__(self, stream):
-        self._stream = stream
-
-    def write(self, text):
-        try:
-            return self._stream.write(text)
-        except OSError as exc:
-            raise OutputError(exc) from None
-
-    def flush(self):
-        try:
-            return self._stream.flush()
-        except OSError as exc:
-            raise OutputError(exc) from None
-
-    def __getattr__(self, name):
-        return getattr(self._stream, name)
-
-
 def main(argv: Optional[List[str]] = None) -> int:
-    real = sys.stdout
-    sys.stdout = _Output(real)
+    return guarded(lambda: _main(argv), "minet")
+
+
+def _main(argv: Optional[List[str]]) -> int:
     try:
         args = build_parser().parse_args(argv)
-        code = args.func(args) or 0
-        sys.stdout.flush()
-        return code
+        return args.func(args) or 0
     except UsageError as exc:
         print(str(exc), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
-    except OutputError as exc:
-        cause = exc.args[0]
-        _silence(real)
-        if getattr(cause, "errno", None) == errno.EPIPE:      # `minet link list | head -1`: not an error
-            return 141
-        print(f"minet: cannot write the output: {cause.strerror or cause}", file=sys.stderr)
-        return 1
-    finally:
-        sys.stdout = real
-
-
-def _silence(stream) -> None:
-    """Point fd 1 at /dev/null, so that flushing at exit cannot fail a second time."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, stream.fileno())
-        os.close(devnull)
-    except (OSError, ValueError, AttributeError):
-        pass
 
 
 if __name__ == "__main__":

@@ -22,13 +22,14 @@ import sys
 import threading
 from typing import List, Optional
 
+from ..cli.output import guarded
+from ..messages import clip_line
 from ..provision.apply import ProvisionError, Provisioner
 from ..provision.ovs import detect_datapath
 from ..provision.image import IMAGE_ENV, default_image
 from ..provision.plan import BACKENDS, build_plan
 from ..provision import ssh
-from ..topology import TopologyError, load_topology
-from ..topology.addressing import addressing_problems
+from ..topology import TopologyError, validate
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -72,16 +73,17 @@ def _interrupt(signum, frame) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    return guarded(lambda: _main(argv), "minet-provision")
+
+
+def _main(argv: Optional[List[str]]) -> int:
     args = _parser().parse_args(argv)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
     try:
-        topo = load_topology(args.topology)
+        topo = validate.load_valid(args.topology)
     except TopologyError as exc:
         return _bad(exc.problems)
-    problems = addressing_problems(topo)
-    if problems:
-        return _bad(problems)
     if args.master:
         return _master(args, topo)
     if not args.server:
@@ -108,7 +110,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 130
     except ProvisionError as exc:
         rolled = getattr(exc, "rolled_back", [])
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {clip_line(str(exc))}", file=sys.stderr)
         if rolled:
             print(f"[{exc.server}] rolled back {len(rolled)} things this run created", file=sys.stderr)
         if args.json:

@@ -26,7 +26,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
-from ..topology.model import LINK_OFPORT_BASE, TUNNEL_OFPORT, Bridge, Link, Topology, cookie_link_id
+from ..topology.model import LINK_OFPORT_BASE, TUNNEL_OFPORT, Bridge, Link, Topology
 from . import ofmsg
 from .flows import Flow, FlowKey, bridge_flows, bridge_table, link_flows
 
@@ -148,13 +148,14 @@ class FabricCore:
         return bool(port and port.info.live)
 
     # ---- events -------------------------------------------------------------------------------
-    def connected(self, dpid: int, now: float) -> List[object]:
-        """A known switch connected: ask for its ports and flows; the answer goes to synced()."""
+    def connected(self, dpid: int, now: float) -> Out:
+        """A known switch connected: ask for its ports and flows (in that order); the answers go
+        to synced()."""
         self.now = now
         st = self.bridges[dpid]
         st.connected = True
         st.synced = False
-        return [ofmsg.port_desc_request(), ofmsg.flow_stats_request()]
+        return {dpid: [ofmsg.port_desc_request(), ofmsg.flow_stats_request()]}
 
     def disconnected(self, dpid: int, now: float) -> Out:
         # Keep what we last knew of its ports: with fail_mode=secure it keeps forwarding, and a lost
@@ -401,15 +402,3 @@ class FabricCore:
         for msgs in out.values():
             msgs.append(ofmsg.barrier())
         return out
-
-
-def link_counters(stats: Iterable[object]) -> Dict[int, Dict[str, int]]:
-    """Sum packet/byte counters of our flows per link id, from OFPFlowStats entries."""
-    out: Dict[int, Dict[str, int]] = {}
-    for s in stats:
-        lid = cookie_link_id(s.cookie)
-        if lid:
-            c = out.setdefault(lid, {"packets": 0, "bytes": 0})
-            c["packets"] += s.packet_count
-            c["bytes"] += s.byte_count
-    return out

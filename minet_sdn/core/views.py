@@ -1,9 +1,9 @@
 """What the REST API and the metrics endpoint show, computed from the core's state (pure)."""
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, Iterable, List, Optional
 
-from ..topology.model import Link
+from ..topology.model import Link, cookie_link_id
 from .fabric import FabricCore
 
 Counters = Dict[int, Dict[str, Dict[str, int]]]   # link id -> server -> {"packets", "bytes"}
@@ -76,3 +76,16 @@ def metrics_text(core: FabricCore, counters: Counters, extra: Dict[str, int]) ->
     for kind, value in sorted({**core.counters, **extra}.items()):
         lines.append(f"minet_controller_messages_total{_labels(kind=kind)} {value}")
     return "\n".join(lines) + "\n"
+
+
+def link_counters(stats: Iterable[object]) -> Dict[int, Dict[str, int]]:
+    """Sum packet/byte counters of our flows per link id, from flow stats entries (os-ken's
+    OFPFlowStats or wire.WireFlowStats: cookie, packet_count, byte_count)."""
+    out: Dict[int, Dict[str, int]] = {}
+    for s in stats:
+        lid = cookie_link_id(s.cookie)
+        if lid:
+            c = out.setdefault(lid, {"packets": 0, "bytes": 0})
+            c["packets"] += s.packet_count
+            c["bytes"] += s.byte_count
+    return out

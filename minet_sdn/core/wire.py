@@ -27,6 +27,7 @@ from ..compat import ofproto_v1_3 as ofp
 from ..compat import ofproto_v1_3_parser as parser
 from . import ofcheck
 from .flows import IN_PORT, Action, Flow
+from .ofconv import flow_from_stats, instructions
 
 _os_ken_exception = importlib.import_module(f"{FRAMEWORK}.exception")
 
@@ -129,7 +130,6 @@ class PackedFlowMod(parser.OFPFlowMod):
     def instructions(self):
         if self._delete:
             return []
-        from .ofmsg import instructions
         return instructions(self.flow.actions)
 
     def serialize(self):
@@ -265,7 +265,7 @@ class Packer:
 # A no-op resync reads every flow of a bridge back (30,002 at 10,000 links); os-ken's parser builds
 # an OFPMatch, instruction and action objects per entry (~75 us), which made a reconnect 10x slower
 # than `ovs-ofctl --bundle replace-flows`. `WireFlowStats.parser` decodes the entries our flows can
-# produce straight into Flow values, equal to what `ofmsg.flow_from_stats` makes of os-ken's parse
+# produce straight into Flow values, equal to what `ofconv.flow_from_stats` makes of os-ken's parse
 # (tested on every flow of both isolation modes, as the fake switch and as Open vSwitch encode
 # them); any entry outside that vocabulary (masks, other instructions or actions, unknown fields)
 # is handed to os-ken's parser and `flow_from_stats`, so the result never depends on which path ran.
@@ -517,7 +517,6 @@ def _entry(buf, offset: int, limit: int) -> "WireFlowStats":
             ofcheck.flow_stats_entry(buf, offset, offset + length, f"flow stats entry at offset {offset}")
         except ofcheck.BadMessage as exc:
             raise BadFlowEntry(str(exc)) from None
-        from .ofmsg import flow_from_stats
         entry.flow = flow_from_stats(entry._os_ken())
     else:
         entry.flow = Flow(priority, decoded[0], decoded[1], cookie, table_id)
@@ -539,7 +538,7 @@ _batch = threading.local()     # os-ken runs one receive thread per switch
 
 class WireFlowStats:
     """One ofp_flow_stats entry decoded with struct: `flow`, the entry as a Flow value (equal to
-    `ofmsg.flow_from_stats` of os-ken's parse), its counters, and every other attribute of
+    `ofconv.flow_from_stats` of os-ken's parse), its counters, and every other attribute of
     os-ken's OFPFlowStats (parsed by os-ken from the entry's bytes only when asked for)."""
 
     __slots__ = ("length", "cookie", "packet_count", "byte_count", "flow", "_buf", "_offset", "_parsed")

@@ -11,6 +11,7 @@ import json
 import sys
 from typing import List, Optional
 
+from ..cli.output import guarded
 from .emulation import DEFAULT_MGMT_SUBNET, LabError
 
 
@@ -119,7 +120,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     add_lab_commands(sub)
     args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except KeyboardInterrupt:
-        return 130
+
+    def body() -> int:
+        try:
+            return args.func(args)
+        except KeyboardInterrupt:
+            return 130
+    return guarded(body, "python -m minet_sdn.lab")

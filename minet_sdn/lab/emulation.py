@@ -33,9 +33,6 @@ namespace, and `ip netns add` run there would not be visible to the rest of the 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
-import fcntl
 import hashlib
 import ipaddress
 import json
@@ -45,7 +42,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Sequence
@@ -53,13 +49,15 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence
 import yaml
 
 from ..topology import Topology, TopologyError, load_topology
+from .. import host
+from ..topology import names
 
 DEFAULT_ROOT = "/run/minet-sdn"
 DEFAULT_MGMT_SUBNET = "10.254.0.0/24"
 UNDERLAY_MTU = 9000
 SSH_PORT = 22
 NETNS_DIR = "/run/netns"
-OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
+OVS_SCHEMA = host.OVS_SCHEMA
 SSHD = "/usr/sbin/sshd"
 STATE_VERSION = 1
 
@@ -114,53 +112,14 @@ def known_hosts_path(topo: Topology) -> str:
     return os.path.join(state_dir(topo), "ssh", "known_hosts")
 
 
-def mgmt_ns(topo: Topology) -> str:
-    return f"{topo.tag}-mgmt"
+# the lab's namespace, bridge and interface names: topology/names.py
+mgmt_ns, underlay_ns, server_ns = names.mgmt_ns, names.underlay_ns, names.server_ns
+mgmt_bridge, underlay_bridge, phy_bridge = names.mgmt_bridge, names.underlay_bridge, names.phy_bridge
+underlay_ifname, mgmt_ifname = names.underlay_ifname, names.mgmt_ifname
+underlay_peer_ifname, mgmt_peer_ifname = names.underlay_peer_ifname, names.mgmt_peer_ifname
 
 
-def underlay_ns(topo: Topology) -> str:
-    return f"{topo.tag}-ul"
-
-
-def server_ns(topo: Topology, server: str) -> str:
-    return f"{topo.tag}-{server}"
-
-
-def mgmt_bridge(topo: Topology) -> str:
-    return f"{topo.tag}-mbr"
-
-
-def underlay_bridge(topo: Topology) -> str:
-    return f"{topo.tag}-ubr"
-
-
-def phy_bridge(topo: Topology) -> str:
-    """The OvS netdev bridge of a server whose internal port holds its underlay IP."""
-    return f"{topo.tag}-phy"
-
-
-def underlay_ifname(topo: Topology) -> str:
-    """The server's underlay veth (in its namespace; a port of the phy bridge)."""
-    return f"{topo.tag}-ul"
-
-
-def mgmt_ifname(topo: Topology) -> str:
-    """The server's management veth (in its namespace)."""
-    return f"{topo.tag}-mg"
-
-
-def underlay_peer_ifname(topo: Topology, server: str) -> str:
-    return f"{topo.tag}-u{topo.servers[server].index}"
-
-
-def mgmt_peer_ifname(topo: Topology, server: str) -> str:
-    return f"{topo.tag}-m{topo.servers[server].index}"
-
-
-def ovs_env(directory: str) -> Dict[str, str]:
-    """Environment that points ovs-vsctl/ovs-ofctl/ovs-appctl at the OvS instance in `directory`."""
-    return {"OVS_RUNDIR": directory, "OVS_DBDIR": directory, "OVS_LOGDIR": directory,
-            "OVS_SYSCONFDIR": directory}
+ovs_env = host.ovs_env
 
 
 def server_env(topo: Topology, server: str) -> Dict[str, str]:
@@ -270,7 +229,7 @@ def _last_line(text: str) -> str:
 
 def nsenter_argv(ns: str, argv: Sequence[str]) -> List[str]:
     """Run `argv` in network namespace `ns` only (same mount namespace, unlike `ip netns exec`)."""
-    return ["nsenter", f"--net={os.path.join(NETNS_DIR, ns)}", "--", *argv]
+    return names.nsenter_prefix(os.path.join(NETNS_DIR, ns)) + list(argv)
 
 
 def ip(ns: Optional[str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -311,37 +270,9 @@ def netns_pids(name: str) -> List[int]:
     return [int(x) for x in proc.stdout.split() if x.isdigit()]
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWNET = 0x40000000
-
-
 def netns_socket(ns: str, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM) -> socket.socket:
-    """A socket created inside network namespace `ns` (usable from any thread afterwards).
-
-    setns(CLONE_NEWNET) changes only the calling thread, so a short-lived thread enters `ns`,
-    creates the socket and ends; the socket stays in `ns` for its whole life.
-    """
-    result: Dict[str, object] = {}
-
-    def work() -> None:
-        try:
-            fd = os.open(os.path.join(NETNS_DIR, ns), os.O_RDONLY)
-            try:
-                if _libc.setns(fd, CLONE_NEWNET) != 0:
-                    err = ctypes.get_errno()
-                    raise OSError(err, f"setns into {ns}: {os.strerror(err)}")
-            finally:
-                os.close(fd)
-            result["sock"] = socket.socket(family, type)
-        except BaseException as exc:     # handed to the caller
-            result["error"] = exc
-
-    t = threading.Thread(target=work, name=f"setns-{ns}")
-    t.start()
-    t.join()
-    if "error" in result:
-        raise result["error"]  # type: ignore[misc]
-    return result["sock"]  # type: ignore[return-value]
+    """A socket created inside network namespace `ns` (usable from any thread afterwards)."""
+    return host.in_netns(os.path.join(NETNS_DIR, ns), lambda: socket.socket(family, type))
 
 
 def netns_connect(ns: str, host: str, port: int, timeout: float = 5.0) -> socket.socket:
@@ -370,21 +301,8 @@ def wait_tcp(ns: str, host: str, port: int, timeout: float = 10.0) -> bool:
 
 # ---- processes ------------------------------------------------------------------------------
 
-def proc_starttime(pid: int) -> Optional[int]:
-    """Start time of `pid` (clock ticks since boot), or None if there is no such process.
-
-    Recorded with every pid, so a recycled pid is never mistaken for ours.
-    """
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read().decode(errors="replace")
-    except OSError:
-        return None
-    fields = data[data.rfind(")") + 2:].split()
-    try:
-        return int(fields[19])
-    except (IndexError, ValueError):
-        return None
+proc_starttime = host.proc_starttime
+_reap = host.reap
 
 
 def proc_record(name: str, pid: int, pidfile: Optional[str] = None) -> Dict[str, object]:
@@ -392,52 +310,25 @@ def proc_record(name: str, pid: int, pidfile: Optional[str] = None) -> Dict[str,
 
 
 def proc_alive(record: Dict[str, object]) -> bool:
+    """The recorded process still runs (same start time: not a recycled pid; zombies count as gone)."""
     pid = int(record["pid"])
     start = proc_starttime(pid)
     if start is None or (record.get("start") is not None and start != record["start"]):
         return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:       # zombies count as gone
-            state = fh.read().decode(errors="replace")
-        return state[state.rfind(")") + 2:].split()[0] != "Z"
-    except OSError:
-        return False
+    return host.pid_alive(pid)
 
 
 def stop_process(record: Dict[str, object], timeout: float = 5.0) -> None:
     """SIGTERM the recorded process (if it is still the same one), then SIGKILL after `timeout`."""
-    if not proc_alive(record):
-        return
-    pid = int(record["pid"])
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 2.0)):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            _reap(pid)
-            if not proc_alive(record):
-                return
-            time.sleep(0.02)
-
-
-def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
+    if proc_alive(record):
+        host.stop_processes([int(record["pid"])], timeout, alive=lambda _pid: proc_alive(record))
 
 
 def read_pidfile(path: str, timeout: float = 5.0) -> int:
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(OSError, ValueError, IndexError):   # IndexError: not written yet
-            with open(path) as fh:
-                pid = int(fh.read().split()[0])
-            if proc_starttime(pid) is not None:
-                return pid
-        if time.monotonic() > deadline:
-            raise LabError(f"no live process in pid file {path} after {timeout:g} s")
-        time.sleep(0.02)
+    pid = host.read_pidfile(path, timeout)
+    if pid is None:
+        raise LabError(f"no live process in pid file {path} after {timeout:g} s")
+    return pid
 
 
 def spawn_daemon(argv: Sequence[str], log_path: str, *, env: Optional[Dict[str, str]] = None,
@@ -493,7 +384,18 @@ class LabState:
     def save(self) -> None:
         _write_atomic(self.path, json.dumps(self.data, indent=1, sort_keys=False) + "\n")
 
-    # accessors
+    # accessors (the defaults live here, once)
+    @property
+    def backend(self) -> str:
+        """How the lab's nodes are made: "netns" (the default) or "docker"."""
+        return str(self.data.get("backend") or "netns")
+
+    @property
+    def image(self) -> Optional[str]:
+        """The docker backend's image, as `lab up` resolved it (None: the default)."""
+        image = self.data.get("image")
+        return str(image) if image else None
+
     @property
     def namespaces(self) -> List[str]:
         return self.data.setdefault("namespaces", [])  # type: ignore[return-value]
@@ -564,22 +466,18 @@ def lab_lock(topo: Topology) -> Iterator[None]:
     """Serialise up/down of one lab (a second `lab up` waits for none: it fails at once)."""
     os.makedirs(lab_root(), mode=0o755, exist_ok=True)
     path = os.path.join(lab_root(), f".{topo.name}.lock")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise LabError(f"another `lab up` or `lab down` of {topo.name} is running")
-            raise
-        yield
-    finally:
-        if not os.path.exists(state_dir(topo)):     # no lab (down, or a failed up): no lock file
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-            with contextlib.suppress(OSError):
-                os.rmdir(lab_root())                # only if no other lab is left
-        os.close(fd)
+        with host.file_lock(path, blocking=False):
+            try:
+                yield
+            finally:
+                if not os.path.exists(state_dir(topo)):     # no lab (down, or a failed up): no lock file
+                    with contextlib.suppress(OSError):
+                        os.unlink(path)
+                    with contextlib.suppress(OSError):
+                        os.rmdir(lab_root())                # only if no other lab is left
+    except host.Busy:
+        raise LabError(f"another `lab up` or `lab down` of {topo.name} is running") from None
 
 
 # ---- preconditions --------------------------------------------------------------------------
@@ -621,23 +519,11 @@ def _disable_offloads(ns: str, ifname: str) -> None:
 
 def start_ovs(topo: Topology, server: str, state: LabState) -> None:
     """ovsdb-server and ovs-vswitchd of `server`, inside its namespace, in its own directory."""
-    d = server_dir(topo, server)
-    ns = server_ns(topo, server)
-    env = ovs_env(d)
-    env_args = [f"{k}={v}" for k, v in env.items()]
-    if not os.path.exists(os.path.join(d, "conf.db")):
-        run(["ovsdb-tool", "create", os.path.join(d, "conf.db"), OVS_SCHEMA])
-    run(["ip", "netns", "exec", ns, "env", *env_args, "ovsdb-server",
-         f"--remote=punix:{d}/db.sock", f"--pidfile={d}/ovsdb-server.pid", "--detach",
-         f"--log-file={d}/ovsdb-server.log", "--unixctl", f"{d}/ovsdb-server.ctl", f"{d}/conf.db"])
-    pid = read_pidfile(f"{d}/ovsdb-server.pid")
-    state.add_process(proc_record(f"{server}/ovsdb-server", pid, f"{d}/ovsdb-server.pid"))
-    ovs_vsctl(d, "--no-wait", "init")
-    run(["ip", "netns", "exec", ns, "env", *env_args, "ovs-vswitchd", f"unix:{d}/db.sock",
-         f"--pidfile={d}/ovs-vswitchd.pid", "--detach", f"--log-file={d}/ovs-vswitchd.log",
-         "--unixctl", f"{d}/ovs-vswitchd.ctl"])
-    pid = read_pidfile(f"{d}/ovs-vswitchd.pid")
-    state.add_process(proc_record(f"{server}/ovs-vswitchd", pid, f"{d}/ovs-vswitchd.pid"))
+    def started(daemon: str, pidfile: str) -> None:
+        state.add_process(proc_record(f"{server}/{daemon}", read_pidfile(pidfile), pidfile))
+
+    host.start_ovs(server_dir(topo, server), names.exec_prefix("netns", server_ns(topo, server)),
+                   lambda argv: run(argv), started)
 
 
 def underlay_prefixlen(topo: Topology, version: int) -> int:

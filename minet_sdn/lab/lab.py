@@ -23,8 +23,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from ..messages import clip_line
 from ..rest.client import CSRF_HEADER, CSRF_VALUE
-from ..topology import Topology
+from ..topology import Topology, names, validate
 from . import emulation as em
 from .emulation import LabError, LabState, Progress
 
@@ -90,9 +91,13 @@ class RouterPlace:
 
     def exec_prefix(self) -> List[str]:
         """argv prefix running a command in the node (vtysh of a container is the container's)."""
-        if self.backend == "docker":
-            return ["docker", "exec", self.netns]
-        return ["ip", "netns", "exec", self.netns]
+        return names.exec_prefix(self.backend, self.netns)
+
+    def vtysh_argv(self, *commands: str) -> List[str]:
+        """vtysh -c COMMAND... on this router: the host's vtysh on the router's sockets (netns), the
+        container's on docker (the router's FRR directory is at the same path inside it)."""
+        prefix = self.exec_prefix() if self.backend == "docker" else []
+        return prefix + names.vtysh_argv(self.vty_dir, *commands)
 
 
 _PLAN_CACHE: Dict[Tuple[int, str], Tuple[Topology, Dict[str, Tuple[str, Optional[str]]]]] = {}
@@ -111,19 +116,8 @@ def _plan_nodes(topo: Topology, server: str) -> Dict[str, Tuple[str, Optional[st
 
 
 def _plan_nodes_uncached(topo: Topology, server: str) -> Dict[str, Tuple[str, Optional[str]]]:
-    root = em.provision_state_dir(topo, server)
-    try:
-        from ..provision.plan import build_plan
-        plan = build_plan(topo, server, root=root)
-    except Exception:            # provisioning not installed, or another version: use its documented names
-        out: Dict[str, Tuple[str, Optional[str]]] = {}
-        for rid, as_ in topo.routers.items():
-            if as_.server == server:
-                out[rid] = (f"{topo.tag}-{rid}", os.path.join(root, topo.name, server, "frr", rid))
-                out[f"{rid}.host"] = (f"{topo.tag}-{rid}.host", None)
-        return out
-    confdirs = {r.node: r.confdir for r in plan.routers}
-    return {n.id: (n.ns, confdirs.get(n.id)) for n in plan.nodes}
+    sdir = names.provision_state_dir(em.provision_state_dir(topo, server), topo, server)
+    return names.server_nodes(topo, server, sdir)
 
 
 def lab_backend(topo: Topology) -> str:
@@ -132,15 +126,15 @@ def lab_backend(topo: Topology) -> str:
         state = LabState.load(topo)
     except LabError:
         state = None
-    return str((state.data.get("backend") if state is not None else None) or "netns")
+    return state.backend if state is not None else "netns"
 
 
 def _backend_args(state: LabState) -> List[str]:
     """minet-provision options selecting the lab's backend (none for the default netns)."""
-    backend = str(state.data.get("backend") or "netns")
+    backend = state.backend
     if backend == "netns":
         return []
-    image = state.data.get("image")
+    image = state.image
     return ["--backend", backend] + (["--image", str(image)] if image else [])
 
 
@@ -217,8 +211,7 @@ def vtysh(place: RouterPlace, command: str, timeout: float = 10) -> Optional[str
         if text is not None:
             return text
     try:
-        prefix = place.exec_prefix() if place.backend == "docker" else []
-        proc = subprocess.run(prefix + ["vtysh", "--vty_socket", place.vty_dir, "-c", command],
+        proc = subprocess.run(place.vtysh_argv(command),
                               capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -563,7 +556,7 @@ def _ensure_image(state: LabState, progress: Progress) -> None:
     why = docker_problem()
     if why:
         raise LabError(f"docker backend: {why}")
-    name = str(state.data.get("image") or image_name())
+    name = state.image or image_name()
     try:
         took = ensure_image(name, progress)
     except ImageProblem as exc:
@@ -587,12 +580,15 @@ def lab_up(topo_path: str, *, mgmt_subnet: str = em.DEFAULT_MGMT_SUBNET, progres
     t0 = time.monotonic()
     em.check_host()
     topo = load(topo_path)
+    problems = validate.problems(topo)       # what `minet validate` and minet-provision refuse
+    if problems:
+        raise LabError(problems[0] + (f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""))
     with em.lab_lock(topo):
         state = LabState.load(topo)
         created = state is None
         if state is not None:
-            if str(state.data.get("backend") or "netns") != backend:
-                raise LabError(f"the lab {topo.name} is up with the {state.data.get('backend') or 'netns'} "
+            if state.backend != backend:
+                raise LabError(f"the lab {topo.name} is up with the {state.backend} "
                                f"backend; run `minet lab down {topo_path}` first to use {backend}")
             if state.data.get("topology_sha256") != em.topology_digest(topo_path):
                 raise LabError(f"the lab {topo.name} is up with another version of {topo_path} "
@@ -624,7 +620,7 @@ def lab_up(topo_path: str, *, mgmt_subnet: str = em.DEFAULT_MGMT_SUBNET, progres
                 state.data["phase"] = "up"
                 state.save()
                 return _summary(topo, state, [], time.monotonic() - t0)
-            if state.data.get("backend") == "docker":
+            if state.backend == "docker":
                 _ensure_image(state, progress)
             state.data["phase"] = "provisioning"
             state.save()
@@ -632,7 +628,7 @@ def lab_up(topo_path: str, *, mgmt_subnet: str = em.DEFAULT_MGMT_SUBNET, progres
             rc, last = run_provision(topo, state, progress)
             if rc != 0:
                 last = _keep_failure_logs(topo, last)
-                raise LabError(f"provisioning failed (exit {rc}): {last} "
+                raise LabError(f"provisioning failed (exit {rc}): {clip_line(last)} "
                                f"(log: {os.path.join(em.state_dir(topo), 'provision.log')})")
             state.data["phase"] = "provisioned"
             state.data["provisioned"] = True
@@ -699,7 +695,7 @@ def _summary(topo: Topology, state: LabState, reports: List[Dict[str, Any]], sec
     up, total = _count_sessions(reports)
     return {
         "name": topo.name, "already_up": already, "seconds": round(seconds, 1),
-        "backend": state.data.get("backend") or "netns",
+        "backend": state.backend,
         "servers": {s: {"ns": v["ns"], "mgmt_ip": v["mgmt_ip"], "underlay_ip": v["underlay_ip"]}
                     for s, v in state.servers.items()},
         "ases": len(topo.ases), "configured_ases": sum(1 for a in topo.ases.values() if a.configure),
@@ -758,7 +754,7 @@ def _down(topo: Topology, state: LabState, progress: Progress, provisioned: bool
                     problems.append(f"provisioning --down of {server} failed (exit {rc}): {last}")
     nodes = [ns for server in topo.servers for ns, _ in _plan_nodes(topo, server).values()]
     leftovers = [ns for ns in nodes if em.netns_exists(ns)]
-    if state.data.get("backend") == "docker":
+    if state.backend == "docker":
         problems += _remove_containers(topo, state, progress)
     progress("stopping the controller, sshd and Open vSwitch; deleting the lab's namespaces")
     problems += em.teardown(topo, state, progress)
@@ -818,7 +814,7 @@ def lab_status(topo_path: str, json: bool = False) -> Any:
 
     status: Dict[str, Any] = {
         "name": topo.name, "phase": state.data.get("phase"), "state_dir": em.state_dir(topo),
-        "backend": state.data.get("backend") or "netns",
+        "backend": state.backend,
         "topology": state.data.get("topology"), "effective_topology": state.data.get("effective_topology"),
         "mgmt": {"ns": em.mgmt_ns(topo), "ip": state.data["mgmt"]["ip"], "subnet": state.data["mgmt_subnet"],
                  "controller": {"alive": alive("controller"), **state.data.get("controller", {})},
@@ -952,18 +948,13 @@ def exec_in_node(topo_path: str, node: str, argv: Sequence[str]) -> int:
         raise LabError("no command given (minet exec FILE NODE -- CMD ...)")
     ns, env, place = resolve_node(topo, node)
     argv = list(argv)
-    if (place is not None and place.vty_dir and os.path.basename(argv[0]) == "vtysh"
-            and "--vty_socket" not in argv):
-        # --config_dir too: `write memory` must save the router's own frr.conf, not the host's
-        argv[1:1] = ["--vty_socket", place.vty_dir, "--config_dir", place.vty_dir]
+    if place is not None and place.vty_dir:
+        argv = names.with_vtysh_dirs(argv, place.vty_dir)
     if place is not None and place.backend == "docker":        # the command runs in the container
-        tty = ["-t"] if sys.stdin.isatty() and sys.stdout.isatty() else []
-        return subprocess.call(["docker", "exec", "-i", *tty, ns] + argv)
+        tty = sys.stdin.isatty() and sys.stdout.isatty()
+        return subprocess.call(names.exec_prefix("docker", ns, interactive=True, tty=tty) + argv)
     if not em.netns_exists(ns):
         raise LabError(f"node {node}: namespace {ns} does not exist (is the lab provisioned?)")
     if shutil.which(argv[0]) is None and not os.path.exists(argv[0]):
         raise LabError(f"{argv[0]}: command not found")
-    full = ["ip", "netns", "exec", ns]
-    if env:
-        full += ["env"] + [f"{k}={v}" for k, v in env.items()]
-    return subprocess.call(full + argv)
+    return subprocess.call(names.exec_prefix("netns", ns, env=env) + argv)

@@ -12,7 +12,6 @@ ProvisionError names the server and the problem.
 """
 from __future__ import annotations
 
-import fcntl
 import ipaddress
 import json
 import os
@@ -28,6 +27,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
+from .. import host
+from ..messages import ERROR_LINE_LIMIT, clip_line
 from . import capacity
 from . import netlink as nlk
 from . import ovs
@@ -206,14 +207,8 @@ class Provisioner:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         """One run at a time per state root: an flock on the root directory itself (no lock file)."""
-        root = os.path.dirname(os.path.dirname(self.plan.state_dir))
-        os.makedirs(root, exist_ok=True)
-        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with host.file_lock(os.path.dirname(os.path.dirname(self.plan.state_dir)), directory=True):
             yield
-        finally:
-            os.close(fd)
 
     def _report(self, action: str, t0: float) -> Report:
         return Report(server=self.plan.server, instance=self.plan.instance, action=action, changes=self.changes,
@@ -270,7 +265,7 @@ class Provisioner:
                 self._up_routers()
                 self._remove_stale()
             except BaseException as exc:          # an interrupt (SIGINT/SIGTERM) rolls back too
-                what = "interrupted" if isinstance(exc, KeyboardInterrupt) else _describe(exc)
+                what = "interrupted" if isinstance(exc, KeyboardInterrupt) else self._bounded(_describe(exc))
                 rolled = self._rollback()
                 err = ProvisionError(self.plan.server, what)
                 err.rolled_back = rolled          # type: ignore[attr-defined]
@@ -455,6 +450,11 @@ class Provisioner:
             if new_dir:
                 self._undo.append((f"config dir {router.confdir}",
                                    lambda d=router.confdir: shutil.rmtree(d, ignore_errors=True)))
+            # vtysh run with --config_dir <router dir> (names.vtysh_argv, `minet exec`) reads its
+            # vtysh.conf there: an empty one, so that it does not complain on every call
+            vtysh_conf = os.path.join(router.confdir, VTYSH_CONF)
+            if not os.path.exists(vtysh_conf):
+                _write_if_changed(vtysh_conf, "", uid, gid)
             # A student's router (configure: false) owns its frr.conf once it exists: `write memory`
             # saves there, and re-provisioning must neither overwrite it nor restart FRR.
             if router.configure or not os.path.exists(router.conf_path):
@@ -615,6 +615,27 @@ class Provisioner:
             why = f"exit status {proc.returncode}"
         return f"{why}; log: {log_line}" if log_line and log_line not in why else why
 
+    def error_log_path(self) -> str:
+        """Where the full text of an error too long for one line goes (it survives the rollback)."""
+        root = os.path.dirname(os.path.dirname(self.plan.state_dir))
+        return os.path.join(root, f"{self.plan.instance}.{self.plan.server}.error.log")
+
+    def _bounded(self, what: str) -> str:
+        """`what` as one line of at most ERROR_LINE_LIMIT characters; a longer or multi-line
+        text is written whole to error_log_path() and the line names that file."""
+        line = " ".join(what.split())
+        if len(line) <= ERROR_LINE_LIMIT and "\n" not in what:
+            return line
+        path = self.error_log_path()
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as fh:
+                fh.write(what + "\n")
+            where = f"full text in {path}"
+        except OSError as exc:
+            where = f"full text not saved: {exc.strerror or exc}"
+        return clip_line(line, ERROR_LINE_LIMIT - len(where) - 3) + f" ({where})"
+
     def failure_log_path(self) -> str:
         """Where the full list of daemons that did not start goes (it survives the rollback)."""
         root = os.path.dirname(os.path.dirname(self.plan.state_dir))
@@ -678,7 +699,7 @@ class Provisioner:
             try:
                 self._down()
             except Exception as exc:
-                raise ProvisionError(self.plan.server, _describe(exc)) from exc
+                raise ProvisionError(self.plan.server, self._bounded(_describe(exc))) from exc
         return self._report("down", t0)
 
     def _down(self) -> None:
@@ -750,6 +771,9 @@ def _write_json(path: str, data: dict) -> None:
     with open(tmp, "w") as fh:
         json.dump(data, fh, indent=1, sort_keys=True)
     os.replace(tmp, path)
+
+
+VTYSH_CONF = "vtysh.conf"
 
 
 def _write_if_changed(path: str, text: str, uid: int, gid: int) -> bool:

@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from typing import Callable, Dict, List, Optional, Tuple
 
+from ..topology import names
 from . import image as img
 from .image import ImageProblem, docker
 from .netns import _alive, ns_identity
@@ -42,20 +42,13 @@ SYSCTLS = ("net.ipv6.conf.all.disable_ipv6=0", "net.ipv6.conf.default.disable_ip
 COMMAND = ("sleep", "infinity")
 FRR_RUN = "run/frr"             # inside the container: FRR's default run dir, must belong to frr
 START_TIMEOUT = 20.0
-_NAME_OK = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
-_NAME_BAD = re.compile(r"[^a-zA-Z0-9_.-]")
 
 DockerProblem = ImageProblem
 
 
 def container_name(node: Node) -> str:
-    """Docker names are [a-zA-Z0-9][a-zA-Z0-9_.-]*: the node's `<tag>-<asn>.<NAME>[.host]` always is
-    one (tags are [a-z0-9-], router names [A-Za-z0-9_-]); anything else would become '_'."""
-    name = node.ns
-    if _NAME_OK.fullmatch(name):
-        return name
-    name = _NAME_BAD.sub("_", name)
-    return name if name[:1].isalnum() else f"m{name}"
+    """The node's container name (`names.container_name` of its `<tag>-<node>`)."""
+    return names.container_name(node.ns)
 
 
 def instance_labels(instance: str, server: str) -> Dict[str, str]:
@@ -207,7 +200,7 @@ class DockerBackend:
 
     # ---- processes --------------------------------------------------------------------------
     def exec_args(self, node: Node, argv: List[str]) -> List[str]:
-        return [img.docker_cli() or "docker", "exec", container_name(node), *argv]
+        return names.exec_prefix("docker", node.ns, docker=img.docker_cli() or "docker") + list(argv)
 
     def _netns_of(self, identity: str) -> Optional[str]:
         info = self._inspect(identity)

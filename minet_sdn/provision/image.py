@@ -18,7 +18,6 @@ What any image must hold (custom images included): FRR's daemons in /usr/lib/frr
 """
 from __future__ import annotations
 
-import fcntl
 import glob
 import hashlib
 import os
@@ -30,7 +29,7 @@ import time
 from contextlib import contextmanager
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
-from .. import __version__
+from .. import __version__, host
 
 IMAGE_ENV = "MINET_DOCKER_IMAGE"
 CACHE_ENV = "MINET_IMAGE_CACHE"
@@ -158,13 +157,8 @@ def rootfs_dir(cache: str, packages: Tuple[str, ...] = PACKAGES, suite: str = SU
 
 @contextmanager
 def _locked(cache: str) -> Iterator[None]:
-    os.makedirs(cache, exist_ok=True)
-    fd = os.open(cache, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with host.file_lock(cache, directory=True):
         yield
-    finally:
-        os.close(fd)
 
 
 def ensure_image(image: str, progress: Optional[Progress] = None) -> Optional[float]:

@@ -6,26 +6,21 @@ Each `ensure_*` function makes one thing match and returns the list of changes i
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import ipaddress
 import os
 import socket
-from contextlib import contextmanager
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from pyroute2 import IPRoute
 from pyroute2.ethtool.ioctl import IoctlEthtool
 from pyroute2.netlink.exceptions import NetlinkError
 
+from .. import host
 from .plan import Iface, Node, Veth
 
 IFF_UP = 0x1
 IFA_F_NODAD = 0x02
-CLONE_NEWNET = 0x40000000
-
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
 
 class NetlinkProblem(Exception):
@@ -41,26 +36,7 @@ def _is_offload(name: str) -> bool:
             or (name.startswith("tx-tcp") and name.endswith("segmentation")))
 
 
-@contextmanager
-def entered(nspath: Optional[str]) -> Iterator[None]:
-    """Run the body with the calling thread inside network namespace `nspath` (None: stay)."""
-    if nspath is None:
-        yield
-        return
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    target = os.open(nspath, os.O_RDONLY)
-    try:
-        if _libc.setns(target, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"setns({nspath}): {os.strerror(err)}")
-        try:
-            yield
-        finally:
-            if _libc.setns(home, CLONE_NEWNET) != 0:     # cannot happen short of a kernel bug
-                os.abort()
-    finally:
-        os.close(target)
-        os.close(home)
+entered = host.entered      # the calling thread inside a namespace (path or None) for the body
 
 
 class Netlink:

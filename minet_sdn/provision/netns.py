@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import signal
-import time
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from pyroute2 import netns as pyr_netns
 
+from .. import host
+from ..topology import names
 from .plan import Node
 
 NETNS_DIR = "/var/run/netns"
@@ -47,31 +47,11 @@ def processes_in(identities: Iterable[str]) -> Dict[str, List[int]]:
 
 
 def stop_processes(pids: Iterable[int], timeout: float = 5.0) -> None:
-    """SIGTERM, then SIGKILL what is still there after `timeout` seconds."""
-    pids = list(pids)
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + timeout
-    alive = pids
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.05)
-        alive = [p for p in alive if _alive(p)]
-    for pid in alive:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    """SIGTERM, then SIGKILL what is still there after `timeout` seconds (host.stop_processes)."""
+    host.stop_processes(pids, timeout)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return False
+_alive = host.pid_alive
 
 
 class NetnsBackend:
@@ -110,7 +90,7 @@ class NetnsBackend:
         pyr_netns.remove(node.ns)
 
     def exec_args(self, node: Node, argv: List[str]) -> List[str]:
-        return ["ip", "netns", "exec", node.ns, *argv]
+        return names.exec_prefix("netns", node.ns) + list(argv)
 
     def process_in(self, pid: int, identity: str) -> bool:
         return ns_identity(f"/proc/{pid}/ns/net") == identity and _alive(pid)

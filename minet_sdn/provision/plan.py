@@ -28,6 +28,8 @@ from typing import Dict, List, Optional, Tuple
 
 from ..topology.addressing import ASAddressing, ASAddressing6, topology_addressing, topology_addressing6
 from ..topology.model import Bridge, Link, Shaping, Topology, ixp_mac, ixp_port_ifname, router_ifname
+from ..topology import names
+from ..topology.names import frr_pathspace, host_id, intra_ifname  # noqa: F401  (re-exported)
 from . import frr
 
 STATE_DIR_ENV = "MINET_STATE_DIR"
@@ -188,10 +190,7 @@ class Router:
                 "--limit-fds", str(limit_fds(self.configure, self.config))]
 
     def vtysh_args(self, *commands: str) -> List[str]:
-        args = ["vtysh", "--vty_socket", self.confdir, "--config_dir", self.confdir]
-        for c in commands:
-            args += ["-c", c]
-        return args
+        return names.vtysh_argv(self.confdir, *commands)
 
 
 @dataclass(frozen=True)
@@ -264,12 +263,12 @@ class Plan:
     @property
     def alias(self) -> str:
         """Ownership mark (IFLA_IFALIAS) of interfaces we make in the server's own namespace."""
-        return f"minet:{self.instance}:{self.server}"
+        return names.ownership_alias(self.instance, self.server)
 
     @property
     def underlay_bridge(self) -> str:
         """The bridge minet-provision builds for the underlay when it has to (see Underlay)."""
-        return f"{self.tag}-phy"
+        return names.phy_bridge_of_tag(self.tag)
 
     @property
     def nodes_dir(self) -> str:
@@ -289,20 +288,7 @@ def state_root(env: Optional[Dict[str, str]] = None) -> str:
 
 
 def state_dir(topo: Topology, server: str, root: Optional[str] = None) -> str:
-    return os.path.join(root or state_root(), topo.name, server)
-
-
-def frr_pathspace(ns: str) -> str:
-    """FRR's -N (it refuses dots): the namespace name with '.' as '_' (unique: ASNs have no '_')."""
-    return ns.replace(".", "_")
-
-
-def intra_ifname(peer: str, peer_index: int) -> str:
-    return f"to_{peer}" if len(peer) <= 12 else f"to_{peer_index}"
-
-
-def host_id(router: str) -> str:
-    return f"{router}.host"
+    return names.provision_state_dir(root or state_root(), topo, server)
 
 
 def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend: str = "netns",
@@ -318,15 +304,12 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
     sdir = state_dir(topo, server, root)
     offloads_off = datapath == "netdev"
     marks = ((MARK_INSTANCE, topo.name), (MARK_SERVER, server))
-    alias = f"minet:{topo.name}:{server}"
+    alias = names.ownership_alias(topo.name, server)
 
     nodes: List[Node] = []
     veths: List[Veth] = []
     routers: List[Router] = []
     local_ases = [as_ for as_ in topo.ases.values() if as_.server == server]
-
-    def ns(node_id: str) -> str:
-        return f"{topo.tag}-{node_id}"
 
     for as_ in local_ases:
         addr, addr6 = addressing[as_.asn], addressing6.get(as_.asn)
@@ -341,9 +324,9 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
                 routes.append(Route("default", ra6.host_router_ip))
                 router_ips.append(f"{ra6.host_router_ip}/{plen6}")
                 host_ips.append(f"{ra6.host_ip}/{plen6}")
-            nodes.append(Node(id=rid, kind="router", asn=as_.asn, ns=ns(rid), forwarding=True,
+            nodes.append(Node(id=rid, kind="router", asn=as_.asn, ns=names.node_ns(topo, rid), forwarding=True,
                               lo_addresses=tuple(lo)))
-            nodes.append(Node(id=hid, kind="host", asn=as_.asn, ns=ns(hid), forwarding=False, routes=tuple(routes)))
+            nodes.append(Node(id=hid, kind="host", asn=as_.asn, ns=names.node_ns(topo, hid), forwarding=False, routes=tuple(routes)))
             veths.append(Veth("host",
                               Iface(rid, ROUTER_HOST_IFNAME, tuple(router_ips), offloads_off=offloads_off),
                               Iface(hid, HOST_IFNAME, tuple(host_ips), offloads_off=offloads_off)))
@@ -378,7 +361,7 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
             config = (_router_config(topo, addressing[as_.asn], rid, name, addressing6.get(as_.asn)) if as_.configure
                       else frr.empty_config(rid))
             routers.append(Router(node=rid, asn=as_.asn, configure=as_.configure,
-                                  confdir=os.path.join(sdir, "frr", rid), config=config,
+                                  confdir=names.frr_dir(sdir, rid), config=config,
                                   daemons=frr.daemons_for(config, as_.configure)))
 
     ixps: List[IxpLan] = []
@@ -401,7 +384,7 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
                     ixp_neighbours.append(IxpNeighbours(x.number, m.router, x.ifname, tuple(everyone6)))
         if x.server != server:
             continue
-        nodes.append(Node(id=x.node_id, kind="router", asn=x.route_server_asn, ns=ns(x.node_id), forwarding=False))
+        nodes.append(Node(id=x.node_id, kind="router", asn=x.route_server_asn, ns=names.node_ns(topo, x.node_id), forwarding=False))
         ports = []
         for i, m in enumerate(x.members, start=1):
             seg = topo.ixp_segment(x.number, m.router)
@@ -422,13 +405,13 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
         clients = [frr.RouteServerClient(m.router, m.asn, m.ip, m.announce_to, m.ip6) for m in x.members
                    if topo.ases[m.asn].configure]
         routers.append(Router(node=x.node_id, asn=x.route_server_asn, configure=True,
-                              confdir=os.path.join(sdir, "frr", x.node_id),
+                              confdir=names.frr_dir(sdir, x.node_id),
                               config=frr.route_server_config(x.node_id, x.route_server_asn, x.route_server_ip, clients),
                               daemons=("zebra", "bgpd")))
 
     bridges = tuple(_bridge(topo, b, datapath, marks) for b in topo.bridges.values() if b.server == server)
     srv = topo.servers[server]
-    underlay = Underlay(srv.underlay_ip, srv.interface, f"{topo.tag}-phy") if bridges else None   # = Plan.underlay_bridge
+    underlay = Underlay(srv.underlay_ip, srv.interface, names.phy_bridge(topo)) if bridges else None
     return Plan(instance=topo.name, tag=topo.tag, server=server, backend=backend, datapath=datapath,
                 state_dir=sdir, nodes=tuple(nodes), veths=tuple(veths), bridges=bridges,
                 routers=tuple(routers), underlay=underlay, marks=marks, addressing=addressing,

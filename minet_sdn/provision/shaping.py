@@ -22,6 +22,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
+from ..topology import names
 from ..topology.model import Shaping
 
 TBF_HANDLE = "6d6e:"
@@ -126,7 +127,7 @@ def run_tc(nspath: Optional[str], args: List[str]) -> Tuple[int, str]:
     if args == ["__probe_netem__"]:
         argv = ["unshare", "--net", "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"]
     else:
-        argv = (["nsenter", f"--net={nspath}"] if nspath else []) + ["tc", *args]
+        argv = (names.nsenter_prefix(nspath) if nspath else []) + ["tc", *args]
     res = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     return res.returncode, (res.stdout if res.returncode == 0 else res.stderr.strip())
 

@@ -10,7 +10,6 @@ changed key is refused unless insecure_host_keys is set. Authentication is by ke
 from __future__ import annotations
 
 import json
-import re
 import select
 import shlex
 import subprocess
@@ -21,9 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Callable, List, Optional, Tuple
 
+from ..messages import clip_line
+from ..topology import loader
 from ..topology.model import Server, Topology
 
-SSH_RE = re.compile(r"^(?:(?P<user>[^@]+)@)?(?P<host>\[[^\]]+\]|[^:]+)(?::(?P<port>\d+))?$")
+SSH_RE = loader.SSH_RE       # the one pattern: what the loader accepted, parse_ssh reads
 CONNECT_TIMEOUT = 15.0
 DEFAULT_REMOTE_COMMAND = "minet-provision"
 
@@ -48,12 +49,12 @@ class ServerResult:
         if self.ok:
             n = (self.report or {}).get("n_changes", "?")
             return f"{self.server}: ok, {n} changes ({self.seconds:.1f}s, {self.via})"
-        return f"{self.server}: FAILED: {self.error} ({self.via})"
+        return f"{self.server}: FAILED: {clip_line(str(self.error))} ({self.via})"
 
 
 def parse_ssh(spec: str) -> Tuple[Optional[str], str, int]:
     """`[user@]host[:port]` -> (user or None, host, port)."""
-    m = SSH_RE.match(spec)
+    m = SSH_RE.fullmatch(spec)
     if not m:
         raise ValueError(f"{spec!r} is not [USER@]HOST[:PORT]")
     host = m.group("host")

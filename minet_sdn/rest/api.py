@@ -23,6 +23,7 @@ import json
 import re
 from typing import Callable, Iterable, List, Tuple
 
+from ..core import errors
 from . import page
 from .client import CSRF_HEADER, CSRF_VALUE
 
@@ -60,12 +61,21 @@ def make_app(service) -> Callable:
                 status, ctype, body = _route(service, method, path)
         except ApiError as exc:
             status, ctype, body = exc.status, "application/json", _json({"error": exc.message})
+        except errors.ControllerError as exc:      # the controller's refusals, as HTTP
+            status, ctype, body = _status(exc), "application/json", _json({"error": str(exc)})
         except Exception as exc:       # never let one request take the controller down
             status, ctype, body = 500, "application/json", _json({"error": f"{type(exc).__name__}: {exc}"})
         headers: List[Tuple[str, str]] = [("Content-Type", ctype), ("Content-Length", str(len(body)))]
         start_response(f"{status} {_REASONS.get(status, '')}", headers)
         return [body]
     return app
+
+
+_STATUS = ((errors.NotFound, 404), (errors.Conflict, 409), (errors.Invalid, 400))
+
+
+def _status(exc: "errors.ControllerError") -> int:
+    return next((status for cls, status in _STATUS if isinstance(exc, cls)), 400)
 
 
 def _json(obj) -> bytes:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from .model import AS, Shaping, Topology
 
@@ -163,6 +163,22 @@ def as_addressing(as_: AS) -> ASAddressing:
     return ASAddressing(asn=as_.asn, prefix=str(net), routers=routers, links=tuple(links))
 
 
+Net = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+
+
+def prefix_clashes(nets: Sequence[Tuple[int, Net]], link_net: Net
+                   ) -> Iterator[Tuple[int, Net, Optional[int], Net]]:
+    """The one overlap check of AS prefixes (the loader's explicit ones, every derived one here):
+    (asn, net, other asn or None for the link subnet, the net it overlaps), each AS against the
+    link subnet then against the ASes before it."""
+    for i, (asn, net) in enumerate(nets):
+        if net.overlaps(link_net):
+            yield asn, net, None, link_net
+        for other, onet in nets[:i]:
+            if net.overlaps(onet):
+                yield asn, net, other, onet
+
+
 def addressing_problems(topo: Topology) -> List[str]:
     """Every reason the topology cannot be numbered, as `FILE: KEY: problem` lines (empty: fine)."""
     lines: List[str] = []
@@ -174,15 +190,13 @@ def addressing_problems(topo: Topology) -> List[str]:
             lines.extend(f"{topo.source}: {p}" for p in exc.problems)
             continue
         nets.append((asn, ipaddress.IPv4Network(addressing.prefix)))
-    link_net = ipaddress.ip_network(topo.fabric.link_subnet)
-    for i, (asn, net) in enumerate(nets):
+    for asn, net, other, onet in prefix_clashes(nets, ipaddress.ip_network(topo.fabric.link_subnet)):
         key = f"ases.{asn}.prefix" if topo.ases[asn].prefix else f"ases.{asn}"
         what = "" if topo.ases[asn].prefix else f" (default prefix {net})"
-        if net.overlaps(link_net):
-            lines.append(f"{topo.source}: {key}: {net}{what} overlaps fabric.link_subnet {link_net}")
-        for other, onet in nets[:i]:
-            if net.overlaps(onet):
-                lines.append(f"{topo.source}: {key}: {net}{what} overlaps the prefix of AS {other} ({onet})")
+        if other is None:
+            lines.append(f"{topo.source}: {key}: {net}{what} overlaps fabric.link_subnet {onet}")
+        else:
+            lines.append(f"{topo.source}: {key}: {net}{what} overlaps the prefix of AS {other} ({onet})")
     if topo.fabric.ipv6:
         lines.extend(addressing6_problems(topo))
     return lines

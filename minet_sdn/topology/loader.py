@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 import yaml
 
+from .addressing import prefix_clashes
 from .model import (AS, ASLink, DEFAULT_IXP_SUBNET, DEFAULT_IXP_SUBNET6, ENCAP_OVERHEAD, encap_overhead, IXP, IXPMember, Shaping, ENCAPSULATIONS, ISOLATION_MODES, MAX_LINKS,
                     MAX_TOS_LINKS_PER_PAIR, RELATIONSHIPS, Controller, Endpoint, Fabric, Link,
                     Server, Topology, endpoint_mac, link_addresses, link_capacity, router_ifname)
@@ -773,22 +774,15 @@ def _check_connected(p: _Problems, path: str, names: List[str], links: List[ASLi
 
 
 def _check_prefix_overlaps(p: _Problems, ases: Dict[int, AS], fabric: Fabric) -> None:
-    link_net = ipaddress.ip_network(fabric.link_subnet)
-    nets = [(asn, ipaddress.ip_network(a.prefix)) for asn, a in ases.items() if a.prefix]
-    for i, (asn, net) in enumerate(nets):
-        for other, onet in nets[:i]:
-            if net.overlaps(onet):
-                p.add(f"ases.{asn}.prefix", f"{net} overlaps the prefix of AS {other} ({onet})")
-        if net.overlaps(link_net):
-            p.add(f"ases.{asn}.prefix", f"{net} overlaps fabric.link_subnet ({link_net})")
-    link_net6 = ipaddress.ip_network(fabric.link_subnet6)
-    nets6 = [(asn, ipaddress.ip_network(a.prefix6)) for asn, a in ases.items() if a.prefix6]
-    for i, (asn, net) in enumerate(nets6):
-        for other, onet in nets6[:i]:
-            if net.overlaps(onet):
-                p.add(f"ases.{asn}.prefix6", f"{net} overlaps the IPv6 prefix of AS {other} ({onet})")
-        if net.overlaps(link_net6):
-            p.add(f"ases.{asn}.prefix6", f"{net} overlaps fabric.link_subnet6 ({link_net6})")
+    """Explicit prefixes (derived ones: addressing.addressing_problems), by the same check."""
+    for attr, key, link_subnet, v6 in (("prefix", "prefix", fabric.link_subnet, ""),
+                                      ("prefix6", "prefix6", fabric.link_subnet6, "6")):
+        nets = [(asn, ipaddress.ip_network(getattr(a, attr))) for asn, a in ases.items() if getattr(a, attr)]
+        for asn, net, other, onet in prefix_clashes(nets, ipaddress.ip_network(link_subnet)):
+            if other is None:
+                p.add(f"ases.{asn}.{key}", f"{net} overlaps fabric.link_subnet{v6} ({onet})")
+            else:
+                p.add(f"ases.{asn}.{key}", f"{net} overlaps the {'IPv6 ' if v6 else ''}prefix of AS {other} ({onet})")
 
 
 def _router_ref(p: _Problems, path: str, value: Any, known: _Known) -> Optional[Tuple[int, str]]:

@@ -30,9 +30,7 @@ def vtysh_argv(topo: Topology, router: str, command: str) -> List[str]:
     place = L.node_place(topo, router)
     if place is None or router.endswith(".host"):
         raise NodeError(f"no router {router} in {topo.name}")
-    # as lab.vtysh: the router's FRR directory is at the same path inside its container
-    prefix = place.exec_prefix() if place.backend == "docker" else []
-    return prefix + ["vtysh", "--vty_socket", place.vty_dir, "-c", command]
+    return place.vtysh_argv(command)
 
 
 def run(argv: Sequence[str], timeout: float) -> Tuple[int, str, str]:

@@ -4,14 +4,13 @@ touched, and the short name is its own tag)."""
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 from typing import Callable, Optional
 
 import pytest
-import yaml
 
 from minet_sdn.lab import emulation as em
+from minet_sdn.lab import observe
 
 DEMO = os.path.join(os.path.dirname(__file__), "..", "..", "topologies", "demo.yaml")
 LAB_TOOLS = ("ovs-vsctl", "ovs-vswitchd", "ovsdb-server", "ip", "nsenter", "ethtool", "ssh-keygen")
@@ -29,23 +28,15 @@ def require_lab(*tools: str, host_frr: bool = True) -> None:
     for path in (em.SSHD,) + (HOST_FRR if host_frr else ()):
         if not os.path.exists(path):
             pytest.skip(f"{path} is not installed", allow_module_level=True)
-    if host_frr:
-        pytest.importorskip("minet_sdn.cli.provision")
-        pytest.importorskip("minet_sdn.apps.remote_links")
+    # the project's own modules are imported, never skipped: a broken install fails the tests
+    import minet_sdn.apps.remote_links  # noqa: F401
+    import minet_sdn.cli.provision  # noqa: F401
 
 
 def demo_variant(directory, prefix: str, filename: str,
                  change: Optional[Callable[[dict], None]] = None) -> str:
     """demo.yaml named `<prefix><4 hex>`, edited by `change`, written to `directory/filename`."""
-    with open(DEMO) as fh:
-        data = yaml.safe_load(fh)
-    data["name"] = f"{prefix}{secrets.token_hex(2)}"
-    if change is not None:
-        change(data)
-    path = os.path.join(str(directory), filename)
-    with open(path, "w") as fh:
-        yaml.safe_dump(data, fh, sort_keys=False)
-    return path
+    return observe.write_variant(DEMO, str(directory), prefix, filename=filename, change=change)
 
 
 def isolation(mode: str) -> Callable[[dict], None]:

@@ -25,6 +25,7 @@ import time
 import pytest
 import yaml
 
+from minet_sdn.topology import names
 from minet_sdn.lab import emulation as em
 from e2e_support import require_lab
 from minet_sdn.lab import lab as L
@@ -105,12 +106,12 @@ def lab(engine, tmp_path_factory):
 
 
 def _in(topo, node: str, *argv: str, timeout: float = 30) -> subprocess.CompletedProcess:
-    return _docker("exec", f"{topo.tag}-{node}", *argv, timeout=timeout)
+    return _docker("exec", names.container_name(names.node_ns(topo, node)), *argv, timeout=timeout)
 
 
 def _vtysh_json(topo, router: str, command: str) -> dict:
     place = L.router_place(topo, router)
-    out = _in(topo, router, "vtysh", "--vty_socket", place.vty_dir, "-c", command).stdout
+    out = _in(topo, router, *names.vtysh_argv(place.vty_dir, command)).stdout
     try:
         return json.loads(out)
     except ValueError:

@@ -14,14 +14,12 @@ traceroute.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -30,6 +28,7 @@ import pytest
 from minet_sdn.lab import emulation as em
 from e2e_support import demo_variant, isolation, require_lab
 from minet_sdn.lab import lab as L
+from minet_sdn.lab import observe
 from minet_sdn.topology import load_topology
 from minet_sdn.topology.addressing import topology_addressing
 
@@ -70,19 +69,11 @@ class Lab:
 
     # -- observations --
     def carrier(self, node: str, ifname: str) -> bool:
-        out = subprocess.run(["ip", "-n", self.ns(node), "-o", "link", "show", "dev", ifname],
-                             capture_output=True, text=True, timeout=10).stdout
-        flags = out.split("<", 1)[1].split(">", 1)[0].split(",") if "<" in out else []
-        return "LOWER_UP" in flags and "NO-CARRIER" not in flags
+        return observe.carrier(self.ns(node), ifname)
 
     def session(self, router: str, peer_ip: str) -> str:
         """BGP state of `router`'s session with `peer_ip` ('?' when vtysh does not answer)."""
-        text = L.vtysh(L.router_place(self.topo, router), f"show bgp neighbors {peer_ip} json")
-        try:
-            data = json.loads(text or "{}")
-        except ValueError:
-            return "?"
-        return str((data.get(peer_ip) or {}).get("bgpState", "absent"))
+        return observe.bgp_state(self.topo, router, peer_ip)
 
     def ping(self, node: str, dst: str, count: int = 3, size: int = 56, df: bool = False, v6: bool = False,
              interval: str = "0.2") -> Tuple[int, int]:
@@ -204,56 +195,12 @@ def _wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
 
 # ---- helpers that run alongside a test ------------------------------------------------------------
 
-class CarrierWatch:
-    """`ip monitor link` in router namespaces: when did each watched interface lose/regain carrier.
-
-    Events are timestamped (time.monotonic) as they arrive; the current state is read once at start.
-    """
+class CarrierWatch(observe.CarrierWatch):
+    """`ip monitor link` in router namespaces (minet_sdn/lab/observe.py)."""
 
     def __init__(self, lab: Lab, watched: Sequence[Tuple[str, str]]):
         self.lab = lab
-        self.events: Dict[Tuple[str, str], List[Tuple[float, bool]]] = {w: [] for w in watched}
-        self.procs: List[subprocess.Popen] = []
-        self.threads: List[threading.Thread] = []
-        for node in sorted({n for n, _ in watched}):
-            proc = subprocess.Popen(["ip", "-n", lab.ns(node), "monitor", "link"], stdout=subprocess.PIPE,
-                                    stderr=subprocess.DEVNULL, text=True, bufsize=1)
-            self.procs.append(proc)
-            t = threading.Thread(target=self._read, args=(node, proc), daemon=True)
-            t.start()
-            self.threads.append(t)
-        time.sleep(0.3)          # let the monitors subscribe before anything happens
-        self.initial = {w: lab.carrier(*w) for w in watched}
-
-    def _read(self, node: str, proc: subprocess.Popen) -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            now = time.monotonic()
-            m = re.match(r"\d+: ([^:@\s]+)(?:@\S+)?: <([^>]*)>", line)
-            if not m or (node, m.group(1)) not in self.events:
-                continue
-            flags = m.group(2).split(",")
-            self.events[(node, m.group(1))].append((now, "LOWER_UP" in flags and "NO-CARRIER" not in flags))
-
-    def first(self, watched: Tuple[str, str], carrier: bool, after: float = 0.0) -> Optional[float]:
-        for t, c in list(self.events[watched]):
-            if c == carrier and t >= after:
-                return t
-        return None
-
-    def lost(self, watched: Tuple[str, str]) -> bool:
-        return any(not c for _, c in self.events[watched])
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-
+        super().__init__(lab.ns, watched)
 
 class Capture:
     """tcpdump on one port of a remote bridge (in the server's namespace); stop() -> packets matched."""

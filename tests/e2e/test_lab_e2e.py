@@ -133,6 +133,7 @@ def test_exec_reaches_routers_servers_and_mgmt(lab):
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["ipv4Unicast"]["as"] == 1
+    assert out.stderr == ""          # no "% Can't open configuration file .../vtysh.conf"
     out = subprocess.run(cli + ["VM2", "--", "ovs-vsctl", "list-br"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0 and em.phy_bridge(topo) in out.stdout.split()
     out = subprocess.run(cli + ["mgmt", "--", "ip", "-br", "addr"], capture_output=True, text=True, timeout=30)

@@ -12,7 +12,6 @@ Needs root, Open vSwitch, FRR, sshd, traceroute. Every lab is removed, also when
 """
 from __future__ import annotations
 
-import json
 import subprocess
 import threading
 import time
@@ -23,6 +22,7 @@ import pytest
 from minet_sdn.lab import emulation as em
 from e2e_support import demo_variant, isolation, require_lab
 from minet_sdn.lab import lab as L
+from minet_sdn.lab import observe
 from minet_sdn.topology import load_topology
 from minet_sdn.topology.addressing import topology_addressing
 
@@ -175,18 +175,7 @@ def _as_paths(topo) -> Dict[Tuple[str, str], AsPath]:
     return results
 
 
-def routes_complete(topo) -> bool:
-    """Every configured router has a route to the prefix of every other configured AS."""
-    prefixes = {asn: a.prefix for asn, a in topology_addressing(topo).items() if topo.ases[asn].configure}
-    for router in L.configured_routers(topo):
-        text = L.vtysh(L.router_place(topo, router), "show ip route json", timeout=20)
-        try:
-            have = set(json.loads(text or "{}"))
-        except ValueError:
-            return False
-        if not all(p in have for asn, p in prefixes.items() if asn != topo.routers[router].asn):
-            return False
-    return True
+routes_complete = observe.routes_complete
 
 
 def stable_as_paths(topo) -> Dict[Tuple[str, str], AsPath]:

@@ -25,6 +25,8 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
+from minet_sdn import host
+
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "topologies" / "demo.yaml"
 
@@ -160,13 +162,7 @@ class Controller:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        host.stop_child(self.proc)
 
 
 class WireSwitch:

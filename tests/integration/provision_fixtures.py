@@ -23,7 +23,10 @@ import time
 from contextlib import contextmanager
 from typing import Dict, List, Optional
 
-SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
+from minet_sdn import host
+from minet_sdn.topology import names
+
+SCHEMA = host.OVS_SCHEMA
 SSHD = "/usr/sbin/sshd"
 SSH_PORT = 2222
 NETNS_DIR = "/var/run/netns"
@@ -151,12 +154,8 @@ class EmulatedServer:
         sh("ip", "netns", "add", self.ns)
         self.started = True
         sh("ip", "-n", self.ns, "link", "set", "lo", "up")
-        sh("ovsdb-tool", "create", f"{self.dir}/conf.db", SCHEMA)
-        self.run("ovsdb-server", f"--remote=punix:{self.dir}/db.sock", f"--pidfile={self.dir}/ovsdb.pid",
-                 "--detach", f"--log-file={self.dir}/ovsdb.log", f"{self.dir}/conf.db")
-        self.vsctl("--no-wait", "init")
-        self.run("ovs-vswitchd", f"unix:{self.dir}/db.sock", f"--pidfile={self.dir}/vswitchd.pid", "--detach",
-                 f"--log-file={self.dir}/vswitchd.log")
+        # nsenter --net (see run): the daemons must see the namespaces provisioning creates
+        host.start_ovs(self.dir, names.nsenter_prefix(f"{NETNS_DIR}/{self.ns}"), lambda argv: sh(*argv))
         return self
 
     def add_underlay(self, peer: Optional["EmulatedServer"] = None) -> None:

@@ -25,7 +25,7 @@ for _tool in ("ovs-vsctl", "ovs-vswitchd", "ovsdb-server", "ip", "nsenter", "eth
 if not os.path.exists(em.SSHD):
     pytest.skip("sshd is not installed", allow_module_level=True)
 
-paramiko = pytest.importorskip("paramiko")
+import paramiko  # noqa: E402  (a declared dependency: missing means a broken install, which must fail)
 
 
 def _write_topology(directory, name: str, ip1: str = "192.0.2.1", ip2: str = "192.0.2.2") -> str:

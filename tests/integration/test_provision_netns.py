@@ -19,6 +19,9 @@ import pytest
 from provision_fixtures import (NETNS_DIR, emulated_servers, frr_processes, frr_run_dirs, pids_in_namespaces, sh, skip_reason,
                                  topology_yaml)
 
+from minet_sdn import host
+from minet_sdn.topology import names
+
 pytestmark = [pytest.mark.root, pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))]
 
 ROUTERS = ["1.ZURI", "1.GENE", "2.PARI", "3.LOND", "3.MANC", "3.BIRM", "5.ROMA", "6.OSLO"]
@@ -54,10 +57,10 @@ class Site:
         return os.path.join(self.server.state_dir, self.tag, self.server.name, "frr", router)
 
     def vtysh(self, router, *commands):
-        args = ["ip", "netns", "exec", self.ns(router), "vtysh", "--vty_socket", self.confdir(router)]
-        for c in commands:
-            args += ["-c", c]
-        return sh(*args, check=False).stdout
+        res = sh(*names.exec_prefix("netns", self.ns(router)), *names.vtysh_argv(self.confdir(router), *commands),
+                 check=False)
+        assert "vtysh.conf" not in res.stderr, res.stderr      # provisioning wrote an empty one
+        return res.stdout
 
     def vtysh_json(self, router, command):
         out = self.vtysh(router, command)
@@ -67,7 +70,7 @@ class Site:
             return {}
 
     def in_node(self, node, *argv, check=False):
-        return sh("ip", "netns", "exec", self.ns(node), *argv, check=check)
+        return sh(*names.exec_prefix("netns", self.ns(node)), *argv, check=check)
 
     def provision(self, *args, **kw):
         return self.server.provision(self.topo_path, *args, **kw)
@@ -293,7 +296,10 @@ def test_repairs_what_was_broken(site):
     site.in_node("1.GENE.host", "ip", "addr", "flush", "dev", "eth0")
     pid = int(open(os.path.join(site.confdir("5.ROMA"), "ospfd.pid")).read())
     os.kill(pid, 9)
-    time.sleep(0.2)
+    deadline = time.monotonic() + 10          # gone (a zombie counts as gone), not a fixed sleep
+    while host.pid_alive(pid):
+        assert time.monotonic() < deadline, f"ospfd {pid} still alive after SIGKILL"
+        time.sleep(0.02)
     res = site.provision("--json")
     assert res.returncode == 0, res.stderr
     changes = json.loads(res.stdout)["changes"]

@@ -73,8 +73,9 @@ def test_first_sync_installs_every_flow_then_a_barrier(mode, per_link):
     t = topo(mode)
     core = FabricCore(t)
     d = dp(t, "VM1", "VM2")
-    reqs = core.connected(d, 0)
-    assert {type(r) for r in reqs} == {parser.OFPPortDescStatsRequest, parser.OFPFlowStatsRequest}
+    out = core.connected(d, 0)
+    assert list(out) == [d]                      # the shape of every handler: {dpid: [messages]}
+    assert [type(r) for r in out[d]] == [parser.OFPPortDescStatsRequest, parser.OFPFlowStatsRequest]
     out = core.synced(d, ports_of(t, d), [], 0)
     adds = flow_mods(out, ofp.OFPFC_ADD)
     assert len(adds) == 2 + per_link * 2          # two bridge-wide flows + the pair's two links

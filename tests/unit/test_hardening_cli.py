@@ -220,3 +220,20 @@ def test_a_lab_state_of_the_wrong_shape_is_unreadable_exit_2(tmp_path, monkeypat
     assert main(argv) == 2
     line = one_line(capsys.readouterr().err)
     assert f"unreadable lab state {root / 'demo' / 'lab.json'}: " in line, line
+
+
+@pytest.mark.parametrize("module,argv", [
+    ("minet_sdn.cli.provision", ["--topology", "topologies/demo.yaml", "--server", "VM1", "--plan"]),
+    ("minet_sdn.cli.main", ["generate", "class", "--ases", "10", "--servers", "2"]),
+    ("minet_sdn.lab", ["lab", "status", "topologies/demo.yaml", "--json"]),
+])
+def test_every_command_ends_quietly_on_a_closed_pipe(tmp_path, module, argv):
+    w = closed_pipe()
+    try:
+        proc = subprocess.run([sys.executable, "-m", module, *argv], stdout=w, stderr=subprocess.PIPE, text=True,
+                              timeout=60, cwd=str(REPO), env={**os.environ, "MINET_LAB_ROOT": str(tmp_path)})
+    finally:
+        os.close(w)
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+    if module != "minet_sdn.lab":          # no lab is up: one line on stderr, nothing written
+        assert proc.returncode == 141 and proc.stderr == "", (proc.returncode, proc.stderr)

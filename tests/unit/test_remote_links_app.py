@@ -16,7 +16,8 @@ import pytest
 from minet_sdn.apps import remote_links
 from minet_sdn.compat import ofproto_v1_3 as ofp
 from minet_sdn.compat import ofproto_v1_3_parser as parser
-from minet_sdn.rest.api import ApiError
+from minet_sdn.core import errors
+from minet_sdn.rest.api import make_app
 from minet_sdn.topology import parse_topology
 from minet_sdn.topology.model import COOKIE_MAGIC, MAGIC, instance_hash16, link_cookie
 from os_ken.lib.packet import arp as os_arp
@@ -548,16 +549,19 @@ def test_an_operator_failure_survives_a_controller_restart(lab, mode):
 def test_failing_a_local_or_unknown_link_is_refused(lab, mode):
     mark = lab.mark()
     for call in (lab.app.fail_link, lab.app.restore_link):
-        with pytest.raises(ApiError) as exc:
-            call(LOCAL[0])
-        assert exc.value.status == 409 and "local" in exc.value.message
+        with pytest.raises(errors.Conflict, match="local"):      # domain errors: the REST layer
+            call(LOCAL[0])                                       # maps them (409, 404)
         for bad in (0, 999):
-            with pytest.raises(ApiError) as exc:
+            with pytest.raises(errors.NotFound):
                 call(bad)
-            assert exc.value.status == 404
-    with pytest.raises(ApiError) as exc:
+    with pytest.raises(errors.NotFound):
         lab.call(lab.app.link, 999)
-    assert exc.value.status == 404
+    rest = make_app(lab.app)
+    for method, path, status in (("POST", f"/v1/links/{LOCAL[0]}/fail", 409), ("GET", "/v1/links/999", 404)):
+        seen = []
+        body = rest({"REQUEST_METHOD": method, "PATH_INFO": path, "HTTP_X_MINET": "1"},
+                    lambda st, headers: seen.append(st))
+        assert seen[0].startswith(f"{status} ") and b"error" in b"".join(body)
     assert lab.sent_since(mark) == {}
 
 

@@ -1,0 +1,249 @@
+"""Host primitives shared by provisioning, the lab, the benches and the tests: processes (alive,
+stop), entering a network namespace (setns, per thread), file locks, and starting an Open vSwitch
+instance of its own (one per emulated server, see PLATFORM-NOTES).
+
+Nothing here knows about topologies; names come from `topology/names.py`.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, TypeVar
+
+from pyroute2 import netns as pyr_netns
+
+NETNS_DIR = "/run/netns"
+OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
+
+T = TypeVar("T")
+
+
+# ---- processes ------------------------------------------------------------------------------
+
+def _stat_fields(pid: int) -> Optional[List[str]]:
+    """The fields of /proc/PID/stat after the command name (field 3 onwards), or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read().decode(errors="replace")
+    except OSError:
+        return None
+    return data[data.rfind(")") + 2:].split()
+
+
+def proc_starttime(pid: int) -> Optional[int]:
+    """Start time of `pid` (clock ticks since boot), or None if there is no such process; kept
+    with a pid, it tells a recycled pid from the process it was."""
+    fields = _stat_fields(pid)
+    try:
+        return int(fields[19]) if fields else None
+    except (IndexError, ValueError):
+        return None
+
+
+def pid_alive(pid: int) -> bool:
+    """Running: a zombie does not count (it has exited; PID 1 here reaps nothing)."""
+    fields = _stat_fields(pid)
+    return bool(fields) and fields[0] != "Z"
+
+
+def reap(pid: int) -> None:
+    """Collect `pid` if it is an exited child of ours (a no-op otherwise)."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def stop_processes(pids: Iterable[int], timeout: float = 5.0, kill_wait: float = 2.0,
+                   alive: Callable[[int], bool] = pid_alive) -> List[int]:
+    """SIGTERM every pid, SIGKILL what is still alive after `timeout` s, wait up to `kill_wait` s
+    for those; our own children are reaped on the way. Returns the pids still alive at the end."""
+    left = [p for p in pids if alive(p)]
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, kill_wait)):
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while left:
+            for pid in left:
+                reap(pid)
+            left = [p for p in left if alive(p)]
+            if not left or time.monotonic() >= deadline:
+                break
+            time.sleep(0.02)
+        if not left:
+            break
+    return left
+
+
+def stop_child(proc: "subprocess.Popen", timeout: float = 10.0) -> None:
+    """Terminate a child we started (subprocess.Popen), kill it after `timeout` s, and reap it."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def read_pidfile(path: str, timeout: float = 5.0) -> Optional[int]:
+    """The live pid a daemon wrote to `path`, waiting up to `timeout` s for it; None if none."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(OSError, ValueError, IndexError):   # IndexError: not written yet
+            with open(path) as fh:
+                pid = int(fh.read().split()[0])
+            if proc_starttime(pid) is not None:
+                return pid
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.02)
+
+
+# ---- network namespaces ---------------------------------------------------------------------
+
+def netns_path(ns: str) -> str:
+    """The file of a named namespace (a path is returned as it is)."""
+    return ns if "/" in ns else os.path.join(NETNS_DIR, ns)
+
+
+@contextlib.contextmanager
+def entered(nspath: Optional[str]) -> Iterator[None]:
+    """Run the body with the calling THREAD inside network namespace `nspath` (a name or a path;
+    None: stay), then go back. setns(CLONE_NEWNET) changes only the calling thread."""
+    if nspath is None:
+        yield
+        return
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        pyr_netns.setns(netns_path(nspath), flags=0)
+        try:
+            yield
+        finally:
+            try:
+                pyr_netns.setns(home, flags=0)
+            except OSError:                   # cannot happen short of a kernel bug
+                os.abort()
+    finally:
+        os.close(home)
+
+
+def in_netns(ns: str, fn: Callable[[], T]) -> T:
+    """fn() run in a short-lived thread inside namespace `ns`: what it creates (a socket) stays
+    in `ns` for its whole life, and the caller's thread never moves."""
+    result: Dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            with entered(ns):
+                result["value"] = fn()
+        except BaseException as exc:     # handed to the caller
+            result["error"] = exc
+
+    t = threading.Thread(target=work, name=f"setns-{ns}")
+    t.start()
+    t.join()
+    if "error" in result:
+        raise result["error"]  # type: ignore[misc]
+    return result["value"]  # type: ignore[return-value]
+
+
+# ---- file locks -----------------------------------------------------------------------------
+
+class Busy(Exception):
+    """A non-blocking lock is held by someone else."""
+
+
+@contextlib.contextmanager
+def file_lock(path: str, *, blocking: bool = True, directory: bool = False) -> Iterator[int]:
+    """An exclusive flock on `path` for the body (a directory's own inode with directory=True,
+    else a lock file created 0600). Non-blocking: raises Busy when someone holds it."""
+    if directory:
+        os.makedirs(path, exist_ok=True)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    else:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise Busy(path) from None
+            raise
+        yield fd
+    finally:
+        os.close(fd)
+
+
+# ---- an Open vSwitch instance of its own ----------------------------------------------------
+
+def ovs_env(directory: str) -> Dict[str, str]:
+    """Environment that points ovs-vsctl/ovs-ofctl/ovs-appctl at the OvS instance in `directory`."""
+    return {"OVS_RUNDIR": directory, "OVS_DBDIR": directory, "OVS_LOGDIR": directory,
+            "OVS_SYSCONFDIR": directory}
+
+
+@dataclass(frozen=True)
+class OvsFiles:
+    dir: str
+
+    @property
+    def db(self) -> str:
+        return os.path.join(self.dir, "conf.db")
+
+    @property
+    def db_sock(self) -> str:
+        return os.path.join(self.dir, "db.sock")
+
+    def pidfile(self, daemon: str) -> str:
+        return os.path.join(self.dir, f"{daemon}.pid")
+
+    def log(self, daemon: str) -> str:
+        return os.path.join(self.dir, f"{daemon}.log")
+
+    def mgmt(self, bridge: str) -> str:
+        """ovs-ofctl's target for `bridge`."""
+        return f"unix:{os.path.join(self.dir, bridge)}.mgmt"
+
+
+OVS_DAEMONS = ("ovsdb-server", "ovs-vswitchd")
+
+
+def start_ovs(directory: str, prefix: Sequence[str], run: Callable[[List[str]], object],
+              started: Optional[Callable[[str, str], None]] = None) -> OvsFiles:
+    """ovsdb-server then ovs-vswitchd of the instance in `directory` (its DB created when missing),
+    each started under `prefix` (the argv that enters its namespace, e.g. names.exec_prefix) with
+    that instance's environment; `run(argv)` runs a command and raises on failure. `started(daemon,
+    pidfile)` is called as each daemon is up (so a caller can record it before the next step)."""
+    f = OvsFiles(directory)
+    env = ["env", *(f"{k}={v}" for k, v in ovs_env(directory).items())]
+    if not os.path.exists(f.db):
+        run(["ovsdb-tool", "create", f.db, OVS_SCHEMA])
+    d = directory
+    run([*prefix, *env, "ovsdb-server", f"--remote=punix:{f.db_sock}", f"--pidfile={f.pidfile('ovsdb-server')}",
+         "--detach", f"--log-file={f.log('ovsdb-server')}", "--unixctl", f"{d}/ovsdb-server.ctl", f.db])
+    if started:
+        started("ovsdb-server", f.pidfile("ovsdb-server"))
+    run([*prefix, *env, "ovs-vsctl", f"--db=unix:{f.db_sock}", "--timeout=60", "--no-wait", "init"])
+    run([*prefix, *env, "ovs-vswitchd", f"unix:{f.db_sock}", f"--pidfile={f.pidfile('ovs-vswitchd')}", "--detach",
+         f"--log-file={f.log('ovs-vswitchd')}", "--unixctl", f"{d}/ovs-vswitchd.ctl"])
+    if started:
+        started("ovs-vswitchd", f.pidfile("ovs-vswitchd"))
+    return f
+
+
+def stop_ovs(files: OvsFiles, timeout: float = 10.0) -> None:
+    """Stop the instance's daemons (by their pid files), ovs-vswitchd first."""
+    pids = []
+    for daemon in reversed(OVS_DAEMONS):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            with open(files.pidfile(daemon)) as fh:
+                pids.append(int(fh.read().split()[0]))
+    for pid in pids:
+        stop_processes([pid], timeout)

@@ -1,0 +1,67 @@
+"""minet_sdn/host.py: stopping processes, file locks, entering a namespace."""
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from minet_sdn import host
+
+
+def _child(ignore_term: bool) -> subprocess.Popen:
+    code = ("import signal, time\n"
+            + ("signal.signal(signal.SIGTERM, signal.SIG_IGN)\n" if ignore_term else "")
+            + "print('ready', flush=True)\ntime.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def test_stop_processes_terms_then_kills_and_reaps():
+    polite, stubborn = _child(False), _child(True)
+    t0 = time.monotonic()
+    left = host.stop_processes([polite.pid, stubborn.pid], timeout=0.5, kill_wait=5)
+    assert left == []
+    assert 0.5 <= time.monotonic() - t0 < 5          # the stubborn one needed SIGKILL after 0.5 s
+    assert not host.pid_alive(polite.pid) and not host.pid_alive(stubborn.pid)
+    assert not os.path.exists(f"/proc/{stubborn.pid}")   # reaped: no zombie left
+
+
+def test_pid_alive_and_starttime():
+    assert host.pid_alive(os.getpid()) and host.proc_starttime(os.getpid()) > 0
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    assert not host.pid_alive(proc.pid) and host.proc_starttime(proc.pid) is None
+
+
+def test_file_lock_is_exclusive(tmp_path):
+    path = str(tmp_path / "x.lock")
+    with host.file_lock(path, blocking=False):
+        with pytest.raises(host.Busy):
+            with host.file_lock(path, blocking=False):
+                pass
+    with host.file_lock(path, blocking=False):      # released
+        pass
+    with host.file_lock(str(tmp_path / "d"), directory=True):
+        with pytest.raises(host.Busy):
+            with host.file_lock(str(tmp_path / "d"), directory=True, blocking=False):
+                pass
+
+
+def test_read_pidfile(tmp_path):
+    p = tmp_path / "x.pid"
+    p.write_text(f"{os.getpid()}\n")
+    assert host.read_pidfile(str(p), timeout=0.1) == os.getpid()
+    assert host.read_pidfile(str(tmp_path / "none.pid"), timeout=0.1) is None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="setns needs CAP_SYS_ADMIN")
+def test_in_netns_own_namespace_and_errors():
+    sock = host.in_netns(f"/proc/{os.getpid()}/ns/net", lambda: socket.socket())
+    sock.close()
+    with pytest.raises(OSError):
+        host.in_netns("/nonexistent-netns-file", lambda: None)
+    with pytest.raises(ZeroDivisionError):
+        host.in_netns(f"/proc/{os.getpid()}/ns/net", lambda: 1 / 0)
