@@ -45,13 +45,13 @@ def isolation(mode: str) -> Callable[[dict], None]:
     return change
 
 
-def capture(ns: str, ifname: str, bpf: str, verbose: bool = False):
+def capture(ns: str, ifname: str, bpf: str, verbose: bool = False, ethernet: bool = True):
     """Start tcpdump on `ifname` in namespace `ns` (returns once it listens); stop_capture() ends it
-    and returns what it printed."""
+    and returns what it printed. `ethernet`: print link-level headers (-e)."""
     import subprocess
     import tempfile
     log = tempfile.NamedTemporaryFile("w+", suffix=".tcpdump")
-    proc = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-n", "-e", "-p", "-l"] + (["-vv"] if verbose else [])
+    proc = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-n"] + (["-e"] if ethernet else []) + ["-p", "-l"] + (["-vv"] if verbose else [])
                             + ["-i", ifname, bpf], stdout=log, stderr=subprocess.PIPE, text=True)
     seen = []
     while True:                                      # "listening on ..." (or an error) on stderr

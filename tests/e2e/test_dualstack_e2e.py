@@ -12,16 +12,14 @@ the wire (tunnel key / VNI or DSCP per link) and on the bridge ports, failover o
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import tempfile
 import time
 from itertools import permutations
 
 import pytest
 
-from e2e_support import demo_variant, require_lab
+from e2e_support import capture, demo_variant, require_lab, stop_capture
 from minet_sdn.lab import emulation as em
 from minet_sdn.lab import lab as L
 from minet_sdn.topology import load_topology
@@ -176,47 +174,24 @@ def test_full_size_packets_and_tunnels_of_the_underlay_family(lab):
     assert lab.ping(l8.a.router, l8.b.ip6, count=2, size=mtu - 48, df=True) == 2
 
 
-def _tcpdump(ns: str, ifname: str, bpf: str, verbose: bool = True):
-    log = tempfile.NamedTemporaryFile("w+", suffix=".tcpdump")
-    proc = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-n", "-p", "-l"] + (["-vv"] if verbose else [])
-                            + ["-i", ifname, bpf], stdout=log, stderr=subprocess.PIPE, text=True)
-    seen = []
-    while True:                                      # "listening on ..." (or an error) on stderr
-        line = proc.stderr.readline()
-        seen.append(line)
-        if "listening on" in line or not line:
-            break
-    assert "listening on" in line, "".join(seen)
-    return proc, log
-
-
-def _stop(proc, log) -> str:
-    proc.terminate()
-    proc.wait(10)
-    log.seek(0)
-    text = log.read()
-    log.close()
-    return text
-
-
 def test_isolation_on_the_wire_and_on_the_bridge_ports(lab):
     lab, _, (encap, family, isolation) = lab
     topo = lab.topo
     l8 = topo.link(8)                               # BERN (VM1) - LYON (VM2)
     # on the underlay: VM1's port of the underlay bridge carries link 8's packets with its mark
     outer = "udp port 4789" if encap == "vxlan" else ("ip6 proto 47" if family == 6 else "ip proto 47")
-    wire, wire_log = _tcpdump(em.underlay_ns(topo), em.underlay_peer_ifname(topo, "VM1"), outer)
+    wire = capture(em.underlay_ns(topo), em.underlay_peer_ifname(topo, "VM1"), outer, verbose=True, ethernet=False)
     # on the bridge ports: link 8's frames never reach another link's port on the far server
     mine = f"host {l8.a.ip} or host {l8.b.ip} or host {l8.a.ip6} or host {l8.b.ip6}"
-    others = [_tcpdump(em.server_ns(topo, "VM2"), topo.link_port_name(lid), mine, verbose=False)
+    others = [capture(em.server_ns(topo, "VM2"), topo.link_port_name(lid), mine, ethernet=False)
               for lid in topo.bridge("VM2", "VM1").link_ids if lid != 8]
     try:
         assert lab.ping(l8.a.router, l8.b.ip, count=5, interval="0.05") == 5
         assert lab.ping(l8.a.router, l8.b.ip6, count=5, interval="0.05") == 5
         time.sleep(0.3)
     finally:
-        text = _stop(wire, wire_log)
-        leaked = [_stop(p, f).strip() for p, f in others]
+        text = stop_capture(wire)
+        leaked = [stop_capture(h).strip() for h in others]
     assert leaked == [""] * len(others), leaked
     # tcpdump -vv prints the outer header, then the inner packet on the following line(s)
     packets = re.split(r"\n(?=\d\d:\d\d:\d\d\.)", text)
