@@ -74,3 +74,16 @@ def stop_capture(handle) -> str:
     text = log.read()
     log.close()
     return text.strip()
+
+
+def remove_lab(path: str, topo) -> None:
+    """A test lab's teardown: `lab down`, and whatever it could not remove (a lab that failed half
+    way up) by the lab's own teardown, under its lock."""
+    from minet_sdn.lab import emulation as em
+    from minet_sdn.lab import lab as L
+    try:
+        L.lab_down(path, progress=lambda m: None)
+    finally:
+        if em.LabState.load(topo) is not None:
+            with em.lab_lock(topo):
+                em.teardown(topo)

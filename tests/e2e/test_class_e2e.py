@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from e2e_support import require_lab
+from e2e_support import remove_lab, require_lab
 from minet_sdn.lab import emulation as em
 from minet_sdn.lab import lab as L
 from minet_sdn.provision import frr
@@ -52,12 +52,7 @@ def lab(tmp_path_factory):
         summary = L.lab_up(path, progress=lambda m: (events.append(m), print(m, flush=True)))
         yield path, topo, summary, events
     finally:
-        try:
-            L.lab_down(path, progress=lambda m: None)
-        finally:
-            if em.LabState.load(topo) is not None:
-                with em.lab_lock(topo):
-                    em.teardown(topo)
+        remove_lab(path, topo)
 
 
 def test_up_returns_with_every_session_established(lab):

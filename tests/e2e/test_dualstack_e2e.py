@@ -19,7 +19,7 @@ from itertools import permutations
 
 import pytest
 
-from e2e_support import capture, demo_variant, require_lab, stop_capture
+from e2e_support import capture, demo_variant, remove_lab, require_lab, stop_capture
 from minet_sdn.lab import emulation as em
 from minet_sdn.lab import lab as L
 from minet_sdn.topology import load_topology
@@ -86,12 +86,7 @@ def lab(request, tmp_path_factory):
         print(f"lab up ({encap}, IPv{family} underlay, {isolation}): {time.monotonic() - t0:.1f} s", flush=True)
         yield Lab(path), summary, request.param
     finally:
-        try:
-            L.lab_down(path, progress=lambda m: None)
-        finally:
-            if em.LabState.load(topo) is not None:
-                with em.lab_lock(topo):
-                    em.teardown(topo)
+        remove_lab(path, topo)
 
 
 def _wait(predicate, timeout: float, what: str, interval: float = 0.2):

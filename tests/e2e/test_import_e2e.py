@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from e2e_support import require_lab
+from e2e_support import remove_lab, require_lab
 from minet_sdn.cli.main import main
-from minet_sdn.lab import emulation as em
 from minet_sdn.lab import lab as L
 from minet_sdn.provision.shaping import netem_available
 from minet_sdn.topology import load_topology
@@ -39,12 +38,7 @@ def lab(tmp_path_factory):
         summary = L.lab_up(path, progress=lambda m: print(m, flush=True))
         yield path, topo, summary
     finally:
-        try:
-            L.lab_down(path, progress=lambda m: None)
-        finally:
-            if em.LabState.load(topo) is not None:
-                with em.lab_lock(topo):
-                    em.teardown(topo)
+        remove_lab(path, topo)
 
 
 def test_imported_topology_comes_up(lab):

@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from e2e_support import capture, require_lab, stop_capture
+from e2e_support import capture, remove_lab, require_lab, stop_capture
 from minet_sdn.importers import to_yaml
 from minet_sdn.lab import emulation as em
 from minet_sdn.lab import lab as L
@@ -59,12 +59,7 @@ def lab(request, tmp_path_factory):
         print(f"lab up ({request.param}): {time.monotonic() - t0:.1f} s", flush=True)
         yield path, topo, summary
     finally:
-        try:
-            L.lab_down(path, progress=lambda m: None)
-        finally:
-            if em.LabState.load(topo) is not None:
-                with em.lab_lock(topo):
-                    em.teardown(topo)
+        remove_lab(path, topo)
 
 
 def run(topo, node: str, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess:
