@@ -916,34 +916,33 @@ def _ixps(p: _Problems, value: Any, ases: Dict[int, AS], known: _Known, declared
             lan6 = str(ipaddress.ip_network(DEFAULT_IXP_SUBNET6).network_address + (k << 64)) + "/64" \
                 if k < 2 ** 16 else None
         if lan6 is not None:
-            net6 = ipaddress.ip_network(lan6)
-            for other, onet in lans6:
-                if net6.overlaps(onet):
-                    p.add(f"{path}.peering_lan6", f"{net6} overlaps the IPv6 peering LAN of IXP {other} ({onet})")
-            if net6.overlaps(ipaddress.ip_network(fabric.link_subnet6)):
-                p.add(f"{path}.peering_lan6", f"{net6} overlaps fabric.link_subnet6 ({fabric.link_subnet6})")
-            for asn, as_ in ases.items():
-                p6 = as_.prefix6 or default_prefix6(asn)
-                if p6 and net6.overlaps(ipaddress.ip_network(p6)):
-                    p.add(f"{path}.peering_lan6", f"{net6} overlaps the IPv6 prefix of AS {asn} ({p6})")
-            lans6.append((str(number), net6))
+            _lan_clashes(p, f"{path}.peering_lan6", number, lan6, lans6, "fabric.link_subnet6", fabric.link_subnet6,
+                         {asn: as_.prefix6 or default_prefix6(asn) for asn, as_ in ases.items()}, "IPv6 ")
         members = _ixp_members(p, f"{path}.members", spec.get("members"), known, ases, lan, lan6)
         if lan is not None:
-            net = ipaddress.ip_network(lan)
-            for other, onet in lans:
-                if net.overlaps(onet):
-                    p.add(f"{path}.peering_lan", f"{net} overlaps the peering LAN of IXP {other} ({onet})")
-            if net.overlaps(ipaddress.ip_network(fabric.link_subnet)):
-                p.add(f"{path}.peering_lan", f"{net} overlaps fabric.link_subnet ({fabric.link_subnet})")
-            for asn, as_ in ases.items():
-                if as_.prefix and net.overlaps(ipaddress.ip_network(as_.prefix)):
-                    p.add(f"{path}.peering_lan", f"{net} overlaps the prefix of AS {asn} ({as_.prefix})")
-            lans.append((str(number), net))
+            _lan_clashes(p, f"{path}.peering_lan", number, lan, lans, "fabric.link_subnet", fabric.link_subnet,
+                         {asn: as_.prefix for asn, as_ in ases.items()}, "")
         if members is not None and lan is not None and isinstance(server, str) and server in servers \
                 and _is_int(rs_asn) and rs_asn not in ases:
             out[number] = IXP(number=number, server=server, peering_lan=lan, route_server_asn=rs_asn,
                               members=tuple(members), peering_lan6=lan6)
     return out
+
+
+def _lan_clashes(p, key: str, number, lan: str, lans: list, subnet_key: str, subnet: str,
+                 prefixes: Dict[int, Optional[str]], family: str) -> None:
+    """An IXP's peering LAN (one family) against the LANs of the IXPs before it, the link subnet
+    and every AS prefix; then it joins `lans`."""
+    net = ipaddress.ip_network(lan)
+    for other, onet in lans:
+        if net.overlaps(onet):
+            p.add(key, f"{net} overlaps the {family}peering LAN of IXP {other} ({onet})")
+    if net.overlaps(ipaddress.ip_network(subnet)):
+        p.add(key, f"{net} overlaps {subnet_key} ({subnet})")
+    for asn, prefix in prefixes.items():
+        if prefix and net.overlaps(ipaddress.ip_network(prefix)):
+            p.add(key, f"{net} overlaps the {family}prefix of AS {asn} ({prefix})")
+    lans.append((str(number), net))
 
 
 def _ixp_members(p: _Problems, path: str, value: Any, known: _Known, ases: Dict[int, AS],
