@@ -1,12 +1,14 @@
 """Host primitives shared by provisioning, the lab, the benches and the tests: processes (alive,
-stop), entering a network namespace (setns, per thread), file locks, and starting an Open vSwitch
-instance of its own (one per emulated server, see PLATFORM-NOTES).
+stop), entering a network namespace (setns, per thread), file locks, starting an Open vSwitch
+instance of its own (one per emulated server, see PLATFORM-NOTES), and kernel page merging (KSM)
+for the processes this one starts.
 
 Nothing here knows about topologies; names come from `topology/names.py`.
 """
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import fcntl
 import os
@@ -15,7 +17,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, TypeVar
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 from pyroute2 import netns as pyr_netns
 
@@ -247,3 +249,68 @@ def stop_ovs(files: OvsFiles, timeout: float = 10.0) -> None:
                 pids.append(int(fh.read().split()[0]))
     for pid in pids:
         stop_processes([pid], timeout)
+
+
+# ---- kernel page merging (KSM) ---------------------------------------------------------------
+# Hundreds of copies of the same FRR daemons hold mostly identical memory: each builds the same CLI
+# command graph, the same relocated library data, zeroed buffers and tables. KSM stores such pages
+# once. A process opts in with prctl(PR_SET_MEMORY_MERGE) (Linux 6.4+), and the setting is inherited
+# by the processes it starts, across fork and exec (6.7+), so provisioning opts itself in before it
+# starts FRR, and nothing else on the machine is affected. With ASLR on, pages that hold pointers
+# differ between processes; FRR is started with ASLR off (`setarch -R`) so that they match too.
+KSM_DIR = "/sys/kernel/mm/ksm"
+PR_SET_MEMORY_MERGE = 67
+PR_GET_MEMORY_MERGE = 68
+# ksmd scans pages_to_scan pages every sleep_millisecs (default 100 per 20 ms, 20 MB/s: a 60 x 8 class
+# lab's ~10 GB of FRR memory would take 8 minutes a pass). 1,000 per 20 ms is ~200 MB/s, a few % of
+# one core (measured, README "Memory per router"); raised to that, never lowered.
+KSM_PAGES_TO_SCAN = 1000
+
+
+@dataclass(frozen=True)
+class PageMerging:
+    on: bool                           # this process and what it starts from now on are merged
+    changes: Tuple[str, ...] = ()      # machine settings changed ("KSM turned on", ...)
+    why_not: Optional[str] = None      # when not on: why, in one line
+
+
+def _libc_prctl(option: int, arg: int) -> Tuple[int, int]:
+    libc = ctypes.CDLL(None, use_errno=True)
+    rc = libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg), ctypes.c_ulong(0), ctypes.c_ulong(0),
+                    ctypes.c_ulong(0))
+    return rc, ctypes.get_errno()
+
+
+def page_merging(pages_to_scan: int = KSM_PAGES_TO_SCAN, ksm_dir: str = KSM_DIR,
+                 prctl: Callable[[int, int], Tuple[int, int]] = _libc_prctl) -> PageMerging:
+    """Opt this process (and what it starts from now on) into KSM, turn ksmd on if it is off, and
+    raise its scan rate to `pages_to_scan`. A machine where KSM was stopped on purpose (run = 2,
+    "unmerge everything") is left alone."""
+    try:
+        with open(os.path.join(ksm_dir, "run")) as fh:
+            run = fh.read().strip()
+    except OSError:
+        return PageMerging(False, why_not=f"this kernel has no KSM ({ksm_dir}/run is missing)")
+    if run == "2":
+        return PageMerging(False, why_not=f"KSM is stopped on this machine ({ksm_dir}/run is 2); left so")
+    rc, err = prctl(PR_SET_MEMORY_MERGE, 1)
+    if rc != 0:
+        return PageMerging(False, why_not=f"prctl(PR_SET_MEMORY_MERGE) failed: {os.strerror(err)} "
+                                          "(KSM per process needs Linux 6.4 or later)")
+    changes: List[str] = []
+    try:
+        if run != "1":
+            with open(os.path.join(ksm_dir, "run"), "w") as fh:
+                fh.write("1")
+            changes.append(f"KSM turned on ({ksm_dir}/run = 1)")
+        path = os.path.join(ksm_dir, "pages_to_scan")
+        with open(path) as fh:
+            current = int(fh.read().strip())
+        if current < pages_to_scan:
+            with open(path, "w") as fh:
+                fh.write(str(pages_to_scan))
+            changes.append(f"KSM scan rate {path} = {pages_to_scan} (was {current})")
+    except (OSError, ValueError) as exc:
+        prctl(PR_SET_MEMORY_MERGE, 0)
+        return PageMerging(False, tuple(changes), f"cannot set up KSM: {exc}")
+    return PageMerging(True, tuple(changes))

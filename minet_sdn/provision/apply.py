@@ -189,6 +189,7 @@ class Provisioner:
         self._identities: Dict[str, str] = {}        # node id -> identity (namespace dev:inode)
         self._t0 = time.monotonic()
         self._lock = threading.Lock()                # FRR start-up runs in threads
+        self._merging: Optional[bool] = None         # KSM on for the FRR we start (None: not asked yet)
 
     # ---- helpers ------------------------------------------------------------------------------
     def progress(self, msg: str) -> None:
@@ -503,6 +504,7 @@ class Provisioner:
         """
         if not to_start:
             return
+        self._merge_pages([router for router, _ in to_start])
         jobs = start_jobs()
         total_daemons = sum(len(ds) for _, ds in to_start)
         self.progress(f"FRR: starting {total_daemons} daemons of {len(to_start)} routers, {jobs} routers at a time")
@@ -547,6 +549,22 @@ class Provisioner:
         if failures:
             raise ProvisionError(self.plan.server, self._failure_summary(failures, total_daemons))
 
+    def _merge_pages(self, routers: List[Router]) -> None:
+        """Opt this process into KSM before it starts FRR (fabric.share_memory), once."""
+        if self._merging is not None:
+            return
+        self._merging = False
+        if not (self.backend.merges_pages and any(r.share_memory for r in routers)):
+            return
+        if not shutil.which("setarch"):
+            self.progress("FRR memory sharing is off: setarch (util-linux) is missing")
+            return
+        merging = host.page_merging()
+        self._changed(list(merging.changes))
+        self._merging = merging.on
+        if not merging.on:
+            self.progress(f"FRR memory sharing is off: {merging.why_not}")
+
     def _start_router(self, router: Router, daemons: List[str], stop: threading.Event
                       ) -> Tuple[int, List["DaemonFailure"]]:
         if stop.is_set():
@@ -573,7 +591,8 @@ class Provisioner:
     def _spawn(self, router: Router, daemon: str) -> Tuple[subprocess.Popen, float]:
         node = self.plan.node_by_id[router.node]
         _remove(router.pid_path(daemon))
-        argv = self.backend.exec_args(node, router.daemon_args(daemon, node.ns, self.frr_dir))
+        argv = self.backend.exec_args(node, router.daemon_args(daemon, node.ns, self.frr_dir,
+                                                                  merging=bool(self._merging)))
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
         return proc, time.monotonic()

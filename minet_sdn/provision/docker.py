@@ -75,6 +75,8 @@ def list_containers(instance: str, server: Optional[str] = None) -> List[Dict[st
 class DockerBackend:
     name = "docker"
     uses_host_frr = False      # FRR comes from the image: this machine needs none
+    merges_pages = False       # `docker exec` starts FRR under the container runtime, not under us, so
+                               # our KSM opt-in is not inherited (fabric.share_memory does nothing here)
 
     def __init__(self, plan: Plan, image: Optional[str] = None, progress: Optional[Callable[[str], None]] = None):
         self.plan = plan

@@ -57,6 +57,7 @@ _alive = host.pid_alive
 class NetnsBackend:
     name = "netns"
     uses_host_frr = True       # this machine's FRR daemons run in the namespaces
+    merges_pages = True        # they are our children: they inherit our KSM opt-in (host.page_merging)
 
     def preflight(self) -> List[str]:
         problems = [] if shutil.which("ip") else ["the ip command is missing (package iproute2)"]

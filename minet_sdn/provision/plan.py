@@ -171,6 +171,7 @@ class Router:
     confdir: str              # owned by user frr: frr.conf, pid files, vty sockets, zserv.api, logs
     config: str               # frr.conf text
     daemons: Tuple[str, ...] = FRR_DAEMONS
+    share_memory: bool = False   # fabric.share_memory: started with ASLR off when page merging is on
 
     @property
     def conf_path(self) -> str:
@@ -183,9 +184,12 @@ class Router:
     def pid_path(self, daemon: str) -> str:
         return os.path.join(self.confdir, f"{daemon}.pid")
 
-    def daemon_args(self, daemon: str, ns: str, frr_dir: str = DEFAULT_FRR_DIR) -> List[str]:
+    def daemon_args(self, daemon: str, ns: str, frr_dir: str = DEFAULT_FRR_DIR, merging: bool = False) -> List[str]:
+        """The daemon's argv; `merging`: KSM is on for it (host.page_merging), so start it with ASLR
+        off, where every copy of the daemon lays out its memory alike and KSM can share it."""
         d = self.confdir
-        return ["env", *FRR_MALLOC_ENV, os.path.join(frr_dir, daemon), "-d", "-N", frr_pathspace(ns), "-f", self.conf_path, "-i", self.pid_path(daemon),
+        no_aslr = ["setarch", "-R"] if merging and self.share_memory else []
+        return [*no_aslr, "env", *FRR_MALLOC_ENV, os.path.join(frr_dir, daemon), "-d", "-N", frr_pathspace(ns), "-f", self.conf_path, "-i", self.pid_path(daemon),
                 "-z", self.zserv_path, "--vty_socket", d, "--log", f"file:{d}/{daemon}.log",
                 "--limit-fds", str(limit_fds(self.configure, self.config))]
 
@@ -362,7 +366,8 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
                       else frr.empty_config(rid))
             routers.append(Router(node=rid, asn=as_.asn, configure=as_.configure,
                                   confdir=names.frr_dir(sdir, rid), config=config,
-                                  daemons=frr.daemons_for(config, as_.configure)))
+                                  daemons=frr.daemons_for(config, as_.configure),
+                                  share_memory=topo.fabric.share_memory))
 
     ixps: List[IxpLan] = []
     ixp_neighbours: List[IxpNeighbours] = []
@@ -407,7 +412,7 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
         routers.append(Router(node=x.node_id, asn=x.route_server_asn, configure=True,
                               confdir=names.frr_dir(sdir, x.node_id),
                               config=frr.route_server_config(x.node_id, x.route_server_asn, x.route_server_ip, clients),
-                              daemons=("zebra", "bgpd")))
+                              daemons=("zebra", "bgpd"), share_memory=topo.fabric.share_memory))
 
     bridges = tuple(_bridge(topo, b, datapath, marks) for b in topo.bridges.values() if b.server == server)
     srv = topo.servers[server]

@@ -42,7 +42,7 @@ MIN_ROUTER_MTU = 1280           # IPv6 minimum: what must still fit through a tu
 
 TOP_KEYS = ("name", "fabric", "controller", "servers", "ases", "links", "ixps")
 FABRIC_KEYS = ("isolation", "encapsulation", "underlay_mtu", "bfd_interval_ms", "link_subnet", "link_subnet6",
-               "ipv6")
+               "ipv6", "share_memory")
 CONTROLLER_KEYS = ("ofp", "rest")
 SERVER_KEYS = ("underlay_ip", "interface", "ssh")
 AS_KEYS = ("server", "routers", "configure", "prefix", "links", "prefix6")
@@ -498,11 +498,12 @@ def _fabric(p: _Problems, value: Any) -> Fabric:
             kw["underlay_mtu"] = _int(p, "fabric.underlay_mtu", mtu, lo, 65535) or 1500
     if "bfd_interval_ms" in data:
         kw["bfd_interval_ms"] = _int(p, "fabric.bfd_interval_ms", data["bfd_interval_ms"], 10, 60000) or 100
-    if "ipv6" in data:
-        if isinstance(data["ipv6"], bool):
-            kw["ipv6"] = data["ipv6"]
-        else:
-            p.add("fabric.ipv6", f"{_describe(data['ipv6'])} is not true or false")
+    for key in ("ipv6", "share_memory"):
+        if key in data:
+            if isinstance(data[key], bool):
+                kw[key] = data[key]
+            else:
+                p.add(f"fabric.{key}", f"{_describe(data[key])} is not true or false")
     for key, version, longest in (("link_subnet", 4, 29), ("link_subnet6", 6, 63)):
         if key in data:
             net = _network(p, f"fabric.{key}", data[key], version, longest)

@@ -305,6 +305,7 @@ class Fabric:
     link_subnet6: str = DEFAULT_LINK_SUBNET6
     underlay_family: int = 4        # IP version of every server's underlay_ip (set by the loader)
     ipv6: bool = True               # dual stack: IPv6 prefixes, OSPFv3, IPv6 BGP sessions, IPv6 hosts
+    share_memory: bool = True       # FRR daemons share identical pages (KSM, ASLR off): host.page_merging
 
     @property
     def encap_overhead(self) -> int:

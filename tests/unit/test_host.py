@@ -65,3 +65,57 @@ def test_in_netns_own_namespace_and_errors():
         host.in_netns("/nonexistent-netns-file", lambda: None)
     with pytest.raises(ZeroDivisionError):
         host.in_netns(f"/proc/{os.getpid()}/ns/net", lambda: 1 / 0)
+
+
+# ---- page merging (KSM) -------------------------------------------------------------------------
+
+def _ksm_dir(tmp_path, run="0", pages="100"):
+    d = tmp_path / "ksm"
+    d.mkdir()
+    (d / "run").write_text(run + "\n")
+    (d / "pages_to_scan").write_text(pages + "\n")
+    return d
+
+
+class _Prctl:
+    def __init__(self, rc=0, err=0):
+        self.calls, self.rc, self.err = [], rc, err
+
+    def __call__(self, option, arg):
+        self.calls.append((option, arg))
+        return (self.rc, self.err) if arg else (0, 0)
+
+
+def test_page_merging_opts_in_turns_ksm_on_and_raises_the_scan_rate(tmp_path):
+    d, prctl = _ksm_dir(tmp_path), _Prctl()
+    m = host.page_merging(1000, str(d), prctl)
+    assert m.on and m.why_not is None
+    assert prctl.calls == [(host.PR_SET_MEMORY_MERGE, 1)]
+    assert (d / "run").read_text() == "1" and (d / "pages_to_scan").read_text() == "1000"
+    assert len(m.changes) == 2 and "run = 1" in m.changes[0] and "(was 100)" in m.changes[1]
+    again = host.page_merging(1000, str(d), _Prctl())         # nothing left to change
+    assert again.on and again.changes == ()
+
+
+def test_page_merging_never_lowers_the_scan_rate(tmp_path):
+    d = _ksm_dir(tmp_path, run="1", pages="5000")
+    m = host.page_merging(1000, str(d), _Prctl())
+    assert m.on and m.changes == () and (d / "pages_to_scan").read_text().strip() == "5000"
+
+
+def test_page_merging_says_why_not_and_changes_nothing(tmp_path):
+    m = host.page_merging(1000, str(tmp_path / "absent"), _Prctl())
+    assert not m.on and "no KSM" in m.why_not
+    stopped = _ksm_dir(tmp_path, run="2")
+    prctl = _Prctl()
+    m = host.page_merging(1000, str(stopped), prctl)
+    assert not m.on and "run is 2" in m.why_not and prctl.calls == []
+    assert (stopped / "run").read_text().strip() == "2"
+
+
+def test_page_merging_on_an_old_kernel(tmp_path):
+    import errno
+    d = _ksm_dir(tmp_path)
+    m = host.page_merging(1000, str(d), _Prctl(rc=-1, err=errno.EINVAL))
+    assert not m.on and "6.4" in m.why_not
+    assert (d / "run").read_text().strip() == "0"            # nothing turned on for nothing

@@ -359,3 +359,18 @@ def test_ipv6_false_gives_an_ipv4_only_plan(tmp_path):
             # dual stack only adds lines: the IPv4-only config is a subsequence of it
             rest = iter(r46.config.splitlines())
             assert all(any(l == m for m in rest) for l in r4.config.splitlines())
+
+
+def test_share_memory_starts_frr_with_aslr_off_only_when_page_merging_is_on(tmp_path):
+    """fabric.share_memory (default true) marks every router; the argv gets `setarch -R` only when
+    provisioning has KSM on (apply passes merging=True), and never with share_memory: false."""
+    shared = build_plan(minimal(), "VM1", root=str(tmp_path)).routers[0]
+    doc = yaml.safe_load(MINIMAL.read_text())
+    doc.setdefault("fabric", {})["share_memory"] = False
+    private = build_plan(parse_topology(yaml.safe_dump(doc), "p.yaml"), "VM1", root=str(tmp_path)).routers[0]
+    assert shared.share_memory is True and private.share_memory is False
+    plain = shared.daemon_args("bgpd", "ns")
+    assert plain[0] == "env" and "setarch" not in plain
+    merged = shared.daemon_args("bgpd", "ns", merging=True)
+    assert merged[:2] == ["setarch", "-R"] and merged[2:] == plain
+    assert private.daemon_args("bgpd", "ns", merging=True) == private.daemon_args("bgpd", "ns")
