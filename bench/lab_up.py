@@ -297,9 +297,14 @@ def cpu_share(tag: str, seconds: float) -> Dict[str, Any]:
         return sum(v) - v[3] - v[4], sum(v)
 
     a, (b0, t0) = ticks(), machine_busy()
+    ksm0 = ksmd_ticks()
     start = time.monotonic()
     time.sleep(seconds)
     b, (b1, t1) = ticks(), machine_busy()
+    if ksm0 is not None:             # the kernel's page-merging thread works for the lab only
+        ksm1 = ksmd_ticks()
+        if ksm1 is not None:
+            a[(0, "ksmd")], b[(0, "ksmd")] = ksm0, ksm1
     dt = time.monotonic() - start
     per: Dict[str, float] = {}
     for k, v in b.items():
@@ -307,6 +312,57 @@ def cpu_share(tag: str, seconds: float) -> Dict[str, Any]:
             per[k[1]] = per.get(k[1], 0.0) + (v - a[k]) / hz / dt / (os.cpu_count() or 1) * 100
     return {"lab_pct": round(sum(per.values()), 1), "machine_pct": round(100 * (b1 - b0) / max(1, t1 - t0), 1),
             "by_process": {k: round(v, 2) for k, v in sorted(per.items(), key=lambda kv: -kv[1])}}
+
+
+KSM = "/sys/kernel/mm/ksm"
+
+
+def ksmd_ticks() -> Optional[int]:
+    """CPU ticks of the kernel's ksmd thread (a child of kthreadd, pid 2), None without KSM."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    head, rest = fh.read().rsplit(") ", 1)
+                f = rest.split()
+                if head.endswith("(ksmd") and f[1] == "2":
+                    return int(f[11]) + int(f[12])
+            except (OSError, IndexError, ValueError):
+                pass
+    return None
+
+
+def ksm_counters() -> Optional[Dict[str, int]]:
+    try:
+        with open(f"{KSM}/run") as fh:
+            if fh.read().strip() != "1":
+                return None
+        out = {}
+        for k in ("full_scans", "pages_sharing", "pages_shared"):
+            with open(f"{KSM}/{k}") as fh:
+                out[k] = int(fh.read())
+        return out
+    except (OSError, ValueError):
+        return None
+
+
+def ksm_settle(timeout: float = 900.0) -> Optional[Dict[str, Any]]:
+    """With KSM on (fabric.share_memory): wait until a whole scan of ksmd merged less than 1 % more
+    pages than the one before. {seconds, full_scans, pages_sharing}, None without KSM."""
+    c = ksm_counters()
+    if c is None:
+        return None
+    t0 = time.monotonic()
+    last_scan, last_sharing = c["full_scans"], c["pages_sharing"]
+    while time.monotonic() - t0 < timeout:
+        time.sleep(2)
+        c = ksm_counters() or c
+        if c["full_scans"] > last_scan:
+            grown = c["pages_sharing"] - last_sharing
+            last_scan, last_sharing = c["full_scans"], c["pages_sharing"]
+            if c["pages_sharing"] and grown < 0.01 * c["pages_sharing"]:
+                break
+    return {"seconds": round(time.monotonic() - t0, 1), **c}
 
 
 _FRR_DONE = re.compile(r"FRR: \d+/\d+ routers, \d+/\d+ daemons started in ([\d.]+) s")
@@ -347,6 +403,16 @@ def class_run(n_ases: int, workdir: str, bgp_timeout: Optional[float], verbose: 
         result["cpu"] = cpu_share(topo.tag, cpu_seconds)
         result["memory_steady_mb"] = round(mem.now(), 1)
         pss = pss_by_daemon(topo.tag)
+        merge = ksm_settle()
+        if merge is not None:        # pages shared by KSM: the steady state is after merging settles
+            result["ksm"] = merge
+            result["pss_before_merge"] = pss
+            result["pss_per_router_before_merge_mb"] = round(sum(
+                v["total_mb"] for c, v in pss.items() if c in ("zebra", "bgpd", "ospfd", "staticd", "ospf6d"))
+                / len(topo.routers), 2)
+            result["cpu"] = cpu_share(topo.tag, cpu_seconds)
+            result["memory_steady_mb"] = round(mem.now(), 1)
+            pss = pss_by_daemon(topo.tag)
         result["pss"] = pss
         frr_total = sum(v["total_mb"] for c, v in pss.items() if c in ("zebra", "bgpd", "ospfd", "staticd"))
         result["pss_per_router_mb"] = round(frr_total / len(topo.routers), 2)     # the IPv4 daemons

@@ -281,22 +281,43 @@ def _libc_prctl(option: int, arg: int) -> Tuple[int, int]:
     return rc, ctypes.get_errno()
 
 
+def _ksm_run(ksm_dir: str) -> Tuple[Optional[str], Optional[str]]:
+    """(ksmd's run setting, why KSM cannot be used here or None)."""
+    try:
+        with open(os.path.join(ksm_dir, "run")) as fh:
+            run = fh.read().strip()
+    except OSError:
+        return None, f"this kernel has no KSM ({ksm_dir}/run is missing)"
+    if run == "2":
+        return run, f"KSM is stopped on this machine ({ksm_dir}/run is 2); left so"
+    return run, None
+
+
+def _no_prctl(err: int) -> str:
+    return f"prctl(PR_SET_MEMORY_MERGE) failed: {os.strerror(err)} (KSM per process needs Linux 6.4 or later)"
+
+
+def page_merging_unavailable(ksm_dir: str = KSM_DIR,
+                             prctl: Callable[[int, int], Tuple[int, int]] = _libc_prctl) -> Optional[str]:
+    """Why page_merging() would not turn on here (None: it would), changing nothing."""
+    _, why = _ksm_run(ksm_dir)
+    if why:
+        return why
+    rc, err = prctl(PR_GET_MEMORY_MERGE, 0)
+    return _no_prctl(err) if rc < 0 else None
+
+
 def page_merging(pages_to_scan: int = KSM_PAGES_TO_SCAN, ksm_dir: str = KSM_DIR,
                  prctl: Callable[[int, int], Tuple[int, int]] = _libc_prctl) -> PageMerging:
     """Opt this process (and what it starts from now on) into KSM, turn ksmd on if it is off, and
     raise its scan rate to `pages_to_scan`. A machine where KSM was stopped on purpose (run = 2,
     "unmerge everything") is left alone."""
-    try:
-        with open(os.path.join(ksm_dir, "run")) as fh:
-            run = fh.read().strip()
-    except OSError:
-        return PageMerging(False, why_not=f"this kernel has no KSM ({ksm_dir}/run is missing)")
-    if run == "2":
-        return PageMerging(False, why_not=f"KSM is stopped on this machine ({ksm_dir}/run is 2); left so")
+    run, why = _ksm_run(ksm_dir)
+    if why:
+        return PageMerging(False, why_not=why)
     rc, err = prctl(PR_SET_MEMORY_MERGE, 1)
     if rc != 0:
-        return PageMerging(False, why_not=f"prctl(PR_SET_MEMORY_MERGE) failed: {os.strerror(err)} "
-                                          "(KSM per process needs Linux 6.4 or later)")
+        return PageMerging(False, why_not=_no_prctl(err))
     changes: List[str] = []
     try:
         if run != "1":

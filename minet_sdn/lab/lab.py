@@ -608,7 +608,7 @@ def lab_up(topo_path: str, *, mgmt_subnet: str = em.DEFAULT_MGMT_SUBNET, progres
             if state is None:
                 progress(f"lab {topo.name}: {len(topo.servers)} servers, {len(topo.ases)} ASes, "
                          f"{len(topo.links)} links")
-                check_capacity(topo, progress)
+                check_capacity(topo, progress, backend)
                 state = em.build_servers(topo_path, mgmt_subnet=mgmt_subnet, progress=progress).state
                 state.data["backend"] = backend
                 if backend == "docker":      # resolved here ($MINET_DOCKER_IMAGE does not cross SSH)
@@ -672,13 +672,14 @@ def _keep_failure_logs(topo: Topology, message: str) -> str:
     return message
 
 
-def check_capacity(topo: Topology, progress: Progress) -> None:
+def check_capacity(topo: Topology, progress: Progress, backend: str = "netns") -> None:
     """Every server of the lab runs on this machine: refuse before building anything if the whole
     topology does not fit (see provision/capacity.py)."""
     from ..provision import capacity
     from ..provision.plan import build_plan
     plans = [build_plan(topo, server) for server in topo.servers]
-    need = capacity.estimate(capacity.topology_daemon_lists(plans), servers=len(topo.servers))
+    shared = capacity.sharing([r for p in plans for r in p.routers], backend == "netns")
+    need = capacity.estimate(capacity.topology_daemon_lists(plans), servers=len(topo.servers), shared=shared)
     progress(f"estimate: {need.line()}")
     from ..provision.apply import ensure_neighbour_limits
     for change in ensure_neighbour_limits(need.routers):   # every server shares this kernel's table

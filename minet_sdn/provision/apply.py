@@ -46,6 +46,13 @@ HOST_SYSCTLS = (("net.ipv4.conf.all.rp_filter", "0"), ("net.ipv4.conf.default.rp
 # number of CPUs); after FAIL_STOP failures on a server the remaining routers are not tried.
 DAEMON_READY_TIMEOUT = float(os.environ.get("MINET_FRR_READY_TIMEOUT") or 60.0)
 FAIL_STOP = 20
+# With page merging on (fabric.share_memory), a router's memory is shared only once ksmd has scanned
+# it, a minute or more after it started at class size: starting routers faster than ksmd merges them
+# would need the unmerged peak, which a big topology may not have. So while merging is on, a router
+# waits to start while MemAvailable is under MEMORY_LOW_MB (ksmd keeps freeing it), at most
+# MEMORY_WAIT seconds; then it fails with that reason, and the run rolls back.
+MEMORY_LOW_MB = float(os.environ.get("MINET_MEMORY_LOW_MB") or 1536.0)
+MEMORY_WAIT = 300.0
 PROGRESS_EVERY = 5.0
 FRR_RUN_DIR = "/var/run/frr"
 
@@ -190,6 +197,7 @@ class Provisioner:
         self._t0 = time.monotonic()
         self._lock = threading.Lock()                # FRR start-up runs in threads
         self._merging: Optional[bool] = None         # KSM on for the FRR we start (None: not asked yet)
+        self._memory_note = 0.0                      # when "waits for memory" was last shown
 
     # ---- helpers ------------------------------------------------------------------------------
     def progress(self, msg: str) -> None:
@@ -234,7 +242,8 @@ class Provisioner:
             # routers not running yet: what this run would add to the machine
             new = [r.daemons for r in self.plan.routers if not os.path.exists(r.pid_path("zebra"))]
             if new:
-                why = capacity.refusal(capacity.estimate(new, servers=0), capacity.available_mb(),
+                shared = capacity.sharing(self.plan.routers, self.backend.merges_pages)
+                why = capacity.refusal(capacity.estimate(new, servers=0, shared=shared), capacity.available_mb(),
                                        capacity.free_pids(), where=f"server {self.plan.server}")
                 if why:
                     problems.append(why)
@@ -570,6 +579,10 @@ class Provisioner:
         if stop.is_set():
             return 0, [DaemonFailure(router.node, d, "not tried (too many failures before)", False)
                        for d in daemons]
+        if self._merging:
+            why = self._wait_for_memory(router, stop)
+            if why:
+                return 0, [DaemonFailure(router.node, d, why, False) for d in daemons]
         started = 0
         failures: List[DaemonFailure] = []
         waves = [[d for d in daemons if d == "zebra"], [d for d in daemons if d != "zebra"]]
@@ -587,6 +600,30 @@ class Provisioner:
                              for d in rest]
                 break
         return started, failures
+
+    def _wait_for_memory(self, router: Router, stop: threading.Event,
+                         available: Callable[[], Optional[float]] = capacity.available_mb) -> Optional[str]:
+        """None once MemAvailable is at least MEMORY_LOW_MB (see there), else why not."""
+        t0 = time.monotonic()
+        noted = False
+        while True:
+            mb = available()
+            if mb is None or mb >= MEMORY_LOW_MB:
+                return None
+            if stop.is_set():
+                return "not started (too many failures before)"
+            waited = time.monotonic() - t0
+            if waited >= MEMORY_WAIT:
+                return (f"not started: {mb:.0f} MB of memory available, under {MEMORY_LOW_MB:.0f} MB for "
+                        f"{waited:.0f} s while KSM merged pages")
+            if not noted:
+                noted = True
+                with self._lock:
+                    if time.monotonic() - self._memory_note >= PROGRESS_EVERY:
+                        self._memory_note = time.monotonic()
+                        self.progress(f"FRR: {router.node} waits for memory ({mb:.0f} MB available, "
+                                      f"under {MEMORY_LOW_MB:.0f} MB): KSM is merging the routers started")
+            stop.wait(1.0)
 
     def _spawn(self, router: Router, daemon: str) -> Tuple[subprocess.Popen, float]:
         node = self.plan.node_by_id[router.node]

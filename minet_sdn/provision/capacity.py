@@ -21,6 +21,13 @@ from typing import Dict, Iterable, Optional, Sequence, Tuple
 # less (10.7 MB in the IPv4-only 20 x 8 lab before the malloc settings), so the estimate errs high.
 DAEMON_PSS_MB: Dict[str, float] = {"zebra": 5.4, "bgpd": 13.3, "ospfd": 3.7, "staticd": 2.1,
                                  "ospf6d": 3.3}
+# The same with fabric.share_memory (KSM, ASLR off: host.page_merging), after merging settled: the
+# dual-stack 60 x 8 class lab, bench/lab_up.py --class 60, 2026-12-02 18:20 UTC (bgpd 1.96, zebra 1.26,
+# ospfd 0.72, ospf6d 0.73, staticd 0.50 MB), rounded up. The kernel's share grows by KSM's own
+# bookkeeping (about 64 bytes per scanned page): MemAvailable dropped 8.8 MB per router, PSS was 4.7.
+SHARED_DAEMON_PSS_MB: Dict[str, float] = {"zebra": 1.4, "bgpd": 2.2, "ospfd": 0.8, "staticd": 0.6,
+                                        "ospf6d": 0.8}
+SHARED_KERNEL_MB_PER_ROUTER = 4.2
 DAEMON_THREADS: Dict[str, int] = {"zebra": 4, "bgpd": 4, "ospfd": 1, "staticd": 1, "ospf6d": 1}   # as counted in /proc
 KERNEL_MB_PER_ROUTER = 3.5       # router + host namespaces, veths, sockets, page tables (measured 2.3-2.9
                                  # IPv4-only, 3.4 dual stack at 60 x 8: MemAvailable drop minus PSS)
@@ -36,23 +43,30 @@ class Estimate:
     threads: int
     memory_mb: float
     per_router_mb: float
+    shared: bool = False
 
     def line(self) -> str:
         return (f"{self.routers} routers, {self.processes} processes, about {self.memory_mb / 1024:.1f} GiB "
-                f"({self.per_router_mb:.1f} MB per router)")
+                f"({self.per_router_mb:.1f} MB per router{', pages shared' if self.shared else ''})")
 
 
-def estimate(daemon_lists: Iterable[Sequence[str]], servers: int = 1) -> Estimate:
-    """The need of routers running these daemon lists (one list per router) on `servers` servers."""
+def estimate(daemon_lists: Iterable[Sequence[str]], servers: int = 1, shared: bool = False) -> Estimate:
+    """The need of routers running these daemon lists (one list per router) on `servers` servers;
+    `shared`: their pages are merged (fabric.share_memory where KSM works). The memory is then what
+    they hold once merged: the start-up peak before merging is kept within the machine by
+    provisioning, which holds back routers while memory is short (apply.MEMORY_LOW_MB)."""
+    per_daemon = SHARED_DAEMON_PSS_MB if shared else DAEMON_PSS_MB
+    kernel = SHARED_KERNEL_MB_PER_ROUTER if shared else KERNEL_MB_PER_ROUTER
     routers = processes = threads = 0
     mb = 0.0
     for daemons in daemon_lists:
         routers += 1
         processes += len(daemons)
         threads += sum(DAEMON_THREADS.get(d, 4) for d in daemons)
-        mb += sum(DAEMON_PSS_MB.get(d, 5.0) for d in daemons) + KERNEL_MB_PER_ROUTER
+        mb += sum(per_daemon.get(d, 5.0 if not shared else 2.0) for d in daemons) + kernel
     total = mb + SERVER_MB * servers
-    return Estimate(routers, processes + 3 * servers, threads + 10 * servers, round(total, 1), round(mb / routers, 1) if routers else 0.0)
+    return Estimate(routers, processes + 3 * servers, threads + 10 * servers, round(total, 1),
+                    round(mb / routers, 1) if routers else 0.0, shared)
 
 
 def refusal(need: Estimate, available_mb: Optional[float], free_pids: Optional[int],
@@ -98,6 +112,15 @@ def free_pids() -> Optional[int]:
     except (OSError, ValueError, IndexError):
         return None
     return min(limits) - running
+
+
+def sharing(routers, merges_pages: bool) -> bool:
+    """Whether these plan routers' pages will be merged: fabric.share_memory, a backend whose FRR
+    inherits our KSM opt-in, and a kernel where it works (host.page_merging_unavailable)."""
+    import shutil
+    from .. import host
+    return (merges_pages and any(r.share_memory for r in routers) and shutil.which("setarch") is not None
+            and host.page_merging_unavailable() is None)
 
 
 def topology_daemon_lists(plans) -> Tuple[Tuple[str, ...], ...]:

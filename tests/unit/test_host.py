@@ -119,3 +119,12 @@ def test_page_merging_on_an_old_kernel(tmp_path):
     m = host.page_merging(1000, str(d), _Prctl(rc=-1, err=errno.EINVAL))
     assert not m.on and "6.4" in m.why_not
     assert (d / "run").read_text().strip() == "0"            # nothing turned on for nothing
+
+
+def test_page_merging_unavailable_reads_only(tmp_path):
+    import errno
+    d = _ksm_dir(tmp_path)
+    assert host.page_merging_unavailable(str(d), _Prctl()) is None
+    assert (d / "run").read_text().strip() == "0"           # asking changes nothing
+    assert "6.4" in host.page_merging_unavailable(str(d), lambda o, a: (-1, errno.EINVAL))
+    assert "no KSM" in host.page_merging_unavailable(str(tmp_path / "none"), _Prctl())

@@ -161,3 +161,41 @@ def test_limit_fds_by_router():
     many = "router bgp 1\n" + "".join(f" neighbor fd00::{i:x} remote-as {i}\n" for i in range(300))
     many += " neighbor fd00::1 route-map X in\n"             # not a session
     assert limit_fds(True, many) == 128 + 600                 # a route server with 300 clients
+
+
+def test_start_waits_for_memory_while_pages_merge_then_gives_up(tmp_path, monkeypatch):
+    """With KSM on, a router starts only once MemAvailable is back over MEMORY_LOW_MB; after
+    MEMORY_WAIT seconds under it, it fails with a reason naming the memory (and no daemon starts)."""
+    import threading
+    from minet_sdn.provision import apply as ap
+    topo = _load(tmp_path, class_topology(6, servers=1, name="m"))
+    prov = ap.Provisioner(build_plan(topo, "VM1", root=str(tmp_path)))
+    router = prov.plan.routers[0]
+    readings = iter([100.0, 200.0, ap.MEMORY_LOW_MB + 1])
+    waits = []
+    stop = threading.Event()
+    monkeypatch.setattr(stop, "wait", lambda t: waits.append(t))
+    assert prov._wait_for_memory(router, stop, available=lambda: next(readings)) is None
+    assert waits == [1.0, 1.0]
+    clock = iter([0.0, 0.0, ap.MEMORY_WAIT + 1, ap.MEMORY_WAIT + 1])
+    monkeypatch.setattr(ap.time, "monotonic", lambda: next(clock))
+    why = prov._wait_for_memory(router, stop, available=lambda: 100.0)
+    assert why.startswith("not started: 100 MB of memory available, under 1536 MB for 301 s")
+    prov._merging = True
+    monkeypatch.setattr(prov, "_wait_for_memory", lambda r, s: "not started: no memory")
+    monkeypatch.setattr(prov, "_spawn", lambda *a: pytest.fail("a daemon was started"))
+    started, failed = prov._start_router(router, list(router.daemons), threading.Event())
+    assert started == 0 and {f.why for f in failed} == {"not started: no memory"}
+    assert [f.daemon for f in failed] == list(router.daemons) and not any(f.tried for f in failed)
+
+
+def test_capacity_estimate_with_shared_pages():
+    """Merged pages: the class lab's need drops to what it holds once ksmd merged it."""
+    from minet_sdn.provision import capacity
+    daemons = [("zebra", "bgpd", "ospfd", "ospf6d")] * 480
+    private, shared = capacity.estimate(daemons, servers=4), capacity.estimate(daemons, servers=4, shared=True)
+    assert shared.processes == private.processes and shared.threads == private.threads
+    assert 3000 < shared.memory_mb < 5500 < 12000 < private.memory_mb     # measured 4.1 / 13.5 GiB
+    assert "pages shared" in shared.line() and "pages shared" not in private.line()
+    geant = capacity.estimate([("zebra", "bgpd", "ospfd", "ospf6d")] * 1157, servers=4, shared=True)
+    assert capacity.refusal(geant, available_mb=22000, free_pids=60000) is None
