@@ -103,6 +103,50 @@ def test_only_the_daemons_a_router_needs(lab):
     assert found[f"{len(topo.ases)}.ZURI"] == set(frr.ALL_DAEMONS)          # students may configure anything
 
 
+def _frr_pids(topo, router):
+    place = L.router_place(topo, router)
+    pids = {}
+    for name in os.listdir(place.vty_dir):
+        if name.endswith(".pid"):
+            with open(os.path.join(place.vty_dir, name)) as fh:
+                pid = fh.read().strip()
+            if os.path.exists(f"/proc/{pid}"):
+                pids[name[:-4]] = int(pid)
+    return pids
+
+
+def _proc_field(pid, name, field):
+    with open(f"/proc/{pid}/{name}") as fh:
+        for line in fh:
+            if line.startswith(field):
+                return line.split()[1]
+    return None
+
+
+def test_frr_shares_its_pages(lab):
+    """fabric.share_memory (default): every FRR daemon runs with ASLR off and opted into KSM, and
+    once ksmd has merged, the routers hold far less than their unmerged ~24 MB of PSS each."""
+    from minet_sdn import host
+    why = host.page_merging_unavailable()
+    if why:
+        pytest.skip(f"page merging is not possible on this machine: {why}")
+    path, topo, _, _ = lab
+    pids = [pid for r in topo.routers for pid in _frr_pids(topo, r).values()]
+    assert len(pids) >= 4 * len(topo.routers) - 8
+    for pid in pids:
+        with open(f"/proc/{pid}/personality") as fh:
+            assert int(fh.read(), 16) & 0x0040000, f"pid {pid} runs with ASLR on"     # ADDR_NO_RANDOMIZE
+        assert _proc_field(pid, "ksm_stat", "ksm_merge_any") == "yes", f"pid {pid} is not opted into KSM"
+
+    def pss_per_router():
+        total = sum(int(_proc_field(pid, "smaps_rollup", "Pss:") or 0) for pid in pids)
+        return total / 1024 / len(topo.routers)
+    deadline = time.monotonic() + 300
+    while pss_per_router() > 10 and time.monotonic() < deadline:
+        time.sleep(5)
+    assert pss_per_router() <= 10
+
+
 def test_second_up_is_a_noop(lab):
     path, topo, _, _ = lab
     summary = L.lab_up(path, progress=lambda m: None)
