@@ -9,13 +9,9 @@ from minet_sdn.core.fabric import (CARRIER_GRACE, OFPPR_ADD, OFPPR_DELETE, OFPPR
 from minet_sdn.core.flows import Flow, bridge_flows
 from minet_sdn.topology import parse_topology
 
-TOPO = """
-name: t
-fabric: {isolation: %s}
-servers:
-  VM1: {underlay_ip: 192.0.2.1}
-  VM2: {underlay_ip: 192.0.2.2}
-  VM3: {underlay_ip: 192.0.2.3}
+from tests.unit.app_harness import three_servers
+
+TOPO = three_servers("t", """\
 ases:
   1: {server: VM1, routers: [A, B]}
   2: {server: VM2, routers: [C]}
@@ -26,7 +22,7 @@ links:
   - {a: 1.B, b: 2.C, rel: provider}
   - {a: 2.C, b: 3.D, rel: customer}
   - {a: 2.C, b: 4.E, rel: peer}
-"""
+""")
 
 
 def topo(mode="key"):
