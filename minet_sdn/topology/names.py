@@ -173,12 +173,18 @@ def mgmt_ifname(topo: Topology) -> str:
     return f"{topo.tag}-mg"
 
 
+def _peer_ifname(topo: Topology, server: str, network: str) -> str:
+    """The far end of a server's veth, in the namespace of `network` ("u": underlay, "m":
+    management): `<tag>-<network><server index>`."""
+    return f"{topo.tag}-{network}{topo.servers[server].index}"
+
+
 def underlay_peer_ifname(topo: Topology, server: str) -> str:
-    return f"{topo.tag}-u{topo.servers[server].index}"
+    return _peer_ifname(topo, server, "u")
 
 
 def mgmt_peer_ifname(topo: Topology, server: str) -> str:
-    return f"{topo.tag}-m{topo.servers[server].index}"
+    return _peer_ifname(topo, server, "m")
 
 
 # ---- remote bridges and their ports (computed by the model) ---------------------------------
