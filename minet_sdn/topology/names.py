@@ -12,7 +12,10 @@ import os
 import re
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .model import Topology, router_ifname  # noqa: F401  (router_ifname: re-exported)
+from . import model
+from .model import Topology
+
+router_ifname = model.router_ifname     # an inter-AS link's router interface, `ext<L>`: the model's, listed here
 
 HOST_SUFFIX = ".host"
 BACKENDS = ("netns", "docker")
