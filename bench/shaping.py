@@ -33,7 +33,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from minet_sdn.importers import to_yaml                      # noqa: E402
-from minet_sdn.lab import emulation as em                     # noqa: E402
 from minet_sdn.lab import lab as L                            # noqa: E402
 from minet_sdn.topology import load_topology, names           # noqa: E402
 from minet_sdn.topology.addressing import topology_addressing  # noqa: E402

@@ -14,7 +14,7 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 def browser_missing() -> Optional[str]:
     """Why a browser test cannot run here, or None."""
     try:
-        import selenium  # noqa: F401
+        import selenium  # noqa: F401  (a probe, not a use: the browser tests skip without it)
     except ImportError:
         return "selenium is not installed"
     for path in (CHROMIUM, CHROMEDRIVER):

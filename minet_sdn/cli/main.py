@@ -109,7 +109,6 @@ def cmd_controller(args) -> int:
             raise UsageError(f"minet controller: --log-file {args.log_file}: {exc.strerror or exc}")
 
     import logging
-    import os
     import signal
     import threading
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), filename=args.log_file,

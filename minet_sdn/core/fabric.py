@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Set, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
 from ..topology.model import LINK_OFPORT_BASE, TUNNEL_OFPORT, Bridge, Link, Topology
 from . import ofmsg
@@ -102,7 +102,9 @@ class BridgeState:
     connected: bool = False
     synced: bool = False           # ports and flows known (first sync done)
     ports: Dict[int, PortState] = field(default_factory=dict)
-    installed: Dict[FlowKey, Flow] = field(default_factory=dict)   # what we believe the table holds
+    # what we believe the table holds: after a sync, flows.bridge_table's read-only view of the
+    # memo (shared, never changed); _set_link_flows makes it a dict of our own before changing it
+    installed: Mapping[FlowKey, Flow] = field(default_factory=dict)
 
 
 class FabricCore:
@@ -365,14 +367,24 @@ class FabricCore:
 
     def _set_link_flows(self, st: BridgeState, link: Link, present: bool) -> List[object]:
         msgs: List[object] = []
+        installed = st.installed
         for flow in link_flows(self.topo, st.bridge, link):
-            if present and st.installed.get(flow.key) != flow:
-                st.installed[flow.key] = flow
+            if present and installed.get(flow.key) != flow:
+                installed = self._own(st)
+                installed[flow.key] = flow
                 msgs.append(self._add(flow))
-            elif not present and flow.key in st.installed:
-                del st.installed[flow.key]
+            elif not present and flow.key in installed:
+                installed = self._own(st)
+                del installed[flow.key]
                 msgs.append(self._delete(flow))
         return msgs
+
+    @staticmethod
+    def _own(st: BridgeState) -> Dict[FlowKey, Flow]:
+        """st.installed as a dict the core may change: the shared memo's view is copied (once)."""
+        if type(st.installed) is not dict:
+            st.installed = dict(st.installed)
+        return st.installed
 
     def _add(self, flow: Flow):
         self.counters["flow_add"] += 1

@@ -12,7 +12,8 @@ Table 0 only, by priority:
 from __future__ import annotations
 
 from operator import itemgetter
-from typing import Any, Dict, FrozenSet, Iterable, Iterator, NamedTuple, Tuple
+from types import MappingProxyType
+from typing import Any, Dict, FrozenSet, Iterable, Iterator, Mapping, NamedTuple, Tuple
 
 from ..topology.model import Bridge, Link, Topology, link_cookie
 
@@ -144,18 +145,19 @@ def bridge_flows(topo: Topology, bridge: Bridge, present_ports: Iterable[int]) -
 
 
 def bridge_table(topo: Topology, bridge: Bridge,
-                 present_ports: Iterable[int]) -> Tuple[Dict[FlowKey, Flow], FrozenSet[Flow]]:
-    """bridge_flows (a copy the caller owns) and the same flows as a set, built (and every flow
-    hashed) once per table: a resync that finds the table as it should be checks each flow read by
-    one lookup."""
+                 present_ports: Iterable[int]) -> Tuple[Mapping[FlowKey, Flow], FrozenSet[Flow]]:
+    """bridge_flows as a read-only view of the memo (no copy: a caller that changes the table
+    copies it first) and the same flows as a set, built (and every flow hashed) once per table: a
+    resync that finds the table as it should be checks each flow read by one lookup."""
     entry = _bridge_table(topo, bridge, present_ports)
     if entry[2] is None:
         entry[2] = frozenset(entry[1].values())
-    return dict(entry[1]), entry[2]
+    return entry[3], entry[2]
 
 
 def _bridge_table(topo: Topology, bridge: Bridge, present_ports: Iterable[int]) -> list:
-    """[present link ids, {key: flow}, frozenset of the flows or None], memoised per bridge."""
+    """[present link ids, {key: flow}, frozenset of the flows or None, read-only view of the
+    dict], memoised per bridge."""
     ports = set(present_ports)
     links = topo.link_by_id
     present = tuple(lid for lid in bridge.link_ids if links[lid].ofport in ports)
@@ -166,5 +168,5 @@ def _bridge_table(topo: Topology, bridge: Bridge, present_ports: Iterable[int]) 
     flows = {f.key: f for f in base_flows(bridge)}
     for lid in present:
         flows.update(_keyed_link_flows(topo, bridge, links[lid]))
-    cached = memo[("bridge", bridge.dpid)] = [present, flows, None]
+    cached = memo[("bridge", bridge.dpid)] = [present, flows, None, MappingProxyType(flows)]
     return cached

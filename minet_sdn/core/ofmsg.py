@@ -13,9 +13,13 @@ from ..compat import ofproto_v1_3 as ofp
 from ..compat import ofproto_v1_3_parser as parser
 
 from ..topology.model import COOKIE_MAGIC, COOKIE_MAGIC_MASK
+from . import ofconv
 from .flows import Flow
-from .ofconv import action_from_ofp, flow_from_stats, instructions  # noqa: F401  (re-exported)
 from .wire import PackedFlowMod
+
+# the other direction, os-ken messages -> plain values, lives in ofconv.py; the shell reads switch
+# replies through here
+flow_from_stats, instructions = ofconv.flow_from_stats, ofconv.instructions
 
 
 def flow_add(flow: Flow) -> parser.OFPFlowMod:

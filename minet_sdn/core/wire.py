@@ -240,7 +240,7 @@ class Packer:
         buf += bundle_ctrl(bid, ofp.ONF_BCT_OPEN_REQUEST, xid)
         head = _ONF_ADD.pack(ofp.OFP_VERSION, ofp.OFPT_EXPERIMENTER, 0, 0, ONF_EXPERIMENTER,
                              ofp.ONF_ET_BUNDLE_ADD_MESSAGE, bid, 0, flags)
-        pack_into, chunk, encoded, add = struct.pack_into, self.chunk, flow_mod_bytes, ofp.OFPFC_ADD
+        pack_into, chunk, encoded = struct.pack_into, self.chunk, flow_mod_bytes
         for k in range(i, j):
             msg = msgs[k]
             xid = (xid + 1) & 0xFFFFFFFF

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import os
 import socket
 from typing import Dict, List, Optional, Tuple
 

@@ -18,7 +18,6 @@ remote. An AS's links are attached to its routers in turn, so they spread over t
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from itertools import combinations
 from typing import Dict, List, Tuple

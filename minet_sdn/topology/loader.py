@@ -671,12 +671,7 @@ def _ases(p: _Problems, value: Any, servers: Dict[str, Server], declared_servers
         if spec is None:
             continue
         _check_keys(p, path, spec, AS_KEYS, ("server", "routers"))
-        server = spec.get("server")
-        if "server" in spec:
-            if not (isinstance(server, str) and SERVER_RE.fullmatch(server)):
-                p.add(f"{path}.server", f"{_describe(server)} is not a server name")
-            elif declared_servers is not None and server not in declared_servers:
-                p.add(f"{path}.server", f"server {server} is not defined under servers")
+        server = _server_of(p, path, spec, declared_servers)
         names = _routers(p, f"{path}.routers", spec["routers"]) if "routers" in spec else None
         if names is not None:
             known[asn] = set(names)
@@ -692,6 +687,18 @@ def _ases(p: _Problems, value: Any, servers: Dict[str, Server], declared_servers
                           prefix=prefix, links=intra, prefix6=prefix6)
     _check_prefix_overlaps(p, out, fabric)
     return out, known
+
+
+def _server_of(p: _Problems, path: str, spec: Dict[Any, Any], declared_servers: Optional[Set[str]]) -> Any:
+    """The `server` of an AS or IXP (None if it has none), its problems added: a server name, and
+    one defined under servers when they are declared."""
+    server = spec.get("server")
+    if "server" in spec:
+        if not (isinstance(server, str) and SERVER_RE.fullmatch(server)):
+            p.add(f"{path}.server", f"{_describe(server)} is not a server name")
+        elif declared_servers is not None and server not in declared_servers:
+            p.add(f"{path}.server", f"server {server} is not defined under servers")
+    return server
 
 
 def _routers(p: _Problems, path: str, value: Any) -> Optional[List[str]]:
@@ -888,12 +895,7 @@ def _ixps(p: _Problems, value: Any, ases: Dict[int, AS], known: _Known, declared
         if spec is None:
             continue
         _check_keys(p, path, spec, IXP_KEYS, ("server", "members"))
-        server = spec.get("server")
-        if "server" in spec:
-            if not (isinstance(server, str) and SERVER_RE.fullmatch(server)):
-                p.add(f"{path}.server", f"{_describe(server)} is not a server name")
-            elif declared_servers is not None and server not in declared_servers:
-                p.add(f"{path}.server", f"server {server} is not defined under servers")
+        server = _server_of(p, path, spec, declared_servers)
         rs_asn = spec.get("route_server_asn", number)
         if not (_is_int(rs_asn) and 1 <= rs_asn <= MAX_ASN):
             p.add(f"{path}.route_server_asn", f"{_describe(rs_asn)} is not an AS number (1..{MAX_ASN})")

@@ -12,7 +12,10 @@ import os
 import re
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .model import Topology, router_ifname  # noqa: F401  (router_ifname: re-exported)
+from . import model
+from .model import Topology
+
+router_ifname = model.router_ifname     # an inter-AS link's router interface, `ext<L>`: the model's, listed here
 
 HOST_SUFFIX = ".host"
 BACKENDS = ("netns", "docker")
@@ -173,12 +176,18 @@ def mgmt_ifname(topo: Topology) -> str:
     return f"{topo.tag}-mg"
 
 
+def _peer_ifname(topo: Topology, server: str, network: str) -> str:
+    """The far end of a server's veth, in the namespace of `network` ("u": underlay, "m":
+    management): `<tag>-<network><server index>`."""
+    return f"{topo.tag}-{network}{topo.servers[server].index}"
+
+
 def underlay_peer_ifname(topo: Topology, server: str) -> str:
-    return f"{topo.tag}-u{topo.servers[server].index}"
+    return _peer_ifname(topo, server, "u")
 
 
 def mgmt_peer_ifname(topo: Topology, server: str) -> str:
-    return f"{topo.tag}-m{topo.servers[server].index}"
+    return _peer_ifname(topo, server, "m")
 
 
 # ---- remote bridges and their ports (computed by the model) ---------------------------------

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from tests.integration.listener_support import (Controller, WireSwitch, bridge_switch, frame, hello,
-                                                 wait_for, OFPT_ECHO_REQUEST, OFPT_HELLO)
+from tests.integration.listener_support import (Controller, bridge_switch, frame, hello, wait_for,
+                                                 OFPT_ECHO_REQUEST, OFPT_HELLO)
 
 ZERO_LENGTH_BITMAP = bytes.fromhex("04000010000000130001000000000010")   # the HELLO from issue 12
 ZERO_LENGTH_UNKNOWN = bytes.fromhex("04000010000000130007000000000010")   # unknown element type, length 0

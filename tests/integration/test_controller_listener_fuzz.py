@@ -14,13 +14,10 @@ Bounded by count (a fixed seed; a few thousand messages), not by time.
 import random
 import socket
 import struct
-import time
-
-import pytest
 
 from tests.integration.listener_support import (Controller, bridge_switch, frame, hello, wait_for,
-                                                 OFP_VERSION, OFPT_ECHO_REPLY, OFPT_ECHO_REQUEST,
-                                                 OFPT_FEATURES_REQUEST, OFPT_MULTIPART_REQUEST)
+                                                 OFPT_ECHO_REPLY, OFPT_ECHO_REQUEST, OFPT_FEATURES_REQUEST,
+                                                 OFPT_MULTIPART_REQUEST)
 
 SEED = 12
 RANDOM_MESSAGES = 4000

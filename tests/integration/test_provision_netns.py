@@ -151,7 +151,6 @@ def test_sessions_establish(site):
     got = wait_for(lambda: all(expect[r] <= established(site, r) for r in expect) and
                    {r: established(site, r) for r in expect}, timeout=45)
     assert got, {r: established(site, r) for r in expect}
-    converged = time.monotonic() - site.first_seconds
     neighbors = site.vtysh_json("3.BIRM", "show ip ospf neighbor json").get("neighbors", {})
     assert len(neighbors) == 2
 

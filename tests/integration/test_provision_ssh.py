@@ -98,7 +98,6 @@ def test_master_mode_over_ssh(tmp_path):
                        "in_port=101,actions=set_field:1->tun_id,output:1")
             server.run("ovs-ofctl", "-O", "OpenFlow13", "add-flow", bridge, "in_port=1,tun_id=1,actions=output:101")
         conf_a = os.path.join(vm1.state_dir, tag, "VM1", "frr", "1.A")
-        conf_b = os.path.join(vm2.state_dir, tag, "VM2", "frr", "2.B")
         assert wait_for(lambda: "100.64.0.2" in established(vm1, tag, "1.A", conf_a)), "eBGP across GRE"
         # full-size packets fit the link MTU (1458 on a 1500-byte underlay): 1430 + 28 bytes, DF set
         ping = sh("ip", "netns", "exec", f"{tag}-1.A", "ping", "-c2", "-W2", "-M", "do", "-s", "1430", "100.64.0.2",

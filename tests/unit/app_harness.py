@@ -46,6 +46,48 @@ TUNNEL = 1
 _NXM_NAMES = {f.name for f in nicira_ext.oxm_types}
 
 
+# ---- what the app, IXP-segment and core tests share -----------------------------------------
+
+MODES = ("key", "tos")
+
+
+def three_servers(name: str, rest: str) -> str:
+    """A topology template named `name` on servers VM1..VM3 (underlay 192.0.2.1-3), followed by
+    `rest` (its ases, links, ixps): `template % mode` sets the isolation mode."""
+    return (f"name: {name}\nfabric: {{isolation: %s}}\nservers:\n"
+            + "".join(f"  VM{i}: {{underlay_ip: 192.0.2.{i}}}\n" for i in (1, 2, 3)) + rest)
+
+
+def shared_labs(tmp_path_factory, template: str) -> Callable[[str], "Lab"]:
+    """get(mode): one Lab per isolation mode of `template`, made on first use and reused (for
+    module-scoped fixtures of tests that change nothing but counters); each use checks that the
+    lab still shows no problem."""
+    labs: Dict[str, Lab] = {}
+
+    def get(mode: str) -> Lab:
+        if mode not in labs:
+            labs[mode] = Lab(tmp_path_factory.mktemp(mode), template % mode)
+        lab = labs[mode]
+        assert lab.problems() == []
+        return lab
+    return get
+
+
+def carried(mode: str, pkt: Packet) -> Packet:
+    """A frame as it leaves the far port: untouched in key mode; DSCP cleared in tos mode."""
+    return pkt.replace(ip_dscp=0) if mode == "tos" and "ip_dscp" in pkt else pkt
+
+
+def from_tunnel(topo: Topology, mode: str, bridge, other: int, frame: Packet) -> Tuple[Packet, List[int]]:
+    """`frame` as it arrives on `bridge` from the tunnel marked for link (or segment) `other`
+    (key mode: its tunnel key, with a DSCP of the routers' own; tos mode: its DSCP mark), and the
+    ids of the bridge's links it may leave by: `other` itself, or in tos mode whatever shares its mark."""
+    if mode == "key":
+        return frame.replace(tunnel_id=other, ip_dscp=46), [other] if other in bridge.link_ids else []
+    mark = topo.link_marks[other]
+    return frame.replace(ip_dscp=mark), [lid for lid in bridge.link_ids if topo.link_marks[lid] == mark]
+
+
 # ---- building the app ----------------------------------------------------------------------
 
 def build_app(topology_path, state_path=None) -> remote_links.RemoteLinks:

@@ -6,16 +6,12 @@ from minet_sdn.compat import ofproto_v1_3_parser as parser
 from minet_sdn.core import ofmsg
 from minet_sdn.core.fabric import (CARRIER_GRACE, OFPPR_ADD, OFPPR_DELETE, OFPPR_MODIFY, OFPPS_LINK_DOWN,
                                    OFPPS_LIVE, OFPPC_PORT_DOWN, FabricCore, PortInfo)
-from minet_sdn.core.flows import Flow, bridge_flows
+from minet_sdn.core.flows import Flow, bridge_flows, bridge_table
 from minet_sdn.topology import parse_topology
 
-TOPO = """
-name: t
-fabric: {isolation: %s}
-servers:
-  VM1: {underlay_ip: 192.0.2.1}
-  VM2: {underlay_ip: 192.0.2.2}
-  VM3: {underlay_ip: 192.0.2.3}
+from tests.unit.app_harness import three_servers
+
+TOPO = three_servers("t", """\
 ases:
   1: {server: VM1, routers: [A, B]}
   2: {server: VM2, routers: [C]}
@@ -26,7 +22,7 @@ links:
   - {a: 1.B, b: 2.C, rel: provider}
   - {a: 2.C, b: 3.D, rel: customer}
   - {a: 2.C, b: 4.E, rel: peer}
-"""
+""")
 
 
 def topo(mode="key"):
@@ -252,6 +248,32 @@ def test_port_added_and_removed_touch_only_that_link():
     assert len(deletes) == 3 and len(flow_mods(out)) == 3
     # a port that is no link of ours changes nothing
     assert core.port_status(x, OFPPR_ADD, PortInfo(77, "eth9", hw(x, 77), 0, OFPPS_LIVE), 3) == {}
+
+
+def test_the_core_never_changes_the_memoised_table_it_shares():
+    """A sync hands the core the memoised table itself (read-only, no copy); port events that
+    change what the core believes installed must leave the memo as it was: a later sync of a
+    table that is as it should be still sends nothing, and the memo still equals a fresh derivation."""
+    t = topo()
+    x = dp(t, "VM1", "VM2")
+    every = [p.port_no for p in ports_of(t, x)]
+    fresh = bridge_flows(topo(), t.bridges[x], every)     # first: another topology object resets the memo
+    core = FabricCore(t)
+    connect_all(core, t)
+    table, wanted = bridge_table(t, t.bridges[x], every)
+    assert table is core.bridges[x].installed                     # shared, not copied
+    with pytest.raises(TypeError):
+        table[next(iter(table))] = None                            # the view refuses a change
+    assert dict(table) == fresh and wanted == frozenset(fresh.values())
+    p2 = t.link(2).ofport
+    core.port_status(x, OFPPR_DELETE, PortInfo(p2, "l2", hw(x, p2), 0, OFPPS_LIVE), 1)
+    assert len(core.bridges[x].installed) == len(fresh) - 3
+    core.port_status(x, OFPPR_ADD, PortInfo(p2, "l2", hw(x, p2), 0, OFPPS_LIVE), 2)
+    core.port_status(x, OFPPR_DELETE, PortInfo(p2, "l2", hw(x, p2), 0, OFPPS_LIVE), 3)
+    assert dict(bridge_table(t, t.bridges[x], every)[0]) == fresh
+    other = FabricCore(t)
+    other.connected(x, 4)
+    assert other.synced(x, ports_of(t, x), list(fresh.values()), 4) == {}
 
 
 def test_reload_adds_the_flows_of_a_new_link():

@@ -78,7 +78,7 @@ def test_the_real_item_limit_is_the_link_limit():
 
 def test_the_node_budget_stops_a_file_of_many_small_nodes(monkeypatch):
     monkeypatch.setattr(loader, "MAX_NODES", 1000)
-    text = HEAD + "links:\n" + "".join(f"  - {{a: 1.A, b: 2.B, rel: peer}}\n" for _ in range(200))
+    text = HEAD + "links:\n" + "".join("  - {a: 1.A, b: 2.B, rel: peer}\n" for _ in range(200))
     with pytest.raises(TopologyError) as exc:
         parse_topology(text, "nodes.yaml")
     assert "more than 1000 YAML nodes" in exc.value.problems[0]

@@ -13,10 +13,9 @@ from minet_sdn import compat
 from minet_sdn.apps import remote_links  # noqa: F401  (hardens os-ken at import)
 from minet_sdn.compat import handler
 from minet_sdn.compat import ofproto_v1_3_parser as parser
-from minet_sdn.core import ofcheck
 from minet_sdn.core.ofcheck import PARSE, SKIP, BadMessage, check
 
-from tests.unit.app_harness import Lab, flow_stats_bytes, multipart_reply_bytes
+from tests.unit.app_harness import Lab
 
 TOPOLOGY = """
 name: guard

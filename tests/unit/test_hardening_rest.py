@@ -1,7 +1,6 @@
 """Issue 12, the REST door: ids of any length, bodies of any size, bursts of clients and idle
 connections, against the app through the fake switches and the real HTTP server on loopback."""
 import http.client
-import json
 import socket
 import subprocess
 import threading

@@ -14,15 +14,9 @@ from minet_sdn.topology import parse_topology
 from minet_sdn.topology.model import ixp_mac, link_cookie
 
 from tests.fakeswitch import ETH_MPLS, arp_reply, arp_request, ipv4, ipv6, ipv6_ns, raw_frame
-from tests.unit.app_harness import Lab
+from tests.unit.app_harness import MODES, Lab, carried, from_tunnel, shared_labs, three_servers
 
-TOPOLOGY = """
-name: seg
-fabric: {isolation: %s}
-servers:
-  VM1: {underlay_ip: 192.0.2.1}
-  VM2: {underlay_ip: 192.0.2.2}
-  VM3: {underlay_ip: 192.0.2.3}
+TOPOLOGY = three_servers("seg", """\
 ases:
   1: {server: VM1, routers: [A]}
   2: {server: VM2, routers: [B]}
@@ -35,9 +29,8 @@ links:
 ixps:
   100: {server: VM1, members: [1.A, 2.B, 3.C, {router: 4.D, announce_to: [1]}]}
   200: {server: VM3, members: [2.B, 4.D]}
-"""
+""")
 
-MODES = ("key", "tos")
 T = parse_topology(TOPOLOGY % "key", "seg.yaml")
 SEGMENTS = [s.id for s in T.ixp_segments]
 TUNNELLED = [l.id for l in T.tunnelled]
@@ -70,24 +63,12 @@ def test_the_segments_are_what_the_topology_implies():
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory):
-    labs = {}
-
-    def get(mode):
-        if mode not in labs:
-            labs[mode] = Lab(tmp_path_factory.mktemp(mode), TOPOLOGY % mode)
-        lab = labs[mode]
-        assert lab.problems() == []
-        return lab
-    return get
+    return shared_labs(tmp_path_factory, TOPOLOGY)
 
 
 @pytest.fixture(params=MODES)
 def mode(request):
     return request.param
-
-
-def carried(mode, pkt):
-    return pkt.replace(ip_dscp=0) if mode == "tos" and "ip_dscp" in pkt else pkt
 
 
 def lan_macs(seg):
@@ -178,13 +159,7 @@ def test_a_frame_from_the_tunnel_reaches_only_the_segment_or_link_its_mark_names
     sw = lab.bridge_switch(server, peer)
     bridge = T.bridge(server, peer)
     theirs = T.link(other)
-    plain = ipv4(theirs.a.mac, theirs.b.mac, theirs.a.ip, theirs.b.ip)
-    if mode == "key":
-        tagged = plain.replace(tunnel_id=other, ip_dscp=46)
-        targets = [other] if other in bridge.link_ids else []
-    else:
-        tagged = plain.replace(ip_dscp=T.link_marks[other])
-        targets = [lid for lid in bridge.link_ids if T.link_marks[lid] == T.link_marks[other]]
+    tagged, targets = from_tunnel(T, mode, bridge, other, ipv4(theirs.a.mac, theirs.b.mac, theirs.a.ip, theirs.b.ip))
     leaving = carried(mode, tagged.replace(tunnel_id=None))
     assert lab.where(lab.inject(server, peer, tagged)) == [
         (lab.label(sw), T.link(lid).ofport, leaving) for lid in targets]

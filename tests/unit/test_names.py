@@ -45,6 +45,19 @@ def test_node_names():
     assert names.bridge_name(topo, "VM1", "VM2") == topo.bridge_name("VM1", "VM2")
 
 
+def test_lab_server_names():
+    """Every name of the embedded lab's servers and networks, spelled out."""
+    topo = parse_topology(TOPO, "t.yaml")
+    tag = topo.tag
+    assert [names.mgmt_ns(topo), names.underlay_ns(topo), names.mgmt_bridge(topo), names.underlay_bridge(topo),
+            names.phy_bridge(topo), names.underlay_ifname(topo), names.mgmt_ifname(topo)] == [
+        f"{tag}-mgmt", f"{tag}-ul", f"{tag}-mbr", f"{tag}-ubr", f"{tag}-phy", f"{tag}-ul", f"{tag}-mg"]
+    assert names.phy_bridge_of_tag(tag) == f"{tag}-phy"
+    assert [(names.server_ns(topo, s), names.underlay_peer_ifname(topo, s), names.mgmt_peer_ifname(topo, s))
+            for s in ("VM1", "VM2")] == [(f"{tag}-VM1", f"{tag}-u1", f"{tag}-m1"), (f"{tag}-VM2", f"{tag}-u2", f"{tag}-m2")]
+    assert names.ownership_alias("inst", "VM2") == "minet:inst:VM2"
+
+
 def test_argv():
     assert names.exec_prefix("netns", "t-1.A") == ["ip", "netns", "exec", "t-1.A"]
     assert names.exec_prefix("netns", "t-VM1", env={"A": "1"}) == ["ip", "netns", "exec", "t-VM1", "env", "A=1"]

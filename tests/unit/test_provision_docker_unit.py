@@ -1,7 +1,6 @@
 """The docker backend's pure parts: container names, image choice, mirror, engine check (no root, no docker)."""
 from __future__ import annotations
 
-import os
 import re
 
 import pytest

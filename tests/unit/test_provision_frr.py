@@ -1,12 +1,10 @@
 """FRR configuration text: OSPF, iBGP mesh, eBGP with Gao-Rexford policy per relationship, timers,
 configure:false, and FRR's own parser (`vtysh --dryrun`) accepting every generated file."""
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from minet_sdn.provision import frr
 from minet_sdn.provision.plan import build_plan
@@ -258,8 +256,6 @@ def test_default_ipv6_prefixes_read_like_the_asn():
 
 
 def test_route_server_filters_each_members_export_by_announce_to(tmp_path):
-    from minet_sdn.provision.plan import build_plan
-    from minet_sdn.topology import parse_topology
     topo = parse_topology("""
 name: t
 servers: [VM1]

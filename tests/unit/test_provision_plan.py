@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from minet_sdn.provision.plan import (FRR_DAEMONS, ROUTER_HOST_IFNAME, HOST_IFNAME, build_plan, frr_pathspace,
-                                      intra_ifname)
+from minet_sdn.provision.plan import ROUTER_HOST_IFNAME, HOST_IFNAME, build_plan, frr_pathspace, intra_ifname
 from minet_sdn.topology import load_topology, parse_topology
 from minet_sdn.topology.addressing import (AddressingError, addressing_problems, as_addressing, default_prefix,
                                            max_routers, ring, topology_addressing)
@@ -153,7 +152,7 @@ def test_minimal_plan_vm1_veths(tmp_path):
         assert veth.a.addresses == (f"{end.ip}/{link.prefixlen}", f"{end.ip6}/{link.prefixlen6}")
         assert veth.a.mac == end.mac and veth.a.mtu == topo.fabric.link_mtu == 1458
         assert veth.b.node is None and veth.b.ifname == topo.link_port_name(link.id)
-        assert veth.b.mtu == 1458 and veth.b.alias == f"minet:minimal:VM1"
+        assert veth.b.mtu == 1458 and veth.b.alias == "minet:minimal:VM1"
         assert veth.a.offloads_off and veth.b.offloads_off
 
 

@@ -29,19 +29,14 @@ from os_ken.lib.packet import packet as os_packet
 
 from tests.fakeswitch import (ETH_MPLS, FakeSwitch, arp_reply, arp_request, ipv4, ipv6, ipv6_ns,
                               raw_frame)
-from tests.unit.app_harness import (TUNNEL, Lab, flow_stats_bytes, multipart_reply_bytes, port_bytes,
-                                   port_status_bytes)
+from tests.unit.app_harness import (MODES, TUNNEL, Lab, carried, flow_stats_bytes, from_tunnel,
+                                   multipart_reply_bytes, port_bytes, port_status_bytes, shared_labs,
+                                   three_servers)
 
 # Three servers; three parallel links between VM1 and VM2 (one of them written b-side first), two
 # between VM2 and VM3, one between VM1 and VM3, and one local link on VM2. Link ids and tos
 # marks differ (marks restart per server pair), so a mix-up between them shows.
-TOPOLOGY = """
-name: app
-fabric: {isolation: %s}
-servers:
-  VM1: {underlay_ip: 192.0.2.1}
-  VM2: {underlay_ip: 192.0.2.2}
-  VM3: {underlay_ip: 192.0.2.3}
+TOPOLOGY = three_servers("app", """\
 ases:
   1: {server: VM1, routers: [A, B]}
   2: {server: VM2, routers: [C, D]}
@@ -55,9 +50,8 @@ links:
   - {a: 1.A, b: 2.D, rel: customer}
   - {a: 3.E, b: 2.D, rel: peer}
   - {a: 1.B, b: 3.E, rel: peer}
-"""
+""")
 
-MODES = ("key", "tos")
 T = parse_topology(TOPOLOGY % "key", "app.yaml")        # same shape in both modes
 REMOTE = [link.id for link in T.remote_links]
 LOCAL = [link.id for link in T.links if not link.remote]
@@ -84,15 +78,7 @@ def mode(request):
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory):
     """One lab per mode for the read-only data-path tests (they change nothing but counters)."""
-    labs = {}
-
-    def get(mode):
-        if mode not in labs:
-            labs[mode] = Lab(tmp_path_factory.mktemp(mode), TOPOLOGY % mode)
-        lab = labs[mode]
-        assert lab.problems() == []
-        return lab
-    return get
+    return shared_labs(tmp_path_factory, TOPOLOGY)
 
 
 @pytest.fixture
@@ -114,11 +100,6 @@ def make_lab(tmp_path):
 @pytest.fixture
 def lab(make_lab, mode):
     return make_lab(mode)
-
-
-def carried(mode, pkt):
-    """A frame as it leaves the far port: untouched in key mode; DSCP cleared in tos mode."""
-    return pkt.replace(ip_dscp=0) if mode == "tos" and "ip_dscp" in pkt else pkt
 
 
 def port_mods(lab, mark):
@@ -230,13 +211,8 @@ def test_a_frame_from_the_tunnel_reaches_only_the_link_its_mark_names(shared, mo
     sw = lab.bridge_switch(server, peer)
     bridge = T.bridge(server, peer)
     theirs = T.link(other)
-    plain = ipv4(theirs.a.mac, theirs.b.mac, theirs.a.ip, theirs.b.ip, dscp=0)
-    if mode == "key":
-        tagged = plain.replace(tunnel_id=other, ip_dscp=46)
-        targets = [other] if other in bridge.link_ids else []
-    else:
-        tagged = plain.replace(ip_dscp=T.link_marks[other])
-        targets = [lid for lid in bridge.link_ids if T.link_marks[lid] == T.link_marks[other]]
+    tagged, targets = from_tunnel(T, mode, bridge, other, ipv4(theirs.a.mac, theirs.b.mac, theirs.a.ip, theirs.b.ip))
+    if mode == "tos":
         assert len(targets) <= 1           # marks are unique within a pair
         if other in bridge.link_ids:
             assert targets == [other]
