@@ -167,13 +167,13 @@ def _rest(args, method: str, path: str):
     from ..rest.client import ControllerUnreachable, NotOurApi, call, describe
     base = topo.controller.rest_url
     try:
-        from ..lab import access as lab_access           # a running lab puts its controller elsewhere
-        from ..lab.emulation import LabError
+        from ..lab import LabError                       # a running lab puts its controller elsewhere
+        from ..lab.controller import rest_base as lab_rest_base
     except ImportError:
         pass
     else:
         try:
-            base = lab_access.rest_base(args.file, topo) or base
+            base = lab_rest_base(topo) or base
         except LabError as exc:
             raise UsageError(f"minet: {_one_line(exc)}")
     try:

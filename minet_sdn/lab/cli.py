@@ -12,7 +12,8 @@ import sys
 from typing import List, Optional
 
 from ..cli.output import guarded
-from .emulation import DEFAULT_MGMT_SUBNET, LabError
+from . import LabError
+from .networks import DEFAULT_MGMT_SUBNET
 
 
 def _fail(prog: str, exc: BaseException) -> int:
@@ -21,7 +22,7 @@ def _fail(prog: str, exc: BaseException) -> int:
 
 
 def cmd_up(args) -> int:
-    from . import lab
+    from . import updown
     if getattr(args, "servers", None):         # place the ASes first (minet partition), then bring that up
         from ..topology.partition import placed_copy
         try:
@@ -29,18 +30,18 @@ def cmd_up(args) -> int:
         except ValueError as exc:
             return _fail("minet lab up", exc)
     try:
-        summary = lab.lab_up(args.file, mgmt_subnet=args.mgmt_subnet, bgp_timeout=args.bgp_timeout,
+        summary = updown.lab_up(args.file, mgmt_subnet=args.mgmt_subnet, bgp_timeout=args.bgp_timeout,
                              keep_on_failure=args.keep_on_failure, backend=args.backend, image=args.image)
     except LabError as exc:
         return _fail("minet lab up", exc)
-    print(json.dumps(summary, indent=1) if args.json else lab.format_summary(summary))
+    print(json.dumps(summary, indent=1) if args.json else updown.format_summary(summary))
     return 0
 
 
 def cmd_down(args) -> int:
-    from . import lab
+    from . import updown
     try:
-        problems = lab.lab_down(args.file)
+        problems = updown.lab_down(args.file)
     except LabError as exc:
         return _fail("minet lab down", exc)
     for p in problems:
@@ -49,9 +50,9 @@ def cmd_down(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from . import lab
+    from . import status
     try:
-        out = lab.lab_status(args.file, json=args.json)
+        out = status.lab_status(args.file, json=args.json)
     except LabError as exc:
         return _fail("minet lab status", exc)
     print(json.dumps(out, indent=1) if args.json else out)
@@ -59,12 +60,12 @@ def cmd_status(args) -> int:
 
 
 def cmd_exec(args) -> int:
-    from . import lab
+    from . import places
     argv = list(args.cmd)
     if argv and argv[0] == "--":
         argv = argv[1:]
     try:
-        return lab.exec_in_node(args.file, args.node, argv)
+        return places.exec_in_node(args.file, args.node, argv)
     except LabError as exc:
         return _fail("minet exec", exc)
 

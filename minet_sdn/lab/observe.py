@@ -17,6 +17,8 @@ import yaml
 
 from .. import host
 from ..topology import Topology
+from .convergence import configured_routers, vtysh
+from .places import router_place
 
 Watched = Tuple[str, str]            # (node, interface)
 _LINK_LINE = re.compile(r"\d+: ([^:@\s]+)(?:@\S+)?: <([^>]*)>")
@@ -73,8 +75,7 @@ class CarrierWatch:
 
 def bgp_state(topo: Topology, router: str, peer_ip: str) -> str:
     """BGP state of `router`'s session with `peer_ip` ('?' when vtysh does not answer)."""
-    from . import lab as L
-    text = L.vtysh(L.router_place(topo, router), f"show bgp neighbors {peer_ip} json")
+    text = vtysh(router_place(topo, router), f"show bgp neighbors {peer_ip} json")
     try:
         data = json.loads(text or "{}")
     except ValueError:
@@ -85,11 +86,10 @@ def bgp_state(topo: Topology, router: str, peer_ip: str) -> str:
 def routes_complete(topo: Topology, workers: int = 8) -> bool:
     """Every configured router has a route to the prefix of every other configured AS."""
     from ..topology.addressing import topology_addressing
-    from . import lab as L
     prefixes = {asn: a.prefix for asn, a in topology_addressing(topo).items() if topo.ases[asn].configure}
 
     def complete(router: str) -> bool:
-        text = L.vtysh(L.router_place(topo, router), "show ip route json", timeout=20)
+        text = vtysh(router_place(topo, router), "show ip route json", timeout=20)
         try:
             have = set(json.loads(text or "{}"))
         except ValueError:
@@ -98,7 +98,7 @@ def routes_complete(topo: Topology, workers: int = 8) -> bool:
         return all(p in have for a, p in prefixes.items() if a != asn)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return all(pool.map(complete, L.configured_routers(topo)))
+        return all(pool.map(complete, configured_routers(topo)))
 
 
 def write_variant(src: str, directory: str, prefix: str, *, name_len: Optional[int] = None,

@@ -15,7 +15,7 @@ import socket
 import threading
 from typing import List, Optional
 
-from .emulation import netns_connect
+from .system import netns_connect
 
 
 def _pump(src: socket.socket, dst: socket.socket) -> None:

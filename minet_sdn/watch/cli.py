@@ -31,8 +31,8 @@ def _topology(path: str) -> Topology:
 def rest_base(path: str, topo: Topology) -> str:
     """Where the controller's REST API is reached from here (a lab's relay, else the topology's)."""
     try:
-        from ..lab import access as lab_access
-        return lab_access.rest_base(path, topo) or topo.controller.rest_url
+        from ..lab.controller import rest_base as lab_rest_base
+        return lab_rest_base(topo) or topo.controller.rest_url
     except ImportError:
         return topo.controller.rest_url
 

@@ -1,6 +1,6 @@
 """Run a command in a node of a running lab, on either backend (the lab's own exec machinery).
 
-A node is a router `<asn>.<NAME>` or its host `<asn>.<NAME>.host`; `lab.node_place` says where
+A node is a router `<asn>.<NAME>` or its host `<asn>.<NAME>.host`; `lab.places.node_place` says where
 provisioning put it (named namespace or container) and `RouterPlace.exec_prefix()` how to get in.
 """
 from __future__ import annotations
@@ -17,8 +17,8 @@ class NodeError(Exception):
 
 def exec_argv(topo: Topology, node: str, argv: Sequence[str]) -> List[str]:
     """Full argv running `argv` inside `node` (raises NodeError when the lab has no such node)."""
-    from ..lab import lab as L
-    place = L.node_place(topo, node)
+    from ..lab.places import node_place
+    place = node_place(topo, node)
     if place is None:
         raise NodeError(f"no node {node} in {topo.name}")
     return place.exec_prefix() + list(argv)
@@ -26,8 +26,8 @@ def exec_argv(topo: Topology, node: str, argv: Sequence[str]) -> List[str]:
 
 def vtysh_argv(topo: Topology, router: str, command: str) -> List[str]:
     """argv of `vtysh -c COMMAND` on `router`, on its own sockets (in its container on docker)."""
-    from ..lab import lab as L
-    place = L.node_place(topo, router)
+    from ..lab.places import node_place
+    place = node_place(topo, router)
     if place is None or router.endswith(".host"):
         raise NodeError(f"no router {router} in {topo.name}")
     return place.vtysh_argv(command)
@@ -48,11 +48,10 @@ def run(argv: Sequence[str], timeout: float) -> Tuple[int, str, str]:
 
 def lab_topology(topo_path: str) -> Topology:
     """The topology of the running lab of `topo_path` (raises NodeError when none is up)."""
-    from ..lab import lab as L
-    from ..lab.emulation import LabError
+    from ..lab import LabError, effective, state
     try:
-        topo = L.load(topo_path)
-        L._state(topo, topo_path)
+        topo = effective.load(topo_path)
+        state.require(topo, topo_path)
     except LabError as exc:
         raise NodeError(str(exc).splitlines()[0])
     return topo
@@ -61,10 +60,11 @@ def lab_topology(topo_path: str) -> Topology:
 def lab_is_up(topo: Topology) -> Optional[bool]:
     """True/False when the lab machinery is installed, None when it is not."""
     try:
-        from ..lab import emulation as em
+        from ..lab import LabError
+        from ..lab.state import LabState
     except ImportError:
         return None
     try:
-        return em.LabState.load(topo) is not None
-    except em.LabError:
+        return LabState.load(topo) is not None
+    except LabError:
         return False

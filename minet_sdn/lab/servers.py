@@ -1,0 +1,182 @@
+"""The emulated servers: on one machine, every server of a topology becomes a network namespace
+with its own Open vSwitch (ovsdb-server + ovs-vswitchd, userspace datapath) and its own sshd,
+joined by the underlay and the management network (networks.py).
+
+build_servers records everything in lab.json as soon as it exists, so `teardown` removes exactly
+that (and nothing with a merely similar name), even after a failure half-way.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+from .. import host
+from ..topology import Topology, names
+from . import LabError, Progress, paths, quiet
+from .effective import load, write_effective_topology
+from .networks import (DEFAULT_MGMT_SUBNET, build_mgmt, build_shared, build_underlay, check_addressing,
+                       mgmt_addresses, mgmt_network)
+from .sshd import SSH_PORT, SSHD, host_key_line, make_client_key, start_sshd
+from .state import LabState, ProcessRecord, ServerRecord, SshRecord, topology_digest
+from .system import create_netns, delete_netns, netns_exists, netns_pids, read_pidfile, run
+
+REQUIRED_TOOLS = ("ip", "nsenter", "ethtool", "ovsdb-tool", "ovsdb-server", "ovs-vswitchd",
+                  "ovs-vsctl", "ssh-keygen")
+
+
+def check_host() -> None:
+    if os.geteuid() != 0:
+        raise LabError("the lab needs root (network namespaces, Open vSwitch, sshd)")
+    missing = [t for t in REQUIRED_TOOLS if shutil.which(t) is None]
+    if not os.path.exists(SSHD):
+        missing.append(SSHD)
+    if not os.path.exists(host.OVS_SCHEMA):
+        missing.append(host.OVS_SCHEMA)
+    if missing:
+        raise LabError(f"missing on this machine: {', '.join(missing)} "
+                       f"(apt-get install openvswitch-switch openssh-server iproute2 ethtool util-linux)")
+
+
+def planned_namespaces(topo: Topology) -> List[str]:
+    return [names.mgmt_ns(topo), names.underlay_ns(topo)] + [names.server_ns(topo, s) for s in topo.servers]
+
+
+@dataclass
+class ServersInfo:
+    state: LabState
+    addresses: Dict[str, str]
+    effective_topology: str
+
+
+def start_ovs(topo: Topology, server: str, state: LabState) -> None:
+    """ovsdb-server and ovs-vswitchd of `server`, inside its namespace, in its own directory."""
+    def started(daemon: str, pidfile: str) -> None:
+        state.add_process(ProcessRecord.of(f"{server}/{daemon}", read_pidfile(pidfile), pidfile))
+
+    host.start_ovs(paths.server_dir(topo, server), names.exec_prefix("netns", names.server_ns(topo, server)),
+                   lambda argv: run(argv), started)
+
+
+def build_servers(topo_path: str, *, mgmt_subnet: str = DEFAULT_MGMT_SUBNET,
+                  progress: Progress = quiet) -> ServersInfo:
+    """Create the lab's networks and every emulated server (OvS + sshd), without provisioning.
+
+    On any failure everything made so far is removed before the error propagates. Call with the
+    lab lock held (lab_lock) when other lab operations may run concurrently.
+    """
+    check_host()
+    topo = load(topo_path)
+    check_addressing(topo, mgmt_subnet)
+    addresses = mgmt_addresses(topo, mgmt_subnet)
+    prefixlen = mgmt_network(mgmt_subnet).prefixlen
+    sdir = paths.state_dir(topo)
+    if os.path.exists(paths.lab_json_path(topo)):
+        raise LabError(f"a lab named {topo.name} already has state in {sdir}")
+    if os.path.exists(sdir):
+        raise LabError(f"{sdir} exists but holds no lab state; remove it if it is stale")
+    clashes = [ns for ns in planned_namespaces(topo) if netns_exists(ns)]
+    if clashes:
+        raise LabError(f"network namespace {clashes[0]} already exists and is not part of a lab of "
+                       f"{topo.name}; rename the topology or remove that namespace")
+    os.makedirs(sdir, mode=0o755)
+    state = LabState(
+        path=paths.lab_json_path(topo), name=topo.name, tag=topo.tag, topology=os.path.abspath(topo_path),
+        topology_sha256=topology_digest(topo_path), effective_topology=paths.effective_topology_path(topo),
+        mgmt_subnet=str(mgmt_network(mgmt_subnet)), created=time.time(),
+        ssh=SshRecord(key=paths.client_key_path(topo), known_hosts=paths.known_hosts_path(topo), port=SSH_PORT))
+    state.save()
+    try:
+        for ns in (names.mgmt_ns(topo), names.underlay_ns(topo)):
+            create_netns(ns)
+            state.add_namespace(ns)
+        build_shared(topo, state, addresses["mgmt"], prefixlen)
+        make_client_key(topo)
+        progress(f"networks: mgmt {mgmt_network(mgmt_subnet)} in {names.mgmt_ns(topo)}, "
+                 f"underlay in {names.underlay_ns(topo)}")
+        known_hosts = []
+        for name, server in topo.servers.items():
+            ns = names.server_ns(topo, name)
+            create_netns(ns)
+            state.add_namespace(ns)
+            state.servers[name] = ServerRecord(
+                ns=ns, index=server.index, dir=paths.server_dir(topo, name),
+                state_dir=paths.provision_state_dir(topo, name), mgmt_ip=addresses[name],
+                underlay_ip=server.underlay_ip, ssh=f"root@{addresses[name]}:{SSH_PORT}")
+            state.save()
+            os.makedirs(paths.provision_state_dir(topo, name), mode=0o755, exist_ok=True)
+            os.chmod(paths.server_dir(topo, name), 0o755)
+            start_ovs(topo, name, state)
+            build_underlay(topo, name, state)
+            build_mgmt(topo, name, state, addresses[name], prefixlen)
+            start_sshd(topo, name, state, addresses[name])
+            known_hosts.append(host_key_line(topo, name, addresses[name]))
+            progress(f"server {name}: namespace {ns}, OvS, underlay {server.underlay_ip}, "
+                     f"ssh root@{addresses[name]}")
+        paths.write_atomic(paths.known_hosts_path(topo), "\n".join(known_hosts) + "\n")
+        eff = write_effective_topology(topo_path, topo, addresses)
+        state.phase = "servers"
+        state.save()
+        return ServersInfo(state=state, addresses=addresses, effective_topology=eff)
+    except BaseException as exc:
+        progress(f"failed ({exc}); removing what was made")
+        teardown(topo, state)
+        raise
+
+
+def stray_processes(state: LabState) -> List[int]:
+    """Processes still inside the lab's namespaces (e.g. SSH sessions, daemons started over SSH)."""
+    me = os.getpid()
+    pids: List[int] = []
+    for ns in state.namespaces:
+        pids.extend(p for p in netns_pids(ns) if p != me)
+    return sorted(set(pids))
+
+
+def teardown(topo: Topology, state: Optional[LabState] = None, progress: Progress = quiet) -> List[str]:
+    """Remove exactly what lab.json records: processes (newest first), namespaces, then files.
+
+    Returns the problems met (best effort: a problem does not stop the rest of the teardown).
+    Call with the lab's lock held (state.lab_lock).
+    """
+    problems: List[str] = []
+    if state is None:
+        state = LabState.load(topo)
+        if state is None:
+            return problems
+    for record in reversed(list(state.processes)):
+        try:
+            record.stop()
+        except OSError as exc:
+            problems.append(f"stopping {record.name} (pid {record.pid}): {exc}")
+        if record.alive():
+            problems.append(f"{record.name} (pid {record.pid}) did not stop")
+        else:
+            state.drop_process(record.name)
+    strays = stray_processes(state)
+    if strays:
+        progress(f"stopping {len(strays)} leftover process(es) in the lab's namespaces: "
+                 f"{' '.join(map(str, strays))}")
+        records = [ProcessRecord.of("stray", pid) for pid in strays]
+        for r in records:              # all at once first: one timeout for all, not one each
+            with contextlib.suppress(OSError):
+                os.kill(r.pid, signal.SIGTERM)
+        for r in records:
+            r.stop(timeout=3.0)
+    for ns in reversed(list(state.namespaces)):
+        delete_netns(ns)
+        if netns_exists(ns):
+            problems.append(f"network namespace {ns} could not be deleted")
+        else:
+            state.namespaces.remove(ns)
+            state.save()
+    if not problems:
+        shutil.rmtree(os.path.dirname(state.path), ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.rmdir(paths.lab_root())            # only if no other lab is left
+    return problems
+
