@@ -37,8 +37,8 @@ from typing import Dict, List
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from minet_sdn.lab import emulation as em      # noqa: E402
-from minet_sdn.lab import lab as L             # noqa: E402
+from minet_sdn.lab import paths, printing_progress, system, updown  # noqa: E402
+from minet_sdn.lab import state as lab_state  # noqa: E402
 from minet_sdn.topology import load_topology   # noqa: E402
 from minet_sdn.topology.model import TUNNEL_OFPORT, Bridge, Topology   # noqa: E402
 
@@ -69,23 +69,23 @@ def _remote_bridges(topo: Topology) -> List[Bridge]:
 def convert(topo_path: str) -> Dict[str, int]:
     """Turn the running lab of `topo_path` into the baseline; returns flows per bridge."""
     topo = load_topology(topo_path)
-    state = em.LabState.load(topo)
+    state = lab_state.LabState.load(topo)
     if state is None:
         raise SystemExit(f"{topo_path}: no lab of instance {topo.name} is up")
-    eff = load_topology(str(state.data["effective_topology"]))
+    eff = load_topology(state.effective_topology)
     for name in ("controller",):
         rec = state.process(name)
         if rec is not None:
-            em.stop_process(rec)
+            rec.stop()
             state.drop_process(name)
-    state.data["baseline"] = True
+    state.baseline = True
     state.save()
     out = {}
     for bridge in _remote_bridges(eff):
-        sdir = em.server_dir(topo, bridge.server)
+        sdir = paths.server_dir(topo, bridge.server)
         # standalone, no controller: OvS keeps (and only uses) the flows it is given
-        em.ovs_vsctl(sdir, "del-controller", bridge.name, "--", "set", "bridge", bridge.name,
-                     "fail_mode=standalone")
+        system.ovs_vsctl(sdir, "del-controller", bridge.name, "--", "set", "bridge", bridge.name,
+                         "fail_mode=standalone")
         mgmt = f"unix:{os.path.join(sdir, bridge.name)}.mgmt"
         flows = static_flows(eff, bridge)
         with tempfile.NamedTemporaryFile("w", suffix=".flows", delete=False) as fh:
@@ -106,8 +106,8 @@ def convert(topo_path: str) -> Dict[str, int]:
 
 
 def is_baseline(topo_path: str) -> bool:
-    state = em.LabState.load(load_topology(topo_path))
-    return bool(state and state.data.get("baseline"))
+    state = lab_state.LabState.load(load_topology(topo_path))
+    return bool(state and state.baseline)
 
 
 def main(argv=None) -> int:
@@ -125,7 +125,7 @@ def main(argv=None) -> int:
         print("baseline.py: needs root", file=sys.stderr)
         return 2
     if args.verb == "up":
-        L.lab_up(args.topology, progress=L.printing_progress())
+        updown.lab_up(args.topology, progress=printing_progress())
     flows = convert(args.topology)
     print(f"baseline: {sum(flows.values())} static flows on {len(flows)} remote bridges, no controller, "
           f"fail_mode=standalone")

@@ -46,11 +46,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from lab_up import check_root, force_down, leftovers, machine, save, stats, unique_copy  # noqa: E402
+from lab_up import check_root, leftovers, machine, save, stats, unique_copy  # noqa: E402
 
-from minet_sdn.lab import emulation as em   # noqa: E402
-from minet_sdn.lab import lab as L          # noqa: E402
-from minet_sdn.lab import observe            # noqa: E402
+from minet_sdn.lab import LabError, controller, convergence, observe, paths, places, updown  # noqa: E402
 from minet_sdn.topology import load_topology  # noqa: E402
 
 BLACKHOLE_COOKIE = 0xBE0C0000000000FF       # not 0x6d6e...: not one of the controller's flows
@@ -67,7 +65,7 @@ class Bench:
         self.ends = [(e.router, e.ifname, self.link.far(e.server).ip) for e in (self.link.a, self.link.b)]
 
     def ns(self, node: str) -> str:
-        return L.resolve_node(self.topo, node)[0]
+        return places.resolve_node(self.topo, node)[0]
 
     def carrier(self, router: str, ifname: str) -> bool:
         return observe.carrier(self.ns(router), ifname)
@@ -79,11 +77,11 @@ class Bench:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                code, body = L.rest_call(self.path, "GET", "/v1/links")
+                code, body = controller.rest_call(self.path, "GET", "/v1/links")
                 links_up = code == 200 and all(l["state"] == "up" for l in body["links"])
-            except em.LabError:
+            except LabError:
                 links_up = False
-            if links_up and L.wait_bgp(self.topo, timeout=0)[0]:
+            if links_up and convergence.wait_bgp(self.topo, timeout=0)[0]:
                 return
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the lab did not settle within {timeout:g} s")
@@ -97,13 +95,13 @@ class Bench:
             raise RuntimeError(f"minet link {verb}: {out.stderr.strip()}")
 
     def rest(self, verb: str) -> None:
-        code, body = L.rest_call(self.path, "POST", f"/v1/links/{self.link.id}/{verb}")
+        code, body = controller.rest_call(self.path, "POST", f"/v1/links/{self.link.id}/{verb}")
         if code != 200:
             raise RuntimeError(f"POST /v1/links/{self.link.id}/{verb}: {code} {body}")
 
     def ofctl(self, server: str, *args: str) -> str:
         b = self.topo.bridge(server, self.link.far(server).server)
-        mgmt = os.path.join(em.server_dir(self.topo, server), f"{b.name}.mgmt")
+        mgmt = os.path.join(paths.server_dir(self.topo, server), f"{b.name}.mgmt")
         return subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", *args[:1], f"unix:{mgmt}", *args[1:]],
                               capture_output=True, text=True, timeout=30, check=True).stdout
 
@@ -252,7 +250,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         path = unique_copy(args.topology, workdir, "bf", **fabric)
         topo = load_topology(path)
         try:
-            L.lab_up(path, progress=lambda m: None)
+            updown.lab_up(path, progress=lambda m: None)
             bench = Bench(path, args.link)
             link = bench.link
             print(f"## {os.path.relpath(args.topology, ROOT)} ({topo.fabric.isolation}), link {link.id}: "
@@ -272,7 +270,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                       f"reference: BGP down {ref['bgp_down_both']:.2f}s, up again {ref['bgp_up_both']:.2f}s",
                       flush=True)
         finally:
-            problems = force_down(path)
+            problems = updown.remove_lab(path)
             left = leftovers(topo)
             if problems or left:
                 print(f"cleanup problems: {problems} {left}", file=sys.stderr)

@@ -56,8 +56,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-from minet_sdn.lab import emulation as em   # noqa: E402
-from minet_sdn.lab import lab as L          # noqa: E402
+from minet_sdn import host  # noqa: E402
+from minet_sdn.lab import LabError, paths, servers, updown  # noqa: E402
 from minet_sdn.lab import observe            # noqa: E402
 from minet_sdn.topology import load_topology  # noqa: E402
 
@@ -74,24 +74,11 @@ def unique_copy(src: str, directory: str, prefix: str, **fabric: Any) -> str:
 
 def leftovers(topo) -> List[str]:
     """Anything of this lab still on the machine: namespaces with its tag, its state directory."""
-    left = [ns for ns in os.listdir(em.NETNS_DIR) if ns.startswith(f"{topo.tag}-")] \
-        if os.path.isdir(em.NETNS_DIR) else []
-    if os.path.exists(em.state_dir(topo)):
-        left.append(em.state_dir(topo))
+    left = [ns for ns in os.listdir(host.NETNS_DIR) if ns.startswith(f"{topo.tag}-")] \
+        if os.path.isdir(host.NETNS_DIR) else []
+    if os.path.exists(paths.state_dir(topo)):
+        left.append(paths.state_dir(topo))
     return left
-
-
-def force_down(path: str) -> List[str]:
-    """lab_down, then remove whatever lab.json still records (used in `finally`)."""
-    topo = load_topology(path)
-    problems: List[str] = []
-    try:
-        problems = L.lab_down(path, progress=lambda m: None)
-    finally:
-        if em.LabState.load(topo) is not None:
-            with em.lab_lock(topo):
-                problems += em.teardown(topo)
-    return problems
 
 
 def stats(values: List[float]) -> Dict[str, Optional[float]]:
@@ -127,8 +114,8 @@ def check_root() -> None:
     if os.geteuid() != 0:
         raise SystemExit("needs root (network namespaces, Open vSwitch, FRR)")
     try:
-        em.check_host()
-    except em.LabError as exc:
+        servers.check_host()
+    except LabError as exc:
         raise SystemExit(str(exc))
     for path in ("/usr/lib/frr/zebra", "/usr/lib/frr/bgpd", shutil.which("vtysh") or "/nonexistent"):
         if not os.path.exists(path):
@@ -173,7 +160,7 @@ def one_run(src: str, workdir: str, bgp_timeout: float, verbose: bool) -> Dict[s
 
     down = None
     try:
-        summary = L.lab_up(path, progress=progress, bgp_timeout=bgp_timeout)
+        summary = updown.lab_up(path, progress=progress, bgp_timeout=bgp_timeout)
         total = time.monotonic() - t0
         result = phases(events, total)
         result["bgp_sessions"] = summary["bgp_sessions"]
@@ -184,13 +171,13 @@ def one_run(src: str, workdir: str, bgp_timeout: float, verbose: bool) -> Dict[s
             time.sleep(0.5)
         result["routes"] = round(time.monotonic() - t0, 3)
         t1 = time.monotonic()
-        problems = L.lab_down(path, progress=lambda m: None)
+        problems = updown.lab_down(path, progress=lambda m: None)
         down = time.monotonic() - t1
         if problems:
             raise RuntimeError(f"lab down reported problems: {problems}")
     finally:
         if down is None:
-            force_down(path)
+            updown.remove_lab(path)
     left = leftovers(topo)
     if left:
         raise RuntimeError(f"lab down left {left}")
@@ -239,9 +226,9 @@ class MemSampler:
 def lab_processes(tag: str) -> Dict[int, str]:
     """pid -> comm of every process inside a namespace of the lab (name starts with the tag)."""
     idents = {}
-    for name in os.listdir(em.NETNS_DIR):
+    for name in os.listdir(host.NETNS_DIR):
         if name.startswith(f"{tag}-"):
-            st = os.stat(os.path.join(em.NETNS_DIR, name))
+            st = os.stat(os.path.join(host.NETNS_DIR, name))
             idents[(st.st_dev, st.st_ino)] = name
     out = {}
     for entry in os.listdir("/proc"):
@@ -387,7 +374,7 @@ def class_run(n_ases: int, workdir: str, bgp_timeout: Optional[float], verbose: 
 
     down = None
     try:
-        summary = L.lab_up(path, progress=progress, bgp_timeout=bgp_timeout)
+        summary = updown.lab_up(path, progress=progress, bgp_timeout=bgp_timeout)
         total = time.monotonic() - t0
         result = phases(events, total)
         result["frr_start"] = max((float(m.group(1)) for _, msg in events for m in [_FRR_DONE.search(msg)] if m),
@@ -419,18 +406,18 @@ def class_run(n_ases: int, workdir: str, bgp_timeout: Optional[float], verbose: 
         result["pss_ospf6d_per_router_mb"] = round(pss.get("ospf6d", {}).get("total_mb", 0.0) / len(topo.routers), 2)
         result["memory_per_router_mb"] = round(result["memory_steady_mb"] / len(topo.routers), 2)
         t1 = time.monotonic()
-        again = L.lab_up(path, progress=lambda m: None, bgp_timeout=bgp_timeout)
+        again = updown.lab_up(path, progress=lambda m: None, bgp_timeout=bgp_timeout)
         result["second_up"] = round(time.monotonic() - t1, 3)
         result["second_up_already"] = again["already_up"]
         t1 = time.monotonic()
-        problems = L.lab_down(path, progress=lambda m: None)
+        problems = updown.lab_down(path, progress=lambda m: None)
         down = time.monotonic() - t1
         if problems:
             raise RuntimeError(f"lab down reported problems: {problems}")
     finally:
         mem.stop()
         if down is None:
-            force_down(path)
+            updown.remove_lab(path)
     left = leftovers(topo)
     if left:
         raise RuntimeError(f"lab down left {left}")

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from minet_sdn.importers import to_yaml                      # noqa: E402
-from minet_sdn.lab import lab as L                            # noqa: E402
+from minet_sdn.lab import places, updown  # noqa: E402
 from minet_sdn.topology import load_topology, names           # noqa: E402
 from minet_sdn.topology.addressing import topology_addressing  # noqa: E402
 
@@ -54,7 +54,7 @@ def topology(name: str) -> dict:
 
 
 def ns_of(topo, node: str) -> str:
-    ns, _, _ = L.resolve_node(topo, node)
+    ns, _, _ = places.resolve_node(topo, node)
     return ns
 
 
@@ -95,13 +95,13 @@ def main() -> int:
     ]
     rows = []
     try:
-        L.lab_up(path, progress=lambda m: print(m, file=sys.stderr, flush=True))
+        updown.lab_up(path, progress=lambda m: print(m, file=sys.stderr, flush=True))
         for what, rate, client, server, ip in cases:
             got = iperf(topo, client, server, ip, args.seconds)
             rows.append({"link": what, "configured_bps": rate, "measured_bps": got,
                          "ratio": None if rate is None else got / rate})
     finally:
-        L.lab_down(path, progress=lambda m: None)
+        updown.lab_down(path, progress=lambda m: None)
     doc = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "seconds": args.seconds, "load": os.getloadavg(), "rows": rows}
     RESULTS.mkdir(parents=True, exist_ok=True)

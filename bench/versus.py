@@ -50,10 +50,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from baseline import convert                                          # noqa: E402
 from failover import Bench, CarrierWatch, SessionWatch, _wait_carrier    # noqa: E402
-from lab_up import check_root, force_down, leftovers, machine, save, unique_copy   # noqa: E402
+from lab_up import check_root, leftovers, machine, save, unique_copy   # noqa: E402
 
-from minet_sdn.lab import emulation as em   # noqa: E402
-from minet_sdn.lab import lab as L          # noqa: E402
+from minet_sdn.lab import controller, convergence, updown  # noqa: E402
+from minet_sdn.lab import state as lab_state  # noqa: E402
 from minet_sdn.topology import load_topology, names  # noqa: E402
 from minet_sdn.topology.addressing import as_addressing  # noqa: E402
 
@@ -92,7 +92,7 @@ class Lab:
                               timeout=timeout, check=check)
 
     def routers(self) -> List[str]:
-        return L.configured_routers(self.topo)
+        return convergence.configured_routers(self.topo)
 
     def hosts(self) -> List[str]:
         return [names.host_id(r) for r in self.routers()]
@@ -105,9 +105,9 @@ class Lab:
         caps = []
         for server in self.topo.servers:
             pcap = tempfile.NamedTemporaryFile(suffix=".pcap", delete=False).name
-            ul = em.underlay_peer_ifname(self.topo, server)
+            ul = names.underlay_peer_ifname(self.topo, server)
             src = self.topo.servers[server].underlay_ip
-            proc = subprocess.Popen(names.exec_prefix("netns", em.underlay_ns(self.topo)) + ["tcpdump", "-n", "-p", "-U",
+            proc = subprocess.Popen(names.exec_prefix("netns", names.underlay_ns(self.topo)) + ["tcpdump", "-n", "-p", "-U",
                                      "-i", ul, "-w", pcap, f"ip proto 47 and src host {src}"],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             caps.append((proc, pcap))
@@ -147,7 +147,7 @@ class Lab:
 
     def packet_ins(self) -> Optional[int]:
         try:
-            code, body = L.rest_call(self.path, "GET", "/metrics")
+            code, body = controller.rest_call(self.path, "GET", "/metrics")
         except Exception:              # no controller (the baseline): nothing to count
             return None
         if code != 200:
@@ -159,7 +159,7 @@ class Lab:
     # -- failure ----------------------------------------------------------------------------------
     def settle(self, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
-        while not L.wait_bgp(self.topo, timeout=0)[0]:
+        while not convergence.wait_bgp(self.topo, timeout=0)[0]:
             if time.monotonic() > deadline:
                 raise RuntimeError("BGP did not settle")
             time.sleep(0.3)
@@ -211,14 +211,14 @@ class Lab:
         every remote link of the pair has lost carrier, then until all have it back."""
         ends = [(e.router, e.ifname) for l in self.topo.remote_links if set(l.servers()) == {x, y}
                 for e in (l.a, l.b) if self._configured(e.router)]
-        ul = em.underlay_peer_ifname(self.topo, y)
+        ul = names.underlay_peer_ifname(self.topo, y)
         watch = CarrierWatch(self.bench, ends)
         try:
             t0 = time.monotonic()
-            subprocess.run(["ip", "-n", em.underlay_ns(self.topo), "link", "set", ul, "down"], check=True)
+            subprocess.run(["ip", "-n", names.underlay_ns(self.topo), "link", "set", ul, "down"], check=True)
             lost = _wait_carrier(watch, [(r, i, None) for r, i in ends], False, t0, 10.0)
             t1 = time.monotonic()
-            subprocess.run(["ip", "-n", em.underlay_ns(self.topo), "link", "set", ul, "up"], check=True)
+            subprocess.run(["ip", "-n", names.underlay_ns(self.topo), "link", "set", ul, "up"], check=True)
             back = _wait_carrier(watch, [(r, i, None) for r, i in ends], True, t1, 20.0)
         finally:
             watch.stop()
@@ -267,7 +267,7 @@ def underlay_only(args) -> int:
         path = unique_copy(args.topology, work, "vu", isolation="key")
         bfd = load_topology(path).fabric.bfd_interval_ms
         try:
-            L.lab_up(path, progress=lambda m: None)
+            updown.lab_up(path, progress=lambda m: None)
             lab = Lab(path, args.link)
             trials = []
             for i in range(args.underlay_trials):
@@ -275,7 +275,7 @@ def underlay_only(args) -> int:
                 trials.append(lab.underlay_trial())
                 print(f"  cut {i + 1}: {trials[-1]}", flush=True)
         finally:
-            force_down(path)
+            updown.remove_lab(path)
     res = {k: summary([t[k] for t in trials]) for k in ("links_down_both_sides", "back")}
     out = save("versus-underlay", {"machine": info, "trials": trials, "summary": res,
                                     "bfd_interval_ms": bfd})
@@ -306,7 +306,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         paths = {mode: unique_copy(args.topology, work, f"v{mode[0]}", isolation=mode) for mode in ("key", "tos")}
         try:
             for mode in ("key", "tos"):
-                L.lab_up(paths[mode], progress=lambda m: None)
+                updown.lab_up(paths[mode], progress=lambda m: None)
                 lab = Lab(paths[mode], args.link)
                 report["results"][f"ours_{mode}"] = measure(lab, args, say, f"ours ({mode})")
                 if mode == "tos":
@@ -316,12 +316,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                             f"{report['results']['direct_veth_iperf_mbps']} Mbit/s")
                     convert(paths[mode])
                     report["results"]["baseline"] = measure(lab, args, say, "baseline")
-                force_down(paths[mode])
+                updown.remove_lab(paths[mode])
         finally:
             for path in paths.values():
                 topo = load_topology(path)
-                if em.LabState.load(topo) is not None:
-                    force_down(path)
+                if lab_state.LabState.load(topo) is not None:
+                    updown.remove_lab(path)
                 left = leftovers(topo)
                 if left:
                     print(f"cleanup left: {left}", file=sys.stderr)

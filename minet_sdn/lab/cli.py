@@ -31,7 +31,7 @@ def cmd_up(args) -> int:
             return _fail("minet lab up", exc)
     try:
         summary = updown.lab_up(args.file, mgmt_subnet=args.mgmt_subnet, bgp_timeout=args.bgp_timeout,
-                             keep_on_failure=args.keep_on_failure, backend=args.backend, image=args.image)
+                                keep_on_failure=args.keep_on_failure, backend=args.backend, image=args.image)
     except LabError as exc:
         return _fail("minet lab up", exc)
     print(json.dumps(summary, indent=1) if args.json else updown.format_summary(summary))

@@ -9,8 +9,7 @@ from typing import Callable, Optional
 
 import pytest
 
-from minet_sdn.lab import emulation as em
-from minet_sdn.lab import observe
+from minet_sdn.lab import observe, sshd
 
 DEMO = os.path.join(os.path.dirname(__file__), "..", "..", "topologies", "demo.yaml")
 LAB_TOOLS = ("ovs-vsctl", "ovs-vswitchd", "ovsdb-server", "ip", "nsenter", "ethtool", "ssh-keygen")
@@ -25,7 +24,7 @@ def require_lab(*tools: str, host_frr: bool = True) -> None:
     for tool in LAB_TOOLS + tools:
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed", allow_module_level=True)
-    for path in (em.SSHD,) + (HOST_FRR if host_frr else ()):
+    for path in (sshd.SSHD,) + (HOST_FRR if host_frr else ()):
         if not os.path.exists(path):
             pytest.skip(f"{path} is not installed", allow_module_level=True)
     # the project's own modules are imported, never skipped: a broken install fails the tests
@@ -75,15 +74,3 @@ def stop_capture(handle) -> str:
     log.close()
     return text.strip()
 
-
-def remove_lab(path: str, topo) -> None:
-    """A test lab's teardown: `lab down`, and whatever it could not remove (a lab that failed half
-    way up) by the lab's own teardown, under its lock."""
-    from minet_sdn.lab import emulation as em
-    from minet_sdn.lab import lab as L
-    try:
-        L.lab_down(path, progress=lambda m: None)
-    finally:
-        if em.LabState.load(topo) is not None:
-            with em.lab_lock(topo):
-                em.teardown(topo)

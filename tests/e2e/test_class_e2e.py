@@ -16,9 +16,9 @@ import time
 
 import pytest
 
-from e2e_support import remove_lab, require_lab
-from minet_sdn.lab import emulation as em
-from minet_sdn.lab import lab as L
+from e2e_support import require_lab
+from minet_sdn import host
+from minet_sdn.lab import convergence, paths, places, updown
 from minet_sdn.provision import frr
 from minet_sdn.topology import load_topology
 from minet_sdn.topology.addressing import topology_addressing
@@ -49,10 +49,10 @@ def lab(tmp_path_factory):
     topo = load_topology(path)
     try:
         events = []
-        summary = L.lab_up(path, progress=lambda m: (events.append(m), print(m, flush=True)))
+        summary = updown.lab_up(path, progress=lambda m: (events.append(m), print(m, flush=True)))
         yield path, topo, summary, events
     finally:
-        remove_lab(path, topo)
+        updown.remove_lab(path)
 
 
 def test_up_returns_with_every_session_established(lab):
@@ -66,7 +66,7 @@ def test_up_returns_with_every_session_established(lab):
 
 def test_every_configured_router_has_a_route_to_every_configured_as(lab):
     path, topo, _, _ = lab
-    missing = {r: L.routes_missing(topo, r) for r in L.configured_routers(topo)}
+    missing = {r: convergence.routes_missing(topo, r) for r in convergence.configured_routers(topo)}
     assert {r: m for r, m in missing.items() if m != []} == {}
 
 
@@ -79,7 +79,7 @@ def test_hosts_in_different_ases_reach_each_other(lab):
              for a in configured for b in configured if a != b]
     failed = []
     for src, ip in pairs:
-        ns, _, _ = L.resolve_node(topo, src)
+        ns, _, _ = places.resolve_node(topo, src)
         if subprocess.run(["ip", "netns", "exec", ns, "ping", "-c", "1", "-W", "2", ip],
                           capture_output=True, timeout=30).returncode != 0:
             failed.append((src, ip))
@@ -90,7 +90,7 @@ def test_only_the_daemons_a_router_needs(lab):
     path, topo, _, _ = lab
     found = {}
     for router in ("1.ZURI", f"{len(topo.ases)}.ZURI"):       # configured / configure: false
-        place = L.router_place(topo, router)
+        place = places.router_place(topo, router)
         daemons = set()
         for name in os.listdir(place.vty_dir):
             if name.endswith(".pid"):
@@ -104,7 +104,7 @@ def test_only_the_daemons_a_router_needs(lab):
 
 
 def _frr_pids(topo, router):
-    place = L.router_place(topo, router)
+    place = places.router_place(topo, router)
     pids = {}
     for name in os.listdir(place.vty_dir):
         if name.endswith(".pid"):
@@ -149,7 +149,7 @@ def test_frr_shares_its_pages(lab):
 
 def test_second_up_is_a_noop(lab):
     path, topo, _, _ = lab
-    summary = L.lab_up(path, progress=lambda m: None)
+    summary = updown.lab_up(path, progress=lambda m: None)
     assert summary["already_up"] is True
     assert summary["bgp_sessions"]["established"] == summary["bgp_sessions"]["expected"]
 
@@ -161,10 +161,10 @@ def test_down_removes_everything_and_nothing_foreign(lab):
     sleeper = subprocess.Popen(["ip", "netns", "exec", squatter, "sleep", "300"])
     try:
         time.sleep(0.2)
-        assert L.lab_down(path, progress=lambda m: None) == []
-        left = [ns for ns in os.listdir(em.NETNS_DIR) if ns.startswith(f"{topo.tag}-") and ns != squatter]
-        assert left == [] and not os.path.exists(em.state_dir(topo))
-        assert os.path.exists(os.path.join(em.NETNS_DIR, squatter)) and sleeper.poll() is None
+        assert updown.lab_down(path, progress=lambda m: None) == []
+        left = [ns for ns in os.listdir(host.NETNS_DIR) if ns.startswith(f"{topo.tag}-") and ns != squatter]
+        assert left == [] and not os.path.exists(paths.state_dir(topo))
+        assert os.path.exists(os.path.join(host.NETNS_DIR, squatter)) and sleeper.poll() is None
     finally:
         sleeper.kill()
         sleeper.wait()

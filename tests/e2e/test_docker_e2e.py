@@ -26,9 +26,9 @@ import pytest
 import yaml
 
 from minet_sdn.topology import names
-from minet_sdn.lab import emulation as em
+from minet_sdn import host
+from minet_sdn.lab import LabError, controller, convergence, paths, places, status, updown
 from e2e_support import require_lab
-from minet_sdn.lab import lab as L
 from minet_sdn.provision.docker import LABEL_INSTANCE, list_containers
 from minet_sdn.topology import load_topology
 from minet_sdn.topology.addressing import topology_addressing
@@ -66,10 +66,10 @@ def _docker(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
 def _left(topo) -> list:
     """Everything of this lab still on the machine: containers, namespaces, state."""
     left = [f"container {c['name']}" for c in list_containers(topo.name)]
-    if os.path.isdir(em.NETNS_DIR):
-        left += [f"netns {ns}" for ns in os.listdir(em.NETNS_DIR) if ns.startswith(f"{topo.tag}-")]
-    if os.path.exists(em.state_dir(topo)):
-        left.append(em.state_dir(topo))
+    if os.path.isdir(host.NETNS_DIR):
+        left += [f"netns {ns}" for ns in os.listdir(host.NETNS_DIR) if ns.startswith(f"{topo.tag}-")]
+    if os.path.exists(paths.state_dir(topo)):
+        left.append(paths.state_dir(topo))
     return left
 
 
@@ -90,19 +90,14 @@ def lab(engine, tmp_path_factory):
     topo = load_topology(path)
     try:
         t0 = time.monotonic()
-        summary = L.lab_up(path, backend="docker", progress=lambda m: print(m, flush=True))
+        summary = updown.lab_up(path, backend="docker", progress=lambda m: print(m, flush=True))
         elapsed = time.monotonic() - t0
         print(f"lab up (docker backend): {elapsed:.1f} s", flush=True)
         yield path, topo, summary, elapsed
     finally:
-        try:
-            t0 = time.monotonic()
-            problems = L.lab_down(path, progress=lambda m: print(m, flush=True))
-            print(f"lab down (docker backend): {time.monotonic() - t0:.1f} s, problems: {problems}", flush=True)
-        finally:
-            if em.LabState.load(topo) is not None:     # down failed half-way: remove what is recorded
-                with em.lab_lock(topo):
-                    em.teardown(topo)
+        t0 = time.monotonic()
+        problems = updown.remove_lab(path, progress=lambda m: print(m, flush=True))
+        print(f"lab down (docker backend): {time.monotonic() - t0:.1f} s, problems: {problems}", flush=True)
 
 
 def _in(topo, node: str, *argv: str, timeout: float = 30) -> subprocess.CompletedProcess:
@@ -110,7 +105,7 @@ def _in(topo, node: str, *argv: str, timeout: float = 30) -> subprocess.Complete
 
 
 def _vtysh_json(topo, router: str, command: str) -> dict:
-    place = L.router_place(topo, router)
+    place = places.router_place(topo, router)
     out = _in(topo, router, *names.vtysh_argv(place.vty_dir, command)).stdout
     try:
         return json.loads(out)
@@ -127,7 +122,7 @@ def test_up_with_the_docker_backend_establishes_bgp(lab):
     containers = {c["name"]: c for c in list_containers(topo.name)}
     expected = {f"{topo.tag}-{r}{suffix}": topo.server_of(r) for r in topo.routers for suffix in ("", ".host")}
     assert {n: c["server"] for n, c in containers.items()} == expected
-    assert not [ns for ns in os.listdir(em.NETNS_DIR) if ns in expected]
+    assert not [ns for ns in os.listdir(host.NETNS_DIR) if ns in expected]
     for name in expected:
         mode = _docker("container", "inspect", "-f", "{{.HostConfig.NetworkMode}}", name).stdout.strip()
         assert mode == "none"
@@ -141,7 +136,7 @@ def test_bgp_across_the_remote_links_through_the_controllers_bridges(lab):
         peers = _vtysh_json(topo, link.a.router, "show bgp summary json")["ipv4Unicast"]["peers"]
         assert peers[link.b.ip]["state"] == "Established", (link_id, peers)
     # the server ends of the remote links are ports of the remote bridges the controller holds
-    code, body = L.rest_call(path, "GET", "/v1/links")
+    code, body = controller.rest_call(path, "GET", "/v1/links")
     assert code == 200
     items = body.get("links", body) if isinstance(body, dict) else body
     states = {int(l["id"]): l for l in items}
@@ -186,10 +181,10 @@ def test_exec_and_status_find_the_containers(lab):
     assert json.loads(out.stdout)["ipv4Unicast"]["as"] == 2
     out = subprocess.run(cli + ["1.ZURI.host", "--", "hostname"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0 and out.stdout.strip() == "1.ZURI.host"
-    st = L.lab_status(path, json=True)
+    st = status.lab_status(path, json=True)
     assert st["backend"] == "docker" and st["problems"] == []
-    assert all(L.bgp_converged(r) for r in st["bgp"])
-    assert "nodes: docker" in L.lab_status(path)
+    assert all(convergence.bgp_converged(r) for r in st["bgp"])
+    assert "nodes: docker" in status.lab_status(path)
 
 
 def test_a_failed_remote_link_reaches_the_container(lab):
@@ -200,7 +195,7 @@ def test_a_failed_remote_link_reaches_the_container(lab):
         peers = _vtysh_json(topo, "1.ZURI", "show bgp summary json").get("ipv4Unicast", {}).get("peers", {})
         return peers.get(link.b.ip, {}).get("state", "absent")
 
-    code, body = L.rest_call(path, "POST", f"/v1/links/{link.id}/fail")
+    code, body = controller.rest_call(path, "POST", f"/v1/links/{link.id}/fail")
     assert code == 200, body
     try:
         deadline = time.monotonic() + 10
@@ -208,20 +203,20 @@ def test_a_failed_remote_link_reaches_the_container(lab):
             assert time.monotonic() < deadline, "the session stayed up on a failed link"
             time.sleep(0.2)
     finally:
-        code, body = L.rest_call(path, "POST", f"/v1/links/{link.id}/restore")
+        code, body = controller.rest_call(path, "POST", f"/v1/links/{link.id}/restore")
         assert code == 200, body
-    ok, _ = L.wait_bgp(topo, timeout=60)
+    ok, _ = convergence.wait_bgp(topo, timeout=60)
     assert ok
 
 
 def test_up_again_is_a_noop_and_keeps_the_backend(lab):
     path, topo, _, _ = lab
     ids = sorted(c["id"] for c in list_containers(topo.name))
-    summary = L.lab_up(path, backend="docker", progress=lambda m: None)
+    summary = updown.lab_up(path, backend="docker", progress=lambda m: None)
     assert summary["already_up"] is True
     assert sorted(c["id"] for c in list_containers(topo.name)) == ids
-    with pytest.raises(em.LabError, match="docker backend"):
-        L.lab_up(path, backend="netns", progress=lambda m: None)
+    with pytest.raises(LabError, match="docker backend"):
+        updown.lab_up(path, backend="netns", progress=lambda m: None)
 
 
 def test_down_leaves_nothing(lab):
@@ -231,7 +226,7 @@ def test_down_leaves_nothing(lab):
                    _docker("container", "inspect", "-f", "{{.Config.Image}}", f"{topo.tag}-1.ZURI").stdout.strip(),
                    "sleep", "infinity").returncode == 0
     try:
-        problems = L.lab_down(path, progress=lambda m: print(m, flush=True))
+        problems = updown.lab_down(path, progress=lambda m: print(m, flush=True))
         assert problems == []
         assert _left(topo) == []
         assert _docker("ps", "-a", "--filter", f"label={LABEL_INSTANCE}={topo.name}", "-q").stdout.strip() == ""

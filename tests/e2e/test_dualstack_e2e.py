@@ -19,9 +19,9 @@ from itertools import permutations
 
 import pytest
 
-from e2e_support import capture, demo_variant, remove_lab, require_lab, stop_capture
-from minet_sdn.lab import emulation as em
-from minet_sdn.lab import lab as L
+from e2e_support import capture, demo_variant, require_lab, stop_capture
+from minet_sdn.lab import controller, convergence, paths, places, status, system, updown
+from minet_sdn.topology import names
 from minet_sdn.topology import load_topology
 from minet_sdn.topology.addressing import topology_addressing, topology_addressing6
 
@@ -54,7 +54,7 @@ class Lab:
         self.loopbacks6 = {f"{asn}.{n}": r.loopback for asn in configured for n, r in a6[asn].routers.items()}
 
     def ns(self, node: str) -> str:
-        return L.resolve_node(self.topo, node)[0]
+        return places.resolve_node(self.topo, node)[0]
 
     def run(self, node: str, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess:
         return subprocess.run(["ip", "netns", "exec", self.ns(node), *argv], capture_output=True,
@@ -68,10 +68,10 @@ class Lab:
         return int(m.group(1)) if m else 0
 
     def sessions(self, router: str) -> dict:
-        return {s["peer"]: s["state"] for s in L.bgp_sessions(self.topo, router)["sessions"]}
+        return {s["peer"]: s["state"] for s in convergence.bgp_sessions(self.topo, router)["sessions"]}
 
     def vsctl(self, server: str, *args: str) -> str:
-        return em.ovs_vsctl(em.server_dir(self.topo, server), *args)
+        return system.ovs_vsctl(paths.server_dir(self.topo, server), *args)
 
 
 @pytest.fixture(scope="module", params=COMBOS, ids=lambda c: f"{c[0]}-ipv{c[1]}-underlay-{c[2]}")
@@ -79,14 +79,13 @@ def lab(request, tmp_path_factory):
     encap, family, isolation = request.param
     path = demo_variant(tmp_path_factory.mktemp(f"ds-{encap}{family}"), "dl",
                         "demo.yaml", _variant(encap, family, isolation))
-    topo = load_topology(path)
     try:
         t0 = time.monotonic()
-        summary = L.lab_up(path, progress=lambda m: print(m, flush=True))
+        summary = updown.lab_up(path, progress=lambda m: print(m, flush=True))
         print(f"lab up ({encap}, IPv{family} underlay, {isolation}): {time.monotonic() - t0:.1f} s", flush=True)
         yield Lab(path), summary, request.param
     finally:
-        remove_lab(path, topo)
+        updown.remove_lab(path)
 
 
 def _wait(predicate, timeout: float, what: str, interval: float = 0.2):
@@ -111,7 +110,7 @@ def test_ipv4_and_ipv6_sessions_established(lab):
     lab, summary, _ = lab
     topo = lab.topo
     assert summary["bgp_sessions"]["established"] == summary["bgp_sessions"]["expected"] == _expected_sessions(topo)
-    for router in L.configured_routers(topo):
+    for router in convergence.configured_routers(topo):
         sessions = lab.sessions(router)
         asn = topo.routers[router].asn
         for link in topo.links:
@@ -123,10 +122,10 @@ def test_ipv4_and_ipv6_sessions_established(lab):
             if other != router and topo.routers[other].asn == asn:
                 assert sessions.get(lo6) == "Established", (router, other, sessions)
     # `lab status` lists the IPv6 sessions, with their family
-    st = L.lab_status(lab.path, json=True)
+    st = status.lab_status(lab.path, json=True)
     afis = {s["afi"] for r in st["bgp"] for s in r["sessions"]}
     assert afis == {"ipv4", "ipv6"}
-    assert topo.link(1).b.ip6 in L.lab_status(lab.path)
+    assert topo.link(1).b.ip6 in status.lab_status(lab.path)
 
 
 def test_all_pairs_reachable_in_both_families(lab):
@@ -175,10 +174,10 @@ def test_isolation_on_the_wire_and_on_the_bridge_ports(lab):
     l8 = topo.link(8)                               # BERN (VM1) - LYON (VM2)
     # on the underlay: VM1's port of the underlay bridge carries link 8's packets with its mark
     outer = "udp port 4789" if encap == "vxlan" else ("ip6 proto 47" if family == 6 else "ip proto 47")
-    wire = capture(em.underlay_ns(topo), em.underlay_peer_ifname(topo, "VM1"), outer, verbose=True, ethernet=False)
+    wire = capture(names.underlay_ns(topo), names.underlay_peer_ifname(topo, "VM1"), outer, verbose=True, ethernet=False)
     # on the bridge ports: link 8's frames never reach another link's port on the far server
     mine = f"host {l8.a.ip} or host {l8.b.ip} or host {l8.a.ip6} or host {l8.b.ip6}"
-    others = [capture(em.server_ns(topo, "VM2"), topo.link_port_name(lid), mine, ethernet=False)
+    others = [capture(names.server_ns(topo, "VM2"), topo.link_port_name(lid), mine, ethernet=False)
               for lid in topo.bridge("VM2", "VM1").link_ids if lid != 8]
     try:
         assert lab.ping(l8.a.router, l8.b.ip, count=5, interval="0.05") == 5
@@ -207,7 +206,7 @@ def test_remote_link_failover_drops_both_families_and_reroutes(lab):
     lab, _, _ = lab
     topo = lab.topo
     l8 = topo.link(8)
-    code, body = L.rest_call(lab.path, "POST", f"/v1/links/{l8.id}/fail")
+    code, body = controller.rest_call(lab.path, "POST", f"/v1/links/{l8.id}/fail")
     assert code == 200, body
     try:
         def both_down():
@@ -219,29 +218,29 @@ def test_remote_link_failover_drops_both_families_and_reroutes(lab):
               and lab.ping("3.BERN.host", lab.hosts6["4.LYON.host"]) == 1, 30,
               "AS3 to reach AS4 around the failed link in both families")
     finally:
-        code, body = L.rest_call(lab.path, "POST", f"/v1/links/{l8.id}/restore")
+        code, body = controller.rest_call(lab.path, "POST", f"/v1/links/{l8.id}/restore")
         assert code == 200, body
-    ok, reports = L.wait_bgp(topo, timeout=60)
-    assert ok, [r for r in reports if not L.bgp_converged(r)]
+    ok, reports = convergence.wait_bgp(topo, timeout=60)
+    assert ok, [r for r in reports if not convergence.bgp_converged(r)]
 
 
 def test_underlay_cut_is_seen_by_bfd_and_heals(lab):
     lab, _, _ = lab
     topo = lab.topo
     hit = {l.id for l in topo.remote_links if "VM3" in l.servers()}
-    ul_ns, veth = em.underlay_ns(topo), em.underlay_peer_ifname(topo, "VM3")
+    ul_ns, veth = names.underlay_ns(topo), names.underlay_peer_ifname(topo, "VM3")
     subprocess.run(["ip", "-n", ul_ns, "link", "set", veth, "down"], check=True, timeout=10)
     try:
         def hit_down():
-            code, body = L.rest_call(lab.path, "GET", "/v1/links")
+            code, body = controller.rest_call(lab.path, "GET", "/v1/links")
             states = {l["id"]: l["state"] for l in body["links"]} if code == 200 else {}
             return all(states.get(i) == "down" for i in hit) and states
         states = _wait(hit_down, 5, "BFD to take the VM3 links down")
         assert {i for i, s in states.items() if s != "up"} == hit
     finally:
         subprocess.run(["ip", "-n", ul_ns, "link", "set", veth, "up"], check=True, timeout=10)
-    ok, reports = L.wait_bgp(topo, timeout=60)
-    assert ok, [r for r in reports if not L.bgp_converged(r)]
+    ok, reports = convergence.wait_bgp(topo, timeout=60)
+    assert ok, [r for r in reports if not convergence.bgp_converged(r)]
     # sessions Established is not routes installed: allow the routes a moment to come back
     _wait(lambda: lab.ping("5.ROMA.host", lab.hosts4["1.ZURI.host"]) == 1
           and lab.ping("5.ROMA.host", lab.hosts6["1.ZURI.host"]) == 1, 30,

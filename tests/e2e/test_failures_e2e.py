@@ -25,11 +25,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import pytest
 
-from minet_sdn.lab import emulation as em
+from minet_sdn import host
+from minet_sdn.lab import controller, convergence, observe, paths, places, status, updown
+from minet_sdn.lab import state as lab_state
 from e2e_support import demo_variant, isolation, require_lab
-from minet_sdn.lab import lab as L
-from minet_sdn.lab import observe
-from minet_sdn.topology import load_topology
+from minet_sdn.topology import load_topology, names
 from minet_sdn.topology.addressing import topology_addressing
 
 pytestmark = pytest.mark.root
@@ -51,7 +51,7 @@ class Lab:
 
     # -- nodes and commands --
     def ns(self, node: str) -> str:
-        return L.resolve_node(self.topo, node)[0]
+        return places.resolve_node(self.topo, node)[0]
 
     def run(self, node: str, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess:
         return subprocess.run(["ip", "netns", "exec", self.ns(node), *argv], capture_output=True,
@@ -63,7 +63,7 @@ class Lab:
                               text=True, timeout=60)
 
     def rest(self, method: str, path: str):
-        code, body = L.rest_call(self.path, method, path)
+        code, body = controller.rest_call(self.path, method, path)
         assert code == 200, (method, path, code, body)
         return body
 
@@ -87,7 +87,7 @@ class Lab:
         return _hops(out)
 
     def flows(self, server: str, bridge: str) -> List[str]:
-        mgmt = os.path.join(em.server_dir(self.topo, server), f"{bridge}.mgmt")
+        mgmt = os.path.join(paths.server_dir(self.topo, server), f"{bridge}.mgmt")
         out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", f"unix:{mgmt}"],
                              capture_output=True, text=True, timeout=30, check=True).stdout
         return [line.strip() for line in out.splitlines() if "cookie=" in line]
@@ -104,9 +104,9 @@ class Lab:
         bad = [l["id"] for l in links if l["state"] != "up"]
         if bad:
             return False, f"links not up: {bad}"
-        ok, reports = L.wait_bgp(self.topo, timeout=0)
+        ok, reports = convergence.wait_bgp(self.topo, timeout=0)
         if not ok:
-            return False, f"BGP not converged on {[r['router'] for r in reports if not L.bgp_converged(r)]}"
+            return False, f"BGP not converged on {[r['router'] for r in reports if not convergence.bgp_converged(r)]}"
         return True, ""
 
     def settle(self, timeout: float = SETTLE_S) -> None:
@@ -125,19 +125,13 @@ class Lab:
 def lab(request, tmp_path_factory):
     path = demo_variant(tmp_path_factory.mktemp(f"failures-{request.param}"), f"f{request.param[0]}",
                         f"demo-{request.param}.yaml", isolation(request.param))
-    topo = load_topology(path)
     try:
-        L.lab_up(path, progress=lambda m: print(m, flush=True))
+        updown.lab_up(path, progress=lambda m: print(m, flush=True))
         lab = Lab(path)
         _wait_reachable(lab)
         yield lab
     finally:
-        try:
-            L.lab_down(path, progress=lambda m: None)
-        finally:
-            if em.LabState.load(topo) is not None:     # down failed half-way: remove what is recorded
-                with em.lab_lock(topo):
-                    em.teardown(topo)
+        updown.remove_lab(path)
 
 
 @pytest.fixture
@@ -178,8 +172,8 @@ def _hops(out: str) -> List[Optional[str]]:
 
 def _dead(rec) -> bool:
     """The recorded process is gone (reaped if it was our child: lab_up started it from this process)."""
-    em._reap(int(rec["pid"]))
-    return not em.proc_alive(rec)
+    host.reap(rec.pid)
+    return not rec.alive()
 
 
 def _wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
@@ -208,7 +202,7 @@ class Capture:
     def __init__(self, lab: Lab, server: str, ifname: str, bpf: str):
         self.log = tempfile.NamedTemporaryFile("w+", suffix=".tcpdump")
         self.where = f"{server}:{ifname}"
-        self.proc = subprocess.Popen(["ip", "netns", "exec", em.server_ns(lab.topo, server), "tcpdump", "-n",
+        self.proc = subprocess.Popen(["ip", "netns", "exec", names.server_ns(lab.topo, server), "tcpdump", "-n",
                                       "-p", "-i", ifname, bpf], stdout=subprocess.DEVNULL, stderr=self.log)
         _wait_for(lambda: "listening on" in open(self.log.name).read() or self.proc.poll() is not None,
                   10, f"tcpdump on {self.where}")
@@ -368,29 +362,29 @@ def test_controller_killed_no_loss_and_resync_without_flush(settled):
     # hosts pinging each other across every server pair
     pairs = [("1.ZURI.host", "2.PARI.host"), ("5.ROMA.host", "1.GENE.host"), ("4.LYON.host", "5.ROMA.host"),
              ("3.BERN.host", "4.LYON.host")]
-    state = em.LabState.load(topo)
-    rec = dict(state.process("controller"))
-    assert em.proc_alive(rec)
+    state = lab_state.LabState.load(topo)
+    rec = state.process("controller")
+    assert rec.alive()
     before = _flow_table(lab)
     t_before = time.monotonic()
     pingers = [Pinger(lab, s, lab.hosts[d], count=100) for s, d in pairs]          # 5 s each
     try:
         time.sleep(1.0)
-        os.kill(int(rec["pid"]), signal.SIGKILL)
+        os.kill(rec.pid, signal.SIGKILL)
         _wait_for(lambda: _dead(rec), 5, "the controller to die")
         down = [p.result() for p in pingers]
     finally:
         for p in pingers:
             p.kill()
     assert all(tx == 100 and rx == tx for tx, rx in down), f"loss while the controller was down: {down}"
-    assert not L.lab_status(lab.path, json=True)["mgmt"]["controller"]["alive"]
+    assert not status.lab_status(lab.path, json=True)["mgmt"]["controller"]["alive"]
     # restart it the documented way (`lab up` again restarts a dead controller), pinging meanwhile
     pingers = [Pinger(lab, s, lab.hosts[d], count=300) for s, d in pairs]          # 15 s each
     try:
-        summary = L.lab_up(lab.path, progress=lambda m: print(m, flush=True))
+        summary = updown.lab_up(lab.path, progress=lambda m: print(m, flush=True))
         assert summary["already_up"] is True
-        new = em.LabState.load(topo).process("controller")
-        assert new["pid"] != rec["pid"] and em.proc_alive(new)
+        new = lab_state.LabState.load(topo).process("controller")
+        assert new.pid != rec.pid and new.alive()
         _wait_for(lambda: (lambda s: all(x["connected"] and x["synced"] for x in s))(
             lab.rest("GET", "/v1/switches")["switches"]), 20, "every bridge to reconnect and resync", interval=0.5)
         during = [p.result() for p in pingers]
@@ -423,7 +417,7 @@ def test_underlay_cut_takes_the_server_pairs_down_on_both_sides(settled):
     assert {l.id for l in hit} == {6, 7, 9} and {l.id for l in spared} == {1, 2, 3, 8}
     ends = lambda links: [(e.router, e.ifname) for l in links for e in (l.a, l.b)]   # noqa: E731
     watch = CarrierWatch(lab, ends(hit) + ends(spared))
-    ul_ns, veth = em.underlay_ns(topo), em.underlay_peer_ifname(topo, cut)
+    ul_ns, veth = names.underlay_ns(topo), names.underlay_peer_ifname(topo, cut)
     cut_done = False
     try:
         assert all(watch.initial.values()), watch.initial
@@ -445,8 +439,8 @@ def test_underlay_cut_takes_the_server_pairs_down_on_both_sides(settled):
         cut_done = False
         _wait_for(lambda: all(lab.carrier(*e) for e in ends(hit)), 10, "carrier back on every router")
         print(f"underlay restored: carrier back after {time.monotonic() - t1:.2f} s")
-        ok, reports = L.wait_bgp(topo, timeout=60)
-        assert ok, [r for r in reports if not L.bgp_converged(r)]
+        ok, reports = convergence.wait_bgp(topo, timeout=60)
+        assert ok, [r for r in reports if not convergence.bgp_converged(r)]
         print(f"underlay restored: BGP converged after {time.monotonic() - t1:.2f} s")
     finally:
         watch.stop()
@@ -456,10 +450,10 @@ def test_underlay_cut_takes_the_server_pairs_down_on_both_sides(settled):
 
 def _kill_and_restart_controller(lab: Lab) -> None:
     """SIGKILL the lab's controller (its recorded pid), restart it with `lab up`, wait for the resync."""
-    rec = dict(em.LabState.load(lab.topo).process("controller"))
-    os.kill(int(rec["pid"]), signal.SIGKILL)
+    rec = lab_state.LabState.load(lab.topo).process("controller")
+    os.kill(rec.pid, signal.SIGKILL)
     _wait_for(lambda: _dead(rec), 5, "the controller to die")
-    assert L.lab_up(lab.path, progress=lambda m: None)["already_up"] is True
+    assert updown.lab_up(lab.path, progress=lambda m: None)["already_up"] is True
     _wait_for(lambda: (lambda s: all(x["connected"] and x["synced"] for x in s))(
         lab.rest("GET", "/v1/switches")["switches"]), 20, "every bridge to reconnect and resync", interval=0.5)
 

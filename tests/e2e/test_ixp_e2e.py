@@ -21,10 +21,10 @@ import time
 
 import pytest
 
-from e2e_support import capture, remove_lab, require_lab, stop_capture
+from e2e_support import capture, require_lab, stop_capture
 from minet_sdn.importers import to_yaml
-from minet_sdn.lab import emulation as em
-from minet_sdn.lab import lab as L
+from minet_sdn.lab import convergence, paths, places, updown
+from minet_sdn.topology import names
 from minet_sdn.topology import load_topology
 from minet_sdn.topology.addressing import topology_addressing
 from minet_sdn.topology.model import ixp_mac
@@ -55,15 +55,15 @@ def lab(request, tmp_path_factory):
     topo = load_topology(path)
     try:
         t0 = time.monotonic()
-        summary = L.lab_up(path, progress=lambda m: print(m, flush=True))
+        summary = updown.lab_up(path, progress=lambda m: print(m, flush=True))
         print(f"lab up ({request.param}): {time.monotonic() - t0:.1f} s", flush=True)
         yield path, topo, summary
     finally:
-        remove_lab(path, topo)
+        updown.remove_lab(path)
 
 
 def run(topo, node: str, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(["ip", "netns", "exec", L.resolve_node(topo, node)[0], *argv], capture_output=True,
+    return subprocess.run(["ip", "netns", "exec", places.resolve_node(topo, node)[0], *argv], capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -74,7 +74,7 @@ def ping(topo, node: str, dst: str, count: int = 3, size: int = 56, df: bool = F
 
 
 def vtysh_json(topo, router: str, cmd: str):
-    out = L.vtysh(L.router_place(topo, router), cmd, timeout=20)
+    out = convergence.vtysh(places.router_place(topo, router), cmd, timeout=20)
     return json.loads(out) if out else {}
 
 
@@ -101,7 +101,7 @@ def test_every_member_has_its_route_server_session_established(lab):
     # link 1: both ends in two families; each member with the route server in two families
     assert s["expected"] == 2 * 2 + 4 * 2 and s["established"] == s["expected"]
     for m in topo.ixps[100].members:
-        sessions = {x["peer"]: x for x in L.bgp_sessions(topo, m.router)["sessions"]}
+        sessions = {x["peer"]: x for x in convergence.bgp_sessions(topo, m.router)["sessions"]}
         for rs, family in ((f"{LAN}.1", "ipv4Unicast"), (f"{LAN6}:1", "ipv6Unicast")):
             assert sessions[rs]["state"] == "Established" and sessions[rs]["remote_as"] == 100, (m.router, rs)
             assert sessions[rs]["family"] == family
@@ -189,7 +189,7 @@ def test_a_remote_members_arp_answers_come_from_the_datapath(lab):
     assert "PERMANENT" in neigh6[x.route_server_ip6]["state"]
     # and the responder flows on VM2's bridge matched them (the LAN bridge floods nothing)
     flows = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows",
-                            f"unix:{em.server_dir(topo, 'VM2')}/{topo.bridge('VM2', 'VM1').name}.mgmt",
+                            f"unix:{paths.server_dir(topo, 'VM2')}/{topo.bridge('VM2', 'VM1').name}.mgmt",
                             f"arp,in_port={seg.ofport}"], capture_output=True, text=True, timeout=20).stdout
     hits = {m.group(2): int(m.group(1)) for m in re.finditer(r"n_packets=(\d+).*arp_tpa=([\d.]+)", flows)}
     assert set(hits) == {ip for ip, _ in seg.lan}, flows
@@ -203,14 +203,14 @@ def test_isolation_nothing_of_the_lan_leaks_and_members_see_each_other_only_insi
     c_to_a = f"(host {c.a.ip} and host {LAN}.2) or (host {c.a.ip6} and host {LAN6}:2)"
     caps = {
         # link 1's ports on both servers: nothing of the peering LAN
-        "link 1 on VM1": capture(em.server_ns(topo, "VM1"), topo.link_port_name(1), lan_net),
-        "link 1 on VM2": capture(em.server_ns(topo, "VM2"), topo.link_port_name(1), lan_net),
+        "link 1 on VM1": capture(names.server_ns(topo, "VM1"), topo.link_port_name(1), lan_net),
+        "link 1 on VM2": capture(names.server_ns(topo, "VM2"), topo.link_port_name(1), lan_net),
         # 3.C <-> 1.A traffic never reaches another member: not 4.D's segment (either server), not 2.B's port
-        "4.D's segment on VM2": capture(em.server_ns(topo, "VM2"), topo.link_port_name(d.id), c_to_a),
-        "4.D's segment on VM1": capture(em.server_ns(topo, "VM1"), topo.link_port_name(d.id), c_to_a),
-        "2.B's LAN port": capture(L.resolve_node(topo, "2.B")[0], "ixp100", c_to_a),
+        "4.D's segment on VM2": capture(names.server_ns(topo, "VM2"), topo.link_port_name(d.id), c_to_a),
+        "4.D's segment on VM1": capture(names.server_ns(topo, "VM1"), topo.link_port_name(d.id), c_to_a),
+        "2.B's LAN port": capture(places.resolve_node(topo, "2.B")[0], "ixp100", c_to_a),
     }
-    wire = capture(em.underlay_ns(topo), em.underlay_peer_ifname(topo, "VM2"), "ip proto 47", verbose=True)
+    wire = capture(names.underlay_ns(topo), names.underlay_peer_ifname(topo, "VM2"), "ip proto 47", verbose=True)
     try:
         assert ping(topo, "3.C", f"{LAN}.2", count=5) == 5
         assert ping(topo, "3.C", f"{LAN6}:2", count=3) == 3

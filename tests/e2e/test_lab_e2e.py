@@ -15,10 +15,11 @@ from itertools import permutations
 
 import pytest
 
-from minet_sdn.lab import emulation as em
+from minet_sdn import host
+from minet_sdn.lab import controller, convergence, paths, places, status, updown
+from minet_sdn.lab import state as lab_state
 from e2e_support import demo_variant, isolation, require_lab
-from minet_sdn.lab import lab as L
-from minet_sdn.topology import load_topology
+from minet_sdn.topology import load_topology, names
 
 pytestmark = pytest.mark.root
 
@@ -29,9 +30,9 @@ UP_BUDGET_S = 60.0
 
 def _ours(topo):
     """Everything of this lab still on the machine: namespaces with its tag, state, processes."""
-    left = [ns for ns in os.listdir(em.NETNS_DIR) if ns.startswith(f"{topo.tag}-")] \
-        if os.path.isdir(em.NETNS_DIR) else []
-    sdir = em.state_dir(topo)
+    left = [ns for ns in os.listdir(host.NETNS_DIR) if ns.startswith(f"{topo.tag}-")] \
+        if os.path.isdir(host.NETNS_DIR) else []
+    sdir = paths.state_dir(topo)
     if os.path.exists(sdir):
         left.append(sdir)
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -52,17 +53,12 @@ def lab(request, tmp_path_factory):
     topo = load_topology(path)
     try:
         t0 = time.monotonic()
-        summary = L.lab_up(path, progress=lambda m: print(m, flush=True))
+        summary = updown.lab_up(path, progress=lambda m: print(m, flush=True))
         elapsed = time.monotonic() - t0
         print(f"lab up ({request.param}): {elapsed:.1f} s", flush=True)
         yield path, topo, summary, elapsed
     finally:
-        try:
-            L.lab_down(path, progress=lambda m: None)
-        finally:
-            if em.LabState.load(topo) is not None:     # down failed half-way: remove what is recorded
-                with em.lab_lock(topo):
-                    em.teardown(topo)
+        updown.remove_lab(path)
 
 
 def _expected_sessions(topo) -> int:
@@ -83,7 +79,7 @@ def _host_ips(topo):
 
 
 def _in(topo, node: str, *argv: str, timeout: float = 30) -> subprocess.CompletedProcess:
-    ns, _, _ = L.resolve_node(topo, node)
+    ns, _, _ = places.resolve_node(topo, node)
     return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True, text=True, timeout=timeout)
 
 
@@ -115,14 +111,14 @@ def test_hosts_reach_each_other(lab):
 
 def test_status_shows_links_up_and_sessions_established(lab):
     path, topo, _, _ = lab
-    st = L.lab_status(path, json=True)
+    st = status.lab_status(path, json=True)
     assert st["problems"] == []
     assert st["mgmt"]["controller"]["alive"] is True
     assert [l["state"] for l in st["links"]] == ["up"] * len(topo.links)
     assert all(l["tunnel_live"] for l in st["links"] if l["remote"])
-    assert all(L.bgp_converged(r) for r in st["bgp"])
-    assert {r["router"] for r in st["bgp"]} == set(L.configured_routers(topo))
-    text = L.lab_status(path)
+    assert all(convergence.bgp_converged(r) for r in st["bgp"])
+    assert {r["router"] for r in st["bgp"]} == set(convergence.configured_routers(topo))
+    text = status.lab_status(path)
     assert "controller running" in text and "NOT" not in text and "DOWN" not in text
 
 
@@ -135,9 +131,9 @@ def test_exec_reaches_routers_servers_and_mgmt(lab):
     assert json.loads(out.stdout)["ipv4Unicast"]["as"] == 1
     assert out.stderr == ""          # no "% Can't open configuration file .../vtysh.conf"
     out = subprocess.run(cli + ["VM2", "--", "ovs-vsctl", "list-br"], capture_output=True, text=True, timeout=30)
-    assert out.returncode == 0 and em.phy_bridge(topo) in out.stdout.split()
+    assert out.returncode == 0 and names.phy_bridge(topo) in out.stdout.split()
     out = subprocess.run(cli + ["mgmt", "--", "ip", "-br", "addr"], capture_output=True, text=True, timeout=30)
-    assert L.lab_status(path, json=True)["mgmt"]["ip"] in out.stdout
+    assert status.lab_status(path, json=True)["mgmt"]["ip"] in out.stdout
     out = subprocess.run(cli + ["NOPE", "--", "true"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
 
@@ -148,12 +144,12 @@ def test_link_fail_and_restore_through_the_lab_rest(lab):
     zuri = "1.ZURI"
 
     def state_of_session() -> str:
-        for s in L.bgp_sessions(topo, zuri)["sessions"]:
+        for s in convergence.bgp_sessions(topo, zuri)["sessions"]:
             if s["peer"] in (link.b.ip, link.b.ip6):
                 return s["state"]
         return "absent"
 
-    code, body = L.rest_call(path, "POST", f"/v1/links/{link.id}/fail")
+    code, body = controller.rest_call(path, "POST", f"/v1/links/{link.id}/fail")
     assert code == 200, body
     try:
         deadline = time.monotonic() + 10
@@ -161,27 +157,27 @@ def test_link_fail_and_restore_through_the_lab_rest(lab):
             assert time.monotonic() < deadline, "the BGP session stayed up on a failed link"
             time.sleep(0.2)
     finally:
-        code, body = L.rest_call(path, "POST", f"/v1/links/{link.id}/restore")
+        code, body = controller.rest_call(path, "POST", f"/v1/links/{link.id}/restore")
         assert code == 200, body
-    ok, _ = L.wait_bgp(topo, timeout=60)
+    ok, _ = convergence.wait_bgp(topo, timeout=60)
     assert ok
 
 
 def test_up_twice_is_a_noop(lab):
     path, topo, _, _ = lab
-    before = json.load(open(em.lab_json_path(topo)))["processes"]
+    before = json.load(open(paths.lab_json_path(topo)))["processes"]
     t0 = time.monotonic()
-    summary = L.lab_up(path, progress=lambda m: None)
+    summary = updown.lab_up(path, progress=lambda m: None)
     assert summary["already_up"] is True
     assert time.monotonic() - t0 < 10
-    after = json.load(open(em.lab_json_path(topo)))["processes"]
+    after = json.load(open(paths.lab_json_path(topo)))["processes"]
     assert after == before
 
 
 def test_down_leaves_nothing(lab):
     path, topo, _, _ = lab
-    records = list(em.LabState.load(topo).processes)
-    assert L.lab_down(path, progress=lambda m: None) == []
+    records = list(lab_state.LabState.load(topo).processes)
+    assert updown.lab_down(path, progress=lambda m: None) == []
     assert _ours(topo) == []
-    assert not any(em.proc_alive(r) for r in records)
-    assert L.lab_down(path, progress=lambda m: None) == []       # twice: nothing to do
+    assert not any(r.alive() for r in records)
+    assert updown.lab_down(path, progress=lambda m: None) == []  # twice: nothing to do

@@ -19,10 +19,8 @@ from typing import Dict, List, Optional, Tuple
 
 import pytest
 
-from minet_sdn.lab import emulation as em
+from minet_sdn.lab import observe, places, updown
 from e2e_support import demo_variant, isolation, require_lab
-from minet_sdn.lab import lab as L
-from minet_sdn.lab import observe
 from minet_sdn.topology import load_topology
 from minet_sdn.topology.addressing import topology_addressing
 
@@ -56,19 +54,14 @@ class _Lab:
 
     def __enter__(self):
         try:
-            L.lab_up(self.path, progress=lambda m: print(m, flush=True))
+            updown.lab_up(self.path, progress=lambda m: print(m, flush=True))
         except BaseException:
             self.__exit__()
             raise
         return self
 
     def __exit__(self, *exc):
-        try:
-            L.lab_down(self.path, progress=lambda m: None)
-        finally:
-            if em.LabState.load(self.topo) is not None:     # down failed half-way: remove what is recorded
-                with em.lab_lock(self.topo):
-                    em.teardown(self.topo)
+        updown.remove_lab(self.path)
 
     def as_paths(self) -> Dict[Tuple[str, str], AsPath]:
         if self.paths is None:
@@ -112,7 +105,7 @@ def hosts(topo) -> Dict[str, Tuple[int, str]]:
 
 
 def traceroute(topo, node: str, dst: str) -> List[Optional[str]]:
-    ns = L.resolve_node(topo, node)[0]
+    ns = places.resolve_node(topo, node)[0]
     out = subprocess.run(["ip", "netns", "exec", ns, "traceroute", "-n", "-I", "-q", "1", "-w", "1",
                           "-m", "12", dst], capture_output=True, text=True, timeout=60).stdout
     hops: List[Optional[str]] = []

@@ -22,7 +22,7 @@ import time
 import pytest
 
 from e2e_support import demo_variant, require_lab
-from minet_sdn.lab import lab as L
+from minet_sdn.lab import controller, status, updown
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from watch_browser import browser_missing, js_class, js_count, js_text, start_browser, wait_for  # noqa: E402
@@ -50,10 +50,10 @@ def minet(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 def lab(tmp_path_factory):
     path = demo_variant(tmp_path_factory.mktemp("watch"), "w", "watch.yaml", drop_link_7)
     try:
-        L.lab_up(path, progress=lambda m: None)
+        updown.lab_up(path, progress=lambda m: None)
         yield path
     finally:
-        L.lab_down(path, progress=lambda m: None)
+        updown.lab_down(path, progress=lambda m: None)
 
 
 def matrix(path: str, family: int = 4) -> dict:
@@ -94,7 +94,7 @@ def test_watch_partition(lab):
     grid = minet("matrix", lab)
     assert grid.returncode == 0 and "total: all 20 pairs reach" in grid.stdout, grid.stdout + grid.stderr
 
-    base = L.lab_status(lab, json=True)["mgmt"]["rest_relay"]
+    base = status.lab_status(lab, json=True)["mgmt"]["rest_relay"]
     drv = start_browser()
     try:
         drv.get(base + "/ui")
@@ -151,7 +151,7 @@ def test_looking_glass(lab):
     for bad in (["configure terminal"], ["clear", "ip", "bgp", "*"], ["show running-config"]):
         proc = minet("lg", lab, "1", *bad)
         assert proc.returncode == 2 and "refused" in proc.stderr and not proc.stdout, (bad, proc)
-    code, body = L.rest_call(lab, "POST", "/v1/watch/lg", {"router": "2.PARI", "command": "show bgp summary json"})
+    code, body = controller.rest_call(lab, "POST", "/v1/watch/lg", {"router": "2.PARI", "command": "show bgp summary json"})
     assert code == 200 and body["rc"] == 0 and json.loads(body["output"])["ipv4Unicast"]["as"] == 2
-    code, body = L.rest_call(lab, "POST", "/v1/watch/lg", {"router": "2.PARI", "command": "write memory"})
+    code, body = controller.rest_call(lab, "POST", "/v1/watch/lg", {"router": "2.PARI", "command": "write memory"})
     assert code == 400 and body["error"].startswith("refused")

@@ -98,7 +98,7 @@ def table(mgmt):
 
 @pytest.fixture
 def bridge(tmp_path):
-    from minet_sdn.lab import emulation as em
+    from minet_sdn.lab import paths, servers, system
     from minet_sdn.provision.plan import build_plan
     from minet_sdn.topology import load_topology
     path = tmp_path / "topo.yaml"
@@ -106,12 +106,12 @@ def bridge(tmp_path):
                                 links="\n".join("  - {a: 1.A, b: 2.B, rel: peer}" for _ in range(N_LINKS))))
     topo = load_topology(str(path))
     try:
-        info = em.build_servers(str(path))
+        info = servers.build_servers(str(path))
         eff = load_topology(info.effective_topology)
         for b in build_plan(eff, "VM1").bridges:
-            em.ovs_vsctl(em.server_dir(topo, "VM1"), *b.vsctl_args())
+            system.ovs_vsctl(paths.server_dir(topo, "VM1"), *b.vsctl_args())
         br = topo.bridge("VM1", "VM2")
-        mgmt = os.path.join(em.server_dir(topo, "VM1"), f"{br.name}.mgmt")
+        mgmt = os.path.join(paths.server_dir(topo, "VM1"), f"{br.name}.mgmt")
         deadline = time.monotonic() + 10
         while not os.path.exists(mgmt) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -121,13 +121,13 @@ def bridge(tmp_path):
         finally:
             conn.close()
     finally:
-        em.teardown(topo)
+        servers.teardown(topo)
 
 
 def test_a_bundle_refused_at_commit_leaves_the_old_table_and_a_good_one_replaces_it(bridge):
     from minet_sdn.core import ofmsg
     from minet_sdn.core.flows import bridge_flows
-    from minet_sdn.lab import emulation as em
+    from minet_sdn.lab import paths, system
     topo, br, mgmt, conn = bridge
     ofp = conn.ofp
     every = list(bridge_flows(topo, br, [1] + [topo.link(lid).ofport for lid in br.link_ids]).values())
@@ -145,8 +145,8 @@ def test_a_bundle_refused_at_commit_leaves_the_old_table_and_a_good_one_replaces
     #    that deletes some flows and adds all the others fits half-way through, then overflows.
     #    OvS refuses it at commit: every FlowMod of the bundle is rolled back, none half-applied.
     limit = len(old) + 10
-    em.ovs_vsctl(em.server_dir(topo, "VM1"), "--", "--id=@ft", "create", "Flow_Table", f"flow_limit={limit}",
-                 "overflow_policy=refuse", "--", "set", "Bridge", br.name, "flow_tables:0=@ft")
+    system.ovs_vsctl(paths.server_dir(topo, "VM1"), "--", "--id=@ft", "create", "Flow_Table", f"flow_limit={limit}",
+                     "overflow_policy=refuse", "--", "set", "Bridge", br.name, "flow_tables:0=@ft")
     deletes = [ofmsg.flow_delete(f) for f in old[2:12]]
     msgs = deletes + [ofmsg.flow_add(f) for f in new]
     assert len(old) - len(deletes) + len(new) > limit
@@ -157,7 +157,7 @@ def test_a_bundle_refused_at_commit_leaves_the_old_table_and_a_good_one_replaces
     assert table(mgmt) == before                                   # and nothing of it was applied
 
     # 3. without the limit the same push commits as a whole
-    em.ovs_vsctl(em.server_dir(topo, "VM1"), "clear", "Bridge", br.name, "flow_tables")
+    system.ovs_vsctl(paths.server_dir(topo, "VM1"), "clear", "Bridge", br.name, "flow_tables")
     again = [ofmsg.flow_delete(m.flow) if m.command == ofp.OFPFC_DELETE_STRICT else ofmsg.flow_add(m.flow)
              for m in msgs]
     answers, _ = conn.push(again, bundle_id=9)

@@ -16,6 +16,10 @@ import time
 
 import pytest
 
+from minet_sdn.lab import paths, servers, system
+from minet_sdn.lab.state import ProcessRecord
+from minet_sdn.topology import names
+
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
               pytest.mark.skipif(not shutil.which("ovs-vswitchd"), reason="needs Open vSwitch")]
@@ -53,14 +57,12 @@ def wait_for(predicate, timeout, what):
 
 class Rig:
     def __init__(self, tmp_path, mode):
-        from minet_sdn.lab import emulation as em
         from minet_sdn.topology import load_topology
-        self.em = em
         self.path = str(tmp_path / "topo.yaml")
         with open(self.path, "w") as fh:
             fh.write(TOPO.format(name=f"ct{mode[0]}{os.getpid() % 100000}", mode=mode))
         self.topo = load_topology(self.path)
-        self.info = em.build_servers(self.path)
+        self.info = servers.build_servers(self.path)
         self.state = self.info.state
         self.eff = load_topology(self.info.effective_topology)
         self.controller = None
@@ -72,20 +74,20 @@ class Rig:
 
     # -- building: router namespaces on veths whose server end is a port of the remote bridge --
     def _wire(self, link, end):
-        em, ns = self.em, f"{self.topo.tag}-r{end.router}"
+        ns = f"{self.topo.tag}-r{end.router}"
         if ns not in self.routers.values():
-            em.create_netns(ns)
+            system.create_netns(ns)
             self.state.add_namespace(ns)
             self.state.save()
         self.routers[end.router] = ns
-        server_ns = em.server_ns(self.topo, end.server)
+        server_ns = names.server_ns(self.topo, end.server)
         port = self.topo.link_port_name(link.id)
-        em.ip_batch(server_ns, [f"link add {port} type veth peer name {end.ifname} netns {ns}",
-                                f"link set {port} up"])
-        em.ip_batch(ns, [f"link set {end.ifname} address {end.mac}",
-                         f"addr add {end.ip}/{link.prefixlen} dev {end.ifname}",
-                         f"addr add {end.ip6}/{link.prefixlen6} dev {end.ifname} nodad",
-                         f"link set {end.ifname} mtu {self.topo.fabric.link_mtu} up"])
+        system.ip_batch(server_ns, [f"link add {port} type veth peer name {end.ifname} netns {ns}",
+                                    f"link set {port} up"])
+        system.ip_batch(ns, [f"link set {end.ifname} address {end.mac}",
+                             f"addr add {end.ip}/{link.prefixlen} dev {end.ifname}",
+                             f"addr add {end.ip6}/{link.prefixlen6} dev {end.ifname} nodad",
+                             f"link set {end.ifname} mtu {self.topo.fabric.link_mtu} up"])
         for where, ifname in ((server_ns, port), (ns, end.ifname)):
             sh("ip", "netns", "exec", where, "ethtool", "-K", ifname, "tx", "off", "tso", "off", "gso", "off")
 
@@ -94,17 +96,17 @@ class Rig:
         from minet_sdn.provision.plan import build_plan
         for server in self.topo.servers:
             for bridge in build_plan(self.eff, server).bridges:
-                self.em.ovs_vsctl(self.em.server_dir(self.topo, server), *bridge.vsctl_args())
+                system.ovs_vsctl(paths.server_dir(self.topo, server), *bridge.vsctl_args())
 
     # -- the controller, in the mgmt namespace ---------------------------------------------
     def start_controller(self):
-        log = os.path.join(self.em.state_dir(self.topo), "controller.log")
-        argv = self.em.nsenter_argv(self.em.mgmt_ns(self.topo), [
+        log = os.path.join(paths.state_dir(self.topo), "controller.log")
+        argv = system.nsenter_argv(names.mgmt_ns(self.topo), [
             sys.executable, "-m", "minet_sdn.cli.main", "controller", "--topology",
             self.info.effective_topology, "--log-file", log,
-            "--state", os.path.join(self.em.state_dir(self.topo), "controller-state.json")])
+            "--state", os.path.join(paths.state_dir(self.topo), "controller-state.json")])
         self.controller = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.state.add_process(self.em.proc_record("test-controller", self.controller.pid))
+        self.state.add_process(ProcessRecord.of("test-controller", self.controller.pid))
         self.state.save()
         wait_for(lambda: self.rest_ok(), 20, "the controller's REST API")
 
@@ -119,7 +121,7 @@ class Rig:
         code = (f"import urllib.request,sys;r=urllib.request.Request('http://{c.rest_host}:{c.rest_port}{path}',"
                 f"method='{method}',data=b'' if '{method}'=='POST' else None,headers={{'X-Minet':'1'}});"
                 f"sys.stdout.write(urllib.request.urlopen(r,timeout=10).read().decode())")
-        out = sh(*self.em.nsenter_argv(self.em.mgmt_ns(self.topo), [sys.executable, "-c", code]))
+        out = sh(*system.nsenter_argv(names.mgmt_ns(self.topo), [sys.executable, "-c", code]))
         return out if path == "/metrics" else json.loads(out)
 
     def rest_ok(self):
@@ -135,12 +137,12 @@ class Rig:
     # -- observing ---------------------------------------------------------------------------
     def ofctl(self, server, peer, *args):
         b = self.topo.bridge(server, peer)
-        mgmt = os.path.join(self.em.server_dir(self.topo, server), f"{b.name}.mgmt")
+        mgmt = os.path.join(paths.server_dir(self.topo, server), f"{b.name}.mgmt")
         return sh("ovs-ofctl", "-O", "OpenFlow13", *args, f"unix:{mgmt}")
 
     def capture(self, server, link_id, bpf):
         """Start tcpdump on a link's bridge port; stop() returns how many packets matched `bpf`."""
-        ns = self.em.server_ns(self.topo, server)
+        ns = names.server_ns(self.topo, server)
         log = tempfile.NamedTemporaryFile("w+", suffix=".tcpdump")
         proc = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-n", "-p", "-i",
                                  self.topo.link_port_name(link_id), bpf],
@@ -178,7 +180,7 @@ class Rig:
         if self.controller and self.controller.poll() is None:
             self.controller.terminate()
             self.controller.wait(10)
-        self.em.teardown(self.topo)
+        servers.teardown(self.topo)
 
 
 @pytest.fixture(params=["key", "tos"])
@@ -194,11 +196,10 @@ def rig(request, tmp_path):
         if r is not None:
             r.close()
         else:
-            from minet_sdn.lab import emulation as em
             from minet_sdn.topology import load_topology
             p = tmp_path / "topo.yaml"
             if p.exists():
-                em.teardown(load_topology(str(p)))
+                servers.teardown(load_topology(str(p)))
 
 
 def test_traffic_crosses_isolated_with_proxy_arp_and_full_size_frames(rig):
@@ -238,7 +239,7 @@ def test_restarted_controller_resyncs_without_flushing_and_traffic_never_stops(r
 
 
 def test_operator_failure_drops_carrier_on_both_routers_and_restore_brings_it_back(rig):
-    out = subprocess.run(rig.em.nsenter_argv(rig.em.mgmt_ns(rig.topo), [
+    out = subprocess.run(system.nsenter_argv(names.mgmt_ns(rig.topo), [
         sys.executable, "-m", "minet_sdn.cli.main", "link", "fail", rig.info.effective_topology, "1"]),
         capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
@@ -259,14 +260,14 @@ def test_router_interface_down_is_pushed_to_the_far_router(rig):
 
 
 def test_underlay_cut_is_seen_by_bfd_and_every_link_of_the_pair_goes_down_on_both_sides(rig):
-    em, t = rig.em, rig.topo
-    ul = em.underlay_peer_ifname(t, "VM2")
-    sh("ip", "-n", em.underlay_ns(t), "link", "set", ul, "down")
+    t = rig.topo
+    ul = names.underlay_peer_ifname(t, "VM2")
+    sh("ip", "-n", names.underlay_ns(t), "link", "set", ul, "down")
     try:
         wait_for(lambda: not any(rig.carrier(r, l) for r, l in (("1.A", 1), ("1.B", 2), ("2.C", 1), ("2.C", 2))),
                  3, "every router of the pair to lose carrier")
         assert {l["state"] for l in rig.rest("GET", "/v1/links")["links"]} == {"down"}
     finally:
-        sh("ip", "-n", em.underlay_ns(t), "link", "set", ul, "up")
+        sh("ip", "-n", names.underlay_ns(t), "link", "set", ul, "up")
     wait_for(lambda: all(rig.carrier(r, l) for r, l in (("1.A", 1), ("1.B", 2), ("2.C", 1), ("2.C", 2))),
              10, "carrier back after the underlay returns")

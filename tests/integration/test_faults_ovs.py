@@ -15,6 +15,10 @@ import time
 
 import pytest
 
+from minet_sdn import host
+from minet_sdn.lab import paths, system
+from minet_sdn.lab.state import ProcessRecord
+from minet_sdn.topology import names
 from tests.integration.test_controller_ovs import Rig, sh, wait_for
 
 pytestmark = [pytest.mark.root,
@@ -47,20 +51,20 @@ def rss_kib(pid):
 
 
 def test_restarted_vswitchd_gets_every_flow_back_by_resync(rig):
-    em, t = rig.em, rig.topo
+    t = rig.topo
     before = {s: canonical(rig.flows(s, p)) for s, p in (("VM1", "VM2"), ("VM2", "VM1"))}
     assert len(before["VM1"]) == 2 + 3 * 2
-    d = em.server_dir(t, "VM1")
+    d = paths.server_dir(t, "VM1")
     rec = rig.state.process("VM1/ovs-vswitchd")
-    em.stop_process(rec)
-    assert not em.proc_alive(rec)
+    rec.stop()
+    assert not rec.alive()
     started = time.monotonic()
-    env = [f"{k}={v}" for k, v in em.ovs_env(d).items()]
-    sh("ip", "netns", "exec", em.server_ns(t, "VM1"), "env", *env, "ovs-vswitchd", f"unix:{d}/db.sock",
+    env = [f"{k}={v}" for k, v in host.ovs_env(d).items()]
+    sh("ip", "netns", "exec", names.server_ns(t, "VM1"), "env", *env, "ovs-vswitchd", f"unix:{d}/db.sock",
        f"--pidfile={d}/ovs-vswitchd.pid", "--detach", f"--log-file={d}/ovs-vswitchd.log",
        "--unixctl", f"{d}/ovs-vswitchd.ctl")
-    pid = em.read_pidfile(f"{d}/ovs-vswitchd.pid")
-    rig.state.add_process(em.proc_record("VM1/ovs-vswitchd", pid, f"{d}/ovs-vswitchd.pid"))
+    pid = system.read_pidfile(f"{d}/ovs-vswitchd.pid")
+    rig.state.add_process(ProcessRecord.of("VM1/ovs-vswitchd", pid, f"{d}/ovs-vswitchd.pid"))
     rig.state.save()
 
     def restored():
@@ -81,7 +85,7 @@ def test_restarted_vswitchd_gets_every_flow_back_by_resync(rig):
 def test_a_link_flapped_1000_times_leaves_no_stale_flow_no_leak_and_bounded_memory(rig):
     t = rig.topo
     flows = {s: canonical(rig.flows(s, p)) for s, p in (("VM1", "VM2"), ("VM2", "VM1"))}
-    ports = {s: rig.em.ovs_vsctl(rig.em.server_dir(t, s), "list-ports", t.bridge(s, p).name)
+    ports = {s: system.ovs_vsctl(paths.server_dir(t, s), "list-ports", t.bridge(s, p).name)
              for s, p in (("VM1", "VM2"), ("VM2", "VM1"))}
     procs = sorted(int(p) for p in os.listdir("/proc") if p.isdigit() and _in_lab(rig, int(p)))
     ctl = rig.controller.pid
@@ -95,7 +99,7 @@ def test_a_link_flapped_1000_times_leaves_no_stale_flow_no_leak_and_bounded_memo
     assert rig.ping("1.A", t.link(1).b.ip) == 3
     rss1 = rss_kib(ctl)
     assert {s: canonical(rig.flows(s, p)) for s, p in (("VM1", "VM2"), ("VM2", "VM1"))} == flows
-    assert {s: rig.em.ovs_vsctl(rig.em.server_dir(t, s), "list-ports", t.bridge(s, p).name)
+    assert {s: system.ovs_vsctl(paths.server_dir(t, s), "list-ports", t.bridge(s, p).name)
             for s, p in (("VM1", "VM2"), ("VM2", "VM1"))} == ports
     now = sorted(int(p) for p in os.listdir("/proc") if p.isdigit() and _in_lab(rig, int(p)))
     assert now == procs, "processes appeared or vanished in the lab's namespaces"

@@ -12,8 +12,10 @@ import textwrap
 
 import pytest
 
-from minet_sdn.lab import emulation as em
-from minet_sdn.topology import load_topology
+from minet_sdn import host
+from minet_sdn.lab import LabError, networks, paths, servers, sshd, system
+from minet_sdn.lab.state import LabState, ProcessRecord, lab_lock
+from minet_sdn.topology import load_topology, names
 
 pytestmark = pytest.mark.root
 
@@ -22,7 +24,7 @@ if os.geteuid() != 0:
 for _tool in ("ovs-vsctl", "ovs-vswitchd", "ovsdb-server", "ip", "nsenter", "ethtool", "ssh-keygen"):
     if shutil.which(_tool) is None:
         pytest.skip(f"{_tool} is not installed", allow_module_level=True)
-if not os.path.exists(em.SSHD):
+if not os.path.exists(sshd.SSHD):
     pytest.skip("sshd is not installed", allow_module_level=True)
 
 import paramiko  # noqa: E402  (a declared dependency: missing means a broken install, which must fail)
@@ -52,9 +54,9 @@ def _sh(*argv, check=True, **kw):
 
 def _leftovers(topo):
     """Everything of this lab that still exists: namespaces, state dir."""
-    out = [ns for ns in em.planned_namespaces(topo) if em.netns_exists(ns)]
-    if os.path.exists(em.state_dir(topo)):
-        out.append(em.state_dir(topo))
+    out = [ns for ns in servers.planned_namespaces(topo) if system.netns_exists(ns)]
+    if os.path.exists(paths.state_dir(topo)):
+        out.append(paths.state_dir(topo))
     return out
 
 
@@ -67,24 +69,24 @@ def topo_path(tmp_path):
     try:
         yield path
     finally:
-        with em.lab_lock(topo):
-            em.teardown(topo)
+        with lab_lock(topo):
+            servers.teardown(topo)
 
 
 @pytest.fixture
 def lab(topo_path):
-    info = em.build_servers(topo_path)
+    info = servers.build_servers(topo_path)
     return load_topology(topo_path), info
 
 
 def _ssh(topo, server: str, known_hosts: str = None):
-    address = em.mgmt_addresses(topo)[server]
-    sock = em.netns_connect(em.mgmt_ns(topo), address, em.SSH_PORT)
+    address = networks.mgmt_addresses(topo)[server]
+    sock = system.netns_connect(names.mgmt_ns(topo), address, sshd.SSH_PORT)
     client = paramiko.SSHClient()
-    client.load_host_keys(known_hosts or em.known_hosts_path(topo))
+    client.load_host_keys(known_hosts or paths.known_hosts_path(topo))
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
     try:
-        client.connect(address, port=em.SSH_PORT, username="root", key_filename=em.client_key_path(topo),
+        client.connect(address, port=sshd.SSH_PORT, username="root", key_filename=paths.client_key_path(topo),
                        sock=sock, allow_agent=False, look_for_keys=False, timeout=10)
     except BaseException:
         sock.close()
@@ -105,30 +107,30 @@ def test_each_server_has_its_own_ovs(lab):
     topo, info = lab
     uuids = set()
     for server in topo.servers:
-        d = em.server_dir(topo, server)
-        out = _sh("ip", "netns", "exec", em.server_ns(topo, server), "env", f"OVS_RUNDIR={d}",
+        d = paths.server_dir(topo, server)
+        out = _sh("ip", "netns", "exec", names.server_ns(topo, server), "env", f"OVS_RUNDIR={d}",
                   "ovs-vsctl", "--timeout=5", "show").stdout
-        assert f"Bridge {em.phy_bridge(topo)}" in out
+        assert f"Bridge {names.phy_bridge(topo)}" in out
         assert "datapath_type: netdev" in out
-        assert f"Port {em.underlay_ifname(topo)}" in out
+        assert f"Port {names.underlay_ifname(topo)}" in out
         uuids.add(out.split()[0])
-        ext = _sh("ovs-vsctl", f"--db=unix:{d}/db.sock", "get", "bridge", em.phy_bridge(topo),
+        ext = _sh("ovs-vsctl", f"--db=unix:{d}/db.sock", "get", "bridge", names.phy_bridge(topo),
                   "external_ids:minet-lab").stdout.strip().strip('"')
         assert ext == topo.name
     assert len(uuids) == len(topo.servers)          # separate databases, not one shared OvS
-    assert info.state.data["phase"] == "servers"
+    assert info.state.phase == "servers"
 
 
 def test_underlay_addresses_reach_each_other_with_jumbo_frames(lab):
     topo, _ = lab
-    ns1 = em.server_ns(topo, "VM1")
-    addr = _sh("ip", "-n", ns1, "-br", "addr", "show", "dev", em.phy_bridge(topo)).stdout
+    ns1 = names.server_ns(topo, "VM1")
+    addr = _sh("ip", "-n", ns1, "-br", "addr", "show", "dev", names.phy_bridge(topo)).stdout
     assert topo.servers["VM1"].underlay_ip in addr
     _sh("ip", "netns", "exec", ns1, "ping", "-c", "2", "-i", "0.2", "-W", "2", topo.servers["VM2"].underlay_ip)
     # 9000-byte frames end to end: a full 1500-byte inner frame fits after GRE
     _sh("ip", "netns", "exec", ns1, "ping", "-c", "1", "-W", "2", "-M", "do", "-s", str(9000 - 28),
         topo.servers["VM2"].underlay_ip)
-    mtu = _sh("ip", "-n", em.server_ns(topo, "VM2"), "-o", "link", "show", em.underlay_ifname(topo)).stdout
+    mtu = _sh("ip", "-n", names.server_ns(topo, "VM2"), "-o", "link", "show", names.underlay_ifname(topo)).stdout
     assert "mtu 9000" in mtu
 
 
@@ -140,7 +142,7 @@ def test_mgmt_network_and_effective_topology(lab):
     for name, server in eff.servers.items():
         assert server.ssh == f"root@{info.addresses[name]}:22"
         assert server.underlay_ip == topo.servers[name].underlay_ip
-        _sh("ip", "netns", "exec", em.mgmt_ns(topo), "ping", "-c", "1", "-W", "2", info.addresses[name])
+        _sh("ip", "netns", "exec", names.mgmt_ns(topo), "ping", "-c", "1", "-W", "2", info.addresses[name])
     assert eff.name == topo.name and len(eff.links) == len(topo.links)
 
 
@@ -150,9 +152,9 @@ def test_sshd_accepts_the_lab_key_and_sets_the_server_environment(lab):
         client = _ssh(topo, server)
         try:
             env = _run(client, "echo $OVS_RUNDIR; echo $MINET_STATE_DIR").split()
-            assert env == [em.server_dir(topo, server), em.provision_state_dir(topo, server)]
+            assert env == [paths.server_dir(topo, server), paths.provision_state_dir(topo, server)]
             out = _run(client, "ovs-vsctl --timeout=5 br-exists %s && echo yes; "
-                               "ip -br addr show dev %s" % (em.phy_bridge(topo), em.phy_bridge(topo)))
+                               "ip -br addr show dev %s" % (names.phy_bridge(topo), names.phy_bridge(topo)))
             assert out.startswith("yes")
             assert topo.servers[server].underlay_ip in out     # the command runs in that server's netns
         finally:
@@ -161,9 +163,9 @@ def test_sshd_accepts_the_lab_key_and_sets_the_server_environment(lab):
 
 def test_ssh_refuses_a_wrong_host_key(lab, tmp_path):
     topo, _ = lab
-    addresses = em.mgmt_addresses(topo)
+    addresses = networks.mgmt_addresses(topo)
     wrong = tmp_path / "known_hosts"
-    line = em.host_key_line(topo, "VM2", addresses["VM2"]).split(" ", 1)[1]
+    line = sshd.host_key_line(topo, "VM2", addresses["VM2"]).split(" ", 1)[1]
     wrong.write_text(f"{addresses['VM1']} {line}\n")      # VM2's key claimed for VM1
     with pytest.raises(paramiko.BadHostKeyException):
         _ssh(topo, "VM1", known_hosts=str(wrong))
@@ -171,10 +173,10 @@ def test_ssh_refuses_a_wrong_host_key(lab, tmp_path):
 
 def test_sshd_listens_on_the_mgmt_address_only(lab):
     topo, _ = lab
-    ns = em.server_ns(topo, "VM1")
+    ns = names.server_ns(topo, "VM1")
     out = _sh("ip", "netns", "exec", ns, "ss", "-Htln").stdout
     listeners = [line.split()[3] for line in out.splitlines() if line.split()[3].endswith(":22")]
-    assert listeners == [f"{em.mgmt_addresses(topo)['VM1']}:22"]
+    assert listeners == [f"{networks.mgmt_addresses(topo)['VM1']}:22"]
 
 
 # ---- teardown -------------------------------------------------------------------------------
@@ -186,33 +188,33 @@ def test_down_removes_everything_and_spares_foreign_things(topo_path, tmp_path):
     foreign_dir.mkdir()
     d = str(foreign_dir)
     foreign_pid = None
-    assert not em.netns_exists(foreign_ns)
+    assert not system.netns_exists(foreign_ns)
     _sh("ip", "netns", "add", foreign_ns)
     try:
         # a foreign namespace with a similar name, holding a Linux bridge named like the lab's
-        _sh("ip", "-n", foreign_ns, "link", "add", em.mgmt_bridge(topo), "type", "bridge")
+        _sh("ip", "-n", foreign_ns, "link", "add", names.mgmt_bridge(topo), "type", "bridge")
         # a foreign OvS (database only) with a bridge named like the lab's phy bridge
-        _sh("ovsdb-tool", "create", f"{d}/conf.db", em.OVS_SCHEMA)
+        _sh("ovsdb-tool", "create", f"{d}/conf.db", host.OVS_SCHEMA)
         _sh("ovsdb-server", f"--remote=punix:{d}/db.sock", f"--pidfile={d}/ovsdb.pid", "--detach",
             f"--log-file={d}/ovsdb.log", "--unixctl", f"{d}/ovsdb.ctl", f"{d}/conf.db")
-        foreign_pid = em.read_pidfile(f"{d}/ovsdb.pid")
+        foreign_pid = system.read_pidfile(f"{d}/ovsdb.pid")
         _sh("ovs-vsctl", f"--db=unix:{d}/db.sock", "--no-wait", "init")
-        _sh("ovs-vsctl", f"--db=unix:{d}/db.sock", "--no-wait", "add-br", em.phy_bridge(topo))
+        _sh("ovs-vsctl", f"--db=unix:{d}/db.sock", "--no-wait", "add-br", names.phy_bridge(topo))
 
-        info = em.build_servers(topo_path)
+        info = servers.build_servers(topo_path)
         records = list(info.state.processes)
         assert len(records) == 3 * len(topo.servers)              # ovsdb, vswitchd, sshd each
-        assert all(em.proc_alive(r) for r in records)
-        with em.lab_lock(topo):
-            assert em.teardown(topo) == []
+        assert all(r.alive() for r in records)
+        with lab_lock(topo):
+            assert servers.teardown(topo) == []
         assert _leftovers(topo) == []
-        assert not any(em.proc_alive(r) for r in records)
-        assert em.netns_exists(foreign_ns)
-        assert em.mgmt_bridge(topo) in _sh("ip", "-n", foreign_ns, "-br", "link").stdout
-        _sh("ovs-vsctl", f"--db=unix:{d}/db.sock", "br-exists", em.phy_bridge(topo))
+        assert not any(r.alive() for r in records)
+        assert system.netns_exists(foreign_ns)
+        assert names.mgmt_bridge(topo) in _sh("ip", "-n", foreign_ns, "-br", "link").stdout
+        _sh("ovs-vsctl", f"--db=unix:{d}/db.sock", "br-exists", names.phy_bridge(topo))
     finally:
         if foreign_pid is not None:
-            em.stop_process(em.proc_record("foreign-ovsdb", foreign_pid))
+            ProcessRecord.of("foreign-ovsdb", foreign_pid).stop()
         _sh("ip", "netns", "delete", foreign_ns, check=False)
 
 
@@ -220,23 +222,23 @@ def test_failure_half_way_leaves_nothing(topo_path, monkeypatch):
     """sshd of the second server refuses its configuration: everything made so far goes away."""
     topo = load_topology(topo_path)
     started = []
-    real_add = em.LabState.add_process
+    real_add = LabState.add_process
 
     def spy(self, record):
-        started.append(dict(record))
+        started.append(record)
         real_add(self, record)
-    monkeypatch.setattr(em.LabState, "add_process", spy)
-    real_config = em.sshd_config_text
+    monkeypatch.setattr(LabState, "add_process", spy)
+    real_config = sshd.sshd_config_text
 
     def broken_config(topo_, server, address):
         text = real_config(topo_, server, address)
         return text + "NoSuchSshdOption yes\n" if server == "VM2" else text
-    monkeypatch.setattr(em, "sshd_config_text", broken_config)
+    monkeypatch.setattr(sshd, "sshd_config_text", broken_config)
 
-    with pytest.raises(em.LabError, match="sshd"):
-        em.build_servers(topo_path)
+    with pytest.raises(LabError, match="sshd"):
+        servers.build_servers(topo_path)
     assert len(started) >= 4                 # VM1's three daemons and VM2's OvS had started
-    assert not any(em.proc_alive(r) for r in started)
+    assert not any(r.alive() for r in started)
     assert _leftovers(topo) == []
 
 
@@ -245,16 +247,16 @@ def test_clashes_are_refused_before_anything_is_made(topo_path, tmp_path):
     # an underlay address inside the management subnet
     (tmp_path / "bad").mkdir()
     bad = _write_topology(tmp_path / "bad", topo.name, ip1="10.254.0.3")
-    with pytest.raises(em.LabError, match="management subnet"):
-        em.build_servers(bad)
+    with pytest.raises(LabError, match="management subnet"):
+        servers.build_servers(bad)
     assert _leftovers(topo) == []
     # a foreign namespace with the very name of a lab server
-    taken = em.server_ns(topo, "VM2")
+    taken = names.server_ns(topo, "VM2")
     _sh("ip", "netns", "add", taken)
     try:
-        with pytest.raises(em.LabError, match=taken):
-            em.build_servers(topo_path)
-        assert em.netns_exists(taken)
+        with pytest.raises(LabError, match=taken):
+            servers.build_servers(topo_path)
+        assert system.netns_exists(taken)
         assert [x for x in _leftovers(topo) if x != taken] == []
     finally:
         _sh("ip", "netns", "delete", taken, check=False)
@@ -262,7 +264,7 @@ def test_clashes_are_refused_before_anything_is_made(topo_path, tmp_path):
 
 def test_a_custom_mgmt_subnet(topo_path):
     topo = load_topology(topo_path)
-    info = em.build_servers(topo_path, mgmt_subnet="172.31.250.0/28")
+    info = servers.build_servers(topo_path, mgmt_subnet="172.31.250.0/28")
     assert info.addresses == {"mgmt": "172.31.250.1", "VM1": "172.31.250.2", "VM2": "172.31.250.3"}
     client = _ssh_at(topo, "VM2", "172.31.250.3")
     try:
@@ -272,10 +274,10 @@ def test_a_custom_mgmt_subnet(topo_path):
 
 
 def _ssh_at(topo, server, address):
-    sock = em.netns_connect(em.mgmt_ns(topo), address, em.SSH_PORT)
+    sock = system.netns_connect(names.mgmt_ns(topo), address, sshd.SSH_PORT)
     client = paramiko.SSHClient()
-    client.load_host_keys(em.known_hosts_path(topo))
+    client.load_host_keys(paths.known_hosts_path(topo))
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    client.connect(address, username="root", key_filename=em.client_key_path(topo), sock=sock,
+    client.connect(address, username="root", key_filename=paths.client_key_path(topo), sock=sock,
                    allow_agent=False, look_for_keys=False, timeout=10)
     return client

@@ -16,6 +16,7 @@ import sys
 
 import pytest
 
+from minet_sdn.topology import names
 from tests.integration.test_controller_ovs import Rig, sh, wait_for
 
 pytestmark = [pytest.mark.root,
@@ -45,7 +46,7 @@ def connects(ns, host, port):
 
 def test_controller_listeners_are_unreachable_from_every_router(rig):
     c = rig.eff.controller
-    mgmt = rig.em.mgmt_ns(rig.topo)
+    mgmt = names.mgmt_ns(rig.topo)
     # the listeners are there (seen from the management namespace) ...
     assert connects(mgmt, c.ofp_host, c.ofp_port) and connects(mgmt, c.rest_host, c.rest_port)
     for router, ns in rig.routers.items():

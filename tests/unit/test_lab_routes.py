@@ -8,7 +8,7 @@ import os
 import pytest
 import yaml
 
-from minet_sdn.lab import lab as L
+from minet_sdn.lab import convergence, places
 from minet_sdn.topology import load_topology
 from minet_sdn.topology.addressing import topology_addressing, topology_addressing6
 
@@ -42,43 +42,43 @@ def fake_vtysh(topo, drop4=(), drop6=(), calls=None, fail6=False):
 
 @pytest.fixture
 def no_place(monkeypatch):
-    monkeypatch.setattr(L, "router_place", lambda topo, router: None)
+    monkeypatch.setattr(convergence, "router_place", lambda topo, router: None)
 
 
 def test_dual_stack_checks_ipv6_prefixes_too(tmp_path, monkeypatch, no_place):
     topo = topo_with(tmp_path, True)
-    router = L.configured_routers(topo)[0]
+    router = convergence.configured_routers(topo)[0]
     own = topo.routers[router].asn
     others = [a for a, x in topo.ases.items() if x.configure and a != own]
     calls = []
-    monkeypatch.setattr(L, "vtysh", fake_vtysh(topo, calls=calls))
-    assert L.routes_missing(topo, router) == []
+    monkeypatch.setattr(convergence, "vtysh", fake_vtysh(topo, calls=calls))
+    assert convergence.routes_missing(topo, router) == []
     assert calls == ["show ip route json", "show ipv6 route json"]
-    monkeypatch.setattr(L, "vtysh", fake_vtysh(topo, drop6={others[1]}))
-    assert L.routes_missing(topo, router) == [others[1]]          # IPv4 complete, IPv6 not
-    monkeypatch.setattr(L, "vtysh", fake_vtysh(topo, drop6={own}))
-    assert L.routes_missing(topo, router) == []                   # its own prefix is not asked for
-    monkeypatch.setattr(L, "vtysh", fake_vtysh(topo, fail6=True))
-    assert L.routes_missing(topo, router) is None                 # no answer is not "complete"
+    monkeypatch.setattr(convergence, "vtysh", fake_vtysh(topo, drop6={others[1]}))
+    assert convergence.routes_missing(topo, router) == [others[1]]  # IPv4 complete, IPv6 not
+    monkeypatch.setattr(convergence, "vtysh", fake_vtysh(topo, drop6={own}))
+    assert convergence.routes_missing(topo, router) == []           # its own prefix is not asked for
+    monkeypatch.setattr(convergence, "vtysh", fake_vtysh(topo, fail6=True))
+    assert convergence.routes_missing(topo, router) is None         # no answer is not "complete"
 
 
 def test_ipv6_not_read_while_ipv4_is_incomplete(tmp_path, monkeypatch, no_place):
     topo = topo_with(tmp_path, True)
-    router = L.configured_routers(topo)[0]
+    router = convergence.configured_routers(topo)[0]
     own = topo.routers[router].asn
     other = next(a for a, x in topo.ases.items() if x.configure and a != own)
     calls = []
-    monkeypatch.setattr(L, "vtysh", fake_vtysh(topo, drop4={other}, drop6={other}, calls=calls))
-    assert L.routes_missing(topo, router) == [other]
+    monkeypatch.setattr(convergence, "vtysh", fake_vtysh(topo, drop4={other}, drop6={other}, calls=calls))
+    assert convergence.routes_missing(topo, router) == [other]
     assert calls == ["show ip route json"]
 
 
 def test_ipv4_only_topology_never_asks_for_ipv6(tmp_path, monkeypatch, no_place):
     topo = topo_with(tmp_path, False)
-    router = L.configured_routers(topo)[0]
+    router = convergence.configured_routers(topo)[0]
     calls = []
-    monkeypatch.setattr(L, "vtysh", fake_vtysh(topo, calls=calls))
-    assert L.routes_missing(topo, router) == []
+    monkeypatch.setattr(convergence, "vtysh", fake_vtysh(topo, calls=calls))
+    assert convergence.routes_missing(topo, router) == []
     assert calls == ["show ip route json"]
 
 
@@ -125,13 +125,13 @@ def test_vtysh_asks_the_daemon_socket_directly(tmp_path, monkeypatch):
     def no_vtysh(*a, **k):
         raise AssertionError("vtysh started")
     monkeypatch.setattr(subprocess, "run", no_vtysh)
-    place = L.RouterPlace(router="1.A", server="S", netns="ns", vty_dir=str(tmp_path))
+    place = places.RouterPlace(router="1.A", server="S", netns="ns", vty_dir=str(tmp_path))
     try:
-        assert L.vtysh(place, "show bgp summary json") == big          # reassembled from 7-byte pieces
-        assert L.vtysh(place, "show ipv6 route json") == "{}"
+        assert convergence.vtysh(place, "show bgp summary json") == big  # reassembled from 7-byte pieces
+        assert convergence.vtysh(place, "show ipv6 route json") == "{}"
         assert got == ["show bgp summary json"] and zgot == ["show ipv6 route json"]
-        assert L.vty_direct(str(tmp_path / "bgpd.vty"), "show nonsense") is None      # status 1
-        assert L.vty_direct(str(tmp_path / "ospfd.vty"), "show bgp summary json") is None   # no socket
+        assert convergence.vty_direct(str(tmp_path / "bgpd.vty"), "show nonsense") is None           # status 1
+        assert convergence.vty_direct(str(tmp_path / "ospfd.vty"), "show bgp summary json") is None  # no socket
     finally:
         srv.close()
         zsrv.close()
@@ -148,10 +148,10 @@ def test_vtysh_falls_back_to_vtysh_when_the_socket_does_not_answer(tmp_path, mon
         calls.append(argv)
         return Done()
     monkeypatch.setattr(subprocess, "run", fake_run)
-    place = L.RouterPlace(router="1.A", server="S", netns="ns", vty_dir=str(tmp_path))
-    assert L.vtysh(place, "show bgp summary json") == '{"from": "vtysh"}'    # no bgpd.vty here
-    assert L.vtysh(place, "show running-config") == '{"from": "vtysh"}'      # not a polled command
+    place = places.RouterPlace(router="1.A", server="S", netns="ns", vty_dir=str(tmp_path))
+    assert convergence.vtysh(place, "show bgp summary json") == '{"from": "vtysh"}'  # no bgpd.vty here
+    assert convergence.vtysh(place, "show running-config") == '{"from": "vtysh"}'    # not a polled command
     assert [c[0] for c in calls] == ["vtysh", "vtysh"]
-    docker = L.RouterPlace(router="1.A", server="S", netns="c1", vty_dir=str(tmp_path), backend="docker")
-    assert L.vtysh(docker, "show bgp summary json") == '{"from": "vtysh"}'
+    docker = places.RouterPlace(router="1.A", server="S", netns="c1", vty_dir=str(tmp_path), backend="docker")
+    assert convergence.vtysh(docker, "show bgp summary json") == '{"from": "vtysh"}'
     assert calls[-1][:3] == ["docker", "exec", "c1"]

@@ -2,7 +2,7 @@
 be exactly what provisioning builds, on every server, IXP route servers included."""
 import pytest
 
-from minet_sdn.lab import lab as L
+from minet_sdn.lab import paths, places, system
 from minet_sdn.provision.plan import build_plan
 from minet_sdn.topology import load_topology, names, parse_topology
 
@@ -75,18 +75,18 @@ def test_argv():
 def test_lab_places_use_the_names(tmp_path, monkeypatch):
     monkeypatch.setenv("MINET_LAB_ROOT", str(tmp_path))
     topo = parse_topology(TOPO, "t.yaml")
-    place = L.router_place(topo, "2.B")
-    plan = build_plan(topo, "VM2", root=L.em.provision_state_dir(topo, "VM2"))
+    place = places.router_place(topo, "2.B")
+    plan = build_plan(topo, "VM2", root=paths.provision_state_dir(topo, "VM2"))
     router = next(r for r in plan.routers if r.node == "2.B")
     assert place.netns == names.node_ns(topo, "2.B") and place.vty_dir == router.confdir
     assert place.vtysh_argv("show x") == router.vtysh_args("show x")
-    assert L.node_place(topo, "1.A.host").netns == names.node_ns(topo, "1.A.host")
-    assert L.node_place(topo, "9.Z") is None
+    assert places.node_place(topo, "1.A.host").netns == names.node_ns(topo, "1.A.host")
+    assert places.node_place(topo, "9.Z") is None
 
 
 def test_nsenter_prefix():
     assert names.nsenter_prefix("/run/netns/t-VM1") == ["nsenter", "--net=/run/netns/t-VM1", "--"]
-    assert L.em.nsenter_argv("t-VM1", ["ip", "a"]) == ["nsenter", "--net=/run/netns/t-VM1", "--", "ip", "a"]
+    assert system.nsenter_argv("t-VM1", ["ip", "a"]) == ["nsenter", "--net=/run/netns/t-VM1", "--", "ip", "a"]
 
 
 def test_node_places_need_no_plan(tmp_path, monkeypatch):
@@ -94,7 +94,7 @@ def test_node_places_need_no_plan(tmp_path, monkeypatch):
     import minet_sdn.provision.plan as plan_mod
     monkeypatch.setenv("MINET_LAB_ROOT", str(tmp_path))
     monkeypatch.setattr(plan_mod, "build_plan", lambda *a, **k: pytest.fail("built a plan"))
-    L._PLAN_CACHE.clear()
+    places._PLAN_CACHE.clear()
     topo = parse_topology(TOPO, "t.yaml")
-    assert L.node_place(topo, "1.A.host").netns == names.node_ns(topo, "1.A.host")
-    assert L.router_place(topo, "3.C").vty_dir.endswith("/frr/3.C")
+    assert places.node_place(topo, "1.A.host").netns == names.node_ns(topo, "1.A.host")
+    assert places.router_place(topo, "3.C").vty_dir.endswith("/frr/3.C")

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minet_sdn.lab import lab as L
-from minet_sdn.lab.emulation import LabState
+from minet_sdn.lab import places, provisioning
+from minet_sdn.lab.state import LabState
 from minet_sdn.provision import image as img
 from minet_sdn.provision.apply import Provisioner, make_backend
 from minet_sdn.provision.docker import DockerBackend, container_name
@@ -111,12 +111,12 @@ def test_the_same_plan_drives_both_backends(tmp_path, monkeypatch):
 
 
 def test_lab_passes_its_backend_to_provisioning(tmp_path):
-    state = LabState(str(tmp_path / "lab.json"), {})
-    assert L._backend_args(state) == []
-    state.data["backend"] = "docker"
-    assert L._backend_args(state) == ["--backend", "docker"]
-    state.data["image"] = "x/y:1"
-    assert L._backend_args(state) == ["--backend", "docker", "--image", "x/y:1"]
-    place = L.RouterPlace(router="1.ZURI", server="VM1", netns="t-1.ZURI", vty_dir="/d", backend="docker")
+    state = LabState(path=str(tmp_path / "lab.json"))
+    assert provisioning.backend_args(state) == []
+    state.backend = "docker"
+    assert provisioning.backend_args(state) == ["--backend", "docker"]
+    state.image = "x/y:1"
+    assert provisioning.backend_args(state) == ["--backend", "docker", "--image", "x/y:1"]
+    place = places.RouterPlace(router="1.ZURI", server="VM1", netns="t-1.ZURI", vty_dir="/d", backend="docker")
     assert place.exec_prefix() == ["docker", "exec", "t-1.ZURI"]
-    assert L.RouterPlace("1.ZURI", "VM1", "t-1.ZURI", "/d").exec_prefix() == ["ip", "netns", "exec", "t-1.ZURI"]
+    assert places.RouterPlace("1.ZURI", "VM1", "t-1.ZURI", "/d").exec_prefix() == ["ip", "netns", "exec", "t-1.ZURI"]

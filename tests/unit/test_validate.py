@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from minet_sdn.lab import lab as L
-from minet_sdn.lab.emulation import LabError
+from minet_sdn.lab import LabError, provisioning, servers, updown
 from minet_sdn.provision import ssh
 from minet_sdn.topology import loader, validate
 
@@ -33,11 +32,11 @@ def test_all_three_refuse_the_same_topology(tmp_path, monkeypatch):
         assert proc.returncode == 2 and proc.stderr.strip() == f"clash.yaml: {LINE}", (module, proc.stderr)
         assert proc.stdout == ""
     monkeypatch.setenv("MINET_LAB_ROOT", str(tmp_path / "labs"))
-    monkeypatch.setattr(L.em, "check_host", lambda: None)          # no root needed for this
-    monkeypatch.setattr(L.em, "build_servers", lambda *a, **k: pytest.fail("built servers"))
-    monkeypatch.setattr(L, "check_capacity", lambda *a, **k: pytest.fail("went on"))
+    monkeypatch.setattr(servers, "check_host", lambda: None)       # no root needed for this
+    monkeypatch.setattr(servers, "build_servers", lambda *a, **k: pytest.fail("built servers"))
+    monkeypatch.setattr(provisioning, "check_capacity", lambda *a, **k: pytest.fail("went on"))
     with pytest.raises(LabError, match="overlaps the prefix of AS 1"):
-        L.lab_up(str(path), progress=lambda _m: None)
+        updown.lab_up(str(path), progress=lambda _m: None)
 
 
 @pytest.mark.parametrize("spec,ok", [("root@vm2.example.org:22", True), ("[2001:db8::1]:2222", True),
