@@ -1,19 +1,23 @@
 """What every end-to-end test module needs: skip cleanly where the lab cannot run, and write a
 copy of topologies/demo.yaml under a unique instance name (so a lab the user has up is never
-touched, and the short name is its own tag)."""
+touched, and the short name is its own tag); wait for something to happen by polling, and watch
+packets on an interface."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-from typing import Callable, Optional
+import time
+from typing import Callable, Iterable, Iterator, Optional, TypeVar, Union
 
 import pytest
 
-from minet_sdn.lab import observe, sshd
+from minet_sdn.lab import controller, convergence, observe, sshd
 
 DEMO = os.path.join(os.path.dirname(__file__), "..", "..", "topologies", "demo.yaml")
 LAB_TOOLS = ("ovs-vsctl", "ovs-vswitchd", "ovsdb-server", "ip", "nsenter", "ethtool", "ssh-keygen")
 HOST_FRR = ("/usr/lib/frr/zebra", "/usr/lib/frr/bgpd")
+T = TypeVar("T")
 
 
 def require_lab(*tools: str, host_frr: bool = True) -> None:
@@ -44,6 +48,55 @@ def isolation(mode: str) -> Callable[[dict], None]:
     return change
 
 
+def wait_until(predicate: Callable[[], T], timeout: float, what: Union[str, Callable[[], str]],
+               interval: float = 0.2) -> T:
+    """Poll `predicate` until it returns something true, and return that; fail the test after
+    `timeout` s, saying what was awaited (`what` may be a callable, asked then: it can tell what
+    was seen last). Tests wait with this, never with a fixed sleep, for anything that will happen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what() if callable(what) else what}")
+        time.sleep(interval)
+
+
+def wait_all(items: Iterable[T], ok: Callable[[T], bool], timeout: float, what: str,
+             interval: float = 1.0) -> None:
+    """wait_until ok(item) holds for every item; an item found ok is not asked again (a ping per
+    host pair that still fails, not one per pair every round)."""
+    pending = list(items)
+
+    def done() -> bool:
+        pending[:] = [i for i in pending if not ok(i)]
+        return not pending
+    wait_until(done, timeout, lambda: f"{what} ({len(pending)} not yet, e.g. {pending[:4]})", interval)
+
+
+@contextlib.contextmanager
+def link_failed(path: str, link_id: int) -> Iterator[None]:
+    """Link `link_id` of the lab of `path` failed through the controller's REST API for the body of
+    the `with`, and restored afterwards whatever happens there."""
+    code, body = controller.rest_call(path, "POST", f"/v1/links/{link_id}/fail")
+    assert code == 200, body
+    try:
+        yield
+    finally:
+        code, body = controller.rest_call(path, "POST", f"/v1/links/{link_id}/restore")
+        assert code == 200, body
+
+
+def session_drops_on_failed_link(path: str, topo, link_id: int, session_state: Callable[[], str]) -> None:
+    """Fail link `link_id` through REST: `session_state()` (a BGP session over it) leaves
+    Established within 10 s; once the link is restored, every session is up again within 60 s."""
+    with link_failed(path, link_id):
+        wait_until(lambda: session_state() != "Established", 10, f"the BGP session over link {link_id} to drop")
+    ok, reports = convergence.wait_bgp(topo, timeout=60)
+    assert ok, [r["router"] for r in reports if not convergence.bgp_converged(r)]
+
+
 def capture(ns: str, ifname: str, bpf: str, verbose: bool = False, ethernet: bool = True):
     """Start tcpdump on `ifname` in namespace `ns` (returns once it listens); stop_capture() ends it
     and returns what it printed. `ethernet`: print link-level headers (-e)."""
@@ -63,6 +116,12 @@ def capture(ns: str, ifname: str, bpf: str, verbose: bool = False, ethernet: boo
         proc.wait(10)
         raise AssertionError(f"tcpdump on {ns}/{ifname}: {''.join(seen)}")
     return proc, log
+
+
+def captured(handle) -> str:
+    """What a running capture has printed so far (tcpdump -l writes line by line)."""
+    with open(handle[1].name) as fh:
+        return fh.read()
 
 
 def stop_capture(handle) -> str:

@@ -16,10 +16,12 @@ import re
 import subprocess
 import time
 from itertools import permutations
+from typing import List
 
 import pytest
 
-from e2e_support import capture, demo_variant, require_lab, stop_capture
+from e2e_support import (capture, captured, demo_variant, link_failed, require_lab, stop_capture, wait_all,
+                         wait_until)
 from minet_sdn.lab import controller, convergence, paths, places, status, system, updown
 from minet_sdn.topology import names
 from minet_sdn.topology import load_topology
@@ -88,17 +90,6 @@ def lab(request, tmp_path_factory):
         updown.remove_lab(path)
 
 
-def _wait(predicate, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out ({timeout:g} s) waiting for {what}")
-        time.sleep(interval)
-
-
 def _expected_sessions(topo) -> int:
     """Per family: eBGP on every link between configured ASes (both ends) + iBGP full mesh."""
     n = sum(2 for l in topo.links if topo.ases[l.a.asn].configure and topo.ases[l.b.asn].configure)
@@ -130,15 +121,10 @@ def test_ipv4_and_ipv6_sessions_established(lab):
 
 def test_all_pairs_reachable_in_both_families(lab):
     lab, _, _ = lab
-    pending = [(a, b, fam) for fam, hosts in (("4", lab.hosts4), ("6", lab.hosts6)) for a, b in permutations(hosts, 2)]
-    deadline = time.monotonic() + 40                # sessions are up; routes may still be spreading
-    while pending:
-        hosts = {"4": lab.hosts4, "6": lab.hosts6}
-        pending = [(a, b, fam) for a, b, fam in pending if lab.ping(a, hosts[fam][b]) != 1]
-        if pending and time.monotonic() > deadline:
-            pytest.fail(f"{len(pending)} host pairs cannot reach each other, e.g. {pending[:4]}")
-        if pending:
-            time.sleep(1)
+    hosts = {"4": lab.hosts4, "6": lab.hosts6}
+    pairs = [(a, b, fam) for fam, of in hosts.items() for a, b in permutations(of, 2)]
+    # sessions are up; routes may still be spreading
+    wait_all(pairs, lambda p: lab.ping(p[0], hosts[p[2]][p[1]]) == 1, 40, "every host pair to reach each other")
 
 
 def test_full_size_packets_and_tunnels_of_the_underlay_family(lab):
@@ -179,20 +165,22 @@ def test_isolation_on_the_wire_and_on_the_bridge_ports(lab):
     mine = f"host {l8.a.ip} or host {l8.b.ip} or host {l8.a.ip6} or host {l8.b.ip6}"
     others = [capture(names.server_ns(topo, "VM2"), topo.link_port_name(lid), mine, ethernet=False)
               for lid in topo.bridge("VM2", "VM1").link_ids if lid != 8]
+
+    def of_link(text: str) -> List[str]:
+        # tcpdump -vv prints the outer header, then the inner packet on the following line(s)
+        packets = re.split(r"\n(?=\d\d:\d\d:\d\d\.)", text)
+        return [p for p in packets if f"{l8.a.ip} > {l8.b.ip}" in p or f"{l8.a.ip6} > {l8.b.ip6}" in p]
     try:
         assert lab.ping(l8.a.router, l8.b.ip, count=5, interval="0.05") == 5
         assert lab.ping(l8.a.router, l8.b.ip6, count=5, interval="0.05") == 5
-        time.sleep(0.3)
+        # until tcpdump has printed the 10 echo requests on the wire: the other ports had as long
+        wait_until(lambda: len(of_link(captured(wire))) >= 10, 5, "tcpdump to print link 8's echo requests")
     finally:
         text = stop_capture(wire)
         leaked = [stop_capture(h).strip() for h in others]
     assert leaked == [""] * len(others), leaked
-    # tcpdump -vv prints the outer header, then the inner packet on the following line(s)
-    packets = re.split(r"\n(?=\d\d:\d\d:\d\d\.)", text)
-    of_link = [p for p in packets if f"{l8.a.ip} > {l8.b.ip}" in p or f"{l8.a.ip6} > {l8.b.ip6}" in p]
-    assert len(of_link) >= 10, text[-2000:]
     mark = topo.link_marks[8]
-    for p in of_link:
+    for p in of_link(text):
         if isolation == "key":
             want = f"vni {l8.id}" if encap == "vxlan" else f"key=0x{l8.id:x}"
             assert want in p, p
@@ -206,20 +194,16 @@ def test_remote_link_failover_drops_both_families_and_reroutes(lab):
     lab, _, _ = lab
     topo = lab.topo
     l8 = topo.link(8)
-    code, body = controller.rest_call(lab.path, "POST", f"/v1/links/{l8.id}/fail")
-    assert code == 200, body
-    try:
-        def both_down():
-            s = lab.sessions(l8.a.router)
-            return s.get(l8.b.ip) != "Established" and s.get(l8.b.ip6) != "Established"
-        _wait(both_down, 10, "BERN's IPv4 and IPv6 sessions over the failed link 8 to drop")
+
+    def both_down():
+        s = lab.sessions(l8.a.router)
+        return s.get(l8.b.ip) != "Established" and s.get(l8.b.ip6) != "Established"
+    with link_failed(lab.path, l8.id):
+        wait_until(both_down, 10, "BERN's IPv4 and IPv6 sessions over the failed link 8 to drop")
         # AS3 still reaches AS4 through AS1 and AS2, in both families
-        _wait(lambda: lab.ping("3.BERN.host", lab.hosts4["4.LYON.host"]) == 1
-              and lab.ping("3.BERN.host", lab.hosts6["4.LYON.host"]) == 1, 30,
-              "AS3 to reach AS4 around the failed link in both families")
-    finally:
-        code, body = controller.rest_call(lab.path, "POST", f"/v1/links/{l8.id}/restore")
-        assert code == 200, body
+        wait_until(lambda: lab.ping("3.BERN.host", lab.hosts4["4.LYON.host"]) == 1
+                   and lab.ping("3.BERN.host", lab.hosts6["4.LYON.host"]) == 1, 30,
+                   "AS3 to reach AS4 around the failed link in both families")
     ok, reports = convergence.wait_bgp(topo, timeout=60)
     assert ok, [r for r in reports if not convergence.bgp_converged(r)]
 
@@ -235,13 +219,13 @@ def test_underlay_cut_is_seen_by_bfd_and_heals(lab):
             code, body = controller.rest_call(lab.path, "GET", "/v1/links")
             states = {l["id"]: l["state"] for l in body["links"]} if code == 200 else {}
             return all(states.get(i) == "down" for i in hit) and states
-        states = _wait(hit_down, 5, "BFD to take the VM3 links down")
+        states = wait_until(hit_down, 5, "BFD to take the VM3 links down")
         assert {i for i, s in states.items() if s != "up"} == hit
     finally:
         subprocess.run(["ip", "-n", ul_ns, "link", "set", veth, "up"], check=True, timeout=10)
     ok, reports = convergence.wait_bgp(topo, timeout=60)
     assert ok, [r for r in reports if not convergence.bgp_converged(r)]
     # sessions Established is not routes installed: allow the routes a moment to come back
-    _wait(lambda: lab.ping("5.ROMA.host", lab.hosts4["1.ZURI.host"]) == 1
-          and lab.ping("5.ROMA.host", lab.hosts6["1.ZURI.host"]) == 1, 30,
-          "AS5 to reach AS1 again in both families")
+    wait_until(lambda: lab.ping("5.ROMA.host", lab.hosts4["1.ZURI.host"]) == 1
+               and lab.ping("5.ROMA.host", lab.hosts6["1.ZURI.host"]) == 1, 30,
+               "AS5 to reach AS1 again in both families")

@@ -18,10 +18,11 @@ import re
 import secrets
 import subprocess
 import time
+from typing import List
 
 import pytest
 
-from e2e_support import capture, require_lab, stop_capture
+from e2e_support import capture, captured, require_lab, stop_capture, wait_until
 from minet_sdn.importers import to_yaml
 from minet_sdn.lab import convergence, paths, places, updown
 from minet_sdn.topology import names
@@ -78,16 +79,6 @@ def vtysh_json(topo, router: str, cmd: str):
     return json.loads(out) if out else {}
 
 
-def wait(pred, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.5)
-    return pred()
-
-
 def test_the_lab_has_members_on_both_servers(lab):
     _, topo, _ = lab
     assert [(s.a.router, s.a.server, s.b.server) for s in topo.ixp_segments] == [("3.C", "VM2", "VM1"),
@@ -119,15 +110,19 @@ def test_routes_through_the_route_server_keep_the_members_next_hop_and_honour_an
         paths = table(router).get(prefix[asn], [])
         return [p for p in paths if any(h.get("ip") == member_ip[asn] for h in p.get("nexthops", []))]
 
+    def learns(router, asn, via=via_lan, table=table, prefix=prefix):
+        return wait_until(lambda: via(router, asn), 30, lambda: f"{router} to learn AS {asn}'s prefix through the "
+                          f"route server (has {table(router).get(prefix[asn])})", interval=0.5)
+
     # 4.D (VM2) learns AS 1 and AS 3 from the route server, next hop the member itself, no AS 100
     for asn in (1, 3):
-        paths = wait(lambda: via_lan("4.D", asn))
-        assert paths, (asn, table("4.D").get(prefix[asn]))
+        paths = learns("4.D", asn)
         assert paths[0]["path"].split()[:1] == [str(asn)] and "100" not in paths[0]["path"].split()
-    assert wait(lambda: via_lan("3.C", 4)) and wait(lambda: via_lan("2.B", 4))
+    learns("3.C", 4)
+    learns("2.B", 4)
     # announce_to: 2.B's prefix reaches AS 1 through the route server, and nobody else
-    assert wait(lambda: via_lan("1.A", 2))
-    time.sleep(2)
+    learns("1.A", 2)
+    time.sleep(2)          # deliberately: the withheld route would have spread by now
     for router in ("3.C", "4.D"):
         assert prefix[2] not in table(router), router
     # while 2.B itself, with no list for the others, learns everyone's
@@ -143,7 +138,8 @@ def test_routes_through_the_route_server_keep_the_members_next_hop_and_honour_an
     def via_lan6(router, asn):
         return [p for p in table6(router).get(prefix6[asn], [])
                 if any(h.get("ip") == member_ip6[asn] for h in p.get("nexthops", []))]
-    assert wait(lambda: via_lan6("4.D", 1)) and wait(lambda: via_lan6("3.C", 4)) and wait(lambda: via_lan6("1.A", 2))
+    for router, asn in (("4.D", 1), ("3.C", 4), ("1.A", 2)):
+        learns(router, asn, via_lan6, table6, prefix6)
     for router in ("3.C", "4.D"):
         assert prefix6[2] not in table6(router), router
 
@@ -201,6 +197,10 @@ def test_isolation_nothing_of_the_lan_leaks_and_members_see_each_other_only_insi
     c, d = topo.ixp_segment(100, "3.C"), topo.ixp_segment(100, "4.D")
     lan_net = "net 198.18.0.0/24 or net fd00:6978::/48 or ether[6:2] == 0x0269 or ether[0:2] == 0x0269"
     c_to_a = f"(host {c.a.ip} and host {LAN}.2) or (host {c.a.ip6} and host {LAN6}:2)"
+
+    def of_c(text: str) -> List[str]:
+        """3.C's packets to 1.A as tcpdump -vv printed them (outer header, then the inner packet)."""
+        return [p for p in re.split(r"\n(?=\d\d:\d\d:\d\d\.)", text) if f"{c.a.ip} > {LAN}.2" in p]
     caps = {
         # link 1's ports on both servers: nothing of the peering LAN
         "link 1 on VM1": capture(names.server_ns(topo, "VM1"), topo.link_port_name(1), lan_net),
@@ -216,16 +216,14 @@ def test_isolation_nothing_of_the_lan_leaks_and_members_see_each_other_only_insi
         assert ping(topo, "3.C", f"{LAN6}:2", count=3) == 3
         assert ping(topo, "4.D", f"{LAN}.1", count=3) == 3
         assert ping(topo, "4.D", f"{LAN6}:5", count=3) == 3
-        time.sleep(0.5)
+        # until tcpdump has printed 3.C's echo requests on the wire: the other ports had as long
+        wait_until(lambda: len(of_c(captured(wire))) >= 5, 5, "tcpdump to print 3.C's echo requests to 1.A")
     finally:
         text = stop_capture(wire)
         leaked = {k: stop_capture(v) for k, v in caps.items()}
     assert leaked == {k: "" for k in caps}, leaked
     # on the underlay: 3.C's packets to 1.A carry its segment's key (or DSCP mark), not link 1's
-    packets = re.split(r"\n(?=\d\d:\d\d:\d\d\.)", text)
-    mine = [p for p in packets if f"{c.a.ip} > {LAN}.2" in p]
-    assert len(mine) >= 5, text[-2000:]
-    for p in mine:
+    for p in of_c(text):
         if topo.fabric.isolation == "key":
             assert f"key=0x{c.id:x}" in p, p
         else:

@@ -16,9 +16,9 @@ from itertools import permutations
 import pytest
 
 from minet_sdn import host
-from minet_sdn.lab import controller, convergence, paths, places, status, updown
+from minet_sdn.lab import convergence, paths, places, status, updown
 from minet_sdn.lab import state as lab_state
-from e2e_support import demo_variant, isolation, require_lab
+from e2e_support import demo_variant, isolation, require_lab, session_drops_on_failed_link, wait_all
 from minet_sdn.topology import load_topology, names
 
 pytestmark = pytest.mark.root
@@ -95,15 +95,9 @@ def test_up_establishes_every_bgp_session_in_time(lab):
 def test_hosts_reach_each_other(lab):
     path, topo, _, _ = lab
     hosts = _host_ips(topo)
-    deadline = time.monotonic() + 30            # sessions are up; routes may still be spreading
-    pending = list(permutations(hosts, 2))
-    while pending:
-        pending = [(a, b) for a, b in pending
-                   if _in(topo, a, "ping", "-c", "1", "-W", "1", hosts[b]).returncode != 0]
-        if pending and time.monotonic() > deadline:
-            pytest.fail(f"{len(pending)} host pairs cannot reach each other, e.g. {pending[:3]}")
-        if pending:
-            time.sleep(1)
+    # sessions are up; routes may still be spreading
+    wait_all(permutations(hosts, 2), lambda p: _in(topo, p[0], "ping", "-c", "1", "-W", "1", hosts[p[1]]).returncode == 0,
+             30, "every host pair to reach each other")
     # a full 1500-byte packet across a remote link (AS3 on VM1 to AS4 on VM2 over link 8)
     assert _in(topo, "3.BERN.host", "ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1472",
                hosts["4.LYON.host"]).returncode == 0
@@ -149,18 +143,7 @@ def test_link_fail_and_restore_through_the_lab_rest(lab):
                 return s["state"]
         return "absent"
 
-    code, body = controller.rest_call(path, "POST", f"/v1/links/{link.id}/fail")
-    assert code == 200, body
-    try:
-        deadline = time.monotonic() + 10
-        while state_of_session() == "Established":
-            assert time.monotonic() < deadline, "the BGP session stayed up on a failed link"
-            time.sleep(0.2)
-    finally:
-        code, body = controller.rest_call(path, "POST", f"/v1/links/{link.id}/restore")
-        assert code == 200, body
-    ok, _ = convergence.wait_bgp(topo, timeout=60)
-    assert ok
+    session_drops_on_failed_link(path, topo, link.id, state_of_session)
 
 
 def test_up_twice_is_a_noop(lab):

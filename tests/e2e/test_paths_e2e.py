@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Tuple
 import pytest
 
 from minet_sdn.lab import observe, places, updown
-from e2e_support import demo_variant, isolation, require_lab
+from e2e_support import demo_variant, isolation, require_lab, wait_until
 from minet_sdn.topology import load_topology
 from minet_sdn.topology.addressing import topology_addressing
 
@@ -177,13 +177,11 @@ def stable_as_paths(topo) -> Dict[Tuple[str, str], AsPath]:
     lab_up returns when the sessions are up, not when the best routes have spread: a traceroute
     taken too early can follow a path that is about to be replaced.
     """
-    deadline = time.monotonic() + PATHS_TIMEOUT_S
-    while not routes_complete(topo):
-        assert time.monotonic() < deadline, "routes to every configured AS did not spread"
-        time.sleep(1.0)
+    wait_until(lambda: routes_complete(topo), PATHS_TIMEOUT_S, "routes to every configured AS to spread",
+               interval=1.0)
     previous = _as_paths(topo)
     for _ in range(4):
-        time.sleep(2.0)
+        time.sleep(2.0)                  # deliberately: paths alike two rounds apart are settled ones
         current = _as_paths(topo)
         if current == previous:
             print(f"AS paths of {topo.name} ({len(topo.servers)} servers, {topo.fabric.isolation}): "

@@ -101,7 +101,7 @@ def test_watch_partition(lab):
         assert wait_for(lambda: js_count(drv, "#links tbody tr") == 9, 10)
         assert wait_for(lambda: js_class(drv, "m-1-5") == "ok", 5)
         assert wait_for(lambda: "2/2" in (js_text(drv, "bgp-1") or ""), 20)   # AS1: both routers answer
-        if SHOTS:
+        if SHOTS:              # screenshots only: one more round of the page's 1 s poll draws all of it
             time.sleep(1.5)
             drv.save_screenshot(os.path.join(SHOTS, "status-demo-ok.png"))
 
@@ -125,7 +125,7 @@ def test_watch_partition(lab):
                 if s != d:
                     want = "bad" if (s, d) in cut5 else "ok"
                     assert js_class(drv, f"m-{s}-{d}") == want, (s, d)
-        if SHOTS:
+        if SHOTS:              # screenshots only: one more round of the page's 1 s poll draws all of it
             time.sleep(1.5)
             drv.save_screenshot(os.path.join(SHOTS, "status-demo-failed.png"))
 

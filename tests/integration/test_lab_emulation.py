@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 from minet_sdn import host
-from minet_sdn.lab import LabError, networks, paths, servers, sshd, system
+from minet_sdn.lab import LabError, networks, paths, servers, sshd, system, updown
 from minet_sdn.lab.state import LabState, ProcessRecord, lab_lock
 from minet_sdn.topology import load_topology, names
 
@@ -65,12 +65,10 @@ def topo_path(tmp_path):
     """A fresh 2-server topology with a unique name; whatever a test builds of it is removed."""
     name = f"lt{secrets.token_hex(2)}"
     path = _write_topology(tmp_path, name)
-    topo = load_topology(path)
     try:
         yield path
     finally:
-        with lab_lock(topo):
-            servers.teardown(topo)
+        updown.remove_lab(path)
 
 
 @pytest.fixture
