@@ -3,10 +3,19 @@ closed pipe (`minet link list FILE | head -3`) ends the command quietly with 141
 would, and any other write failure is one line on stderr, never a traceback."""
 from __future__ import annotations
 
+import argparse
 import errno
 import os
 import sys
 from typing import Callable
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (no usage block), exit code 2."""
+
+    def error(self, message: str) -> None:
+        print(f"{self.prog}: {message}", file=sys.stderr)
+        raise SystemExit(2)
 
 
 class OutputError(Exception):

@@ -1,7 +1,7 @@
 """minet-provision: build (or remove) the part of a topology that lives on one server, or on all.
 
-    minet-provision [--topology FILE] --server VM1 [--down] [--json] [--backend docker [--image IMG]]
-    minet-provision [--topology FILE] --master [--down] [--json] [--known-hosts F] [--identity F]
+    minet-provision [--topology FILE] --server VM1 [--down] [--wait [S]] [--json] [--backend docker [--image IMG]]
+    minet-provision [--topology FILE] --master [--down] [--wait [S]] [--json] [--known-hosts F] [--identity F]
                     [--insecure-host-keys] [--local-server X] [--remote-command CMD]
     minet-provision [--topology FILE] --server VM1 --plan      (print the plan, change nothing)
 
@@ -9,7 +9,15 @@ Single-server mode works in the current network namespace and talks to the Open 
 through the usual environment (OVS_RUNDIR); its state lives under $MINET_STATE_DIR (default
 /var/lib/minet-sdn)/<topology name>/<server>/. Progress goes to stderr.
 
-Exit status: 0 done, 1 provisioning failed (what this run created was rolled back), 2 bad input.
+With --wait, `up` returns when routing has converged on the server's configured routers: every
+BGP session they should have is Established and each has a route to every configured AS (each
+server asks only its own routers, on this machine; with --master every server waits at once, so
+the whole topology has converged when all return). Not converged within S seconds (default 180 +
+0.5 per router of the topology): exit 1, with one line saying which routers and why; what was
+built stays (it is not a failure to build).
+
+Exit status: 0 done, 1 provisioning failed (what this run created was rolled back) or, with --wait,
+not converged in time, 2 bad input.
 """
 from __future__ import annotations
 
@@ -22,18 +30,18 @@ import sys
 import threading
 from typing import List, Optional
 
-from ..cli.output import guarded
+from ..cli.output import OneLineParser, guarded
 from ..messages import clip_line
 from ..provision.apply import ProvisionError, Provisioner
 from ..provision.ovs import detect_datapath
 from ..provision.image import IMAGE_ENV, default_image
 from ..provision.plan import BACKENDS, build_plan
-from ..provision import ssh
+from ..provision import converge, ssh
 from ..topology import TopologyError, validate
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="minet-provision", description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog="minet-provision", description=__doc__.split("\n\n")[0])
     p.add_argument("--topology", default="topology.yaml", help="topology file (default ./topology.yaml)")
     who = p.add_mutually_exclusive_group()
     who.add_argument("--server", help="provision this server (this machine)")
@@ -41,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--down", action="store_true", help="remove what provisioning made instead")
     p.add_argument("--json", action="store_true", help="print a machine-readable report on stdout")
     p.add_argument("--plan", action="store_true", help="print the plan of --server as JSON and change nothing")
+    p.add_argument("--wait", nargs="?", type=_seconds, const=-1.0, default=None, metavar="S",
+                   help="after up, wait until BGP has converged on the server's routers (at most S "
+                        "seconds; default 180 + 0.5 per router)")
     p.add_argument("--backend", choices=BACKENDS, default="netns",
                    help="how nodes are made: netns (named namespaces, default) or docker (containers)")
     p.add_argument("--image", help=f"docker backend: the image (default ${IMAGE_ENV}, else {default_image()}, "
@@ -56,6 +67,16 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--remote-command", default=ssh.DEFAULT_REMOTE_COMMAND,
                    help="the minet-provision command on the servers (default: minet-provision)")
     return p
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 86400 or not text.strip().replace(".", "", 1).isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0 < S <= 86400)")
+    return value
 
 
 def _progress(line: str) -> None:
@@ -88,6 +109,8 @@ def _main(argv: Optional[List[str]]) -> int:
         return _master(args, topo)
     if not args.server:
         return _bad(["minet-provision: give --server NAME (this machine) or --master"])
+    if args.wait is not None and (args.down or args.plan):
+        return _bad([f"minet-provision: --wait goes with up, not with {'--down' if args.down else '--plan'}"])
     if args.server not in topo.servers:
         return _bad([f"{topo.source}: --server {args.server}: not a server of this topology "
                      f"({', '.join(topo.servers)})"])
@@ -118,14 +141,50 @@ def _main(argv: Optional[List[str]]) -> int:
                               "error": exc.what, "rolled_back": rolled, "changes": prov.changes,
                               "n_changes": len(prov.changes)}))
         return 1
+    doc = report.as_dict()
+    converged = True
+    if args.wait is not None:
+        converged, doc["routing"] = _wait_routing(topo, plan, args.wait)
+        doc["ok"] = converged
+        if not converged:
+            doc["error"] = doc["routing"]["error"]
     if args.json:
-        print(json.dumps(report.as_dict()))
+        print(json.dumps(doc))
     else:
         if args.verbose:
             for change in report.changes:
                 print(f"  {change}")
         print(f"{report.server}: {action}: {len(report.changes)} changes in {report.seconds:.1f}s")
-    return 0
+        if "routing" in doc:
+            print(f"{report.server}: routing: {doc['routing']['summary']}")
+    if not converged:
+        print(f"error: {args.server}: {doc['error']}", file=sys.stderr)
+    return 0 if converged else 1
+
+
+def _wait_routing(topo, plan, wait: float):
+    """Wait for BGP on this server's configured routers: (converged, report for --json)."""
+    import time
+    t0 = time.monotonic()
+    ns = {n.id: n.ns for n in plan.nodes}
+    places = {r.node: converge.FrrSockets(r.confdir, ns[r.node], plan.backend)
+              for r in plan.routers if r.configure and r.node in topo.routers}    # (not route servers)
+    routers = list(places)
+    timeout = converge.default_timeout(len(topo.routers)) if wait < 0 else wait
+    _progress(f"[{plan.server}] waiting for BGP on {len(routers)} configured routers")
+    ok, reports = converge.wait_converged(
+        topo, routers, lambda r, cmd, t: converge.ask(places[r], cmd, t), timeout=timeout, routes=True,
+        progress=lambda m: _progress(f"[{plan.server}] {m}"))
+    up, total = converge.count_sessions(reports)
+    done = sum(1 for r in reports if converge.bgp_converged(r) and r.get("routes_missing") == [])
+    seconds = round(time.monotonic() - t0, 1)
+    doc = {"converged": ok, "seconds": seconds, "sessions": {"established": up, "expected": total},
+           "routers": {"converged": done, "total": len(routers)},
+           "summary": f"{up}/{total} sessions established, {done}/{len(routers)} routers with every route "
+                      f"({seconds:.1f} s)"}
+    if not ok:
+        doc["error"] = f"not converged after {timeout:.0f} s: {converge.not_converged(reports)}"
+    return ok, doc
 
 
 def _master(args: argparse.Namespace, topo) -> int:
@@ -141,6 +200,10 @@ def _master(args: argparse.Namespace, topo) -> int:
     extra = [] if args.backend == "netns" else ["--backend", args.backend]
     if args.image:
         extra += ["--image", args.image]
+    if args.wait is not None:
+        if args.down:
+            return _bad(["minet-provision: --wait goes with up, not with --down"])
+        extra += ["--wait"] + ([f"{args.wait:g}"] if args.wait > 0 else [])
     results = ssh.run_master(topo, os.path.abspath(args.topology), args.down, opts, _progress,
                              local_server=args.local_server, extra=extra)
     ok = all(r.ok for r in results)

@@ -70,7 +70,10 @@ class SshOptions:
     insecure_host_keys: bool = False
     remote_command: str = DEFAULT_REMOTE_COMMAND
     connect_timeout: float = CONNECT_TIMEOUT
-    command_timeout: float = 900.0
+    # How long the remote minet-provision may stay silent (it reports progress every few seconds
+    # while it works): a limit on silence, not on the whole run, so a server holding many routers
+    # may take as long as its start-up needs.
+    idle_timeout: float = 300.0
 
 
 def _remote_argv(command: str, topo_path: str, server: str, down: bool, extra: List[str]) -> str:
@@ -164,7 +167,7 @@ def provision_over_ssh(server: Server, topo_text: str, down: bool, opts: SshOpti
                 lines.append(line)
                 progress(line if line.startswith(f"[{server.name}]") else f"[{server.name}] {line}")
 
-            code, out, _ = _exec(client, cmd, opts.command_timeout, on_stderr_line=on_line)
+            code, out, _ = _exec(client, cmd, opts.idle_timeout, on_stderr_line=on_line)
             _finish(result, code, out, lines)
         finally:
             _exec(client, f"rm -f {shlex.quote(path)}", 30)
@@ -179,13 +182,16 @@ def provision_over_ssh(server: Server, topo_text: str, down: bool, opts: SshOpti
 
 def _exec(client, command: str, timeout: float,
           on_stderr_line: Optional[Callable[[str], None]] = None) -> Tuple[int, str, str]:
-    """Run one command on the connection; stream stderr lines; (exit status, stdout, stderr)."""
+    """Run one command on the connection; stream stderr lines; (exit status, stdout, stderr).
+    `timeout` bounds the silence: it fails when nothing came for that long."""
     chan = client.get_transport().open_session()
     chan.settimeout(timeout)
     chan.exec_command(command)
     out, err, partial = [], [], ""
     deadline = time.monotonic() + timeout
     while True:
+        if chan.recv_ready() or chan.recv_stderr_ready():
+            deadline = time.monotonic() + timeout
         if chan.recv_ready():
             out.append(chan.recv(65536).decode(errors="replace"))
             continue
@@ -202,7 +208,7 @@ def _exec(client, command: str, timeout: float,
             break
         if time.monotonic() > deadline:
             chan.close()
-            raise TimeoutError(f"{command.split()[0]} did not finish within {timeout:.0f}s")
+            raise TimeoutError(f"{command.split()[0]} said nothing for {timeout:g} s: given up")
         select.select([chan], [], [], 0.2)
     if on_stderr_line and partial.strip():
         on_stderr_line(partial.rstrip())

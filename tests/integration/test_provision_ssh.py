@@ -87,10 +87,16 @@ def test_master_mode_over_ssh(tmp_path):
         assert not [f for f in os.listdir("/tmp") if f.startswith("minet-topology.")
                     and open(os.path.join("/tmp", f)).read() == text]
 
-        # a second master run changes nothing anywhere
-        res = master(vm1, topo_path, known_hosts, key)
-        assert res.returncode == 0, res.stderr
-        assert [s["report"]["n_changes"] for s in json.loads(res.stdout)["servers"]] == [0, 0]
+        # a second master run changes nothing anywhere; with --wait it says that routing has not
+        # converged (no flows on the remote bridges yet, so eBGP cannot come up), naming the router
+        res = master(vm1, topo_path, known_hosts, key, "--wait", "3")
+        assert res.returncode == 1, res.stderr
+        report = json.loads(res.stdout)
+        assert [s["report"]["n_changes"] for s in report["servers"]] == [0, 0]
+        for s, peer in zip(report["servers"], ("100.64.0.2", "100.64.0.1")):
+            assert not s["ok"] and not s["report"]["routing"]["converged"]
+            assert s["error"].startswith("not converged after 3 s: 1 of 1 routers not converged: ")
+            assert f"sessions not established: {peer}" in s["error"]
 
         # the flows the controller would install for link 1 (tunnel key 1), then eBGP across GRE
         for server, bridge in ((vm1, f"{tag}-br2"), (vm2, f"{tag}-br1")):
@@ -99,6 +105,14 @@ def test_master_mode_over_ssh(tmp_path):
             server.run("ovs-ofctl", "-O", "OpenFlow13", "add-flow", bridge, "in_port=1,tun_id=1,actions=output:101")
         conf_a = os.path.join(vm1.state_dir, tag, "VM1", "frr", "1.A")
         assert wait_for(lambda: "100.64.0.2" in established(vm1, tag, "1.A", conf_a)), "eBGP across GRE"
+        # --wait returns once each server's routers have every session and every route
+        res = master(vm1, topo_path, known_hosts, key, "--wait", "60")
+        assert res.returncode == 0, res.stderr + res.stdout
+        for s in json.loads(res.stdout)["servers"]:
+            routing = s["report"]["routing"]
+            assert routing["converged"] and routing["routers"] == {"converged": 1, "total": 1}
+            assert routing["sessions"]["established"] == routing["sessions"]["expected"] > 0
+        assert "[VM2] waiting for BGP on 1 configured routers" in res.stderr
         # full-size packets fit the link MTU (1458 on a 1500-byte underlay): 1430 + 28 bytes, DF set
         ping = sh("ip", "netns", "exec", f"{tag}-1.A", "ping", "-c2", "-W2", "-M", "do", "-s", "1430", "100.64.0.2",
                   check=False)

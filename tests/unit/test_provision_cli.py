@@ -1,6 +1,7 @@
 """minet-provision without root: bad input is one line per problem and exit 2 (no traceback),
 --plan prints the plan, master mode refuses servers it cannot reach, SSH target parsing."""
 import json
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -107,3 +108,74 @@ def test_report_parsing_takes_the_last_json_line():
     assert not failed.ok and failed.error == "zebra did not start"
     crashed = ssh._finish(ssh.ServerResult(server="VM1", ok=False, via="x"), 127, "", ["sh: minet-provision: not found"])
     assert not crashed.ok and crashed.error == "sh: minet-provision: not found"
+
+
+class _ScriptedChannel:
+    """A paramiko channel stand-in: writes stderr lines at given offsets (seconds from the start),
+    then exits; select() waits on a socket that never becomes readable."""
+
+    def __init__(self, script, exit_at):
+        import socket
+        self._a, self._b = socket.socketpair()
+        self._t0 = None
+        self._script = list(script)
+        self._exit_at = exit_at
+        self.closed = False
+
+    def _now(self):
+        return time.monotonic() - self._t0
+
+    def settimeout(self, _t):
+        pass
+
+    def exec_command(self, _cmd):
+        self._t0 = time.monotonic()
+
+    def fileno(self):
+        return self._a.fileno()
+
+    def recv_ready(self):
+        return False
+
+    def recv_stderr_ready(self):
+        return bool(self._script) and self._script[0][0] <= self._now()
+
+    def recv_stderr(self, _n):
+        return (self._script.pop(0)[1] + "\n").encode()
+
+    def exit_status_ready(self):
+        return not self._script and self._now() >= self._exit_at
+
+    def recv_exit_status(self):
+        return 0
+
+    def close(self):
+        self.closed = True
+        self._a.close()
+        self._b.close()
+
+
+class _Client:
+    def __init__(self, chan):
+        self.chan = chan
+
+    def get_transport(self):
+        return self
+
+    def open_session(self):
+        return self.chan
+
+
+def test_master_command_limit_is_on_silence_not_on_the_whole_run():
+    # progress every 0.2 s for 1.2 s: longer than the 0.6 s limit, never silent that long
+    chan = _ScriptedChannel([(0.2 * i, f"FRR: {i}/6 routers started") for i in range(1, 7)], exit_at=1.3)
+    seen = []
+    code, _out, err = ssh._exec(_Client(chan), "minet-provision --server VM1", 0.6, on_stderr_line=seen.append)
+    assert code == 0 and len(seen) == 6 and "6/6" in err
+
+
+def test_master_command_gives_up_after_silence():
+    chan = _ScriptedChannel([(0.1, "FRR: 1/6 routers started")], exit_at=60)
+    with pytest.raises(TimeoutError, match="said nothing for 0.5 s"):
+        ssh._exec(_Client(chan), "minet-provision --server VM1", 0.5)
+    assert chan.closed
