@@ -9,7 +9,7 @@ Modules, by concern (each imports only those above it):
   effective     the user's topology loaded for the lab, and its effective copy (mgmt network)
   servers       the emulated servers built (namespaces, OvS, networks, sshd) and torn down
   places        where provisioning put each node, and running a command in a node (exec)
-  convergence   asking routers (vty), BGP sessions, routes, waiting until they converge
+  convergence   BGP sessions and routes of the lab's routers, waiting until they converge
   controller    the controller in the mgmt namespace, the REST relay, the lab's REST client
   provisioning  minet-provision over SSH (and its local fallback), capacity, docker image
   updown        lab_up, lab_down, repair and health, remove_lab (down, then teardown)

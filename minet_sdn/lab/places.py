@@ -9,6 +9,7 @@ import sys
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from ..provision.converge import FrrSockets
 from ..topology import Topology, names
 from . import LabError, paths
 from .effective import load
@@ -28,11 +29,13 @@ class RouterPlace:
         """argv prefix running a command in the node (vtysh of a container is the container's)."""
         return names.exec_prefix(self.backend, self.netns)
 
+    def sockets(self) -> FrrSockets:
+        """How to ask this router's FRR (provision/converge.py)."""
+        return FrrSockets(self.vty_dir, self.netns, self.backend)
+
     def vtysh_argv(self, *commands: str) -> List[str]:
-        """vtysh -c COMMAND... on this router: the host's vtysh on the router's sockets (netns), the
-        container's on docker (the router's FRR directory is at the same path inside it)."""
-        prefix = self.exec_prefix() if self.backend == "docker" else []
-        return prefix + names.vtysh_argv(self.vty_dir, *commands)
+        """vtysh -c COMMAND... on this router (the host's on its sockets; the container's on docker)."""
+        return self.sockets().vtysh_argv(*commands)
 
 
 # A server's nodes walk every AS of the topology, and pollers ask for a router's place on every
