@@ -37,9 +37,10 @@ SYNC_REPLIES = {"PortDescStatsRequest": "ports", "FlowStatsRequest": "flows"}   
 # Set by `minet controller` before the app starts; MINET_TOPOLOGY / MINET_REST / MINET_CONTROLLER_STATE
 # serve ryu-manager. echo_interval: seconds of silence before a switch is sent an echo request (it is
 # dropped after 3 such intervals); on_fatal(reason): called when the process cannot go on (the
-# OpenFlow listener died), `minet controller` exits non-zero.
+# OpenFlow listener died), `minet controller` exits non-zero. rest_names: DNS names clients may put in
+# Host besides addresses and localhost (rest/server.check_host; MINET_REST_NAMES, comma-separated).
 CONFIG: Dict[str, object] = {"topology": None, "rest": None, "state": None, "echo_interval": None,
-                             "on_fatal": None}
+                             "on_fatal": None, "rest_names": None}
 
 compat.harden_openflow()
 
@@ -200,7 +201,9 @@ class RemoteLinks(BaseApp):
     def start(self):
         thread = super().start()
         if self.rest_addr:
-            self.rest_server = serve_in_thread(tuple(self.rest_addr), make_app(self))
+            names = CONFIG.get("rest_names") or os.environ.get("MINET_REST_NAMES", "").split(",")
+            self.rest_server = serve_in_thread(tuple(self.rest_addr), make_app(self),
+                                               names=[n for n in names if n])
             self.logger.info("REST API on http://%s:%s", *self.rest_addr)
         threading.Thread(target=self._tick_loop, name="minet-tick", daemon=True).start()
         compat.LISTENER.watch(self._listener_died)
