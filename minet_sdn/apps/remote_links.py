@@ -238,6 +238,11 @@ class RemoteLinks(BaseApp):
             dp = self.datapaths.get(dpid)
             if dp is None:
                 continue
+            if len(msgs) >= 2 and [ofmsg.kind(m) for m in msgs[-2:]] == list(SYNC_REPLIES):
+                self._start_sync(dp, msgs[-2:])     # a resync (core.refused, tick): always last
+                msgs = msgs[:-2]
+                if not msgs:
+                    continue
 
             def other(msg, xid, dp=dp):
                 msg.datapath = dp
@@ -291,13 +296,18 @@ class RemoteLinks(BaseApp):
                 self.logger.warning("switch %016x is not in topology %s; leaving it alone", dpid, self.topo.name)
             return
         self.datapaths[dpid] = dp
-        sync: Dict[str, object] = {}
-        for msg in self.core.connected(dpid, time.monotonic()).get(dpid, []):
-            self._send_one(dp, msg)
-            sync[msg.xid] = SYNC_REPLIES[ofmsg.kind(msg)]
-        self._sync[dpid] = sync
+        self._start_sync(dp, self.core.connected(dpid, time.monotonic()).get(dpid, []))
         self.logger.info("switch %016x (%s) connected; reading its ports and flows", dpid,
                          self.topo.bridges[dpid].name)
+
+    def _start_sync(self, dp, requests: List[object]) -> None:
+        """Send the core's sync requests (ports, flows) and wait for their answers (_sync_part);
+        a sync already in flight is superseded (its late answers are ignored)."""
+        sync: Dict[str, object] = {}
+        for msg in requests:
+            self._send_one(dp, msg)
+            sync[msg.xid] = SYNC_REPLIES[ofmsg.kind(msg)]
+        self._sync[dp.id] = sync
 
     def _multipart(self, ev) -> Optional[list]:
         """All parts of a multipart reply, once the last one is in."""
@@ -387,6 +397,12 @@ class RemoteLinks(BaseApp):
         # code is None for experimenter errors: format with %s, never %d
         self.logger.error("switch %016x: OpenFlow error type=%s code=%s", msg.datapath.id or 0,
                           msg.type, msg.code)
+        dpid = msg.datapath.id
+        if self.core.known(dpid) and self.datapaths.get(dpid) is msg.datapath:
+            out = self.core.refused(dpid, time.monotonic())     # its table may not be what we think
+            if out:
+                self.logger.warning("switch %016x: reading its ports and flows again after the error", dpid)
+            self._send(out)
 
     # ---- service for the REST API ------------------------------------------------------------
     def _link(self, link_id: int):
