@@ -51,11 +51,20 @@ _NXM_NAMES = {f.name for f in nicira_ext.oxm_types}
 MODES = ("key", "tos")
 
 
+def _servers(count: int) -> str:
+    return "servers:\n" + "".join(f"  VM{i}: {{underlay_ip: 192.0.2.{i}}}\n" for i in range(1, count + 1))
+
+
 def three_servers(name: str, rest: str) -> str:
     """A topology template named `name` on servers VM1..VM3 (underlay 192.0.2.1-3), followed by
     `rest` (its ases, links, ixps): `template % mode` sets the isolation mode."""
-    return (f"name: {name}\nfabric: {{isolation: %s}}\nservers:\n"
-            + "".join(f"  VM{i}: {{underlay_ip: 192.0.2.{i}}}\n" for i in (1, 2, 3)) + rest)
+    return f"name: {name}\nfabric: {{isolation: %s}}\n" + _servers(3) + rest
+
+
+def two_servers(name: str, rest: str) -> str:
+    """A topology named `name` on servers VM1 and VM2 (underlay 192.0.2.1-2; default fabric),
+    followed by `rest` (its ases and links)."""
+    return f"name: {name}\n" + _servers(2) + rest
 
 
 def shared_labs(tmp_path_factory, template: str) -> Callable[[str], "Lab"]:
