@@ -97,6 +97,18 @@ def from_tunnel(topo: Topology, mode: str, bridge, other: int, frame: Packet) ->
     return frame.replace(ip_dscp=mark), [lid for lid in bridge.link_ids if topo.link_marks[lid] == mark]
 
 
+def inject_from_tunnel(lab: "Lab", mode: str, server: str, peer: str, other: int,
+                       frame: Packet) -> Tuple[list, list, List[int]]:
+    """`frame` of link (or segment) `other` arriving from the tunnel on `server`'s bridge towards
+    `peer`, marked as `from_tunnel` marks it: (where it left, as `lab.where` gives it; where it
+    should leave: the ports of the links its mark names, the frame `carried`; those links' ids)."""
+    tagged, targets = from_tunnel(lab.topo, mode, lab.topo.bridge(server, peer), other, frame)
+    sw = lab.bridge_switch(server, peer)
+    leaving = carried(mode, tagged.replace(tunnel_id=None))
+    want = [(lab.label(sw), lab.topo.link(lid).ofport, leaving) for lid in targets]
+    return lab.where(lab.inject(server, peer, tagged)), want, targets
+
+
 # ---- building the app ----------------------------------------------------------------------
 
 def build_app(topology_path, state_path=None) -> remote_links.RemoteLinks:
