@@ -38,7 +38,7 @@ from os_ken.lib import addrconv
 from os_ken.ofproto import nicira_ext
 from os_ken.ofproto import ofproto_parser
 
-from tests.fakeswitch import FakeFabric, FakeSwitch, Packet
+from tests.fakeswitch import FakeFabric, FakeSwitch, Packet, ipv4
 
 MAIN, DEAD = handler.MAIN_DISPATCHER, handler.DEAD_DISPATCHER
 TUNNEL = 1
@@ -98,10 +98,14 @@ def from_tunnel(topo: Topology, mode: str, bridge, other: int, frame: Packet) ->
 
 
 def inject_from_tunnel(lab: "Lab", mode: str, server: str, peer: str, other: int,
-                       frame: Packet) -> Tuple[list, list, List[int]]:
-    """`frame` of link (or segment) `other` arriving from the tunnel on `server`'s bridge towards
-    `peer`, marked as `from_tunnel` marks it: (where it left, as `lab.where` gives it; where it
-    should leave: the ports of the links its mark names, the frame `carried`; those links' ids)."""
+                       frame: Optional[Packet] = None) -> Tuple[list, list, List[int]]:
+    """`frame` of link (or segment) `other` (default: an IPv4 packet from its a end to its b end)
+    arriving from the tunnel on `server`'s bridge towards `peer`, marked as `from_tunnel` marks it:
+    (where it left, as `lab.where` gives it; where it should leave: the ports of the links its mark
+    names, the frame `carried`; those links' ids)."""
+    if frame is None:
+        a, b = lab.topo.link(other).a, lab.topo.link(other).b
+        frame = ipv4(a.mac, b.mac, a.ip, b.ip)
     tagged, targets = from_tunnel(lab.topo, mode, lab.topo.bridge(server, peer), other, frame)
     sw = lab.bridge_switch(server, peer)
     leaving = carried(mode, tagged.replace(tunnel_id=None))

@@ -157,8 +157,7 @@ def test_frames_marked_for_another_link_or_segment_stay_on_their_own(shared, mod
 def test_a_frame_from_the_tunnel_reaches_only_the_segment_or_link_its_mark_names(shared, mode, server, peer, other):
     lab = shared(mode)
     theirs = T.link(other)
-    got, want, _ = inject_from_tunnel(lab, mode, server, peer, other,
-                                      ipv4(theirs.a.mac, theirs.b.mac, theirs.a.ip, theirs.b.ip))
+    got, want, _ = inject_from_tunnel(lab, mode, server, peer, other)
     assert got == want
     # ARP from the tunnel goes nowhere, even carrying a segment's key
     arp = arp_request(theirs.a.mac, theirs.a.ip, theirs.b.ip).replace(tunnel_id=other)
