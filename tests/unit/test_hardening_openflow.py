@@ -1,6 +1,6 @@
 """Issue 12, the OpenFlow door: what the controller lets os-ken parse, how it serves connections,
 and what happens when its listener fails. No sockets of the network: fakes and the app harness.
-(The real listener, on loopback: tests/integration/test_controller_listener*.py.)
+(The real listener, on loopback: tests/unit/test_controller_listener*.py.)
 """
 import errno
 import struct
