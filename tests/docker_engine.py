@@ -16,11 +16,12 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from contextlib import contextmanager
 from typing import Iterator, List, Optional, Sequence
 
 from minet_sdn import host
+
+from tests.polling import wait_until
 
 SOCKET = "/var/run/docker.sock"
 START_TIMEOUT = 60.0
@@ -102,13 +103,11 @@ class Engine:
         finally:
             log.close()
         self.pid = proc.pid
-        deadline = time.monotonic() + START_TIMEOUT
-        while not answers():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                tail = self.log_tail()
-                self.stop()
-                raise EngineUnavailable(f"dockerd did not start: {tail}")
-            time.sleep(0.2)
+        wait_until(lambda: answers() or proc.poll() is not None, START_TIMEOUT, interval=0.2)
+        if not answers():
+            tail = self.log_tail()
+            self.stop()
+            raise EngineUnavailable(f"dockerd did not start: {tail}")
         return self
 
     def log_tail(self) -> str:

@@ -37,9 +37,10 @@ SYNC_REPLIES = {"PortDescStatsRequest": "ports", "FlowStatsRequest": "flows"}   
 # Set by `minet controller` before the app starts; MINET_TOPOLOGY / MINET_REST / MINET_CONTROLLER_STATE
 # serve ryu-manager. echo_interval: seconds of silence before a switch is sent an echo request (it is
 # dropped after 3 such intervals); on_fatal(reason): called when the process cannot go on (the
-# OpenFlow listener died), `minet controller` exits non-zero.
+# OpenFlow listener died), `minet controller` exits non-zero. rest_names: DNS names clients may put in
+# Host besides addresses and localhost (rest/server.check_host; MINET_REST_NAMES, comma-separated).
 CONFIG: Dict[str, object] = {"topology": None, "rest": None, "state": None, "echo_interval": None,
-                             "on_fatal": None}
+                             "on_fatal": None, "rest_names": None}
 
 compat.harden_openflow()
 
@@ -200,7 +201,9 @@ class RemoteLinks(BaseApp):
     def start(self):
         thread = super().start()
         if self.rest_addr:
-            self.rest_server = serve_in_thread(tuple(self.rest_addr), make_app(self))
+            names = CONFIG.get("rest_names") or os.environ.get("MINET_REST_NAMES", "").split(",")
+            self.rest_server = serve_in_thread(tuple(self.rest_addr), make_app(self),
+                                               names=[n for n in names if n])
             self.logger.info("REST API on http://%s:%s", *self.rest_addr)
         threading.Thread(target=self._tick_loop, name="minet-tick", daemon=True).start()
         compat.LISTENER.watch(self._listener_died)
@@ -235,6 +238,11 @@ class RemoteLinks(BaseApp):
             dp = self.datapaths.get(dpid)
             if dp is None:
                 continue
+            if len(msgs) >= 2 and [ofmsg.kind(m) for m in msgs[-2:]] == list(SYNC_REPLIES):
+                self._start_sync(dp, msgs[-2:])     # a resync (core.refused, tick): always last
+                msgs = msgs[:-2]
+                if not msgs:
+                    continue
 
             def other(msg, xid, dp=dp):
                 msg.datapath = dp
@@ -288,13 +296,18 @@ class RemoteLinks(BaseApp):
                 self.logger.warning("switch %016x is not in topology %s; leaving it alone", dpid, self.topo.name)
             return
         self.datapaths[dpid] = dp
-        sync: Dict[str, object] = {}
-        for msg in self.core.connected(dpid, time.monotonic()).get(dpid, []):
-            self._send_one(dp, msg)
-            sync[msg.xid] = SYNC_REPLIES[ofmsg.kind(msg)]
-        self._sync[dpid] = sync
+        self._start_sync(dp, self.core.connected(dpid, time.monotonic()).get(dpid, []))
         self.logger.info("switch %016x (%s) connected; reading its ports and flows", dpid,
                          self.topo.bridges[dpid].name)
+
+    def _start_sync(self, dp, requests: List[object]) -> None:
+        """Send the core's sync requests (ports, flows) and wait for their answers (_sync_part);
+        a sync already in flight is superseded (its late answers are ignored)."""
+        sync: Dict[str, object] = {}
+        for msg in requests:
+            self._send_one(dp, msg)
+            sync[msg.xid] = SYNC_REPLIES[ofmsg.kind(msg)]
+        self._sync[dp.id] = sync
 
     def _multipart(self, ev) -> Optional[list]:
         """All parts of a multipart reply, once the last one is in."""
@@ -384,6 +397,12 @@ class RemoteLinks(BaseApp):
         # code is None for experimenter errors: format with %s, never %d
         self.logger.error("switch %016x: OpenFlow error type=%s code=%s", msg.datapath.id or 0,
                           msg.type, msg.code)
+        dpid = msg.datapath.id
+        if self.core.known(dpid) and self.datapaths.get(dpid) is msg.datapath:
+            out = self.core.refused(dpid, time.monotonic())     # its table may not be what we think
+            if out:
+                self.logger.warning("switch %016x: reading its ports and flows again after the error", dpid)
+            self._send(out)
 
     # ---- service for the REST API ------------------------------------------------------------
     def _link(self, link_id: int):

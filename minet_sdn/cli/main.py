@@ -100,6 +100,10 @@ def cmd_controller(args) -> int:
         raise UsageError(f"minet controller: OpenFlow and REST cannot both listen on {host}:{ofp[1]}")
     if args.echo_interval is not None and not 0.05 <= args.echo_interval <= 3600:
         raise UsageError(f"minet controller: --echo-interval {args.echo_interval:g} is not in 0.05..3600 seconds")
+    for name in args.rest_name:
+        if not re.fullmatch(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?",
+                            name, re.IGNORECASE):
+            raise UsageError(f"minet controller: --rest-name {name!r} is not a DNS name")
     _check_bindable(*ofp, "OpenFlow")
     _check_bindable(*rest, "REST")
     if args.log_file:
@@ -127,7 +131,7 @@ def cmd_controller(args) -> int:
         outcome.update(code=3, why=reason)
         stopped.set()
 
-    remote_links.CONFIG.update(topology=args.topology, rest=rest, state=args.state,
+    remote_links.CONFIG.update(topology=args.topology, rest=rest, state=args.state, rest_names=args.rest_name,
                                echo_interval=args.echo_interval, on_fatal=fatal)
     print(f"minet controller: topology {topo.name}, OpenFlow on {ofp[0]}:{ofp[1]}, REST on "
           f"http://{rest[0]}:{rest[1]}", file=sys.stderr, flush=True)
@@ -267,6 +271,9 @@ def build_parser() -> Parser:
     c.add_argument("--topology", required=True)
     c.add_argument("--ofp", help="OpenFlow listener HOST:PORT (default: the topology's controller.ofp)")
     c.add_argument("--rest", help="REST listener HOST:PORT (default: the topology's controller.rest)")
+    c.add_argument("--rest-name", action="append", default=[], metavar="NAME",
+                   help="a DNS name clients use for the REST API (repeatable); without it only addresses "
+                        "and localhost are accepted in Host (DNS rebinding)")
     c.add_argument("--state", metavar="FILE",
                    help="where operator link failures are kept across restarts "
                         "(default $MINET_STATE_DIR or /var/lib/minet-sdn, then NAME/controller-state.json)")

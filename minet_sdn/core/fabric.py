@@ -39,6 +39,10 @@ OFPPS_LIVE = 1 << 2
 OFPPR_ADD, OFPPR_DELETE, OFPPR_MODIFY = 0, 1, 2
 
 CARRIER_GRACE = 1.0   # seconds a released port may still show LINK_DOWN before we believe it
+# After a switch refuses something (refused()): the first resync at once, then back-off doubling
+# from RESYNC_FIRST to RESYNC_MAX seconds while refusals go on; quiet for RESYNC_MAX starts afresh.
+RESYNC_FIRST = 1.0
+RESYNC_MAX = 60.0
 
 Out = Dict[int, List[object]]
 
@@ -105,6 +109,10 @@ class BridgeState:
     # what we believe the table holds: after a sync, flows.bridge_table's read-only view of the
     # memo (shared, never changed); _set_link_flows makes it a dict of our own before changing it
     installed: Mapping[FlowKey, Flow] = field(default_factory=dict)
+    refusals: int = 0                      # OpenFlow errors the switch answered us with
+    last_refusal: float = float("-inf")
+    resync_at: Optional[float] = None      # a resync planned for then (refused())
+    resync_backoff: float = 0.0            # delay of the next one if refusals go on
 
 
 class FabricCore:
@@ -114,7 +122,7 @@ class FabricCore:
         # link ids failed by an operator (persisted by the shell, so a restart keeps them failed)
         self.failed: Set[int] = {lid for lid in failed if lid in {l.id for l in topo.tunnelled}}
         self.now = 0.0
-        self.counters = {"flow_add": 0, "flow_delete": 0, "port_mod": 0, "sync": 0}
+        self.counters = {"flow_add": 0, "flow_delete": 0, "port_mod": 0, "sync": 0, "resync": 0}
 
     # ---- queries ------------------------------------------------------------------------------
     def known(self, dpid: int) -> bool:
@@ -157,7 +165,8 @@ class FabricCore:
         st = self.bridges[dpid]
         st.connected = True
         st.synced = False
-        return {dpid: [ofmsg.port_desc_request(), ofmsg.flow_stats_request()]}
+        st.resync_at = None                # this sync is the resync
+        return {dpid: self._sync_requests()}
 
     def disconnected(self, dpid: int, now: float) -> Out:
         # Keep what we last knew of its ports: with fail_mode=secure it keeps forwarding, and a lost
@@ -165,7 +174,29 @@ class FabricCore:
         self.now = now
         if dpid in self.bridges:
             self.bridges[dpid].connected = False
+            self.bridges[dpid].resync_at = None
         return {}
+
+    def refused(self, dpid: int, now: float) -> Out:
+        """The switch answered something we sent with an OpenFlow error (a bundle refused at commit;
+        a FlowMod refused inside one, which OvS skips while it commits the rest): its table may not
+        be what `installed` says. Read its ports and flows again, a resync that sends only the
+        difference (synced() takes the answers, as after a connection): at once the first time, then,
+        while refusals go on, after a back-off doubling from RESYNC_FIRST to RESYNC_MAX (tick() sends
+        it), so a switch that refuses every time is asked again and again, but not hammered."""
+        self.now = now
+        st = self.bridges.get(dpid)
+        if st is None or not st.connected:
+            return {}
+        st.refusals += 1
+        if now - st.last_refusal > RESYNC_MAX:
+            st.resync_backoff = 0.0
+        st.last_refusal = now
+        if st.resync_at is not None:       # one is planned already
+            return {}
+        st.resync_at = now + st.resync_backoff
+        st.resync_backoff = min(RESYNC_MAX, max(RESYNC_FIRST, 2 * st.resync_backoff))
+        return self._due_resyncs(now)
 
     def synced(self, dpid: int, ports: Iterable[PortInfo], flows: Iterable[Flow], now: float,
                later: Iterable[Tuple[int, PortInfo]] = ()) -> Out:
@@ -250,8 +281,10 @@ class FabricCore:
         return self._with_barriers(self._reconcile([self.topo.link(link_id)]))
 
     def tick(self, now: float) -> Out:
-        """Periodic: a grace period ran out, so a LINK_DOWN we were ignoring now counts."""
+        """Periodic: a grace period ran out, so a LINK_DOWN we were ignoring now counts; a resync
+        planned after a refusal is due."""
         self.now = now
+        resyncs = self._due_resyncs(now)
         expired: List[Link] = []
         for st in self.bridges.values():
             for ps in st.ports.values():
@@ -261,7 +294,9 @@ class FabricCore:
                     link = self._link_at(st.bridge, ps.info.port_no)
                     if link:
                         expired.append(link)
-        return self._with_barriers(self._reconcile(expired)) if expired else {}
+        out = self._with_barriers(self._reconcile(expired)) if expired else {}
+        self._merge(out, resyncs)
+        return out
 
     def failed_keys(self) -> List[LinkKey]:
         keys = link_keys(self.topo)
@@ -295,6 +330,23 @@ class FabricCore:
         return self._with_barriers(out)
 
     # ---- helpers ------------------------------------------------------------------------------
+    @staticmethod
+    def _sync_requests() -> List[object]:
+        """What a sync asks a switch: its ports, then its flows (answers go to synced())."""
+        return [ofmsg.port_desc_request(), ofmsg.flow_stats_request()]
+
+    def _due_resyncs(self, now: float) -> Out:
+        """Resyncs due by `now`: the sync requests, which come last in any Out they are merged into
+        (the shell tells them by that)."""
+        out: Out = {}
+        for dpid, st in self.bridges.items():
+            if st.resync_at is not None and now >= st.resync_at:
+                st.resync_at = None
+                if st.connected:
+                    self.counters["resync"] += 1
+                    out[dpid] = self._sync_requests()
+        return out
+
     @staticmethod
     def _table_is(flows: List[Flow], wanted: "frozenset") -> bool:
         """The flows read are exactly `wanted`: as many distinct flows, each one of them (the

@@ -208,41 +208,47 @@ def _oxm_fields(buf: bytes, offset: int, end: int, where: str) -> None:
         offset += 4 + plen
 
 
-def _instructions(buf: bytes, offset: int, end: int, where: str) -> None:
+def _items(buf: bytes, offset: int, end: int, where: str, what: str, container: str):
+    """(type, offset, length) of each 8-byte aligned item (an instruction or an action) in
+    buf[offset:end]; BadMessage for a cut-off header or a length that is not a multiple of 8, at
+    least 8 and within `container`."""
+    article = "an" if what[0] in "aeiou" else "a"
     while offset < end:
         if offset + 4 > end:
-            raise BadMessage(f"{where}: an instruction header is cut off")
-        itype, ilen = _TL.unpack_from(buf, offset)
-        if ilen < 8 or ilen % 8 or offset + ilen > end:
-            raise BadMessage(f"{where}: instruction of length {ilen} (a multiple of 8, at least 8, "
-                             "within the entry)")
+            raise BadMessage(f"{where}: {article} {what} header is cut off")
+        item_type, length = _TL.unpack_from(buf, offset)
+        if length < 8 or length % 8 or offset + length > end:
+            raise BadMessage(f"{where}: {what} of length {length} (a multiple of 8, at least 8, "
+                             f"within {container})")
+        yield item_type, offset, length
+        offset += length
+
+
+def _fixed_size(where: str, what: str, item_type: int, length: int, sizes: dict) -> None:
+    """An item os-ken steps over by its fixed size: a type it knows, of exactly that size."""
+    if item_type not in sizes:
+        raise BadMessage(f"{where}: {what} type {item_type} (os-ken cannot read it)")
+    if length != sizes[item_type]:
+        raise BadMessage(f"{where}: {what} type {item_type} of length {length} (it is {sizes[item_type]})")
+
+
+def _instructions(buf: bytes, offset: int, end: int, where: str) -> None:
+    for itype, ioffset, ilen in _items(buf, offset, end, where, "instruction", "the entry"):
         if itype in (IT_WRITE_ACTIONS, IT_APPLY_ACTIONS, IT_CLEAR_ACTIONS):
-            _actions(buf, offset + 8, offset + ilen, where)
-        elif itype not in INSTRUCTION_SIZES:
-            raise BadMessage(f"{where}: instruction type {itype} (os-ken cannot read it)")
-        elif ilen != INSTRUCTION_SIZES[itype]:
-            raise BadMessage(f"{where}: instruction type {itype} of length {ilen} (it is {INSTRUCTION_SIZES[itype]})")
-        offset += ilen
+            _actions(buf, ioffset + 8, ioffset + ilen, where)
+        else:
+            _fixed_size(where, "instruction", itype, ilen, INSTRUCTION_SIZES)
 
 
 def _actions(buf: bytes, offset: int, end: int, where: str) -> None:
-    while offset < end:
-        if offset + 4 > end:
-            raise BadMessage(f"{where}: an action header is cut off")
-        atype, alen = _TL.unpack_from(buf, offset)
-        if alen < 8 or alen % 8 or offset + alen > end:
-            raise BadMessage(f"{where}: action of length {alen} (a multiple of 8, at least 8, "
-                             "within its instruction)")
+    for atype, aoffset, alen in _items(buf, offset, end, where, "action", "its instruction"):
         if atype == AT_EXPERIMENTER:
             if alen < 16:
                 raise BadMessage(f"{where}: experimenter action of length {alen} (at least 16)")
         elif atype == AT_SET_FIELD:              # one OXM field, padded
-            plen = buf[offset + 7]
+            plen = buf[aoffset + 7]
             if 4 + 4 + plen > alen:
                 raise BadMessage(f"{where}: set-field action of length {alen} cannot hold its field")
-            _oxm_fields(buf, offset + 4, offset + 8 + plen, where)
-        elif atype not in ACTION_SIZES:
-            raise BadMessage(f"{where}: action type {atype} (os-ken cannot read it)")
-        elif alen != ACTION_SIZES[atype]:
-            raise BadMessage(f"{where}: action type {atype} of length {alen} (it is {ACTION_SIZES[atype]})")
-        offset += alen
+            _oxm_fields(buf, aoffset + 4, aoffset + 8 + plen, where)
+        else:
+            _fixed_size(where, "action", atype, alen, ACTION_SIZES)

@@ -37,7 +37,7 @@ def switch_view(core: FabricCore) -> List[dict]:
         b = st.bridge
         out.append({"dpid": f"{dpid:016x}", "name": b.name, "server": b.server, "peer": b.peer,
                     "connected": st.connected, "synced": st.connected and st.synced, "tunnel_live": core.tunnel_live(dpid),
-                    "links": len(b.link_ids), "flows": len(st.installed)})
+                    "links": len(b.link_ids), "flows": len(st.installed), "refusals": st.refusals})
     return out
 
 

@@ -124,10 +124,12 @@ def ibgp_peers(me: str, routers: Sequence[Tuple[str, str]],
     return tuple(out)
 
 
-def daemons_for(config: str, configure: bool = True) -> Tuple[str, ...]:
-    """The FRR daemons a router with this frr.conf needs, in start order."""
+def daemons_for(config: str, configure: bool = True, ipv6: bool = True) -> Tuple[str, ...]:
+    """The FRR daemons a router with this frr.conf needs, in start order. A student's router
+    (`configure` false) gets every daemon a student may configure: ospf6d only when the
+    topology routes IPv6 (fabric.ipv6), since its interfaces have no IPv6 addresses otherwise."""
     if not configure:
-        return ALL_DAEMONS
+        return tuple(d for d in ALL_DAEMONS if ipv6 or d != "ospf6d")
     lines = config.splitlines()
     need = {"zebra"}
     if any(l.startswith(("ip route ", "ipv6 route ")) for l in lines):

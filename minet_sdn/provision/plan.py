@@ -366,7 +366,7 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
                       else frr.empty_config(rid))
             routers.append(Router(node=rid, asn=as_.asn, configure=as_.configure,
                                   confdir=names.frr_dir(sdir, rid), config=config,
-                                  daemons=frr.daemons_for(config, as_.configure),
+                                  daemons=frr.daemons_for(config, as_.configure, topo.fabric.ipv6),
                                   share_memory=topo.fabric.share_memory))
 
     ixps: List[IxpLan] = []

@@ -3,15 +3,21 @@
 Hardened for a listener anyone on the management network can reach: a listen backlog that takes
 bursts of clients, a timeout on idle or slow connections (each one holds a thread), a cap on
 connections served at once, and request bodies over MAX_BODY refused with 413 before they are read.
+
+And against DNS rebinding: a web page from elsewhere whose name an attacker re-points at our address
+would be same-origin with it, so the X-Minet header (api.py) would no longer stop its POSTs. Its
+requests still carry that name in Host, so only Host values that name the controller are served:
+an IP literal, `localhost`, or a name given with `minet controller --rest-name` (403 otherwise).
 """
 from __future__ import annotations
 
 import io
+import ipaddress
 import logging
 import socket
 import socketserver
 import threading
-from typing import Callable, Tuple
+from typing import Callable, Iterable, Tuple
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 LOG = logging.getLogger(__name__)
@@ -81,14 +87,55 @@ def limit_body(app: Callable, max_body: int = MAX_BODY) -> Callable:
     return limited
 
 
+def host_name(host: str) -> str:
+    """The name part of a Host header value: without the port, the brackets of an IPv6 literal
+    and a trailing dot; lower case."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else host
+    if host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return host.rstrip(".")
+
+
+def host_allowed(host: str, names: Iterable[str] = ()) -> bool:
+    name = host_name(host)
+    if name == "localhost" or name in {n.lower().rstrip(".") for n in names}:
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def check_host(app: Callable, names: Iterable[str] = ()) -> Callable:
+    """403 for a request whose Host names something else than this controller (see above). A
+    request without Host (HTTP/1.0 tools) is served: browsers always send it."""
+    names = tuple(names)
+
+    def checked(environ, start_response):
+        host = environ.get("HTTP_HOST")
+        if host is not None and not host_allowed(host, names):
+            return _plain(start_response, "403 Forbidden",
+                          b'{"error": "Host header does not name this controller: use its address, '
+                          b'or start it with --rest-name NAME"}\n')
+        return app(environ, start_response)
+    return checked
+
+
 def _plain(start_response, status: str, body: bytes):
     start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]
 
 
-def serve_in_thread(addr: Tuple[str, int], app: Callable, idle_timeout: float = IDLE_TIMEOUT) -> WSGIServer:
+def serve_in_thread(addr: Tuple[str, int], app: Callable, idle_timeout: float = IDLE_TIMEOUT,
+                    names: Iterable[str] = ()) -> WSGIServer:
+    """Serve `app` on `addr`; `names`: host names besides addresses and localhost that clients may
+    use in Host (check_host)."""
     cls = _ThreadingServer6 if ":" in addr[0] else _ThreadingServer
     handler = type("_Handler", (_QuietHandler,), {"timeout": idle_timeout})
-    server = make_server(addr[0], addr[1], limit_body(app), server_class=cls, handler_class=handler)
+    server = make_server(addr[0], addr[1], limit_body(check_host(app, names)), server_class=cls,
+                         handler_class=handler)
     threading.Thread(target=server.serve_forever, name="minet-rest", daemon=True).start()
     return server

@@ -99,6 +99,11 @@ def default_prefix(asn: int) -> Optional[str]:
     return f"10.{asn // 256}.{asn % 256}.0/24"
 
 
+def _prefix_required(asn: int, key: str) -> str:
+    """The problem of an AS above MAX_DEFAULT_ASN without its `prefix` / `prefix6`: it has no default."""
+    return f"ases.{asn}.{key}: is required for AS numbers above {MAX_DEFAULT_ASN}"
+
+
 def as_prefix(as_: AS) -> Optional[str]:
     return as_.prefix or default_prefix(as_.asn)
 
@@ -135,7 +140,7 @@ def as_addressing(as_: AS) -> ASAddressing:
     """Number one AS; raises AddressingError if it has no prefix or too many routers."""
     prefix = as_prefix(as_)
     if prefix is None:
-        raise AddressingError([f"ases.{as_.asn}.prefix: is required for AS numbers above {MAX_DEFAULT_ASN}"])
+        raise AddressingError([_prefix_required(as_.asn, "prefix")])
     net = ipaddress.IPv4Network(prefix)
     size = net.num_addresses
     if len(as_.routers) > max_routers(prefix):
@@ -261,7 +266,7 @@ def as_addressing6(as_: AS, addressing: ASAddressing) -> ASAddressing6:
     """The IPv6 numbers of one AS, for the routers and ring links of its IPv4 `addressing`."""
     prefix = as_prefix6(as_)
     if prefix is None:
-        raise AddressingError([f"ases.{as_.asn}.prefix6: is required for AS numbers above {MAX_DEFAULT_ASN}"])
+        raise AddressingError([_prefix_required(as_.asn, "prefix6")])
     net = ipaddress.IPv6Network(prefix)
     if net.prefixlen > PREFIX6_LONGEST:
         raise AddressingError([f"ases.{as_.asn}.prefix6: {net} is too small (a /{PREFIX6_LONGEST} or shorter)"])
@@ -289,7 +294,7 @@ def addressing6_problems(topo: Topology) -> List[str]:
     for asn, as_ in topo.ases.items():
         prefix = as_prefix6(as_)
         if prefix is None:
-            lines.append(f"{topo.source}: ases.{asn}.prefix6: is required for AS numbers above {MAX_DEFAULT_ASN}")
+            lines.append(f"{topo.source}: {_prefix_required(asn, 'prefix6')}")
             continue
         nets.append((asn, ipaddress.IPv6Network(prefix)))
     link_net = ipaddress.ip_network(topo.fabric.link_subnet6)

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 import yaml
 
-from .addressing import prefix_clashes
+from .addressing import default_prefix6, prefix_clashes
 from .model import (AS, ASLink, DEFAULT_IXP_SUBNET, DEFAULT_IXP_SUBNET6, ENCAP_OVERHEAD, encap_overhead, IXP, IXPMember, Shaping, ENCAPSULATIONS, ISOLATION_MODES, MAX_LINKS,
                     MAX_TOS_LINKS_PER_PAIR, RELATIONSHIPS, Controller, Endpoint, Fabric, Link,
                     Server, Topology, endpoint_mac, link_addresses, link_capacity, router_ifname)
@@ -122,6 +122,11 @@ def _join(path: str, key: Any) -> str:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_asn(value: Any) -> bool:
+    """An AS number (or an IXP's): an integer in 1..MAX_ASN."""
+    return _is_int(value) and 1 <= value <= MAX_ASN
 
 
 # ---- reading YAML ---------------------------------------------------------------------------
@@ -275,6 +280,16 @@ def _mapping(p: _Problems, path: str, value: Any) -> Optional[Dict]:
     return None
 
 
+def _entry(p: _Problems, path: str, value: Any, allowed: Tuple[str, ...],
+           required: Tuple[str, ...] = ()) -> Optional[Dict]:
+    """`value` as a mapping with its keys checked (a section or one entry of one), or None when it
+    is not a mapping (reported)."""
+    data = _mapping(p, path, value)
+    if data is not None:
+        _check_keys(p, path, data, allowed, required)
+    return data
+
+
 def _choice(p: _Problems, path: str, value: Any, choices: Tuple[str, ...]) -> Optional[str]:
     if isinstance(value, str) and value in choices:
         return value
@@ -363,42 +378,38 @@ def parse_quantity(value: Any, units: Dict[str, int], bare: int) -> Optional[int
     return int(round(amount)) if amount == amount and amount < 2 ** 62 else None
 
 
+def _amount(p: _Problems, path: str, value: Any, units: Dict[str, int], bare: int, lo: int, hi: int,
+            what: str) -> Optional[int]:
+    """parse_quantity of `value` within lo..hi, else None with `<value> is not <what>` reported."""
+    amount = parse_quantity(value, units, bare)
+    if amount is None or not lo <= amount <= hi:
+        p.add(path, f"{_describe(value)} is not {what}")
+        return None
+    return amount
+
+
 def _shaping(p: _Problems, path: str, spec: Dict) -> Optional[Shaping]:
     """throughput (bare number: kbit/s, as the mini-Internet writes it), delay (bare: ms),
     buffer (a size, bare: bytes, or a time: the tbf latency)."""
     kw: Dict[str, Any] = {}
     if spec.get("throughput") is not None:
-        rate = parse_quantity(spec["throughput"], RATE_UNITS, 1000)
-        if rate is None or not 8000 <= rate <= MAX_RATE_BPS:
-            p.add(f"{path}.throughput", f"{_describe(spec['throughput'])} is not a rate in 8kbit..100gbit "
-                                        "(e.g. 10mbit, 1gbit; a bare number is kbit/s)")
-        else:
-            kw["rate_bps"] = rate
+        kw["rate_bps"] = _amount(p, f"{path}.throughput", spec["throughput"], RATE_UNITS, 1000, 8000, MAX_RATE_BPS,
+                                 "a rate in 8kbit..100gbit (e.g. 10mbit, 1gbit; a bare number is kbit/s)")
     if spec.get("delay") is not None:
-        delay = parse_quantity(spec["delay"], TIME_UNITS, 1000)
-        if delay is None or not 0 <= delay <= MAX_DELAY_US:
-            p.add(f"{path}.delay", f"{_describe(spec['delay'])} is not a delay in 0..10s "
-                                   "(e.g. 5ms, 250us; a bare number is ms)")
-        else:
-            kw["delay_us"] = delay
+        kw["delay_us"] = _amount(p, f"{path}.delay", spec["delay"], TIME_UNITS, 1000, 0, MAX_DELAY_US,
+                                 "a delay in 0..10s (e.g. 5ms, 250us; a bare number is ms)")
     if spec.get("buffer") is not None:
         raw = spec["buffer"]
         unit = _QUANTITY_RE.fullmatch(raw.strip()).group(2).lower() if (
             isinstance(raw, str) and _QUANTITY_RE.fullmatch(raw.strip())) else ""
         if unit in TIME_UNITS:
-            latency = parse_quantity(raw, TIME_UNITS, 1)
-            if latency is None or not 1 <= latency <= MAX_DELAY_US:
-                p.add(f"{path}.buffer", f"{_describe(raw)} is not a queueing time in 1us..10s")
-            else:
-                kw["latency_us"] = latency
+            kw["latency_us"] = _amount(p, f"{path}.buffer", raw, TIME_UNITS, 1, 1, MAX_DELAY_US,
+                                       "a queueing time in 1us..10s")
         else:
-            size = parse_quantity(raw, SIZE_UNITS, 1)
-            if size is None or not 1500 <= size <= MAX_BUFFER_BYTES:
-                p.add(f"{path}.buffer", f"{_describe(raw)} is not a buffer: a size in 1500b..1gb "
-                                        "(e.g. 64kb; a bare number is bytes) or a time (e.g. 50ms)")
-            else:
-                kw["buffer_bytes"] = size
-        if "rate_bps" not in kw and spec.get("throughput") is None:
+            kw["buffer_bytes"] = _amount(p, f"{path}.buffer", raw, SIZE_UNITS, 1, 1500, MAX_BUFFER_BYTES,
+                                         "a buffer: a size in 1500b..1gb (e.g. 64kb; a bare number is bytes) "
+                                         "or a time (e.g. 50ms)")
+        if spec.get("throughput") is None:
             p.add(f"{path}.buffer", "needs a throughput (the buffer is the queue of the rate limiter)")
     shaping = Shaping(**kw)
     return shaping if shaping else None
@@ -476,12 +487,9 @@ def _build(p: _Problems, data: Any, source: str) -> Optional[Topology]:
 
 
 def _fabric(p: _Problems, value: Any) -> Fabric:
-    if value is None:
-        return Fabric()
-    data = _mapping(p, "fabric", value)
+    data = None if value is None else _entry(p, "fabric", value, FABRIC_KEYS)
     if data is None:
         return Fabric()
-    _check_keys(p, "fabric", data, FABRIC_KEYS)
     kw: Dict[str, Any] = {}
     if "isolation" in data:
         kw["isolation"] = _choice(p, "fabric.isolation", data["isolation"], ISOLATION_MODES) or "key"
@@ -513,21 +521,14 @@ def _fabric(p: _Problems, value: Any) -> Fabric:
 
 
 def _controller(p: _Problems, value: Any) -> Controller:
-    if value is None:
-        return Controller()
-    data = _mapping(p, "controller", value)
+    data = None if value is None else _entry(p, "controller", value, CONTROLLER_KEYS)
     if data is None:
         return Controller()
-    _check_keys(p, "controller", data, CONTROLLER_KEYS)
     kw: Dict[str, Any] = {}
-    if "ofp" in data:
-        hp = _listen(p, "controller.ofp", data["ofp"], 6653)
+    for key, default_port in (("ofp", 6653), ("rest", 8080)):
+        hp = _listen(p, f"controller.{key}", data[key], default_port) if key in data else None
         if hp:
-            kw["ofp_host"], kw["ofp_port"] = hp
-    if "rest" in data:
-        hp = _listen(p, "controller.rest", data["rest"], 8080)
-        if hp:
-            kw["rest_host"], kw["rest_port"] = hp
+            kw[f"{key}_host"], kw[f"{key}_port"] = hp
     controller = Controller(**kw)
     host, port = controller.ofp_host, controller.ofp_port
     if (host, port) == (controller.rest_host, controller.rest_port):
@@ -605,10 +606,9 @@ def _servers(p: _Problems, value: Any) -> Tuple[Dict[str, Server], Optional[Set[
             p.add(path, f"{_describe(name)} is not a server name "
                         "(a letter, then up to 31 letters, digits, '_' or '-')")
             continue
-        spec = _mapping(p, path, spec)
+        spec = _entry(p, path, spec, SERVER_KEYS, ("underlay_ip",))
         if spec is None:
             continue
-        _check_keys(p, path, spec, SERVER_KEYS, ("underlay_ip",))
         ip = _underlay_ip(p, f"{path}.underlay_ip", spec["underlay_ip"]) if "underlay_ip" in spec else None
         if ip is not None:
             if ip in seen_ips:
@@ -664,13 +664,11 @@ def _ases(p: _Problems, value: Any, servers: Dict[str, Server], declared_servers
         path = _join("ases", asn)
         if _is_int(asn):
             known[asn] = None
-        if not (_is_int(asn) and 1 <= asn <= MAX_ASN):
-            p.add(path, f"{_describe(asn)} is not an AS number (an integer in 1..{MAX_ASN})")
+        if not _numbered(p, path, asn, "an AS"):
             continue
-        spec = _mapping(p, path, spec)
+        spec = _entry(p, path, spec, AS_KEYS, ("server", "routers"))
         if spec is None:
             continue
-        _check_keys(p, path, spec, AS_KEYS, ("server", "routers"))
         server = _server_of(p, path, spec, declared_servers)
         names = _routers(p, f"{path}.routers", spec["routers"]) if "routers" in spec else None
         if names is not None:
@@ -687,6 +685,14 @@ def _ases(p: _Problems, value: Any, servers: Dict[str, Server], declared_servers
                           prefix=prefix, links=intra, prefix6=prefix6)
     _check_prefix_overlaps(p, out, fabric)
     return out, known
+
+
+def _numbered(p: _Problems, path: str, number: Any, what: str) -> bool:
+    """Whether the key of an AS or IXP entry is a number it can have; the problem reported if not."""
+    if _is_asn(number):
+        return True
+    p.add(path, f"{_describe(number)} is not {what} number (an integer in 1..{MAX_ASN})")
+    return False
 
 
 def _server_of(p: _Problems, path: str, spec: Dict[Any, Any], declared_servers: Optional[Set[str]]) -> Any:
@@ -732,10 +738,9 @@ def _as_links(p: _Problems, path: str, value: Any, names: Optional[List[str]]) -
     seen: Dict[frozenset, int] = {}
     for i, spec in enumerate(value, start=1):
         lpath = f"{path}[{i}]"
-        spec = _mapping(p, lpath, spec)
+        spec = _entry(p, lpath, spec, AS_LINK_KEYS, ("a", "b"))
         if spec is None:
             continue
-        _check_keys(p, lpath, spec, AS_LINK_KEYS, ("a", "b"))
         ends = []
         for side in ("a", "b"):
             if side not in spec:
@@ -823,10 +828,9 @@ def _links(p: _Problems, value: Any, ases: Dict[int, AS], known: _Known, servers
     out: List[Link] = []
     for link_id, spec in enumerate(value, start=1):
         path = f"links[{link_id}]"
-        spec = _mapping(p, path, spec)
+        spec = _entry(p, path, spec, LINK_KEYS, ("a", "b", "rel"))
         if spec is None:
             continue
-        _check_keys(p, path, spec, LINK_KEYS, ("a", "b", "rel"))
         a = _router_ref(p, f"{path}.a", spec["a"], known) if "a" in spec else None
         b = _router_ref(p, f"{path}.b", spec["b"], known) if "b" in spec else None
         rel = _choice(p, f"{path}.rel", spec["rel"], RELATIONSHIPS) if "rel" in spec else None
@@ -885,19 +889,17 @@ def _ixps(p: _Problems, value: Any, ases: Dict[int, AS], known: _Known, declared
     lans6: List[Tuple[str, ipaddress.IPv6Network]] = []
     for k, (number, spec) in enumerate(data.items(), start=1):
         path = _join("ixps", number)
-        if not (_is_int(number) and 1 <= number <= MAX_ASN):
-            p.add(path, f"{_describe(number)} is not an IXP number (an integer in 1..{MAX_ASN})")
+        if not _numbered(p, path, number, "an IXP"):
             continue
         if number in ases or (known is not None and number in known):
             p.add(path, f"{number} is also an AS number; an IXP needs a number of its own")
             continue
-        spec = _mapping(p, path, spec)
+        spec = _entry(p, path, spec, IXP_KEYS, ("server", "members"))
         if spec is None:
             continue
-        _check_keys(p, path, spec, IXP_KEYS, ("server", "members"))
         server = _server_of(p, path, spec, declared_servers)
         rs_asn = spec.get("route_server_asn", number)
-        if not (_is_int(rs_asn) and 1 <= rs_asn <= MAX_ASN):
+        if not _is_asn(rs_asn):
             p.add(f"{path}.route_server_asn", f"{_describe(rs_asn)} is not an AS number (1..{MAX_ASN})")
         elif rs_asn in ases:
             p.add(f"{path}.route_server_asn", f"{rs_asn} is a member AS's number; the route server needs its own")
@@ -908,7 +910,6 @@ def _ixps(p: _Problems, value: Any, ases: Dict[int, AS], known: _Known, declared
         else:
             p.add(f"{path}.peering_lan", f"is required for more than {pool.num_addresses // 256} IXPs")
             lan = None
-        from .addressing import default_prefix6
         lan6 = None
         if spec.get("peering_lan6") is not None:
             if not fabric.ipv6:

@@ -1,18 +1,18 @@
 """What every end-to-end test module needs: skip cleanly where the lab cannot run, and write a
 copy of topologies/demo.yaml under a unique instance name (so a lab the user has up is never
-touched, and the short name is its own tag); wait for something to happen by polling, and watch
-packets on an interface."""
+touched, and the short name is its own tag); wait until every item of a set holds (polling with
+tests/polling.py), fail a link for a while, and watch packets on an interface."""
 from __future__ import annotations
 
 import contextlib
 import os
 import shutil
-import time
-from typing import Callable, Iterable, Iterator, Optional, TypeVar, Union
+from typing import Callable, Iterable, Iterator, Optional, TypeVar
 
 import pytest
 
 from minet_sdn.lab import controller, convergence, observe, sshd
+from tests.polling import wait_until
 
 DEMO = os.path.join(os.path.dirname(__file__), "..", "..", "topologies", "demo.yaml")
 LAB_TOOLS = ("ovs-vsctl", "ovs-vswitchd", "ovsdb-server", "ip", "nsenter", "ethtool", "ssh-keygen")
@@ -48,21 +48,6 @@ def isolation(mode: str) -> Callable[[dict], None]:
     return change
 
 
-def wait_until(predicate: Callable[[], T], timeout: float, what: Union[str, Callable[[], str]],
-               interval: float = 0.2) -> T:
-    """Poll `predicate` until it returns something true, and return that; fail the test after
-    `timeout` s, saying what was awaited (`what` may be a callable, asked then: it can tell what
-    was seen last). Tests wait with this, never with a fixed sleep, for anything that will happen."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what() if callable(what) else what}")
-        time.sleep(interval)
-
-
 def wait_all(items: Iterable[T], ok: Callable[[T], bool], timeout: float, what: str,
              interval: float = 1.0) -> None:
     """wait_until ok(item) holds for every item; an item found ok is not asked again (a ping per
@@ -72,7 +57,8 @@ def wait_all(items: Iterable[T], ok: Callable[[T], bool], timeout: float, what: 
     def done() -> bool:
         pending[:] = [i for i in pending if not ok(i)]
         return not pending
-    wait_until(done, timeout, lambda: f"{what} ({len(pending)} not yet, e.g. {pending[:4]})", interval)
+    assert wait_until(done, timeout, interval=interval), \
+        f"timed out after {timeout:g} s waiting for {what} ({len(pending)} not yet, e.g. {pending[:4]})"
 
 
 @contextlib.contextmanager
@@ -92,7 +78,8 @@ def session_drops_on_failed_link(path: str, topo, link_id: int, session_state: C
     """Fail link `link_id` through REST: `session_state()` (a BGP session over it) leaves
     Established within 10 s; once the link is restored, every session is up again within 60 s."""
     with link_failed(path, link_id):
-        wait_until(lambda: session_state() != "Established", 10, f"the BGP session over link {link_id} to drop")
+        wait_until(lambda: session_state() != "Established", 10, interval=0.2,
+                   what=f"the BGP session over link {link_id} to drop")
     ok, reports = convergence.wait_bgp(topo, timeout=60)
     assert ok, [r["router"] for r in reports if not convergence.bgp_converged(r)]
 

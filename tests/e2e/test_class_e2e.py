@@ -15,7 +15,8 @@ import subprocess
 
 import pytest
 
-from e2e_support import require_lab, wait_until
+from e2e_support import require_lab
+from tests.polling import wait_until
 from minet_sdn import host
 from minet_sdn.lab import convergence, paths, places, system, updown
 from minet_sdn.provision import frr
@@ -141,8 +142,7 @@ def test_frr_shares_its_pages(lab):
         total = sum(int(_proc_field(pid, "smaps_rollup", "Pss:") or 0) for pid in pids)
         return total / 1024 / len(topo.routers)
     # KSM merges pages over minutes; summing every daemon's smaps_rollup is not free: every 5 s
-    wait_until(lambda: pss_per_router() <= 10, 300, lambda: f"PSS per router under 10 MB "
-               f"(now {pss_per_router():.1f} MB)", interval=5)
+    assert wait_until(lambda: pss_per_router() <= 10, 300, interval=5), f"PSS per router {pss_per_router():.1f} MB"
 
 
 def test_second_up_is_a_noop(lab):
@@ -158,7 +158,7 @@ def test_down_removes_everything_and_nothing_foreign(lab):
     subprocess.run(["ip", "netns", "add", squatter], check=True)
     sleeper = subprocess.Popen(["ip", "netns", "exec", squatter, "sleep", "300"])
     try:
-        wait_until(lambda: system.netns_pids(squatter), 5, f"a process in {squatter}")
+        wait_until(lambda: system.netns_pids(squatter), 5, what=f"a process in {squatter}")
         assert updown.lab_down(path, progress=lambda m: None) == []
         left = [ns for ns in os.listdir(host.NETNS_DIR) if ns.startswith(f"{topo.tag}-") and ns != squatter]
         assert left == [] and not os.path.exists(paths.state_dir(topo))

@@ -28,7 +28,8 @@ import yaml
 from minet_sdn.topology import names
 from minet_sdn import host
 from minet_sdn.lab import LabError, controller, convergence, paths, places, status, updown
-from e2e_support import require_lab, session_drops_on_failed_link, wait_all, wait_until
+from e2e_support import require_lab, session_drops_on_failed_link, wait_all
+from tests.polling import wait_until
 from minet_sdn.provision.docker import LABEL_INSTANCE, list_containers
 from minet_sdn.topology import load_topology
 from minet_sdn.topology.addressing import topology_addressing
@@ -149,8 +150,7 @@ def test_bgp_across_the_remote_links_through_the_controllers_bridges(lab):
 
     def routes() -> set:
         return set(_vtysh_json(topo, "3.BERN", "show ip bgp json").get("routes", {}))
-    wait_until(lambda: wanted <= routes(), 30, lambda: f"3.BERN to learn {sorted(wanted)} (has {sorted(routes())})",
-               interval=0.5)
+    assert wait_until(lambda: wanted <= routes(), 30, interval=0.5), sorted(routes())
 
 
 def test_hosts_reach_each_other_across_servers(lab):

@@ -20,8 +20,8 @@ from typing import List
 
 import pytest
 
-from e2e_support import (capture, captured, demo_variant, link_failed, require_lab, stop_capture, wait_all,
-                         wait_until)
+from e2e_support import capture, captured, demo_variant, link_failed, require_lab, stop_capture, wait_all
+from tests.polling import wait_until
 from minet_sdn.lab import controller, convergence, paths, places, status, system, updown
 from minet_sdn.topology import names
 from minet_sdn.topology import load_topology
@@ -160,7 +160,8 @@ def test_isolation_on_the_wire_and_on_the_bridge_ports(lab):
     l8 = topo.link(8)                               # BERN (VM1) - LYON (VM2)
     # on the underlay: VM1's port of the underlay bridge carries link 8's packets with its mark
     outer = "udp port 4789" if encap == "vxlan" else ("ip6 proto 47" if family == 6 else "ip proto 47")
-    wire = capture(names.underlay_ns(topo), names.underlay_peer_ifname(topo, "VM1"), outer, verbose=True, ethernet=False)
+    wire = capture(names.underlay_ns(topo), names.underlay_peer_ifname(topo, "VM1"), outer, verbose=True,
+                   ethernet=False)
     # on the bridge ports: link 8's frames never reach another link's port on the far server
     mine = f"host {l8.a.ip} or host {l8.b.ip} or host {l8.a.ip6} or host {l8.b.ip6}"
     others = [capture(names.server_ns(topo, "VM2"), topo.link_port_name(lid), mine, ethernet=False)
@@ -174,7 +175,8 @@ def test_isolation_on_the_wire_and_on_the_bridge_ports(lab):
         assert lab.ping(l8.a.router, l8.b.ip, count=5, interval="0.05") == 5
         assert lab.ping(l8.a.router, l8.b.ip6, count=5, interval="0.05") == 5
         # until tcpdump has printed the 10 echo requests on the wire: the other ports had as long
-        wait_until(lambda: len(of_link(captured(wire))) >= 10, 5, "tcpdump to print link 8's echo requests")
+        wait_until(lambda: len(of_link(captured(wire))) >= 10, 5, interval=0.2,
+                   what="tcpdump to print link 8's echo requests")
     finally:
         text = stop_capture(wire)
         leaked = [stop_capture(h).strip() for h in others]
@@ -199,11 +201,11 @@ def test_remote_link_failover_drops_both_families_and_reroutes(lab):
         s = lab.sessions(l8.a.router)
         return s.get(l8.b.ip) != "Established" and s.get(l8.b.ip6) != "Established"
     with link_failed(lab.path, l8.id):
-        wait_until(both_down, 10, "BERN's IPv4 and IPv6 sessions over the failed link 8 to drop")
+        wait_until(both_down, 10, interval=0.2, what="BERN's IPv4 and IPv6 sessions over the failed link 8 to drop")
         # AS3 still reaches AS4 through AS1 and AS2, in both families
         wait_until(lambda: lab.ping("3.BERN.host", lab.hosts4["4.LYON.host"]) == 1
-                   and lab.ping("3.BERN.host", lab.hosts6["4.LYON.host"]) == 1, 30,
-                   "AS3 to reach AS4 around the failed link in both families")
+                   and lab.ping("3.BERN.host", lab.hosts6["4.LYON.host"]) == 1, 30, interval=0.2,
+                   what="AS3 to reach AS4 around the failed link in both families")
     ok, reports = convergence.wait_bgp(topo, timeout=60)
     assert ok, [r for r in reports if not convergence.bgp_converged(r)]
 
@@ -219,7 +221,7 @@ def test_underlay_cut_is_seen_by_bfd_and_heals(lab):
             code, body = controller.rest_call(lab.path, "GET", "/v1/links")
             states = {l["id"]: l["state"] for l in body["links"]} if code == 200 else {}
             return all(states.get(i) == "down" for i in hit) and states
-        states = wait_until(hit_down, 5, "BFD to take the VM3 links down")
+        states = wait_until(hit_down, 5, interval=0.2, what="BFD to take the VM3 links down")
         assert {i for i, s in states.items() if s != "up"} == hit
     finally:
         subprocess.run(["ip", "-n", ul_ns, "link", "set", veth, "up"], check=True, timeout=10)
@@ -227,5 +229,5 @@ def test_underlay_cut_is_seen_by_bfd_and_heals(lab):
     assert ok, [r for r in reports if not convergence.bgp_converged(r)]
     # sessions Established is not routes installed: allow the routes a moment to come back
     wait_until(lambda: lab.ping("5.ROMA.host", lab.hosts4["1.ZURI.host"]) == 1
-               and lab.ping("5.ROMA.host", lab.hosts6["1.ZURI.host"]) == 1, 30,
-               "AS5 to reach AS1 again in both families")
+               and lab.ping("5.ROMA.host", lab.hosts6["1.ZURI.host"]) == 1, 30, interval=0.2,
+               what="AS5 to reach AS1 again in both families")

@@ -28,7 +28,8 @@ import pytest
 from minet_sdn import host
 from minet_sdn.lab import controller, convergence, observe, paths, places, status, updown
 from minet_sdn.lab import state as lab_state
-from e2e_support import demo_variant, isolation, require_lab, wait_all, wait_until
+from e2e_support import demo_variant, isolation, require_lab, wait_all
+from tests.polling import wait_until
 from minet_sdn.topology import load_topology, names
 from minet_sdn.topology.addressing import topology_addressing
 
@@ -116,7 +117,7 @@ class Lab:
         def settled() -> bool:
             ok, last[0] = self.settled()
             return ok
-        wait_until(settled, timeout, lambda: f"the lab to settle: {last[0]}", interval=0.5)
+        assert wait_until(settled, timeout, interval=0.5), f"the lab did not settle within {timeout:g} s: {last[0]}"
 
 
 @pytest.fixture(scope="module", params=["key", "tos"])
@@ -143,7 +144,8 @@ def settled(lab):
 def _wait_reachable(lab: Lab, timeout: float = 30) -> None:
     """Sessions are up when lab_up returns; wait until the routes let every host reach every other."""
     wait_all([(a, b) for a in lab.hosts for b in lab.hosts if a != b],
-             lambda p: lab.ping(p[0], lab.hosts[p[1]], count=1)[1] == 1, timeout, "every host pair to reach each other")
+             lambda p: lab.ping(p[0], lab.hosts[p[1]], count=1)[1] == 1, timeout,
+             "every host pair to reach each other")
 
 
 # ---- parsing ----------------------------------------------------------------------------------
@@ -186,7 +188,7 @@ class Capture:
         self.proc = subprocess.Popen(["ip", "netns", "exec", names.server_ns(lab.topo, server), "tcpdump", "-n",
                                       "-p", "-i", ifname, bpf], stdout=subprocess.DEVNULL, stderr=self.log)
         wait_until(lambda: "listening on" in open(self.log.name).read() or self.proc.poll() is not None,
-                   10, f"tcpdump on {self.where}")
+                   10, what=f"tcpdump on {self.where}")
         assert self.proc.poll() is None, open(self.log.name).read()
 
     def stop(self) -> int:
@@ -286,7 +288,7 @@ def test_cli_link_fail_drops_carrier_on_both_routers_and_reroutes(settled):
         assert "failed" in out.stdout
         # both routers lose carrier, at once, at the latest 1 s after the command returned
         wait_until(lambda: watch.first(a, False) and watch.first(b, False), 3.0,
-                   "carrier loss on both routers of link 1")
+                   what="carrier loss on both routers of link 1")
         ta, tb = watch.first(a, False), watch.first(b, False)
         print(f"link fail: command {t1 - t0:.3f} s; carrier lost {ta - t0:.3f} s ({a[0]}) and "
               f"{tb - t0:.3f} s ({b[0]}) after it started")
@@ -295,13 +297,13 @@ def test_cli_link_fail_drops_carrier_on_both_routers_and_reroutes(settled):
         assert lab.rest("GET", "/v1/links/1")["state"] == "failed"
         # the BGP session over link 1 drops on both sides within seconds
         wait_until(lambda: lab.session(l1.a.router, l1.b.ip) != "Established"
-                   and lab.session(l1.b.router, l1.a.ip) != "Established", 5, "BGP over link 1 to drop")
+                   and lab.session(l1.b.router, l1.a.ip) != "Established", 5, what="BGP over link 1 to drop")
         print(f"link fail: BGP session down on both ends {time.monotonic() - t0:.2f} s after the command started")
         # traffic AS1 <-> AS2 takes another path: it still flows, and never through link 1's addresses
         for s, d in ((src, dst), (dst, src)):
             assert lab.ping(s, lab.hosts[d], count=5, interval="0.1")[1] == 5, (s, d)
             hops = wait_until(lambda: (lambda h: h if h and h[-1] == lab.hosts[d] and None not in h else None)(
-                lab.traceroute(s, lab.hosts[d])), 10, f"a complete traceroute {s} -> {d}", interval=1)
+                lab.traceroute(s, lab.hosts[d])), 10, interval=1, what=f"a complete traceroute {s} -> {d}")
             assert not {l1.a.ip, l1.b.ip} & set(hops), hops
         # the parallel links were not touched
         assert not any(watch.lost(s) for s in siblings)
@@ -310,10 +312,10 @@ def test_cli_link_fail_drops_carrier_on_both_routers_and_reroutes(settled):
         out = lab.cli("link", "restore", lab.path, "1")
         restored = out.returncode == 0
         assert restored, out.stderr
-        wait_until(lambda: lab.carrier(*a) and lab.carrier(*b), 3, "carrier back on both routers")
+        wait_until(lambda: lab.carrier(*a) and lab.carrier(*b), 3, what="carrier back on both routers")
         wait_until(lambda: lab.session(l1.a.router, l1.b.ip) == "Established"
-                   and lab.session(l1.b.router, l1.a.ip) == "Established", 15, "BGP over link 1 again",
-                   interval=0.2)
+                   and lab.session(l1.b.router, l1.a.ip) == "Established", 15, interval=0.2,
+                   what="BGP over link 1 again")
         print(f"link restore: BGP Established on both ends {time.monotonic() - t2:.2f} s after the command started")
         assert lab.rest("GET", "/v1/links/1")["state"] == "up"
     finally:
@@ -352,7 +354,7 @@ def test_controller_killed_no_loss_and_resync_without_flush(settled):
     try:
         time.sleep(1.0)                  # deliberately: the pings run a while before the kill, too
         os.kill(rec.pid, signal.SIGKILL)
-        wait_until(lambda: _dead(rec), 5, "the controller to die")
+        wait_until(lambda: _dead(rec), 5, what="the controller to die")
         down = [p.result() for p in pingers]
     finally:
         for p in pingers:
@@ -367,7 +369,8 @@ def test_controller_killed_no_loss_and_resync_without_flush(settled):
         new = lab_state.LabState.load(topo).process("controller")
         assert new.pid != rec.pid and new.alive()
         wait_until(lambda: (lambda s: all(x["connected"] and x["synced"] for x in s))(
-            lab.rest("GET", "/v1/switches")["switches"]), 20, "every bridge to reconnect and resync", interval=0.5)
+            lab.rest("GET", "/v1/switches")["switches"]), 20, interval=0.5,
+            what="every bridge to reconnect and resync")
         during = [p.result() for p in pingers]
     finally:
         for p in pingers:
@@ -406,7 +409,7 @@ def test_underlay_cut_takes_the_server_pairs_down_on_both_sides(settled):
         subprocess.run(["ip", "-n", ul_ns, "link", "set", veth, "down"], check=True, timeout=10)
         cut_done = True
         wait_until(lambda: all(watch.first(e, False) for e in ends(hit)), 2.0,
-                   "every router of the pairs (VM1,VM3) and (VM2,VM3) to lose carrier")
+                   what="every router of the pairs (VM1,VM3) and (VM2,VM3) to lose carrier")
         lost = {e: round(watch.first(e, False) - t0, 3) for e in ends(hit)}
         print(f"underlay cut of {cut}: carrier lost after {lost}")
         assert all(not lab.carrier(*e) for e in ends(hit))
@@ -418,7 +421,7 @@ def test_underlay_cut_takes_the_server_pairs_down_on_both_sides(settled):
         t1 = time.monotonic()
         subprocess.run(["ip", "-n", ul_ns, "link", "set", veth, "up"], check=True, timeout=10)
         cut_done = False
-        wait_until(lambda: all(lab.carrier(*e) for e in ends(hit)), 10, "carrier back on every router")
+        wait_until(lambda: all(lab.carrier(*e) for e in ends(hit)), 10, what="carrier back on every router")
         print(f"underlay restored: carrier back after {time.monotonic() - t1:.2f} s")
         ok, reports = convergence.wait_bgp(topo, timeout=60)
         assert ok, [r for r in reports if not convergence.bgp_converged(r)]
@@ -433,10 +436,10 @@ def _kill_and_restart_controller(lab: Lab) -> None:
     """SIGKILL the lab's controller (its recorded pid), restart it with `lab up`, wait for the resync."""
     rec = lab_state.LabState.load(lab.topo).process("controller")
     os.kill(rec.pid, signal.SIGKILL)
-    wait_until(lambda: _dead(rec), 5, "the controller to die")
+    wait_until(lambda: _dead(rec), 5, what="the controller to die")
     assert updown.lab_up(lab.path, progress=lambda m: None)["already_up"] is True
     wait_until(lambda: (lambda s: all(x["connected"] and x["synced"] for x in s))(
-        lab.rest("GET", "/v1/switches")["switches"]), 20, "every bridge to reconnect and resync", interval=0.5)
+        lab.rest("GET", "/v1/switches")["switches"]), 20, interval=0.5, what="every bridge to reconnect and resync")
 
 
 def test_operator_failure_survives_a_controller_restart(settled):
@@ -446,7 +449,7 @@ def test_operator_failure_survives_a_controller_restart(settled):
     try:
         out = lab.cli("link", "fail", lab.path, "1")
         assert out.returncode == 0, out.stderr
-        wait_until(lambda: not lab.carrier(*a) and not lab.carrier(*b), 3, "carrier loss on both routers")
+        wait_until(lambda: not lab.carrier(*a) and not lab.carrier(*b), 3, what="carrier loss on both routers")
         _kill_and_restart_controller(lab)
         time.sleep(2.0)                  # deliberately: a release (PortMod) and carrier back would show by now
         states = (lab.rest("GET", "/v1/links/1")["state"], lab.carrier(*a), lab.carrier(*b))

@@ -22,7 +22,8 @@ from typing import List
 
 import pytest
 
-from e2e_support import capture, captured, require_lab, stop_capture, wait_until
+from e2e_support import capture, captured, require_lab, stop_capture
+from tests.polling import wait_until
 from minet_sdn.importers import to_yaml
 from minet_sdn.lab import convergence, paths, places, updown
 from minet_sdn.topology import names
@@ -111,8 +112,9 @@ def test_routes_through_the_route_server_keep_the_members_next_hop_and_honour_an
         return [p for p in paths if any(h.get("ip") == member_ip[asn] for h in p.get("nexthops", []))]
 
     def learns(router, asn, via=via_lan, table=table, prefix=prefix):
-        return wait_until(lambda: via(router, asn), 30, lambda: f"{router} to learn AS {asn}'s prefix through the "
-                          f"route server (has {table(router).get(prefix[asn])})", interval=0.5)
+        paths = wait_until(lambda: via(router, asn), 30, interval=0.5)
+        assert paths, (router, asn, table(router).get(prefix[asn]))
+        return paths
 
     # 4.D (VM2) learns AS 1 and AS 3 from the route server, next hop the member itself, no AS 100
     for asn in (1, 3):
@@ -217,7 +219,7 @@ def test_isolation_nothing_of_the_lan_leaks_and_members_see_each_other_only_insi
         assert ping(topo, "4.D", f"{LAN}.1", count=3) == 3
         assert ping(topo, "4.D", f"{LAN6}:5", count=3) == 3
         # until tcpdump has printed 3.C's echo requests on the wire: the other ports had as long
-        wait_until(lambda: len(of_c(captured(wire))) >= 5, 5, "tcpdump to print 3.C's echo requests to 1.A")
+        wait_until(lambda: len(of_c(captured(wire))) >= 5, 5, what="tcpdump to print 3.C's echo requests to 1.A")
     finally:
         text = stop_capture(wire)
         leaked = {k: stop_capture(v) for k, v in caps.items()}

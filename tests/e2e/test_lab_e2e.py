@@ -96,7 +96,8 @@ def test_hosts_reach_each_other(lab):
     path, topo, _, _ = lab
     hosts = _host_ips(topo)
     # sessions are up; routes may still be spreading
-    wait_all(permutations(hosts, 2), lambda p: _in(topo, p[0], "ping", "-c", "1", "-W", "1", hosts[p[1]]).returncode == 0,
+    wait_all(permutations(hosts, 2),
+             lambda p: _in(topo, p[0], "ping", "-c", "1", "-W", "1", hosts[p[1]]).returncode == 0,
              30, "every host pair to reach each other")
     # a full 1500-byte packet across a remote link (AS3 on VM1 to AS4 on VM2 over link 8)
     assert _in(topo, "3.BERN.host", "ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1472",

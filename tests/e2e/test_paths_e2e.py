@@ -20,7 +20,8 @@ from typing import Dict, List, Optional, Tuple
 import pytest
 
 from minet_sdn.lab import observe, places, updown
-from e2e_support import demo_variant, isolation, require_lab, wait_until
+from e2e_support import demo_variant, isolation, require_lab
+from tests.polling import wait_until
 from minet_sdn.topology import load_topology
 from minet_sdn.topology.addressing import topology_addressing
 
@@ -177,8 +178,8 @@ def stable_as_paths(topo) -> Dict[Tuple[str, str], AsPath]:
     lab_up returns when the sessions are up, not when the best routes have spread: a traceroute
     taken too early can follow a path that is about to be replaced.
     """
-    wait_until(lambda: routes_complete(topo), PATHS_TIMEOUT_S, "routes to every configured AS to spread",
-               interval=1.0)
+    wait_until(lambda: routes_complete(topo), PATHS_TIMEOUT_S, interval=1.0,
+               what="routes to every configured AS to spread")
     previous = _as_paths(topo)
     for _ in range(4):
         time.sleep(2.0)                  # deliberately: paths alike two rounds apart are settled ones

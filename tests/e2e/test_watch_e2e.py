@@ -151,7 +151,8 @@ def test_looking_glass(lab):
     for bad in (["configure terminal"], ["clear", "ip", "bgp", "*"], ["show running-config"]):
         proc = minet("lg", lab, "1", *bad)
         assert proc.returncode == 2 and "refused" in proc.stderr and not proc.stdout, (bad, proc)
-    code, body = controller.rest_call(lab, "POST", "/v1/watch/lg", {"router": "2.PARI", "command": "show bgp summary json"})
+    code, body = controller.rest_call(lab, "POST", "/v1/watch/lg",
+                                      {"router": "2.PARI", "command": "show bgp summary json"})
     assert code == 200 and body["rc"] == 0 and json.loads(body["output"])["ipv4Unicast"]["as"] == 2
     code, body = controller.rest_call(lab, "POST", "/v1/watch/lg", {"router": "2.PARI", "command": "write memory"})
     assert code == 400 and body["error"].startswith("refused")

@@ -12,6 +12,7 @@ fixture's unique prefix, those namespaces, and the temp dir.
 """
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -19,12 +20,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from contextlib import contextmanager
 from typing import Dict, List, Optional
 
 from minet_sdn import host
 from minet_sdn.topology import names
+
+from tests.polling import wait_until
 
 SCHEMA = host.OVS_SCHEMA
 SSHD = "/usr/sbin/sshd"
@@ -64,6 +66,14 @@ def sh(*argv: str, check: bool = True, env: Optional[Dict[str, str]] = None, tim
     return res
 
 
+def master(server: "EmulatedServer", topo_path: str, known_hosts: str, key: str, *args: str
+           ) -> subprocess.CompletedProcess:
+    """minet-provision --master, run from `server`'s namespace (where the servers' sshd are reachable)."""
+    argv = [*provision_command(), "--topology", topo_path, "--master", "--known-hosts", known_hosts,
+            "--identity", key, "--json", *args]
+    return sh("nsenter", f"--net={NETNS_DIR}/{server.ns}", "--", *argv, check=False, timeout=300)
+
+
 def ns_inode(path: str) -> Optional[str]:
     try:
         st = os.stat(path)
@@ -86,14 +96,15 @@ def kill_all(pids: List[int]) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and any(os.path.exists(f"/proc/{p}") for p in pids):
+
+    def gone() -> bool:
         for p in pids:       # reap our own children
             try:
                 os.waitpid(p, os.WNOHANG)
             except ChildProcessError:
                 pass
-        time.sleep(0.05)
+        return not any(os.path.exists(f"/proc/{p}") for p in pids)
+    wait_until(gone, 5)
 
 
 class Prefix:
@@ -210,9 +221,7 @@ class EmulatedServer:
                 "StrictModes no", "Subsystem sftp internal-sftp", f"SetEnv {setenv}", ""]))
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)      # sshd's privilege separation dir
         sh("nsenter", f"--net={NETNS_DIR}/{self.ns}", "--", SSHD, "-f", config)
-        deadline = time.monotonic() + 10
-        while not os.path.exists(f"{sd}/sshd.pid") and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: os.path.exists(f"{sd}/sshd.pid"), 10)
         with open(f"{sd}/host_key.pub") as fh:
             key_type, key = fh.read().split()[:2]
         self.ssh_spec = f"root@{self.underlay_ip}:{port}"
@@ -311,3 +320,64 @@ def topology_yaml(name: str, servers: Dict[str, dict], ases: Dict[int, dict], li
     lines.append("links:")
     lines += [f"  - {flow(link)}" for link in links]
     return "\n".join(lines) + "\n"
+
+
+def write_topology(server: EmulatedServer, text: str, name: str = "topology.yaml") -> str:
+    """`text` as a topology file in the server's directory; returns its path."""
+    path = os.path.join(server.dir, name)
+    with open(path, "w") as fh:
+        fh.write(text)
+    return path
+
+
+def json_or_empty(text: str) -> dict:
+    """vtysh's JSON output, or {} while the daemon does not answer with JSON yet."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return {}
+
+
+def established_peers(summary: dict) -> set:
+    """The IPv4 BGP neighbours in state Established, from a `show bgp summary json` document."""
+    peers = summary.get("ipv4Unicast", {}).get("peers", {})
+    return {peer for peer, info in peers.items() if info.get("state") == "Established"}
+
+
+def qdiscs(ns: str, dev: str) -> list:
+    """`tc -j qdisc show dev DEV` in namespace `ns`."""
+    return json.loads(sh("nsenter", f"--net={NETNS_DIR}/{ns}", "tc", "-j", "qdisc", "show", "dev", dev).stdout)
+
+
+class Site:
+    """What provisioning made on an emulated server from the topology file at `topo_path`: its
+    nodes' namespaces and FRR directories, and what its routers say (netns backend; the docker
+    tests read them inside containers instead, by overriding `vtysh`)."""
+
+    def __init__(self, prefix: Prefix, server: EmulatedServer, topo_path: str):
+        self.prefix, self.server, self.topo_path = prefix, server, topo_path
+        self.tag = prefix.value
+
+    def ns(self, node: str) -> str:
+        return f"{self.tag}-{node}"
+
+    def confdir(self, router: str) -> str:
+        return os.path.join(self.server.state_dir, self.tag, self.server.name, "frr", router)
+
+    def vtysh(self, router: str, *commands: str) -> str:
+        res = sh(*names.exec_prefix("netns", self.ns(router)), *names.vtysh_argv(self.confdir(router), *commands),
+                 check=False)
+        assert "vtysh.conf" not in res.stderr, res.stderr      # provisioning wrote an empty one
+        return res.stdout
+
+    def vtysh_json(self, router: str, command: str) -> dict:
+        return json_or_empty(self.vtysh(router, command))
+
+    def established(self, router: str) -> set:
+        return established_peers(self.vtysh_json(router, "show bgp summary json"))
+
+    def in_node(self, node: str, *argv: str, check: bool = False) -> subprocess.CompletedProcess:
+        return sh(*names.exec_prefix("netns", self.ns(node)), *argv, check=check)
+
+    def provision(self, *args: str, **kw) -> subprocess.CompletedProcess:
+        return self.server.provision(self.topo_path, *args, **kw)

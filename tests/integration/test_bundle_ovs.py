@@ -14,6 +14,8 @@ import time
 
 import pytest
 
+from tests.polling import wait_until
+
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
               pytest.mark.skipif(not shutil.which("ovs-vswitchd"), reason="needs Open vSwitch")]
@@ -112,9 +114,7 @@ def bridge(tmp_path):
             system.ovs_vsctl(paths.server_dir(topo, "VM1"), *b.vsctl_args())
         br = topo.bridge("VM1", "VM2")
         mgmt = os.path.join(paths.server_dir(topo, "VM1"), f"{br.name}.mgmt")
-        deadline = time.monotonic() + 10
-        while not os.path.exists(mgmt) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: os.path.exists(mgmt), 10, interval=0.1)
         conn = OfConn(mgmt)
         try:
             yield topo, br, mgmt, conn
@@ -181,7 +181,7 @@ def test_a_bundle_cut_off_by_a_lost_connection_is_never_applied(bridge):
     commit = len(data) - 24                        # everything but the COMMIT, then the connection dies
     conn.sock.sendall(data[:commit])
     conn.close()
-    time.sleep(0.5)
+    time.sleep(0.5)              # deliberately a window: nothing of the cut-off bundle may appear in it
     assert table(mgmt) == before
     late = OfConn(mgmt)                            # a new connection: the old bundle is gone with its owner
     try:

@@ -6,7 +6,7 @@
     stale flow), the same ports and processes exist (nothing leaked), carrier and traffic are back,
     and the controller's memory has not grown beyond a bound.
 
-Uses the two-server rig of test_controller_ovs.py (key isolation only, to keep CI short). Root.
+Uses the two-server rig of ovs_rig.py (key isolation only, to keep CI short). Root.
 """
 import os
 import re
@@ -19,7 +19,9 @@ from minet_sdn import host
 from minet_sdn.lab import paths, system
 from minet_sdn.lab.state import ProcessRecord
 from minet_sdn.topology import names
-from tests.integration.test_controller_ovs import Rig, sh, wait_for
+from ovs_rig import links_up, running_rig, sh
+
+from tests.polling import wait_until
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
@@ -29,15 +31,8 @@ pytestmark = [pytest.mark.root,
 
 @pytest.fixture
 def rig(tmp_path):
-    r = None
-    try:
-        r = Rig(tmp_path, "key")
-        r.start_controller()
-        wait_for(lambda: all(l["state"] == "up" for l in r.rest("GET", "/v1/links")["links"]), 20, "links up")
+    with running_rig(tmp_path, "key") as r:
         yield r
-    finally:
-        if r is not None:
-            r.close()
 
 
 def canonical(lines):
@@ -72,12 +67,13 @@ def test_restarted_vswitchd_gets_every_flow_back_by_resync(rig):
             return canonical(rig.flows("VM1", "VM2")) == before["VM1"]
         except AssertionError:           # the management socket is not back yet
             return False
-    wait_for(restored, 30, "the controller to restore VM1's flows")
+    wait_until(restored, 30, interval=0.1, what="the controller to restore VM1's flows")
     took = time.monotonic() - started
     assert canonical(rig.flows("VM2", "VM1")) == before["VM2"]        # the other server untouched
     # veths re-attached, BFD up again, links up, traffic crosses
-    wait_for(lambda: all(l["state"] == "up" for l in rig.rest("GET", "/v1/links")["links"]), 20, "links up")
-    wait_for(lambda: rig.ping("1.A", t.link(1).b.ip, count=1) == 1, 20, "traffic across link 1")
+    wait_until(lambda: links_up(rig), 20, interval=0.1, what="links up")
+    wait_until(lambda: rig.ping("1.A", t.link(1).b.ip, count=1) == 1, 20, interval=0.1,
+               what="traffic across link 1")
     assert rig.ping("1.B", t.link(2).b.ip) == 3
     print(f"\nvswitchd restart: flows restored {took:.2f} s after the restart command")
 
@@ -91,11 +87,12 @@ def test_a_link_flapped_1000_times_leaves_no_stale_flow_no_leak_and_bounded_memo
     ctl = rig.controller.pid
     # warm-up flaps (first-time allocations), then the measured 1,000
     _flap(rig, 20)
-    wait_for(lambda: rig.carrier("2.C", 1), 10, "carrier back after the warm-up")
+    wait_until(lambda: rig.carrier("2.C", 1), 10, interval=0.1, what="carrier back after the warm-up")
     rss0 = rss_kib(ctl)
     _flap(rig, 1000)
-    wait_for(lambda: rig.carrier("1.A", 1) and rig.carrier("2.C", 1), 15, "carrier back on both routers")
-    wait_for(lambda: rig.rest("GET", "/v1/links/1")["state"] == "up", 15, "link 1 up")
+    wait_until(lambda: rig.carrier("1.A", 1) and rig.carrier("2.C", 1), 15, interval=0.1,
+               what="carrier back on both routers")
+    wait_until(lambda: rig.rest("GET", "/v1/links/1")["state"] == "up", 15, interval=0.1, what="link 1 up")
     assert rig.ping("1.A", t.link(1).b.ip) == 3
     rss1 = rss_kib(ctl)
     assert {s: canonical(rig.flows(s, p)) for s, p in (("VM1", "VM2"), ("VM2", "VM1"))} == flows

@@ -7,14 +7,14 @@ Needs root, Open vSwitch, FRR (the fixtures' emulated server); skipped otherwise
 from __future__ import annotations
 
 import json
-import os
-import time
 
 import pytest
 
-from provision_fixtures import emulated_servers, sh, skip_reason
+from provision_fixtures import Site, emulated_servers, qdiscs, sh, skip_reason, write_topology
 
 from minet_sdn.importers import to_yaml
+
+from tests.polling import wait_until
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))]
 
@@ -27,32 +27,11 @@ def topology(name):
             "links": []}
 
 
-def wait_for(pred, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.5)
-    return pred()
-
-
 def test_route_server_peering_lan_and_isolation():
     with emulated_servers(("VM1", "192.0.2.1")) as (prefix, (vm1,)):
-        tag = prefix.value
-        path = os.path.join(vm1.dir, "topology.yaml")
-        with open(path, "w") as fh:
-            fh.write(to_yaml(topology(tag)))
-        ns = lambda node: f"{tag}-{node}"        # noqa: E731
-        confdir = lambda node: os.path.join(vm1.state_dir, tag, "VM1", "frr", node)   # noqa: E731
-
-        def vtysh(node, cmd):
-            out = sh("ip", "netns", "exec", ns(node), "vtysh", "--vty_socket", confdir(node), "-c", cmd,
-                     check=False).stdout
-            try:
-                return json.loads(out)
-            except ValueError:
-                return {}
+        path = write_topology(vm1, to_yaml(topology(prefix.value)))
+        site = Site(prefix, vm1, path)
+        ns, vtysh = site.ns, site.vtysh_json
         try:
             res = vm1.provision(path, "--json")
             assert res.returncode == 0, res.stderr
@@ -60,12 +39,12 @@ def test_route_server_peering_lan_and_isolation():
             def all_up():
                 peers = vtysh("ixp100", "show bgp summary json").get("ipv4Unicast", {}).get("peers", {})
                 return len(peers) == 3 and all(p.get("state") == "Established" for p in peers.values())
-            assert wait_for(all_up), vtysh("ixp100", "show bgp summary json")
+            assert wait_until(all_up, 60, interval=0.5), vtysh("ixp100", "show bgp summary json")
 
             def learned():
                 routes = vtysh("1.A", "show ip bgp json").get("routes", {})
                 return routes if {"10.0.2.0/24", "10.0.3.0/24"} <= set(routes) else None
-            routes = wait_for(learned)
+            routes = wait_until(learned, 60, interval=0.5)
             assert routes, vtysh("1.A", "show ip bgp json")
             best = [p for p in routes["10.0.2.0/24"] if p.get("bestpath") or p.get("valid")][0]
             assert best["nexthops"][0]["ip"] == "198.18.0.3"           # member B itself, not the route server
@@ -83,8 +62,7 @@ def test_route_server_peering_lan_and_isolation():
             assert sh("ip", "netns", "exec", ns("1.A"), "ping", "-c", "1", "-W", "1", "198.18.0.77",
                       check=False).returncode != 0
             # the member's shaping applies to its LAN port
-            q = json.loads(sh("nsenter", f"--net=/var/run/netns/{ns('3.C')}", "tc", "-j", "qdisc", "show",
-                              "dev", "ixp100").stdout)
+            q = qdiscs(ns("3.C"), "ixp100")
             assert q[0]["kind"] == "tbf" and q[0]["options"]["rate"] == 50_000_000 // 8
             again = vm1.provision(path, "--json")
             assert again.returncode == 0 and json.loads(again.stdout)["n_changes"] == 0, again.stdout

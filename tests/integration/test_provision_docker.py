@@ -21,8 +21,9 @@ import time
 
 import pytest
 
-from provision_fixtures import emulated_servers, sh, skip_reason, topology_yaml
+from provision_fixtures import Site, emulated_servers, sh, skip_reason, topology_yaml, write_topology
 from tests.docker_engine import EngineUnavailable, docker_engine
+from tests.polling import wait_until
 
 from minet_sdn.provision import image as img
 from minet_sdn.provision.docker import LABEL_INSTANCE, LABEL_NODE, LABEL_SERVER
@@ -48,17 +49,6 @@ def docker(*args: str, check: bool = True, timeout: float = 60) -> subprocess.Co
     return sh("docker", *args, check=check, timeout=timeout)
 
 
-def wait_for(predicate, timeout=60.0, interval=0.5):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    return last
-
-
 @pytest.fixture(scope="module")
 def engine():
     try:
@@ -78,41 +68,32 @@ def image(engine):
     return name
 
 
-class Site:
+class DockerSite(Site):
+    """The site with the docker backend: every node a container named like its namespace."""
+
     def __init__(self, prefix, server, path, engine):
-        self.prefix, self.server, self.path, self.engine = prefix, server, path, engine
-        self.tag = prefix.value
+        super().__init__(prefix, server, path)
+        self.engine = engine
         self.topo = load_topology(path)
         self.plan = build_plan(self.topo, "VM1", backend="docker", root=server.state_dir)
 
-    def name(self, node: str) -> str:
-        return f"{self.tag}-{node}"
-
-    def confdir(self, router: str) -> str:
-        return os.path.join(self.server.state_dir, self.tag, "VM1", "frr", router)
-
     def provision(self, *args: str, **kw) -> subprocess.CompletedProcess:
-        return self.server.provision(self.path, "--backend", "docker", *args, **kw)
+        return super().provision("--backend", "docker", *args, **kw)
 
     def inspect(self, node: str) -> dict:
-        return json.loads(docker("container", "inspect", self.name(node)).stdout)[0]
+        return json.loads(docker("container", "inspect", self.ns(node)).stdout)[0]
 
     def pid(self, node: str) -> int:
         return self.inspect(node)["State"]["Pid"]
 
     def exec(self, node: str, *argv: str, check: bool = False, timeout: float = 30) -> subprocess.CompletedProcess:
-        return docker("exec", self.name(node), *argv, check=check, timeout=timeout)
+        return docker("exec", self.ns(node), *argv, check=check, timeout=timeout)
 
-    def vtysh_json(self, router: str, command: str) -> dict:
-        out = self.exec(router, "vtysh", "--vty_socket", self.confdir(router), "-c", command).stdout
-        try:
-            return json.loads(out)
-        except ValueError:
-            return {}
-
-    def established(self, router: str) -> set:
-        peers = self.vtysh_json(router, "show bgp summary json").get("ipv4Unicast", {}).get("peers", {})
-        return {p for p, info in peers.items() if info.get("state") == "Established"}
+    def vtysh(self, router: str, *commands: str) -> str:
+        argv = ["vtysh", "--vty_socket", self.confdir(router)]
+        for command in commands:
+            argv += ["-c", command]
+        return self.exec(router, *argv).stdout
 
     def our_containers(self) -> list:
         out = docker("ps", "-a", "--filter", f"label={LABEL_INSTANCE}={self.tag}", "--format", "{{.Names}}").stdout
@@ -123,18 +104,11 @@ class Site:
         return [l["ifname"] for l in json.loads(out)]
 
 
-def write(server, name: str, text: str) -> str:
-    path = os.path.join(server.dir, name)
-    with open(path, "w") as fh:
-        fh.write(text)
-    return path
-
-
 @pytest.fixture(scope="module")
 def site(engine, image):
     with emulated_servers(("VM1", "192.0.2.1")) as (prefix, (vm1,)):
         engine.prefixes.append(prefix.value)
-        s = Site(prefix, vm1, write(vm1, "topology.yaml", topology(prefix.value)), engine)
+        s = DockerSite(prefix, vm1, write_topology(vm1, topology(prefix.value)), engine)
         s.image = image
         try:
             t0 = time.monotonic()
@@ -150,7 +124,7 @@ def site(engine, image):
 
 def test_every_node_is_a_labelled_container_without_network(site):
     assert site.first_report["ok"] and site.first_report["n_changes"] > 50
-    assert site.our_containers() == sorted(site.name(n) for n in NODES)
+    assert site.our_containers() == sorted(site.ns(n) for n in NODES)
     for node in NODES:
         info = site.inspect(node)
         assert info["State"]["Running"]
@@ -160,7 +134,7 @@ def test_every_node_is_a_labelled_container_without_network(site):
         assert labels[LABEL_INSTANCE] == site.tag and labels[LABEL_SERVER] == "VM1" and labels[LABEL_NODE] == node
         assert labels.get("org.minet-sdn") == "1"           # from the image
         assert {c.replace("CAP_", "") for c in info["HostConfig"]["CapAdd"]} >= {"NET_ADMIN", "SYS_ADMIN"}
-        marker = os.path.join(site.server.state_dir, site.tag, "VM1", "nodes", f"{site.name(node)}.json")
+        marker = os.path.join(site.server.state_dir, site.tag, "VM1", "nodes", f"{site.ns(node)}.json")
         with open(marker) as fh:
             m = json.load(fh)
         assert m["identity"] == info["Id"] and m["backend"] == "docker" and m["instance"] == site.tag
@@ -205,14 +179,16 @@ def test_interfaces_match_the_plan(site):
 def test_bgp_sessions_establish_inside_the_containers(site):
     zuri_ext = site.topo.link(1).b.ip
     gene_lo = site.plan.addressing[1].routers["GENE"].loopback
-    assert wait_for(lambda: {zuri_ext, gene_lo} <= site.established("1.ZURI")), site.established("1.ZURI")
-    assert wait_for(lambda: site.topo.link(1).a.ip in site.established("2.PARI"))
+    assert wait_until(lambda: {zuri_ext, gene_lo} <= site.established("1.ZURI"), 60, interval=0.5), \
+        site.established("1.ZURI")
+    assert wait_until(lambda: site.topo.link(1).a.ip in site.established("2.PARI"), 60, interval=0.5)
 
 
 def test_hosts_ping_across_ases(site):
     hosts = {f"{asn}.{n}.host": r.host_ip for asn in (1, 2) for n, r in site.plan.addressing[asn].routers.items()}
     for a, b in (("1.ZURI.host", "2.PARI.host"), ("1.GENE.host", "2.PARI.host"), ("2.PARI.host", "1.GENE.host")):
-        ok = wait_for(lambda: site.exec(a, "ping", "-c", "1", "-W", "1", hosts[b]).returncode == 0, timeout=60)
+        ok = wait_until(lambda: site.exec(a, "ping", "-c", "1", "-W", "1", hosts[b]).returncode == 0, 60,
+                        interval=0.5)
         assert ok, f"{a} cannot reach {b} ({hosts[b]})"
 
 
@@ -226,7 +202,7 @@ def test_second_run_changes_nothing(site):
 
 
 def test_a_killed_container_and_a_killed_daemon_are_repaired(site):
-    docker("kill", site.name("2.PARI"))                   # its namespace goes, and link 1 with it
+    docker("kill", site.ns("2.PARI"))                   # its namespace goes, and link 1 with it
     with open(os.path.join(site.confdir("1.ZURI"), "ospfd.pid")) as fh:
         inner = int(fh.read())
     site.exec("1.ZURI", "kill", "-9", str(inner), check=True)
@@ -237,7 +213,7 @@ def test_a_killed_container_and_a_killed_daemon_are_repaired(site):
     assert any(c.startswith("created 2.PARI: bgpd") for c in changes), changes
     assert any(c.startswith("created 1.ZURI: ospfd") for c in changes), changes
     assert site.inspect("2.PARI")["State"]["Running"]
-    assert wait_for(lambda: site.topo.link(1).b.ip in site.established("1.ZURI"))
+    assert wait_until(lambda: site.topo.link(1).b.ip in site.established("1.ZURI"), 60, interval=0.5)
     res = site.provision("--json")
     assert json.loads(res.stdout)["n_changes"] == 0
 
@@ -246,7 +222,7 @@ def test_a_container_of_the_same_name_that_is_not_ours_is_refused(site, engine):
     """Another instance whose node name is taken by a foreign container: refused, rolled back."""
     other = f"d{secrets.token_hex(2)}"
     engine.prefixes.append(other)
-    path = write(site.server, "other.yaml", topology_yaml(
+    path = write_topology(site.server, name="other.yaml", text=topology_yaml(
         other, {"VM1": {"underlay_ip": "192.0.2.1"}},
         {1: {"server": "VM1", "routers": ["A"]}, 2: {"server": "VM1", "routers": ["B"]}},
         [{"a": "1.A", "b": "2.B", "rel": "peer"}]))
@@ -272,7 +248,7 @@ def test_failure_half_way_rolls_back(site, engine):
     docker("run", "--name", tmp, "--network", "none", site.image, "rm", "/usr/lib/frr/bgpd")
     docker("commit", tmp, broken)
     docker("rm", tmp)
-    path = write(site.server, "broken.yaml", topology_yaml(
+    path = write_topology(site.server, name="broken.yaml", text=topology_yaml(
         other, {"VM1": {"underlay_ip": "192.0.2.1"}, "VM3": {"underlay_ip": "192.0.2.3"}},   # its own tunnel
         {1: {"server": "VM1", "routers": ["A"]}, 2: {"server": "VM3", "routers": ["B"]}},
         [{"a": "1.A", "b": "2.B", "rel": "peer"}]))
@@ -307,7 +283,7 @@ def test_down_removes_only_our_containers(site):
         assert res.returncode == 0, res.stderr
         names = docker("ps", "-a", "--format", "{{.Names}}").stdout.split()
         assert similar in names and labelled in names
-        assert not [n for n in names if n in {site.name(x) for x in NODES}]
+        assert not [n for n in names if n in {site.ns(x) for x in NODES}]
         assert not [l for l in site.server_links() if l.startswith(site.tag)]
         assert not os.path.exists(os.path.join(site.server.state_dir, site.tag))
         res = site.provision("--down", "--json")

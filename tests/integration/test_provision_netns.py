@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import pytest
 
-from provision_fixtures import (NETNS_DIR, emulated_servers, frr_processes, frr_run_dirs, pids_in_namespaces, sh, skip_reason,
-                                 topology_yaml)
+from provision_fixtures import (NETNS_DIR, Site, emulated_servers, frr_processes, frr_run_dirs, ns_inode,
+                                pids_in_namespaces, provision_command, sh, skip_reason, topology_yaml,
+                                write_topology)
 
 from minet_sdn import host
-from minet_sdn.topology import names
+
+from tests.polling import wait_until
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))]
 
@@ -43,72 +44,14 @@ def main_topology(name: str) -> str:
          {"a": "5.ROMA", "b": "6.OSLO", "rel": "provider"}])     # 7
 
 
-class Site:
-    """A provisioned emulated server and handy accessors."""
-
-    def __init__(self, prefix, server, topo_path):
-        self.prefix, self.server, self.topo_path = prefix, server, topo_path
-        self.tag = prefix.value
-
-    def ns(self, node):
-        return f"{self.tag}-{node}"
-
-    def confdir(self, router):
-        return os.path.join(self.server.state_dir, self.tag, self.server.name, "frr", router)
-
-    def vtysh(self, router, *commands):
-        res = sh(*names.exec_prefix("netns", self.ns(router)), *names.vtysh_argv(self.confdir(router), *commands),
-                 check=False)
-        assert "vtysh.conf" not in res.stderr, res.stderr      # provisioning wrote an empty one
-        return res.stdout
-
-    def vtysh_json(self, router, command):
-        out = self.vtysh(router, command)
-        try:
-            return json.loads(out)
-        except ValueError:
-            return {}
-
-    def in_node(self, node, *argv, check=False):
-        return sh(*names.exec_prefix("netns", self.ns(node)), *argv, check=check)
-
-    def provision(self, *args, **kw):
-        return self.server.provision(self.topo_path, *args, **kw)
-
-
-def wait_for(predicate, timeout=40.0, interval=0.5):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    return last
-
-
-def established(site, router):
-    summary = site.vtysh_json(router, "show bgp summary json").get("ipv4Unicast", {}).get("peers", {})
-    return {peer for peer, info in summary.items() if info.get("state") == "Established"}
-
-
-def write_topology(server, text):
-    path = os.path.join(server.dir, "topology.yaml")
-    with open(path, "w") as fh:
-        fh.write(text)
-    return path
-
-
 @pytest.fixture(scope="module")
 def site():
     with emulated_servers(("VM1", "192.0.2.1")) as (prefix, (vm1,)):
         path = write_topology(vm1, main_topology(prefix.value))
-        t0 = time.monotonic()
         res = vm1.provision(path, "--json")
         assert res.returncode == 0, res.stderr
-        report = json.loads(res.stdout)
         s = Site(prefix, vm1, path)
-        s.first_report, s.first_seconds = report, time.monotonic() - t0
+        s.first_report = json.loads(res.stdout)
         yield s
         res = vm1.provision(path, "--down")
         assert res.returncode == 0, res.stderr
@@ -132,8 +75,7 @@ def test_up_creates_every_node(site):
 
 
 def _any_pid_in(site, router):
-    st = os.stat(os.path.join(NETNS_DIR, site.ns(router)))
-    return pids_in_namespaces({f"{st.st_dev}:{st.st_ino}"})[0]
+    return pids_in_namespaces({ns_inode(os.path.join(NETNS_DIR, site.ns(router)))})[0]
 
 
 def test_sessions_establish(site):
@@ -148,9 +90,9 @@ def test_sessions_establish(site):
         "3.BIRM": {lo["3.LOND"], lo["3.MANC"]},
         "5.ROMA": {"100.64.0.21"},
     }
-    got = wait_for(lambda: all(expect[r] <= established(site, r) for r in expect) and
-                   {r: established(site, r) for r in expect}, timeout=45)
-    assert got, {r: established(site, r) for r in expect}
+    got = wait_until(lambda: all(expect[r] <= site.established(r) for r in expect) and
+                     {r: site.established(r) for r in expect}, 45, interval=0.5)
+    assert got, {r: site.established(r) for r in expect}
     neighbors = site.vtysh_json("3.BIRM", "show ip ospf neighbor json").get("neighbors", {})
     assert len(neighbors) == 2
 
@@ -164,9 +106,11 @@ def best_path(site, router, prefix):
 
 
 def test_gao_rexford_policy(site):
-    wait_for(lambda: all(best_path(site, r, "10.0.3.0/24") for r in ("1.ZURI", "2.PARI", "5.ROMA")))
+    wait_until(lambda: all(best_path(site, r, "10.0.3.0/24") for r in ("1.ZURI", "2.PARI", "5.ROMA")), 40,
+               interval=0.5)
     # AS1 hears AS3's prefix from its customer (via GENE, iBGP) and from its peer AS2: customer wins
-    zuri = wait_for(lambda: (p := best_path(site, "1.ZURI", "10.0.3.0/24")) and p.get("locPrf") == 300 and p)
+    zuri = wait_until(lambda: (p := best_path(site, "1.ZURI", "10.0.3.0/24")) and p.get("locPrf") == 300 and p,
+                      40, interval=0.5)
     assert zuri, best_path(site, "1.ZURI", "10.0.3.0/24")
     assert zuri["aspath"]["string"] == "3"
     # AS3 gets AS1's prefix from its provider: local-pref 100
@@ -191,7 +135,7 @@ def test_hosts_ping_across_ases(site):
              ("2.PARI.host", "10.0.1.134")]   # AS2 -> AS1 GENE host
     def all_ok():
         return all(site.in_node(src, "ping", "-c1", "-W1", dst).returncode == 0 for src, dst in pairs)
-    assert wait_for(all_ok, timeout=30, interval=1)
+    assert wait_until(all_ok, 30, interval=1)
     # and valley-free routing leaves AS5 without a route to AS1
     assert site.in_node("5.ROMA.host", "ping", "-c1", "-W1", "10.0.1.130").returncode != 0
 
@@ -268,13 +212,24 @@ def test_remote_bridge(site):
     assert "tx-checksumming: off" in site.in_node("1.ZURI", "ethtool", "-k", "ext4").stdout
 
 
+def daemon_pids(site):
+    """{router/daemon.pid: the pid in it} for every FRR daemon of the site's routers."""
+    out = {}
+    for router in ROUTERS:
+        for name in sorted(os.listdir(site.confdir(router))):
+            if name.endswith(".pid"):
+                with open(os.path.join(site.confdir(router), name)) as fh:
+                    out[f"{router}/{name}"] = fh.read().strip()
+    return out
+
+
 def test_second_run_changes_nothing(site):
-    t0 = time.monotonic()
+    before = daemon_pids(site)
     res = site.provision("--json")
     assert res.returncode == 0, res.stderr
     report = json.loads(res.stdout)
     assert report["n_changes"] == 0, report["changes"]
-    assert time.monotonic() - t0 < 10
+    assert daemon_pids(site) == before           # no daemon restarted behind the report's back
 
 
 def test_a_bridge_port_set_down_by_the_controller_stays_down(site):
@@ -295,10 +250,7 @@ def test_repairs_what_was_broken(site):
     site.in_node("1.GENE.host", "ip", "addr", "flush", "dev", "eth0")
     pid = int(open(os.path.join(site.confdir("5.ROMA"), "ospfd.pid")).read())
     os.kill(pid, 9)
-    deadline = time.monotonic() + 10          # gone (a zombie counts as gone), not a fixed sleep
-    while host.pid_alive(pid):
-        assert time.monotonic() < deadline, f"ospfd {pid} still alive after SIGKILL"
-        time.sleep(0.02)
+    assert wait_until(lambda: not host.pid_alive(pid), 10), f"ospfd {pid} still alive after SIGKILL"  # a zombie is gone
     res = site.provision("--json")
     assert res.returncode == 0, res.stderr
     changes = json.loads(res.stdout)["changes"]
@@ -306,7 +258,8 @@ def test_repairs_what_was_broken(site):
     assert any(c == "1.GENE.host:eth0: address 10.0.1.134/30" for c in changes)
     assert any(c.startswith("created 5.ROMA: ospfd") for c in changes)
     assert json.loads(site.provision("--json").stdout)["n_changes"] == 0
-    assert wait_for(lambda: site.in_node("1.GENE.host", "ping", "-c1", "-W1", "10.0.3.130").returncode == 0)
+    assert wait_until(lambda: site.in_node("1.GENE.host", "ping", "-c1", "-W1", "10.0.3.130").returncode == 0,
+                      40, interval=0.5)
 
 
 # ---- down, foreign things, conflicts, rollback: each on its own server ----------------------------
@@ -468,6 +421,19 @@ def test_a_changed_topology_converges():
         assert leftovers(prefix, vm1) == []
 
 
+def hung_bgpd(prefix):
+    """The fake bgpd that never daemonizes (`sleep 60`) runs in one of the prefix's namespaces."""
+    inodes = {ns_inode(os.path.join(NETNS_DIR, n)) for n in prefix.namespaces()} - {None}
+    for pid in pids_in_namespaces(inodes):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                if fh.read() == b"sleep\x0060\x00":
+                    return True
+        except OSError:
+            pass
+    return False
+
+
 def test_sigterm_half_way_rolls_back(tmp_path):
     """Killed (SIGTERM) while daemons start: what the run created is removed, then it exits."""
     import subprocess
@@ -479,7 +445,6 @@ def test_sigterm_half_way_rolls_back(tmp_path):
     (fake / "bgpd").chmod(0o755)
     with emulated_servers(("VM1", "192.0.2.1")) as (prefix, (vm1,)):
         path = write_topology(vm1, small_topology(prefix.value))
-        from provision_fixtures import provision_command
         env = vm1.env
         env["MINET_FRR_DIR"] = str(fake)
         proc = subprocess.Popen(["nsenter", f"--net={NETNS_DIR}/{vm1.ns}", "--", *provision_command(),
@@ -488,7 +453,9 @@ def test_sigterm_half_way_rolls_back(tmp_path):
             for line in proc.stderr:
                 if "FRR routers" in line:
                     break
-            time.sleep(1.0)
+            # daemons are starting once the fake bgpd hangs in a router's namespace
+            wait_until(lambda: proc.poll() is not None or hung_bgpd(prefix), 30)
+            assert proc.poll() is None, proc.stderr.read()
             proc.terminate()
             err = proc.stderr.read()
             assert proc.wait(timeout=60) == 1

@@ -9,8 +9,7 @@ import os
 
 import pytest
 
-from provision_fixtures import NETNS_DIR, SSHD, emulated_servers, sh, skip_reason, topology_yaml
-from test_provision_ssh import master
+from provision_fixtures import NETNS_DIR, SSHD, emulated_servers, master, sh, skip_reason, topology_yaml
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason())),

@@ -1,6 +1,6 @@
 """A router cannot reach the controller, nor reach or poison another link, on real Open vSwitch.
 
-Uses the two-server rig of test_controller_ovs.py (links 1: 1.A-2.C and 2: 1.B-2.C), both modes:
+Uses the two-server rig of ovs_rig.py (links 1: 1.A-2.C and 2: 1.B-2.C), both modes:
   * from every router namespace, the controller's OpenFlow and REST listeners do not answer, not
     even with a route towards them through the router's own link;
   * a frame sent by 1.A on link 1 towards link 2's far address, with link 2's DSCP mark (tos) or
@@ -17,7 +17,9 @@ import sys
 import pytest
 
 from minet_sdn.topology import names
-from tests.integration.test_controller_ovs import Rig, sh, wait_for
+from ovs_rig import running_rig, sh
+
+from tests.polling import wait_until
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
@@ -26,15 +28,8 @@ pytestmark = [pytest.mark.root,
 
 @pytest.fixture(scope="module", params=["key", "tos"])
 def rig(request, tmp_path_factory):
-    r = None
-    try:
-        r = Rig(tmp_path_factory.mktemp(request.param), request.param)
-        r.start_controller()
-        wait_for(lambda: all(l["state"] == "up" for l in r.rest("GET", "/v1/links")["links"]), 20, "links up")
+    with running_rig(tmp_path_factory.mktemp(request.param), request.param) as r:
         yield r
-    finally:
-        if r is not None:
-            r.close()
 
 
 def connects(ns, host, port):
@@ -122,7 +117,8 @@ def test_a_forged_arp_reply_never_crosses_and_poisons_nothing(rig):
     for dst in ("ff:ff:ff:ff:ff:ff", l1.b.mac, l2.b.mac):
         sh("ip", "netns", "exec", a, sys.executable, "-c", SEND_ARP, "ext1", l1.a.mac, l2.a.ip, dst, l2.b.ip)
     # they did enter the bridge (its "any other ARP: drop" flow counted them) ...
-    wait_for(lambda: arp_drops(rig) >= dropped + 15, 5, "the bridge to count the forged ARP frames")
+    wait_until(lambda: arp_drops(rig) >= dropped + 15, 5, interval=0.1,
+               what="the bridge to count the forged ARP frames")
     assert [stop() for stop in tunnel] == [0, 0]            # ... and went nowhere: not to link 2,
     assert own_far() == 0                                   # not even across its own link
     neigh = sh("ip", "-n", c, "neigh", "show", l2.a.ip)

@@ -7,11 +7,10 @@ itself is measured in bench/shaping.py (timing belongs in benches)."""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
-from provision_fixtures import emulated_servers, sh, skip_reason
+from provision_fixtures import Site, emulated_servers, qdiscs, sh, skip_reason, write_topology
 
 from minet_sdn.importers import to_yaml
 from minet_sdn.provision.shaping import netem_available
@@ -34,11 +33,6 @@ def topology(name, shaped=True):
     }
 
 
-def qdiscs(ns, dev):
-    out = sh("nsenter", f"--net=/var/run/netns/{ns}", "tc", "-j", "qdisc", "show", "dev", dev).stdout
-    return json.loads(out)
-
-
 def tbf(ns, dev):
     return next((q for q in qdiscs(ns, dev) if q.get("kind") == "tbf" and q.get("root")), None)
 
@@ -46,13 +40,11 @@ def tbf(ns, dev):
 def test_shaping_applied_idempotent_and_removed():
     with emulated_servers(("VM1", "192.0.2.1")) as (prefix, (vm1,)):
         tag = prefix.value
-        path = os.path.join(vm1.dir, "topology.yaml")
-        with open(path, "w") as fh:
-            fh.write(to_yaml(topology(tag)))
+        path = write_topology(vm1, to_yaml(topology(tag)))
+        ns = Site(prefix, vm1, path).ns
         try:
             res = vm1.provision(path, "--json")
             assert res.returncode == 0, res.stderr
-            ns = lambda node: f"{tag}-{node}"          # noqa: E731
             for node, dev in (("1.A", "to_B"), ("1.B", "to_A")):
                 q = tbf(ns(node), dev)
                 assert q and q["handle"] == "6d6e:" and q["options"]["rate"] == 20_000_000 // 8
@@ -75,8 +67,7 @@ def test_shaping_applied_idempotent_and_removed():
             sh("ip", "netns", "exec", ns("1.A"), "ping", "-c", "2", "-W", "2", "10.0.1.66")
             again = vm1.provision(path, "--json")
             assert again.returncode == 0 and json.loads(again.stdout)["n_changes"] == 0, again.stdout
-            with open(path, "w") as fh:
-                fh.write(to_yaml(topology(tag, shaped=False)))
+            write_topology(vm1, to_yaml(topology(tag, shaped=False)))
             res = vm1.provision(path, "--json")
             assert res.returncode == 0, res.stderr
             for node, dev in (("1.A", "to_B"), ("1.B", "to_A"), ("1.A", "ext1"), ("2.X", "ext1"), ("1.C", "ext2")):

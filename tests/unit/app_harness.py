@@ -38,7 +38,7 @@ from os_ken.lib import addrconv
 from os_ken.ofproto import nicira_ext
 from os_ken.ofproto import ofproto_parser
 
-from tests.fakeswitch import FakeFabric, FakeSwitch, Packet
+from tests.fakeswitch import FakeFabric, FakeSwitch, Packet, ipv4
 
 MAIN, DEAD = handler.MAIN_DISPATCHER, handler.DEAD_DISPATCHER
 TUNNEL = 1
@@ -51,11 +51,20 @@ _NXM_NAMES = {f.name for f in nicira_ext.oxm_types}
 MODES = ("key", "tos")
 
 
+def _servers(count: int) -> str:
+    return "servers:\n" + "".join(f"  VM{i}: {{underlay_ip: 192.0.2.{i}}}\n" for i in range(1, count + 1))
+
+
 def three_servers(name: str, rest: str) -> str:
     """A topology template named `name` on servers VM1..VM3 (underlay 192.0.2.1-3), followed by
     `rest` (its ases, links, ixps): `template % mode` sets the isolation mode."""
-    return (f"name: {name}\nfabric: {{isolation: %s}}\nservers:\n"
-            + "".join(f"  VM{i}: {{underlay_ip: 192.0.2.{i}}}\n" for i in (1, 2, 3)) + rest)
+    return f"name: {name}\nfabric: {{isolation: %s}}\n" + _servers(3) + rest
+
+
+def two_servers(name: str, rest: str) -> str:
+    """A topology named `name` on servers VM1 and VM2 (underlay 192.0.2.1-2; default fabric),
+    followed by `rest` (its ases and links)."""
+    return f"name: {name}\n" + _servers(2) + rest
 
 
 def shared_labs(tmp_path_factory, template: str) -> Callable[[str], "Lab"]:
@@ -86,6 +95,22 @@ def from_tunnel(topo: Topology, mode: str, bridge, other: int, frame: Packet) ->
         return frame.replace(tunnel_id=other, ip_dscp=46), [other] if other in bridge.link_ids else []
     mark = topo.link_marks[other]
     return frame.replace(ip_dscp=mark), [lid for lid in bridge.link_ids if topo.link_marks[lid] == mark]
+
+
+def inject_from_tunnel(lab: "Lab", mode: str, server: str, peer: str, other: int,
+                       frame: Optional[Packet] = None) -> Tuple[list, list, List[int]]:
+    """`frame` of link (or segment) `other` (default: an IPv4 packet from its a end to its b end)
+    arriving from the tunnel on `server`'s bridge towards `peer`, marked as `from_tunnel` marks it:
+    (where it left, as `lab.where` gives it; where it should leave: the ports of the links its mark
+    names, the frame `carried`; those links' ids)."""
+    if frame is None:
+        a, b = lab.topo.link(other).a, lab.topo.link(other).b
+        frame = ipv4(a.mac, b.mac, a.ip, b.ip)
+    tagged, targets = from_tunnel(lab.topo, mode, lab.topo.bridge(server, peer), other, frame)
+    sw = lab.bridge_switch(server, peer)
+    leaving = carried(mode, tagged.replace(tunnel_id=None))
+    want = [(lab.label(sw), lab.topo.link(lid).ofport, leaving) for lid in targets]
+    return lab.where(lab.inject(server, peer, tagged)), want, targets
 
 
 # ---- building the app ----------------------------------------------------------------------

@@ -49,6 +49,34 @@ def connect_all(core, t, now=0.0):
         core.synced(dpid, ports_of(t, dpid), [], now)
 
 
+def running_core(mode="key"):
+    """A core whose bridges are all connected and synced (every port up, empty tables)."""
+    t = topo(mode)
+    core = FabricCore(t)
+    connect_all(core, t)
+    return t, core
+
+
+def pair(t, x="VM1", y="VM2"):
+    """The two remote bridges of a server pair: x's towards y, y's towards x."""
+    return dp(t, x, y), dp(t, y, x)
+
+
+def resyncing():
+    """A core that has just met VM1's bridge towards VM2 (connected, table not read yet): the
+    topology, the core, the bridge's dpid and the flows it should hold."""
+    t = topo()
+    core = FabricCore(t)
+    d = dp(t, "VM1", "VM2")
+    core.connected(d, 0)
+    return t, core, d, wanted_flows(t, d)
+
+
+def wanted_flows(t, d):
+    """What bridge `d` should hold with every one of its ports present."""
+    return list(bridge_flows(t, t.bridges[d], [p.port_no for p in ports_of(t, d)]).values())
+
+
 def port_mods(out):
     """{(dpid, port): down?} of the PortMods in an output."""
     return {(dpid, m.port_no): bool(m.config & ofp.OFPPC_PORT_DOWN)
@@ -81,22 +109,14 @@ def test_first_sync_installs_every_flow_then_a_barrier(mode, per_link):
 
 
 def test_resync_with_matching_flows_sends_nothing():
-    t = topo()
-    core = FabricCore(t)
-    d = dp(t, "VM1", "VM2")
-    flows = list(bridge_flows(t, t.bridges[d], [p.port_no for p in ports_of(t, d)]).values())
-    core.connected(d, 0)
+    t, core, d, flows = resyncing()
     assert core.synced(d, ports_of(t, d), flows, 0) == {}
 
 
 def test_resync_with_a_stale_and_a_missing_flow_sends_one_delete_and_one_add():
-    t = topo()
-    core = FabricCore(t)
-    d = dp(t, "VM1", "VM2")
-    flows = list(bridge_flows(t, t.bridges[d], [p.port_no for p in ports_of(t, d)]).values())
+    t, core, d, flows = resyncing()
     missing = flows.pop(3)
     stale = Flow.make(100, {"in_port": 4242}, (("output", 1),), 0x6D6E000000000063)
-    core.connected(d, 0)
     out = core.synced(d, ports_of(t, d), flows + [stale], 0)
     deletes = flow_mods(out, ofp.OFPFC_DELETE_STRICT)
     adds = flow_mods(out, ofp.OFPFC_ADD)
@@ -109,11 +129,7 @@ def test_resync_with_a_stale_and_a_missing_flow_sends_one_delete_and_one_add():
 def test_a_read_of_the_right_size_is_not_taken_for_the_right_table():
     """The no-op check counts distinct flows: one flow read twice in place of a missing one (a
     confused or hostile switch), or one changed in place, still gets the missing flow added."""
-    t = topo()
-    core = FabricCore(t)
-    d = dp(t, "VM1", "VM2")
-    flows = list(bridge_flows(t, t.bridges[d], [p.port_no for p in ports_of(t, d)]).values())
-    core.connected(d, 0)
+    t, core, d, flows = resyncing()
     out = core.synced(d, ports_of(t, d), flows[:-1] + [flows[0]], 0)
     adds = flow_mods(out, ofp.OFPFC_ADD)
     assert len(adds) == 1 and dict(adds[0].match.items()) == dict(flows[-1].match)
@@ -124,24 +140,18 @@ def test_a_read_of_the_right_size_is_not_taken_for_the_right_table():
 
 
 def test_a_foreign_flow_is_removed_and_a_changed_flow_replaced():
-    t = topo()
-    core = FabricCore(t)
-    d = dp(t, "VM1", "VM2")
-    flows = list(bridge_flows(t, t.bridges[d], [p.port_no for p in ports_of(t, d)]).values())
+    t, core, d, flows = resyncing()
     normal = Flow.make(5, {}, (("output", 0xFFFFFFFA),), 0)            # someone's NORMAL flow
     changed = flows[0]
     tampered = Flow(changed.priority, changed.match, (("output", 7),), changed.cookie)
-    core.connected(d, 0)
     out = core.synced(d, ports_of(t, d), [tampered, normal] + flows[1:], 0)
     assert len(flow_mods(out, ofp.OFPFC_DELETE_STRICT)) == 1
     assert len(flow_mods(out, ofp.OFPFC_ADD)) == 1
 
 
 def test_router_port_down_holds_the_far_port_down_and_restores_it():
-    t = topo()
-    core = FabricCore(t)
-    connect_all(core, t)
-    x, y = dp(t, "VM1", "VM2"), dp(t, "VM2", "VM1")
+    t, core = running_core()
+    x, y = pair(t)
     port = t.link(1).ofport
     out = core.port_status(x, OFPPR_MODIFY, PortInfo(port, "l1", hw(x, port), 0, OFPPS_LINK_DOWN), 1.0)
     assert port_mods(out) == {(y, port): True}
@@ -157,10 +167,8 @@ def test_router_port_down_holds_the_far_port_down_and_restores_it():
 
 
 def test_released_port_blip_is_not_taken_for_a_router_failure_within_grace():
-    t = topo()
-    core = FabricCore(t)
-    connect_all(core, t)
-    x, y = dp(t, "VM1", "VM2"), dp(t, "VM2", "VM1")
+    t, core = running_core()
+    x, y = pair(t)
     port = t.link(1).ofport
     core.fail_link(1, 1.0)
     core.port_status(y, OFPPR_MODIFY, PortInfo(port, "l1", hw(y, port), OFPPC_PORT_DOWN, OFPPS_LINK_DOWN), 1.0)
@@ -178,10 +186,8 @@ def test_released_port_blip_is_not_taken_for_a_router_failure_within_grace():
 
 
 def test_two_dead_sides_do_not_hold_each_other_down():
-    t = topo()
-    core = FabricCore(t)
-    connect_all(core, t)
-    x, y = dp(t, "VM1", "VM2"), dp(t, "VM2", "VM1")
+    t, core = running_core()
+    x, y = pair(t)
     port = t.link(2).ofport
     down = lambda d, cfg=0: PortInfo(port, "l2", hw(d, port), cfg, OFPPS_LINK_DOWN)  # noqa: E731
     up = lambda d: PortInfo(port, "l2", hw(d, port), 0, OFPPS_LIVE)  # noqa: E731
@@ -198,10 +204,8 @@ def test_two_dead_sides_do_not_hold_each_other_down():
 
 
 def test_tunnel_losing_liveness_takes_every_link_of_the_pair_down_on_both_sides():
-    t = topo()
-    core = FabricCore(t)
-    connect_all(core, t)
-    x, y = dp(t, "VM1", "VM2"), dp(t, "VM2", "VM1")
+    t, core = running_core()
+    x, y = pair(t)
     out = core.port_status(x, OFPPR_MODIFY, PortInfo(1, "t", hw(x, 1), 0, 0), 1.0)
     p1, p2 = t.link(1).ofport, t.link(2).ofport
     assert port_mods(out) == {(x, p1): True, (x, p2): True, (y, p1): True, (y, p2): True}
@@ -212,20 +216,16 @@ def test_tunnel_losing_liveness_takes_every_link_of_the_pair_down_on_both_sides(
 
 
 def test_a_lost_server_seen_through_bfd_on_the_surviving_side():
-    t = topo()
-    core = FabricCore(t)
-    connect_all(core, t)
-    x, y = dp(t, "VM1", "VM2"), dp(t, "VM2", "VM1")
+    t, core = running_core()
+    x, y = pair(t)
     core.disconnected(x, 1.0)
     out = core.port_status(y, OFPPR_MODIFY, PortInfo(1, "t", hw(y, 1), 0, 0), 1.2)
     assert set(port_mods(out)) == {(y, t.link(1).ofport), (y, t.link(2).ofport)}   # nothing to the lost one
 
 
 def test_operator_fail_and_restore_reach_both_routers():
-    t = topo()
-    core = FabricCore(t)
-    connect_all(core, t)
-    x, y = dp(t, "VM2", "VM3"), dp(t, "VM3", "VM2")
+    t, core = running_core()
+    x, y = pair(t, "VM2", "VM3")
     p = t.link(3).ofport
     assert port_mods(core.fail_link(3, 1)) == {(x, p): True, (y, p): True}
     assert core.link_state(t.link(3)) == "failed"
@@ -277,9 +277,7 @@ def test_the_core_never_changes_the_memoised_table_it_shares():
 
 
 def test_reload_adds_the_flows_of_a_new_link():
-    t = topo()
-    core = FabricCore(t)
-    connect_all(core, t)
+    t, core = running_core()
     t2 = parse_topology((TOPO % "key") + "  - {a: 1.A, b: 2.C, rel: customer}\n", "t.yaml")
     x = dp(t, "VM1", "VM2")
     p5 = t2.link(5).ofport
@@ -292,7 +290,7 @@ def test_flows_from_switch_stats_compare_equal_to_ours():
     """What a switch reports back (here: our own messages parsed as stats) is the same Flow."""
     t = topo()
     d = dp(t, "VM1", "VM2")
-    for flow in bridge_flows(t, t.bridges[d], [p.port_no for p in ports_of(t, d)]).values():
+    for flow in wanted_flows(t, d):
         mod = ofmsg.flow_add(flow)
         stats = parser.OFPFlowStats(table_id=0, priority=mod.priority, cookie=mod.cookie, match=mod.match,
                                     instructions=mod.instructions)
@@ -353,9 +351,7 @@ class PortSim:
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from([0, 1, 2, 3]), st.booleans()), max_size=12))
 def test_link_settles_to_the_truth_whatever_the_order_of_failures(events):
-    t = topo()
-    core = FabricCore(t)
-    connect_all(core, t)
+    t, core = running_core()
     sim = PortSim(core, t, 1)
     x, y = sim.link.servers()
     for what, up in events:
@@ -394,10 +390,8 @@ def test_tos_marks_are_numbered_per_server_pair_and_fit_dscp():
 
 
 def test_port_events_racing_the_sync_are_applied_on_top_of_the_port_list():
-    t = topo()
-    core = FabricCore(t)
-    connect_all(core, t)
-    x, y = dp(t, "VM1", "VM2"), dp(t, "VM2", "VM1")
+    t, core = running_core()
+    x, y = pair(t)
     p1 = t.link(1).ofport
     core.connected(x, 1.0)
     # X's port list says link 1 is fine, then its router goes away before the flows arrive

@@ -9,12 +9,14 @@ import socket
 import subprocess
 import sys
 import threading
-import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from minet_sdn.cli.main import main
+
+from tests.polling import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = str(REPO / "topologies" / "demo.yaml")
@@ -76,19 +78,25 @@ def test_controller_refuses_one_port_for_both_listeners_and_a_log_file_it_cannot
     assert "--log-file" in one_line(capsys.readouterr().err)
 
 
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
 def test_controller_ctrl_c_exits_cleanly(tmp_path):
+    rest = free_port()
     argv = [sys.executable, "-m", "minet_sdn.cli.main", "controller", "--topology", DEMO,
-            "--ofp", f"127.0.0.1:{free_port()}", "--rest", f"127.0.0.1:{free_port()}",
+            "--ofp", f"127.0.0.1:{free_port()}", "--rest", f"127.0.0.1:{rest}",
             "--state", str(tmp_path / "state.json"), "--log-file", str(tmp_path / "c.log")]
     proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, cwd=str(REPO),
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
-        deadline = time.monotonic() + 30
-        while "instantiating app os_ken.controller.ofp_handler" not in (tmp_path / "c.log").read_text() \
-                if (tmp_path / "c.log").exists() else True:
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.1)
-        time.sleep(0.5)
+        # Ctrl-C on a running controller: its apps are up once its REST API answers
+        wait_until(lambda: proc.poll() is not None or _answers(f"http://127.0.0.1:{rest}/healthz"), 30)
+        assert proc.poll() is None, proc.stderr.read()
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=20)
     finally:

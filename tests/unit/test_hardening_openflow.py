@@ -1,6 +1,6 @@
 """Issue 12, the OpenFlow door: what the controller lets os-ken parse, how it serves connections,
 and what happens when its listener fails. No sockets of the network: fakes and the app harness.
-(The real listener, on loopback: tests/integration/test_controller_listener*.py.)
+(The real listener, on loopback: tests/unit/test_controller_listener*.py.)
 """
 import errno
 import struct
@@ -15,20 +15,16 @@ from minet_sdn.compat import handler
 from minet_sdn.compat import ofproto_v1_3_parser as parser
 from minet_sdn.core.ofcheck import PARSE, SKIP, BadMessage, check
 
-from tests.unit.app_harness import Lab
+from tests.unit.app_harness import Lab, two_servers
 
-TOPOLOGY = """
-name: guard
-servers:
-  VM1: {underlay_ip: 192.0.2.1}
-  VM2: {underlay_ip: 192.0.2.2}
+TOPOLOGY = two_servers("guard", """\
 ases:
   1: {server: VM1, routers: [A]}
   2: {server: VM2, routers: [B]}
 links:
   - {a: 1.A, b: 2.B, rel: peer}
   - {a: 1.A, b: 2.B, rel: customer}
-"""
+""")
 
 
 def frame(msg_type, body=b"", version=4, xid=0):

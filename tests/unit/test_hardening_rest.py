@@ -4,26 +4,22 @@ import http.client
 import socket
 import subprocess
 import threading
-import time
 
 import pytest
 
 from minet_sdn.rest import server as rest_server
 from minet_sdn.rest.api import make_app
 
-from tests.unit.app_harness import Lab
+from tests.polling import wait_until
+from tests.unit.app_harness import Lab, two_servers
 
-TOPOLOGY = """
-name: rest
-servers:
-  VM1: {underlay_ip: 192.0.2.1}
-  VM2: {underlay_ip: 192.0.2.2}
+TOPOLOGY = two_servers("rest", """\
 ases:
   1: {server: VM1, routers: [A]}
   2: {server: VM2, routers: [B]}
 links:
   - {a: 1.A, b: 2.B, rel: peer}
-"""
+""")
 
 
 @pytest.fixture
@@ -108,7 +104,7 @@ def test_connections_beyond_the_cap_are_closed_not_queued_forever(monkeypatch):
     server = rest_server.serve_in_thread(("127.0.0.1", 0), make_app(Service()), idle_timeout=5)
     try:
         held = [socket.create_connection(("127.0.0.1", _port(server)), timeout=5) for _ in range(2)]
-        time.sleep(0.2)
+        wait_until(lambda: server._slots._value == 0, 10, what="the server to serve both held connections")
         with socket.create_connection(("127.0.0.1", _port(server)), timeout=5) as extra:
             extra.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
             assert extra.recv(100) == b""

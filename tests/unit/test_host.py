@@ -1,9 +1,9 @@
 """minet_sdn/host.py: stopping processes, file locks, entering a namespace."""
 import os
+import signal
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -19,12 +19,19 @@ def _child(ignore_term: bool) -> subprocess.Popen:
     return proc
 
 
-def test_stop_processes_terms_then_kills_and_reaps():
+def test_stop_processes_terms_then_kills_and_reaps(monkeypatch):
     polite, stubborn = _child(False), _child(True)
-    t0 = time.monotonic()
+    sent = []
+    kill = os.kill
+
+    def recording_kill(pid, sig):
+        sent.append((pid, sig))
+        kill(pid, sig)
+    monkeypatch.setattr(host.os, "kill", recording_kill)
     left = host.stop_processes([polite.pid, stubborn.pid], timeout=0.5, kill_wait=5)
     assert left == []
-    assert 0.5 <= time.monotonic() - t0 < 5          # the stubborn one needed SIGKILL after 0.5 s
+    # both got SIGTERM; only the one that ignores it was killed, once the grace had passed
+    assert sent == [(polite.pid, signal.SIGTERM), (stubborn.pid, signal.SIGTERM), (stubborn.pid, signal.SIGKILL)]
     assert not host.pid_alive(polite.pid) and not host.pid_alive(stubborn.pid)
     assert not os.path.exists(f"/proc/{stubborn.pid}")   # reaped: no zombie left
 

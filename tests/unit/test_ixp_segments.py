@@ -14,7 +14,7 @@ from minet_sdn.topology import parse_topology
 from minet_sdn.topology.model import ixp_mac, link_cookie
 
 from tests.fakeswitch import ETH_MPLS, arp_reply, arp_request, ipv4, ipv6, ipv6_ns, raw_frame
-from tests.unit.app_harness import MODES, Lab, carried, from_tunnel, shared_labs, three_servers
+from tests.unit.app_harness import MODES, Lab, carried, inject_from_tunnel, shared_labs, three_servers
 
 TOPOLOGY = three_servers("seg", """\
 ases:
@@ -156,13 +156,9 @@ def test_frames_marked_for_another_link_or_segment_stay_on_their_own(shared, mod
 @pytest.mark.parametrize("server,peer", BRIDGES)
 def test_a_frame_from_the_tunnel_reaches_only_the_segment_or_link_its_mark_names(shared, mode, server, peer, other):
     lab = shared(mode)
-    sw = lab.bridge_switch(server, peer)
-    bridge = T.bridge(server, peer)
     theirs = T.link(other)
-    tagged, targets = from_tunnel(T, mode, bridge, other, ipv4(theirs.a.mac, theirs.b.mac, theirs.a.ip, theirs.b.ip))
-    leaving = carried(mode, tagged.replace(tunnel_id=None))
-    assert lab.where(lab.inject(server, peer, tagged)) == [
-        (lab.label(sw), T.link(lid).ofport, leaving) for lid in targets]
+    got, want, _ = inject_from_tunnel(lab, mode, server, peer, other)
+    assert got == want
     # ARP from the tunnel goes nowhere, even carrying a segment's key
     arp = arp_request(theirs.a.mac, theirs.a.ip, theirs.b.ip).replace(tunnel_id=other)
     assert lab.inject(server, peer, arp) == []

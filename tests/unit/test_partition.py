@@ -110,6 +110,13 @@ def test_servers_omitted_and_lab_up_copy(tmp_path):
     assert {t.ases[1].server, t.ases[3].server} == {"VM1", "VM2"}
 
 
+def chain_with_ixp(*members):
+    """ASes 1..8 of one router each in a chain of peer links (1-2-...-8), and IXP 100 of `members`."""
+    return {"name": "t", "ases": {i: {"routers": [f"R{i}"]} for i in range(1, 9)},
+            "links": [{"a": f"{i}.R{i}", "b": f"{i + 1}.R{i + 1}", "rel": "peer"} for i in range(1, 8)],
+            "ixps": {100: {"members": list(members)}}}
+
+
 def test_ixp_members_may_sit_on_other_servers_and_each_costs_one_remote_segment():
     from minet_sdn.topology.partition import place_dict
     from minet_sdn.topology import parse_topology
@@ -117,9 +124,7 @@ def test_ixp_members_may_sit_on_other_servers_and_each_costs_one_remote_segment(
     # a chain 1-2-...-8 with an IXP joining 1 and 5: keeping them together would unbalance the
     # servers (or cut the chain twice); the best placement cuts the chain once and leaves one
     # member apart from its IXP: 2 remote (1 link + 1 IXP segment)
-    topo = {"name": "t", "ases": {i: {"routers": [f"R{i}"]} for i in range(1, 9)},
-            "links": [{"a": f"{i}.R{i}", "b": f"{i + 1}.R{i + 1}", "rel": "peer"} for i in range(1, 8)],
-            "ixps": {100: {"members": ["1.R1", "5.R5"]}}}
+    topo = chain_with_ixp("1.R1", "5.R5")
     report = place_dict(topo, 2)
     assert "remote links: 2 " in report
     servers = [topo["ases"][i]["server"] for i in range(1, 9)] + [topo["ixps"][100]["server"]]
@@ -132,9 +137,7 @@ def test_ixp_members_may_sit_on_other_servers_and_each_costs_one_remote_segment(
 
 def test_an_ixp_stays_with_its_members_when_balance_allows():
     from minet_sdn.topology.partition import place_dict
-    topo = {"name": "t", "ases": {i: {"routers": [f"R{i}"]} for i in range(1, 9)},
-            "links": [{"a": f"{i}.R{i}", "b": f"{i + 1}.R{i + 1}", "rel": "peer"} for i in range(1, 8)],
-            "ixps": {100: {"members": ["1.R1", "2.R2"]}}}
+    topo = chain_with_ixp("1.R1", "2.R2")
     report = place_dict(topo, 2)
     assert "remote links: 1 " in report
     assert topo["ases"][1]["server"] == topo["ases"][2]["server"] == topo["ixps"][100]["server"]

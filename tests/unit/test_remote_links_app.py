@@ -29,7 +29,7 @@ from os_ken.lib.packet import packet as os_packet
 
 from tests.fakeswitch import (ETH_MPLS, FakeSwitch, arp_reply, arp_request, ipv4, ipv6, ipv6_ns,
                               raw_frame)
-from tests.unit.app_harness import (MODES, TUNNEL, Lab, carried, flow_stats_bytes, from_tunnel,
+from tests.unit.app_harness import (MODES, TUNNEL, Lab, carried, flow_stats_bytes, inject_from_tunnel,
                                    multipart_reply_bytes, port_bytes, port_status_bytes, shared_labs,
                                    three_servers)
 
@@ -208,18 +208,15 @@ def test_frames_marked_or_addressed_for_another_link_stay_on_their_own(shared, m
 @pytest.mark.parametrize("server,peer", BRIDGES)
 def test_a_frame_from_the_tunnel_reaches_only_the_link_its_mark_names(shared, mode, server, peer, other):
     lab = shared(mode)
-    sw = lab.bridge_switch(server, peer)
-    bridge = T.bridge(server, peer)
     theirs = T.link(other)
-    tagged, targets = from_tunnel(T, mode, bridge, other, ipv4(theirs.a.mac, theirs.b.mac, theirs.a.ip, theirs.b.ip))
+    got, want, targets = inject_from_tunnel(lab, mode, server, peer, other)
     if mode == "tos":
         assert len(targets) <= 1           # marks are unique within a pair
-        if other in bridge.link_ids:
+        if other in T.bridge(server, peer).link_ids:
             assert targets == [other]
-    leaving = carried(mode, tagged.replace(tunnel_id=None))
-    want = [(lab.label(sw), T.link(lid).ofport, leaving) for lid in targets]
-    assert lab.where(lab.inject(server, peer, tagged)) == want
+    assert got == want
     if mode == "key":
+        sw = lab.bridge_switch(server, peer)
         mpls = raw_frame(theirs.a.mac, theirs.b.mac, ETH_MPLS).replace(tunnel_id=other)
         assert lab.where(lab.inject(server, peer, mpls)) == [
             (lab.label(sw), T.link(lid).ofport, mpls.replace(tunnel_id=None)) for lid in targets]

@@ -94,6 +94,7 @@ def test_daemons_only_what_the_config_uses():
     assert frr.daemons_for("ipv6 route ::/0 blackhole\nrouter ospf6\n") == ("zebra", "staticd", "ospf6d")
     assert frr.daemons_for("router ospf\nrouter ospf6\n") == ("zebra", "ospfd", "ospf6d")
     assert frr.daemons_for("hostname x\n", configure=False) == frr.ALL_DAEMONS   # students may configure all
+    assert frr.daemons_for("hostname x\n", configure=False, ipv6=False) == ("zebra", "staticd", "bgpd", "ospfd")
 
 
 def test_start_jobs_sized_to_the_machine():

@@ -70,6 +70,7 @@ def test_inter_as_link_shaping_and_its_round_trip():
     (", throughput: 1mbit, buffer: 10b", "t.yaml: links[1].buffer: '10b' is not a buffer: a size in 1500b..1gb "
                                          "(e.g. 64kb; a bare number is bytes) or a time (e.g. 50ms)"),
     (", buffer: 64kb", "t.yaml: links[1].buffer: needs a throughput (the buffer is the queue of the rate limiter)"),
+    (", throughput: 1mbit, buffer: 20s", "t.yaml: links[1].buffer: '20s' is not a queueing time in 1us..10s"),
 ])
 def test_bad_shaping_is_one_line_with_its_key_path(extra, line):
     assert problems(link_extra=extra) == [line]
@@ -162,12 +163,33 @@ def test_ixps_members_lan_and_route_server():
      "t.yaml: ixps.100.peering_lan: 10.9.0.0/30 is too small: the prefix length must be /29 or shorter"),
     ("  100: {server: VM1, members: [1.A], peering_lan: 100.64.0.0/24}",
      "t.yaml: ixps.100.peering_lan: 100.64.0.0/24 overlaps fabric.link_subnet (100.64.0.0/10)"),
+    ("  abc: {server: VM1, members: [1.A]}",
+     "t.yaml: ixps.abc: 'abc' is not an IXP number (an integer in 1..4294967294)"),
+    ("  100: {server: VM1, members: [1.A], route_server_asn: 0}",
+     "t.yaml: ixps.100.route_server_asn: the number 0 is not an AS number (1..4294967294)"),
+    ("  100: {server: VM1, members: [1.A], peering_lan: 192.168.0.0/24}\n"
+     "  200: {server: VM2, members: [3.D], peering_lan: 192.168.0.128/25}",
+     "t.yaml: ixps.200.peering_lan: 192.168.0.128/25 overlaps the peering LAN of IXP 100 (192.168.0.0/24)"),
+    ("  100: {server: VM1, members: [1.A], peering_lan6: 'fd00:99::/64'}\n"
+     "  200: {server: VM2, members: [3.D], peering_lan6: 'fd00:99::/64'}",
+     "t.yaml: ixps.200.peering_lan6: fd00:99::/64 overlaps the IPv6 peering LAN of IXP 100 (fd00:99::/64)"),
     ("  100: {server: VM1, members: [1.A], colour: red}",
      "t.yaml: ixps.100.colour: unknown key (allowed: server, members, peering_lan, route_server_asn, "
      "peering_lan6)"),
 ])
 def test_bad_ixps_are_one_line_with_their_key_path(text, line):
     assert line in ixp_problems(text)
+
+
+def test_a_peering_lan_over_an_explicit_as_prefix_is_reported_in_each_family():
+    text = IXP_BASE.replace("1: {server: VM1, routers: [A, B]}",
+                            "1: {server: VM1, routers: [A, B], prefix: 10.1.0.0/16, prefix6: 'fd0a:1::/48'}")
+    with pytest.raises(TopologyError) as info:
+        parse_topology(text % "  100: {server: VM1, members: [2.C], peering_lan: 10.1.2.0/24, "
+                              "peering_lan6: 'fd0a:1:0:5::/64'}", "t.yaml")
+    assert info.value.problems == [
+        "t.yaml: ixps.100.peering_lan6: fd0a:1:0:5::/64 overlaps the IPv6 prefix of AS 1 (fd0a:1::/48)",
+        "t.yaml: ixps.100.peering_lan: 10.1.2.0/24 overlaps the prefix of AS 1 (10.1.0.0/16)"]
 
 
 def test_a_member_on_another_server_than_its_ixp_is_accepted():

@@ -3,6 +3,7 @@ page itself in headless chromium: it renders, a failed link turns red, the matri
 of a cut-off AS red, fail/restore from the page asks for confirmation."""
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import os
@@ -89,7 +90,7 @@ def test_routes(svc):
 
 
 def test_graph_svg_follows_link_states(svc):
-    import graphviz  # noqa: F401  (declared dependency: must not skip)
+    importlib.import_module("graphviz")          # a declared dependency: missing must fail, not skip
     app = make_app(svc)
     code, svg = call(app, "GET", "/v1/watch/graph.svg")
     assert code == 200 and b"<svg" in svg and b"all up" in svg
@@ -125,12 +126,13 @@ def test_page_in_browser(served):
     assert "no matrix yet" in js_text(drv, "matrixsum")
     assert wait_for(lambda: (js_text(drv, "bgp-1") or "").startswith("AS1"), 5)
     # a failure (here straight on the service, as the controller would see it) turns the row red
+    drv.execute_script("window.minetNotReloaded = true")
     svc.failed.add(3)
-    t0 = time.monotonic()
     assert wait_for(lambda: row_state(drv, 3) == "link-failed", 2.0)
     red = drv.execute_script("return getComputedStyle(document.querySelector('#link-3 td')).backgroundColor")
     assert red == "rgb(252, 232, 230)", red
-    assert time.monotonic() - t0 < 2.0 and row_state(drv, 2) == "link-up"
+    assert row_state(drv, 2) == "link-up"
+    assert drv.execute_script("return window.minetNotReloaded === true")      # updated in place, no reload
     # the matrix of a round where AS5 is cut off: its cells red, the others green
     assert call(make_app(svc), "POST", "/v1/watch/matrix", partition_matrix(svc.topo, {5}).to_record())[0] == 200
     assert wait_for(lambda: js_class(drv, "m-1-5"), 3)
@@ -142,7 +144,7 @@ def test_page_in_browser(served):
     assert wait_for(lambda: drv.find_element(By.ID, "confirm").is_displayed(), 2)
     assert "Fail link 1" in drv.find_element(By.ID, "confirm-text").text
     drv.find_element(By.ID, "confirm-no").click()
-    time.sleep(0.3)
+    time.sleep(0.3)            # deliberately: a window in which cancel must NOT fail the link
     assert 1 not in svc.failed
     assert js_click(drv, "button[data-act=fail][data-id='1']")
     assert wait_for(lambda: drv.find_element(By.ID, "confirm").is_displayed(), 2)

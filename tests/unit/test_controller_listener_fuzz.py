@@ -1,6 +1,6 @@
 """Fuzz the real OpenFlow listener: random and mutated messages of every type from a connected switch.
 
-One `minet controller` process on loopback (tests/integration/listener_support.py). For every
+One `minet controller` process on loopback (tests/unit/listener_support.py). For every
 OpenFlow 1.3 message type (and every multipart reply type) there is a plausible message; each is
 sent as is and with every 16-bit window of it (header length included) set to 0 and to 0xffff, which
 puts every length field at 0 and at its maximum, then bit-flipped and random variants. After each
@@ -15,9 +15,9 @@ import random
 import socket
 import struct
 
-from tests.integration.listener_support import (Controller, bridge_switch, frame, hello, wait_for,
-                                                 OFPT_ECHO_REPLY, OFPT_ECHO_REQUEST, OFPT_FEATURES_REQUEST,
-                                                 OFPT_MULTIPART_REQUEST)
+from tests.polling import wait_until
+from tests.unit.listener_support import (Controller, bridge_switch, frame, hello, OFPT_ECHO_REPLY,
+                                         OFPT_ECHO_REQUEST, OFPT_FEATURES_REQUEST, OFPT_MULTIPART_REQUEST)
 
 SEED = 12
 RANDOM_MESSAGES = 4000
@@ -250,8 +250,8 @@ def test_fuzzed_openflow_messages_leave_the_controller_up_and_bounded(tmp_path):
             assert ctl.alive(), f"the controller died ({where}): {ctl.stderr.read_text()[-2000:]}"
             status, _ = ctl.request("GET", "/healthz")
             assert status == 200, (where, status)
-            wait_for(lambda: ctl.threads() <= base_threads + MAX_EXTRA_THREADS, 10,
-                     f"threads {ctl.threads()} to come back near {base_threads} ({where})")
+            wait_until(lambda: ctl.threads() <= base_threads + MAX_EXTRA_THREADS, 10,
+                       what=f"threads {ctl.threads()} to come back near {base_threads} ({where})")
             assert ctl.rss_kib() <= base_rss + MAX_EXTRA_RSS_KIB, (where, ctl.rss_kib(), base_rss)
 
         probe, probe_state = None, None
@@ -274,11 +274,11 @@ def test_fuzzed_openflow_messages_leave_the_controller_up_and_bounded(tmp_path):
         if probe is not None:
             probe.close()
         check(f"after all {sent} messages")
-        wait_for(lambda: ctl.threads() <= base_threads + 2, 20,
-                 f"threads back to {base_threads} once every fuzzing connection is closed")
+        wait_until(lambda: ctl.threads() <= base_threads + 2, 20,
+                   what=f"threads back to {base_threads} once every fuzzing connection is closed")
         sw = bridge_switch(ctl, "VM1", "VM2").start()
         try:
-            wait_for(lambda: ctl.get_json("/healthz")["synced"] >= 1, 10, "a real switch to sync after the fuzzing")
+            wait_until(lambda: ctl.get_json("/healthz")["synced"] >= 1, 10, what="a real switch to sync after the fuzzing")
         finally:
             sw.close()
         status, _ = ctl.request("GET", "/v1/links")

@@ -23,9 +23,11 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from minet_sdn import host
+
+from tests.polling import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "topologies" / "demo.yaml"
@@ -39,17 +41,6 @@ OFPMP_FLOW, OFPMP_PORT_DESC = 1, 13
 OFPPS_LIVE = 1 << 2
 
 MEMORY_LIMIT = 2 << 30       # address space of the controller process under test
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def free_port() -> int:
@@ -96,10 +87,10 @@ class Controller:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
                                          preexec_fn=limit, env=full_env, cwd=str(REPO))
         try:
-            wait_for(lambda: self.proc.poll() is not None or self.healthz_ok(), 30, "the controller's REST API")
+            wait_until(lambda: self.proc.poll() is not None or self.healthz_ok(), 30, what="the controller's REST API")
             if self.proc.poll() is not None:
                 raise AssertionError(f"the controller exited {self.proc.returncode}: {self.stderr.read_text()}")
-            wait_for(self.ofp_open, 30, "the controller's OpenFlow listener")
+            wait_until(self.ofp_open, 30, what="the controller's OpenFlow listener")
         except BaseException:
             self.stop()
             raise
@@ -215,7 +206,7 @@ class WireSwitch:
         buf = b""
         try:
             while not self._stop:
-                if self.silent:
+                if self.silent:          # a hung switch reads nothing: idle, not a wait for anything
                     time.sleep(0.05)
                     continue
                 try:
