@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from minet_sdn.lab import paths, system
 from ovs_rig import running_rig, sh
 
 from tests.polling import wait_until
@@ -25,7 +26,7 @@ def canonical(lines):
 
 def test_a_table_that_refused_flows_is_completed_once_it_can_take_them(tmp_path):
     with running_rig(tmp_path, "key") as rig:
-        em, t = rig.em, rig.topo
+        t = rig.topo
         bridge = t.bridge("VM1", "VM2")
         dpid = f"{bridge.dpid:016x}"
         link1 = t.link(1)
@@ -33,11 +34,11 @@ def test_a_table_that_refused_flows_is_completed_once_it_can_take_them(tmp_path)
         assert rig.ping("1.A", link1.b.ip) > 0
 
         rig.stop_controller()
-        mgmt = os.path.join(em.server_dir(t, "VM1"), f"{bridge.name}.mgmt")
+        mgmt = os.path.join(paths.server_dir(t, "VM1"), f"{bridge.name}.mgmt")
         sh("ovs-ofctl", "-O", "OpenFlow13", "del-flows", f"unix:{mgmt}", f"cookie={(0x6D6E << 48) | 1:#x}/-1")
         left = canonical(rig.flows("VM1", "VM2"))
         assert len(left) == len(full) - 3
-        em.ovs_vsctl(em.server_dir(t, "VM1"), "--", "--id=@ft", "create", "Flow_Table", f"flow_limit={len(left)}",
+        system.ovs_vsctl(paths.server_dir(t, "VM1"), "--", "--id=@ft", "create", "Flow_Table", f"flow_limit={len(left)}",
                      "overflow_policy=refuse", "--", "set", "Bridge", bridge.name, "flow_tables:0=@ft")
 
         rig.start_controller()
@@ -49,7 +50,7 @@ def test_a_table_that_refused_flows_is_completed_once_it_can_take_them(tmp_path)
         assert canonical(rig.flows("VM1", "VM2")) == left and rig.ping("1.A", link1.b.ip, count=2) == 0
         assert all(n == 0 for d, n in refusals().items() if d != dpid)
 
-        em.ovs_vsctl(em.server_dir(t, "VM1"), "clear", "Bridge", bridge.name, "flow_tables")
+        system.ovs_vsctl(paths.server_dir(t, "VM1"), "clear", "Bridge", bridge.name, "flow_tables")
         # the next resync (back-off: at most a minute) finds room: every flow back, link 1 carries traffic
         assert wait_until(lambda: canonical(rig.flows("VM1", "VM2")) == full, 75, interval=0.5)
         assert wait_until(lambda: rig.ping("1.A", link1.b.ip, count=1) == 1, 20, interval=0.5)
