@@ -38,8 +38,9 @@ def test_a_table_that_refused_flows_is_completed_once_it_can_take_them(tmp_path)
         sh("ovs-ofctl", "-O", "OpenFlow13", "del-flows", f"unix:{mgmt}", f"cookie={(0x6D6E << 48) | 1:#x}/-1")
         left = canonical(rig.flows("VM1", "VM2"))
         assert len(left) == len(full) - 3
-        system.ovs_vsctl(paths.server_dir(t, "VM1"), "--", "--id=@ft", "create", "Flow_Table", f"flow_limit={len(left)}",
-                     "overflow_policy=refuse", "--", "set", "Bridge", bridge.name, "flow_tables:0=@ft")
+        system.ovs_vsctl(paths.server_dir(t, "VM1"), "--", "--id=@ft", "create", "Flow_Table",
+                         f"flow_limit={len(left)}", "overflow_policy=refuse", "--", "set", "Bridge", bridge.name,
+                         "flow_tables:0=@ft")
 
         rig.start_controller()
 
