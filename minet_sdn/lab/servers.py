@@ -179,4 +179,3 @@ def teardown(topo: Topology, state: Optional[LabState] = None, progress: Progres
         with contextlib.suppress(OSError):
             os.rmdir(paths.lab_root())            # only if no other lab is left
     return problems
-

@@ -119,4 +119,3 @@ def stop_capture(handle) -> str:
     text = log.read()
     log.close()
     return text.strip()
-
