@@ -11,7 +11,7 @@ import json
 import sys
 from typing import List, Optional
 
-from ..cli.output import guarded
+from ..cli.output import OneLineParser, guarded
 from . import LabError
 from .networks import DEFAULT_MGMT_SUBNET
 
@@ -110,14 +110,8 @@ def add_lab_commands(subparsers) -> None:
     ex.set_defaults(func=cmd_exec)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
-        print(f"{self.prog}: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = _Parser(prog="python -m minet_sdn.lab")
+    parser = OneLineParser(prog="python -m minet_sdn.lab")
     sub = parser.add_subparsers(dest="cmd", required=True)
     add_lab_commands(sub)
     args = parser.parse_args(argv)

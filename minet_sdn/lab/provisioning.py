@@ -16,7 +16,11 @@ from . import LabError, Progress, paths
 from .state import LabState
 from .system import console_argv, last_line, nsenter_argv
 
-PROVISION_TIMEOUT = 600.0
+# How long `minet-provision --master` may stay silent before the lab gives up on it: a limit on
+# silence, not on the whole run (it relays every server's progress every few seconds while it
+# works, and gives up on a silent server itself after 300 s), so a topology of any size may take
+# the time its start-up needs.
+PROVISION_SILENCE = 600.0
 
 
 def backend_args(state: LabState) -> List[str]:
@@ -27,8 +31,9 @@ def backend_args(state: LabState) -> List[str]:
 
 
 def run_provision(topo: Topology, state: LabState, progress: Progress, down: bool = False,
-                  timeout: float = PROVISION_TIMEOUT) -> Tuple[int, str]:
-    """`minet-provision --master` over SSH, from the mgmt namespace; (exit code, last line)."""
+                  silence: float = PROVISION_SILENCE) -> Tuple[int, str]:
+    """`minet-provision --master` over SSH, from the mgmt namespace; (exit code, last line). Killed
+    when it says nothing for `silence` seconds."""
     argv = console_argv("minet-provision", "minet_sdn.cli.provision") + [
         "--topology", state.effective_topology, "--master",
         "--known-hosts", state.ssh.known_hosts, "--identity", state.ssh.key]
@@ -48,11 +53,20 @@ def run_provision(topo: Topology, state: LabState, progress: Progress, down: boo
                                     stderr=subprocess.STDOUT, text=True, cwd=paths.state_dir(topo))
         except OSError as exc:
             return 127, str(exc)
-        timer = threading.Timer(timeout, proc.kill)
-        timer.start()
+        heard = [time.monotonic()]
+        done = threading.Event()
+
+        def watchdog() -> None:
+            while not done.wait(1.0):
+                if time.monotonic() - heard[0] > silence:
+                    log.write(f"# said nothing for {silence:g} s: killed\n")
+                    proc.kill()
+                    return
+        threading.Thread(target=watchdog, name="provision-watchdog", daemon=True).start()
         try:
             assert proc.stdout is not None
             for line in proc.stdout:
+                heard[0] = time.monotonic()
                 log.write(line)
                 log.flush()
                 line = line.rstrip()
@@ -61,7 +75,9 @@ def run_provision(topo: Topology, state: LabState, progress: Progress, down: boo
                     progress(f"  provision: {line}")
             rc = proc.wait()
         finally:
-            timer.cancel()
+            done.set()
+    if rc < 0 and time.monotonic() - heard[0] > silence:
+        last = f"minet-provision --master said nothing for {silence:g} s: killed"
     return rc, last
 
 

@@ -184,7 +184,7 @@ def _down(topo: Topology, state: LabState, progress: Progress, provisioned: bool
         rc, last = 1, "sshd of some server is not running"
         if sshd_ok:
             progress("unprovisioning every server over SSH (minet-provision --master --down)")
-            rc, last = provisioning.run_provision(topo, state, progress, down=True, timeout=180)
+            rc, last = provisioning.run_provision(topo, state, progress, down=True, silence=300)
         if rc != 0:
             progress(f"provisioning --down over SSH failed ({last}); unprovisioning each server locally")
             for server in state.servers:
