@@ -17,7 +17,7 @@ import yaml
 
 from .. import host
 from ..topology import Topology
-from .convergence import configured_routers, vtysh
+from .convergence import configured_routers, routes_missing, vtysh
 from .places import router_place
 
 Watched = Tuple[str, str]            # (node, interface)
@@ -84,21 +84,10 @@ def bgp_state(topo: Topology, router: str, peer_ip: str) -> str:
 
 
 def routes_complete(topo: Topology, workers: int = 8) -> bool:
-    """Every configured router has a route to the prefix of every other configured AS."""
-    from ..topology.addressing import topology_addressing
-    prefixes = {asn: a.prefix for asn, a in topology_addressing(topo).items() if topo.ases[asn].configure}
-
-    def complete(router: str) -> bool:
-        text = vtysh(router_place(topo, router), "show ip route json", timeout=20)
-        try:
-            have = set(json.loads(text or "{}"))
-        except ValueError:
-            return False
-        asn = topo.routers[router].asn
-        return all(p in have for a, p in prefixes.items() if a != asn)
-
+    """Every configured router has a route to the prefix of every other configured AS, in each
+    family the topology routes (convergence.routes_missing, the check `lab up` waits for)."""
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return all(pool.map(complete, configured_routers(topo)))
+        return all(m == [] for m in pool.map(lambda r: routes_missing(topo, r), configured_routers(topo)))
 
 
 def write_variant(src: str, directory: str, prefix: str, *, name_len: Optional[int] = None,
