@@ -49,8 +49,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -147,8 +148,12 @@ def phases(events: List[Tuple[float, str]], total: float) -> Dict[str, Any]:
             "total": round(total, 3), "provision_per_server": per_server, "provision_changes": changes}
 
 
-def one_run(src: str, workdir: str, bgp_timeout: float, verbose: bool) -> Dict[str, Any]:
-    path = unique_copy(src, workdir, "bu")
+@contextmanager
+def measured_lab(path: str, bgp_timeout: Optional[float], verbose: bool
+                 ) -> Iterator[Tuple[Dict[str, Any], List[Tuple[float, str]], float]]:
+    """`lab up` of `path` with every progress line timed; yields (phases, the timed lines, start).
+    On the way out the lab is taken down, timed into phases["down"], and nothing of it may be left;
+    it is removed whatever happens."""
     topo = load_topology(path)
     events: List[Tuple[float, str]] = []
     t0 = time.monotonic()
@@ -161,15 +166,9 @@ def one_run(src: str, workdir: str, bgp_timeout: float, verbose: bool) -> Dict[s
     down = None
     try:
         summary = updown.lab_up(path, progress=progress, bgp_timeout=bgp_timeout)
-        total = time.monotonic() - t0
-        result = phases(events, total)
+        result = phases(events, time.monotonic() - t0)
         result["bgp_sessions"] = summary["bgp_sessions"]
-        deadline = time.monotonic() + bgp_timeout
-        while not routes_complete(topo):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"routes did not spread within {bgp_timeout:g} s")
-            time.sleep(0.5)
-        result["routes"] = round(time.monotonic() - t0, 3)
+        yield result, events, t0
         t1 = time.monotonic()
         problems = updown.lab_down(path, progress=lambda m: None)
         down = time.monotonic() - t1
@@ -182,6 +181,18 @@ def one_run(src: str, workdir: str, bgp_timeout: float, verbose: bool) -> Dict[s
     if left:
         raise RuntimeError(f"lab down left {left}")
     result["down"] = round(down, 3)
+
+
+def one_run(src: str, workdir: str, bgp_timeout: float, verbose: bool) -> Dict[str, Any]:
+    path = unique_copy(src, workdir, "bu")
+    topo = load_topology(path)
+    with measured_lab(path, bgp_timeout, verbose) as (result, _events, t0):
+        deadline = time.monotonic() + bgp_timeout
+        while not routes_complete(topo):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"routes did not spread within {bgp_timeout:g} s")
+            time.sleep(0.5)
+        result["routes"] = round(time.monotonic() - t0, 3)
     result["loadavg_after"] = os.getloadavg()[0]
     return result
 
@@ -363,66 +374,50 @@ def class_run(n_ases: int, workdir: str, bgp_timeout: Optional[float], verbose: 
         fh.write(class_topology(n_ases, servers=4, name=f"class{n_ases}"))
     path = unique_copy(src, workdir, "cl")
     topo = load_topology(path)
-    events: List[Tuple[float, str]] = []
     mem = MemSampler()
-    t0 = time.monotonic()
-
-    def progress(msg: str) -> None:
-        events.append((time.monotonic() - t0, msg))
-        if verbose:
-            print(f"    [{events[-1][0]:6.2f}s] {msg}", flush=True)
-
-    down = None
     try:
-        summary = updown.lab_up(path, progress=progress, bgp_timeout=bgp_timeout)
-        total = time.monotonic() - t0
-        result = phases(events, total)
-        result["frr_start"] = max((float(m.group(1)) for _, msg in events for m in [_FRR_DONE.search(msg)] if m),
-                                  default=None)
-        est = [t for t, msg in events if msg.startswith("BGP: all ")]
-        bgp_wait = total - result["bgp"]
-        result["established"] = round(est[-1] - bgp_wait, 3) if est else None
-        result["routes"] = round(total, 3)
-        result["bgp_sessions"] = summary["bgp_sessions"]
-        result["routers"] = len(topo.routers)
-        result["memory_peak_mb"] = round(mem.peak(), 1)
-        time.sleep(settle)
+        with measured_lab(path, bgp_timeout, verbose) as (result, events, _t0):
+            _class_figures(topo, path, result, events, mem, bgp_timeout, settle, cpu_seconds)
+    finally:
+        mem.stop()
+    return result
+
+
+def _class_figures(topo, path: str, result: Dict[str, Any], events: List[Tuple[float, str]], mem: "MemSampler",
+                   bgp_timeout: Optional[float], settle: float, cpu_seconds: float) -> None:
+    """What the class table shows of a lab that is up: phases, memory, CPU, PSS, a second `up`."""
+    total = result["total"]
+    result["frr_start"] = max((float(m.group(1)) for _, msg in events for m in [_FRR_DONE.search(msg)] if m),
+                              default=None)
+    est = [t for t, msg in events if msg.startswith("BGP: all ")]
+    bgp_wait = total - result["bgp"]
+    result["established"] = round(est[-1] - bgp_wait, 3) if est else None
+    result["routes"] = round(total, 3)
+    result["routers"] = len(topo.routers)
+    result["memory_peak_mb"] = round(mem.peak(), 1)
+    time.sleep(settle)
+    result["cpu"] = cpu_share(topo.tag, cpu_seconds)
+    result["memory_steady_mb"] = round(mem.now(), 1)
+    pss = pss_by_daemon(topo.tag)
+    merge = ksm_settle()
+    if merge is not None:        # pages shared by KSM: the steady state is after merging settles
+        result["ksm"] = merge
+        result["pss_before_merge"] = pss
+        result["pss_per_router_before_merge_mb"] = round(sum(
+            v["total_mb"] for c, v in pss.items() if c in ("zebra", "bgpd", "ospfd", "staticd", "ospf6d"))
+            / len(topo.routers), 2)
         result["cpu"] = cpu_share(topo.tag, cpu_seconds)
         result["memory_steady_mb"] = round(mem.now(), 1)
         pss = pss_by_daemon(topo.tag)
-        merge = ksm_settle()
-        if merge is not None:        # pages shared by KSM: the steady state is after merging settles
-            result["ksm"] = merge
-            result["pss_before_merge"] = pss
-            result["pss_per_router_before_merge_mb"] = round(sum(
-                v["total_mb"] for c, v in pss.items() if c in ("zebra", "bgpd", "ospfd", "staticd", "ospf6d"))
-                / len(topo.routers), 2)
-            result["cpu"] = cpu_share(topo.tag, cpu_seconds)
-            result["memory_steady_mb"] = round(mem.now(), 1)
-            pss = pss_by_daemon(topo.tag)
-        result["pss"] = pss
-        frr_total = sum(v["total_mb"] for c, v in pss.items() if c in ("zebra", "bgpd", "ospfd", "staticd"))
-        result["pss_per_router_mb"] = round(frr_total / len(topo.routers), 2)     # the IPv4 daemons
-        result["pss_ospf6d_per_router_mb"] = round(pss.get("ospf6d", {}).get("total_mb", 0.0) / len(topo.routers), 2)
-        result["memory_per_router_mb"] = round(result["memory_steady_mb"] / len(topo.routers), 2)
-        t1 = time.monotonic()
-        again = updown.lab_up(path, progress=lambda m: None, bgp_timeout=bgp_timeout)
-        result["second_up"] = round(time.monotonic() - t1, 3)
-        result["second_up_already"] = again["already_up"]
-        t1 = time.monotonic()
-        problems = updown.lab_down(path, progress=lambda m: None)
-        down = time.monotonic() - t1
-        if problems:
-            raise RuntimeError(f"lab down reported problems: {problems}")
-    finally:
-        mem.stop()
-        if down is None:
-            updown.remove_lab(path)
-    left = leftovers(topo)
-    if left:
-        raise RuntimeError(f"lab down left {left}")
-    result["down"] = round(down, 3)
-    return result
+    result["pss"] = pss
+    frr_total = sum(v["total_mb"] for c, v in pss.items() if c in ("zebra", "bgpd", "ospfd", "staticd"))
+    result["pss_per_router_mb"] = round(frr_total / len(topo.routers), 2)     # the IPv4 daemons
+    result["pss_ospf6d_per_router_mb"] = round(pss.get("ospf6d", {}).get("total_mb", 0.0) / len(topo.routers), 2)
+    result["memory_per_router_mb"] = round(result["memory_steady_mb"] / len(topo.routers), 2)
+    t1 = time.monotonic()
+    again = updown.lab_up(path, progress=lambda m: None, bgp_timeout=bgp_timeout)
+    result["second_up"] = round(time.monotonic() - t1, 3)
+    result["second_up_already"] = again["already_up"]
 
 
 def class_table(runs: Dict[int, Dict[str, Any]]) -> str:
