@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from typing import Callable, Iterable, Iterator, Optional, TypeVar
+from typing import Callable, Iterable, Iterator, List, Optional, TypeVar
 
 import pytest
 
@@ -82,6 +82,16 @@ def session_drops_on_failed_link(path: str, topo, link_id: int, session_state: C
                    what=f"the BGP session over link {link_id} to drop")
     ok, reports = convergence.wait_bgp(topo, timeout=60)
     assert ok, [r["router"] for r in reports if not convergence.bgp_converged(r)]
+
+
+def traceroute_hops(out: str) -> List[Optional[str]]:
+    """The hop addresses of `traceroute -n -q 1` output, None where a hop did not answer."""
+    hops: List[Optional[str]] = []
+    for line in out.splitlines()[1:]:
+        parts = line.split()
+        if parts and parts[0].isdigit():
+            hops.append(parts[1] if len(parts) > 1 and parts[1] != "*" else None)
+    return hops
 
 
 def capture(ns: str, ifname: str, bpf: str, verbose: bool = False, ethernet: bool = True):

@@ -28,7 +28,7 @@ import pytest
 from minet_sdn import host
 from minet_sdn.lab import controller, convergence, observe, paths, places, status, updown
 from minet_sdn.lab import state as lab_state
-from e2e_support import demo_variant, isolation, require_lab, wait_all
+from e2e_support import demo_variant, isolation, require_lab, traceroute_hops, wait_all
 from tests.polling import wait_until
 from minet_sdn.topology import load_topology, names
 from minet_sdn.topology.addressing import topology_addressing
@@ -85,7 +85,7 @@ class Lab:
 
     def traceroute(self, node: str, dst: str) -> List[Optional[str]]:
         out = self.run(node, "traceroute", "-n", "-I", "-q", "1", "-w", "1", "-m", "10", dst).stdout
-        return _hops(out)
+        return traceroute_hops(out)
 
     def flows(self, server: str, bridge: str) -> List[str]:
         mgmt = os.path.join(paths.server_dir(self.topo, server), f"{bridge}.mgmt")
@@ -153,15 +153,6 @@ def _wait_reachable(lab: Lab, timeout: float = 30) -> None:
 def _ping_counts(out: str) -> Tuple[int, int]:
     m = re.search(r"(\d+) packets transmitted, (\d+) received", out)
     return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
-
-
-def _hops(out: str) -> List[Optional[str]]:
-    hops: List[Optional[str]] = []
-    for line in out.splitlines()[1:]:
-        parts = line.split()
-        if parts and parts[0].isdigit():
-            hops.append(parts[1] if len(parts) > 1 and parts[1] != "*" else None)
-    return hops
 
 
 def _dead(rec) -> bool:

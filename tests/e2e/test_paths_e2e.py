@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Tuple
 import pytest
 
 from minet_sdn.lab import observe, places, updown
-from e2e_support import demo_variant, isolation, require_lab
+from e2e_support import demo_variant, isolation, require_lab, traceroute_hops
 from tests.polling import wait_until
 from minet_sdn.topology import load_topology
 from minet_sdn.topology.addressing import topology_addressing
@@ -109,12 +109,7 @@ def traceroute(topo, node: str, dst: str) -> List[Optional[str]]:
     ns = places.resolve_node(topo, node)[0]
     out = subprocess.run(["ip", "netns", "exec", ns, "traceroute", "-n", "-I", "-q", "1", "-w", "1",
                           "-m", "12", dst], capture_output=True, text=True, timeout=60).stdout
-    hops: List[Optional[str]] = []
-    for line in out.splitlines()[1:]:
-        parts = line.split()
-        if parts and parts[0].isdigit():
-            hops.append(parts[1] if len(parts) > 1 and parts[1] != "*" else None)
-    return hops
+    return traceroute_hops(out)
 
 
 def as_path(hops: List[str], owners: Dict[str, int]) -> AsPath:
