@@ -25,9 +25,11 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import signal
 import sys
 import threading
+import time
 from typing import List, Optional
 
 from ..cli.output import OneLineParser, guarded
@@ -70,11 +72,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= 86400 or not text.strip().replace(".", "", 1).isdigit():
+    value = float(text) if re.fullmatch(r"\d+(\.\d+)?", text) else -1.0
+    if not 0 < value <= 86400:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0 < S <= 86400)")
     return value
 
@@ -164,7 +163,6 @@ def _main(argv: Optional[List[str]]) -> int:
 
 def _wait_routing(topo, plan, wait: float):
     """Wait for BGP on this server's configured routers: (converged, report for --json)."""
-    import time
     t0 = time.monotonic()
     ns = {n.id: n.ns for n in plan.nodes}
     places = {r.node: converge.FrrSockets(r.confdir, ns[r.node], plan.backend)

@@ -190,12 +190,12 @@ def _exec(client, command: str, timeout: float,
     out, err, partial = [], [], ""
     deadline = time.monotonic() + timeout
     while True:
-        if chan.recv_ready() or chan.recv_stderr_ready():
-            deadline = time.monotonic() + timeout
         if chan.recv_ready():
+            deadline = time.monotonic() + timeout
             out.append(chan.recv(65536).decode(errors="replace"))
             continue
         if chan.recv_stderr_ready():
+            deadline = time.monotonic() + timeout
             chunk = chan.recv_stderr(65536).decode(errors="replace")
             err.append(chunk)
             partial += chunk

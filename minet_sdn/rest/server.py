@@ -99,8 +99,9 @@ def host_name(host: str) -> str:
 
 
 def host_allowed(host: str, names: Iterable[str] = ()) -> bool:
+    """`names` as check_host keeps them: lower case, no trailing dot."""
     name = host_name(host)
-    if name == "localhost" or name in {n.lower().rstrip(".") for n in names}:
+    if name == "localhost" or name in names:
         return True
     try:
         ipaddress.ip_address(name)
@@ -112,7 +113,7 @@ def host_allowed(host: str, names: Iterable[str] = ()) -> bool:
 def check_host(app: Callable, names: Iterable[str] = ()) -> Callable:
     """403 for a request whose Host names something else than this controller (see above). A
     request without Host (HTTP/1.0 tools) is served: browsers always send it."""
-    names = tuple(names)
+    names = frozenset(n.lower().rstrip(".") for n in names)
 
     def checked(environ, start_response):
         host = environ.get("HTTP_HOST")

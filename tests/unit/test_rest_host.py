@@ -3,11 +3,14 @@ literal, localhost, or a name given with --rest-name), over the real HTTP server
 import http.client
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from minet_sdn.rest import server as rest_server
 from minet_sdn.rest.api import make_app
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Service:
@@ -53,10 +56,10 @@ def test_other_names_are_refused_before_anything_is_done(served, host):
         assert status == 403 and b"Host header does not name this controller" in body
 
 
-def test_bad_rest_name_is_one_line_exit_2(tmp_path):
+def test_bad_rest_name_is_one_line_exit_2():
     res = subprocess.run([sys.executable, "-m", "minet_sdn.cli.main", "controller", "--topology",
                           "topologies/minimal.yaml", "--rest-name", "bad name!"], capture_output=True, text=True,
-                         timeout=60, cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))
+                         timeout=60, cwd=str(ROOT))
     assert res.returncode == 2
     (line,) = res.stderr.strip().splitlines()
     assert line == "minet controller: --rest-name 'bad name!' is not a DNS name"
