@@ -34,7 +34,9 @@ def start_controller(topo: Topology, state: LabState, progress: Progress) -> Non
         log = paths.state_file(topo, "controller.log")
         argv = nsenter_argv(names.mgmt_ns(topo), console_argv("minet", "minet_sdn.cli.main") + [
             "controller", "--topology", state.effective_topology,
-            "--state", paths.state_file(topo, "controller-state.json")])
+            "--state", paths.state_file(topo, "controller-state.json"),
+            # the status page reads BGP from every emulated server's routers
+            "--provision-root", paths.provision_state_dir(topo, "{server}"), "--backend", state.backend])
         rec = ProcessRecord.of("controller", spawn_daemon(argv, log, cwd=paths.state_dir(topo)), log=log)
         state.add_process(rec)
         ns, c = names.mgmt_ns(topo), eff.controller

@@ -9,7 +9,8 @@ from typing import Any, Dict, List, Optional, Tuple
 from ..provision import converge
 from ..topology import Topology
 from . import Progress, quiet
-from .places import RouterPlace, router_place
+from ..topology.places import NodePlace
+from .places import router_place
 
 BGP_TIMEOUT = 180.0
 
@@ -25,9 +26,9 @@ def configured_routers(topo: Topology) -> List[str]:
     return [r for r, as_ in topo.routers.items() if as_.configure]
 
 
-def vtysh(place: RouterPlace, command: str, timeout: float = 10) -> Optional[str]:
+def vtysh(place: NodePlace, command: str, timeout: float = 10) -> Optional[str]:
     """A `show` command's output on the router at `place`; None when it did not answer."""
-    return converge.ask(place.sockets(), command, timeout)
+    return converge.ask(place, command, timeout)
 
 
 def bgp_sessions(topo: Topology, router: str) -> Dict[str, Any]:
