@@ -31,7 +31,7 @@ from ..messages import clip_line
 from ..topology import Topology, names, validate
 from ..topology.places import NodePlace, Places
 from . import LabError, Progress, convergence, paths, printing_progress, provisioning, quiet, servers
-from .controller import rest_call, start_controller, start_relay
+from .controller import call_controller, start_controller, start_relay
 from .effective import load
 from .networks import DEFAULT_MGMT_SUBNET
 from .places import lab_places, resolve_node
@@ -137,14 +137,16 @@ class Lab:
         return convergence.vtysh(place, command, timeout)
 
     def rest_call(self, method: str, path: str, body: Any = None, timeout: float = 10.0) -> Tuple[int, Any]:
-        """(HTTP status, decoded answer) of `METHOD PATH` on the lab's controller."""
-        return rest_call(self.topo_path, method, path, body, timeout)
+        """(HTTP status, decoded answer) of `METHOD PATH` on the lab's controller (LabError when
+        there is no lab or the controller does not answer)."""
+        self.require()
+        return call_controller(self.topo, self.effective, method, path, body, timeout)
 
     def wait_bgp(self, timeout: float = convergence.BGP_TIMEOUT, interval: float = 1.0,
                  routes: bool = False) -> Tuple[bool, List[Dict[str, Any]]]:
         """convergence.wait_bgp on this lab, with its progress callback."""
         return convergence.wait_bgp(self.topo, timeout=timeout, progress=self.progress, interval=interval,
-                                    routes=routes)
+                                    routes=routes, places=self.places())
 
     # ---- up --------------------------------------------------------------------------------
     def health(self) -> List[str]:
@@ -169,7 +171,7 @@ class Lab:
                 start_sshd(topo, server, state, state.servers[server].mgmt_ip)
             elif rec.name == "controller" and netns_exists(names.mgmt_ns(topo)):
                 progress(f"restarting the controller (pid {rec.pid} is gone)")
-                start_controller(topo, state, progress)
+                start_controller(topo, state, progress, self.effective)
             elif rec.name == "relay":
                 start_relay(topo, state, self.effective)
             else:
@@ -211,7 +213,8 @@ class Lab:
                     raise LabError(f"the lab {topo.name} is damaged ({problems[0]}); "
                                    f"run `minet lab down {topo_path}` and up again")
                 if state.phase == "up" and (state.provisioned or not provision):
-                    ok, reports = convergence.wait_bgp(topo, timeout=0) if provision else (True, [])
+                    ok, reports = (convergence.wait_bgp(topo, timeout=0, places=self.places())
+                                   if provision else (True, []))
                     progress(f"lab {topo.name} is already up; " + (f"restarted {', '.join(repaired)}"
                                                                      if repaired else "nothing to do"))
                     return self._summary(reports, time.monotonic() - t0, already=True)
@@ -228,7 +231,7 @@ class Lab:
                         from ..provision.image import image_name
                         state.image = image_name(image)
                     state.save()
-                start_controller(topo, state, progress)
+                start_controller(topo, state, progress, self.effective)
                 if not provision:
                     state.phase = "up"
                     state.save()
@@ -254,7 +257,8 @@ class Lab:
             progress(f"waiting for BGP on {len(convergence.configured_routers(topo))} configured routers")
             if bgp_timeout is None:
                 bgp_timeout = convergence.default_bgp_timeout(topo)
-            ok, reports = convergence.wait_bgp(topo, timeout=bgp_timeout, progress=progress, routes=True)
+            ok, reports = convergence.wait_bgp(topo, timeout=bgp_timeout, progress=progress, routes=True,
+                                               places=self.places())
             if not ok:
                 up, total = convergence.count_sessions(reports)
                 bad = [f"{r['router']}" for r in reports if not convergence.bgp_converged(r)]
@@ -394,7 +398,8 @@ class Lab:
                 "servers": list(link.servers()), "remote": link.remote,
                 "state": c.get("state"), "tunnel_live": c.get("tunnel_live")})
         if state.provisioned:
-            status["bgp"] = [convergence.bgp_sessions(topo, r) for r in convergence.configured_routers(topo)]
+            places = self.places()
+            status["bgp"] = [convergence.bgp_sessions(topo, r, places) for r in convergence.configured_routers(topo)]
         status["shaping"] = self._shaping_rows()
         if json:
             return status
