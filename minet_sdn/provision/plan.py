@@ -313,7 +313,7 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
     marks = ((MARK_INSTANCE, topo.name), (MARK_SERVER, server))
     alias = names.ownership_alias(topo.name, server)
 
-    nodes: List[Node] = []
+    made: Dict[str, Node] = {}        # by id: places.py says which nodes exist, and their order
     veths: List[Veth] = []
     routers: List[Router] = []
     local_ases = [as_ for as_ in topo.ases.values() if as_.server == server]
@@ -331,9 +331,9 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
                 routes.append(Route("default", ra6.host_router_ip))
                 router_ips.append(f"{ra6.host_router_ip}/{plen6}")
                 host_ips.append(f"{ra6.host_ip}/{plen6}")
-            nodes.append(Node(id=rid, kind="router", asn=as_.asn, ns=places[rid].ns, forwarding=True,
-                              lo_addresses=tuple(lo)))
-            nodes.append(Node(id=hid, kind="host", asn=as_.asn, ns=places[hid].ns, forwarding=False, routes=tuple(routes)))
+            made[rid] = Node(id=rid, kind="router", asn=as_.asn, ns=places[rid].ns, forwarding=True,
+                             lo_addresses=tuple(lo))
+            made[hid] = Node(id=hid, kind="host", asn=as_.asn, ns=places[hid].ns, forwarding=False, routes=tuple(routes))
             veths.append(Veth("host",
                               Iface(rid, ROUTER_HOST_IFNAME, tuple(router_ips), offloads_off=offloads_off),
                               Iface(hid, HOST_IFNAME, tuple(host_ips), offloads_off=offloads_off)))
@@ -392,7 +392,8 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
                     ixp_neighbours.append(IxpNeighbours(x.number, m.router, x.ifname, tuple(everyone6)))
         if x.server != server:
             continue
-        nodes.append(Node(id=x.node_id, kind="router", asn=x.route_server_asn, ns=places[x.node_id].ns, forwarding=False))
+        made[x.node_id] = Node(id=x.node_id, kind="router", asn=x.route_server_asn, ns=places[x.node_id].ns,
+                               forwarding=False)
         ports = []
         for i, m in enumerate(x.members, start=1):
             seg = topo.ixp_segment(x.number, m.router)
@@ -417,6 +418,11 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
                               config=frr.route_server_config(x.node_id, x.route_server_asn, x.route_server_ip, clients),
                               daemons=("zebra", "bgpd"), share_memory=topo.fabric.share_memory))
 
+    # a node kind places.py knows and this plan has no recipe for (or the reverse) is our bug
+    unplanned = [p.id for p in places.on(server) if p.id not in made] + [n for n in made if n not in places]
+    if unplanned:
+        raise AssertionError(f"plan and places.py disagree on nodes {', '.join(unplanned[:5])}")
+    nodes = [made[p.id] for p in places.on(server)]
     bridges = tuple(_bridge(topo, b, datapath, marks) for b in topo.bridges.values() if b.server == server)
     srv = topo.servers[server]
     underlay = Underlay(srv.underlay_ip, srv.interface, names.phy_bridge(topo)) if bridges else None
