@@ -214,14 +214,13 @@ class Places(Mapping[str, NodePlace]):
         return place
 
     def find(self, name: str) -> Optional[NodePlace]:
-        """A node by id, or by a router's bare name (`NAME`, `NAME.host`) when only one AS has a
-        router of that name; None when there is no such node, AmbiguousNode when several."""
+        """A node by id, or by its bare name (`NAME`, `NAME.host`: the id without `<asn>.`) when only
+        one AS has a node of that name; None when there is no such node, AmbiguousNode when several."""
         place = self._by_id.get(name)
         if place is not None:
             return place
-        base, host = (name[:-len(HOST_SUFFIX)], True) if name.endswith(HOST_SUFFIX) else (name, False)
-        matches = [node_id(as_.asn, base, host) for as_ in self.topo.ases.values() if base in as_.routers]
-        matches = [m for m in matches if m in self._by_id]
+        matches = [p.id for p in self._by_id.values() if p.id.partition(".")[2] == name
+                   and p.id.partition(".")[0].isdigit()]
         if len(matches) > 1:
             raise AmbiguousNode(f"node name {name} is ambiguous: {', '.join(matches)}")
         return self._by_id[matches[0]] if matches else None
