@@ -110,7 +110,8 @@ def main(argv=None) -> int:
         with open(args.write, "w") as fh:
             fh.write(text)
         return 0
-    from minet_sdn.lab import status, updown
+
+    from minet_sdn.lab.lab import Lab
     from minet_sdn.topology import load_topology
     d = tempfile.mkdtemp(prefix="watch-bench-")
     path = os.path.join(d, f"{args.name}.yaml")
@@ -127,7 +128,7 @@ def main(argv=None) -> int:
     results = {"ases": n, "pairs": n * (n - 1), "routers": len(topo.routers), "links": len(topo.links)}
     t0 = time.monotonic()
     try:
-        updown.lab_up(path, progress=lambda m: None, bgp_timeout=300)
+        Lab(path, progress=lambda m: None).up(bgp_timeout=300)
         results["lab_up_s"] = round(time.monotonic() - t0, 1)
         for _ in range(120):                         # routes after sessions: until every pair reaches
             dt, obj = timed_matrix(path)
@@ -144,7 +145,7 @@ def main(argv=None) -> int:
         results["healthy_median_s"] = round(statistics.median(healthy), 2)
         results["reference_parallel1_s"] = round(ref, 2)
         results["ratio_vs_parallel1"] = round(statistics.median(healthy) / ref, 2)
-        base = status.lab_status(path, json=True)["mgmt"]["rest_relay"]
+        base = Lab(path).status(json=True)["mgmt"]["rest_relay"]
         if args.shots:
             os.makedirs(args.shots, exist_ok=True)
             screenshot(base + "/ui", os.path.join(args.shots, f"status-{n}-ok.png"))
@@ -176,7 +177,7 @@ def main(argv=None) -> int:
         minet("link", "restore", path, str(cut.id))
     finally:
         if not args.keep:
-            updown.lab_down(path, progress=lambda m: None)
+            Lab(path, progress=lambda m: None).down()
     print(json.dumps(results, indent=1))
     return 0
 
