@@ -102,7 +102,10 @@ def main() -> int:
                          "ratio": None if rate is None else got / rate})
     finally:
         updown.lab_down(path, progress=lambda m: None)
+    sys.path.insert(0, str(ROOT / "bench"))
+    from lab_up import machine
     doc = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+           "command": " ".join(["python3 bench/shaping.py"] + sys.argv[1:]), "machine": machine(),
            "seconds": args.seconds, "load": os.getloadavg(), "rows": rows}
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"shaping-{datetime.date.today()}.json"

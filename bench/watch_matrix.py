@@ -8,6 +8,7 @@ times `minet matrix --json` rounds: healthy, and with one remote link failed tha
 off (its 2 x (N-1) pairs must fail, every other pair must still reach). The reference, in the
 same run, is the same round with --parallel 1 (sources one after the other). With --shots, takes
 screenshots of the status page and renders the graph there. Removes the lab at the end. Root.
+Results, with the command and the machine, also go to bench/results/watch_matrix-<date>.json.
 """
 from __future__ import annotations
 
@@ -178,6 +179,11 @@ def main(argv=None) -> int:
         if not args.keep:
             updown.lab_down(path, progress=lambda m: None)
     print(json.dumps(results, indent=1))
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    from lab_up import machine, save
+    command = " ".join(["python3 bench/watch_matrix.py"] + (sys.argv[1:] if argv is None else list(argv)))
+    saved = save("watch_matrix", {"command": command, "machine": machine(), **results})
+    print(f"saved {os.path.relpath(saved, ROOT)}", file=sys.stderr)
     return 0
 
 
