@@ -211,3 +211,20 @@ def test_whole_topologies_shown_in_the_docs_load(tmp_path):
                 load_topology(str(path))                   # raises with the file, key and reason
                 shown += 1
     assert shown >= 2
+
+
+def test_files_the_docs_name_exist():
+    """A page that names minet_sdn/lab/places.py or test_partition.py must follow the code when it moves."""
+    tracked = subprocess.run(["git", "-C", str(ROOT), "ls-files"], capture_output=True, text=True).stdout.split()
+    if not tracked:
+        pytest.skip("not a git checkout")
+    names = {Path(p).name for p in tracked}
+    for doc in [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]:
+        text = doc.read_text()
+        for path in re.findall(r"(?<![\w/.-])((?:minet_sdn|tests|bench|topologies|scripts|docs)/[\w./*{},<>-]*)", text):
+            path = path.rstrip(".,")
+            if "/results/" in path or any(c in path for c in "*{<"):   # run outputs, patterns
+                continue
+            assert (ROOT / path).exists(), f"{doc.name} names {path}, which does not exist"
+        for name in re.findall(r"(?<![\w.])(\w+\.py)\b", text):
+            assert name in names, f"{doc.name} names {name}, which is no file of the repository"
