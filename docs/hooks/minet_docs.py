@@ -198,6 +198,8 @@ def _machine(data: Dict[str, Any]) -> str:
 
 def render_result(kind: str, data: Dict[str, Any], where: Any) -> str:
     command = data.get("command") or f"python3 bench/{kind.split('-')[0]}.py"
+    if command.startswith("bench/"):
+        command = "python3 " + command
     stamp = RESULT_NAME.match(Path(str(where)).name)
     date = data.get("date") or (_stamp_date(stamp.group("stamp")) if stamp else "?")
     head = [f"Command: `{command}`. Run {date} on {_machine(data)}. Result file: `{where}`.", ""]
@@ -253,4 +255,71 @@ def _render_flow_sync(data: Dict[str, Any]) -> List[str]:
     return out
 
 
-RENDERERS = {"flow_sync": _render_flow_sync}
+def _mmm(st: Any) -> str:
+    """A bench's stats() value, median [min-max]."""
+    if not isinstance(st, dict) or st.get("median") is None:
+        return ""
+    return f"{st['median']:.3f} [{st['min']:.3f}-{st['max']:.3f}]"
+
+
+def _render_lab_up(data: Dict[str, Any]) -> List[str]:
+    keys = ("servers", "controller", "provisioning", "bgp", "total", "routes", "down")
+    out = ["Seconds, median [min-max] over the repetitions; `routes`: every configured router has a route to "
+           "every configured AS (after `lab up` returns).", "",
+           "| topology | " + " | ".join("total `lab up`" if k == "total" else
+                                       "`lab down`" if k == "down" else k for k in keys) + " |",
+           "|---|" + "---|" * len(keys)]
+    for name, t in data.get("topologies", {}).items():
+        s = t["summary"]
+        out.append(f"| {_text(name)}: {_text(t.get('size', ''))} | " + " | ".join(_mmm(s.get(k)) for k in keys) + " |")
+    return out
+
+
+def _render_lab_up_class(data: Dict[str, Any]) -> List[str]:
+    out = ["Seconds; CPU, memory and PSS after page merging settled.", "",
+           "| ASes x 8 | routers | servers | controller | provisioning (FRR start) | BGP established | `lab up` "
+           "| steady CPU: lab / machine | memory peak / steady | PSS per router (+ ospf6d) | second `up` | `lab down` |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for n, r in sorted(data.get("class", {}).items(), key=lambda kv: int(kv[0])):
+        cpu = r.get("cpu") or {}
+        out.append(
+            f"| {n} | {r['routers']:,} | {r['servers']:.1f} | {r['controller']:.1f} | {r['provisioning']:.1f} "
+            f"({r.get('frr_start') or 0:.1f}) | {r.get('established') or 0:.1f} | **{r['routes']:.1f}** "
+            f"| {cpu.get('lab_pct', 0):.1f} % / {cpu.get('machine_pct', 0):.1f} % "
+            f"| {r['memory_peak_mb'] / 1024:.2f} / {r['memory_steady_mb'] / 1024:.2f} GiB "
+            f"| {r['pss_per_router_mb']:.1f} (+ {r.get('pss_ospf6d_per_router_mb', 0.0):.1f}) MB "
+            f"| {r['second_up']:.1f} | {r.get('down', 0):.1f} |")
+    return out
+
+
+def _render_failover(data: Dict[str, Any]) -> List[str]:
+    s = data.get("summary", {})
+    rows = (("`minet link fail` (CLI process)", "cli"), ("`POST /v1/links/<id>/fail`", "rest"),
+            ("reference: the link black-holed, carrier kept (hold timer)", "reference"))
+    out = [f"{_text(data.get('topology', ''))}, link {data.get('link', '?')}, {data.get('isolation', '?')} mode; "
+           "seconds from the command, median [min-max]:", "",
+           "| | carrier lost on both routers | BGP session down on both | restore to Established |",
+           "|---|---|---|---|"]
+    for label, via in rows:
+        out.append(f"| {_text(label)} | {_mmm(s.get(f'{via}.carrier_lost_both')) or 'never'} "
+                   f"| {_mmm(s.get(f'{via}.bgp_down_both'))} | {_mmm(s.get(f'{via}.bgp_up_both'))} |")
+    ratio = data.get("ratio_reference_over_ours_bgp_down")
+    if isinstance(ratio, dict):
+        out += ["", f"BGP notices the controller's carrier loss {ratio.get('cli')}x sooner than its hold timer "
+                    f"({ratio.get('rest')}x from the REST call)."]
+    return out
+
+
+def _render_shaping(data: Dict[str, Any]) -> List[str]:
+    def mbit(bps: Any) -> str:
+        return "-" if bps is None else f"{bps / 1e6:.1f} Mbit/s"
+    out = [f"iperf3, one TCP stream, {data.get('seconds', '?')} s; received throughput against the configured rate:",
+           "", "| link | configured | iperf3 received | ratio |", "|---|---|---|---|"]
+    for r in data.get("rows", []):
+        ratio = "-" if r.get("ratio") is None else f"{r['ratio']:.3f}"
+        out.append(f"| {_text(r['link'])} | {mbit(r.get('configured_bps'))} | {mbit(r.get('measured_bps'))} | {ratio} |")
+    return out
+
+
+RENDERERS = {"flow_sync": _render_flow_sync, "lab_up": _render_lab_up, "lab_up_class": _render_lab_up_class,
+             "failover": _render_failover, "shaping": _render_shaping}

@@ -228,3 +228,49 @@ def test_files_the_docs_name_exist():
             assert (ROOT / path).exists(), f"{doc.name} names {path}, which does not exist"
         for name in re.findall(r"(?<![\w.])(\w+\.py)\b", text):
             assert name in names, f"{doc.name} names {name}, which is no file of the repository"
+
+
+def _st(median, lo, hi):
+    return {"median": median, "min": lo, "max": hi, "n": 3}
+
+
+# result files in the shapes bench/lab_up.py, bench/failover.py and bench/shaping.py write
+RESULT_SHAPES = {
+    "lab_up": ({"command": "bench/lab_up.py --repeat 3", "machine": {"cpus": 2}, "topologies": {
+        "topologies/demo.yaml": {"size": "3 servers, 6 ASes", "runs": [], "summary": {
+            "servers": _st(0.66, 0.6, 0.7), "controller": _st(0.27, 0.2, 0.3), "provisioning": _st(2.43, 2.4, 2.5),
+            "bgp": _st(2.54, 2.5, 2.6), "total": _st(5.74, 5.09, 6.07), "routes": _st(6.43, 6.4, 6.5),
+            "down": _st(2.27, 2.2, 2.3), "provision_per_server": {}}}}},
+        "| topologies/demo.yaml: 3 servers, 6 ASes | 0.660 [0.600-0.700] | 0.270 [0.200-0.300] | 2.430 [2.400-2.500] "
+        "| 2.540 [2.500-2.600] | 5.740 [5.090-6.070] | 6.430 [6.400-6.500] | 2.270 [2.200-2.300] |"),
+    "lab_up_class": ({"command": "bench/lab_up.py --class 60", "machine": {"cpus": 2}, "class": {"60": {
+        "routers": 480, "servers": 1.5, "controller": 1.5, "provisioning": 124.7, "frr_start": 97.6,
+        "established": 5.0, "routes": 134.1, "bgp": 9.4, "cpu": {"lab_pct": 37.8, "machine_pct": 45.7},
+        "memory_peak_mb": 12236.8, "memory_steady_mb": 3553.3, "pss_per_router_mb": 3.9,
+        "pss_ospf6d_per_router_mb": 0.7, "second_up": 0.6, "down": 36.9}}},
+        "| 60 | 480 | 1.5 | 1.5 | 124.7 (97.6) | 5.0 | **134.1** | 37.8 % / 45.7 % | 11.95 / 3.47 GiB "
+        "| 3.9 (+ 0.7) MB | 0.6 | 36.9 |"),
+    "failover": ({"command": "bench/failover.py --repeat 5", "machine": {"cpus": 2}, "topology": "topologies/demo.yaml",
+                  "isolation": "key", "link": 1, "summary": {
+                      "cli.carrier_lost_both": _st(0.129, 0.123, 0.2), "cli.bgp_down_both": _st(0.171, 0.156, 0.22),
+                      "cli.bgp_up_both": _st(1.03, 0.98, 2.07),
+                      "reference.carrier_lost_both": {"median": None, "min": None, "max": None, "n": 0},
+                      "reference.bgp_down_both": _st(8.47, 8.43, 8.49)},
+                  "ratio_reference_over_ours_bgp_down": {"cli": 49.5, "rest": 172.9}},
+                 "| `minet link fail` (CLI process) | 0.129 [0.123-0.200] | 0.171 [0.156-0.220] | 1.030 [0.980-2.070] |"),
+    "shaping": ({"date": "2026-12-02T10:00:00+00:00", "command": "python3 bench/shaping.py", "machine": {"cpus": 2},
+                 "seconds": 8.0, "rows": [{"link": "intra-AS 1.A-1.B (VM1)", "configured_bps": 40e6,
+                                           "measured_bps": 38.2e6, "ratio": 0.955}]},
+                "| intra-AS 1.A-1.B (VM1) | 40.0 Mbit/s | 38.2 Mbit/s | 0.955 |"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(RESULT_SHAPES))
+def test_result_files_render_as_tables(tmp_path, kind):
+    hook = load_hook()
+    data, row = RESULT_SHAPES[kind]
+    path = tmp_path / f"{kind}-20261207-120000.json"
+    path.write_text(json.dumps(data))
+    out = hook.bench_block(kind, "fallback", paths=[path])
+    assert row in out, out
+    assert f"`{data['command']}`" in out and "2 CPUs" in out
