@@ -37,6 +37,9 @@ from minet_sdn.lab import places, updown  # noqa: E402
 from minet_sdn.topology import load_topology, names           # noqa: E402
 from minet_sdn.topology.addressing import topology_addressing  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from lab_up import machine                                    # noqa: E402
+
 RESULTS = ROOT / "bench" / "results"
 
 
@@ -102,8 +105,6 @@ def main() -> int:
                          "ratio": None if rate is None else got / rate})
     finally:
         updown.lab_down(path, progress=lambda m: None)
-    sys.path.insert(0, str(ROOT / "bench"))
-    from lab_up import machine
     doc = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "command": " ".join(["python3 bench/shaping.py"] + sys.argv[1:]), "machine": machine(),
            "seconds": args.seconds, "load": os.getloadavg(), "rows": rows}

@@ -112,6 +112,8 @@ def main(argv=None) -> int:
             fh.write(text)
         return 0
     from minet_sdn.lab import status, updown
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    from lab_up import machine, save              # result file: bench/results/watch_matrix-<date>.json
     from minet_sdn.topology import load_topology
     d = tempfile.mkdtemp(prefix="watch-bench-")
     path = os.path.join(d, f"{args.name}.yaml")
@@ -179,8 +181,6 @@ def main(argv=None) -> int:
         if not args.keep:
             updown.lab_down(path, progress=lambda m: None)
     print(json.dumps(results, indent=1))
-    sys.path.insert(0, os.path.join(ROOT, "bench"))
-    from lab_up import machine, save
     command = " ".join(["python3 bench/watch_matrix.py"] + (sys.argv[1:] if argv is None else list(argv)))
     saved = save("watch_matrix", {"command": command, "machine": machine(), **results})
     print(f"saved {os.path.relpath(saved, ROOT)}", file=sys.stderr)
