@@ -201,7 +201,7 @@ def render_result(kind: str, data: Dict[str, Any], where: Any) -> str:
     if command.startswith("bench/"):
         command = "python3 " + command
     stamp = RESULT_NAME.match(Path(str(where)).name)
-    date = data.get("date") or (_stamp_date(stamp.group("stamp")) if stamp else "?")
+    date = str(data.get("date") or "").replace("T", " ")[:16] or (_stamp_date(stamp.group("stamp")) if stamp else "?")
     head = [f"Command: `{command}`. Run {date} on {_machine(data)}. Result file: `{where}`.", ""]
     body = RENDERERS.get(kind, _render_generic)(data)
     return "\n".join(head + body) + "\n\n"
