@@ -273,4 +273,4 @@ def test_result_files_render_as_tables(tmp_path, kind):
     path.write_text(json.dumps(data))
     out = hook.bench_block(kind, "fallback", paths=[path])
     assert row in out, out
-    assert f"`{data['command']}`" in out and "2 CPUs" in out
+    assert data["command"] + "`" in out and "2 CPUs" in out
