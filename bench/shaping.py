@@ -38,6 +38,9 @@ from minet_sdn.lab.lab import Lab  # noqa: E402
 from minet_sdn.topology import load_topology, names           # noqa: E402
 from minet_sdn.topology.addressing import topology_addressing  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from lab_up import machine                                    # noqa: E402
+
 RESULTS = ROOT / "bench" / "results"
 
 
@@ -104,6 +107,7 @@ def main() -> int:
     finally:
         Lab(path, progress=lambda m: None).down()
     doc = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+           "command": " ".join(["python3 bench/shaping.py"] + sys.argv[1:]), "machine": machine(),
            "seconds": args.seconds, "load": os.getloadavg(), "rows": rows}
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"shaping-{datetime.date.today()}.json"

@@ -279,7 +279,8 @@ def underlay_only(args) -> int:
         finally:
             Lab(path, progress=quiet).remove()
     res = {k: summary([t[k] for t in trials]) for k in ("links_down_both_sides", "back")}
-    out = save("versus-underlay", {"machine": info, "trials": trials, "summary": res,
+    out = save("versus-underlay", {"command": " ".join(["python3 bench/versus.py"] + sys.argv[1:]),
+                                    "machine": info, "trials": trials, "summary": res,
                                     "bfd_interval_ms": bfd})
     print(json.dumps(res), f"\nsaved {os.path.relpath(out, ROOT)}")
     return 0

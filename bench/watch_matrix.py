@@ -8,6 +8,7 @@ times `minet matrix --json` rounds: healthy, and with one remote link failed tha
 off (its 2 x (N-1) pairs must fail, every other pair must still reach). The reference, in the
 same run, is the same round with --parallel 1 (sources one after the other). With --shots, takes
 screenshots of the status page and renders the graph there. Removes the lab at the end. Root.
+Results, with the command and the machine, also go to bench/results/watch_matrix-<date>.json.
 """
 from __future__ import annotations
 
@@ -112,6 +113,8 @@ def main(argv=None) -> int:
         return 0
 
     from minet_sdn.lab.lab import Lab
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    from lab_up import machine, save              # result file: bench/results/watch_matrix-<date>.json
     from minet_sdn.topology import load_topology
     d = tempfile.mkdtemp(prefix="watch-bench-")
     path = os.path.join(d, f"{args.name}.yaml")
@@ -179,6 +182,9 @@ def main(argv=None) -> int:
         if not args.keep:
             Lab(path, progress=lambda m: None).down()
     print(json.dumps(results, indent=1))
+    command = " ".join(["python3 bench/watch_matrix.py"] + (sys.argv[1:] if argv is None else list(argv)))
+    saved = save("watch_matrix", {"command": command, "machine": machine(), **results})
+    print(f"saved {os.path.relpath(saved, ROOT)}", file=sys.stderr)
     return 0
 
 
