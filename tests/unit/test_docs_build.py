@@ -159,10 +159,17 @@ def test_rest_reference_matches_the_routes():
                    "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": "2", "wsgi.input": io.BytesIO(b"{}")}
         body = b"".join(make_app(Probe())(environ, lambda status, headers: got.setdefault("s", status)))
         return int(got["s"].split()[0]), body
-    for method, path in documented:
-        status, body = call(method, path.replace("<id>", "1"))
-        assert status != 405, f"{method} {path}: documented with the wrong method"
-        assert not (status == 404 and b"no such resource" in body), f"{method} {path} is documented, not served"
+    from minet_sdn.rest import page as rest_page
+    from minet_sdn.watch.page import StatusPage, root_of
+    status_page = StatusPage(root_of("/nonexistent-minet-root"), "netns")   # as `minet controller` installs it
+    rest_page.install(status_page)
+    try:
+        for method, path in documented:
+            status, body = call(method, path.replace("<id>", "1"))
+            assert status != 405, f"{method} {path}: documented with the wrong method"
+            assert not (status == 404 and b"no such resource" in body), f"{method} {path} is documented, not served"
+    finally:
+        rest_page.uninstall(status_page)
     # the other way round: every path the REST code names is documented
     paths = {p for _, p in documented}
     for src in (ROOT / "minet_sdn" / "rest").glob("*.py"):
