@@ -50,9 +50,9 @@ def _functions(text: str) -> Dict[str, Tuple[int, List[str]]]:
             current = m.group(1)
             out[current] = (number, [])
             continue
-        stripped = line.strip()
-        if current and stripped.startswith("echo") and not stripped.startswith("#"):
-            arg = stripped[4:].split("1>&2")[0]
+        code = line.split("#", 1)[0] if not line.lstrip().startswith("#") else ""
+        for arg in re.findall(r"\becho\s+([^;]*)", code) if current else ():
+            arg = arg.split("1>&2")[0]
             arg = re.sub(r"\s+", "", arg).replace('"', "").replace("'", "")
             arg = arg.replace("netmask255.255.255.0", "/24").replace("netmask255.255.0.0", "/16")
             out[current][1].append(arg)
