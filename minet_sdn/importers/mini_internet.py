@@ -369,6 +369,8 @@ def _read_layer2(p: _Problems, folder: str, as_: _AS, notes: List[str]) -> None:
         path = os.path.join(folder, name)
         if not os.path.isfile(path):
             notes.append(f"{as_.row.where(col)}: {name} does not exist in the folder; AS {as_.asn} gets no layer 2 from it")
+            if reader is l2mod.read_switches:
+                break           # hosts and links hang off the switches: nothing more to build
             continue
         reader(read_table(path, name), p.add, l2)
     if l2.dcs and os.path.isfile(os.path.join(folder, L2_TUNNEL)):
