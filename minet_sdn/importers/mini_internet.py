@@ -377,6 +377,14 @@ def _read_layer2(p: _Problems, folder: str, as_: _AS, notes: List[str]) -> None:
         l2mod.read_tunnel(read_table(os.path.join(folder, L2_TUNNEL), L2_TUNNEL), p.add, l2, as_.routers, notes,
                           as_.asn)
     l2mod.check_gateways(l2, p.lines.append)
+    # node ids ASN.SWITCH and ASN.HOST sit beside ASN.ROUTER: one name space per AS
+    taken = {r: f"a router ({as_.origins.get(r, as_.routers_file)})" for r in as_.routers}
+    for item, what in [(s, "switch") for s in l2.switches] + [(h, "host") for h in l2.hosts]:
+        if item.name in taken:
+            p.lines.append(f"{item.where}: {what} {item.name} of AS {as_.asn} has the name of {taken[item.name]}; "
+                           f"node {as_.asn}.{item.name} would be both")
+        else:
+            taken[item.name] = f"a {what} ({item.where})"
     if l2.switches or l2.hosts:
         missing = [dc for dc in {s.dc for s in l2.switches} if dc not in l2.gateways and dc != l2mod.DEFAULT_DC]
         for dc in sorted(missing):

@@ -479,6 +479,8 @@ def _build(p: _Problems, data: Any, source: str) -> Optional[Topology]:
     ixps = _ixps(p, data.get("ixps"), ases, known, declared, servers, fabric, plan)
     if is_mini(plan):
         _check_mini_overlaps(p, ases, links, ixps)
+    else:
+        _check_subnet_overrides(p, data.get("links"), ases, links, fabric)
     if p.lines:
         return None
     topo = Topology(name=name, servers=servers, ases=ases, links=tuple(links), fabric=fabric,
@@ -513,6 +515,28 @@ def _check_mini_overlaps(p: _Problems, ases: Dict[int, AS], links: List[Link], i
         owner = int(str(net.network_address).split(".")[0])
         if owner in ases:
             p.add(key, f"{net} lies in AS {owner}'s own {owner}.0.0.0/8")
+
+
+def _check_subnet_overrides(p: _Problems, raw: Any, ases: Dict[int, AS], links: List[Link], fabric: Fabric) -> None:
+    """minet plan: a link's own `subnet:` must not overlap another link's, an AS prefix or the link subnet."""
+    if not isinstance(raw, list):
+        return
+    from .addressing import as_prefix
+    given = {l.id: ipaddress.ip_interface(f"{l.a.ip}/{l.prefixlen}").network for l in links
+             if isinstance(raw[l.id - 1], dict) and raw[l.id - 1].get("subnet") is not None}
+    if not given:
+        return
+    others = [(f"links[{l.id}]", ipaddress.ip_interface(f"{l.a.ip}/{l.prefixlen}").network) for l in links
+              if l.id not in given]
+    others.append(("fabric.link_subnet", ipaddress.ip_network(fabric.link_subnet)))
+    others += [(f"the prefix of AS {asn}", ipaddress.ip_network(as_prefix(a))) for asn, a in ases.items()
+               if as_prefix(a)]
+    done: List[Tuple[str, Any]] = []
+    for lid, net in given.items():
+        for what, onet in done + others:
+            if net.overlaps(onet):
+                p.add(f"links[{lid}].subnet", f"{net} overlaps {what} ({onet})")
+        done.append((f"links[{lid}].subnet", net))
 
 
 def _services(p: _Problems, path: str, value: Any, names: Optional[List[str]]) -> Tuple[Tuple[str, Tuple[str, ...]], ...]:

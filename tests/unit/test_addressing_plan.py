@@ -131,3 +131,14 @@ def test_minet_plan_stays_the_default_and_takes_a_link_subnet_override():
         parse_topology(text.replace("name: t", "name: t\naddressing: {plan: other}") % "", "t.yaml")
     assert info.value.problems == ["t.yaml: addressing.plan: 'other' is not one of minet, mini-internet, "
                                    "mini-internet-2019"]
+
+
+def test_minet_plan_link_subnet_overlaps_are_refused():
+    text = (BASE.replace("addressing: {plan: mini-internet}\n", "") % ", subnet: 179.0.1.0/25")
+    with pytest.raises(TopologyError) as info:
+        parse_topology(text, "t.yaml")
+    assert info.value.problems == ["t.yaml: links[2].subnet: 179.0.1.0/25 overlaps links[1].subnet (179.0.1.0/24)"]
+    text = (BASE.replace("addressing: {plan: mini-internet}\n", "") % ", subnet: 10.0.2.0/30")
+    with pytest.raises(TopologyError) as info:
+        parse_topology(text, "t.yaml")
+    assert info.value.problems == ["t.yaml: links[2].subnet: 10.0.2.0/30 overlaps the prefix of AS 2 (10.0.2.0/24)"]

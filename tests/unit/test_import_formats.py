@@ -171,3 +171,11 @@ def test_a_missing_layer2_file_is_a_note_not_a_refusal(tmp_path):
           "l3_links.txt\tl2_switchs.txt\tl2_hosts.txt\tl2_links.txt\n23")
     result = import_folder(str(folder))
     assert any(n.startswith("AS_config.txt: line 2, column 6: l2_switchs.txt does not exist") for n in result.notes)
+
+
+def test_a_host_named_like_a_router_is_refused(tmp_path):
+    folder = _copy(tmp_path, "current")
+    _edit(folder, "l2_hosts.txt", "db_1 ", "SUED ")
+    problems = _problems(folder)
+    assert any(p.startswith("l2_hosts.txt: line 2: host SUED of AS 22 has the name of a router (l3_routers.txt: "
+                            "line 3); node 22.SUED would be both") for p in problems)
