@@ -179,3 +179,41 @@ def test_a_host_named_like_a_router_is_refused(tmp_path):
     problems = _problems(folder)
     assert any(p.startswith("l2_hosts.txt: line 2: host SUED of AS 22 has the name of a router (l3_routers.txt: "
                             "line 3); node 22.SUED would be both") for p in problems)
+
+
+def class_folder(folder, ases=60):
+    """A class-shaped folder in the current layout: `ases` ASes of the `current` fixture's 3-router
+    shape grown to 8 routers, layer 2 in every AS, a ring of provider links and two IXPs."""
+    src = FIX / "current"
+    folder.mkdir()
+    for f in ("empty.txt", "l2_switches.txt", "l2_hosts.txt", "l2_links.txt", "subnet_config.sh"):
+        shutil.copy(src / f, folder / f)
+    names = ["NORD", "MITTE", "SUED", "OST", "WEST", "BERG", "TAL", "SEE"]
+    (folder / "l3_routers.txt").write_text(
+        "NORD N/A L2-DCA:img/host linux\n" + "".join(f"{n} N/A host:img/host vtysh\n" for n in names[1:7])
+        + "SUED_X N/A L2-DCB:img/host linux\n".replace("SUED_X", "SEE"))
+    (folder / "l3_links.txt").write_text("".join(f"{a} {b} 1mbit 5ms 50ms\n"
+                                                for a, b in zip(names, names[1:] + names[:1])))
+    rows = [f"{n}\tAS\tConfig\tl3_routers.txt\tl3_links.txt\tl2_switches.txt\tl2_hosts.txt\tl2_links.txt"
+            for n in range(1, ases + 1)] + ["201\tIXP\tConfig", "202\tIXP\tConfig"]
+    (folder / "AS_config.txt").write_text("\n".join(rows) + "\n")
+    links = [f"{n}\tBERG\tProvider\t{n % ases + 1}\tTAL\tCustomer\t1mbit\t2.5ms\t50ms\t179.{n}.{n % ases + 1}.0/24"
+             for n in range(1, ases + 1)]
+    links += [f"{n}\tSEE\tPeer\t{201 + n % 2}\tNone\tPeer\t1mbit\t2.5ms\t50ms\t{n + 1},{n + 2}"
+              for n in range(1, ases + 1)]
+    (folder / "aslevel_links.txt").write_text("\n".join(links) + "\n")
+    (folder / "l2_switches.txt").write_text((src / "l2_switches.txt").read_text().replace("SUED", "SEE"))
+    return folder
+
+
+def test_class_sized_folder_imports_and_validates(tmp_path, capsys):
+    folder = class_folder(tmp_path / "class")
+    out = tmp_path / "class.yaml"
+    assert main(["import", "mini-internet", str(folder), "-o", str(out)]) == 0
+    assert main(["validate", str(out)]) == 0
+    t = parse_topology(out.read_text(), "class.yaml")
+    assert len(t.ases) == 60 and sum(len(a.routers) for a in t.ases.values()) == 480
+    assert len(t.links) == 60 and [len(x.members) for x in t.ixps.values()] == [30, 30]
+    assert all(a.imported_layer2["dcs"] == {"DCA": {"routers": ["NORD"]}, "DCB": {"routers": ["SEE"]}}
+               for a in t.ases.values())
+    assert (t.links[59].a.ip, t.links[59].b.ip) == ("179.60.1.60", "179.60.1.1")
