@@ -100,8 +100,9 @@ def test_imported_lab_uses_the_mini_internet_addresses(lab):
     addrs = {(i["ifname"], f"{a['local']}/{a['prefixlen']}") for i in json.loads(out) for a in i.get("addr_info", [])}
     assert (link.a.ifname, "179.1.2.1/24") in addrs and ("lo", "1.151.0.1/32") in addrs
     assert ("host", "1.101.0.2/24") in addrs
-    summary = convergence.vtysh(place, "show bgp ipv4 unicast neighbors 179.1.2.2 json")
-    assert summary is not None and json.loads(summary)["179.1.2.2"]["bgpState"] == "Established"
+    report = next(r for r in status.lab_status(path, json=True)["bgp"] if r["router"] == "1.ZURI")
+    assert [(s["peer"], s["state"]) for s in report["sessions"] if s["peer"] == "179.1.2.2"] == [
+        ("179.1.2.2", "Established")]
     # the host reaches another AS's host (2.PARI's: 2.101.0.1) across the mini-Internet addresses
     host = places.router_place(topo, "1.ZURI.host")
     ping = subprocess.run(host.exec_prefix() + ["ping", "-c", "3", "-w", "20", "2.101.0.1"],
