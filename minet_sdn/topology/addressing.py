@@ -436,3 +436,46 @@ def addressing6_problems(topo: Topology) -> List[str]:
 
 def topology_addressing6(topo: Topology, addressing: Dict[int, ASAddressing]) -> Dict[int, ASAddressing6]:
     return {asn: as_addressing6(as_, addressing[asn]) for asn, as_ in topo.ases.items()}
+
+
+@dataclass(frozen=True)
+class L2Addresses:
+    """Layer-2 addresses of one AS in the mini-Internet plans (upstream's layer2_config numbering).
+
+    routers  (router, vlan) -> (IPv4/24, IPv6/48): the DC's routers are devices 1, 2, ... in
+             l3_routers order, one subinterface per VLAN used in their DC (VLAN 0: untagged)
+    hosts    host -> (IPv4/24, IPv6/48, gateway IPv4, gateway IPv6): hosts of a (DC, VLAN) follow the
+             DC's routers in file order; the gateway is device 1. vpn* hosts take a number but are
+             left out (upstream leaves them to the students' VPN exercise)."""
+    routers: Dict[Tuple[str, int], Tuple[str, str]]
+    hosts: Dict[str, Tuple[str, str, str, str]]
+
+
+def layer2_addresses(asn: int, layer2: Dict) -> L2Addresses:
+    """`layer2` is the imported form (importers.mini_internet_l2.Layer2.as_dict())."""
+    dcs = list(layer2.get("dcs", {}))
+    routers: Dict[Tuple[str, int], Tuple[str, str]] = {}
+    hosts: Dict[str, Tuple[str, str, str, str]] = {}
+    vlans: Dict[str, List[int]] = {}
+    for h in layer2.get("hosts", []):
+        vlans.setdefault(h["dc"], [])
+        if h["vlan"] not in vlans[h["dc"]]:
+            vlans[h["dc"]].append(h["vlan"])
+    for index, dc in enumerate(dcs):
+        for device, router in enumerate(layer2["dcs"][dc].get("routers", []), start=1):
+            for vlan in sorted(vlans.get(dc, [])):
+                routers[(router, vlan)] = l2_address(asn, index, vlan, device)
+    count: Dict[Tuple[str, int], int] = {}
+    for h in layer2.get("hosts", []):
+        dc, vlan = h["dc"], h["vlan"]
+        if dc not in dcs:
+            continue
+        index, first = dcs.index(dc), len(layer2["dcs"][dc].get("routers", [])) + 1
+        number = first + count.get((dc, vlan), 0)
+        count[(dc, vlan)] = count.get((dc, vlan), 0) + 1
+        if h["name"].lower().startswith("vpn"):
+            continue
+        v4, v6 = l2_address(asn, index, vlan, number)
+        g4, g6 = l2_address(asn, index, vlan, 1)
+        hosts[h["name"]] = (v4, v6, g4.split("/")[0], g6.split("/")[0])
+    return L2Addresses(routers=routers, hosts=hosts)

@@ -142,3 +142,16 @@ def test_minet_plan_link_subnet_overlaps_are_refused():
     with pytest.raises(TopologyError) as info:
         parse_topology(text, "t.yaml")
     assert info.value.problems == ["t.yaml: links[2].subnet: 10.0.2.0/30 overlaps the prefix of AS 2 (10.0.2.0/24)"]
+
+
+def test_layer2_numbering_follows_upstream(current):
+    from minet_sdn.topology.addressing import layer2_addresses
+    a = layer2_addresses(22, current.ases[22].imported_layer2)
+    # DCA (index 0) has router NORD (device 1) and VLANs 10 and 20; DCB (index 1) SUED and VLAN 30
+    assert a.routers == {("NORD", 10): ("22.200.10.1/24", "22:200:10::1/48"),
+                         ("NORD", 20): ("22.200.20.1/24", "22:200:20::1/48"),
+                         ("SUED", 30): ("22.201.30.1/24", "22:201:30::1/48")}
+    # hosts after the DC's routers, counted per (DC, VLAN); vpn_1 takes a number but no address
+    assert a.hosts == {"web_1": ("22.200.10.2/24", "22:200:10::2/48", "22.200.10.1", "22:200:10::1"),
+                       "db_1": ("22.200.20.2/24", "22:200:20::2/48", "22.200.20.1", "22:200:20::1"),
+                       "web_2": ("22.200.10.3/24", "22:200:10::3/48", "22.200.10.1", "22:200:10::1")}
