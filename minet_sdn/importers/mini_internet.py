@@ -420,8 +420,22 @@ class _Member:
     col: Optional[int]
 
 
+def link_hosts_of(folder: str) -> str:
+    """How the folder's platform numbers a Subnet-column link: `asn` (each side its AS number; the
+    platform since July 2023, whose folders have hijacks.txt or a Buffer column) or `ends` (the first
+    AS .1, the second .2; the platform before)."""
+    if os.path.isfile(os.path.join(folder, "hijacks.txt")):
+        return "asn"
+    path = os.path.join(folder, ASLEVEL[0])
+    if os.path.isfile(path):
+        for row in read_table(path, ASLEVEL[0]):
+            if len(row.cols) >= 10:
+                return "asn"
+    return "ends"
+
+
 def _read_aslevel(p: _Problems, folder: str, ases: Dict[int, _AS], notes: List[str],
-                  origins: Dict[str, str]) -> Tuple[List[Dict], Dict[int, List[Dict]]]:
+                  origins: Dict[str, str], plan: Optional[str] = None) -> Tuple[List[Dict], Dict[int, List[Dict]]]:
     path = next((n for n in ASLEVEL if os.path.exists(os.path.join(folder, n))), None)
     if path is None:
         return [], {}
@@ -481,6 +495,11 @@ def _read_aslevel(p: _Problems, folder: str, ases: Dict[int, _AS], notes: List[s
         if re.fullmatch(r"[0-9.]+/[0-9]+", last):
             link["subnet"] = last
             origins[f"links[{len(links) + 1}].subnet"] = row.where(last_col)
+        elif plan is not None:
+            # no Subnet: upstream numbers the link by its line in this file (0-based, every line)
+            n = row.line - 1
+            link["subnet"] = f"179.24.{n + 1}.0/24" if plan == "mini-internet-2019" else f"179.{n // 100}.{n % 100}.0/24"
+            origins[f"links[{len(links) + 1}].subnet"] = row.where(last_col if last else None)
         origins[f"links[{len(links) + 1}]"] = row.where()
         links.append(link)
     if skipped:
@@ -527,7 +546,7 @@ def import_folder(folder: str, name: Optional[str] = None) -> Imported:
             _read_routers(p, folder, as_, notes)
             _read_links(p, folder, as_, notes)
             _read_layer2(p, folder, as_, notes)
-    links, members = _read_aslevel(p, folder, ases, notes, origins)
+    links, members = _read_aslevel(p, folder, ases, notes, origins, plan)
     if p.lines:
         raise ImportProblem(p.lines)
     real = [a for a in ases.values() if a.kind == "AS"]
@@ -539,7 +558,7 @@ def import_folder(folder: str, name: Optional[str] = None) -> Imported:
 
     topo: Dict[str, Any] = {"name": name or instance_name(os.path.basename(os.path.abspath(folder)))}
     if plan is not None:
-        topo["addressing"] = {"plan": plan}
+        topo["addressing"] = {"plan": plan, "link_hosts": link_hosts_of(folder)}
     if servers:
         topo["servers"] = servers
     else:

@@ -51,7 +51,8 @@ MAX_DEFAULT_ASN = 65535
 #                       network X.(101+i).0.0/24 (host .1, router .2); intra-AS link n (0-based,
 #                       listed order, the ring when none are listed): X.0.(n+1).0/24 (a .1, b .2);
 #                       inter-AS link with `subnet: S/24`: S + ASN on each side (179.1.3.0/24 between
-#                       AS 1 and AS 3: 179.1.3.1 and 179.1.3.3), without one: link L is
+#                       AS 1 and AS 3: 179.1.3.1 and 179.1.3.3; `link_hosts: ends`, the platform
+#                       before mid-2023: a .1, b .2), without one: link L is
 #                       179.(L div 100).(L mod 100).0/24 (a .1, b .2); IXP N's peering LAN
 #                       180.N.0.0/24 (route server .N, member AS X .X); layer-2 network `id`
 #                       (0-based data centre) VLAN v: X.(200+id).v.0/24 (`l2_address`)
@@ -89,16 +90,20 @@ def mini_link_subnet(plan: str, link_id: int) -> str:
     return f"179.{link_id // 100}.{link_id % 100}.0/24"
 
 
-def mini_link_addresses(plan: str, link_id: int, subnet: Optional[str], asn_a: int, asn_b: int
-                        ) -> Tuple[Tuple[str, str], Tuple[str, str], int, int]:
+LINK_HOSTS = ("asn", "ends")
+
+
+def mini_link_addresses(plan: str, link_id: int, subnet: Optional[str], asn_a: int, asn_b: int,
+                        link_hosts: str = "asn") -> Tuple[Tuple[str, str], Tuple[str, str], int, int]:
     """(a, b) IPv4, (a, b) IPv6 and both prefix lengths of an inter-AS link in a mini-Internet plan:
-    a `subnet` gives each side its AS number as host part (upstream's Subnet column), else the
-    plan's default /24 with a .1 and b .2."""
-    if subnet is not None:
+    a `subnet` gives each side its AS number as host part (`link_hosts: asn`, the platform since
+    2023) or a .1 and b .2 (`link_hosts: ends`, the platform before), else the plan's default /24
+    with a .1 and b .2."""
+    if subnet is not None and link_hosts == "asn":
         net = ipaddress.IPv4Network(subnet)
         a, b = (str(net.network_address + asn) for asn in (asn_a, asn_b))
     else:
-        net = ipaddress.IPv4Network(mini_link_subnet(plan, link_id))
+        net = ipaddress.IPv4Network(subnet or mini_link_subnet(plan, link_id))
         a, b = str(net.network_address + 1), str(net.network_address + 2)
     return (a, b), (twin6(a), twin6(b)), net.prefixlen, 2 * net.prefixlen
 

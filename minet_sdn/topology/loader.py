@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 import yaml
 
-from .addressing import (PLAN_MINET, PLANS, default_prefix6, is_mini, mini_ixp_lan, mini_link_addresses,
+from .addressing import (LINK_HOSTS, PLAN_MINET, PLANS, default_prefix6, is_mini, mini_ixp_lan, mini_link_addresses,
                          mini_member_ip, prefix_clashes, twin6)
 from .model import (AS, ASLink, DEFAULT_IXP_SUBNET, DEFAULT_IXP_SUBNET6, ENCAP_OVERHEAD, encap_overhead, IXP, IXPMember, Shaping, ENCAPSULATIONS, ISOLATION_MODES, MAX_LINKS,
                     MAX_TOS_LINKS_PER_PAIR, RELATIONSHIPS, Controller, Endpoint, Fabric, Link,
@@ -42,7 +42,7 @@ MAX_SERVERS = 0xFFFF            # a server's index is 16 bits of every datapath 
 MIN_ROUTER_MTU = 1280           # IPv6 minimum: what must still fit through a tunnel
 
 TOP_KEYS = ("name", "fabric", "controller", "servers", "ases", "links", "ixps", "addressing")
-ADDRESSING_KEYS = ("plan",)
+ADDRESSING_KEYS = ("plan", "link_hosts")
 SERVICES = ("dns", "matrix", "matrix_target", "measurement")
 FABRIC_KEYS = ("isolation", "encapsulation", "underlay_mtu", "bfd_interval_ms", "link_subnet", "link_subnet6",
                "ipv6", "share_memory")
@@ -473,9 +473,9 @@ def _build(p: _Problems, data: Any, source: str) -> Optional[Topology]:
     controller = _controller(p, data.get("controller"))
     servers, declared = _servers(p, data["servers"]) if "servers" in data else ({}, None)
     fabric = _underlay_family(p, data.get("fabric"), servers, fabric)
-    plan = _plan(p, data.get("addressing"))
+    plan, link_hosts = _plan(p, data.get("addressing"))
     ases, known = _ases(p, data["ases"], servers, declared, fabric, plan) if "ases" in data else ({}, None)
-    links = _links(p, data.get("links"), ases, known, servers, fabric, plan)
+    links = _links(p, data.get("links"), ases, known, servers, fabric, plan, link_hosts)
     ixps = _ixps(p, data.get("ixps"), ases, known, declared, servers, fabric, plan)
     if is_mini(plan):
         _check_mini_overlaps(p, ases, links, ixps)
@@ -494,12 +494,19 @@ def _build(p: _Problems, data: Any, source: str) -> Optional[Topology]:
     return None if p.lines else topo
 
 
-def _plan(p: _Problems, value: Any) -> str:
-    """`addressing: {plan: minet | mini-internet | mini-internet-2019}` (addressing.PLANS)."""
+def _plan(p: _Problems, value: Any) -> Tuple[str, str]:
+    """`addressing: {plan: minet | mini-internet | mini-internet-2019, link_hosts: asn | ends}`
+    (addressing.PLANS; link_hosts: how a link's `subnet:` is numbered in the mini-Internet plans)."""
     data = None if value is None else _entry(p, "addressing", value, ADDRESSING_KEYS)
-    if not data or "plan" not in data:
-        return PLAN_MINET
-    return _choice(p, "addressing.plan", data["plan"], PLANS) or PLAN_MINET
+    if not data:
+        return PLAN_MINET, "asn"
+    plan = (_choice(p, "addressing.plan", data["plan"], PLANS) or PLAN_MINET) if "plan" in data else PLAN_MINET
+    hosts = "asn"
+    if "link_hosts" in data:
+        hosts = _choice(p, "addressing.link_hosts", data["link_hosts"], LINK_HOSTS) or "asn"
+        if not is_mini(plan):
+            p.add("addressing.link_hosts", "applies to the mini-internet plans only")
+    return plan, hosts
 
 
 def _check_mini_overlaps(p: _Problems, ases: Dict[int, AS], links: List[Link], ixps: Dict[int, IXP]) -> None:
@@ -893,7 +900,7 @@ def _router_ref(p: _Problems, path: str, value: Any, known: _Known) -> Optional[
 
 
 def _links(p: _Problems, value: Any, ases: Dict[int, AS], known: _Known, servers: Dict[str, Server],
-           fabric: Fabric, plan: str = PLAN_MINET) -> List[Link]:
+           fabric: Fabric, plan: str = PLAN_MINET, link_hosts: str = "asn") -> List[Link]:
     if value is None:
         return []
     if not isinstance(value, list):
@@ -928,11 +935,11 @@ def _links(p: _Problems, value: Any, ases: Dict[int, AS], known: _Known, servers
             continue
         if is_mini(plan):
             net = ipaddress.ip_network(subnet) if subnet else None
-            if net is not None and max(a[0], b[0]) >= net.num_addresses - 1:
+            if net is not None and link_hosts == "asn" and max(a[0], b[0]) >= net.num_addresses - 1:
                 p.add(f"{path}.subnet", f"{net} has no room for host parts {a[0]} and {b[0]} "
                                         f"(the {plan} plan gives each side its AS number)")
                 continue
-            (a4, b4), (a6, b6), plen, plen6 = mini_link_addresses(plan, link_id, subnet, a[0], b[0])
+            (a4, b4), (a6, b6), plen, plen6 = mini_link_addresses(plan, link_id, subnet, a[0], b[0], link_hosts)
         elif subnet is not None:         # minet plan: a .1, b .2 of the given subnet; IPv6 as usual
             net = ipaddress.ip_network(subnet)
             (_, _), (a6, b6), _, plen6 = link_addresses(fabric, link_id)

@@ -155,3 +155,18 @@ def test_layer2_numbering_follows_upstream(current):
     assert a.hosts == {"web_1": ("22.200.10.2/24", "22:200:10::2/48", "22.200.10.1", "22:200:10::1"),
                        "db_1": ("22.200.20.2/24", "22:200:20::2/48", "22.200.20.1", "22:200:20::1"),
                        "web_2": ("22.200.10.3/24", "22:200:10::3/48", "22.200.10.1", "22:200:10::1")}
+
+
+def test_folders_before_mid_2023_number_subnet_links_by_end():
+    # ixp2022 has neither hijacks.txt nor a Buffer column: the platform of its time gave the first AS
+    # .1 and the second .2 of the Subnet column (subnet%????1/24, subnet%????2/24)
+    t = parse_topology(to_yaml(import_folder(str(FIX / "ixp2022")).topology), "ixp2022.yaml")
+    assert [(l.a.ip, l.b.ip) for l in t.links] == [("179.11.12.1", "179.11.12.2"), ("179.12.13.1", "179.12.13.2")]
+    # a link with Subnet N/A is numbered by its line in the file (0-based): lists2020 line 1 -> 179.0.0.0/24
+    t = parse_topology(to_yaml(import_folder(str(FIX / "lists2020")).topology), "lists2020.yaml")
+    assert (t.links[0].a.ip, t.links[0].b.ip) == ("179.0.0.1", "179.0.0.2")
+    text = BASE.replace("{plan: mini-internet}", "{plan: mini-internet, link_hosts: ends}") % ""
+    assert parse_topology(text, "t.yaml").links[0].b.ip == "179.0.1.2"
+    with pytest.raises(TopologyError) as info:
+        parse_topology(BASE.replace("{plan: mini-internet}", "{link_hosts: ends}") % "", "t.yaml")
+    assert info.value.problems == ["t.yaml: addressing.link_hosts: applies to the mini-internet plans only"]
