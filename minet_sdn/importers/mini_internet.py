@@ -91,6 +91,7 @@ class _AS:
     all_in_one: bool = False
     layer2: Optional[l2mod.Layer2] = None
     origins: Dict[str, str] = field(default_factory=dict)   # router -> "FILE: line N"
+    link_rows: List[str] = field(default_factory=list)       # "FILE: line N" of each intra-AS link
 
 
 class _Problems:
@@ -346,6 +347,7 @@ def _read_links(p: _Problems, folder: str, as_: _AS, notes: List[str]) -> None:
             continue
         seen[frozenset((a, b))] = row.line
         as_.links.append({"a": a, "b": b, **_shaping(p, row, (2, 3, 4), as_.asn)})
+        as_.link_rows.append(row.where())
 
 
 def _read_layer2(p: _Problems, folder: str, as_: _AS, notes: List[str]) -> None:
@@ -547,8 +549,8 @@ def import_folder(folder: str, name: Optional[str] = None) -> Imported:
             _read_links(p, folder, as_, notes)
             _read_layer2(p, folder, as_, notes)
     links, members = _read_aslevel(p, folder, ases, notes, origins, plan)
-    if p.lines:
-        raise ImportProblem(p.lines)
+    if p.lines:                  # a file shared by several ASes reports its problems once
+        raise ImportProblem(list(dict.fromkeys(p.lines)))
     real = [a for a in ases.values() if a.kind == "AS"]
     if not real:
         raise ImportProblem([f"{AS_CONFIG}: defines no AS (only IXPs or nothing)"])
@@ -571,6 +573,8 @@ def import_folder(folder: str, name: Optional[str] = None) -> Imported:
             spec["configure"] = False
         if as_.links_file is not None and not as_.all_in_one:
             spec["links"] = as_.links
+            for k, where in enumerate(as_.link_rows, start=1):
+                origins[f"ases.{as_.asn}.links[{k}]"] = where
             if not as_.links and len(as_.routers) > 1:
                 notes.append(f"AS {as_.asn}: {as_.links_file} has no link; its routers form the default ring")
                 del spec["links"]

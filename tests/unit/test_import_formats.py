@@ -217,3 +217,19 @@ def test_class_sized_folder_imports_and_validates(tmp_path, capsys):
     assert all(a.imported_layer2["dcs"] == {"DCA": {"routers": ["NORD"]}, "DCB": {"routers": ["SEE"]}}
                for a in t.ases.values())
     assert (t.links[59].a.ip, t.links[59].b.ip) == ("179.60.1.60", "179.60.1.1")
+
+
+def test_intra_as_problem_found_by_the_loader_names_the_source_line(tmp_path, capsys):
+    # one link only: SUED is cut off (the loader's check), reported at each AS_config row using the file
+    folder = _copy(tmp_path, "current")
+    (folder / "l3_links.txt").write_text("NORD   MITTE   1mbit  5ms   50ms\n")
+    assert main(["import", "mini-internet", str(folder), "-o", str(tmp_path / "o.yaml")]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "AS_config.txt: line 2: router SUED cannot reach NORD over these links (ases.22.links)",
+        "AS_config.txt: line 3: router SUED cannot reach NORD over these links (ases.23.links)"]
+
+
+def test_a_shared_file_reports_a_problem_once(tmp_path):
+    folder = _copy(tmp_path, "current")
+    _edit(folder, "l3_links.txt", "MITTE  SUED    1mbit", "SUED  SUED    1mbit")
+    assert _problems(folder) == ["l3_links.txt: line 2: joins router SUED to itself"]
