@@ -35,7 +35,7 @@ STARTS = 8
 # as before.
 LARGE = 200
 LARGE_STARTS = 2
-MOVE_BUDGET = 400_000
+MOVE_BUDGET = 60_000           # candidate moves and swaps evaluated per start
 
 
 @dataclass(frozen=True)
@@ -226,7 +226,8 @@ def _refine(graph: Graph, adj, place: Dict[Any, int], servers: int, cap: int, to
     for _ in range(200):
         if large and budget <= 0:
             break
-        budget -= len(verts) * servers
+        if large:
+            budget -= len(verts) * (servers - 1)
         improved = False
         # single moves
         for v in verts:
