@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from typing import Any, Dict, Optional
 
+from ..files import write_output
 from ..topology import TopologyError, parse_topology
 from . import ImportProblem, Imported, locate, to_yaml
 
@@ -37,12 +37,8 @@ def write_topology(topology: Dict[str, Any], out: Optional[str], source: str,
     if not out or out == "-":
         sys.stdout.write(text)
         return text
-    directory = os.path.dirname(os.path.abspath(out))
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".minet-", suffix=".yaml", dir=directory)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, out)
+        write_output(out, text)
     except OSError as exc:
         raise CommandError(f"{out}: cannot write: {exc.strerror or exc}") from None
     return text

@@ -25,6 +25,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
+from ..files import write_output
 from .model import MAX_TOS_LINKS_PER_PAIR
 
 BALANCE = 0.10
@@ -458,11 +459,8 @@ def placed_copy(path: str, servers: int, seed: int = 1) -> str:
         parse_topology(text, os.path.basename(out))
     except TopologyError as exc:
         raise ValueError("\n".join(exc.problems)) from None
-    tmp = out + ".tmp"
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, out)
+        write_output(out, text)
     except OSError as exc:
         raise ValueError(f"{out}: cannot write: {exc.strerror or exc}") from None
     print(report, file=sys.stderr)

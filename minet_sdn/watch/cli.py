@@ -14,6 +14,7 @@ import sys
 import time
 from typing import Any, Dict, Optional, Tuple
 
+from ..files import write_output
 from ..topology import Topology, TopologyError, load_topology
 from ..topology.places import Places
 
@@ -100,10 +101,7 @@ def cmd_matrix(args) -> int:
             if not args.no_push:          # the status page shows the latest round
                 controller_call(args.file, topo, "POST", "/v1/watch/matrix", m.to_record(), timeout=2.0)
             if args.html:
-                tmp = args.html + ".tmp"
-                with open(tmp, "w") as fh:
-                    fh.write(M.render_html(m, refresh=args.watch))
-                os.replace(tmp, args.html)
+                write_output(args.html, M.render_html(m, refresh=args.watch))
             if args.json:
                 print(json.dumps(m.to_json()), flush=True)
             elif prev is None:

@@ -32,7 +32,7 @@ def _asn(ref: str) -> int:
     return int(ref.split(".")[0])
 
 
-def test_the_small_fixture_imports_whole_with_real_as_numbers_and_relationships():
+def test_the_small_fixture_imports_whole_with_real_as_numbers_and_relationships(tmp_path):
     imported = import_as_rel(SMALL, ases=100)
     topo = imported.topology
     assert sorted(topo["ases"]) == [174, 1299, 3356, 6939, 20940, 64501, 64502, 64503, 64504, 64505, 4200000001]
@@ -44,7 +44,7 @@ def test_the_small_fixture_imports_whole_with_real_as_numbers_and_relationships(
     # an AS above 65535 has no default prefix: it gets one from the pools, both families
     assert topo["ases"][4200000001]["prefix"].startswith("172.")
     assert topo["ases"][4200000001]["prefix6"].startswith("fd0b:")
-    loaded = parse_topology(write_topology(topo, os.devnull, "small.txt"), "small.yaml")
+    loaded = parse_topology(write_topology(topo, str(tmp_path / "small.yaml"), "small.txt"), "small.yaml")
     assert len(loaded.routers) == 11
 
 
