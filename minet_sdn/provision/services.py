@@ -142,7 +142,7 @@ def _pid(workdir: str) -> Optional[int]:
         return None
     try:
         with open(f"/proc/{pid}/comm") as fh:
-            if fh.read().strip() != "nsd":
+            if not fh.read().startswith("nsd"):
                 return None
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
             if os.path.join(workdir, "nsd.conf").encode() not in fh.read():
