@@ -64,6 +64,8 @@ def address_book(topo: Topology, plans) -> List[S.Record]:
             for end in (veth.a, veth.b):
                 if end.node is not None:
                     out += [(end.node, a.split("/")[0]) for a in end.addresses]
+        for lan in plan.ixps:           # a route server's address is on its LAN bridge, not a veth
+            out += [(lan.node, ip) for ip in (lan.ip, lan.ip6) if ip]
     return out
 
 

@@ -158,3 +158,26 @@ def test_measure_cli_refuses_bad_input_in_one_line(capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and needle in err[0]
+
+
+def test_imported_mini_internet_folder_places_its_services(tmp_path):
+    """The current-format fixture: HUB (ALL rows) has every service, each MITTE has DNS."""
+    from minet_sdn.cli.main import main
+    folder = Path(__file__).resolve().parents[1] / "fixtures" / "mini_internet" / "current"
+    out = str(tmp_path / "cur.yaml")
+    assert main(["import", "mini-internet", str(folder), "-o", out]) == 0
+    topo = load_topology(out)
+    assert S.dns_hosts(topo) == ["21.HUB.host", "22.MITTE.host", "23.MITTE.host"]
+    assert S.resolver_for(topo, 23) == "23.MITTE.host"
+    p = build_plan(topo, "VM1", root="/x")
+    files = dict(p.services.dns[0].files)
+    # the route server is named, and every AS's ns is its own DNS server
+    assert "rs.ixp95. IN A 180.95.0.95" in files["ixp95.zone"]
+    assert "95.0.95.180.in-addr.arpa. IN PTR rs.ixp95." in files["in-addr.arpa.zone"]
+    assert "ns.group22. IN A 22.102.0.1" in files["group22.zone"]
+    assert "hub.group21. IN A 179.21.23.21" in files["group21.zone"]
+    # every DNS server serves the same zones
+    assert len({tuple(f for f in d.files if f[0] != "nsd.conf") for d in p.services.dns}) == 1
+    assert {(t.asn, t.from_node, t.node) for t in M.targets(topo)} == {(21, "21.HUB.host", "21.HUB.host"),
+                                                                      (23, "23.NORD.host", "23.NORD.host")}
+    assert ME.measurement_host(topo, 21) == "21.HUB.host"
