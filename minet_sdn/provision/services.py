@@ -21,7 +21,7 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from ..topology import names, services as S
 from ..topology.model import Topology
@@ -91,18 +91,14 @@ def dns_dir(state_dir: str, node: str) -> str:
     return os.path.join(state_dir, "services", "dns", node)
 
 
-def build(topo: Topology, server: str, plan, all_plans=None, username: Optional[str] = None) -> ServicesPlan:
-    """The services of `server` (pure). `all_plans`: every server's plan built without services
-    (for the names of the whole mini-Internet); computed here when not given."""
+def build(topo: Topology, server: str, plan, plan_of: Callable[[str], object],
+          username: Optional[str] = None) -> ServicesPlan:
+    """The services of `server` (pure), whose plan (without services) is `plan`. `plan_of(server)`
+    gives another server's plan without services: the names cover the whole mini-Internet."""
     hosts = S.dns_hosts(topo)
     if not hosts:
         return ServicesPlan()
-    if all_plans is None:
-        from .plan import build_plan
-        all_plans = [plan if s == server else build_plan(topo, s, backend=plan.backend, datapath=plan.datapath,
-                                                          root=os.path.dirname(os.path.dirname(plan.state_dir)),
-                                                          with_services=False)
-                     for s in topo.servers]
+    all_plans = [plan if s == server else plan_of(s) for s in topo.servers]
     records = address_book(topo, all_plans)
     ns_of = {asn: host_addresses(records, S.resolver_for(topo, asn)) for asn in topo.ases}
     zones = S.zones(topo, records, ns_of)

@@ -110,3 +110,48 @@ def test_matrix_over_the_matrix_hosts(lab):
     assert (tg[1].from_node, tg[1].node) == ("1.ZURI.host", "1.BASE.host")
     m = M.run_matrix(places)
     assert m.ok_count == m.total == 2, m.to_json()
+
+
+# ---- the docker backend: the same services with every node a container ----------------------------
+
+@pytest.fixture(scope="module")
+def docker_lab(tmp_path_factory):
+    from tests.docker_engine import EngineUnavailable, docker_engine
+    try:
+        engine = docker_engine()
+        eng = engine.__enter__()
+    except EngineUnavailable as exc:
+        pytest.skip(f"no docker engine: {exc}")
+    data = yaml.safe_load(FIXTURE.read_text())
+    data["name"] = f"sd{secrets.token_hex(2)}"
+    eng.prefixes.append(data["name"])
+    path = str(tmp_path_factory.mktemp("services-docker") / "dns.yaml")
+    with open(path, "w") as fh:
+        yaml.safe_dump(data, fh)
+    topo = load_topology(path)
+    try:
+        summary = Lab(path, progress=lambda m: print(m, flush=True)).up(backend="docker")
+        assert summary["bgp_sessions"]["established"] == summary["bgp_sessions"]["expected"]
+        yield path, topo, lab_places(topo)
+    finally:
+        try:
+            Lab(path, progress=quiet).remove()
+            for pid in filter(str.isdigit, os.listdir("/proc")):      # our nsd (run from the host) is gone
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                        cmd = fh.read()
+                except OSError:
+                    continue
+                assert not (cmd.startswith(b"nsd") and f"/{topo.name}/".encode() in cmd), cmd
+        finally:
+            engine.__exit__(None, None, None)
+
+
+def test_docker_nodes_resolve_and_trace_with_names(docker_lab):
+    path, _, places = docker_lab
+    # the image has no dig: glibc's resolver reads the container's resolv.conf
+    out = run_in(places, "3.MUNI.host", "getent", "hosts", "host.base.group1")
+    assert out.stdout.split()[:2] == ["1.102.0.1", "host.base.group1"], out.stdout + out.stderr
+    out = run_in(places, "3.MUNI.host", "traceroute", "-4", "-q", "1", "-w", "2", "host.zuri.group1")
+    assert "zuri.group1 (179.1.3.1)" in out.stdout and "host.zuri.group1 (1.101.0.1)" in out.stdout, out.stdout
+    assert main(["measure", path, "--from", "3", "-n", "--ping", "-c", "1", "host.zuri.group1"]) == 0
