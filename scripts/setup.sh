@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 DEBS=(openvswitch-switch frr iproute2 ethtool iputils-ping traceroute tcpdump iperf3 openssh-server procps
       docker.io debootstrap    # the docker backend: its engine, and the build of its local image
-      graphviz fping chromium chromium-driver fonts-dejavu-core)   # minet graph/matrix; the status page's browser tests
+      graphviz fping chromium chromium-driver fonts-dejavu-core    # minet graph/matrix; the status page's browser tests
+      nsd bind9-dnsutils)      # the mini-Internet's DNS service (nsd) and dig/host for it and its tests
 missing=()
 for pkg in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -32,6 +32,7 @@ from ..messages import ERROR_LINE_LIMIT, clip_line
 from . import capacity
 from . import netlink as nlk
 from . import ovs
+from . import services
 from .image import ImageProblem
 from .netlink import Netlink, NetlinkProblem
 from .netns import NetnsBackend, processes_in, stop_processes
@@ -273,6 +274,7 @@ class Provisioner:
                     self._up_underlay()
                     self._up_bridges()
                 self._up_routers()
+                services.up(self)           # DNS servers, resolv.conf (provision/services.py)
                 self._remove_stale()
             except BaseException as exc:          # an interrupt (SIGINT/SIGTERM) rolls back too
                 what = "interrupted" if isinstance(exc, KeyboardInterrupt) else self._bounded(_describe(exc))
@@ -759,6 +761,7 @@ class Provisioner:
         return self._report("down", t0)
 
     def _down(self) -> None:
+        services.down(self)                 # before the nodes: an nsd in a container's namespace
         # nodes: the planned ones and stale ones, each only if its marker matches what exists
         nodes: List[Tuple[Node, dict]] = []
         for node in self.plan.nodes:

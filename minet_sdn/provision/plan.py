@@ -260,6 +260,7 @@ class Plan:
     ixps: Tuple[IxpLan, ...] = ()
     addressing6: Dict[int, ASAddressing6] = field(default_factory=dict, compare=False, repr=False)
     ixp_neighbours: Tuple[IxpNeighbours, ...] = ()
+    services: Optional[object] = field(default=None, compare=False, repr=False)  # services.ServicesPlan
 
     @cached_property
     def node_by_id(self) -> Dict[str, Node]:
@@ -297,7 +298,7 @@ def state_dir(topo: Topology, server: str, root: Optional[str] = None) -> str:
 
 
 def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend: str = "netns",
-               root: Optional[str] = None) -> Plan:
+               root: Optional[str] = None, with_services: bool = True) -> Plan:
     """Everything that should exist on `server`. Raises AddressingError / ValueError on bad input."""
     if server not in topo.servers:
         raise ValueError(f"{server} is not a server of {topo.name} ({', '.join(topo.servers)})")
@@ -426,10 +427,16 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
     bridges = tuple(_bridge(topo, b, datapath, marks) for b in topo.bridges.values() if b.server == server)
     srv = topo.servers[server]
     underlay = Underlay(srv.underlay_ip, srv.interface, names.phy_bridge(topo)) if bridges else None
-    return Plan(instance=topo.name, tag=topo.tag, server=server, backend=backend, datapath=datapath,
+    plan = Plan(instance=topo.name, tag=topo.tag, server=server, backend=backend, datapath=datapath,
                 state_dir=sdir, nodes=tuple(nodes), veths=tuple(veths), bridges=bridges,
                 routers=tuple(routers), underlay=underlay, marks=marks, addressing=addressing,
                 ixps=tuple(ixps), addressing6=addressing6, ixp_neighbours=tuple(ixp_neighbours))
+    if with_services:       # DNS servers and resolvers (provision/services.py); None of it without a service
+        from . import services
+        object.__setattr__(plan, "services", services.build(
+            topo, server, plan, lambda s: build_plan(topo, s, datapath=datapath, backend=backend, root=root,
+                                                     with_services=False)))
+    return plan
 
 
 def _link_iface(link: Link, end, mtu: int, offloads_off: bool) -> Iface:

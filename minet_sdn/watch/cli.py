@@ -1,6 +1,7 @@
 """`minet matrix`, `minet graph`, `minet lg`: registered by add_watch_commands(subparsers).
 
   minet matrix FILE [-6] [--json] [--html OUT] [--watch SECONDS] [--parallel N]
+  minet measure FILE --from ASN DEST [--ping] [-4|-6] [-n]
   minet graph FILE -o OUT.svg|png|html|dot [--routers]
   minet lg FILE ASN|ROUTER 'show ...' [--router NAME]
 
@@ -126,6 +127,32 @@ def cmd_matrix(args) -> int:
         return 0
 
 
+# ---- measure -------------------------------------------------------------------------------
+
+def cmd_measure(args) -> int:
+    from . import measure as ME
+    asn = ME.parse_asn(args.source)
+    if asn is None:
+        raise WatchUsage(f"minet measure: --from {args.source!r}: an AS number")
+    family = 6 if args.ipv6 else (4 if args.ipv4 else 0)
+    topo = _topology(args.file)
+    try:
+        ME.measure_argv(args.tool, args.dest, family, args.count, args.max_hops, args.numeric)
+        ME.measurement_host(topo, asn)
+    except ME.MeasureError as exc:
+        raise WatchUsage(f"minet measure: {exc}")
+    places = _lab(args.file)
+    try:
+        rc, out, err = ME.run_measure(places, asn, args.tool, args.dest, family, args.count, args.max_hops,
+                                      args.numeric)
+    except ME.MeasureError as exc:
+        raise WatchUsage(f"minet measure: {exc}")
+    sys.stdout.write(out)
+    if err:
+        sys.stderr.write(err if err.endswith("\n") else err + "\n")
+    return rc
+
+
 # ---- graph ---------------------------------------------------------------------------------
 
 def cmd_graph(args) -> int:
@@ -193,6 +220,20 @@ def add_watch_commands(sub) -> None:
                    help="source ASes probing at once (default 24; each probe waits on the network, not the CPU)")
     m.add_argument("--no-push", action="store_true", help="do not send the result to the controller's status page")
     m.set_defaults(func=_wrap(cmd_matrix))
+
+    me = sub.add_parser("measure", help="traceroute (or ping) into the mini-Internet from an AS's measurement host")
+    me.add_argument("file")
+    me.add_argument("dest", help="an IPv4/IPv6 address or a DNS name (host.zuri.group1)")
+    me.add_argument("--from", dest="source", required=True, metavar="ASN", help="the AS to measure from")
+    me.add_argument("--ping", dest="tool", action="store_const", const="ping", default="traceroute",
+                    help="ping instead of traceroute")
+    me.add_argument("-c", "--count", type=int, default=3, help="with --ping: how many (1..20)")
+    me.add_argument("-m", "--max-hops", type=int, default=30, help="traceroute: at most this many hops (1..64)")
+    me.add_argument("-n", "--numeric", action="store_true", help="print addresses only (no DNS names)")
+    fam = me.add_mutually_exclusive_group()
+    fam.add_argument("-4", dest="ipv4", action="store_true", help="IPv4")
+    fam.add_argument("-6", dest="ipv6", action="store_true", help="IPv6")
+    me.set_defaults(func=_wrap(cmd_measure))
 
     g = sub.add_parser("graph", help="draw the topology (Graphviz): servers, ASes, links, link states")
     g.add_argument("file")

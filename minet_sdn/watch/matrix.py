@@ -20,6 +20,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..topology import Topology
 from ..topology.addressing import topology_addressing, topology_addressing6
+from ..topology import services
 from ..topology.places import Places, node_id
 
 Pair = Tuple[int, int]
@@ -28,8 +29,14 @@ Pair = Tuple[int, int]
 @dataclass(frozen=True)
 class Target:
     asn: int
-    node: str            # the host node that stands for the AS: "<asn>.<first router>.host"
+    node: str            # the host node that stands for the AS: its MATRIX_TARGET router's host, else
+                         # "<asn>.<first router>.host"
     ip: str              # its address: what the other ASes ping
+    source: str = ""     # the host the AS pings from: its MATRIX router's host (default: `node`)
+
+    @property
+    def from_node(self) -> str:
+        return self.source or self.node
 
 
 class FamilyError(ValueError):
@@ -37,7 +44,8 @@ class FamilyError(ValueError):
 
 
 def targets(topo: Topology, family: int = 4) -> List[Target]:
-    """One host per configured AS, by ASN: the host of the AS's first router (the same every run),
+    """One host per configured AS, by ASN: the host of the AS's MATRIX_TARGET router, else of its first
+    router (the same every run), pinged from the host of its MATRIX router (else the same host),
     with its IPv4 address (family 4) or its IPv6 address (family 6, a dual-stack topology only)."""
     if family not in (4, 6):
         raise ValueError(f"family {family!r}: 4 or 6")
@@ -50,10 +58,13 @@ def targets(topo: Topology, family: int = 4) -> List[Target]:
         as_ = topo.ases[asn]
         if not as_.configure:
             continue
-        first = as_.routers[0]
+        # the topology's MATRIX_TARGET / MATRIX routers (topology/services.py), else the first router
+        first = services.service_router(as_, services.MATRIX_TARGET) or as_.routers[0]
+        source = services.service_router(as_, services.MATRIX) or first
         ip = (addressing6[asn].routers[first].host_ip if addressing6 is not None
               else addressing[asn].routers[first].host_ip)
-        out.append(Target(asn=asn, node=node_id(asn, first, host=True), ip=ip))
+        out.append(Target(asn=asn, node=node_id(asn, first, host=True), ip=ip,
+                          source=node_id(asn, source, host=True)))
     return out
 
 
@@ -241,7 +252,7 @@ def run_matrix(places: Places, parallel: int = 24, timeout_ms: int = 500, retrie
 
     def runner(src: Target, script: str) -> Tuple[int, str, str]:
         try:
-            argv = nodes.exec_argv(places, src.node, ["sh", "-c", script])
+            argv = nodes.exec_argv(places, src.from_node, ["sh", "-c", script])
         except nodes.NodeError as exc:
             return 127, "", str(exc)
         return nodes.run(argv, timeout=probe_timeout)
