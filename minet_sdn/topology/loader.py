@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple, Union
 import yaml
 
 from .addressing import default_prefix6, prefix_clashes
+from .layer2 import parse_layer2
 from .model import (AS, ASLink, DEFAULT_IXP_SUBNET, DEFAULT_IXP_SUBNET6, ENCAP_OVERHEAD, encap_overhead, IXP, IXPMember, Shaping, ENCAPSULATIONS, ISOLATION_MODES, MAX_LINKS,
                     MAX_TOS_LINKS_PER_PAIR, RELATIONSHIPS, Controller, Endpoint, Fabric, Link,
                     Server, Topology, endpoint_mac, link_addresses, link_capacity, router_ifname)
@@ -45,7 +46,7 @@ FABRIC_KEYS = ("isolation", "encapsulation", "underlay_mtu", "bfd_interval_ms", 
                "ipv6", "share_memory")
 CONTROLLER_KEYS = ("ofp", "rest")
 SERVER_KEYS = ("underlay_ip", "interface", "ssh")
-AS_KEYS = ("server", "routers", "configure", "prefix", "links", "prefix6")
+AS_KEYS = ("server", "routers", "configure", "prefix", "links", "prefix6", "layer2")
 SHAPING_KEYS = ("throughput", "delay", "buffer")
 LINK_KEYS = ("a", "b", "rel") + SHAPING_KEYS
 AS_LINK_KEYS = ("a", "b") + SHAPING_KEYS
@@ -680,9 +681,10 @@ def _ases(p: _Problems, value: Any, servers: Dict[str, Server], declared_servers
         intra = _as_links(p, f"{path}.links", spec["links"], names) if "links" in spec else None
         prefix6 = (_network(p, f"{path}.prefix6", spec["prefix6"], 6, PREFIX6_LONGEST)
                    if spec.get("prefix6") is not None else None)
+        l2 = parse_layer2(p, f"{path}.layer2", spec["layer2"], names) if spec.get("layer2") is not None else None
         if isinstance(server, str) and server in servers and names:
             out[asn] = AS(asn=asn, server=server, routers=tuple(names), configure=configure is not False,
-                          prefix=prefix, links=intra, prefix6=prefix6)
+                          prefix=prefix, links=intra, prefix6=prefix6, layer2=l2)
     _check_prefix_overlaps(p, out, fabric)
     return out, known
 
