@@ -75,13 +75,16 @@ def instance(ns: str, rundir: str) -> List[int]:
     return [l2switchd.pid_of(rundir, d) for d in ("ovsdb-server", "ovs-vswitchd")]
 
 
+STP = True
+
+
 def build_switches(ns: str, hostns: str, rundir: str, first: int, count: int, link_kind: str) -> None:
     """`count` switches s<first>.. in one instance: STP, 3 host veths each, a ring of links per
     group of 4 (S1-S2, S2-S3, S3-S4: upstream's DCN triangle is one of these shapes)."""
     args: List[str] = []
     for k in range(first, first + count):
         b = f"s{k}"
-        args += ["--", "add-br", b, "--", "set", "bridge", b, "datapath_type=netdev", "stp_enable=true",
+        args += ["--", "add-br", b, "--", "set", "bridge", b, "datapath_type=netdev", f"stp_enable={str(STP).lower()}",
                  "fail_mode=standalone", "other_config:stp-forward-delay=4", "other_config:stp-max-age=6"]
         for j in range(1, 4):
             port = f"s{k}h{j}"
@@ -141,7 +144,7 @@ def design(name: str, switches: int, settle: float, window: float) -> Dict[str, 
                 build_switches(ns, hostns, rundir, 1 + i * per_instance, per_instance,
                                "veth" if name == "shared-veth" else "patch")
         out = measure(pids, settle, window)
-        out.update({"design": name, "instances": n_instances, "switches": 0 if name == "instance" else switches})
+        out.update({"design": name, "stp": STP, "instances": n_instances, "switches": 0 if name == "instance" else switches})
         if out["switches"]:
             out["cpu_pct_core_per_switch"] = round(out["cpu_pct_core"] / switches, 3)
             out["pss_mb_per_switch"] = round(out["pss_mb"] / switches, 2)
@@ -170,8 +173,11 @@ def main() -> int:
     ap.add_argument("--settle", type=float, default=10.0)
     ap.add_argument("--window", type=float, default=20.0)
     ap.add_argument("--designs", nargs="*", default=["instance", "shared-patch", "shared-veth", "per-as", "linux-bridge"])
+    ap.add_argument("--no-stp", action="store_true", help="switches without STP (to see what STP costs)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    global STP
+    STP = not args.no_stp
     if os.geteuid() != 0:
         print("switch_cost.py: must run as root", file=sys.stderr)
         return 2
@@ -182,7 +188,7 @@ def main() -> int:
         if not args.json:
             print(json.dumps(r), flush=True)
     load = os.getloadavg()
-    summary = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load": [round(x, 2) for x in load],
+    summary = {"stp": STP, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load": [round(x, 2) for x in load],
                "switches": args.switches, "window_s": args.window, "results": results}
     if args.json:
         print(json.dumps(summary, indent=1))
