@@ -64,7 +64,7 @@ class Switch:
             entry = data["switches"][switch]
         except (OSError, ValueError, KeyError):
             raise Refused(f"no switch {switch} here (is the lab provisioned?)") from None
-        self.rundir: str = data["rundir"]
+        self.rundir: str = entry["rundir"]
         self.switch = switch
         self.bridge: str = entry["bridge"]
         self.ports: Dict[str, str] = dict(entry["ports"])           # student name -> real name

@@ -43,7 +43,7 @@ from ..topology import names
 from ..topology.model import Topology
 from . import l2switchd
 
-L2_NODE = "l2"                      # node id of the server's layer-2 OvS node (not an <asn>.<NAME> id)
+L2_NODE_PREFIX = "l2-"              # node id of an AS's layer-2 OvS node: `l2-<asn>` (not an <asn>.<NAME> id)
 DEMUX_BRIDGE = "l2rtr"
 STP_FORWARD_DELAY = 4               # s (OvS minimum; upstream's default 15 s makes a port wait 30 s)
 STP_MAX_AGE = 6                     # s; 802.1D wants max_age <= 2 (forward_delay - 1)
@@ -98,14 +98,26 @@ class TunnelEnd:
 
 
 @dataclass(frozen=True)
-class Layer2Plan:
+class L2Instance:
+    """One AS's layer-2 Open vSwitch instance: its switches and its router trunks."""
+    asn: int
+    node: str                       # `l2-<asn>`
     rundir: str
-    map_path: str
     bridges: Tuple[SwitchBridge, ...]
     demux: Tuple[DemuxRouter, ...]
+
+
+@dataclass(frozen=True)
+class Layer2Plan:
+    map_path: str
+    instances: Tuple[L2Instance, ...]
     tunnels: Tuple[TunnelEnd, ...] = ()
     blackholes: Tuple[Tuple[str, str], ...] = ()       # (router node, prefix)
     marks: Tuple[Tuple[str, str], ...] = ()
+
+    @property
+    def bridges(self) -> Tuple[SwitchBridge, ...]:
+        return tuple(b for i in self.instances for b in i.bridges)
 
 
 @dataclass(frozen=True)
@@ -121,6 +133,10 @@ class Layer2Build:
     veths: list
     plan: Optional[Layer2Plan]
     extras: Dict[str, RouterExtras]
+
+
+def l2_node(asn: int) -> str:
+    return f"{L2_NODE_PREFIX}{asn}"
 
 
 def addressing_of(topo: Topology, as_, ipv6_prefix: Optional[str]) -> l2m.L2Addressing:
@@ -140,20 +156,17 @@ def build(topo: Topology, server: str, addressing, addressing6, offloads_off: bo
     out = Layer2Build(nodes=[], veths=[], plan=None, extras={})
     if not ases:
         return out
-    rundir = os.path.join(state_dir, "l2ovs")
-    out.nodes.append(Node(id=L2_NODE, kind=KIND_L2OVS, asn=0, ns=names.node_ns(topo, L2_NODE), forwarding=False))
-    bridges: List[SwitchBridge] = []
-    demux: List[DemuxRouter] = []
+    base = os.path.join(state_dir, "l2ovs")
+    instances: List[L2Instance] = []
     tunnels: List[TunnelEnd] = []
     blackholes: List[Tuple[str, str]] = []
-    number = {}
-    k = 0
-    for as_ in ases:
-        for sw in as_.layer2.switches:
-            k += 1
-            number[(as_.asn, sw.name)] = k
     for as_ in ases:
         l2 = as_.layer2
+        node = l2_node(as_.asn)
+        out.nodes.append(Node(id=node, kind=KIND_L2OVS, asn=as_.asn, ns=names.node_ns(topo, node), forwarding=False))
+        number = {sw.name: k for k, sw in enumerate(l2.switches, start=1)}
+        bridges: List[SwitchBridge] = []
+        demux: List[DemuxRouter] = []
         prefix6 = addressing6[as_.asn].prefix if as_.asn in addressing6 else None
         la = addressing_of(topo, as_, prefix6)
         conf = as_.configure
@@ -162,7 +175,7 @@ def build(topo: Topology, server: str, addressing, addressing6, offloads_off: bo
             sid = f"{as_.asn}.{sw.name}"
             out.nodes.append(Node(id=sid, kind=KIND_SWITCH, asn=as_.asn, ns=names.node_ns(topo, sid), forwarding=False))
         for sw in l2.switches:
-            k = number[(as_.asn, sw.name)]
+            k = number[sw.name]
             ports: List[SwitchPort] = []
             j = 0
             for h in l2.hosts:
@@ -184,12 +197,12 @@ def build(topo: Topology, server: str, addressing, addressing6, offloads_off: bo
                                       Iface(hid, l2m.host_ifname(as_.asn, sw.name),
                                             ha.addresses if conf else (), offloads_off=offloads_off,
                                             shaping=h.shaping),
-                                      Iface(L2_NODE, real, offloads_off=offloads_off, shaping=h.shaping)))
+                                      Iface(node, real, offloads_off=offloads_off, shaping=h.shaping)))
             for link in l2.links:
                 if sw.name not in (link.a, link.b):
                     continue
                 other = link.b if link.a == sw.name else link.a
-                k2 = number[(as_.asn, other)]
+                k2 = number[other]
                 ports.append(SwitchPort(f"s{k}x{k2}", f"{as_.asn}-{other}", "link", peer=f"s{k2}x{k}",
                                         trunks=vlans if conf else ()))
             if sw.router:
@@ -204,7 +217,7 @@ def build(topo: Topology, server: str, addressing, addressing6, offloads_off: bo
                     out.veths.append(Veth("l2-router",
                                           Iface(rid, l2m.router_subif(sw.router, v), ips.get(v, ()) if conf else (),
                                                 offloads_off=offloads_off),
-                                          Iface(L2_NODE, end, offloads_off=offloads_off)))
+                                          Iface(node, end, offloads_off=offloads_off)))
                 demux.append(DemuxRouter(router=rid, patch=f"d{k}", peer=f"s{k}r", subifs=tuple(subifs)))
                 if conf:
                     extra = out.extras.get(rid, RouterExtras())
@@ -214,6 +227,8 @@ def build(topo: Topology, server: str, addressing, addressing6, offloads_off: bo
             bridges.append(SwitchBridge(switch=f"{as_.asn}.{sw.name}", name=f"s{k}", asn=as_.asn, configure=conf,
                                         ports=tuple(ports), stp_priority=sw.stp_priority,
                                         stp_system_id=sw.stp_system_id))
+        instances.append(L2Instance(asn=as_.asn, node=node, rundir=os.path.join(base, str(as_.asn)),
+                                    bridges=tuple(bridges), demux=tuple(demux)))
         if conf:
             # the VLAN networks outside the AS prefix are announced by every router of the AS
             as_net = ipaddress.ip_network(addressing[as_.asn].prefix)
@@ -229,8 +244,8 @@ def build(topo: Topology, server: str, addressing, addressing6, offloads_off: bo
                 blackholes += [(rid, n) for n in announce]
         if conf and l2.tunnel and prefix6 is not None:
             tunnels += _tunnel(as_, l2, la, addressing[as_.asn])
-    plan = Layer2Plan(rundir=rundir, map_path=os.path.join(rundir, SWITCH_MAP), bridges=tuple(bridges),
-                      demux=tuple(demux), tunnels=tuple(tunnels), blackholes=tuple(blackholes), marks=tuple(marks))
+    plan = Layer2Plan(map_path=os.path.join(base, SWITCH_MAP), instances=tuple(instances), tunnels=tuple(tunnels),
+                      blackholes=tuple(blackholes), marks=tuple(marks))
     out.plan = plan
     return out
 
@@ -343,10 +358,10 @@ def bridge_diff(b: SwitchBridge, bridges: Dict[str, dict], ports: Dict[str, dict
     return diffs
 
 
-def demux_flows(plan: Layer2Plan) -> str:
+def demux_flows(inst: L2Instance) -> str:
     """The demux bridge's flows: each router's VLANs off its trunk onto their own veths, and back."""
     lines = []
-    for d in plan.demux:
+    for d in inst.demux:
         for vlan, end in d.subifs:
             if vlan == 0:
                 lines.append(f"priority=100,in_port={d.patch},vlan_tci=0x0000/0x1fff actions=output:{end}")
@@ -363,48 +378,56 @@ def apply_plan(plan, nspath_of: Callable[[str], Optional[str]], exec_prefix_of: 
     lp: Optional[Layer2Plan] = getattr(plan, "layer2", None)
     if lp is None:
         return []
-    changes = l2switchd.ensure_running(lp.rundir, exec_prefix_of(L2_NODE))
-    bridges, ports, ifaces = read_db(lp.rundir)
-    for b in lp.bridges:
-        diffs = bridge_diff(b, bridges, ports, ifaces)
-        if diffs:
-            l2switchd.vsctl(lp.rundir, *bridge_args(b, lp.marks, ()))
-            changes += diffs if b.name in bridges else [f"switch {b.switch} created (bridge {b.name})"]
-    # the demux bridge: static flows only (secure: nothing forwarded but what they say)
-    m = [f"external_ids:{k}={v}" for k, v in lp.marks]
-    wanted_ports = [d.patch for d in lp.demux] + [end for d in lp.demux for _, end in d.subifs]
-    row = bridges.get(DEMUX_BRIDGE)
-    have = set()
-    if row is not None:
-        for u in _list(row.get("ports") or []):
-            have.update(name for name, p in ports.items() if p["_uuid"] == u)
-    if lp.demux and (row is None or not set(wanted_ports) <= have):
-        args = ["--may-exist", "add-br", DEMUX_BRIDGE, "--", "set", "bridge", DEMUX_BRIDGE, "datapath_type=netdev",
-                "fail_mode=secure", "protocols=OpenFlow13", *m]
-        for d in lp.demux:
-            args += ["--", "--may-exist", "add-port", DEMUX_BRIDGE, d.patch, "--", "set", "interface", d.patch,
-                     "type=patch", f"options:peer={d.peer}"]
-            args += [x for _, end in d.subifs for x in ("--", "--may-exist", "add-port", DEMUX_BRIDGE, end)]
-        l2switchd.vsctl(lp.rundir, *args)
-        changes.append(f"layer-2 demux bridge {DEMUX_BRIDGE}: {len(lp.demux)} router trunks")
-    if lp.demux:
-        target = l2switchd.mgmt_target(lp.rundir, DEMUX_BRIDGE)
-        flows = demux_flows(lp)
-        if l2switchd.ofctl(lp.rundir, "diff-flows", target, "-", stdin=flows).strip():
-            l2switchd.ofctl(lp.rundir, "--bundle", "replace-flows", target, "-", stdin=flows)
-            changes.append(f"layer-2 demux bridge {DEMUX_BRIDGE}: flows")
-    # switches of an earlier plan
-    keep = {b.name for b in lp.bridges} | {DEMUX_BRIDGE}
-    for name, row in bridges.items():
-        ids = row.get("external_ids") or {}
-        if name not in keep and all(ids.get(k) == v for k, v in lp.marks):
-            l2switchd.vsctl(lp.rundir, "--if-exists", "del-br", name)
-            changes.append(f"removed stale switch bridge {name}")
+    changes: List[str] = []
+    os.makedirs(os.path.dirname(lp.map_path), exist_ok=True)
+    for inst in lp.instances:
+        changes += _ensure_instance(inst, lp.marks, exec_prefix_of(inst.node))
     for t in lp.tunnels:
         changes += _ensure_tunnel(t, nspath_of(t.router), run)
     for router, prefix in lp.blackholes:
         changes += _ensure_blackhole(router, prefix, nspath_of(router), run)
     changes += _write_map(lp)
+    return changes
+
+
+def _ensure_instance(inst: L2Instance, marks, exec_prefix: List[str]) -> List[str]:
+    """One AS's instance running, its switches and demux bridge as planned."""
+    changes = l2switchd.ensure_running(inst.rundir, exec_prefix)
+    bridges, ports, ifaces = read_db(inst.rundir)
+    for b in inst.bridges:
+        diffs = bridge_diff(b, bridges, ports, ifaces)
+        if diffs:
+            l2switchd.vsctl(inst.rundir, *bridge_args(b, marks, ()))
+            changes += diffs if b.name in bridges else [f"switch {b.switch} created (bridge {b.name})"]
+    # the demux bridge: static flows only (secure: nothing forwarded but what they say)
+    m = [f"external_ids:{k}={v}" for k, v in marks]
+    wanted_ports = [d.patch for d in inst.demux] + [end for d in inst.demux for _, end in d.subifs]
+    row = bridges.get(DEMUX_BRIDGE)
+    have = set()
+    if row is not None:
+        for u in _list(row.get("ports") or []):
+            have.update(name for name, p in ports.items() if p["_uuid"] == u)
+    if inst.demux and (row is None or not set(wanted_ports) <= have):
+        args = ["--may-exist", "add-br", DEMUX_BRIDGE, "--", "set", "bridge", DEMUX_BRIDGE, "datapath_type=netdev",
+                "fail_mode=secure", "protocols=OpenFlow13", *m]
+        for d in inst.demux:
+            args += ["--", "--may-exist", "add-port", DEMUX_BRIDGE, d.patch, "--", "set", "interface", d.patch,
+                     "type=patch", f"options:peer={d.peer}"]
+            args += [x for _, end in d.subifs for x in ("--", "--may-exist", "add-port", DEMUX_BRIDGE, end)]
+        l2switchd.vsctl(inst.rundir, *args)
+        changes.append(f"AS {inst.asn}: layer-2 demux bridge, {len(inst.demux)} router trunks")
+    if inst.demux:
+        target = l2switchd.mgmt_target(inst.rundir, DEMUX_BRIDGE)
+        flows = demux_flows(inst)
+        if l2switchd.ofctl(inst.rundir, "diff-flows", target, "-", stdin=flows).strip():
+            l2switchd.ofctl(inst.rundir, "--bundle", "replace-flows", target, "-", stdin=flows)
+            changes.append(f"AS {inst.asn}: demux flows")
+    keep = {b.name for b in inst.bridges} | {DEMUX_BRIDGE}
+    for name, row in bridges.items():          # switches of an earlier plan
+        ids = row.get("external_ids") or {}
+        if name not in keep and all(ids.get(k) == v for k, v in marks):
+            l2switchd.vsctl(inst.rundir, "--if-exists", "del-br", name)
+            changes.append(f"AS {inst.asn}: removed stale switch bridge {name}")
     return changes
 
 
@@ -447,9 +470,9 @@ def _ensure_blackhole(router: str, prefix: str, ns: Optional[str], run: Runner) 
 
 
 def switch_map(lp: Layer2Plan) -> dict:
-    return {"rundir": lp.rundir,
-            "switches": {b.switch: {"bridge": b.name, "asn": b.asn, "configure": b.configure,
-                                    "ports": {p.student: p.name for p in b.ports}} for b in lp.bridges}}
+    return {"switches": {b.switch: {"bridge": b.name, "asn": b.asn, "configure": b.configure, "rundir": i.rundir,
+                                    "ports": {p.student: p.name for p in b.ports}}
+                         for i in lp.instances for b in i.bridges}}
 
 
 def _write_map(lp: Layer2Plan) -> List[str]:
