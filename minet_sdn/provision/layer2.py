@@ -48,6 +48,7 @@ DEMUX_BRIDGE = "l2rtr"
 STP_FORWARD_DELAY = 4               # s (OvS minimum; upstream's default 15 s makes a port wait 30 s)
 STP_MAX_AGE = 6                     # s; 802.1D wants max_age <= 2 (forward_delay - 1)
 TUNNEL_PORT = 4789
+DEMUX_COOKIE = 0x6D6E << 48         # ours (model.COOKIE_MAGIC): the demux bridge's flows
 TUNNEL_MTU = 1450                   # 1500 - VXLAN's 50 bytes
 SWITCH_MAP = "switches.json"        # what l2ctl reads: student names <-> real names, per switch
 KIND_SWITCH = "switch"
@@ -358,17 +359,25 @@ def bridge_diff(b: SwitchBridge, bridges: Dict[str, dict], ports: Dict[str, dict
     return diffs
 
 
+def demux_ofports(inst: L2Instance) -> Dict[str, int]:
+    """OpenFlow port numbers on the demux bridge, in plan order (requested, so flows can name them)."""
+    names_ = [n for d in inst.demux for n in (d.patch, *(end for _, end in d.subifs))]
+    return {n: i for i, n in enumerate(names_, start=1)}
+
+
 def demux_flows(inst: L2Instance) -> str:
     """The demux bridge's flows: each router's VLANs off its trunk onto their own veths, and back."""
+    of = demux_ofports(inst)
     lines = []
     for d in inst.demux:
         for vlan, end in d.subifs:
+            p, e = of[d.patch], of[end]
             if vlan == 0:
-                lines.append(f"priority=100,in_port={d.patch},vlan_tci=0x0000/0x1fff actions=output:{end}")
-                lines.append(f"priority=100,in_port={end} actions=output:{d.patch}")
+                lines.append(f"cookie={DEMUX_COOKIE:#x},priority=100,in_port={p},vlan_tci=0x0000/0x1fff actions=output:{e}")
+                lines.append(f"cookie={DEMUX_COOKIE:#x},priority=100,in_port={e} actions=output:{p}")
             else:
-                lines.append(f"priority=100,in_port={d.patch},dl_vlan={vlan} actions=strip_vlan,output:{end}")
-                lines.append(f"priority=100,in_port={end} actions=mod_vlan_vid:{vlan},output:{d.patch}")
+                lines.append(f"cookie={DEMUX_COOKIE:#x},priority=100,in_port={p},dl_vlan={vlan} actions=strip_vlan,output:{e}")
+                lines.append(f"cookie={DEMUX_COOKIE:#x},priority=100,in_port={e} actions=mod_vlan_vid:{vlan},output:{p}")
     return "\n".join(lines) + "\n"
 
 
@@ -410,17 +419,23 @@ def _ensure_instance(inst: L2Instance, marks, exec_prefix: List[str]) -> List[st
     if inst.demux and (row is None or not set(wanted_ports) <= have):
         args = ["--may-exist", "add-br", DEMUX_BRIDGE, "--", "set", "bridge", DEMUX_BRIDGE, "datapath_type=netdev",
                 "fail_mode=secure", "protocols=OpenFlow13", *m]
+        of = demux_ofports(inst)
         for d in inst.demux:
             args += ["--", "--may-exist", "add-port", DEMUX_BRIDGE, d.patch, "--", "set", "interface", d.patch,
-                     "type=patch", f"options:peer={d.peer}"]
-            args += [x for _, end in d.subifs for x in ("--", "--may-exist", "add-port", DEMUX_BRIDGE, end)]
+                     "type=patch", f"options:peer={d.peer}", f"ofport_request={of[d.patch]}"]
+            args += [x for _, end in d.subifs for x in ("--", "--may-exist", "add-port", DEMUX_BRIDGE, end, "--", "set",
+                                                         "interface", end, f"ofport_request={of[end]}")]
         l2switchd.vsctl(inst.rundir, *args)
         changes.append(f"AS {inst.asn}: layer-2 demux bridge, {len(inst.demux)} router trunks")
     if inst.demux:
         target = l2switchd.mgmt_target(inst.rundir, DEMUX_BRIDGE)
-        flows = demux_flows(inst)
-        if l2switchd.ofctl(inst.rundir, "diff-flows", target, "-", stdin=flows).strip():
-            l2switchd.ofctl(inst.rundir, "--bundle", "replace-flows", target, "-", stdin=flows)
+        path = os.path.join(inst.rundir, "demux.flows")
+        with open(path, "w") as fh:
+            fh.write(demux_flows(inst))
+        # replace-flows sends only the difference; comparing the table before and after says if it changed
+        before = l2switchd.ofctl(inst.rundir, "dump-flows", "--no-stats", target)
+        l2switchd.ofctl(inst.rundir, "--bundle", "replace-flows", target, path)
+        if l2switchd.ofctl(inst.rundir, "dump-flows", "--no-stats", target) != before:
             changes.append(f"AS {inst.asn}: demux flows")
     keep = {b.name for b in inst.bridges} | {DEMUX_BRIDGE}
     for name, row in bridges.items():          # switches of an earlier plan

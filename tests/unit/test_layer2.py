@@ -167,8 +167,10 @@ def test_configured_as_is_wired_and_configured():
     assert [t.router for t in p.layer2.tunnels] == ["1.ZURI", "1.GENE"]
     assert p.layer2.tunnels[0].routes6 == ("fd0a:0:1:3::/64", "fd0a:0:1:4::/64")   # DCS's VLANs
     flows = pl2.demux_flows(p.layer2.instances[0])
-    assert "in_port=d1,dl_vlan=10 actions=strip_vlan,output:d1v10" in flows
-    assert "in_port=d1v10 actions=mod_vlan_vid:10,output:d1" in flows
+    of = pl2.demux_ofports(p.layer2.instances[0])
+    assert (of["d1"], of["d1v10"], of["d1v20"], of["d2"]) == (1, 2, 3, 4)
+    assert "priority=100,in_port=1,dl_vlan=10 actions=strip_vlan,output:2" in flows
+    assert "priority=100,in_port=2 actions=mod_vlan_vid:10,output:1" in flows
 
 
 def test_students_as_is_wired_but_left_to_them():
