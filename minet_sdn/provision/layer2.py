@@ -150,9 +150,10 @@ def tunnel_mac(asn: int, side: int) -> str:
 
 
 def build(topo: Topology, server: str, addressing, addressing6, offloads_off: bool, state_dir: str,
-          marks) -> Layer2Build:
-    """The layer-2 nodes, veths and plan of `server` (empty when none of its ASes has layer 2)."""
-    from .plan import Iface, Node, Route, Veth      # plan.py imports this module
+          marks, types) -> Layer2Build:
+    """The layer-2 nodes, veths and plan of `server` (empty when none of its ASes has layer 2).
+    `types`: plan.py's (Node, Iface, Route, Veth), passed in since plan.py imports this module."""
+    Node, Iface, Route, Veth = types
     ases = [a for a in topo.ases.values() if a.server == server and a.layer2 is not None]
     out = Layer2Build(nodes=[], veths=[], plan=None, extras={})
     if not ases:
@@ -292,9 +293,21 @@ def _must(run: Runner, nspath: Optional[str], args: List[str]) -> str:
     return out
 
 
+def _atom(value):
+    """An OVSDB JSON value as Python: sets as lists, maps as dicts, uuids as strings."""
+    if isinstance(value, list) and len(value) == 2 and isinstance(value[0], str):
+        kind, data = value
+        if kind == "set":
+            return [_atom(v) for v in data]
+        if kind == "map":
+            return {_atom(k): _atom(v) for k, v in data}
+        if kind in ("uuid", "named-uuid"):
+            return data
+    return value
+
+
 def read_db(rundir: str) -> Tuple[Dict[str, dict], Dict[str, dict], Dict[str, dict]]:
     """(bridges, ports, interfaces) of the layer-2 instance, by name."""
-    from .ovs import _atom
     out = l2switchd.vsctl(rundir, "--format=json", "--", "list", "Bridge", "--", "list", "Port", "--", "list",
                           "Interface")
     tables = []

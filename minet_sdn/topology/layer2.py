@@ -121,9 +121,11 @@ class Layer2:
 
 # ---- loading ----------------------------------------------------------------------------------
 
-def parse_layer2(p, path: str, value: Any, routers: Optional[List[str]]) -> Optional[Layer2]:
-    """`ases.N.layer2` checked; problems go to `p` (the loader's collector), one line each."""
-    from .loader import _describe, _entry, _is_int, _network, _shaping   # the loader imports this module
+def parse_layer2(p, path: str, value: Any, routers: Optional[List[str]], fields) -> Optional[Layer2]:
+    """`ases.N.layer2` checked; problems go to `p` (the loader's collector), one line each. `fields`
+    is the loader module: its field checks (this module cannot import the loader, which imports it)."""
+    _describe, _entry, _is_int, _network, _shaping = (fields._describe, fields._entry, fields._is_int,
+                                                      fields._network, fields._shaping)
     data = _entry(p, path, value, LAYER2_KEYS, ("switches",))
     if data is None:
         return None

@@ -12,6 +12,7 @@ import ipaddress
 import os
 import re
 import stat
+import sys
 from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 import yaml
@@ -681,7 +682,7 @@ def _ases(p: _Problems, value: Any, servers: Dict[str, Server], declared_servers
         intra = _as_links(p, f"{path}.links", spec["links"], names) if "links" in spec else None
         prefix6 = (_network(p, f"{path}.prefix6", spec["prefix6"], 6, PREFIX6_LONGEST)
                    if spec.get("prefix6") is not None else None)
-        l2 = parse_layer2(p, f"{path}.layer2", spec["layer2"], names) if spec.get("layer2") is not None else None
+        l2 = parse_layer2(p, f"{path}.layer2", spec["layer2"], names, sys.modules[__name__]) if spec.get("layer2") is not None else None
         if isinstance(server, str) and server in servers and names:
             out[asn] = AS(asn=asn, server=server, routers=tuple(names), configure=configure is not False,
                           prefix=prefix, links=intra, prefix6=prefix6, layer2=l2)

@@ -9,10 +9,7 @@ import ipaddress
 import zlib
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
-
-if TYPE_CHECKING:
-    from .layer2 import Layer2
+from typing import Dict, List, Optional, Tuple
 
 ISOLATION_MODES = ("key", "tos")
 ENCAPSULATIONS = ("gre", "vxlan")
@@ -162,7 +159,7 @@ class AS:
     prefix: Optional[str] = None
     links: Optional[Tuple[ASLink, ...]] = None   # None: the routers form a ring (listed order)
     prefix6: Optional[str] = None   # IPv6 AS prefix; None = derived (addressing.default_prefix6)
-    layer2: Optional["Layer2"] = None   # data centres, switches, L2 hosts (topology/layer2.py)
+    layer2: Optional["Layer2"] = None   # data centres, switches, L2 hosts: topology/layer2.py's Layer2
 
     def router_ids(self) -> List[str]:
         return [f"{self.asn}.{r}" for r in self.routers]
