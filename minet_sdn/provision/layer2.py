@@ -2,9 +2,10 @@
 
 What a server gets for its ASes' `layer2` sections (docs/layer2.md):
 
-  node `l2` (namespace `<tag>-l2`)   the server's layer-2 Open vSwitch instance (l2switchd.py); every
-                                     switch is a bridge `s<k>` of it (k: the switch's number on the
-                                     server, plan order), fail_mode standalone, STP on (as upstream)
+  node `l2-<asn>`                    the AS's own layer-2 Open vSwitch instance (l2switchd.py; one per
+                                     AS: docs/layer2.md has the measurements); every switch is a bridge
+                                     `s<k>` of it (k: its position in the AS), fail_mode standalone, STP
+                                     on (as upstream)
   node `<asn>.<SWITCH>`              an empty namespace: where a student's shell "on" the switch runs;
                                      its `ovs-vsctl` is l2ctl.py, which sees and changes that bridge only
   node `<asn>.<HOST>`                an L2 host: veth `<asn>-<SWITCH>` to port `s<k>h<j>` of its switch

@@ -267,3 +267,12 @@ def test_l2ctl_main_refuses_with_one_line_and_exit_2(tmp_path, capsys):
     assert err.count("\n") == 1 and err.startswith("ovs-vsctl: not allowed on this switch")
     assert l2ctl.main(["--map", str(m), "--switch", "4.S1", "--", "show"]) == 2
     assert "no switch 4.S1" in capsys.readouterr().err
+
+
+def test_host_links_are_shaped_at_both_ends():
+    from minet_sdn.provision import shaping
+    p = plan_of()
+    items = {(i.node, i.ifname): i.shaping for i in shaping.wanted(p)}
+    assert items[("1.FIFA_1", "1-S1")].rate_bps == 10_000_000
+    assert items[("l2-1", "s1h1")].rate_bps == 10_000_000
+    assert items[("1.UEFA_1", "1-S1")] is None
