@@ -464,3 +464,33 @@ def switch_port_names(asn: int, l2: Layer2, switch: str) -> List[Tuple[str, str]
     if sw.router:
         out.append((f"{sw.router}router", "router"))
     return out
+
+
+def layer2_problems(topo) -> List[str]:
+    """Why a topology's layer 2 cannot be numbered (`FILE: KEY: problem` lines; empty: fine): a plan
+    that does not fit, a default-plan prefix overlapping another AS's prefix, layer-2 prefix or
+    the link subnet."""
+    from .addressing import as_prefix, as_prefix6
+    lines: List[str] = []
+    plan = plan_name(topo)
+    nets: List[Tuple[int, Any]] = []
+    for asn, as_ in topo.ases.items():
+        if as_.layer2 is None:
+            continue
+        try:
+            layer2_addressing(asn, as_.routers, as_.layer2, plan, as_prefix6(as_) if topo.fabric.ipv6 else None)
+        except ValueError as exc:
+            lines.append(f"{topo.source}: ases.{asn}.layer2: {exc}")
+            continue
+        if plan == "default":
+            nets.append((asn, ipaddress.ip_network(as_.layer2.prefix or default_l2_prefix(asn))))
+    others = [(f"the prefix of AS {asn}", ipaddress.ip_network(p)) for asn, a in topo.ases.items()
+              if (p := as_prefix(a))]
+    others.append(("fabric.link_subnet", ipaddress.ip_network(topo.fabric.link_subnet)))
+    for i, (asn, net) in enumerate(nets):
+        what = f"ases.{asn}.layer2.prefix" if topo.ases[asn].layer2.prefix else f"ases.{asn}.layer2"
+        shown = str(net) if topo.ases[asn].layer2.prefix else f"default layer-2 prefix {net}"
+        for name, onet in others + [(f"the layer-2 prefix of AS {o}", n) for o, n in nets[:i]]:
+            if net.overlaps(onet):
+                lines.append(f"{topo.source}: {what}: {shown} overlaps {name} ({onet})")
+    return lines

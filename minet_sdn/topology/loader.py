@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple, Union
 import yaml
 
 from .addressing import default_prefix6, prefix_clashes
-from .layer2 import parse_layer2
+from .layer2 import layer2_problems, parse_layer2
 from .model import (AS, ASLink, DEFAULT_IXP_SUBNET, DEFAULT_IXP_SUBNET6, ENCAP_OVERHEAD, encap_overhead, IXP, IXPMember, Shaping, ENCAPSULATIONS, ISOLATION_MODES, MAX_LINKS,
                     MAX_TOS_LINKS_PER_PAIR, RELATIONSHIPS, Controller, Endpoint, Fabric, Link,
                     Server, Topology, endpoint_mac, link_addresses, link_capacity, router_ifname)
@@ -479,6 +479,7 @@ def _build(p: _Problems, data: Any, source: str) -> Optional[Topology]:
         return None
     topo = Topology(name=name, servers=servers, ases=ases, links=tuple(links), fabric=fabric,
                     controller=controller, source=source, ixps=ixps)
+    p.lines += layer2_problems(topo)          # layer-2 numbering (topology/layer2.py)
     if topo.ixp_segments:                    # members on other servers than their IXP
         if len(topo.link_by_id) > MAX_LINKS:
             p.add("ixps", f"{len(topo.links)} links and {len(topo.ixp_segments)} IXP members on other servers "

@@ -104,7 +104,7 @@ def test_students_switch_is_wired_not_configured_until_the_student_sets_the_vlan
     assert sh(lab, "3.H3", "ip", "addr", "add", "172.16.48.2/24", "dev", "3-S1").returncode == 0
     show = minet("exec", path, "3.S1", "--", "ovs-vsctl", "show")
     assert show.returncode == 0, show.stderr
-    assert "Bridge br0" in show.stdout and "Port 3-H3" in show.stdout and "Port GENERouter" not in show.stdout
+    assert "Bridge br0" in show.stdout and "Port 3-H3" in show.stdout and "s1h1" not in show.stdout
     assert "Port GENErouter" in show.stdout and "tag:" not in show.stdout
     # untagged, the host's frames are in no VLAN the router's trunk carries
     assert not any(reaches(lab, "3.H3", "172.16.48.1") for _ in range(3))

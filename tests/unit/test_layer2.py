@@ -122,11 +122,9 @@ def test_default_plan_uses_the_as_slice_of_the_pool_and_the_ipv6_prefix():
 
 
 def test_default_plan_refuses_what_does_not_fit():
-    as_ = parse_topology(topo_text(layer2=with_(prefix="172.20.0.0/24",
-                                                hosts={"H1": {"switch": "S1", "vlan": 10}, "H2": {"switch": "S1", "vlan": 20}})),
-                         "t.yaml").ases[1]
-    with pytest.raises(ValueError, match="holds 1 VLAN networks"):
-        l2m.layer2_addressing(1, as_.routers, as_.layer2, "default")
+    l2 = with_(prefix="172.20.0.0/24", hosts={"H1": {"switch": "S1", "vlan": 10}, "H2": {"switch": "S1", "vlan": 20}})
+    assert problems(l2) == ["t.yaml: ases.1.layer2: layer2.prefix 172.20.0.0/24 holds 1 VLAN networks (/24), "
+                            "1 data centres x 2 VLANs need more"]
     bare = parse_topology(topo_text(), "t.yaml").ases[1].layer2
     with pytest.raises(ValueError, match="required for AS numbers above 255"):
         l2m.default_plan(300, bare, 0, 10, 0, None)
@@ -276,3 +274,16 @@ def test_host_links_are_shaped_at_both_ends():
     assert items[("1.FIFA_1", "1-S1")].rate_bps == 10_000_000
     assert items[("l2-1", "s1h1")].rate_bps == 10_000_000
     assert items[("1.UEFA_1", "1-S1")] is None
+
+
+def test_numbering_problems_are_topology_errors_naming_the_key():
+    text = topo_text(layer2=with_(prefix="10.0.1.0/24"))      # AS 1's own prefix
+    with pytest.raises(TopologyError) as info:
+        parse_topology(text, "t.yaml")
+    assert info.value.problems == [
+        "t.yaml: ases.1.layer2.prefix: 10.0.1.0/24 overlaps the prefix of AS 1 (10.0.1.0/24)"]
+    text = topo_text(layer2=with_(hosts={"H1": {"switch": "S1", "vlan": 10}}), asn=300)
+    with pytest.raises(TopologyError) as info:
+        parse_topology(text, "t.yaml")
+    assert info.value.problems == ["t.yaml: ases.300.layer2: layer2.prefix is required for AS numbers above 255 "
+                                   "(the default plan numbers AS 1..255 in 172.16.0.0/12)"]
