@@ -287,3 +287,17 @@ def test_numbering_problems_are_topology_errors_naming_the_key():
         parse_topology(text, "t.yaml")
     assert info.value.problems == ["t.yaml: ases.300.layer2: layer2.prefix is required for AS numbers above 255 "
                                    "(the default plan numbers AS 1..255 in 172.16.0.0/12)"]
+
+
+def test_places_know_the_layer2_nodes_and_a_switch_runs_the_students_ovs_vsctl():
+    import sys
+    from minet_sdn.topology import places
+    topo = parse_topology(topo_text(), "t.yaml")
+    pl = places.build_places(topo, "/srv/state")
+    assert pl["1.S1"].kind == places.SWITCH and pl["1.FIFA_1"].kind == places.L2_HOST and pl["l2-1"].kind == places.L2_OVS
+    assert "1.vpn_1" not in pl
+    assert pl["1.S1"].user_argv(["ovs-vsctl", "show"]) == [
+        sys.executable, "-m", "minet_sdn.provision.l2ctl", "--map", "/srv/state/l2t/VM1/l2ovs/switches.json",
+        "--switch", "1.S1", "--", "show"]
+    assert pl["1.FIFA_1"].user_argv(["ovs-vsctl", "show"]) == ["ovs-vsctl", "show"]
+    assert pl.find("FIFA_1").id == "1.FIFA_1"
