@@ -98,7 +98,11 @@ def test_configured_hosts_in_two_vlans_reach_their_gateway_and_another_as(lab):
 
 def test_students_switch_is_wired_not_configured_until_the_student_sets_the_vlan(lab):
     path, lab = lab
-    assert "inet " not in sh(lab, "3.H3", "ip", "-br", "-4", "addr").stdout.replace("127.0.0.1", "")
+    # wired, not addressed: the host's interface exists and has no IPv4 address, GENE's subinterface neither
+    shown = sh(lab, "3.H3", "ip", "-o", "-4", "addr", "show", "dev", "3-S1")
+    assert shown.returncode == 0 and shown.stdout.strip() == ""
+    shown = sh(lab, "3.GENE", "ip", "-o", "-4", "addr", "show", "dev", "GENE-L2.10")
+    assert shown.returncode == 0 and shown.stdout.strip() == ""
     # what the student does on router and host (upstream leaves both unaddressed too)
     assert sh(lab, "3.GENE", "ip", "addr", "add", "172.16.48.1/24", "dev", "GENE-L2.10").returncode == 0
     assert sh(lab, "3.H3", "ip", "addr", "add", "172.16.48.2/24", "dev", "3-S1").returncode == 0
