@@ -38,6 +38,30 @@ def read_input(path: str, label: str, limit: int) -> bytes:
 class Imported:
     topology: Dict[str, Any]
     notes: List[str] = field(default_factory=list)
+    # key path in the topology -> "FILE: line N[, column C]" of the input it came from, so a
+    # problem the loader finds in the written topology is reported against the source (`locate`)
+    origins: Dict[str, str] = field(default_factory=dict)
+
+
+def locate(problems: List[str], origins: Dict[str, str], label: str) -> List[str]:
+    """Loader problems (`LABEL: KEY.PATH: message`) re-pointed at the input line a key came from:
+    the longest key-path prefix with an origin wins; others keep the YAML key path."""
+    if not origins:
+        return problems
+    out = []
+    for line in problems:
+        head = f"{label}: "
+        if not line.startswith(head):
+            out.append(line)
+            continue
+        key, sep, message = line[len(head):].partition(": ")
+        best = None
+        for prefix in origins:
+            if (key == prefix or key.startswith(prefix + ".") or key.startswith(prefix + "[")) and \
+                    (best is None or len(prefix) > len(best)):
+                best = prefix
+        out.append(f"{origins[best]}: {message} ({key})" if best and sep else line)
+    return out
 
 
 def instance_name(text: str) -> str:
@@ -58,12 +82,21 @@ def to_yaml(topology: Dict[str, Any]) -> str:
         if key in ("servers", "ases", "ixps") and isinstance(value, dict):
             out.append(f"{key}:")
             for k, v in value.items():
-                if isinstance(v, dict) and ("links" in v or "members" in v):
+                if isinstance(v, dict) and ("links" in v or "members" in v or "services" in v
+                                            or "imported_layer2" in v):
                     out.append(f"  {flow(k)}:")
                     for kk, vv in v.items():
                         if kk in ("links", "members") and isinstance(vv, list):
                             out.append(f"    {kk}:")
                             out.extend(f"      - {flow(item)}" for item in vv)
+                        elif kk in ("services", "imported_layer2") and isinstance(vv, dict):
+                            out.append(f"    {kk}:")
+                            for k3, v3 in vv.items():
+                                if isinstance(v3, list) and v3 and isinstance(v3[0], dict):
+                                    out.append(f"      {flow(k3)}:")
+                                    out.extend(f"        - {flow(item)}" for item in v3)
+                                else:
+                                    out.append(f"      {flow(k3)}: {flow(v3)}")
                         else:
                             out.append(f"    {kk}: {flow(vv)}")
                 else:

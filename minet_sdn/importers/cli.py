@@ -11,7 +11,7 @@ import tempfile
 from typing import Any, Dict, Optional
 
 from ..topology import TopologyError, parse_topology
-from . import ImportProblem, Imported, to_yaml
+from . import ImportProblem, Imported, locate, to_yaml
 
 
 class CommandError(Exception):
@@ -24,14 +24,16 @@ def _positive(value: str) -> int:
     return int(value)
 
 
-def write_topology(topology: Dict[str, Any], out: Optional[str], source: str) -> str:
-    """Validate `topology`, then write it to `out` atomically (stdout when out is None or '-')."""
+def write_topology(topology: Dict[str, Any], out: Optional[str], source: str,
+                   origins: Optional[Dict[str, str]] = None) -> str:
+    """Validate `topology`, then write it to `out` atomically (stdout when out is None or '-').
+    `origins` (Imported.origins) points problems at the input file's lines instead of YAML keys."""
     text = to_yaml(topology)
     label = os.path.basename(out) if out and out != "-" else source
     try:
         parse_topology(text, label)
     except TopologyError as exc:
-        raise CommandError("\n".join(exc.problems)) from None
+        raise CommandError("\n".join(locate(exc.problems, origins or {}, label))) from None
     if not out or out == "-":
         sys.stdout.write(text)
         return text
@@ -66,7 +68,7 @@ def _place(imported: Imported, servers: Optional[int]) -> None:
 
 
 def _finish(imported: Imported, out: Optional[str], source: str) -> int:
-    write_topology(imported.topology, out, source)
+    write_topology(imported.topology, out, source, imported.origins)
     for note in imported.notes:
         print(f"note: {note}", file=sys.stderr)
     where = out if out and out != "-" else "stdout"

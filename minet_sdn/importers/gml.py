@@ -69,7 +69,18 @@ def _read(path: str):
     except UnicodeDecodeError:
         text = raw.decode("latin-1")          # older Topology Zoo files
     try:
-        graph = nx.parse_gml(text.splitlines(), label="id")
+        try:
+            graph = nx.parse_gml(text.splitlines(), label="id")
+        except nx.NetworkXError as exc:
+            # Many Topology Zoo copies have parallel edges but no `multigraph 1` header; networkx
+            # refuses them ("edge ... is duplicated"). Read them as the multigraph they are: parallel
+            # edges merge below, as for a declared multigraph.
+            if "duplicated" not in str(exc):
+                raise
+            patched, count = re.subn(r"(\bgraph\s*\[)", r"\1\n  multigraph 1", text, count=1)
+            if not count:
+                raise
+            graph = nx.parse_gml(patched.splitlines(), label="id")
     except (nx.NetworkXError, ValueError, KeyError, IndexError, TypeError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ImportProblem([f"{label}: not readable GML: {message}"]) from None

@@ -357,13 +357,13 @@ PLANS: Dict[str, Plan] = {"default": default_plan, "mini-internet": mini_interne
 
 
 def plan_name(topo) -> str:
-    """The addressing plan a topology asks for: `addressing.plan` when the topology has one (the
-    importer's `addressing:` section), else the default plan."""
-    addressing = getattr(topo, "addressing", None)
-    name = getattr(addressing, "plan", None) if addressing is not None else None
-    if isinstance(addressing, dict):
-        name = addressing.get("plan")
-    return name if name in PLANS else "default"
+    """This module's plan for a topology's addressing plan (`addressing: {plan: ...}`, the loader's
+    `Topology.plan`): the mini-Internet plans number layer 2 alike; anything else is the default."""
+    plan = getattr(topo, "plan", None)
+    addressing = getattr(topo, "addressing", None)          # a mapping form, for callers that have one
+    if plan is None and isinstance(addressing, dict):
+        plan = addressing.get("plan")
+    return "mini-internet" if isinstance(plan, str) and plan.startswith("mini-internet") else "default"
 
 
 @dataclass(frozen=True)

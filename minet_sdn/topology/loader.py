@@ -17,7 +17,8 @@ from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 import yaml
 
-from .addressing import default_prefix6, prefix_clashes
+from .addressing import (LINK_HOSTS, PLAN_MINET, PLANS, default_prefix6, is_mini, mini_ixp_lan, mini_link_addresses,
+                         mini_member_ip, prefix_clashes, twin6)
 from .layer2 import layer2_problems, parse_layer2
 from .model import (AS, ASLink, DEFAULT_IXP_SUBNET, DEFAULT_IXP_SUBNET6, ENCAP_OVERHEAD, encap_overhead, IXP, IXPMember, Shaping, ENCAPSULATIONS, ISOLATION_MODES, MAX_LINKS,
                     MAX_TOS_LINKS_PER_PAIR, RELATIONSHIPS, Controller, Endpoint, Fabric, Link,
@@ -42,14 +43,16 @@ MAX_MERGED = 10_000             # mapping entries copied by merge keys (<<), ove
 MAX_SERVERS = 0xFFFF            # a server's index is 16 bits of every datapath id
 MIN_ROUTER_MTU = 1280           # IPv6 minimum: what must still fit through a tunnel
 
-TOP_KEYS = ("name", "fabric", "controller", "servers", "ases", "links", "ixps")
+TOP_KEYS = ("name", "fabric", "controller", "servers", "ases", "links", "ixps", "addressing")
+ADDRESSING_KEYS = ("plan", "link_hosts")
+SERVICES = ("dns", "matrix", "matrix_target", "measurement")
 FABRIC_KEYS = ("isolation", "encapsulation", "underlay_mtu", "bfd_interval_ms", "link_subnet", "link_subnet6",
                "ipv6", "share_memory")
 CONTROLLER_KEYS = ("ofp", "rest")
 SERVER_KEYS = ("underlay_ip", "interface", "ssh")
-AS_KEYS = ("server", "routers", "configure", "prefix", "links", "prefix6", "layer2")
+AS_KEYS = ("server", "routers", "configure", "prefix", "links", "prefix6", "services", "imported_layer2", "layer2")
 SHAPING_KEYS = ("throughput", "delay", "buffer")
-LINK_KEYS = ("a", "b", "rel") + SHAPING_KEYS
+LINK_KEYS = ("a", "b", "rel", "subnet") + SHAPING_KEYS
 AS_LINK_KEYS = ("a", "b") + SHAPING_KEYS
 IXP_KEYS = ("server", "members", "peering_lan", "route_server_asn", "peering_lan6")
 IXP_MEMBER_KEYS = ("router", "announce_to") + SHAPING_KEYS
@@ -472,13 +475,18 @@ def _build(p: _Problems, data: Any, source: str) -> Optional[Topology]:
     controller = _controller(p, data.get("controller"))
     servers, declared = _servers(p, data["servers"]) if "servers" in data else ({}, None)
     fabric = _underlay_family(p, data.get("fabric"), servers, fabric)
-    ases, known = _ases(p, data["ases"], servers, declared, fabric) if "ases" in data else ({}, None)
-    links = _links(p, data.get("links"), ases, known, servers, fabric)
-    ixps = _ixps(p, data.get("ixps"), ases, known, declared, servers, fabric)
+    plan, link_hosts = _plan(p, data.get("addressing"))
+    ases, known = _ases(p, data["ases"], servers, declared, fabric, plan) if "ases" in data else ({}, None)
+    links = _links(p, data.get("links"), ases, known, servers, fabric, plan, link_hosts)
+    ixps = _ixps(p, data.get("ixps"), ases, known, declared, servers, fabric, plan)
+    if is_mini(plan):
+        _check_mini_overlaps(p, ases, links, ixps)
+    else:
+        _check_subnet_overrides(p, data.get("links"), ases, links, fabric)
     if p.lines:
         return None
     topo = Topology(name=name, servers=servers, ases=ases, links=tuple(links), fabric=fabric,
-                    controller=controller, source=source, ixps=ixps)
+                    controller=controller, source=source, ixps=ixps, plan=plan)
     p.lines += layer2_problems(topo)          # layer-2 numbering (topology/layer2.py)
     if topo.ixp_segments:                    # members on other servers than their IXP
         if len(topo.link_by_id) > MAX_LINKS:
@@ -487,6 +495,74 @@ def _build(p: _Problems, data: Any, source: str) -> Optional[Topology]:
         if fabric.isolation == "tos":
             _check_tos_capacity(p, list(topo.tunnelled), servers, path="ixps", already=list(links))
     return None if p.lines else topo
+
+
+def _plan(p: _Problems, value: Any) -> Tuple[str, str]:
+    """`addressing: {plan: minet | mini-internet | mini-internet-2019, link_hosts: asn | ends}`
+    (addressing.PLANS; link_hosts: how a link's `subnet:` is numbered in the mini-Internet plans)."""
+    data = None if value is None else _entry(p, "addressing", value, ADDRESSING_KEYS)
+    if not data:
+        return PLAN_MINET, "asn"
+    plan = (_choice(p, "addressing.plan", data["plan"], PLANS) or PLAN_MINET) if "plan" in data else PLAN_MINET
+    hosts = "asn"
+    if "link_hosts" in data:
+        hosts = _choice(p, "addressing.link_hosts", data["link_hosts"], LINK_HOSTS) or "asn"
+        if not is_mini(plan):
+            p.add("addressing.link_hosts", "applies to the mini-internet plans only")
+    return plan, hosts
+
+
+def _check_mini_overlaps(p: _Problems, ases: Dict[int, AS], links: List[Link], ixps: Dict[int, IXP]) -> None:
+    """A mini-Internet plan: inter-AS subnets and IXP LANs must not repeat or fall into an AS's /8."""
+    seen: Dict[ipaddress.IPv4Network, str] = {}
+    for key, net in ([(f"links[{l.id}].subnet", ipaddress.ip_interface(f"{l.a.ip}/{l.prefixlen}").network)
+                      for l in links] +
+                     [(f"ixps.{n}.peering_lan", ipaddress.ip_network(x.peering_lan)) for n, x in ixps.items()]):
+        for other_key, onet in ((k, v) for v, k in seen.items()):
+            if net.overlaps(onet):
+                p.add(key, f"{net} overlaps {other_key} ({onet})")
+        seen.setdefault(net, key)
+        owner = int(str(net.network_address).split(".")[0])
+        if owner in ases:
+            p.add(key, f"{net} lies in AS {owner}'s own {owner}.0.0.0/8")
+
+
+def _check_subnet_overrides(p: _Problems, raw: Any, ases: Dict[int, AS], links: List[Link], fabric: Fabric) -> None:
+    """minet plan: a link's own `subnet:` must not overlap another link's, an AS prefix or the link subnet."""
+    if not isinstance(raw, list):
+        return
+    from .addressing import as_prefix
+    given = {l.id: ipaddress.ip_interface(f"{l.a.ip}/{l.prefixlen}").network for l in links
+             if isinstance(raw[l.id - 1], dict) and raw[l.id - 1].get("subnet") is not None}
+    if not given:
+        return
+    others = [(f"links[{l.id}]", ipaddress.ip_interface(f"{l.a.ip}/{l.prefixlen}").network) for l in links
+              if l.id not in given]
+    others.append(("fabric.link_subnet", ipaddress.ip_network(fabric.link_subnet)))
+    others += [(f"the prefix of AS {asn}", ipaddress.ip_network(as_prefix(a))) for asn, a in ases.items()
+               if as_prefix(a)]
+    done: List[Tuple[str, Any]] = []
+    for lid, net in given.items():
+        for what, onet in done + others:
+            if net.overlaps(onet):
+                p.add(f"links[{lid}].subnet", f"{net} overlaps {what} ({onet})")
+        done.append((f"links[{lid}].subnet", net))
+
+
+def _services(p: _Problems, path: str, value: Any, names: Optional[List[str]]) -> Tuple[Tuple[str, Tuple[str, ...]], ...]:
+    """`services: {ROUTER: [dns, matrix, matrix_target, measurement]}` (the mini-Internet's)."""
+    data = _mapping(p, path, value)
+    out = []
+    for router, items in (data or {}).items():
+        rpath = _join(path, router)
+        if names is not None and router not in names:
+            p.add(rpath, f"router {router} is not in this AS's routers")
+            continue
+        if not isinstance(items, list) or not all(isinstance(i, str) and i in SERVICES for i in items):
+            p.add(rpath, f"{_describe(items)} is not a list of services ({', '.join(SERVICES)})")
+            continue
+        out.append((router, tuple(items)))
+    return tuple(out)
 
 
 def _fabric(p: _Problems, value: Any) -> Fabric:
@@ -655,7 +731,7 @@ _Known = Optional[Dict[int, Optional[Set[str]]]]
 
 
 def _ases(p: _Problems, value: Any, servers: Dict[str, Server], declared_servers: Optional[Set[str]],
-          fabric: Fabric) -> Tuple[Dict[int, AS], _Known]:
+          fabric: Fabric, plan: str = PLAN_MINET) -> Tuple[Dict[int, AS], _Known]:
     data = {} if value is None else _mapping(p, "ases", value)
     if data is None:
         return {}, None
@@ -683,10 +759,23 @@ def _ases(p: _Problems, value: Any, servers: Dict[str, Server], declared_servers
         intra = _as_links(p, f"{path}.links", spec["links"], names) if "links" in spec else None
         prefix6 = (_network(p, f"{path}.prefix6", spec["prefix6"], 6, PREFIX6_LONGEST)
                    if spec.get("prefix6") is not None else None)
-        l2 = parse_layer2(p, f"{path}.layer2", spec["layer2"], names, sys.modules[__name__]) if spec.get("layer2") is not None else None
+        if is_mini(plan):
+            for key in ("prefix", "prefix6"):
+                if spec.get(key) is not None:
+                    p.add(f"{path}.{key}", f"is set by the {plan} addressing plan (AS X owns X.0.0.0/8); remove it")
+            if not 1 <= asn <= 254:
+                p.add(path, f"the {plan} addressing plan numbers ASes 1..254 only (AS X owns X.0.0.0/8)")
+        services = _services(p, f"{path}.services", spec["services"], names) if "services" in spec else ()
+        layer2 = spec.get("imported_layer2")
+        if layer2 is not None and not isinstance(layer2, dict):
+            p.add(f"{path}.imported_layer2", f"must be a mapping, not {_describe(layer2)}")
+            layer2 = None
+        l2 = parse_layer2(p, f"{path}.layer2", spec["layer2"], names, sys.modules[__name__]) \
+            if spec.get("layer2") is not None else None
         if isinstance(server, str) and server in servers and names:
             out[asn] = AS(asn=asn, server=server, routers=tuple(names), configure=configure is not False,
-                          prefix=prefix, links=intra, prefix6=prefix6, layer2=l2)
+                          prefix=prefix, links=intra, prefix6=prefix6, plan=plan, services=services,
+                          imported_layer2=layer2, layer2=l2)
     _check_prefix_overlaps(p, out, fabric)
     return out, known
 
@@ -816,7 +905,7 @@ def _router_ref(p: _Problems, path: str, value: Any, known: _Known) -> Optional[
 
 
 def _links(p: _Problems, value: Any, ases: Dict[int, AS], known: _Known, servers: Dict[str, Server],
-           fabric: Fabric) -> List[Link]:
+           fabric: Fabric, plan: str = PLAN_MINET, link_hosts: str = "asn") -> List[Link]:
     if value is None:
         return []
     if not isinstance(value, list):
@@ -825,7 +914,7 @@ def _links(p: _Problems, value: Any, ases: Dict[int, AS], known: _Known, servers
     if len(value) > MAX_LINKS:
         p.add("links", f"{len(value)} links; at most {MAX_LINKS} fit the OpenFlow port range")
         return []
-    if len(value) > link_capacity(fabric):
+    if not is_mini(plan) and len(value) > link_capacity(fabric):
         p.add("links", f"{len(value)} links do not fit fabric.link_subnet/link_subnet6 "
                        f"(room for {link_capacity(fabric)})")
         return []
@@ -839,12 +928,29 @@ def _links(p: _Problems, value: Any, ases: Dict[int, AS], known: _Known, servers
         b = _router_ref(p, f"{path}.b", spec["b"], known) if "b" in spec else None
         rel = _choice(p, f"{path}.rel", spec["rel"], RELATIONSHIPS) if "rel" in spec else None
         shaping = _shaping(p, path, spec)
+        subnet = None
+        if spec.get("subnet") is not None:
+            subnet = _network(p, f"{path}.subnet", spec["subnet"], 4, 30)
+            if subnet is None:
+                continue
         if a and b and a[0] == b[0]:
             p.add(path, f"{spec['a']} and {spec['b']} are both in AS {a[0]}; a link joins two ASes")
             continue
         if not (a and b and rel and a[0] in ases and b[0] in ases):
             continue
-        (a4, b4), (a6, b6), plen, plen6 = link_addresses(fabric, link_id)
+        if is_mini(plan):
+            net = ipaddress.ip_network(subnet) if subnet else None
+            if net is not None and link_hosts == "asn" and max(a[0], b[0]) >= net.num_addresses - 1:
+                p.add(f"{path}.subnet", f"{net} has no room for host parts {a[0]} and {b[0]} "
+                                        f"(the {plan} plan gives each side its AS number)")
+                continue
+            (a4, b4), (a6, b6), plen, plen6 = mini_link_addresses(plan, link_id, subnet, a[0], b[0], link_hosts)
+        elif subnet is not None:         # minet plan: a .1, b .2 of the given subnet; IPv6 as usual
+            net = ipaddress.ip_network(subnet)
+            (_, _), (a6, b6), _, plen6 = link_addresses(fabric, link_id)
+            a4, b4, plen = str(net.network_address + 1), str(net.network_address + 2), net.prefixlen
+        else:
+            (a4, b4), (a6, b6), plen, plen6 = link_addresses(fabric, link_id)
         ends = []
         for side, ((asn, rname), ip, ip6) in enumerate(((a, a4, a6), (b, b4, b6)), start=1):
             ends.append(Endpoint(router=f"{asn}.{rname}", asn=asn, server=ases[asn].server, ip=ip, ip6=ip6,
@@ -879,7 +985,7 @@ def _check_tos_capacity(p: _Problems, links: List[Link], servers: Dict[str, Serv
 
 
 def _ixps(p: _Problems, value: Any, ases: Dict[int, AS], known: _Known, declared_servers: Optional[Set[str]],
-          servers: Dict[str, Server], fabric: Fabric) -> Dict[int, IXP]:
+          servers: Dict[str, Server], fabric: Fabric, plan: str = PLAN_MINET) -> Dict[int, IXP]:
     """`ixps: {N: {server, members: [ROUTER | {router, announce_to, throughput, ...}], peering_lan,
     route_server_asn}}`. IXP k's peering LAN defaults to the k-th /24 of DEFAULT_IXP_SUBNET."""
     if value is None:
@@ -907,7 +1013,18 @@ def _ixps(p: _Problems, value: Any, ases: Dict[int, AS], known: _Known, declared
             p.add(f"{path}.route_server_asn", f"{_describe(rs_asn)} is not an AS number (1..{MAX_ASN})")
         elif rs_asn in ases:
             p.add(f"{path}.route_server_asn", f"{rs_asn} is a member AS's number; the route server needs its own")
-        if spec.get("peering_lan") is not None:
+        mini = None
+        if is_mini(plan):
+            # the mini-Internet's 180.N.0.0/24: route server .N, member AS X .X; IPv6 twins
+            if not (_is_int(number) and 1 <= number <= 254):
+                p.add(path, f"the {plan} addressing plan numbers IXPs 1..254 only (LAN 180.N.0.0/24)")
+                continue
+            for key in ("peering_lan", "peering_lan6"):
+                if spec.get(key) is not None:
+                    p.add(f"{path}.{key}", f"is set by the {plan} addressing plan (180.{number}.0.0/24); remove it")
+            mini = mini_ixp_lan(number)
+            lan = mini[0]
+        elif spec.get("peering_lan") is not None:
             lan = _network(p, f"{path}.peering_lan", spec["peering_lan"], 4, 29)
         elif k <= pool.num_addresses // 256:
             lan = str(ipaddress.ip_network(f"{pool.network_address + 256 * (k - 1)}/24"))
@@ -915,7 +1032,9 @@ def _ixps(p: _Problems, value: Any, ases: Dict[int, AS], known: _Known, declared
             p.add(f"{path}.peering_lan", f"is required for more than {pool.num_addresses // 256} IXPs")
             lan = None
         lan6 = None
-        if spec.get("peering_lan6") is not None:
+        if mini is not None:
+            lan6 = mini[1] if fabric.ipv6 else None
+        elif spec.get("peering_lan6") is not None:
             if not fabric.ipv6:
                 p.add(f"{path}.peering_lan6", "needs fabric.ipv6 (IPv6 routing is off)")
             else:
@@ -923,17 +1042,19 @@ def _ixps(p: _Problems, value: Any, ases: Dict[int, AS], known: _Known, declared
         elif fabric.ipv6:
             lan6 = str(ipaddress.ip_network(DEFAULT_IXP_SUBNET6).network_address + (k << 64)) + "/64" \
                 if k < 2 ** 16 else None
-        if lan6 is not None:
+        if lan6 is not None and mini is None:
             _lan_clashes(p, f"{path}.peering_lan6", number, lan6, lans6, "fabric.link_subnet6", fabric.link_subnet6,
                          {asn: as_.prefix6 or default_prefix6(asn) for asn, as_ in ases.items()}, "IPv6 ")
-        members = _ixp_members(p, f"{path}.members", spec.get("members"), known, ases, lan, lan6)
-        if lan is not None:
+        members = _ixp_members(p, f"{path}.members", spec.get("members"), known, ases, lan, lan6,
+                               by_asn=mini is not None)
+        if lan is not None and mini is None:
             _lan_clashes(p, f"{path}.peering_lan", number, lan, lans, "fabric.link_subnet", fabric.link_subnet,
                          {asn: as_.prefix for asn, as_ in ases.items()}, "")
         if members is not None and lan is not None and isinstance(server, str) and server in servers \
                 and _is_int(rs_asn) and rs_asn not in ases:
+            hosts = {"route_server_host": mini[2], "route_server_host6": mini[3]} if mini else {}
             out[number] = IXP(number=number, server=server, peering_lan=lan, route_server_asn=rs_asn,
-                              members=tuple(members), peering_lan6=lan6)
+                              members=tuple(members), peering_lan6=lan6, **hosts)
     return out
 
 
@@ -954,7 +1075,9 @@ def _lan_clashes(p, key: str, number, lan: str, lans: list, subnet_key: str, sub
 
 
 def _ixp_members(p: _Problems, path: str, value: Any, known: _Known, ases: Dict[int, AS],
-                 lan: Optional[str], lan6: Optional[str] = None) -> Optional[List[IXPMember]]:
+                 lan: Optional[str], lan6: Optional[str] = None, by_asn: bool = False) -> Optional[List[IXPMember]]:
+    """Members in order; addresses .2, .3, ... of the LAN, or (`by_asn`, the mini-Internet plans)
+    each member's AS number as host part."""
     if not isinstance(value, list):
         p.add(path, f"must be a list of member routers, not {_describe(value)}")
         return None
@@ -994,7 +1117,12 @@ def _ixp_members(p: _Problems, path: str, value: Any, known: _Known, ases: Dict[
             continue
         by_as[asn] = i
         refs.append((spec["router"], announce))
-        if base is not None and asn in ases:
+        if by_asn and lan is not None and asn in ases:
+            ip4 = mini_member_ip(lan, asn)
+            out.append(IXPMember(router=f"{asn}.{name}", asn=asn, ip=ip4,
+                                 announce_to=tuple(announce) if announce is not None else None, shaping=shaping,
+                                 ip6=twin6(ip4) if lan6 is not None else None))
+        elif base is not None and asn in ases:
             out.append(IXPMember(router=f"{asn}.{name}", asn=asn, ip=str(base + len(out)),
                                  announce_to=tuple(announce) if announce is not None else None, shaping=shaping,
                                  ip6=str(base6 + len(out)) if base6 is not None else None))

@@ -159,6 +159,12 @@ class AS:
     prefix: Optional[str] = None
     links: Optional[Tuple[ASLink, ...]] = None   # None: the routers form a ring (listed order)
     prefix6: Optional[str] = None   # IPv6 AS prefix; None = derived (addressing.default_prefix6)
+    plan: str = "minet"             # the topology's addressing plan (addressing.PLANS), set by the loader
+    # mini-Internet services placed on routers: ((router, ("dns", "matrix", ...)), ...)
+    services: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
+    # layer 2 read from a mini-Internet folder (importers.mini_internet_l2.Layer2.as_dict()), kept
+    # as imported until the topology's own layer-2 section takes it over
+    imported_layer2: Optional[Dict] = field(default=None, compare=False, hash=False)
     layer2: Optional["Layer2"] = None   # data centres, switches, L2 hosts: topology/layer2.py's Layer2
 
     def router_ids(self) -> List[str]:
@@ -239,16 +245,19 @@ class IXP:
     route_server_asn: int
     members: Tuple[IXPMember, ...]
     peering_lan6: Optional[str] = None   # IPv6 network (::1 the route server, members ::2, ::3, ...); None: IPv4 only
+    # the route server's host number on the LAN (1, or the IXP's number in the mini-Internet plan)
+    route_server_host: int = 1
+    route_server_host6: int = 1
 
     @property
     def route_server_ip(self) -> str:
-        return str(ipaddress.ip_network(self.peering_lan).network_address + 1)
+        return str(ipaddress.ip_network(self.peering_lan).network_address + self.route_server_host)
 
     @property
     def route_server_ip6(self) -> Optional[str]:
         if self.peering_lan6 is None:
             return None
-        return str(ipaddress.ip_network(self.peering_lan6).network_address + 1)
+        return str(ipaddress.ip_network(self.peering_lan6).network_address + self.route_server_host6)
 
     @property
     def prefixlen6(self) -> Optional[int]:
@@ -341,6 +350,7 @@ class Topology:
     controller: Controller = field(default_factory=Controller)
     source: str = "<topology>"
     ixps: Dict[int, IXP] = field(default_factory=dict)
+    plan: str = "minet"             # addressing plan (addressing.PLANS); `addressing: {plan: ...}`
 
     # ---- names ------------------------------------------------------------------------------
     @property

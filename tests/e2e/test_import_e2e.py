@@ -83,3 +83,29 @@ def test_status_and_link_list_show_the_shaping(lab, capsys):
     assert main(["link", "list", path]) == 0
     out = capsys.readouterr().out
     assert "throughput 1mbit delay 1ms buffer 64kb" in out
+
+
+def test_imported_lab_uses_the_mini_internet_addresses(lab):
+    """The imported folder's plan, not minet's: 1.ZURI has 179.1.2.1 on its link to 2.PARI (the
+    Subnet column 179.1.2.0/24, AS number as host part), its loopback 1.151.0.1, its host 1.101.0.1;
+    the eBGP session on 179.1.2.2 is Established."""
+    import json
+    import subprocess
+    path, topo, _ = lab
+    assert topo.plan == "mini-internet"
+    link = topo.links[0]
+    assert (link.a.router, link.a.ip, link.b.router, link.b.ip) == ("1.ZURI", "179.1.2.1", "2.PARI", "179.1.2.2")
+    place = places.router_place(topo, "1.ZURI")
+    out = subprocess.run(place.exec_prefix() + ["ip", "-j", "addr", "show"], capture_output=True, text=True,
+                         check=True).stdout
+    addrs = {(i["ifname"], f"{a['local']}/{a['prefixlen']}") for i in json.loads(out) for a in i.get("addr_info", [])}
+    assert (link.a.ifname, "179.1.2.1/24") in addrs and ("lo", "1.151.0.1/32") in addrs
+    assert ("host", "1.101.0.2/24") in addrs
+    report = next(r for r in status.lab_status(path, json=True)["bgp"] if r["router"] == "1.ZURI")
+    assert [(s["peer"], s["state"]) for s in report["sessions"] if s["peer"] == "179.1.2.2"] == [
+        ("179.1.2.2", "Established")]
+    # the host reaches another AS's host (2.PARI's: 2.101.0.1) across the mini-Internet addresses
+    host = places.router_place(topo, "1.ZURI.host")
+    ping = subprocess.run(host.exec_prefix() + ["ping", "-c", "3", "-w", "20", "2.101.0.1"],
+                          capture_output=True, text=True)
+    assert ping.returncode == 0, ping.stdout + ping.stderr

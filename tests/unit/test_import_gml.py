@@ -94,3 +94,15 @@ def test_unreadable_gml_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("bad.gml: not readable GML:")
     assert main(["import", "gml", str(f), "--max-routers-per-as", "0"]) == 2
+
+
+def test_parallel_edges_without_a_multigraph_header_merge(tmp_path):
+    # many Topology Zoo copies repeat an edge without declaring `multigraph 1`
+    gml = tmp_path / "par.gml"
+    gml.write_text('graph [\n  directed 0\n  node [ id 0 label "A" asn 1 ]\n  node [ id 1 label "B" asn 1 ]\n'
+                   '  node [ id 2 label "C" asn 2 ]\n  edge [ source 0 target 1 ]\n  edge [ source 0 target 1 ]\n'
+                   '  edge [ source 1 target 2 ]\n  edge [ source 2 target 1 ]\n]\n')
+    from minet_sdn.importers.gml import import_gml
+    topo = import_gml(str(gml)).topology
+    assert topo["links"] == [{"a": "1.B", "b": "2.C", "rel": "peer"}]
+    assert sorted(topo["ases"][1]["routers"]) == ["A", "B"]

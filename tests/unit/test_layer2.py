@@ -132,9 +132,11 @@ def test_default_plan_refuses_what_does_not_fit():
 
 def test_the_plan_is_chosen_by_the_topology():
     class Topo:
-        addressing = {"plan": "mini-internet"}
+        plan = "mini-internet-2019"
     assert l2m.plan_name(Topo()) == "mini-internet"
-    assert l2m.plan_name(object()) == "default"
+    Topo.plan = "minet"
+    assert l2m.plan_name(Topo()) == "default"
+    assert l2m.plan_name(parse_topology(topo_text(), "t.yaml")) == "default"
 
 
 # ---- the provisioning plan --------------------------------------------------------------------

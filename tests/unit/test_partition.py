@@ -141,3 +141,22 @@ def test_an_ixp_stays_with_its_members_when_balance_allows():
     report = place_dict(topo, 2)
     assert "remote links: 1 " in report
     assert topo["ases"][1]["server"] == topo["ases"][2]["server"] == topo["ixps"][100]["server"]
+
+
+def test_a_map_past_the_large_threshold_is_placed_balanced_and_better_than_the_baselines(tmp_path):
+    # the large-map path (fewer starts, boundary swaps, a move budget): a 300-AS Internet
+    import os
+    import sys
+    from minet_sdn.importers.as_rel import import_as_rel
+    from minet_sdn.topology import partition as part
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "bench"))
+    from gen_as_rel import generate
+    src = tmp_path / "rel.txt"
+    src.write_text(generate(1500, seed=2))
+    topology = import_as_rel(str(src), ases=300).topology
+    graph = graph_of(topology)
+    assert len(graph.weights) > part.LARGE
+    result = partition(graph, 4)
+    assert result.feasible
+    assert max(result.loads) <= result.cap
+    assert result.remote < result.round_robin and result.remote < result.random_mean
