@@ -494,3 +494,39 @@ def layer2_problems(topo) -> List[str]:
             if net.overlaps(onet):
                 lines.append(f"{topo.source}: {what}: {shown} overlaps {name} ({onet})")
     return lines
+
+
+def from_imported(data: Any, routers: Sequence[str]) -> Any:
+    """The `layer2` section for what `minet import mini-internet` keeps as `imported_layer2`
+    (importers.mini_internet_l2.Layer2.as_dict()): switches keep their MAC as STP system id and
+    their number as STP priority (as upstream's connect_l2_network.sh sets them), hosts named vpn*
+    are VPN clients, a tunnel naming a router the AS does not have is dropped (upstream builds it
+    only between the AS's gateways). Anything not of that form is returned as it is, so the
+    layer-2 checks report it."""
+    if not isinstance(data, dict):
+        return data
+    try:
+        out: Dict[str, Any] = {"datacenters": list(data.get("dcs") or {}), "switches": {}, "hosts": {}, "links": []}
+        for s in data.get("switches") or []:
+            spec = {"dc": s["dc"], "stp_priority": s.get("id"), "stp_system_id": s.get("mac")}
+            if s.get("router"):
+                spec["router"] = s["router"]
+            out["switches"][s["name"]] = {k: v for k, v in spec.items() if v is not None}
+        for h in data.get("hosts") or []:
+            spec = {"switch": h["switch"], "vlan": h["vlan"], "throughput": h.get("throughput"),
+                    "delay": h.get("delay"), "buffer": h.get("buffer")}
+            if str(h["name"]).lower().startswith("vpn"):
+                spec["vpn"] = True
+            out["hosts"][h["name"]] = {k: v for k, v in spec.items() if v is not None}
+        for link in data.get("links") or []:
+            spec = {"a": link["a"], "b": link["b"], "throughput": link.get("throughput"), "delay": link.get("delay"),
+                    "buffer": link.get("buffer")}
+            out["links"].append({k: v for k, v in spec.items() if v is not None})
+        tunnel = data.get("tunnel")
+        if tunnel and len(tunnel) == 2 and all(r in routers for r in tunnel):
+            out["tunnel"] = {"a": tunnel[0], "b": tunnel[1]}
+        if not out["datacenters"]:
+            del out["datacenters"]
+        return out
+    except (KeyError, TypeError, AttributeError):
+        return data

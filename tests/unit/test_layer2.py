@@ -303,3 +303,22 @@ def test_places_know_the_layer2_nodes_and_a_switch_runs_the_students_ovs_vsctl()
         "--switch", "1.S1", "--", "show"]
     assert pl["1.FIFA_1"].user_argv(["ovs-vsctl", "show"]) == ["ovs-vsctl", "show"]
     assert pl.find("FIFA_1").id == "1.FIFA_1"
+
+
+def test_what_the_importer_keeps_becomes_a_layer2_section():
+    imported = {"dcs": {"DCN": {"routers": ["ZURI"]}, "DCS": {"routers": ["GENE"]}},
+                "switches": [{"dc": "DCN", "name": "S1", "router": "ZURI", "mac": "11:11:11:11:11:11", "id": 1},
+                             {"dc": "DCN", "name": "S3", "mac": "33:33:33:33:33:33", "id": 3},
+                             {"dc": "DCS", "name": "S4", "router": "GENE", "mac": "44:44:44:44:44:44", "id": 4}],
+                "hosts": [{"name": "FIFA_1", "dc": "DCN", "switch": "S1", "vlan": 10, "throughput": "10mbit",
+                           "delay": "1ms", "buffer": "50ms"},
+                          {"name": "vpn_1", "dc": "DCN", "switch": "S1", "vlan": 30}],
+                "links": [{"dc_a": "DCN", "a": "S1", "dc_b": "DCN", "b": "S3", "throughput": "10mbit"}],
+                "tunnel": ["ZURI", "GENE"]}
+    spec = l2m.from_imported(imported, ["ZURI", "BASE", "GENE"])
+    as_ = parse_topology(topo_text(layer2=spec), "t.yaml").ases[1]
+    l2 = as_.layer2
+    assert l2.datacenters == ("DCN", "DCS") and l2.switch("S1").stp_priority == 1
+    assert l2.switch("S3").router is None and l2.tunnel == l2m.L2Tunnel("ZURI", "GENE")
+    assert [h.vpn for h in l2.hosts] == [False, True]
+    assert "tunnel" not in l2m.from_imported(dict(imported, tunnel=["ZURI", "MARS"]), ["ZURI", "GENE"])
