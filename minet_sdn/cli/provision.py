@@ -38,6 +38,7 @@ from ..provision.apply import ProvisionError, Provisioner
 from ..provision.ovs import detect_datapath
 from ..provision.image import IMAGE_ENV, default_image
 from ..provision.plan import BACKENDS, build_plan, state_root
+from ..provision.layer2 import refuse_backend as refuse_layer2
 from ..topology.places import ROUTER, build_places
 from ..provision import converge, ssh
 from ..topology import TopologyError, validate
@@ -115,6 +116,9 @@ def _main(argv: Optional[List[str]]) -> int:
         return _bad([f"{topo.source}: --server {args.server}: not a server of this topology "
                      f"({', '.join(topo.servers)})"])
     datapath = detect_datapath() if args.datapath == "auto" else args.datapath
+    refused = refuse_layer2(topo, args.server, args.backend)
+    if refused:
+        return _bad([f"{topo.source}: {refused}"])
     plan = build_plan(topo, args.server, datapath=datapath, backend=args.backend)
     if args.plan:
         doc = dataclasses.asdict(plan)

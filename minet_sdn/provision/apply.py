@@ -248,6 +248,10 @@ class Provisioner:
                                        capacity.free_pids(), where=f"server {self.plan.server}")
                 if why:
                     problems.append(why)
+        if self.plan.layer2 is not None:
+            for tool in ("ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl"):
+                if not shutil.which(tool):
+                    problems.append(f"{tool} is missing (package openvswitch-switch): layer 2 needs it")
         if self.plan.bridges:
             if not shutil.which("ovs-vsctl"):
                 problems.append("ovs-vsctl is missing (package openvswitch-switch)")
@@ -270,6 +274,7 @@ class Provisioner:
                 self._up_veths()
                 self._up_routes()
                 self._up_shaping()
+                self._up_layer2()
                 if self.plan.bridges:
                     self._up_underlay()
                     self._up_bridges()
@@ -390,6 +395,15 @@ class Provisioner:
         self._changed(changes)
         if warning:
             self.progress(f"warning: {warning}")
+
+    def _up_layer2(self) -> None:
+        """Switches, router trunks and the tunnel (provision/layer2.py), once their veths exist."""
+        if self.plan.layer2 is None:
+            return
+        from . import layer2
+        self.progress(f"layer 2: {len(self.plan.layer2.bridges)} switches")
+        self._changed(layer2.apply_plan(self.plan, self._path,
+                                        lambda nid: self.backend.exec_args(self.plan.node_by_id[nid], [])))
 
     # ---- OvS ----------------------------------------------------------------------------------
     def _up_underlay(self) -> None:

@@ -81,6 +81,7 @@ class RouterPolicy:
     ibgp: Tuple[IbgpPeer, ...]
     ebgp: Tuple[EbgpPeer, ...]
     prefix6: Optional[str] = None        # the AS's IPv6 prefix: dual stack when set
+    networks: Tuple[str, ...] = ()       # more IPv4 prefixes to announce (layer-2 networks outside `prefix`)
 
 
 def far_role(rel: str, we_are_a: bool) -> str:
@@ -179,7 +180,7 @@ def router_config(p: RouterPolicy) -> str:
                 f" neighbor {peer.ip} description link {peer.link_id} to {peer.router} ({peer.role})"]
         out += _session_timers(peer.ip)
     out += _bgp_neighbors6(p)
-    out += [" !", " address-family ipv4 unicast", f"  network {p.prefix}"]
+    out += [" !", " address-family ipv4 unicast", f"  network {p.prefix}", *(f"  network {n}" for n in p.networks)]
     for peer in p.ibgp:
         out += [f"  neighbor {peer.loopback} next-hop-self",
                 f"  neighbor {peer.loopback} send-community all"]

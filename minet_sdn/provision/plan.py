@@ -32,6 +32,7 @@ from ..topology import names
 from ..topology.names import frr_pathspace, intra_ifname  # noqa: F401  (re-exported)
 from ..topology.places import build_places, node_id
 from . import frr
+from . import layer2
 
 STATE_DIR_ENV = "MINET_STATE_DIR"
 DEFAULT_STATE_ROOT = "/var/lib/minet-sdn"
@@ -260,6 +261,7 @@ class Plan:
     ixps: Tuple[IxpLan, ...] = ()
     addressing6: Dict[int, ASAddressing6] = field(default_factory=dict, compare=False, repr=False)
     ixp_neighbours: Tuple[IxpNeighbours, ...] = ()
+    layer2: Optional["layer2.Layer2Plan"] = None   # switches, L2 hosts, router trunks (provision/layer2.py)
     services: Optional[object] = field(default=None, compare=False, repr=False)  # services.ServicesPlan
 
     @cached_property
@@ -351,6 +353,13 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
                               Iface(node_id(as_.asn, link.b), intra_ifname(link.a, ia.index),
                                     tuple(ips_b), offloads_off=offloads_off, shaping=link.shaping)))
 
+    refused = layer2.refuse_backend(topo, server, backend)
+    if refused:
+        raise ValueError(refused)
+    l2 = layer2.build(topo, server, addressing, addressing6, offloads_off, sdir, marks, (Node, Iface, Route, Veth))
+    made.update((n.id, n) for n in l2.nodes)
+    veths += l2.veths
+
     mtu = topo.fabric.link_mtu
     for link in topo.links:
         if server not in link.servers():
@@ -366,8 +375,8 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
     for as_ in local_ases:
         for name in as_.routers:
             rid = node_id(as_.asn, name)
-            config = (_router_config(topo, addressing[as_.asn], rid, name, addressing6.get(as_.asn)) if as_.configure
-                      else frr.empty_config(rid))
+            config = (_router_config(topo, addressing[as_.asn], rid, name, addressing6.get(as_.asn),
+                                     l2.extras.get(rid)) if as_.configure else frr.empty_config(rid))
             routers.append(Router(node=rid, asn=as_.asn, configure=as_.configure,
                                   confdir=places[rid].frr_dir, config=config,
                                   daemons=frr.daemons_for(config, as_.configure, topo.fabric.ipv6),
@@ -430,7 +439,7 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
     plan = Plan(instance=topo.name, tag=topo.tag, server=server, backend=backend, datapath=datapath,
                 state_dir=sdir, nodes=tuple(nodes), veths=tuple(veths), bridges=bridges,
                 routers=tuple(routers), underlay=underlay, marks=marks, addressing=addressing,
-                ixps=tuple(ixps), addressing6=addressing6, ixp_neighbours=tuple(ixp_neighbours))
+                ixps=tuple(ixps), addressing6=addressing6, ixp_neighbours=tuple(ixp_neighbours), layer2=l2.plan)
     if with_services:       # DNS servers and resolvers (provision/services.py); None of it without a service
         from . import services
         object.__setattr__(plan, "services", services.build(
@@ -460,7 +469,7 @@ def _bridge(topo: Topology, b: Bridge, datapath: str, marks: Pairs) -> OvsBridge
 
 
 def _router_config(topo: Topology, addr: ASAddressing, rid: str, name: str,
-                   addr6: Optional[ASAddressing6] = None) -> str:
+                   addr6: Optional[ASAddressing6] = None, l2: Optional["layer2.RouterExtras"] = None) -> str:
     ra = addr.routers[name]
     ibgp = frr.ibgp_peers(rid, [(node_id(addr.asn, o.name), o.loopback) for o in addr.routers.values()],
                           {node_id(addr.asn, o.name): addr6.routers[o.name].loopback for o in addr.routers.values()}
@@ -481,5 +490,5 @@ def _router_config(topo: Topology, addr: ASAddressing, rid: str, name: str,
     ring = tuple(intra_ifname(l.peer_of(name), addr.routers[l.peer_of(name)].index) for l in addr.links_of(name))
     return frr.router_config(frr.RouterPolicy(
         hostname=rid, asn=addr.asn, router_id=ra.loopback, prefix=addr.prefix, ospf_ifaces=ring,
-        passive_ifaces=("lo", ROUTER_HOST_IFNAME), ibgp=ibgp, ebgp=tuple(ebgp),
-        prefix6=addr6.prefix if addr6 else None))
+        passive_ifaces=("lo", ROUTER_HOST_IFNAME) + (l2.passive_ifaces if l2 else ()), ibgp=ibgp, ebgp=tuple(ebgp),
+        prefix6=addr6.prefix if addr6 else None, networks=l2.networks if l2 else ()))

@@ -67,7 +67,7 @@ def wanted(plan) -> List[Shaped]:
     shaping it should carry (None: none). Host links are never shaped."""
     out: List[Shaped] = []
     for veth in plan.veths:
-        if veth.kind not in ("ring", "inter", "remote", "ixp", "ixp-member"):
+        if veth.kind not in ("ring", "inter", "remote", "ixp", "ixp-member", "l2-host"):
             continue
         if veth.kind == "ixp":
             label = f"{veth.b.node} {veth.a.node}"        # "ixp100 1.BASE": a member's port

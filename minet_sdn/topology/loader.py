@@ -12,12 +12,14 @@ import ipaddress
 import os
 import re
 import stat
+import sys
 from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 import yaml
 
 from .addressing import (LINK_HOSTS, PLAN_MINET, PLANS, default_prefix6, is_mini, mini_ixp_lan, mini_link_addresses,
                          mini_member_ip, prefix_clashes, twin6)
+from .layer2 import layer2_problems, parse_layer2
 from .model import (AS, ASLink, DEFAULT_IXP_SUBNET, DEFAULT_IXP_SUBNET6, ENCAP_OVERHEAD, encap_overhead, IXP, IXPMember, Shaping, ENCAPSULATIONS, ISOLATION_MODES, MAX_LINKS,
                     MAX_TOS_LINKS_PER_PAIR, RELATIONSHIPS, Controller, Endpoint, Fabric, Link,
                     Server, Topology, endpoint_mac, link_addresses, link_capacity, router_ifname)
@@ -48,7 +50,7 @@ FABRIC_KEYS = ("isolation", "encapsulation", "underlay_mtu", "bfd_interval_ms", 
                "ipv6", "share_memory")
 CONTROLLER_KEYS = ("ofp", "rest")
 SERVER_KEYS = ("underlay_ip", "interface", "ssh")
-AS_KEYS = ("server", "routers", "configure", "prefix", "links", "prefix6", "services", "imported_layer2")
+AS_KEYS = ("server", "routers", "configure", "prefix", "links", "prefix6", "services", "imported_layer2", "layer2")
 SHAPING_KEYS = ("throughput", "delay", "buffer")
 LINK_KEYS = ("a", "b", "rel", "subnet") + SHAPING_KEYS
 AS_LINK_KEYS = ("a", "b") + SHAPING_KEYS
@@ -485,6 +487,7 @@ def _build(p: _Problems, data: Any, source: str) -> Optional[Topology]:
         return None
     topo = Topology(name=name, servers=servers, ases=ases, links=tuple(links), fabric=fabric,
                     controller=controller, source=source, ixps=ixps, plan=plan)
+    p.lines += layer2_problems(topo)          # layer-2 numbering (topology/layer2.py)
     if topo.ixp_segments:                    # members on other servers than their IXP
         if len(topo.link_by_id) > MAX_LINKS:
             p.add("ixps", f"{len(topo.links)} links and {len(topo.ixp_segments)} IXP members on other servers "
@@ -767,10 +770,12 @@ def _ases(p: _Problems, value: Any, servers: Dict[str, Server], declared_servers
         if layer2 is not None and not isinstance(layer2, dict):
             p.add(f"{path}.imported_layer2", f"must be a mapping, not {_describe(layer2)}")
             layer2 = None
+        l2 = parse_layer2(p, f"{path}.layer2", spec["layer2"], names, sys.modules[__name__]) \
+            if spec.get("layer2") is not None else None
         if isinstance(server, str) and server in servers and names:
             out[asn] = AS(asn=asn, server=server, routers=tuple(names), configure=configure is not False,
                           prefix=prefix, links=intra, prefix6=prefix6, plan=plan, services=services,
-                          imported_layer2=layer2)
+                          imported_layer2=layer2, layer2=l2)
     _check_prefix_overlaps(p, out, fabric)
     return out, known
 

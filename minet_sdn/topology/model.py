@@ -165,6 +165,7 @@ class AS:
     # layer 2 read from a mini-Internet folder (importers.mini_internet_l2.Layer2.as_dict()), kept
     # as imported until the topology's own layer-2 section takes it over
     imported_layer2: Optional[Dict] = field(default=None, compare=False, hash=False)
+    layer2: Optional["Layer2"] = None   # data centres, switches, L2 hosts: topology/layer2.py's Layer2
 
     def router_ids(self) -> List[str]:
         return [f"{self.asn}.{r}" for r in self.routers]

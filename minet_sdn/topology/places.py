@@ -14,7 +14,9 @@ Pure: no I/O.
 """
 from __future__ import annotations
 
+import os
 import re
+import sys
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -25,6 +27,9 @@ from .model import Topology
 ROUTER = "router"                  # an AS's FRR router: <asn>.<NAME>
 ROUTER_HOST = "router-host"        # the host behind a router: <asn>.<NAME>.host
 ROUTE_SERVER = "route-server"      # an IXP's route server (FRR; its peering LAN is a bridge inside it)
+SWITCH = "switch"                  # a students' switch <asn>.<SWITCH>: an empty namespace (layer2.py)
+L2_HOST = "l2-host"                # a host in a VLAN of a data centre: <asn>.<HOST>
+L2_OVS = "l2-ovs"                  # an AS's layer-2 Open vSwitch instance: l2-<asn>
 FRR_KINDS = frozenset({ROUTER, ROUTE_SERVER})      # kinds running FRR (they have a vty directory)
 
 HOST_SUFFIX = ".host"
@@ -91,6 +96,7 @@ class NodePlace:
     frr_dir: Optional[str] = None  # FRR's directory (frr.conf, vty sockets, pid files); FRR kinds only
     backend: str = "netns"       # "netns" | "docker"
     router: Optional[str] = None  # the router it belongs to (a router: itself; a router's host: the router)
+    l2_map: Optional[str] = None  # a switch: the server's layer-2 switch map (provision/l2ctl.py reads it)
 
     @property
     def container(self) -> str:
@@ -116,6 +122,10 @@ class NodePlace:
 
     def user_argv(self, argv: Sequence[str]) -> List[str]:
         """A user's command for this node (`minet exec`): `vtysh` gets the node's FRR directories."""
+        if self.kind == SWITCH and self.l2_map and argv and argv[0].rsplit("/", 1)[-1] == "ovs-vsctl":
+            # a switch's ovs-vsctl is the students' one: this switch only (provision/l2ctl.py)
+            return [sys.executable, "-m", "minet_sdn.provision.l2ctl", "--map", self.l2_map, "--switch", self.id,
+                    "--", *argv[1:]]
         return names.with_vtysh_dirs(argv, self.frr_dir) if self.frr_dir else list(argv)
 
 
@@ -145,7 +155,22 @@ def _route_servers(topo: Topology, server: str) -> Iterator[NodeSpec]:
 
 
 # Every kind of node, in the order provisioning makes them on a server. A new kind: one function here.
-_SOURCES: Tuple[Callable[[Topology, str], Iterator[NodeSpec]], ...] = (_as_nodes, _route_servers)
+def _layer2_nodes(topo: Topology, server: str) -> Iterator[NodeSpec]:
+    """Per AS with layer 2 (topology/layer2.py): its OvS instance's node, its switches, its hosts
+    (VPN clients are not emulated)."""
+    for as_ in topo.ases.values():
+        l2 = getattr(as_, "layer2", None)
+        if as_.server != server or l2 is None:
+            continue
+        yield NodeSpec(f"l2-{as_.asn}", L2_OVS, as_.asn)
+        for sw in l2.switches:
+            yield NodeSpec(node_id(as_.asn, sw.name), SWITCH, as_.asn)
+        for h in l2.hosts:
+            if not h.vpn:
+                yield NodeSpec(node_id(as_.asn, h.name), L2_HOST, as_.asn)
+
+
+_SOURCES: Tuple[Callable[[Topology, str], Iterator[NodeSpec]], ...] = (_as_nodes, _route_servers, _layer2_nodes)
 
 Root = Union[str, Callable[[str], str]]      # the state root, or the state root of each server
 
@@ -160,7 +185,8 @@ def place_of(topo: Topology, spec: NodeSpec, server: str, server_state_dir: str,
     """The place of one node spec on `server` whose provisioning state directory is `server_state_dir`."""
     return NodePlace(id=spec.id, kind=spec.kind, asn=spec.asn, server=server, ns=names.node_ns(topo, spec.id),
                      frr_dir=names.frr_dir(server_state_dir, spec.id) if spec.kind in FRR_KINDS else None,
-                     backend=backend, router=spec.router)
+                     backend=backend, router=spec.router,
+                     l2_map=os.path.join(server_state_dir, "l2ovs", "switches.json") if spec.kind == SWITCH else None)
 
 
 class AmbiguousNode(ValueError):
