@@ -26,6 +26,7 @@ from ..core.flows import link_flows
 from ..core.views import Counters, link_counters, link_view, metrics_text, switch_view
 from ..core.errors import Conflict, Invalid, NotFound
 from ..rest.api import make_app
+from ..rest import auth as rest_auth
 from ..rest.server import serve_in_thread
 from ..topology import TopologyError, load_topology
 
@@ -167,6 +168,11 @@ class RemoteLinks(BaseApp):
         self.state_path = str(CONFIG.get("state") or os.environ.get("MINET_CONTROLLER_STATE")
                               or default_state_path(self.topo.name))
         failed = load_failed(self.state_path, self.topo, self.logger)
+        try:        # the REST token beside the state file (rest/auth.py): writes need it
+            self.rest_token: Optional[str] = rest_auth.ensure_token(os.path.dirname(os.path.abspath(self.state_path)))
+        except OSError as exc:
+            self.logger.error("no REST token (%s): every REST request that changes state is refused", exc)
+            self.rest_token = None
         self.core = FabricCore(self.topo, failed=failed)
         prepare_flows(self.topo)
         settle_heap()

@@ -572,6 +572,8 @@ class Lab:
                    "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": "application/json" if body else ""}
         if csrf and method == "POST":
             environ["HTTP_X_MINET"] = "1"
+        if csrf and method != "GET":            # and the controller's token, as our clients send it
+            environ["HTTP_AUTHORIZATION"] = f"Bearer {self.app.rest_token}"
         started: Dict[str, Any] = {}
 
         def start_response(status, headers, exc_info=None):
