@@ -22,12 +22,13 @@ custom header without a CORS preflight, which this API never grants. Every answe
 """
 from __future__ import annotations
 
+import io
 import json
 import re
 from typing import Callable, Iterable, List, Optional, Tuple
 
 from ..core import errors
-from . import auth, page
+from . import auth, bodies, page
 from .client import CSRF_HEADER, CSRF_VALUE
 
 CSRF_ENVIRON = "HTTP_" + CSRF_HEADER.upper().replace("-", "_")
@@ -74,6 +75,8 @@ def make_app(service, token: Optional[str] = None) -> Callable:
                                             f"{auth.TOKEN_FILE} beside the controller's state, readable by root)"
                                    if refused == 401 else "wrong token: refused")
             if page.handles(path):                  # the status page: minet_sdn/rest/page.py
+                if method == "POST":
+                    _check_body(service, path, environ)
                 status, ctype, body = page.route(service, method, path, environ)
             else:
                 status, ctype, body = _route(service, method, path)
@@ -89,6 +92,27 @@ def make_app(service, token: Optional[str] = None) -> Callable:
         start_response(f"{status} {_REASONS.get(status, '')}", headers)
         return [body]
     return app
+
+
+def _check_body(service, path: str, environ) -> None:
+    """A JSON body, strictly parsed (bodies.py); a matrix checked against the topology's ASes. The
+    handler then reads the canonical re-serialisation, never the request's own bytes."""
+    if not environ.get("CONTENT_TYPE", "").startswith("application/json"):
+        return                                  # the handler refuses it
+    stream = environ.get("wsgi.input")
+    raw = stream.read() if stream is not None else b""
+    try:
+        obj = bodies.strict_json(raw)
+        if path == "/v1/watch/matrix":
+            allowed = bodies.allowed_ases(service)
+            if allowed is None:
+                raise ApiError(503, "no topology loaded")
+            obj = bodies.matrix(obj, allowed)
+    except bodies.BadBody as exc:
+        raise ApiError(400, f"refused: {exc}")
+    canonical = json.dumps(obj, allow_nan=False).encode()
+    environ["wsgi.input"] = io.BytesIO(canonical)
+    environ["CONTENT_LENGTH"] = str(len(canonical))
 
 
 _STATUS = ((errors.NotFound, 404), (errors.Conflict, 409), (errors.Invalid, 400))
