@@ -346,6 +346,19 @@ class RemoteLinks(BaseApp):
             return
         self._sync_part(dpid, xid, [ofmsg.flow_from_stats(s) for s in body])
 
+    @handler.set_ev_cls(ofp_event.EventOFPAggregateStatsReply, MAIN)
+    @guarded
+    def aggregate_reply(self, ev):
+        """The answer to the core's periodic audit: how many flows the switch holds."""
+        dpid = ev.msg.datapath.id
+        if dpid is None or self.datapaths.get(dpid) is not ev.msg.datapath:
+            return
+        body = ev.msg.body
+        count = getattr(body, "flow_count", None)
+        if not isinstance(count, int):
+            return
+        self._send(self.core.audited(dpid, count, time.monotonic()))     # guarded holds the lock
+
     def _sync_part(self, dpid: int, xid: int, value: list) -> None:
         sync = self._sync.get(dpid)
         if sync is None or xid not in sync:
@@ -452,7 +465,8 @@ class RemoteLinks(BaseApp):
         with self.lock:
             return {"status": "error" if listener.state == "dead" else "ok", "topology": self.topo.name,
                     "switches": len(self.topo.bridges), "connected": len(self.datapaths),
-                    "synced": sum(1 for st in self.core.bridges.values() if st.connected and st.synced),
+                    "synced": sum(1 for st in self.core.bridges.values()
+                                  if st.connected and st.synced and st.table_ok),
                     "openflow": openflow}
 
     def links(self) -> list:
