@@ -177,11 +177,12 @@ def _rest_base(args, topo) -> str:
         return base
     try:
         lab_base = lab_rest_base(topo)
-        # a lab of this instance exists but its relay is gone: never fall back to controller.rest,
-        # where another controller may listen (issue 21)
+        # a lab of this instance exists but its relay is gone: controller.rest is tried (from inside
+        # the lab's mgmt namespace it answers), never silently, and only what names this instance
+        # is believed (the callers check X-Minet-Instance before any write: issue 21)
         if lab_base is None and LabState.load(topo) is not None:
-            raise UsageError(f"minet: {args.file}: the lab {topo.name} exists but its REST relay is not "
-                             f"running: run `minet lab up {args.file}` to restart it")
+            print(f"minet: {args.file}: the lab's REST relay is not running (`minet lab up {args.file}` "
+                  f"restarts it); trying controller.rest {base}", file=sys.stderr)
     except LabError as exc:
         raise UsageError(f"minet: {_one_line(exc)}")
     return lab_base or base
@@ -190,9 +191,11 @@ def _rest_base(args, topo) -> str:
 def _rest(args, method: str, path: str):
     topo = _topology(args.file)
     from ..rest.auth import token_for, token_path
-    from ..rest.client import ControllerUnreachable, NotOurApi, OtherInstance, call, describe
+    from ..rest.client import ControllerUnreachable, NotOurApi, OtherInstance, call, describe, identify
     base = _rest_base(args, topo)
     try:
+        if method != "GET":      # make sure it is THIS instance's controller before it acts
+            identify(base, topo.name)
         status, body = call(base, method, path, token=token_for(topo) if method != "GET" else None,
                             instance=topo.name)
     except ControllerUnreachable as exc:

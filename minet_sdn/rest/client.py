@@ -64,6 +64,20 @@ def call(base_url: str, method: str, path: str, timeout: float = 10.0, token: Op
         raise ControllerUnreachable(f"cannot reach the controller at {base_url}: {reason}")
 
 
+def identify(base_url: str, instance: str, timeout: float = 10.0) -> None:
+    """Make sure the controller at `base_url` is `instance`'s (before a write): OtherInstance if
+    not, ControllerUnreachable if nothing answers. Only the header counts, never the body."""
+    req = urllib.request.Request(base_url.rstrip("/") + "/healthz", method="GET")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            _check_instance(base_url, resp.headers, instance)
+    except urllib.error.HTTPError as exc:         # 503 while switches are missing: still says who it is
+        _check_instance(base_url, exc.headers, instance)
+    except (urllib.error.URLError, OSError, ValueError, http_errors()) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ControllerUnreachable(f"cannot reach the controller at {base_url}: {reason}")
+
+
 def _check_instance(base_url: str, headers, instance: Optional[str]) -> None:
     if instance is None:
         return

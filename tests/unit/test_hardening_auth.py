@@ -93,7 +93,8 @@ def test_the_cli_sends_the_token_on_writes_only(tmp_path, monkeypatch, capsys):
             rest_list.close()
     finally:
         rest.close()
-    (method, _, headers), = rest.requests
+    (check, _, check_headers), (method, _, headers) = rest.requests      # who it is first, then the write
+    assert check == "GET" and "Authorization" not in check_headers
     assert method == "POST" and headers["Authorization"] == "Bearer " + "k" * 40
     (method, _, headers), = rest_list.requests
     assert method == "GET" and "Authorization" not in headers      # reads never carry it
@@ -128,13 +129,14 @@ def test_another_instances_controller_is_refused_exit_2(tmp_path, monkeypatch, c
     assert out == "" and "not the controller of" in line and f"127.0.0.1:{rest.port}" in line, line
 
 
-def test_a_lab_whose_relay_is_dead_is_refused_not_sent_to_controller_rest(tmp_path, monkeypatch, capsys):
+def test_a_lab_whose_relay_is_dead_never_acts_on_another_controller(tmp_path, monkeypatch, capsys):
     """The lab's state exists but its relay does not run: before, the CLI fell back to the file's
-    controller.rest and failed a link of whatever listened there."""
+    controller.rest silently and failed a link of whatever listened there. Now it says so, asks who
+    answers there first, and refuses another instance's controller before sending the write."""
     from minet_sdn.lab.state import LabState, ProcessRecord
     from minet_sdn.topology import load_topology
     monkeypatch.setenv("MINET_LAB_ROOT", str(tmp_path / "labs"))
-    rest = FakeRest(body=json.dumps(LINK).encode())
+    rest = FakeRest(body=json.dumps(LINK).encode(), instance="other")
     try:
         topo_path = rest.topology(tmp_path)
         topo = load_topology(topo_path)
@@ -147,9 +149,9 @@ def test_a_lab_whose_relay_is_dead_is_refused_not_sent_to_controller_rest(tmp_pa
         assert main(["link", "fail", topo_path, "1"]) == 2
     finally:
         rest.close()
-    line = one_line(capsys.readouterr().err)
-    assert "relay is not running" in line, line
-    assert rest.requests == []                                     # nothing reached the other listener
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2 and "relay is not running" in lines[0] and "not the controller of" in lines[1], lines
+    assert [r[0] for r in rest.requests] == ["GET"]                # no write reached the other controller
 
 
 def test_minet_ui_prints_the_login_url_only_to_who_reads_the_token(tmp_path, monkeypatch, capsys):
