@@ -241,13 +241,14 @@ def test_an_interface_flap_keeps_its_ipv6_address_and_session(lab):
     router, ifname, far6 = link.a.router, router_ifname(1), link.b.ip6
 
     def global6() -> list:
-        out = lab.run(router, "ip", "-j", "-6", "addr", "show", "dev", ifname, "scope", "global").stdout
-        return [a["local"] for i in json.loads(out or "[]") for a in i.get("addr_info", [])]
+        out = lab.run(router, "ip", "-j", "-6", "addr", "show", "dev", ifname).stdout
+        return [a.get("local") for i in json.loads(out or "[]") for a in i.get("addr_info", [])
+                if a.get("scope") == "global"]
 
     def session() -> str:
         peers = json.loads(lab.vtysh(router, "show bgp ipv6 unicast summary json") or "{}").get("peers", {})
         return peers.get(far6, {}).get("state", "?")
-    assert link.a.ip6 in global6()
+    assert link.a.ip6 in global6(), (global6(), lab.run(router, "ip", "-6", "addr", "show", "dev", ifname).stdout)
     assert wait_until(lambda: session() == "Established", 60, interval=1)
     for down, up in ((["ip", "link", "set", ifname, "down"], ["ip", "link", "set", ifname, "up"]),
                      (("vtysh", "shutdown"), ("vtysh", "no shutdown"))):
