@@ -382,7 +382,8 @@ class FakeSwitch:
         handlers = ((parser.OFPFlowMod, self._flow_mod), (parser.OFPPortMod, self._port_mod),
                     (parser.OFPPacketOut, self._packet_out), (parser.OFPBarrierRequest, lambda m: None),
                     (parser.OFPPortDescStatsRequest, lambda m: [p.desc() for p in self._sorted_ports()]),
-                    (parser.OFPFlowStatsRequest, self._flow_stats))
+                    (parser.OFPFlowStatsRequest, self._flow_stats),
+                    (parser.OFPAggregateStatsRequest, self._aggregate))
         for cls, handler in handlers:
             if isinstance(msg, cls):
                 try:
@@ -678,6 +679,10 @@ class FakeSwitch:
                 self._run([action], msg.in_port, fields, outputs, None)
         self.packet_out_outputs.extend(outputs)
         return outputs
+
+    def _aggregate(self, msg: parser.OFPAggregateStatsRequest) -> int:
+        """How many flows an aggregate stats request covers (flow_count)."""
+        return len(self._select(msg, self._match(msg.match), strict=False, check_out=True))
 
     def _flow_stats(self, msg: parser.OFPFlowStatsRequest) -> List[parser.OFPFlowStats]:
         entries = self._select(msg, self._match(msg.match), strict=False, check_out=True)

@@ -52,6 +52,8 @@ def wait_for(pred: Callable[[], object], timeout: float, interval: float = 0.05)
 class FakeService:
     """The controller as the REST layer sees it, with operator failures and moving counters."""
 
+    rest_token = "test-token-" + "x" * 32      # what writes need (rest/auth.py)
+
     def __init__(self, topo):
         self.topo = topo
         self.failed = set()

@@ -26,6 +26,7 @@ from ..core.flows import link_flows
 from ..core.views import Counters, link_counters, link_view, metrics_text, switch_view
 from ..core.errors import Conflict, Invalid, NotFound
 from ..rest.api import make_app
+from ..rest import auth as rest_auth
 from ..rest.server import serve_in_thread
 from ..topology import TopologyError, load_topology
 
@@ -167,6 +168,11 @@ class RemoteLinks(BaseApp):
         self.state_path = str(CONFIG.get("state") or os.environ.get("MINET_CONTROLLER_STATE")
                               or default_state_path(self.topo.name))
         failed = load_failed(self.state_path, self.topo, self.logger)
+        try:        # the REST token beside the state file (rest/auth.py): writes need it
+            self.rest_token: Optional[str] = rest_auth.ensure_token(os.path.dirname(os.path.abspath(self.state_path)))
+        except OSError as exc:
+            self.logger.error("no REST token (%s): every REST request that changes state is refused", exc)
+            self.rest_token = None
         self.core = FabricCore(self.topo, failed=failed)
         prepare_flows(self.topo)
         settle_heap()
@@ -340,6 +346,19 @@ class RemoteLinks(BaseApp):
             return
         self._sync_part(dpid, xid, [ofmsg.flow_from_stats(s) for s in body])
 
+    @handler.set_ev_cls(ofp_event.EventOFPAggregateStatsReply, MAIN)
+    @guarded
+    def aggregate_reply(self, ev):
+        """The answer to the core's periodic audit: how many flows the switch holds."""
+        dpid = ev.msg.datapath.id
+        if dpid is None or self.datapaths.get(dpid) is not ev.msg.datapath:
+            return
+        body = ev.msg.body
+        count = getattr(body, "flow_count", None)
+        if not isinstance(count, int):
+            return
+        self._send(self.core.audited(dpid, count, time.monotonic()))     # guarded holds the lock
+
     def _sync_part(self, dpid: int, xid: int, value: list) -> None:
         sync = self._sync.get(dpid)
         if sync is None or xid not in sync:
@@ -446,7 +465,8 @@ class RemoteLinks(BaseApp):
         with self.lock:
             return {"status": "error" if listener.state == "dead" else "ok", "topology": self.topo.name,
                     "switches": len(self.topo.bridges), "connected": len(self.datapaths),
-                    "synced": sum(1 for st in self.core.bridges.values() if st.connected and st.synced),
+                    "synced": sum(1 for st in self.core.bridges.values()
+                                  if st.connected and st.synced and st.table_ok),
                     "openflow": openflow}
 
     def links(self) -> list:

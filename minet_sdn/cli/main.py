@@ -172,25 +172,47 @@ def cmd_controller(args) -> int:
 
 # ---- link ----------------------------------------------------------------------------------
 
-def _rest(args, method: str, path: str):
-    topo = _topology(args.file)
-    from ..rest.client import ControllerUnreachable, NotOurApi, call, describe
+def _rest_base(args, topo) -> str:
+    """Where this instance's controller answers: the running lab's relay, else controller.rest."""
     base = topo.controller.rest_url
     from ..lab import LabError                           # a running lab puts its controller elsewhere
     from ..lab.controller import rest_base as lab_rest_base
+    from ..lab.state import LabState
     try:
-        base = lab_rest_base(topo) or base
+        lab_base = lab_rest_base(topo)
+        # a lab of this instance exists but its relay is gone: controller.rest is tried (from inside
+        # the lab's mgmt namespace it answers), never silently, and only what names this instance
+        # is believed (the callers check X-Minet-Instance before any write: issue 21)
+        if lab_base is None and LabState.load(topo) is not None:
+            print(f"minet: {args.file}: the lab's REST relay is not running (`minet lab up {args.file}` "
+                  f"restarts it); trying controller.rest {base}", file=sys.stderr)
     except LabError as exc:
         raise UsageError(f"minet: {_one_line(exc)}")
+    return lab_base or base
+
+
+def _rest(args, method: str, path: str):
+    topo = _topology(args.file)
+    from ..rest.auth import token_for, token_path
+    from ..rest.client import ControllerUnreachable, NotOurApi, OtherInstance, call, describe, identify
+    base = _rest_base(args, topo)
     try:
-        status, body = call(base, method, path)
+        if method != "GET":      # make sure it is THIS instance's controller before it acts
+            identify(base, topo.name)
+        status, body = call(base, method, path, token=token_for(topo) if method != "GET" else None,
+                            instance=topo.name)
     except ControllerUnreachable as exc:
         print(f"minet: {exc} (is the controller running? `minet controller --topology {args.file}`, "
               f"or for a lab `minet lab up {args.file}` restarts it)", file=sys.stderr)
         raise SystemExit(1)
+    except OtherInstance as exc:
+        raise UsageError(f"minet: {args.file}: {_one_line(exc)}")
     except NotOurApi as exc:
         _not_our_api(str(exc))
     url = base.rstrip("/") + path
+    if status in (401, 403) and method != "GET":
+        raise UsageError(f"minet: {args.file}: the controller refused ({status}): this needs its token, "
+                         f"readable by root in {token_path(topo)}")
     if status in (404, 409) and isinstance(body, dict) and isinstance(body.get("error"), str):
         raise UsageError(f"minet: {args.file}: {_one_line(body['error'])}")
     if status != 200:
@@ -248,6 +270,20 @@ def cmd_link_list(args) -> int:
     return 0
 
 
+def cmd_ui(args) -> int:
+    """The status page's login URL: the page's address with the token in its fragment (never sent to
+    a server; the page keeps it for its tab). Only who can read the token file gets it."""
+    topo = _topology(args.file)
+    from ..rest.auth import token_for, token_path
+    base = _rest_base(args, topo)
+    token = token_for(topo)
+    if token is None:
+        raise UsageError(f"minet ui: cannot read the controller's token {token_path(topo)} "
+                         "(root only; is the controller running?)")
+    print(f"{base.rstrip('/')}/ui#token={token}")
+    return 0
+
+
 def cmd_link_admin(args) -> int:
     from ..rest.client import describe
     verb = "fail" if args.link_cmd == "fail" else "restore"
@@ -290,6 +326,10 @@ def build_parser() -> Parser:
     c.add_argument("--backend", choices=("netns", "docker"), default="netns",
                    help="the status page's BGP panel: how provisioning made the routers (default netns)")
     c.set_defaults(func=cmd_controller)
+
+    u = sub.add_parser("ui", help="print the status page's login URL (with the controller's token; root)")
+    u.add_argument("file")
+    u.set_defaults(func=cmd_ui)
 
     link = sub.add_parser("link", help="inspect, fail and restore inter-AS links")
     lsub = link.add_subparsers(dest="link_cmd", required=True, parser_class=Parser)

@@ -43,6 +43,11 @@ CARRIER_GRACE = 1.0   # seconds a released port may still show LINK_DOWN before 
 # from RESYNC_FIRST to RESYNC_MAX seconds while refusals go on; quiet for RESYNC_MAX starts afresh.
 RESYNC_FIRST = 1.0
 RESYNC_MAX = 60.0
+# Every AUDIT_INTERVAL seconds each synced bridge is asked how many flows it holds (one aggregate
+# stats request, whatever the table's size); a count other than what we installed (a table flushed
+# with `ovs-ofctl del-flows`, a stray flow added) means the table is not ours any more: the bridge
+# is reported unsynced and resynced at once (its flows read, only the difference sent).
+AUDIT_INTERVAL = 5.0
 
 Out = Dict[int, List[object]]
 
@@ -113,6 +118,11 @@ class BridgeState:
     last_refusal: float = float("-inf")
     resync_at: Optional[float] = None      # a resync planned for then (refused())
     resync_backoff: float = 0.0            # delay of the next one if refusals go on
+    generation: int = 0                    # bumped whenever `installed` changes
+    table_ok: bool = True                  # the last audit found the table as installed
+    audit_due: float = 0.0                 # next audit at
+    audit_sent: Optional[Tuple[int, int]] = None   # (generation, flows expected) of the audit in flight
+    repairs: int = 0                       # audits that found the table changed behind our back
 
 
 class FabricCore:
@@ -122,7 +132,9 @@ class FabricCore:
         # link ids failed by an operator (persisted by the shell, so a restart keeps them failed)
         self.failed: Set[int] = {lid for lid in failed if lid in {l.id for l in topo.tunnelled}}
         self.now = 0.0
-        self.counters = {"flow_add": 0, "flow_delete": 0, "port_mod": 0, "sync": 0, "resync": 0}
+        self.counters = {"flow_add": 0, "flow_delete": 0, "port_mod": 0, "sync": 0, "resync": 0,
+                         "audit": 0, "repair": 0}
+        self.audit_interval = AUDIT_INTERVAL
 
     # ---- queries ------------------------------------------------------------------------------
     def known(self, dpid: int) -> bool:
@@ -166,6 +178,7 @@ class FabricCore:
         st.connected = True
         st.synced = False
         st.resync_at = None                # this sync is the resync
+        st.audit_sent = None
         return {dpid: self._sync_requests()}
 
     def disconnected(self, dpid: int, now: float) -> Out:
@@ -175,6 +188,7 @@ class FabricCore:
         if dpid in self.bridges:
             self.bridges[dpid].connected = False
             self.bridges[dpid].resync_at = None
+            self.bridges[dpid].audit_sent = None
         return {}
 
     def refused(self, dpid: int, now: float) -> Out:
@@ -236,6 +250,10 @@ class FabricCore:
                         LOG.debug("replacing flow\n  have %s\n  want %s", actual[key], flow)
                     msgs.append(self._add(flow))
         st.installed = desired
+        st.generation += 1
+        st.table_ok = True                 # what it lacked or had too much is being sent now
+        st.audit_sent = None               # an audit in flight counted the old table
+        st.audit_due = now + self.audit_interval
         out: Out = {dpid: msgs} if msgs else {}
         self._merge(out, self._reconcile(self._links_of(st.bridge)))
         return self._with_barriers(out)
@@ -295,7 +313,44 @@ class FabricCore:
                     if link:
                         expired.append(link)
         out = self._with_barriers(self._reconcile(expired)) if expired else {}
-        self._merge(out, resyncs)
+        self._merge(out, self._due_audits(now, skip=resyncs))
+        self._merge(out, resyncs)           # sync requests last (the shell tells them by that)
+        return out
+
+    def audited(self, dpid: int, flow_count: int, now: float) -> Out:
+        """The answer to an audit (tick()): the switch holds `flow_count` flows. Another count than
+        we installed, with nothing changed by us meanwhile: the table was changed behind our back
+        (flushed, a flow added or removed by hand): reported (switches: synced false) and resynced."""
+        self.now = now
+        st = self.bridges.get(dpid)
+        if st is None or st.audit_sent is None:
+            return {}
+        generation, expected = st.audit_sent
+        st.audit_sent = None
+        if generation != st.generation or not (st.connected and st.synced):
+            return {}                      # we changed the table since: this count proves nothing
+        if flow_count == expected:
+            st.table_ok = True
+            return {}
+        LOG.warning("switch %016x holds %d flows, %d installed: its table was changed; resyncing",
+                    dpid, flow_count, expected)
+        st.table_ok = False
+        st.repairs += 1
+        self.counters["repair"] += 1
+        if st.resync_at is None:
+            st.resync_at = now
+        return self._due_resyncs(now)
+
+    def _due_audits(self, now: float, skip: Out) -> Out:
+        """Audit requests due by `now`, except for bridges being resynced (`skip`)."""
+        out: Out = {}
+        for dpid, st in self.bridges.items():
+            if (dpid not in skip and st.connected and st.synced and st.audit_sent is None and st.resync_at is None
+                    and now >= st.audit_due):
+                st.audit_sent = (st.generation, len(st.installed))
+                st.audit_due = now + self.audit_interval
+                self.counters["audit"] += 1
+                out[dpid] = [ofmsg.aggregate_request()]
         return out
 
     def failed_keys(self) -> List[LinkKey]:
@@ -324,6 +379,7 @@ class FabricCore:
             msgs = [self._delete(f) for k, f in st.installed.items() if k not in desired]
             msgs += [self._add(f) for k, f in desired.items() if st.installed.get(k) != f]
             st.installed = desired
+            st.generation += 1
             if msgs:
                 out[dpid] = msgs
         self._merge(out, self._reconcile(topo.tunnelled))
@@ -429,6 +485,8 @@ class FabricCore:
                 installed = self._own(st)
                 del installed[flow.key]
                 msgs.append(self._delete(flow))
+        if msgs:
+            st.generation += 1
         return msgs
 
     @staticmethod

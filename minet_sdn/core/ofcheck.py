@@ -30,7 +30,7 @@ MAX_HELLO = 1024                # a HELLO is a header and a version bitmap or tw
 T_HELLO, T_ERROR, T_ECHO_REQUEST, T_ECHO_REPLY = 0, 1, 2, 3
 T_FEATURES_REPLY, T_PACKET_IN, T_PORT_STATUS = 6, 10, 12
 T_MULTIPART_REPLY, T_BARRIER_REPLY = 19, 21
-MP_DESC, MP_FLOW, MP_PORT_DESC = 0, 1, 13
+MP_DESC, MP_FLOW, MP_AGGREGATE, MP_PORT_DESC = 0, 1, 2, 13
 
 IT_GOTO_TABLE, IT_WRITE_METADATA, IT_WRITE_ACTIONS, IT_APPLY_ACTIONS = 1, 2, 3, 4
 IT_CLEAR_ACTIONS, IT_METER, IT_EXPERIMENTER = 5, 6, 0xFFFF
@@ -137,6 +137,9 @@ def _multipart_reply(buf: bytes, flow_entries: bool = True):
             raise BadMessage(f"DESC reply of {len(buf)} bytes (OpenFlow 1.3: {16 + 1056})")
     elif mp_type == MP_FLOW:
         _flow_stats(buf, 16, flow_entries)
+    elif mp_type == MP_AGGREGATE:              # the flow-table audit's answer
+        if len(buf) != 16 + 24:
+            raise BadMessage(f"AGGREGATE reply of {len(buf)} bytes (OpenFlow 1.3: {16 + 24})")
     else:
         return SKIP
     return None

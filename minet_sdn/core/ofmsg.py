@@ -52,6 +52,13 @@ def flow_stats_request(ours_only: bool = False) -> parser.OFPFlowStatsRequest:
                                       cookie, mask, parser.OFPMatch())
 
 
+def aggregate_request() -> parser.OFPAggregateStatsRequest:
+    """How many flows the switch holds, all tables, any cookie (the periodic audit: one small
+    request and reply, however big the table)."""
+    return parser.OFPAggregateStatsRequest(None, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY, 0, 0,
+                                           parser.OFPMatch())
+
+
 def kind(msg) -> Optional[str]:
     """Short name of a message, for logs and counters."""
     return _kind(type(msg))

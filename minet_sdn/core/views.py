@@ -36,8 +36,9 @@ def switch_view(core: FabricCore) -> List[dict]:
     for dpid, st in core.bridges.items():
         b = st.bridge
         out.append({"dpid": f"{dpid:016x}", "name": b.name, "server": b.server, "peer": b.peer,
-                    "connected": st.connected, "synced": st.connected and st.synced, "tunnel_live": core.tunnel_live(dpid),
-                    "links": len(b.link_ids), "flows": len(st.installed), "refusals": st.refusals})
+                    "connected": st.connected, "synced": st.connected and st.synced and st.table_ok, "tunnel_live": core.tunnel_live(dpid),
+                    "links": len(b.link_ids), "flows": len(st.installed), "refusals": st.refusals,
+                    "repairs": st.repairs})
     return out
 
 

@@ -16,6 +16,7 @@ import sys
 import time
 from typing import Any, Optional, Tuple
 
+from ..rest.auth import TOKEN_FILE, read_token
 from ..rest.client import CSRF_HEADER, CSRF_VALUE
 from ..topology import Topology, names
 from . import LabError, Progress, paths
@@ -131,6 +132,9 @@ def call_controller(topo: Topology, eff: Topology, method: str, path: str, body:
         payload = b""
     if method.upper() == "POST":
         headers[CSRF_HEADER] = CSRF_VALUE
+    token = read_token(paths.state_file(topo, TOKEN_FILE))      # writes need it (rest/auth.py)
+    if token and method.upper() not in ("GET", "HEAD"):
+        headers["Authorization"] = f"Bearer {token}"
     try:
         conn.request(method.upper(), path, body=payload, headers=headers)
         resp = conn.getresponse()

@@ -103,6 +103,10 @@ def build_servers(topo_path: str, *, mgmt_subnet: str = DEFAULT_MGMT_SUBNET,
             ns = names.server_ns(topo, name)
             create_netns(ns)
             state.add_namespace(ns)
+            # a server does not route (a new namespace inherits ip_forward=1): off, both families,
+            # before any port exists, so no router frame is ever routed by the server's kernel
+            run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0",
+                 "net.ipv6.conf.all.forwarding=0", "net.ipv6.conf.default.forwarding=0"])
             state.servers[name] = ServerRecord(
                 ns=ns, index=server.index, dir=paths.server_dir(topo, name),
                 state_dir=paths.provision_state_dir(topo, name), mgmt_ip=addresses[name],

@@ -39,8 +39,12 @@ from .netns import NetnsBackend, processes_in, stop_processes
 from .frr import ALL_DAEMONS
 from .plan import DEFAULT_FRR_DIR, FRR_DIR_ENV, Iface, Node, Plan, Router, Veth, frr_pathspace
 
+# keep_addr_on_down: an interface set down (`ip link set X down`, vtysh `shutdown`, a link failed
+# by the controller) keeps its global IPv6 addresses, as IPv4 does; without it the address is gone
+# when the link comes back and the IPv6 session with it, until the next provisioning.
 ROUTER_SYSCTLS = (("net.ipv4.ip_forward", "1"), ("net.ipv6.conf.all.forwarding", "1"),
-                  ("net.ipv4.conf.all.rp_filter", "0"), ("net.ipv4.conf.default.rp_filter", "0"))
+                  ("net.ipv4.conf.all.rp_filter", "0"), ("net.ipv4.conf.default.rp_filter", "0"),
+                  ("net.ipv6.conf.all.keep_addr_on_down", "1"), ("net.ipv6.conf.default.keep_addr_on_down", "1"))
 HOST_SYSCTLS = (("net.ipv4.conf.all.rp_filter", "0"), ("net.ipv4.conf.default.rp_filter", "0"))
 # Start-up of FRR: each daemon gets DAEMON_READY_TIMEOUT seconds from its own start to be ready
 # ($MINET_FRR_READY_TIMEOUT); routers start `start_jobs()` at a time ($MINET_FRR_JOBS, default: the
@@ -361,6 +365,8 @@ class Provisioner:
                 # the controller may set a bridge port down (link failure): only bring it up when new
                 bring_up = created or end.node is not None
                 self._changed(nlk.ensure_iface(self._nl, path, end, _label(end), bring_up=bring_up))
+                if end.node is None:      # a router-facing port: the server's kernel must ignore it
+                    self._changed(nlk.ensure_port_guard(path, end.ifname, _label(end)))
 
     def _clear_broken(self, veth: Veth, pa: Optional[str], pb: Optional[str]) -> None:
         for end, path in ((veth.a, pa), (veth.b, pb)):

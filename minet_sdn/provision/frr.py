@@ -21,6 +21,16 @@ Routing policy of a configured AS (`configure: true`, the default):
     loopbacks that OSPF reroutes), connect-retry 5, advertisement-interval 0; OSPF hello 4 / dead 40
     on ring links (a cut veth is noticed at once by carrier; hellos only catch silent failures).
 
+Import filters (what real operators do; issue 21: a student's AS announced a more-specific of another
+AS's prefix, a default route, /32s of link addresses and 20,000 /24s, and every router took them):
+  * from a customer or a peer (an IXP route server too): only the prefixes of that AS's customer
+    cone as the topology says (its own and its customers', recursively), at most /24 (IPv6: /48)
+    or the prefix's own length; never a default route, nothing inside the link subnets, nothing
+    inside our own prefix;
+  * from a provider: anything but those (default, link subnets, our own prefix, longer than /24 or /48);
+  * a cap on the prefixes accepted per session (`maximum-prefix`, counted after the filters): ten
+    per cone prefix plus 100 from a customer or a peer, twice the topology's prefixes plus 100 from
+    a provider; a session over it is closed and retried after a minute.
 IPv6 (dual stack): the same again for the AS's IPv6 prefix, as separate IPv6 sessions (not
 MP-BGP over the IPv4 ones): OSPFv3 (ospf6d) on the same interfaces, iBGP on the IPv6 loopbacks,
 eBGP on the link's IPv6 addresses, the same route-maps applied in `address-family ipv6 unicast`
@@ -37,7 +47,7 @@ Blocks end implicitly: FRR tries a command in the parent node when the current o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 # what the far end of an eBGP session is to us -> local preference on import
 LOCAL_PREF = {"customer": 300, "peer": 200, "provider": 100}
@@ -67,6 +77,8 @@ class EbgpPeer:
     ip: str            # the far end's link address
     role: str          # what the far end is to us: customer | peer | provider
     ip6: Optional[str] = None   # the far end's IPv6 link address (an IPv6 session when set)
+    accept: Optional[Tuple[str, ...]] = None    # IPv4 prefixes it may announce (its cone); None: any
+    accept6: Optional[Tuple[str, ...]] = None   # the same in IPv6
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,8 @@ class RouterPolicy:
     ebgp: Tuple[EbgpPeer, ...]
     prefix6: Optional[str] = None        # the AS's IPv6 prefix: dual stack when set
     networks: Tuple[str, ...] = ()       # more IPv4 prefixes to announce (layer-2 networks outside `prefix`)
+    link_subnets: Tuple[str, ...] = ()   # the topology's inter-AS link subnets (both families)
+    all_prefixes: int = 0                # how many AS prefixes the topology has (a provider's cap)
 
 
 def far_role(rel: str, we_are_a: bool) -> str:
@@ -93,6 +107,84 @@ def far_role(rel: str, we_are_a: bool) -> str:
     if we_are_a:
         return "customer" if a_is_provider else "provider"
     return "provider" if a_is_provider else "customer"
+
+
+MAX_LEN4, MAX_LEN6 = 24, 48          # longest prefix accepted over eBGP
+
+
+def customer_cones(links: Iterable[Tuple[int, int, str]]) -> Dict[int, FrozenSet[int]]:
+    """{AS: itself and every AS below it} from (a's AS, b's AS, rel) of the topology's links."""
+    below: Dict[int, Set[int]] = {}
+    for a, b, rel in links:
+        below.setdefault(a, set())
+        below.setdefault(b, set())
+        if rel == "provider":          # a is b's provider
+            below[a].add(b)
+        elif rel == "customer":        # a is b's customer
+            below[b].add(a)
+    cones: Dict[int, FrozenSet[int]] = {}
+    for asn in below:
+        seen, todo = {asn}, [asn]
+        while todo:
+            for c in below.get(todo.pop(), ()):
+                if c not in seen:
+                    seen.add(c)
+                    todo.append(c)
+        cones[asn] = frozenset(seen)
+    return cones
+
+
+def _plen(prefix: str) -> int:
+    return int(prefix.rsplit("/", 1)[1])
+
+
+def _prefix_list(name: str, six: bool, own: Optional[str], bogons: Sequence[str],
+                 accept: Optional[Sequence[str]]) -> List[str]:
+    """`accept` None: anything but the bogons; else only `accept` (each up to MAX_LEN or its length)."""
+    kw, full, top = ("ipv6", 128, MAX_LEN6) if six else ("ip", 32, MAX_LEN4)
+    default = "::/0" if six else "0.0.0.0/0"
+    out = [f"{kw} prefix-list {name} seq 5 deny {default}"]
+    seq = 10
+    for net in [b for b in bogons if (":" in b) == six] + ([own] if own else []):
+        out.append(f"{kw} prefix-list {name} seq {seq} deny {net} le {full}")
+        seq += 5
+    for net in (accept if accept is not None else [default]):
+        out.append(f"{kw} prefix-list {name} seq {seq} permit {net} le {max(top, _plen(net))}")
+        seq += 5
+    return out
+
+
+def _filter_name(peer: "EbgpPeer", six: bool) -> str:
+    accept = peer.accept6 if six else peer.accept
+    base = "MINET-PFX6" if six else "MINET-PFX"
+    return f"{base}-ANY" if accept is None else f"{base}-AS{peer.asn}" if peer.link_id else f"{base}-RS{peer.asn}"
+
+
+def _max_prefixes(peer: "EbgpPeer", six: bool, all_prefixes: int) -> int:
+    accept = peer.accept6 if six else peer.accept
+    return 2 * all_prefixes + 100 if accept is None else 10 * len(accept) + 100
+
+
+def _filters(p: "RouterPolicy") -> List[str]:
+    """The import prefix-lists of every eBGP session of `p` (both families), once per name."""
+    out: List[str] = []
+    done: Set[str] = set()
+    for six in (False, True):
+        if six and not p.prefix6:
+            continue
+        for peer in p.ebgp:
+            name = _filter_name(peer, six)
+            if name in done:
+                continue
+            done.add(name)
+            out += _prefix_list(name, six, p.prefix6 if six else p.prefix, p.link_subnets,
+                                peer.accept6 if six else peer.accept)
+    return out + (["!"] if out else [])
+
+
+def _import_guard(peer: "EbgpPeer", ip: str, six: bool, all_prefixes: int) -> List[str]:
+    return [f"  neighbor {ip} prefix-list {_filter_name(peer, six)} in",
+            f"  neighbor {ip} maximum-prefix {_max_prefixes(peer, six, all_prefixes)} restart 1"]
 
 
 def tag(asn: int, role: str) -> str:
@@ -164,6 +256,7 @@ def router_config(p: RouterPolicy) -> str:
     out += ["router ospf", f" ospf router-id {p.router_id}", " timers throttle spf 0 50 1000",
             " timers throttle lsa all 0", " timers lsa min-arrival 0", "!"]
     out += _ospf6(p)
+    out += _filters(p)
     out += _policy(p.asn, p.ebgp)
     out += [f"router bgp {p.asn}",
             f" bgp router-id {p.router_id}",
@@ -189,6 +282,7 @@ def router_config(p: RouterPolicy) -> str:
     for peer in p.ebgp:
         out += [f"  neighbor {peer.ip} route-map MINET-IN-{peer.role.upper()} in",
                 f"  neighbor {peer.ip} route-map {_export_map(peer.role)} out"]
+        out += _import_guard(peer, peer.ip, False, p.all_prefixes)
     out += [f"  no neighbor {n} activate" for n in _neighbors6(p)]
     out += [" exit-address-family"]
     out += _bgp_family6(p)
@@ -238,6 +332,18 @@ class RouteServerClient:
     ip: str            # its peering-LAN address
     announce_to: Optional[Tuple[int, ...]] = None   # member ASes that get its routes (None: every member)
     ip6: Optional[str] = None   # its IPv6 LAN address: an IPv6 session too (same export policy)
+    accept: Optional[Tuple[str, ...]] = None    # what it may announce (its cone, as from a peer)
+    accept6: Optional[Tuple[str, ...]] = None
+
+
+def _rs_filters(clients: Sequence[RouteServerClient], bogons: Sequence[str]) -> List[str]:
+    out: List[str] = []
+    for c in clients:
+        if c.accept is not None:
+            out += _prefix_list(f"MINET-PFX-AS{c.asn}", False, None, bogons, c.accept)
+        if c.ip6 and c.accept6 is not None:
+            out += _prefix_list(f"MINET-PFX6-AS{c.asn}", True, None, bogons, c.accept6)
+    return out + (["!"] if out else [])
 
 
 def route_server_exports(clients: Sequence[RouteServerClient]) -> Mapping[int, Tuple[int, ...]]:
@@ -252,7 +358,8 @@ def route_server_exports(clients: Sequence[RouteServerClient]) -> Mapping[int, T
     return out
 
 
-def route_server_config(hostname: str, asn: int, router_id: str, clients: Sequence[RouteServerClient]) -> str:
+def route_server_config(hostname: str, asn: int, router_id: str, clients: Sequence[RouteServerClient],
+                        bogons: Sequence[str] = ()) -> str:
     """A transparent route server (bgpd `route-server-client`): it keeps the members' next hops and
     does not add its AS, so members exchange traffic directly over the peering LAN. Every member
     learns every other member's routes (the classic layout's default) unless the other member's
@@ -262,6 +369,7 @@ def route_server_config(hostname: str, asn: int, router_id: str, clients: Sequen
     announce (their own and their customers' routes, as to any peer)."""
     exports = route_server_exports(clients)
     out: List[str] = ["frr defaults traditional", f"hostname {hostname}", "!"]
+    out += _rs_filters(clients, bogons)       # each member announces only its cone (import filters above)
     for x in sorted({x for hidden in exports.values() for x in hidden}):
         out.append(f"bgp as-path access-list MINET-RS-FROM-{x} permit ^{x}_")
     for y, hidden in sorted(exports.items()):
@@ -289,6 +397,10 @@ def route_server_config(hostname: str, asn: int, router_id: str, clients: Sequen
             out += [f"  neighbor {ip} route-server-client", f"  neighbor {ip} activate"]
             if c.asn in exports:
                 out.append(f"  neighbor {ip} route-map MINET-RS-TO-{c.asn} out")
+            accept = c.accept6 if family == "ipv6" else c.accept
+            if accept is not None:
+                out += [f"  neighbor {ip} prefix-list {'MINET-PFX6' if family == 'ipv6' else 'MINET-PFX'}-AS{c.asn} in",
+                        f"  neighbor {ip} maximum-prefix {10 * len(accept) + 100} restart 1"]
         out += [" exit-address-family"]
     out += ["!"]
     return "\n".join(out) + "\n"
@@ -356,5 +468,6 @@ def _bgp_family6(p: RouterPolicy) -> List[str]:
         out += [f"  neighbor {peer.ip6} activate",
                 f"  neighbor {peer.ip6} route-map MINET-IN-{peer.role.upper()} in",
                 f"  neighbor {peer.ip6} route-map {_export_map(peer.role)} out"]
+        out += _import_guard(peer, peer.ip6, True, p.all_prefixes)
     out += [" exit-address-family"]
     return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import os
 import socket
 from typing import Dict, List, Optional, Tuple
 
@@ -143,6 +144,44 @@ def ensure_sysctls(nspath: Optional[str], settings: Tuple[Tuple[str, str], ...],
             with open(path, "w") as fh:
                 fh.write(value)
             changes.append(f"{where}: sysctl {key}={value}")
+    return changes
+
+
+# A router-facing port in the server's namespace (the server end of a remote link's or an IXP
+# segment's veth) only carries frames between the router and the server's OvS. The server's kernel
+# must neither route nor answer what arrives on it: a namespace inherits ip_forward=1 and rp_filter=0,
+# and a student's router could then hand the kernel a GRE packet with a spoofed outer source and
+# another link's key, which the kernel would route onto the underlay into another AS's link.
+#   forwarding=0        nothing arriving here is routed (IPv4 checks the input device's setting)
+#   rp_filter=1         strict: the port has no address and no route points at it, so every IPv4
+#                       packet arriving on it fails the reverse-path check (no local delivery either)
+#   accept_local=0      nor with a source that is one of the server's own addresses
+#   arp_ignore=8        no ARP answer for any address (the router must not learn a next hop here)
+#   arp_announce=2, drop_gratuitous_arp=1, arp_accept=0   no neighbour entry from the router's ARP
+#   disable_ipv6=1      no IPv6 at all on the port: no link-local address, no NDP, no forwarding
+PORT_GUARD = (("ipv4", "forwarding", "0"), ("ipv4", "rp_filter", "1"), ("ipv4", "accept_local", "0"),
+              ("ipv4", "arp_ignore", "8"), ("ipv4", "arp_announce", "2"), ("ipv4", "drop_gratuitous_arp", "1"),
+              ("ipv4", "arp_accept", "0"), ("ipv4", "accept_source_route", "0"),
+              ("ipv4", "accept_redirects", "0"), ("ipv4", "send_redirects", "0"),
+              ("ipv6", "disable_ipv6", "1"))
+
+
+def ensure_port_guard(nspath: Optional[str], ifname: str, where: str, proc: str = "/proc/sys") -> List[str]:
+    """Make the server's kernel ignore a router-facing port (PORT_GUARD); the changes made."""
+    changes = []
+    with entered(nspath):
+        for family, key, value in PORT_GUARD:
+            path = os.path.join(proc, "net", family, "conf", ifname, key)
+            try:
+                with open(path) as fh:
+                    if fh.read().strip() == value:
+                        continue
+                with open(path, "w") as fh:
+                    fh.write(value)
+            except OSError as exc:
+                raise NetlinkProblem(f"{where}: cannot set {family} {key}={value} on {ifname}: "
+                                     f"{exc.strerror or exc}") from None
+            changes.append(f"{where}: {family} {key}={value}")
     return changes
 
 

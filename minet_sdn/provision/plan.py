@@ -21,6 +21,7 @@ behaves the same wherever its ASes are placed; ring and host links use 1500.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -312,6 +313,7 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
     # which nodes this server has, their names and FRR directories: places.py (shared with everyone)
     places = build_places(topo, root or state_root(), backend, servers=[server])
     sdir = places.server_state_dir(server)
+    filters = ImportFilters(topo, addressing, addressing6)
     offloads_off = datapath == "netdev"
     marks = ((MARK_INSTANCE, topo.name), (MARK_SERVER, server))
     alias = names.ownership_alias(topo.name, server)
@@ -376,7 +378,7 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
         for name in as_.routers:
             rid = node_id(as_.asn, name)
             config = (_router_config(topo, addressing[as_.asn], rid, name, addressing6.get(as_.asn),
-                                     l2.extras.get(rid)) if as_.configure else frr.empty_config(rid))
+                                     l2.extras.get(rid), filters) if as_.configure else frr.empty_config(rid))
             routers.append(Router(node=rid, asn=as_.asn, configure=as_.configure,
                                   confdir=places[rid].frr_dir, config=config,
                                   daemons=frr.daemons_for(config, as_.configure, topo.fabric.ipv6),
@@ -421,11 +423,13 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
         ixps.append(IxpLan(number=x.number, node=x.node_id, ip=x.route_server_ip, prefixlen=x.prefixlen,
                            mac=ixp_mac(position, 0), ports=tuple(ports), ip6=x.route_server_ip6,
                            prefixlen6=x.prefixlen6))
-        clients = [frr.RouteServerClient(m.router, m.asn, m.ip, m.announce_to, m.ip6) for m in x.members
-                   if topo.ases[m.asn].configure]
+        clients = [frr.RouteServerClient(m.router, m.asn, m.ip, m.announce_to, m.ip6,
+                                         accept=filters.accept(m.asn), accept6=filters.accept6(m.asn))
+                   for m in x.members if topo.ases[m.asn].configure]
         routers.append(Router(node=x.node_id, asn=x.route_server_asn, configure=True,
                               confdir=places[x.node_id].frr_dir,
-                              config=frr.route_server_config(x.node_id, x.route_server_asn, x.route_server_ip, clients),
+                              config=frr.route_server_config(x.node_id, x.route_server_asn, x.route_server_ip, clients,
+                                                             filters.bogons),
                               daemons=("zebra", "bgpd"), share_memory=topo.fabric.share_memory))
 
     # a node kind places.py knows and this plan has no recipe for (or the reverse) is our bug
@@ -468,8 +472,33 @@ def _bridge(topo: Topology, b: Bridge, datapath: str, marks: Pairs) -> OvsBridge
                      controller=f"tcp:{host}:{ctl.ofp_port}", ports=tuple(ports), marks=marks)
 
 
+class ImportFilters:
+    """What each AS may announce over eBGP (provision/frr.py's import filters): its customer cone's
+    prefixes; and what nobody may: the link subnets and peering LANs."""
+
+    def __init__(self, topo: Topology, addressing: Dict[int, ASAddressing], addressing6: Dict[int, ASAddressing6]):
+        self.cones = frr.customer_cones((l.a.asn, l.b.asn, l.rel) for l in topo.links)
+        self.prefix = {asn: a.prefix for asn, a in addressing.items()}
+        self.prefix6 = {asn: a.prefix for asn, a in addressing6.items()}
+        fab = topo.fabric
+        lans = [f"{x.route_server_ip}/{x.prefixlen}" for x in topo.ixps.values()]
+        lans += [f"{x.route_server_ip6}/{x.prefixlen6}" for x in topo.ixps.values() if x.route_server_ip6]
+        self.bogons = tuple([fab.link_subnet] + ([fab.link_subnet6] if addressing6 else []) +
+                            [str(ipaddress.ip_network(n, strict=False)) for n in lans])
+        self.all_prefixes = len(self.prefix)
+
+    def accept(self, asn: int) -> Tuple[str, ...]:
+        return tuple(sorted({self.prefix[a] for a in self.cones.get(asn, {asn}) if a in self.prefix}))
+
+    def accept6(self, asn: int) -> Optional[Tuple[str, ...]]:
+        if not self.prefix6:
+            return None
+        return tuple(sorted({self.prefix6[a] for a in self.cones.get(asn, {asn}) if a in self.prefix6}))
+
+
 def _router_config(topo: Topology, addr: ASAddressing, rid: str, name: str,
-                   addr6: Optional[ASAddressing6] = None, l2: Optional["layer2.RouterExtras"] = None) -> str:
+                   addr6: Optional[ASAddressing6] = None, l2: Optional["layer2.RouterExtras"] = None,
+                   filters: Optional[ImportFilters] = None) -> str:
     ra = addr.routers[name]
     ibgp = frr.ibgp_peers(rid, [(node_id(addr.asn, o.name), o.loopback) for o in addr.routers.values()],
                           {node_id(addr.asn, o.name): addr6.routers[o.name].loopback for o in addr.routers.values()}
@@ -480,15 +509,24 @@ def _router_config(topo: Topology, addr: ASAddressing, rid: str, name: str,
             continue
         we_are_a = link.a.router == rid
         far = link.b if we_are_a else link.a
+        role = frr.far_role(link.rel, we_are_a)
+        up = role == "provider" or filters is None      # from a provider: anything but bogons
         ebgp.append(frr.EbgpPeer(link_id=link.id, router=far.router, asn=far.asn, ip=far.ip,
-                                 role=frr.far_role(link.rel, we_are_a), ip6=far.ip6 if addr6 else None))
+                                 role=role, ip6=far.ip6 if addr6 else None,
+                                 accept=None if up else filters.accept(far.asn),
+                                 accept6=None if up or not addr6 else filters.accept6(far.asn)))
     for x in topo.ixps.values():          # a route server is a peer: we send it own and customer routes
         if any(m.router == rid for m in x.members):
+            members = sorted({m.asn for m in x.members if m.router != rid})    # the route server is transparent
+            accept = tuple(sorted({p for a in members for p in filters.accept(a)})) if filters else None
+            accept6 = (tuple(sorted({p for a in members for p in (filters.accept6(a) or ())}))
+                       if filters and addr6 else None)
             ebgp.append(frr.EbgpPeer(link_id=0, router=f"{x.node_id} route server", asn=x.route_server_asn,
                                      ip=x.route_server_ip, role="peer",
-                                     ip6=x.route_server_ip6 if addr6 else None))
+                                     ip6=x.route_server_ip6 if addr6 else None, accept=accept, accept6=accept6))
     ring = tuple(intra_ifname(l.peer_of(name), addr.routers[l.peer_of(name)].index) for l in addr.links_of(name))
     return frr.router_config(frr.RouterPolicy(
         hostname=rid, asn=addr.asn, router_id=ra.loopback, prefix=addr.prefix, ospf_ifaces=ring,
         passive_ifaces=("lo", ROUTER_HOST_IFNAME) + (l2.passive_ifaces if l2 else ()), ibgp=ibgp, ebgp=tuple(ebgp),
-        prefix6=addr6.prefix if addr6 else None, networks=l2.networks if l2 else ()))
+        prefix6=addr6.prefix if addr6 else None, networks=l2.networks if l2 else (),
+        link_subnets=filters.bogons if filters else (), all_prefixes=filters.all_prefixes if filters else 0))

@@ -44,10 +44,10 @@ def controller_call(path: str, topo: Topology, method: str, url_path: str, body:
     import urllib.request
     base = rest_base(path, topo)
     data = None if body is None else json.dumps(body).encode()
-    from ..rest.client import CSRF_HEADER, CSRF_VALUE
+    from ..rest.auth import token_for
+    from ..rest.client import headers_for
     headers = {"Content-Type": "application/json"} if data is not None else {}
-    if method == "POST":
-        headers[CSRF_HEADER] = CSRF_VALUE
+    headers.update(headers_for(method, token_for(topo) if method != "GET" else None))
     req = urllib.request.Request(base.rstrip("/") + url_path, method=method, data=data, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from minet_sdn.lab import paths, servers, system
 from minet_sdn.lab.state import ProcessRecord
+from minet_sdn.rest import auth
 from minet_sdn.topology import names
 from tests.polling import wait_until
 
@@ -104,8 +105,10 @@ class Rig:
 
     def rest(self, method, path):
         c = self.eff.controller
+        token = auth.read_token(os.path.join(paths.state_dir(self.topo), auth.TOKEN_FILE)) or ""
+        headers = {"X-Minet": "1", "Authorization": f"Bearer {token}"} if method != "GET" else {}
         code = (f"import urllib.request,sys;r=urllib.request.Request('http://{c.rest_host}:{c.rest_port}{path}',"
-                f"method='{method}',data=b'' if '{method}'=='POST' else None,headers={{'X-Minet':'1'}});"
+                f"method='{method}',data=b'' if '{method}'=='POST' else None,headers={headers!r});"
                 f"sys.stdout.write(urllib.request.urlopen(r,timeout=10).read().decode())")
         out = sh(*system.nsenter_argv(names.mgmt_ns(self.topo), [sys.executable, "-c", code]))
         return out if path == "/metrics" else json.loads(out)

@@ -203,6 +203,7 @@ def error_bytes(type_: int, code: int, data: bytes, xid: int = 0) -> bytes:
 
 _EVENTS = {
     parser.OFPFlowStatsReply: ofp_event.EventOFPFlowStatsReply,
+    parser.OFPAggregateStatsReply: ofp_event.EventOFPAggregateStatsReply,
     parser.OFPPortDescStatsReply: ofp_event.EventOFPPortDescStatsReply,
     parser.OFPPortStatus: ofp_event.EventOFPPortStatus,
     parser.OFPPacketIn: ofp_event.EventOFPPacketIn,
@@ -253,6 +254,11 @@ class FakeDatapath:
                     self.reply(ofp.OFPMP_FLOW, [flow_stats_bytes(s) for s in body or []], msg.xid)
             elif isinstance(msg, parser.OFPPortDescStatsRequest):
                 self.reply(ofp.OFPMP_PORT_DESC, [port_bytes(p) for p in body], msg.xid)
+            elif isinstance(msg, parser.OFPAggregateStatsRequest):
+                if self.mute_stats:
+                    return
+                self.reply(ofp.OFPMP_AGGREGATE, [struct.pack(ofp.OFP_AGGREGATE_STATS_REPLY_PACK_STR, 0, 0, body)],
+                           msg.xid)
             else:
                 return
             if self.after_reply:
@@ -278,6 +284,9 @@ class FakeDatapath:
                 msg = parser.OFPPortMod(self, port_no, ":".join(f"{b:02x}" for b in hw), config, mask, advertise)
             elif msg_type == ofp.OFPT_BARRIER_REQUEST:
                 msg = parser.OFPBarrierRequest(self)
+            elif msg_type == ofp.OFPT_MULTIPART_REQUEST and struct.unpack_from("!H", raw, 8)[0] == ofp.OFPMP_AGGREGATE:
+                msg = parser.OFPAggregateStatsRequest(self, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY, 0, 0,
+                                                      parser.OFPMatch())
             else:
                 raise AssertionError(f"unexpected message type {msg_type} in a packed send")
             msg.xid = xid
@@ -572,6 +581,8 @@ class Lab:
                    "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": "application/json" if body else ""}
         if csrf and method == "POST":
             environ["HTTP_X_MINET"] = "1"
+        if csrf and method != "GET":            # and the controller's token, as our clients send it
+            environ["HTTP_AUTHORIZATION"] = f"Bearer {self.app.rest_token}"
         started: Dict[str, Any] = {}
 
         def start_response(status, headers, exc_info=None):

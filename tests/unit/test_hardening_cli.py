@@ -113,14 +113,20 @@ def test_controller_ctrl_c_exits_cleanly(tmp_path):
 class FakeRest:
     """An HTTP server on loopback answering every request with (status, content type, body)."""
 
-    def __init__(self, status=200, ctype="application/json", body=b""):
+    def __init__(self, status=200, ctype="application/json", body=b"", instance=""):
+        """`instance`: the X-Minet-Instance it answers with ("": the topology's, None: none)."""
         answer = (status, ctype, body)
+        rest = self
+        self.requests = []
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def _reply(self):
+                rest.requests.append((self.command, self.path, dict(self.headers)))
                 self.send_response(answer[0])
                 self.send_header("Content-Type", answer[1])
                 self.send_header("Content-Length", str(len(answer[2])))
+                if instance is not None:
+                    self.send_header("X-Minet-Instance", instance or f"t{rest.port}")
                 self.end_headers()
                 self.wfile.write(answer[2])
 

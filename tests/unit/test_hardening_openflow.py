@@ -70,8 +70,14 @@ def test_header_lengths_that_lie_are_refused():
 def test_messages_a_controller_has_no_use_for_are_skipped_unparsed():
     for msg_type in (4, 8, 11, 14, 23, 25, 27, 200):
         assert check(frame(msg_type, b"\0" * 40), handshake=False) == SKIP
-    for mp_type in (2, 3, 6, 7, 12, 0xffff):
+    for mp_type in (3, 6, 7, 12, 0xffff):
         assert check(frame(19, struct.pack("!HH4x", mp_type, 0) + b"\0" * 8), handshake=False) == SKIP
+
+
+def test_an_aggregate_reply_the_audit_reads_must_have_its_size():
+    assert check(frame(19, struct.pack("!HH4x", 2, 0) + b"\0" * 24), handshake=False) != SKIP
+    with pytest.raises(BadMessage, match="AGGREGATE reply"):
+        check(frame(19, struct.pack("!HH4x", 2, 0) + b"\0" * 8), handshake=False)
 
 
 def test_fixed_size_messages_must_have_their_size():

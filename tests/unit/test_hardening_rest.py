@@ -36,8 +36,12 @@ def test_ids_of_any_length_are_404_not_500(lab):
     assert lab.wsgi("GET", "/v1/links/1")[0] == 200
 
 
+TOKEN = "test-token-" + "x" * 32
+
+
 class Service:
     """Enough of the app for the HTTP server."""
+    rest_token = TOKEN
 
     def health(self):
         return {"status": "ok"}
@@ -64,7 +68,7 @@ def test_a_body_over_the_cap_is_413_without_being_read(served):
         reply = s.recv(4096)
     assert reply.startswith(b"HTTP/1.0 413") or reply.startswith(b"HTTP/1.1 413"), reply[:80]
     conn = http.client.HTTPConnection("127.0.0.1", _port(served), timeout=5)
-    conn.request("POST", "/v1/reload", body=b"{}", headers={"X-Minet": "1"})
+    conn.request("POST", "/v1/reload", body=b"{}", headers={"X-Minet": "1", "Authorization": f"Bearer {TOKEN}"})
     assert conn.getresponse().status == 200
 
 
@@ -137,7 +141,7 @@ def test_post_needs_the_csrf_header_over_http_and_our_client_sends_it():
             assert resp.status == 403 and b"X-Minet" in resp.read(), (body, headers)
             conn.close()
         assert calls == []
-        assert client.call(f"http://127.0.0.1:{port}", "POST", "/v1/reload") == (200, {"links": 0})
+        assert client.call(f"http://127.0.0.1:{port}", "POST", "/v1/reload", token=TOKEN) == (200, {"links": 0})
         assert calls == [1]
     finally:
         server.shutdown()

@@ -532,7 +532,8 @@ def test_failing_a_local_or_unknown_link_is_refused(lab, mode):
     rest = make_app(lab.app)
     for method, path, status in (("POST", f"/v1/links/{LOCAL[0]}/fail", 409), ("GET", "/v1/links/999", 404)):
         seen = []
-        body = rest({"REQUEST_METHOD": method, "PATH_INFO": path, "HTTP_X_MINET": "1"},
+        body = rest({"REQUEST_METHOD": method, "PATH_INFO": path, "HTTP_X_MINET": "1",
+                     "HTTP_AUTHORIZATION": f"Bearer {lab.app.rest_token}"},
                     lambda st, headers: seen.append(st))
         assert seen[0].startswith(f"{status} ") and b"error" in b"".join(body)
     assert lab.sent_since(mark) == {}

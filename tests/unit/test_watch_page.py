@@ -40,6 +40,7 @@ def call(app, method, path, body=None, ctype="application/json", csrf=True):
            "CONTENT_LENGTH": str(len(raw)), "wsgi.input": io.BytesIO(raw)}
     if csrf and method == "POST":
         env["HTTP_X_MINET"] = "1"
+        env["HTTP_AUTHORIZATION"] = f"Bearer {FakeService.rest_token}"
     got = {}
 
     def start(status, headers):
@@ -125,8 +126,9 @@ def row_state(drv, link_id):
 def test_page_in_browser(served):
     from selenium.webdriver.common.by import By
     svc, base, drv = served
-    drv.get(base + "/ui")
+    drv.get(base + "/ui#token=" + svc.rest_token)          # the login URL `minet ui` prints
     assert wait_for(lambda: js_count(drv, "#links tbody tr") == 10, 5)
+    assert "token" not in drv.current_url                    # taken out of the address bar
     assert "no matrix yet" in js_text(drv, "matrixsum")
     assert wait_for(lambda: (js_text(drv, "bgp-1") or "").startswith("AS1"), 5)
     # a failure (here straight on the service, as the controller would see it) turns the row red
