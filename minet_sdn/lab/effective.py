@@ -3,6 +3,7 @@ the state directory that every process of the lab reads: the same topology with 
 every server's ssh on the lab's management network, and the servers' underlay interface named."""
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Dict
 
@@ -13,13 +14,36 @@ from . import LabError, paths
 from .sshd import SSH_PORT
 from .state import LabState
 
+LAB_UNDERLAY_MTU = 9000
+
 
 def load(topo_path: str) -> Topology:
+    """The topology as the lab runs it: the file, with the lab's defaults (lab_defaults)."""
     try:
-        return load_topology(topo_path)
+        topo = load_topology(topo_path)
     except TopologyError as exc:
         raise LabError(exc.problems[0] + (f" (and {len(exc.problems) - 1} more problems)"
                                           if len(exc.problems) > 1 else ""))
+    return lab_defaults(topo_path, topo)
+
+
+def written_fabric(topo_path: str) -> Dict:
+    """The `fabric:` keys the file itself writes (the file loaded already, so it parses)."""
+    try:
+        with open(topo_path, "r", encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except (OSError, yaml.YAMLError):
+        return {}
+    fabric = data.get("fabric") if isinstance(data, dict) else None
+    return fabric if isinstance(fabric, dict) else {}
+
+
+def lab_defaults(topo_path: str, topo: Topology) -> Topology:
+    """The lab's underlay is veths on one machine: jumbo frames cost nothing there, and with them a
+    remote link carries full 1500-byte frames like a local one. Only a default: a written MTU stays."""
+    if "underlay_mtu" in written_fabric(topo_path):
+        return topo
+    return dataclasses.replace(topo, fabric=dataclasses.replace(topo.fabric, underlay_mtu=LAB_UNDERLAY_MTU))
 
 
 def effective(state: LabState) -> Topology:
@@ -34,6 +58,9 @@ def effective_topology_text(topo_path: str, topo: Topology, addresses: Dict[str,
     mgmt_ip = addresses["mgmt"]
     data["controller"] = {"ofp": f"{mgmt_ip}:{topo.controller.ofp_port}",
                           "rest": f"{mgmt_ip}:{topo.controller.rest_port}"}
+    fabric = data.get("fabric") if isinstance(data.get("fabric"), dict) else {}
+    if "underlay_mtu" not in fabric:        # the lab's default, written down (lab_defaults)
+        data["fabric"] = {**fabric, "underlay_mtu": topo.fabric.underlay_mtu}
     if isinstance(data["servers"], list):     # `servers: [VM1, VM2]`: the addresses the loader numbered
         data["servers"] = {name: {"underlay_ip": topo.servers[name].underlay_ip} for name in data["servers"]}
     for name in data["servers"]:
