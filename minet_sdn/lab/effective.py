@@ -9,7 +9,7 @@ from typing import Dict
 
 import yaml
 
-from ..topology import Topology, TopologyError, load_topology, names
+from ..topology import Topology, TopologyError, load_topology, names, validate
 from . import LabError, paths
 from .sshd import SSH_PORT
 from .state import LabState
@@ -27,21 +27,10 @@ def load(topo_path: str) -> Topology:
     return lab_defaults(topo_path, topo)
 
 
-def written_fabric(topo_path: str) -> Dict:
-    """The `fabric:` keys the file itself writes (the file loaded already, so it parses)."""
-    try:
-        with open(topo_path, "r", encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
-    except (OSError, yaml.YAMLError):
-        return {}
-    fabric = data.get("fabric") if isinstance(data, dict) else None
-    return fabric if isinstance(fabric, dict) else {}
-
-
 def lab_defaults(topo_path: str, topo: Topology) -> Topology:
     """The lab's underlay is veths on one machine: jumbo frames cost nothing there, and with them a
     remote link carries full 1500-byte frames like a local one. Only a default: a written MTU stays."""
-    if "underlay_mtu" in written_fabric(topo_path):
+    if "underlay_mtu" in validate.written_keys(topo_path, "fabric"):
         return topo
     return dataclasses.replace(topo, fabric=dataclasses.replace(topo.fabric, underlay_mtu=LAB_UNDERLAY_MTU))
 

@@ -224,6 +224,9 @@ class Lab:
                     progress(f"lab {topo.name}: {len(topo.servers)} servers, {len(topo.ases)} ASes, "
                              f"{len(topo.links)} links")
                     provisioning.check_capacity(topo, progress, backend)
+                    for line in validate.scale_warnings(topo, validate.written_keys(topo_path, "fabric"),
+                                                        os.cpu_count() or 1):
+                        progress(f"warning: {line}")
                     state = self.state = servers.build_servers(topo_path, mgmt_subnet=mgmt_subnet,
                                                                progress=progress).state
                     state.backend = backend
