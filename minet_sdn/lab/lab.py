@@ -157,7 +157,7 @@ class Lab:
         return problems
 
     def repair(self) -> List[str]:
-        """Restart what can simply be restarted: a dead sshd, controller or REST relay."""
+        """Restart what can simply be restarted: a dead sshd, ovs-vswitchd, controller or REST relay."""
         topo, state, progress = self.topo, self.require(), self.progress
         repaired: List[str] = []
         for rec in list(state.processes):
@@ -169,6 +169,14 @@ class Lab:
                     continue
                 progress(f"restarting sshd of {server} (pid {rec.pid} is gone)")
                 start_sshd(topo, server, state, state.servers[server].mgmt_ip)
+            elif rec.name.endswith("/ovs-vswitchd"):
+                server = rec.name.split("/", 1)[0]
+                db = state.process(f"{server}/ovsdb-server")
+                if not (server in state.servers and netns_exists(names.server_ns(topo, server))
+                        and db is not None and db.alive()):
+                    continue
+                progress(f"restarting ovs-vswitchd of {server} (pid {rec.pid} is gone)")
+                servers.restart_vswitchd(topo, server, state)
             elif rec.name == "controller" and netns_exists(names.mgmt_ns(topo)):
                 progress(f"restarting the controller (pid {rec.pid} is gone)")
                 start_controller(topo, state, progress, self.effective)

@@ -326,3 +326,25 @@ def test_the_lab_underlay_defaults_to_jumbo_frames(tmp_path):
         assert "mtu 9000" in out
     finally:
         Lab(path, progress=quiet).remove()
+
+
+def test_up_restarts_a_killed_ovs_vswitchd_and_its_bridges_come_back(topo_path):
+    import signal as signals
+    Lab(topo_path, progress=quiet).up(provision=False)
+    topo = load_topology(topo_path)
+    rec = LabState.load(topo).process("VM1/ovs-vswitchd")
+    os.kill(rec.pid, signals.SIGKILL)
+    for _ in range(100):
+        if not rec.alive():
+            break
+        import time
+        time.sleep(0.05)
+    assert any("ovs-vswitchd" in p for p in Lab(topo_path, progress=quiet).health())   # reported
+    Lab(topo_path, progress=quiet).up(provision=False)                                    # repaired in place
+    assert Lab(topo_path, progress=quiet).health() == []
+    new = LabState.load(topo).process("VM1/ovs-vswitchd")
+    assert new.pid != rec.pid and new.alive()
+    d = paths.server_dir(topo, "VM1")
+    out = _sh(*names.exec_prefix("netns", names.server_ns(topo, "VM1")), "env", *(f"{k}={v}" for k, v in host.ovs_env(d).items()),
+              "ovs-appctl", "-t", f"{d}/ovs-vswitchd.ctl", "dpif/show").stdout
+    assert names.phy_bridge(topo) in out                   # the datapath has its bridge again
