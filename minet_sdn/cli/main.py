@@ -75,6 +75,8 @@ def cmd_validate(args) -> int:
     print(f"{args.file}: ok: {len(topo.servers)} servers, {len(topo.ases)} ASes, {len(topo.routers)} routers, "
           f"{len(topo.links)} links ({remote} remote, {len(topo.bridges)} remote bridges){ixps}, "
           f"isolation {topo.fabric.isolation}")
+    for line in validate.scale_warnings(topo, validate.written_keys(args.file, "fabric"), os.cpu_count() or 1):
+        print(f"warning: {line}", file=sys.stderr)
     return 0
 
 

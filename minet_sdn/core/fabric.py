@@ -28,6 +28,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
 from ..topology.model import LINK_OFPORT_BASE, TUNNEL_OFPORT, Bridge, Link, Topology
 from . import ofmsg
+from .damping import Damper
 from .flows import Flow, FlowKey, bridge_flows, bridge_table, link_flows
 
 LOG = logging.getLogger(__name__)
@@ -132,6 +133,7 @@ class FabricCore:
         # link ids failed by an operator (persisted by the shell, so a restart keeps them failed)
         self.failed: Set[int] = {lid for lid in failed if lid in {l.id for l in topo.tunnelled}}
         self.now = 0.0
+        self.damper = Damper()        # when a BFD-down of a tunnel counts (core/damping.py)
         self.counters = {"flow_add": 0, "flow_delete": 0, "port_mod": 0, "sync": 0, "resync": 0,
                          "audit": 0, "repair": 0}
         self.audit_interval = AUDIT_INTERVAL
@@ -158,7 +160,7 @@ class FabricCore:
             if not st.synced:
                 continue
             port = st.ports.get(TUNNEL_OFPORT)
-            if port is None or not port.info.live:
+            if port is None or not self.damper.live(st.bridge.dpid, port.info.live):
                 return False
         return True
 
@@ -167,7 +169,11 @@ class FabricCore:
         if not st.synced:
             return None
         port = st.ports.get(TUNNEL_OFPORT)
-        return bool(port and port.info.live)
+        return bool(port and self.damper.live(dpid, port.info.live))
+
+    def _tunnel_seen(self, st: BridgeState, now: float) -> None:
+        port = st.ports.get(TUNNEL_OFPORT)
+        self.damper.observe(st.bridge.dpid, bool(port and port.info.live), now)
 
     # ---- events -------------------------------------------------------------------------------
     def connected(self, dpid: int, now: float) -> Out:
@@ -235,6 +241,7 @@ class FabricCore:
             self._observe(ps)
             st.ports[info.port_no] = ps
         st.synced = True
+        self._tunnel_seen(st, now)
         self.counters["sync"] += 1
         flows = flows if isinstance(flows, list) else list(flows)
         desired, wanted = bridge_table(self.topo, st.bridge, st.ports)
@@ -282,6 +289,7 @@ class FabricCore:
             if appeared and link:
                 self._merge(out, {dpid: self._set_link_flows(st, link, present=True)})
         if info.port_no == TUNNEL_OFPORT:
+            self._tunnel_seen(st, now)
             scope = self._links_of(st.bridge)
         else:
             scope = [link] if link else []
@@ -304,6 +312,9 @@ class FabricCore:
         self.now = now
         resyncs = self._due_resyncs(now)
         expired: List[Link] = []
+        for dpid in self.damper.due(now):          # a held BFD-down lasted: its links fail now
+            if dpid in self.bridges:
+                expired.extend(self._links_of(self.bridges[dpid].bridge))
         for st in self.bridges.values():
             for ps in st.ports.values():
                 if ps.grace_until and now >= ps.grace_until:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Dict, Iterable, List, Optional
 
 from ..topology.model import Link, cookie_link_id
+from .damping import SUPPRESS
 from .fabric import FabricCore
 
 Counters = Dict[int, Dict[str, Dict[str, int]]]   # link id -> server -> {"packets", "bytes"}
@@ -20,6 +21,7 @@ def link_view(core: FabricCore, link: Link, counters: Optional[Counters] = None)
         "remote": link.remote,
         "state": core.link_state(link),
         "tunnel_live": core.pair_live(x, y) if link.remote else None,
+        "tunnel_flaps": _pair_flaps(core, x, y) if link.remote else None,
         "shaping": link.shaping.as_dict() if link.shaping else None,
     }
     if link.ixp is not None:
@@ -31,6 +33,15 @@ def link_view(core: FabricCore, link: Link, counters: Optional[Counters] = None)
     return view
 
 
+def _pair_flaps(core: FabricCore, x: str, y: str) -> dict:
+    """BFD transitions of the pair's tunnel (both bridges), and whether a BFD-down is being held
+    (core/damping.py: a flapping tunnel's short downs do not fail its links)."""
+    views = [core.damper.view(core.topo.dpid(s, p), core.now) for s, p in ((x, y), (y, x))]
+    return {"bfd_transitions": sum(v["bfd_transitions"] for v in views),
+            "held": any(v["bfd_held"] for v in views),
+            "flapping": any(v["bfd_penalty"] >= SUPPRESS for v in views)}
+
+
 def switch_view(core: FabricCore) -> List[dict]:
     out = []
     for dpid, st in core.bridges.items():
@@ -38,7 +49,7 @@ def switch_view(core: FabricCore) -> List[dict]:
         out.append({"dpid": f"{dpid:016x}", "name": b.name, "server": b.server, "peer": b.peer,
                     "connected": st.connected, "synced": st.connected and st.synced and st.table_ok, "tunnel_live": core.tunnel_live(dpid),
                     "links": len(b.link_ids), "flows": len(st.installed), "refusals": st.refusals,
-                    "repairs": st.repairs})
+                    "repairs": st.repairs, **core.damper.view(dpid, core.now)})
     return out
 
 
@@ -61,6 +72,13 @@ def metrics_text(core: FabricCore, counters: Counters, extra: Dict[str, int]) ->
         live = core.tunnel_live(dpid)
         if live is not None:
             lines.append(f"minet_tunnel_live{_labels(server=st.bridge.server, peer=st.bridge.peer)} {int(live)}")
+    family("minet_tunnel_bfd_transitions_total", "counter",
+           "BFD liveness changes of the bridge's tunnel port (a flapping tunnel counts up)")
+    lines.extend(f"minet_tunnel_bfd_transitions_total{_labels(server=st.bridge.server, peer=st.bridge.peer)} "
+                 f"{core.damper.view(dpid, core.now)['bfd_transitions']}" for dpid, st in core.bridges.items())
+    family("minet_tunnel_bfd_held", "gauge", "1 while a BFD-down of a flapping tunnel is held before it fails links")
+    lines.extend(f"minet_tunnel_bfd_held{_labels(server=st.bridge.server, peer=st.bridge.peer)} "
+                 f"{int(core.damper.view(dpid, core.now)['bfd_held'])}" for dpid, st in core.bridges.items())
     links = core.topo.tunnelled           # remote links, then IXP segments
     family("minet_link_up", "gauge", "1 if the remote link (or IXP segment) is up")
     for link in links:

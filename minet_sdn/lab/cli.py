@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from typing import List, Optional
 
@@ -21,7 +22,30 @@ def _fail(prog: str, exc: BaseException) -> int:
     return 2
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP to `lab up`: handled as Ctrl-C is (a half-built lab is rolled back)."""
+
+
+def _as_interrupt(signum, frame) -> None:
+    # once: a second signal must not cut the rollback the first one started
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    raise Terminated(signal.Signals(signum).name)
+
+
 def cmd_up(args) -> int:
+    previous = {sig: signal.signal(sig, _as_interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        return _cmd_up(args)
+    except Terminated as exc:
+        print(f"minet lab up: stopped by {exc}", file=sys.stderr)
+        return 128 + int(getattr(signal, str(exc), signal.SIGTERM))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _cmd_up(args) -> int:
     from .lab import Lab, format_summary
     if getattr(args, "servers", None):         # place the ASes first (minet partition), then bring that up
         from ..topology.partition import placed_copy

@@ -157,7 +157,7 @@ class Lab:
         return problems
 
     def repair(self) -> List[str]:
-        """Restart what can simply be restarted: a dead sshd, controller or REST relay."""
+        """Restart what can simply be restarted: a dead sshd, ovs-vswitchd, controller or REST relay."""
         topo, state, progress = self.topo, self.require(), self.progress
         repaired: List[str] = []
         for rec in list(state.processes):
@@ -169,6 +169,14 @@ class Lab:
                     continue
                 progress(f"restarting sshd of {server} (pid {rec.pid} is gone)")
                 start_sshd(topo, server, state, state.servers[server].mgmt_ip)
+            elif rec.name.endswith("/ovs-vswitchd"):
+                server = rec.name.split("/", 1)[0]
+                db = state.process(f"{server}/ovsdb-server")
+                if not (server in state.servers and netns_exists(names.server_ns(topo, server))
+                        and db is not None and db.alive()):
+                    continue
+                progress(f"restarting ovs-vswitchd of {server} (pid {rec.pid} is gone)")
+                servers.restart_vswitchd(topo, server, state)
             elif rec.name == "controller" and netns_exists(names.mgmt_ns(topo)):
                 progress(f"restarting the controller (pid {rec.pid} is gone)")
                 start_controller(topo, state, progress, self.effective)
@@ -205,8 +213,13 @@ class Lab:
                     raise LabError(f"the lab {topo.name} is up with the {state.backend} "
                                    f"backend; run `minet lab down {topo_path}` first to use {backend}")
                 if state.topology_sha256 != topology_digest(topo_path):
-                    raise LabError(f"the lab {topo.name} is up with another version of {topo_path} "
-                                   f"(from {state.topology}); run `minet lab down` first")
+                    self.check_file(state)              # another file of the same name: refused there
+                    from .changes import differences
+                    diff = differences(self._built_from(), topo)
+                    raise LabError(f"the lab {topo.name} runs an older version of {topo_path} ("
+                                   + ("; ".join(diff) if diff else "no change to the network, only the text")
+                                   + f"); a running lab is not changed in place: run `minet lab down "
+                                     f"{topo_path}`, then up, to apply it")
                 repaired = self.repair()
                 problems = self.health()
                 if problems:
@@ -224,6 +237,9 @@ class Lab:
                     progress(f"lab {topo.name}: {len(topo.servers)} servers, {len(topo.ases)} ASes, "
                              f"{len(topo.links)} links")
                     provisioning.check_capacity(topo, progress, backend)
+                    for line in validate.scale_warnings(topo, validate.written_keys(topo_path, "fabric"),
+                                                        os.cpu_count() or 1):
+                        progress(f"warning: {line}")
                     state = self.state = servers.build_servers(topo_path, mgmt_subnet=mgmt_subnet,
                                                                progress=progress).state
                     state.backend = backend
@@ -257,8 +273,13 @@ class Lab:
             progress(f"waiting for BGP on {len(convergence.configured_routers(topo))} configured routers")
             if bgp_timeout is None:
                 bgp_timeout = convergence.default_bgp_timeout(topo)
-            ok, reports = convergence.wait_bgp(topo, timeout=bgp_timeout, progress=progress, routes=True,
-                                               places=self.places())
+            try:
+                ok, reports = convergence.wait_bgp(topo, timeout=bgp_timeout, progress=progress, routes=True,
+                                                   places=self.places())
+            except KeyboardInterrupt:     # provisioned: nothing half-built to roll back, so say so
+                progress(f"interrupted while waiting for BGP: the lab is kept (see `minet lab status "
+                         f"{topo_path}`; `minet lab down {topo_path}` removes it)")
+                raise
             if not ok:
                 up, total = convergence.count_sessions(reports)
                 bad = [f"{r['router']}" for r in reports if not convergence.bgp_converged(r)]
@@ -318,6 +339,18 @@ class Lab:
                 problems.append(f"node namespace {ns} is still there (left by provisioning)")
         return problems
 
+    def check_file(self, state: LabState) -> Optional[str]:
+        """None when the file is what the lab was built from; a note when that same file changed
+        since (commands then show and act on the version that runs); LabError when it is another
+        file with the same `name:` (it must not act on a lab it did not build)."""
+        if state.topology_sha256 == topology_digest(self.topo_path):
+            return None
+        if os.path.realpath(self.topo_path) != os.path.realpath(state.topology):
+            raise LabError(f"{self.topo_path} is not the file the lab {self.name} was built from "
+                           f"({state.topology}, other content): refusing to act on it; use that file")
+        return (f"{self.topo_path} changed since `lab up`: this is the version that runs "
+                f"(lab down, then up, to run the new one)")
+
     def _built_from(self) -> Topology:
         """The effective topology when it still loads, else the user's (same instance name)."""
         try:
@@ -334,6 +367,7 @@ class Lab:
             if state is None:
                 self.progress(f"no lab of {self.name} here; nothing to do")
                 return []
+            self.check_file(state)          # removes what lab.json records, but only for its own file
             problems = self._down(state.provisioned or state.phase == "provisioning")
             self.progress(f"lab {self._built_from().name} is down"
                           + (f" with {len(problems)} problem(s)" if problems else ""))
@@ -358,7 +392,9 @@ class Lab:
     def status(self, json: bool = False) -> Any:
         """The lab's nodes, addresses, daemons, links as the controller sees them, BGP sessions,
         shaped links and what is wrong: a dict (json=True) or text."""
-        topo, state = self.topo, self.require()
+        state = self.require()
+        note = self.check_file(state)
+        topo = self._built_from() if note else self.topo      # the links as they run
 
         def alive(name: str) -> Optional[bool]:
             rec = state.process(name)
@@ -373,6 +409,7 @@ class Lab:
                      "controller": {"alive": alive("controller"), **controller},
                      "rest_relay": state.rest_relay},
             "servers": {}, "links": [], "bgp": [], "problems": self.health(),
+            "notes": [note] if note else [],
         }
         for name, srv in state.servers.items():
             status["servers"][name] = {
@@ -396,7 +433,8 @@ class Lab:
             status["links"].append({
                 "id": link.id, "a": link.a.router, "b": link.b.router, "rel": link.rel,
                 "servers": list(link.servers()), "remote": link.remote,
-                "state": c.get("state"), "tunnel_live": c.get("tunnel_live")})
+                "state": c.get("state"), "tunnel_live": c.get("tunnel_live"),
+                "tunnel_flaps": c.get("tunnel_flaps")})
         if state.provisioned:
             places = self.places()
             status["bgp"] = [convergence.bgp_sessions(topo, r, places) for r in convergence.configured_routers(topo)]
@@ -438,6 +476,18 @@ def format_summary(s: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def flap_note(flaps: Optional[Dict[str, Any]]) -> str:
+    """What a link's row says of its tunnel's BFD history (core/damping.py via /v1/links)."""
+    if not flaps or not flaps.get("bfd_transitions"):
+        return ""
+    note = f", {flaps['bfd_transitions']} BFD transitions"
+    if flaps.get("held"):
+        return note + ": FLAPPING, a BFD-down is held before it fails the link"
+    if flaps.get("flapping"):
+        return note + ": FLAPPING (short BFD-downs held, not failing the link)"
+    return note
+
+
 def format_status(st: Dict[str, Any]) -> str:
     """`Lab.status(json=True)` as the text `minet lab status` prints."""
     out = [f"lab {st['name']}: {st['phase']}  (nodes: {st.get('backend', 'netns')}, state {st['state_dir']})"]
@@ -454,6 +504,7 @@ def format_status(st: Dict[str, Any]) -> str:
     for l in st["links"]:
         where = "-".join(l["servers"]) if l["remote"] else f"local {l['servers'][0]}"
         tunnel = "" if l["tunnel_live"] is None else ("  tunnel live" if l["tunnel_live"] else "  tunnel DOWN")
+        tunnel += flap_note(l.get("tunnel_flaps"))
         out.append(f"    {l['id']:>3} {l['a']:<12} {l['b']:<12} {l['rel']:<9} {where:<10} "
                    f"{l['state'] or '?'}{tunnel}")
     if st["bgp"]:
@@ -471,6 +522,8 @@ def format_status(st: Dict[str, Any]) -> str:
             ends = "; ".join(f"{k} {v}" for k, v in r["ends"].items())
             out.append(f"    {r['link']:<16} {r['configured']:<24} {ends}"
                        + ("" if r["delay_applied"] else "  (delay NOT applied)"))
+    for n in st.get("notes", []):
+        out.append(f"  note: {n}")
     for p in st["problems"]:
         out.append(f"  problem: {p}")
     return "\n".join(out)

@@ -62,6 +62,20 @@ def start_ovs(topo: Topology, server: str, state: LabState) -> None:
                    lambda argv: run(argv), started)
 
 
+def restart_vswitchd(topo: Topology, server: str, state: LabState) -> None:
+    """ovs-vswitchd of `server` again, after it died: its bridges, ports and tunnels are in its
+    ovsdb (still running), so the new one rebuilds them from there; the controller, seeing the
+    bridges reconnect, puts the flows back."""
+    d = paths.server_dir(topo, server)
+    f = host.OvsFiles(d)
+    env = ["env", *(f"{k}={v}" for k, v in host.ovs_env(d).items())]
+    run([*names.exec_prefix("netns", names.server_ns(topo, server)), *env, "ovs-vswitchd", f"unix:{f.db_sock}",
+         f"--pidfile={f.pidfile('ovs-vswitchd')}", "--detach", f"--log-file={f.log('ovs-vswitchd')}",
+         "--unixctl", f"{d}/ovs-vswitchd.ctl"])
+    state.add_process(ProcessRecord.of(f"{server}/ovs-vswitchd", read_pidfile(f.pidfile("ovs-vswitchd")),
+                                       f.pidfile("ovs-vswitchd")))
+
+
 def build_servers(topo_path: str, *, mgmt_subnet: str = DEFAULT_MGMT_SUBNET,
                   progress: Progress = quiet) -> ServersInfo:
     """Create the lab's networks and every emulated server (OvS + sshd), without provisioning.

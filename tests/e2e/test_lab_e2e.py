@@ -166,3 +166,33 @@ def test_down_leaves_nothing(lab):
     assert _ours(topo) == []
     assert not any(r.alive() for r in records)
     assert Lab(path, progress=lambda m: None).down() == []  # twice: nothing to do
+
+
+# ---- a signal to `lab up` (issue 21, item 11) ---------------------------------------------------
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_a_signal_during_provisioning_rolls_the_lab_back_like_ctrl_c(tmp_path, sig):
+    import signal as signals
+    path = demo_variant(tmp_path, "es", "demo-sig.yaml", isolation("key"))
+    topo = load_topology(path)
+    proc = subprocess.Popen([sys.executable, "-m", "minet_sdn.cli.main", "lab", "up", path],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            st = lab_state.LabState.load(topo) if os.path.exists(paths.lab_json_path(topo)) else None
+            if st is not None and st.phase == "provisioning":
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, "lab up ended before provisioning"
+        time.sleep(2)                                      # inside provisioning, not at its first line
+        proc.send_signal(getattr(signals, sig))
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 128 + getattr(signals, sig), err
+        assert f"stopped by {sig}" in err and "removing the half-built lab" in out + err
+        assert _ours(topo) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        Lab(path, progress=quiet).remove()

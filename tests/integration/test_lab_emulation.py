@@ -280,3 +280,71 @@ def _ssh_at(topo, server, address):
     client.connect(address, username="root", key_filename=paths.client_key_path(topo), sock=sock,
                    allow_agent=False, look_for_keys=False, timeout=10)
     return client
+
+
+# ---- the file a lab was built from (issue 21: same name, edited file) -----------------------
+
+def test_another_file_with_the_same_name_does_not_act_on_the_lab(topo_path, tmp_path):
+    Lab(topo_path, progress=quiet).up(provision=False)
+    topo = load_topology(topo_path)
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    other = _write_topology(other_dir, topo.name, ip1="192.0.2.11")     # same name:, other content
+    for act in (lambda: Lab(other, progress=quiet).down(), lambda: Lab(other, progress=quiet).status(),
+                lambda: Lab(other, progress=quiet).up(provision=False)):
+        with pytest.raises(LabError, match="is not the file the lab .* was built from"):
+            act()
+    assert LabState.load(topo).phase == "up"                     # the lab is untouched
+    assert all(system.netns_exists(ns) for ns in servers.planned_namespaces(topo))
+
+
+def test_an_edited_file_is_refused_by_up_naming_the_change_and_status_shows_what_runs(topo_path):
+    Lab(topo_path, progress=quiet).up(provision=False)
+    with open(topo_path, "a") as fh:
+        fh.write("  - {a: 1.A, b: 2.B, rel: customer}\n")             # one more link
+    with pytest.raises(LabError, match=r"runs an older version .*links added: 1\.A-2\.B"):
+        Lab(topo_path, progress=quiet).up(provision=False)
+    st = Lab(topo_path, progress=quiet).status(json=True)
+    assert [l["id"] for l in st["links"]] == [1]                  # the links that run, not the file's two
+    assert st["notes"] and "changed since" in st["notes"][0]
+    assert Lab(topo_path, progress=quiet).down() == []           # its own file, edited: down still works
+
+
+def test_the_lab_underlay_defaults_to_jumbo_frames(tmp_path):
+    name = f"lt{secrets.token_hex(2)}"
+    path = str(tmp_path / f"{name}.yaml")
+    with open(_write_topology(tmp_path, name)) as fh:
+        text = fh.read().replace("fabric: {underlay_mtu: 9000}\n", "")
+    with open(path, "w") as fh:
+        fh.write(text)
+    try:
+        servers.build_servers(path)
+        topo = load_topology(path)
+        eff = load_topology(paths.effective_topology_path(topo))
+        assert eff.fabric.underlay_mtu == 9000 and eff.fabric.link_mtu == 1500
+        out = _sh("ip", "-n", names.server_ns(topo, "VM1"), "link", "show", names.underlay_ifname(topo)).stdout
+        assert "mtu 9000" in out
+    finally:
+        Lab(path, progress=quiet).remove()
+
+
+def test_up_restarts_a_killed_ovs_vswitchd_and_its_bridges_come_back(topo_path):
+    import signal as signals
+    Lab(topo_path, progress=quiet).up(provision=False)
+    topo = load_topology(topo_path)
+    rec = LabState.load(topo).process("VM1/ovs-vswitchd")
+    os.kill(rec.pid, signals.SIGKILL)
+    for _ in range(100):
+        if not rec.alive():
+            break
+        import time
+        time.sleep(0.05)
+    assert any("ovs-vswitchd" in p for p in Lab(topo_path, progress=quiet).health())   # reported
+    Lab(topo_path, progress=quiet).up(provision=False)                                    # repaired in place
+    assert Lab(topo_path, progress=quiet).health() == []
+    new = LabState.load(topo).process("VM1/ovs-vswitchd")
+    assert new.pid != rec.pid and new.alive()
+    d = paths.server_dir(topo, "VM1")
+    out = _sh(*names.exec_prefix("netns", names.server_ns(topo, "VM1")), "env", *(f"{k}={v}" for k, v in host.ovs_env(d).items()),
+              "ovs-appctl", "-t", f"{d}/ovs-vswitchd.ctl", "dpif/show").stdout
+    assert names.phy_bridge(topo) in out                   # the datapath has its bridge again
