@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any, Dict, List, Optional
 
+from ..classroom.lab_hook import lab_doors_down, lab_doors_up
 from ..messages import clip_line
 from ..topology import Topology, names, validate
 from . import LabError, Progress, paths, printing_progress, provisioning, quiet, servers
@@ -120,6 +121,8 @@ def lab_up(topo_path: str, *, mgmt_subnet: str = DEFAULT_MGMT_SUBNET, progress: 
                 raise LabError(f"the lab {topo.name} is damaged ({problems[0]}); "
                                f"run `minet lab down {topo_path}` and up again")
             if state.phase == "up" and (state.provisioned or not provision):
+                if provision:
+                    lab_doors_up(topo, progress)         # students' doors (classroom/): repaired if down
                 ok, reports = wait_bgp(topo, timeout=0) if provision else (True, [])
                 progress(f"lab {topo.name} is already up; " + (f"restarted {', '.join(repaired)}"
                                                                  if repaired else "nothing to do"))
@@ -154,6 +157,7 @@ def lab_up(topo_path: str, *, mgmt_subnet: str = DEFAULT_MGMT_SUBNET, progress: 
             state.phase = "provisioned"
             state.provisioned = True
             state.save()
+            lab_doors_up(topo, progress)                 # students' doors (classroom/), if the topology has any
         except BaseException:
             if created and state is not None and not keep_on_failure:
                 progress("removing the half-built lab")
@@ -178,7 +182,7 @@ def lab_up(topo_path: str, *, mgmt_subnet: str = DEFAULT_MGMT_SUBNET, progress: 
 
 
 def _down(topo: Topology, state: LabState, progress: Progress, provisioned: bool) -> List[str]:
-    problems: List[str] = []
+    problems: List[str] = lab_doors_down(topo)         # students' sessions end before their devices go
     if provisioned:
         sshd_ok = all(p.alive() for p in state.processes if p.name.endswith("/sshd"))
         rc, last = 1, "sshd of some server is not running"

@@ -40,7 +40,7 @@ MAX_MERGED = 10_000             # mapping entries copied by merge keys (<<), ove
 MAX_SERVERS = 0xFFFF            # a server's index is 16 bits of every datapath id
 MIN_ROUTER_MTU = 1280           # IPv6 minimum: what must still fit through a tunnel
 
-TOP_KEYS = ("name", "fabric", "controller", "servers", "ases", "links", "ixps")
+TOP_KEYS = ("name", "fabric", "controller", "servers", "ases", "links", "ixps", "class")
 FABRIC_KEYS = ("isolation", "encapsulation", "underlay_mtu", "bfd_interval_ms", "link_subnet", "link_subnet6",
                "ipv6", "share_memory")
 CONTROLLER_KEYS = ("ofp", "rest")
@@ -473,10 +473,12 @@ def _build(p: _Problems, data: Any, source: str) -> Optional[Topology]:
     ases, known = _ases(p, data["ases"], servers, declared, fabric) if "ases" in data else ({}, None)
     links = _links(p, data.get("links"), ases, known, servers, fabric)
     ixps = _ixps(p, data.get("ixps"), ases, known, declared, servers, fabric)
+    from ..classroom import settings as class_settings        # the students' doors (docs/class.md)
+    classroom = class_settings.parse(data.get("class"), ases, p.add)
     if p.lines:
         return None
     topo = Topology(name=name, servers=servers, ases=ases, links=tuple(links), fabric=fabric,
-                    controller=controller, source=source, ixps=ixps)
+                    controller=controller, source=source, ixps=ixps, classroom=classroom)
     if topo.ixp_segments:                    # members on other servers than their IXP
         if len(topo.link_by_id) > MAX_LINKS:
             p.add("ixps", f"{len(topo.links)} links and {len(topo.ixp_segments)} IXP members on other servers "
