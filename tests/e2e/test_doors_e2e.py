@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -114,7 +115,7 @@ class Door:
     def cmd(self, line: str, prompt: str) -> str:
         self.child.sendline(line)
         self.child.expect(prompt)
-        return self.child.before
+        return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", self.child.before)      # bash's bracketed paste
 
     def door(self, line: str) -> str:
         return self.cmd(line, f"AS{self.asn}> ")
@@ -122,6 +123,12 @@ class Door:
     def close(self) -> None:
         self.child.sendline("exit")
         self.child.expect(pexpect.EOF)
+
+    def __enter__(self) -> "Door":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.child.close(force=True)          # a failed test leaves no session behind
 
 
 def vtysh_json(lab, router: str, command: str):
@@ -148,25 +155,25 @@ def test_listing_gives_every_door_with_its_password_and_pinned_key(lab):
 
 def test_a_group_configures_and_saves_a_bgp_neighbour(lab):
     assert not established(lab, "1.A1", "100.64.0.6")          # AS3's router is empty until the group works
-    s = Door(lab, 3)
-    assert "routers: C1 C2" in s.welcome
-    s.cmd("goto C1", "AS3-C1# ")
-    s.cmd("configure terminal", r"\(config\)# ")
-    s.cmd("router bgp 3", r"\(config-router\)# ")
-    s.cmd("no bgp ebgp-requires-policy", r"\(config-router\)# ")
-    s.cmd("neighbor 100.64.0.5 remote-as 1", r"\(config-router\)# ")
-    s.cmd("end", "AS3-C1# ")
-    out = s.cmd("write memory", "AS3-C1# ")
-    assert "saved" in out
-    s.cmd("exit", "AS3> ")
-    s.close()
-    wait_until(lambda: established(lab, "1.A1", "100.64.0.6"), 90, 0.5, what="AS1-AS3 session Established")
-    conf = os.path.join(places.router_place(lab["topo"], "3.C1").vty_dir, "frr.conf")
-    with open(conf) as fh:
-        assert "neighbor 100.64.0.5 remote-as 1" in fh.read()
-    st = os.stat(conf)
-    import pwd
-    assert st.st_uid == pwd.getpwnam("frr").pw_uid          # the daemons can read it at their next start
+    with Door(lab, 3) as s:
+        assert "routers: C1 C2" in s.welcome
+        s.cmd("goto C1", "AS3-C1# ")
+        s.cmd("configure terminal", r"\(config\)# ")
+        s.cmd("router bgp 3", r"\(config-router\)# ")
+        s.cmd("no bgp ebgp-requires-policy", r"\(config-router\)# ")
+        s.cmd("neighbor 100.64.0.5 remote-as 1", r"\(config-router\)# ")
+        s.cmd("end", "AS3-C1# ")
+        out = s.cmd("write memory", "AS3-C1# ")
+        assert "saved" in out
+        s.cmd("exit", "AS3> ")
+        s.close()
+        wait_until(lambda: established(lab, "1.A1", "100.64.0.6"), 90, 0.5, what="AS1-AS3 session Established")
+        conf = os.path.join(places.router_place(lab["topo"], "3.C1").vty_dir, "frr.conf")
+        with open(conf) as fh:
+            assert "neighbor 100.64.0.5 remote-as 1" in fh.read()
+        st = os.stat(conf)
+        import pwd
+        assert st.st_uid == pwd.getpwnam("frr").pw_uid          # the daemons can read it at their next start
 
 
 def test_wrong_and_other_groups_passwords_and_root_are_refused(lab):
@@ -261,55 +268,68 @@ def test_goto_refuses_other_groups_and_shell_syntax(lab):
 
 
 def test_a_router_session_has_vtysh_and_nothing_to_escape_to(lab):
-    s = Door(lab, 3)
-    s.cmd("goto C2", "AS3-C2# ")
-    assert "Unknown command" in s.cmd("start-shell", "AS3-C2# ")
-    assert "Unknown command" in s.cmd("start-shell bash", "AS3-C2# ")
-    s.cmd("exit", "AS3> ")
-    s.close()
+    with Door(lab, 3) as s:
+        s.cmd("goto C2", "AS3-C2# ")
+        assert "Unknown command" in s.cmd("start-shell", "AS3-C2# ")
+        assert "Unknown command" in s.cmd("start-shell bash", "AS3-C2# ")
+        s.cmd("exit", "AS3> ")
+        s.close()
 
 
 def test_a_host_session_sees_its_host_only(lab):
-    s = Door(lab, 3)
-    p = r"AS3 C1 host\$ "
-    s.cmd("goto C1 host", p)
-    import pwd
-    uid = pwd.getpwnam(lab["doors"][3]["user"]).pw_uid
-    assert f"uid={uid}." in s.cmd("echo uid=$(id -u).", p)
-    caps = s.cmd("grep -E '^Cap(Eff|Bnd)' /proc/self/status", p)
-    assert "CapEff:\t0000000000003000" in caps and "CapBnd:\t0000000000003000" in caps
-    assert "No such file" in s.cmd("ls /run/minet-sdn /run/netns /var/lib/minet-sdn /root /home 2>&1", p)
-    assert s.cmd("ls /proc | grep -c '^[0-9]'", p).split()[-1] in ("3", "4", "5")   # PID 1, bash, ls/grep
-    assert "Permission denied" in s.cmd("cat /etc/shadow 2>&1", p)
-    assert "Operation not permitted" in s.cmd("nsenter --net=/proc/1/ns/net true 2>&1", p)
-    assert "1 packets transmitted, 1 received" in s.cmd("ping -c 1 -W 2 10.0.3.129 2>&1", p)   # its router
-    out = s.cmd("ping -c 1 -W 1 10.254.0.1 2>&1", p)                     # the lab's management network
-    assert "100% packet loss" in out or "unreachable" in out.lower()
-    assert "eth0" in s.cmd("ip -br link", p)                             # ip works (NET_ADMIN in its netns)
-    s.cmd("exit", "AS3> ")
-    s.close()
+    with Door(lab, 3) as s:
+        p = r"AS3 C1 host\$ "
+        s.cmd("goto C1 host", p)
+        import pwd
+        uid = pwd.getpwnam(lab["doors"][3]["user"]).pw_uid
+        assert f"uid={uid}." in s.cmd("echo uid=$(id -u).", p)
+        caps = s.cmd("grep -E '^Cap(Eff|Bnd)' /proc/self/status", p)
+        assert "CapEff:\t0000000000003000" in caps and "CapBnd:\t0000000000003000" in caps
+        assert "No such file" in s.cmd("ls /run/minet-sdn /run/netns /var/lib/minet-sdn /root /home 2>&1", p)
+        assert s.cmd("ls /proc | grep -c '^[0-9]'", p).split()[-1] in ("3", "4", "5")   # PID 1, bash, ls/grep
+        assert "Permission denied" in s.cmd("cat /etc/shadow 2>&1", p)
+        out = s.cmd("nsenter --net=/proc/1/ns/net true 2>&1", p)
+        assert "Operation not permitted" in out or "Permission denied" in out
+        assert "1 packets transmitted, 1 received" in s.cmd("ping -c 1 -W 2 10.0.3.129 2>&1", p)   # its router
+        out = s.cmd("ping -c 1 -W 1 10.254.0.1 2>&1", p)                     # the lab's management network
+        assert "100% packet loss" in out or "unreachable" in out.lower()
+        assert "eth0" in s.cmd("ip -br link", p)                             # ip works (NET_ADMIN in its netns)
+        s.cmd("exit", "AS3> ")
+        s.close()
 
 
 def test_a_fork_bomb_and_a_memory_hog_leave_the_others_and_the_lab_running(lab):
-    bomb = Door(lab, 3)
-    p = r"AS3 C1 host\$ "
-    bomb.cmd("goto C1 host", p)
-    # a fork bomb for 8 s (timeout kills its process group), then a 300 MB memory hog (tail keeps
-    # a line without end in memory) against a 96M bound
-    bomb.child.sendline("timeout -s KILL 8 bash -c 'f() { f | f & }; f; sleep 60'; "
-                        "head -c 300M /dev/zero | tail | wc -c; echo hog-$((6*7))")
-    other = Door(lab, 4)                                        # another group logs in meanwhile
-    out = other.cmd("goto D1 host", r"AS4 D1 host\$ ")
-    assert "1 received" in other.cmd("ping -c 1 -W 2 10.0.4.129 2>&1 | grep received", r"AS4 D1 host\$ ")
-    other.cmd("exit", "AS4> ")
-    other.close()
-    bomb.child.expect("hog-42", timeout=120)
-    assert established(lab, "1.A1", "100.64.0.2") and established(lab, "2.B1", "100.64.0.1")
-    bomb.child.sendcontrol("c")
-    bomb.child.sendline("exit")
-    bomb.child.expect("AS3> ", timeout=60)
-    bomb.close()
-    import pwd
-    uid = pwd.getpwnam(lab["doors"][3]["user"]).pw_uid
-    from minet_sdn.classroom import doors
-    wait_until(lambda: not doors.uid_pids(uid), 30, 0.2, what="every process of group 3 gone")
+    with Door(lab, 3) as bomb:
+        p = r"AS3 C1 host\$ "
+        bomb.cmd("goto C1 host", p)
+        # a fork bomb for 8 s (timeout kills its process group), then a 300 MB memory hog (tail keeps
+        # a line without end in memory) against a 96M bound
+        bomb.child.sendline("timeout -s KILL 8 bash -c 'f() { f | f & }; f; sleep 60'; "
+                            "head -c 300M /dev/zero | tail | wc -c; echo hog-$((6*7))")
+        with Door(lab, 4) as other:                                        # another group logs in meanwhile
+            out = other.cmd("goto D1 host", r"AS4 D1 host\$ ")
+            assert "1 received" in other.cmd("ping -c 1 -W 2 10.0.4.129 2>&1 | grep received", r"AS4 D1 host\$ ")
+            other.cmd("exit", "AS4> ")
+            other.close()
+        bomb.child.expect("hog-42", timeout=120)
+        assert "Resource temporarily unavailable" in bomb.child.before      # the bomb hit the group's bound
+        assert "Killed" in bomb.child.before                                # and the hog its memory bound
+        assert established(lab, "1.A1", "100.64.0.2") and established(lab, "2.B1", "100.64.0.1")
+        bomb.child.sendcontrol("c")
+        bomb.child.sendline("exit")
+        bomb.child.expect("AS3> ", timeout=60)
+        bomb.close()
+        import pwd
+        uid = pwd.getpwnam(lab["doors"][3]["user"]).pw_uid
+        from minet_sdn.classroom import doors
+        def left():
+            out = []
+            for pid in doors.uid_pids(uid):
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                        out.append(fh.read().replace(b"\0", b" ").decode(errors="replace"))
+                except OSError:
+                    pass
+            return out
+        wait_until(lambda: not left(), 30, 0.2)
+        assert left() == []
