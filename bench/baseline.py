@@ -37,7 +37,8 @@ from typing import Dict, List
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from minet_sdn.lab import paths, printing_progress, system, updown  # noqa: E402
+from minet_sdn.lab import paths, printing_progress, system  # noqa: E402
+from minet_sdn.lab.lab import Lab  # noqa: E402
 from minet_sdn.lab import state as lab_state  # noqa: E402
 from minet_sdn.topology import load_topology   # noqa: E402
 from minet_sdn.topology.model import TUNNEL_OFPORT, Bridge, Topology   # noqa: E402
@@ -125,7 +126,7 @@ def main(argv=None) -> int:
         print("baseline.py: needs root", file=sys.stderr)
         return 2
     if args.verb == "up":
-        updown.lab_up(args.topology, progress=printing_progress())
+        Lab(args.topology, progress=printing_progress()).up()
     flows = convert(args.topology)
     print(f"baseline: {sum(flows.values())} static flows on {len(flows)} remote bridges, no controller, "
           f"fail_mode=standalone")

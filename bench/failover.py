@@ -48,7 +48,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from lab_up import check_root, leftovers, machine, save, stats, unique_copy  # noqa: E402
 
-from minet_sdn.lab import LabError, controller, convergence, observe, paths, places, updown  # noqa: E402
+from minet_sdn.lab import LabError, controller, convergence, observe, paths, places, quiet  # noqa: E402
+from minet_sdn.lab.lab import Lab  # noqa: E402
 from minet_sdn.topology import load_topology  # noqa: E402
 
 BLACKHOLE_COOKIE = 0xBE0C0000000000FF       # not 0x6d6e...: not one of the controller's flows
@@ -250,7 +251,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         path = unique_copy(args.topology, workdir, "bf", **fabric)
         topo = load_topology(path)
         try:
-            updown.lab_up(path, progress=lambda m: None)
+            Lab(path, progress=lambda m: None).up()
             bench = Bench(path, args.link)
             link = bench.link
             print(f"## {os.path.relpath(args.topology, ROOT)} ({topo.fabric.isolation}), link {link.id}: "
@@ -270,7 +271,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                       f"reference: BGP down {ref['bgp_down_both']:.2f}s, up again {ref['bgp_up_both']:.2f}s",
                       flush=True)
         finally:
-            problems = updown.remove_lab(path)
+            problems = Lab(path, progress=quiet).remove()
             left = leftovers(topo)
             if problems or left:
                 print(f"cleanup problems: {problems} {left}", file=sys.stderr)

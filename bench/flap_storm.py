@@ -12,6 +12,7 @@ Meanwhile a REST thread calls GET /healthz, /v1/switches and /v1/links (which re
 from every switch) through the WSGI app, back to back. Reported: PortStatus messages handled per
 second, and REST latency p50/p99 per path, idle (before the storm) and under it. What this leaves
 out: sockets and os-ken's event threads (the harness delivers events in the storm thread).
+Results, with the command and the machine, also go to bench/results/flap_storm-<date>.json.
 """
 from __future__ import annotations
 
@@ -26,8 +27,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from tests.unit.app_harness import Lab   # noqa: E402
+from lab_up import machine, save         # noqa: E402
 
 PATHS = ("/healthz", "/v1/switches", "/v1/links")
 
@@ -113,6 +116,9 @@ def main(argv=None) -> int:
             "rest_errors": storm.get("errors", [])[:5],
             "problems": lab.problems(ignore=lab.expected),
         }
+    command = " ".join(["python3 bench/flap_storm.py"] + (sys.argv[1:] if argv is None else list(argv)))
+    saved = save("flap_storm", {"command": command, "machine": machine(), **result})
+    print(f"saved {saved.relative_to(ROOT)}", file=sys.stderr)
     if args.json:
         print(json.dumps(result, indent=1))
     else:

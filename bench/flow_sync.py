@@ -608,7 +608,7 @@ def main(argv: Optional[List[str]] = None) -> int:
            "repeat": args.repeat, "statistic": "median",
            "target": f"ours <= {TARGET_RATIO}x ovs-ofctl --bundle add-flows (initial) and --bundle replace-flows "
                      "(no-op) at 10000 links",
-           "host": {"cpus": os.cpu_count(), "python": platform.python_version(),
+           "host": {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
                     "ovs": run("ovs-vsctl", "--version").stdout.split("\n")[0],
                     "loadavg_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)]},
            "wall_s": round(time.monotonic() - started, 1), "results": results}

@@ -58,7 +58,8 @@ sys.path.insert(0, str(ROOT))
 
 
 from minet_sdn import host  # noqa: E402
-from minet_sdn.lab import LabError, paths, servers, updown  # noqa: E402
+from minet_sdn.lab import LabError, paths, quiet, servers  # noqa: E402
+from minet_sdn.lab.lab import Lab  # noqa: E402
 from minet_sdn.lab import observe            # noqa: E402
 from minet_sdn.topology import load_topology  # noqa: E402
 
@@ -165,18 +166,18 @@ def measured_lab(path: str, bgp_timeout: Optional[float], verbose: bool
 
     down = None
     try:
-        summary = updown.lab_up(path, progress=progress, bgp_timeout=bgp_timeout)
+        summary = Lab(path, progress=progress).up(bgp_timeout=bgp_timeout)
         result = phases(events, time.monotonic() - t0)
         result["bgp_sessions"] = summary["bgp_sessions"]
         yield result, events, t0
         t1 = time.monotonic()
-        problems = updown.lab_down(path, progress=lambda m: None)
+        problems = Lab(path, progress=lambda m: None).down()
         down = time.monotonic() - t1
         if problems:
             raise RuntimeError(f"lab down reported problems: {problems}")
     finally:
         if down is None:
-            updown.remove_lab(path)
+            Lab(path, progress=quiet).remove()
     left = leftovers(topo)
     if left:
         raise RuntimeError(f"lab down left {left}")
@@ -415,7 +416,7 @@ def _class_figures(topo, path: str, result: Dict[str, Any], events: List[Tuple[f
     result["pss_ospf6d_per_router_mb"] = round(pss.get("ospf6d", {}).get("total_mb", 0.0) / len(topo.routers), 2)
     result["memory_per_router_mb"] = round(result["memory_steady_mb"] / len(topo.routers), 2)
     t1 = time.monotonic()
-    again = updown.lab_up(path, progress=lambda m: None, bgp_timeout=bgp_timeout)
+    again = Lab(path, progress=lambda m: None).up(bgp_timeout=bgp_timeout)
     result["second_up"] = round(time.monotonic() - t1, 3)
     result["second_up_already"] = again["already_up"]
 

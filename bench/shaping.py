@@ -33,9 +33,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from minet_sdn.importers import to_yaml                      # noqa: E402
-from minet_sdn.lab import places, updown  # noqa: E402
+from minet_sdn.lab import places  # noqa: E402
+from minet_sdn.lab.lab import Lab  # noqa: E402
 from minet_sdn.topology import load_topology, names           # noqa: E402
 from minet_sdn.topology.addressing import topology_addressing  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+from lab_up import machine                                    # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -95,14 +99,15 @@ def main() -> int:
     ]
     rows = []
     try:
-        updown.lab_up(path, progress=lambda m: print(m, file=sys.stderr, flush=True))
+        Lab(path, progress=lambda m: print(m, file=sys.stderr, flush=True)).up()
         for what, rate, client, server, ip in cases:
             got = iperf(topo, client, server, ip, args.seconds)
             rows.append({"link": what, "configured_bps": rate, "measured_bps": got,
                          "ratio": None if rate is None else got / rate})
     finally:
-        updown.lab_down(path, progress=lambda m: None)
+        Lab(path, progress=lambda m: None).down()
     doc = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+           "command": " ".join(["python3 bench/shaping.py"] + sys.argv[1:]), "machine": machine(),
            "seconds": args.seconds, "load": os.getloadavg(), "rows": rows}
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"shaping-{datetime.date.today()}.json"

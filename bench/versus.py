@@ -52,9 +52,11 @@ from baseline import convert                                          # noqa: E4
 from failover import Bench, CarrierWatch, SessionWatch, _wait_carrier    # noqa: E402
 from lab_up import check_root, leftovers, machine, save, unique_copy   # noqa: E402
 
-from minet_sdn.lab import controller, convergence, updown  # noqa: E402
+from minet_sdn.lab import controller, convergence, quiet  # noqa: E402
+from minet_sdn.lab.lab import Lab  # noqa: E402
 from minet_sdn.lab import state as lab_state  # noqa: E402
 from minet_sdn.topology import load_topology, names  # noqa: E402
+from minet_sdn.topology.places import host_id  # noqa: E402
 from minet_sdn.topology.addressing import as_addressing  # noqa: E402
 
 WAIT = 60.0
@@ -95,7 +97,7 @@ class Lab:
         return convergence.configured_routers(self.topo)
 
     def hosts(self) -> List[str]:
-        return [names.host_id(r) for r in self.routers()]
+        return [host_id(r) for r in self.routers()]
 
     # -- ARP ------------------------------------------------------------------------------------
     def arp_round(self, flush: bool) -> Dict[str, Any]:
@@ -267,7 +269,7 @@ def underlay_only(args) -> int:
         path = unique_copy(args.topology, work, "vu", isolation="key")
         bfd = load_topology(path).fabric.bfd_interval_ms
         try:
-            updown.lab_up(path, progress=lambda m: None)
+            Lab(path, progress=lambda m: None).up()
             lab = Lab(path, args.link)
             trials = []
             for i in range(args.underlay_trials):
@@ -275,9 +277,10 @@ def underlay_only(args) -> int:
                 trials.append(lab.underlay_trial())
                 print(f"  cut {i + 1}: {trials[-1]}", flush=True)
         finally:
-            updown.remove_lab(path)
+            Lab(path, progress=quiet).remove()
     res = {k: summary([t[k] for t in trials]) for k in ("links_down_both_sides", "back")}
-    out = save("versus-underlay", {"machine": info, "trials": trials, "summary": res,
+    out = save("versus-underlay", {"command": " ".join(["python3 bench/versus.py"] + sys.argv[1:]),
+                                    "machine": info, "trials": trials, "summary": res,
                                     "bfd_interval_ms": bfd})
     print(json.dumps(res), f"\nsaved {os.path.relpath(out, ROOT)}")
     return 0
@@ -306,7 +309,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         paths = {mode: unique_copy(args.topology, work, f"v{mode[0]}", isolation=mode) for mode in ("key", "tos")}
         try:
             for mode in ("key", "tos"):
-                updown.lab_up(paths[mode], progress=lambda m: None)
+                Lab(paths[mode], progress=lambda m: None).up()
                 lab = Lab(paths[mode], args.link)
                 report["results"][f"ours_{mode}"] = measure(lab, args, say, f"ours ({mode})")
                 if mode == "tos":
@@ -316,12 +319,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                             f"{report['results']['direct_veth_iperf_mbps']} Mbit/s")
                     convert(paths[mode])
                     report["results"]["baseline"] = measure(lab, args, say, "baseline")
-                updown.remove_lab(paths[mode])
+                Lab(paths[mode], progress=quiet).remove()
         finally:
             for path in paths.values():
                 topo = load_topology(path)
                 if lab_state.LabState.load(topo) is not None:
-                    updown.remove_lab(path)
+                    Lab(path, progress=quiet).remove()
                 left = leftovers(topo)
                 if left:
                     print(f"cleanup left: {left}", file=sys.stderr)

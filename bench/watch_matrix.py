@@ -8,6 +8,7 @@ times `minet matrix --json` rounds: healthy, and with one remote link failed tha
 off (its 2 x (N-1) pairs must fail, every other pair must still reach). The reference, in the
 same run, is the same round with --parallel 1 (sources one after the other). With --shots, takes
 screenshots of the status page and renders the graph there. Removes the lab at the end. Root.
+Results, with the command and the machine, also go to bench/results/watch_matrix-<date>.json.
 """
 from __future__ import annotations
 
@@ -110,7 +111,10 @@ def main(argv=None) -> int:
         with open(args.write, "w") as fh:
             fh.write(text)
         return 0
-    from minet_sdn.lab import status, updown
+
+    from minet_sdn.lab.lab import Lab
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    from lab_up import machine, save              # result file: bench/results/watch_matrix-<date>.json
     from minet_sdn.topology import load_topology
     d = tempfile.mkdtemp(prefix="watch-bench-")
     path = os.path.join(d, f"{args.name}.yaml")
@@ -127,7 +131,7 @@ def main(argv=None) -> int:
     results = {"ases": n, "pairs": n * (n - 1), "routers": len(topo.routers), "links": len(topo.links)}
     t0 = time.monotonic()
     try:
-        updown.lab_up(path, progress=lambda m: None, bgp_timeout=300)
+        Lab(path, progress=lambda m: None).up(bgp_timeout=300)
         results["lab_up_s"] = round(time.monotonic() - t0, 1)
         for _ in range(120):                         # routes after sessions: until every pair reaches
             dt, obj = timed_matrix(path)
@@ -144,7 +148,7 @@ def main(argv=None) -> int:
         results["healthy_median_s"] = round(statistics.median(healthy), 2)
         results["reference_parallel1_s"] = round(ref, 2)
         results["ratio_vs_parallel1"] = round(statistics.median(healthy) / ref, 2)
-        base = status.lab_status(path, json=True)["mgmt"]["rest_relay"]
+        base = Lab(path).status(json=True)["mgmt"]["rest_relay"]
         if args.shots:
             os.makedirs(args.shots, exist_ok=True)
             screenshot(base + "/ui", os.path.join(args.shots, f"status-{n}-ok.png"))
@@ -176,8 +180,11 @@ def main(argv=None) -> int:
         minet("link", "restore", path, str(cut.id))
     finally:
         if not args.keep:
-            updown.lab_down(path, progress=lambda m: None)
+            Lab(path, progress=lambda m: None).down()
     print(json.dumps(results, indent=1))
+    command = " ".join(["python3 bench/watch_matrix.py"] + (sys.argv[1:] if argv is None else list(argv)))
+    saved = save("watch_matrix", {"command": command, "machine": machine(), **results})
+    print(f"saved {os.path.relpath(saved, ROOT)}", file=sys.stderr)
     return 0
 
 

@@ -9,14 +9,16 @@ from typing import List
 from . import ClassError, doors
 
 
-def lab_doors_up(topo, progress) -> None:
+def lab_doors_up(topo, places, progress) -> None:
+    """`places`: the lab's node places (topology/places.Places)."""
     if topo.classroom is None:
         return
     from ..lab import LabError
-    from ..lab.places import plan_nodes
-    nodes = {}
-    for server in topo.servers:
-        nodes.update(plan_nodes(topo, server))
+    if places.backend != "netns":
+        progress(f"doors: not made: they enter nodes by their network namespace, and the "
+                 f"{places.backend} backend's nodes are containers (docs/class.md)")
+        return
+    nodes = {node: (p.ns, p.frr_dir) for node, p in places.items()}
     try:
         doors.up(topo, list(topo.servers), nodes, listen="127.0.0.1", progress=progress)
     except ClassError as exc:

@@ -5,7 +5,7 @@
   minet link list FILE [--json]       links, their state and counters (from the controller)
   minet link fail FILE ID             take a remote link down: both routers lose carrier
   minet link restore FILE ID          bring it back
-  minet lab up|down|status FILE       the embedded multi-server lab (when installed)
+  minet lab up|down|status FILE       the embedded multi-server lab
   minet exec FILE NODE -- CMD         run a command in a lab node
   minet matrix|graph|lg FILE ...      watch a lab: connectivity matrix, picture, looking glass
   minet import mini-internet DIR | gml FILE [-o OUT]   make a topology; minet partition FILE --servers N
@@ -134,6 +134,12 @@ def cmd_controller(args) -> int:
 
     remote_links.CONFIG.update(topology=args.topology, rest=rest, state=args.state, rest_names=args.rest_name,
                                echo_interval=args.echo_interval, on_fatal=fatal)
+    # the status page is ours to add, not the controller's: its BGP panel asks the routers where
+    # provisioning put them (this machine's state root, or the lab's, and the backend)
+    from ..provision.plan import state_root
+    from ..rest import page as rest_page
+    from ..watch.page import StatusPage, root_of
+    rest_page.install(StatusPage(root_of(args.provision_root or state_root()), args.backend))
     print(f"minet controller: topology {topo.name}, OpenFlow on {ofp[0]}:{ofp[1]}, REST on "
           f"http://{rest[0]}:{rest[1]}", file=sys.stderr, flush=True)
 
@@ -171,16 +177,12 @@ def _rest(args, method: str, path: str):
     topo = _topology(args.file)
     from ..rest.client import ControllerUnreachable, NotOurApi, call, describe
     base = topo.controller.rest_url
+    from ..lab import LabError                           # a running lab puts its controller elsewhere
+    from ..lab.controller import rest_base as lab_rest_base
     try:
-        from ..lab import LabError                       # a running lab puts its controller elsewhere
-        from ..lab.controller import rest_base as lab_rest_base
-    except ImportError:
-        pass
-    else:
-        try:
-            base = lab_rest_base(topo) or base
-        except LabError as exc:
-            raise UsageError(f"minet: {_one_line(exc)}")
+        base = lab_rest_base(topo) or base
+    except LabError as exc:
+        raise UsageError(f"minet: {_one_line(exc)}")
     try:
         status, body = call(base, method, path)
     except ControllerUnreachable as exc:
@@ -282,6 +284,12 @@ def build_parser() -> Parser:
     c.add_argument("--log-file")
     c.add_argument("--echo-interval", type=_seconds, metavar="SECONDS",
                    help="silence after which a switch is sent an echo request; after 3 it is dropped (default 5)")
+    c.add_argument("--provision-root", metavar="DIR",
+                   help="the status page's BGP panel: where minet-provision keeps the routers' state on "
+                        "this machine ({server} stands for each server's name; default $MINET_STATE_DIR "
+                        "or /var/lib/minet-sdn)")
+    c.add_argument("--backend", choices=("netns", "docker"), default="netns",
+                   help="the status page's BGP panel: how provisioning made the routers (default netns)")
     c.set_defaults(func=cmd_controller)
 
     link = sub.add_parser("link", help="inspect, fail and restore inter-AS links")
@@ -305,12 +313,8 @@ def build_parser() -> Parser:
     add_generate_commands(sub)
     from ..classroom.cli import add_class_commands        # class doors|passwd, configs save|restore
     add_class_commands(sub)
-    try:
-        from ..lab.cli import add_lab_commands
-    except ImportError:
-        pass
-    else:
-        add_lab_commands(sub)
+    from ..lab.cli import add_lab_commands
+    add_lab_commands(sub)
     return p
 
 

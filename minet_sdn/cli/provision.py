@@ -37,7 +37,8 @@ from ..messages import clip_line
 from ..provision.apply import ProvisionError, Provisioner
 from ..provision.ovs import detect_datapath
 from ..provision.image import IMAGE_ENV, default_image
-from ..provision.plan import BACKENDS, build_plan
+from ..provision.plan import BACKENDS, build_plan, state_root
+from ..topology.places import ROUTER, build_places
 from ..provision import converge, ssh
 from ..topology import TopologyError, validate
 
@@ -164,10 +165,9 @@ def _main(argv: Optional[List[str]]) -> int:
 def _wait_routing(topo, plan, wait: float):
     """Wait for BGP on this server's configured routers: (converged, report for --json)."""
     t0 = time.monotonic()
-    ns = {n.id: n.ns for n in plan.nodes}
-    places = {r.node: converge.FrrSockets(r.confdir, ns[r.node], plan.backend)
-              for r in plan.routers if r.configure and r.node in topo.routers}    # (not route servers)
-    routers = list(places)
+    places = build_places(topo, state_root(), plan.backend, servers=[plan.server])
+    routers = [p.id for p in places.on(plan.server)                            # (not route servers)
+               if p.kind == ROUTER and topo.ases[p.asn].configure]
     timeout = converge.default_timeout(len(topo.routers)) if wait < 0 else wait
     _progress(f"[{plan.server}] waiting for BGP on {len(routers)} configured routers")
     ok, reports = converge.wait_converged(

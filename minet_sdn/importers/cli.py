@@ -89,6 +89,14 @@ def cmd_import_gml(args) -> int:
     return _finish(imported, args.output, args.file)
 
 
+def cmd_import_as_rel(args) -> int:
+    from .as_rel import import_as_rel
+    imported = import_as_rel(args.file, ases=args.ases, select=args.select, seed=args.seed,
+                             routers_per_as=args.routers_per_as, name=args.name)
+    _place(imported, args.servers)
+    return _finish(imported, args.output, args.file)
+
+
 def cmd_partition(args) -> int:
     from ..topology.partition import partition_file
     report, topology = partition_file(args.file, args.servers, seed=args.seed)
@@ -126,7 +134,7 @@ def add_commands(sub, error_cls) -> None:
         except CommandError as exc:
             raise error_cls(str(exc)) from None
 
-    imp = sub.add_parser("import", help="make a topology from a mini-Internet folder or a GML map")
+    imp = sub.add_parser("import", help="make a topology from a mini-Internet folder, a GML map or AS relationships")
     isub = imp.add_subparsers(dest="import_cmd", required=True, parser_class=sub._parser_class)
     mi = isub.add_parser("mini-internet", help="a mini-Internet configuration folder (AS_config.txt, ...)")
     mi.add_argument("dir")
@@ -138,7 +146,15 @@ def add_commands(sub, error_cls) -> None:
                    help="condense: keep the N best-connected routers of each AS (each AS stays connected)")
     g.add_argument("--rel", default="peer", choices=["peer", "provider", "customer"],
                    help="relationship of edges across ASes without a `rel` attribute (default peer)")
-    for cmd, func in ((mi, cmd_import_mini_internet), (g, cmd_import_gml)):
+    ar = isub.add_parser("as-rel", help="an AS-level Internet from CAIDA's AS-relationship format (AS1|AS2|-1|...)")
+    ar.add_argument("file")
+    ar.add_argument("--ases", type=positive, default=100, metavar="N", help="how many ASes to keep (default 100)")
+    ar.add_argument("--select", default="core", metavar="RULE",
+                    help="which: core (largest customer cones, default) | cone:ASN (that AS's cone) | random")
+    ar.add_argument("--seed", type=int, default=1, help="seed of --select random (default 1)")
+    ar.add_argument("--routers-per-as", type=positive, default=1, metavar="N",
+                    help="routers per AS, in a ring; adjacencies spread over them (default 1)")
+    for cmd, func in ((mi, cmd_import_mini_internet), (g, cmd_import_gml), (ar, cmd_import_as_rel)):
         cmd.add_argument("-o", "--output", metavar="FILE", help="where to write the topology (default stdout)")
         cmd.add_argument("--name", help="instance name (default: from the folder or file name)")
         cmd.add_argument("--servers", type=positive, metavar="N",

@@ -8,12 +8,12 @@ Modules, by concern (each imports only those above it):
   sshd          each emulated server's sshd and the lab's client key
   effective     the user's topology loaded for the lab, and its effective copy (mgmt network)
   servers       the emulated servers built (namespaces, OvS, networks, sshd) and torn down
-  places        where provisioning put each node, and running a command in a node (exec)
+  places        each node's place in the lab (topology/places.py with the lab's state roots), and
+                the lab's own nodes (mgmt, underlay, servers) for exec
   convergence   BGP sessions and routes of the lab's routers, waiting until they converge
   controller    the controller in the mgmt namespace, the REST relay, the lab's REST client
   provisioning  minet-provision over SSH (and its local fallback), capacity, docker image
-  updown        lab_up, lab_down, repair and health, remove_lab (down, then teardown)
-  status        lab_status
+  lab           class Lab: up, down, remove, status, exec, places (what the CLI and benches call)
   observe       watching a running lab (benches and end-to-end tests)
   relay         the relay process (python -m minet_sdn.lab.relay)
   cli           `lab up|down|status FILE`, `exec FILE NODE -- CMD`

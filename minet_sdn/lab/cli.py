@@ -22,7 +22,7 @@ def _fail(prog: str, exc: BaseException) -> int:
 
 
 def cmd_up(args) -> int:
-    from . import updown
+    from .lab import Lab, format_summary
     if getattr(args, "servers", None):         # place the ASes first (minet partition), then bring that up
         from ..topology.partition import placed_copy
         try:
@@ -30,18 +30,18 @@ def cmd_up(args) -> int:
         except ValueError as exc:
             return _fail("minet lab up", exc)
     try:
-        summary = updown.lab_up(args.file, mgmt_subnet=args.mgmt_subnet, bgp_timeout=args.bgp_timeout,
-                                keep_on_failure=args.keep_on_failure, backend=args.backend, image=args.image)
+        summary = Lab(args.file).up(mgmt_subnet=args.mgmt_subnet, bgp_timeout=args.bgp_timeout,
+                                    keep_on_failure=args.keep_on_failure, backend=args.backend, image=args.image)
     except LabError as exc:
         return _fail("minet lab up", exc)
-    print(json.dumps(summary, indent=1) if args.json else updown.format_summary(summary))
+    print(json.dumps(summary, indent=1) if args.json else format_summary(summary))
     return 0
 
 
 def cmd_down(args) -> int:
-    from . import updown
+    from .lab import Lab
     try:
-        problems = updown.lab_down(args.file)
+        problems = Lab(args.file).down()
     except LabError as exc:
         return _fail("minet lab down", exc)
     for p in problems:
@@ -50,9 +50,9 @@ def cmd_down(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from . import status
+    from .lab import Lab
     try:
-        out = status.lab_status(args.file, json=args.json)
+        out = Lab(args.file).status(json=args.json)
     except LabError as exc:
         return _fail("minet lab status", exc)
     print(json.dumps(out, indent=1) if args.json else out)
@@ -60,12 +60,12 @@ def cmd_status(args) -> int:
 
 
 def cmd_exec(args) -> int:
-    from . import places
+    from .lab import Lab
     argv = list(args.cmd)
     if argv and argv[0] == "--":
         argv = argv[1:]
     try:
-        return places.exec_in_node(args.file, args.node, argv)
+        return Lab(args.file).exec(args.node, argv)
     except LabError as exc:
         return _fail("minet exec", exc)
 

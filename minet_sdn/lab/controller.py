@@ -26,15 +26,18 @@ from .system import console_argv, netns_connect, nsenter_argv, spawn_daemon, wai
 START_TIMEOUT = 30.0
 
 
-def start_controller(topo: Topology, state: LabState, progress: Progress) -> None:
-    """The controller in the mgmt namespace (unless it runs), then the relay (unless it runs)."""
-    eff = effective(state)
+def start_controller(topo: Topology, state: LabState, progress: Progress, eff: Optional[Topology] = None) -> None:
+    """The controller in the mgmt namespace (unless it runs), then the relay (unless it runs);
+    `eff`: the lab's effective topology when the caller has it loaded."""
+    eff = eff or effective(state)
     rec = state.process("controller")
     if rec is None or not rec.alive():
         log = paths.state_file(topo, "controller.log")
         argv = nsenter_argv(names.mgmt_ns(topo), console_argv("minet", "minet_sdn.cli.main") + [
             "controller", "--topology", state.effective_topology,
-            "--state", paths.state_file(topo, "controller-state.json")])
+            "--state", paths.state_file(topo, "controller-state.json"),
+            # the status page reads BGP from every emulated server's routers
+            "--provision-root", paths.provision_state_dir(topo, "{server}"), "--backend", state.backend])
         rec = ProcessRecord.of("controller", spawn_daemon(argv, log, cwd=paths.state_dir(topo)), log=log)
         state.add_process(rec)
         ns, c = names.mgmt_ns(topo), eff.controller
@@ -115,7 +118,12 @@ def rest_call(topo_path: str, method: str, path: str, body: Any = None,
     Raises LabError when no lab of this topology exists or the controller does not answer.
     """
     topo = load(topo_path)
-    eff = effective(require(topo, topo_path))
+    return call_controller(topo, effective(require(topo, topo_path)), method, path, body, timeout)
+
+
+def call_controller(topo: Topology, eff: Topology, method: str, path: str, body: Any = None,
+                    timeout: float = 10.0) -> Tuple[int, Any]:
+    """rest_call for a caller holding the lab's topology and its effective copy (Lab.rest_call)."""
     conn = _NetnsHTTPConnection(names.mgmt_ns(topo), eff.controller.rest_host, eff.controller.rest_port, timeout)
     payload = None if body is None else json.dumps(body).encode()
     headers = {"Content-Type": "application/json"} if payload is not None else {}

@@ -9,7 +9,8 @@ from typing import Any, Dict, List, Optional, Tuple
 from ..provision import converge
 from ..topology import Topology
 from . import Progress, quiet
-from .places import RouterPlace, router_place
+from ..topology.places import NodePlace, Places
+from .places import router_place
 
 BGP_TIMEOUT = 180.0
 
@@ -25,27 +26,33 @@ def configured_routers(topo: Topology) -> List[str]:
     return [r for r, as_ in topo.routers.items() if as_.configure]
 
 
-def vtysh(place: RouterPlace, command: str, timeout: float = 10) -> Optional[str]:
+def vtysh(place: NodePlace, command: str, timeout: float = 10) -> Optional[str]:
     """A `show` command's output on the router at `place`; None when it did not answer."""
-    return converge.ask(place.sockets(), command, timeout)
+    return converge.ask(place, command, timeout)
 
 
-def bgp_sessions(topo: Topology, router: str) -> Dict[str, Any]:
+def _place(topo: Topology, router: str, places: Optional[Places]) -> NodePlace:
+    """`router`'s place: from `places` when the caller has them (a Lab), else the lab's of `topo`."""
+    return router_place(topo, router) if places is None else places.router(router)
+
+
+def bgp_sessions(topo: Topology, router: str, places: Optional[Places] = None) -> Dict[str, Any]:
     """{"router", "reachable", "sessions": [{"peer", "remote_as", "state", "expected"}], "missing"}."""
-    return converge.bgp_sessions(topo, router, vtysh(router_place(topo, router), "show bgp summary json"))
+    return converge.bgp_sessions(topo, router, vtysh(_place(topo, router, places), "show bgp summary json"))
 
 
-def routes_missing(topo: Topology, router: str) -> Optional[List[int]]:
+def routes_missing(topo: Topology, router: str, places: Optional[Places] = None) -> Optional[List[int]]:
     """The configured ASes (other than its own) whose prefix `router` has no route to, in IPv4 or
     (when fabric.ipv6) in IPv6; None if it did not answer."""
-    place = router_place(topo, router)
+    place = _place(topo, router, places)
     return converge.routes_missing(topo, router, lambda command: vtysh(place, command, timeout=20))
 
 
 def wait_bgp(topo: Topology, timeout: float = BGP_TIMEOUT, progress: Progress = quiet,
-             interval: float = 1.0, routes: bool = False) -> Tuple[bool, List[Dict[str, Any]]]:
+             interval: float = 1.0, routes: bool = False,
+             places: Optional[Places] = None) -> Tuple[bool, List[Dict[str, Any]]]:
     """Poll configured routers until all their expected sessions are Established (and, with
     `routes`, each has a route to every configured AS); (converged, one report per router)."""
     return converge.wait_converged(
-        topo, configured_routers(topo), lambda router, command, t: vtysh(router_place(topo, router), command, t),
+        topo, configured_routers(topo), lambda router, command, t: vtysh(_place(topo, router, places), command, t),
         timeout=timeout, progress=progress, interval=interval, routes=routes)

@@ -18,30 +18,16 @@ import socket
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from ..topology import Topology, names
+from ..topology import Topology
+from ..topology.places import NodePlace
 
 Progress = Callable[[str], None]
 
 # The commands polled while waiting, each answered by one daemon.
 VTY_DAEMON = {"show bgp summary json": "bgpd", "show ip route json": "zebra", "show ipv6 route json": "zebra"}
 PROGRESS_EVERY = 10.0
-
-
-@dataclass(frozen=True)
-class FrrSockets:
-    """How to ask one router: its FRR socket directory, and the node it runs in."""
-    vty_dir: str
-    ns: str                  # network namespace (netns backend) or container name (docker)
-    backend: str = "netns"
-
-    def vtysh_argv(self, *commands: str) -> List[str]:
-        """vtysh -c COMMAND...: the host's vtysh on the router's sockets (netns), the container's on
-        docker (the router's FRR directory is at the same path inside it)."""
-        prefix = names.exec_prefix(self.backend, self.ns) if self.backend == "docker" else []
-        return prefix + names.vtysh_argv(self.vty_dir, *commands)
 
 
 def vty_direct(path: str, command: str, timeout: float = 10) -> Optional[str]:
@@ -75,12 +61,12 @@ def vty_direct(path: str, command: str, timeout: float = 10) -> Optional[str]:
     return raw[:-4].decode(errors="replace")
 
 
-def ask(router: FrrSockets, command: str, timeout: float = 10) -> Optional[str]:
-    """A `show` command's output on `router` (its daemon's socket when it can, else vtysh); None
-    when it did not answer or the command failed."""
+def ask(router: NodePlace, command: str, timeout: float = 10) -> Optional[str]:
+    """A `show` command's output on the FRR node at `router` (its daemon's socket when it can, else
+    vtysh); None when it did not answer or the command failed."""
     daemon = VTY_DAEMON.get(command) if router.backend != "docker" else None
-    if daemon is not None:
-        text = vty_direct(os.path.join(router.vty_dir, f"{daemon}.vty"), command, timeout)
+    if daemon is not None and router.frr_dir is not None:
+        text = vty_direct(os.path.join(router.frr_dir, f"{daemon}.vty"), command, timeout)
         if text is not None:
             return text
     try:

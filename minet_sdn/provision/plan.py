@@ -29,7 +29,8 @@ from typing import Dict, List, Optional, Tuple
 from ..topology.addressing import ASAddressing, ASAddressing6, topology_addressing, topology_addressing6
 from ..topology.model import Bridge, Link, Shaping, Topology, ixp_mac, ixp_port_ifname, router_ifname
 from ..topology import names
-from ..topology.names import frr_pathspace, host_id, intra_ifname  # noqa: F401  (re-exported)
+from ..topology.names import frr_pathspace, intra_ifname  # noqa: F401  (re-exported)
+from ..topology.places import build_places, node_id
 from . import frr
 
 STATE_DIR_ENV = "MINET_STATE_DIR"
@@ -305,12 +306,14 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
     addressing = topology_addressing(topo)
     # fabric.ipv6: false = IPv4 routing only (no IPv6 AS prefixes, OSPFv3 or IPv6 sessions)
     addressing6 = topology_addressing6(topo, addressing) if topo.fabric.ipv6 else {}
-    sdir = state_dir(topo, server, root)
+    # which nodes this server has, their names and FRR directories: places.py (shared with everyone)
+    places = build_places(topo, root or state_root(), backend, servers=[server])
+    sdir = places.server_state_dir(server)
     offloads_off = datapath == "netdev"
     marks = ((MARK_INSTANCE, topo.name), (MARK_SERVER, server))
     alias = names.ownership_alias(topo.name, server)
 
-    nodes: List[Node] = []
+    made: Dict[str, Node] = {}        # by id: places.py says which nodes exist, and their order
     veths: List[Veth] = []
     routers: List[Router] = []
     local_ases = [as_ for as_ in topo.ases.values() if as_.server == server]
@@ -318,7 +321,7 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
     for as_ in local_ases:
         addr, addr6 = addressing[as_.asn], addressing6.get(as_.asn)
         for name in as_.routers:
-            rid, hid = f"{as_.asn}.{name}", host_id(f"{as_.asn}.{name}")
+            rid, hid = node_id(as_.asn, name), node_id(as_.asn, name, host=True)
             ra, plen = addr.routers[name], addr.routers[name].host_prefixlen
             lo, routes = [f"{ra.loopback}/32"], [Route("default", ra.host_router_ip)]
             router_ips, host_ips = [f"{ra.host_router_ip}/{plen}"], [f"{ra.host_ip}/{plen}"]
@@ -328,9 +331,9 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
                 routes.append(Route("default", ra6.host_router_ip))
                 router_ips.append(f"{ra6.host_router_ip}/{plen6}")
                 host_ips.append(f"{ra6.host_ip}/{plen6}")
-            nodes.append(Node(id=rid, kind="router", asn=as_.asn, ns=names.node_ns(topo, rid), forwarding=True,
-                              lo_addresses=tuple(lo)))
-            nodes.append(Node(id=hid, kind="host", asn=as_.asn, ns=names.node_ns(topo, hid), forwarding=False, routes=tuple(routes)))
+            made[rid] = Node(id=rid, kind="router", asn=as_.asn, ns=places[rid].ns, forwarding=True,
+                             lo_addresses=tuple(lo))
+            made[hid] = Node(id=hid, kind="host", asn=as_.asn, ns=places[hid].ns, forwarding=False, routes=tuple(routes))
             veths.append(Veth("host",
                               Iface(rid, ROUTER_HOST_IFNAME, tuple(router_ips), offloads_off=offloads_off),
                               Iface(hid, HOST_IFNAME, tuple(host_ips), offloads_off=offloads_off)))
@@ -342,9 +345,9 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
                 ips_a.append(f"{a6}/{addr6.link_prefixlen}")
                 ips_b.append(f"{b6}/{addr6.link_prefixlen}")
             veths.append(Veth("ring",
-                              Iface(f"{as_.asn}.{link.a}", intra_ifname(link.b, ib.index),
+                              Iface(node_id(as_.asn, link.a), intra_ifname(link.b, ib.index),
                                     tuple(ips_a), offloads_off=offloads_off, shaping=link.shaping),
-                              Iface(f"{as_.asn}.{link.b}", intra_ifname(link.a, ia.index),
+                              Iface(node_id(as_.asn, link.b), intra_ifname(link.a, ia.index),
                                     tuple(ips_b), offloads_off=offloads_off, shaping=link.shaping)))
 
     mtu = topo.fabric.link_mtu
@@ -361,11 +364,11 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
 
     for as_ in local_ases:
         for name in as_.routers:
-            rid = f"{as_.asn}.{name}"
+            rid = node_id(as_.asn, name)
             config = (_router_config(topo, addressing[as_.asn], rid, name, addressing6.get(as_.asn)) if as_.configure
                       else frr.empty_config(rid))
             routers.append(Router(node=rid, asn=as_.asn, configure=as_.configure,
-                                  confdir=names.frr_dir(sdir, rid), config=config,
+                                  confdir=places[rid].frr_dir, config=config,
                                   daemons=frr.daemons_for(config, as_.configure, topo.fabric.ipv6),
                                   share_memory=topo.fabric.share_memory))
 
@@ -389,7 +392,8 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
                     ixp_neighbours.append(IxpNeighbours(x.number, m.router, x.ifname, tuple(everyone6)))
         if x.server != server:
             continue
-        nodes.append(Node(id=x.node_id, kind="router", asn=x.route_server_asn, ns=names.node_ns(topo, x.node_id), forwarding=False))
+        made[x.node_id] = Node(id=x.node_id, kind="router", asn=x.route_server_asn, ns=places[x.node_id].ns,
+                               forwarding=False)
         ports = []
         for i, m in enumerate(x.members, start=1):
             seg = topo.ixp_segment(x.number, m.router)
@@ -410,10 +414,15 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
         clients = [frr.RouteServerClient(m.router, m.asn, m.ip, m.announce_to, m.ip6) for m in x.members
                    if topo.ases[m.asn].configure]
         routers.append(Router(node=x.node_id, asn=x.route_server_asn, configure=True,
-                              confdir=names.frr_dir(sdir, x.node_id),
+                              confdir=places[x.node_id].frr_dir,
                               config=frr.route_server_config(x.node_id, x.route_server_asn, x.route_server_ip, clients),
                               daemons=("zebra", "bgpd"), share_memory=topo.fabric.share_memory))
 
+    # a node kind places.py knows and this plan has no recipe for (or the reverse) is our bug
+    unplanned = [p.id for p in places.on(server) if p.id not in made] + [n for n in made if n not in places]
+    if unplanned:
+        raise AssertionError(f"plan and places.py disagree on nodes {', '.join(unplanned[:5])}")
+    nodes = [made[p.id] for p in places.on(server)]
     bridges = tuple(_bridge(topo, b, datapath, marks) for b in topo.bridges.values() if b.server == server)
     srv = topo.servers[server]
     underlay = Underlay(srv.underlay_ip, srv.interface, names.phy_bridge(topo)) if bridges else None
@@ -446,8 +455,8 @@ def _bridge(topo: Topology, b: Bridge, datapath: str, marks: Pairs) -> OvsBridge
 def _router_config(topo: Topology, addr: ASAddressing, rid: str, name: str,
                    addr6: Optional[ASAddressing6] = None) -> str:
     ra = addr.routers[name]
-    ibgp = frr.ibgp_peers(rid, [(f"{addr.asn}.{o.name}", o.loopback) for o in addr.routers.values()],
-                          {f"{addr.asn}.{o.name}": addr6.routers[o.name].loopback for o in addr.routers.values()}
+    ibgp = frr.ibgp_peers(rid, [(node_id(addr.asn, o.name), o.loopback) for o in addr.routers.values()],
+                          {node_id(addr.asn, o.name): addr6.routers[o.name].loopback for o in addr.routers.values()}
                           if addr6 else None)
     ebgp = []
     for link in topo.links:

@@ -1,226 +1,43 @@
-"""The status page, served by the controller on its REST listener (loopback by default).
+"""Views served on the REST listener besides the API, that the controller itself does not know.
 
-  GET  /ui                        the page (static/status.html: polls the JSON below every second)
-  GET  /v1/watch/status           servers, remote bridges, links (state, counters), BGP sessions
-                                  per AS, the latest connectivity matrix, looking-glass routers
-  GET  /v1/watch/graph.svg        the topology picture with the links' current states
-  GET  /v1/watch/matrix           the latest matrix (`minet matrix` sends each round here)
-  POST /v1/watch/matrix           store a round (JSON: the `--json` object, optionally asns/at/name)
-  POST /v1/watch/lg               {"router": "1.ZURI", "command": "show bgp summary"} -> output;
-                                  400 for anything off the looking glass's allow-list
+Whoever starts the controller installs them: `minet controller` installs the status page
+(watch/page.py: GET /ui, /v1/watch/...). So the controller packages (apps, core, rest) depend on no
+view, the lab or the watch tools; without an installed view those paths are 404 like any other.
 
-Fail / restore from the page go to the existing POST /v1/links/<id>/fail|restore. BGP session
-counts are read from the routers (vtysh, through the lab's exec machinery) by a background thread
-that runs only while someone is looking at the page, every BGP_INTERVAL seconds.
-
-`service` is the controller app (`topo`, `links()`, `switches()`, `health()`); per-service state
-lives in a WatchState attached to it.
+A view has `handles(path) -> bool` and `route(service, method, path, environ) -> (status,
+content type, body)`, and raises rest.api.ApiError for an HTTP error.
 """
 from __future__ import annotations
 
 import json
-import os
 import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, List, Tuple
 
-PREFIXES = ("/ui", "/v1/watch")
-BGP_INTERVAL = 5.0
-VIEWER_IDLE = 30.0          # stop reading BGP this long after the last page poll
-MAX_BODY = 4 << 20
-STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+_VIEWS: List[Any] = []
+_LOCK = threading.Lock()
+
+
+def install(view: Any) -> None:
+    """Serve `view` (once; the latest installed wins for a path two views handle)."""
+    with _LOCK:
+        _VIEWS[:] = [v for v in _VIEWS if v is not view] + [view]
+
+
+def uninstall(view: Any) -> None:
+    with _LOCK:
+        _VIEWS[:] = [v for v in _VIEWS if v is not view]
+
+
+def _view(path: str) -> Any:
+    return next((v for v in reversed(list(_VIEWS)) if v.handles(path)), None)
 
 
 def handles(path: str) -> bool:
-    return any(path == p or path.startswith(p + "/") for p in PREFIXES)
-
-
-def bgp_counts(text: Optional[str], ignore_as=()) -> Optional[Tuple[int, int]]:
-    """(established, sessions) from `show bgp summary json`, peers counted once over all families;
-    sessions towards an AS of `ignore_as` (unconfigured ASes: students' routers) are not counted."""
-    if text is None:
-        return None
-    try:
-        data = json.loads(text or "{}")
-    except ValueError:
-        return None
-    peers: Dict[str, str] = {}
-    for afi in (data.values() if isinstance(data, dict) else ()):
-        if isinstance(afi, dict):
-            for peer, info in (afi.get("peers") or {}).items():
-                if isinstance(info, dict) and info.get("remoteAs") not in ignore_as:
-                    peers[peer] = str(info.get("state", "?"))
-    return sum(1 for s in peers.values() if s == "Established"), len(peers)
-
-
-class WatchState:
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.matrix: Optional[Dict[str, Any]] = None
-        self.bgp: Dict[str, Any] = {"at": None, "ases": []}
-        self.last_view = 0.0
-        self.thread: Optional[threading.Thread] = None
-        self.graph_cache: Tuple[Optional[tuple], bytes] = (None, b"")
-
-    # -- BGP, read while the page is watched --
-    def touch(self, service) -> None:
-        with self.lock:
-            self.last_view = time.monotonic()
-            if self.thread is None or not self.thread.is_alive():
-                self.thread = threading.Thread(target=self._bgp_loop, args=(service,), name="minet-watch-bgp",
-                                               daemon=True)
-                self.thread.start()
-
-    def _bgp_loop(self, service) -> None:
-        while time.monotonic() - self.last_view < VIEWER_IDLE:
-            t0 = time.monotonic()
-            try:
-                result = read_bgp(service.topo)
-            except Exception as exc:            # never let the reader die silently
-                result = {"at": time.time(), "ases": [], "error": f"{type(exc).__name__}: {exc}"}
-            with self.lock:
-                self.bgp = result
-            time.sleep(max(0.5, BGP_INTERVAL - (time.monotonic() - t0)))
-
-
-def read_bgp(topo) -> Dict[str, Any]:
-    """BGP sessions per AS of the lab's configured routers (vtysh `show bgp summary json`)."""
-    from ..watch import nodes
-    routers = [r for r, a in topo.routers.items() if a.configure]
-    unconfigured = {asn for asn, a in topo.ases.items() if not a.configure}
-
-    def one(router: str):
-        try:
-            rc, out, _ = nodes.run(nodes.vtysh_argv(topo, router, "show bgp summary json"), timeout=10)
-        except nodes.NodeError:
-            return router, None
-        return router, bgp_counts(out, unconfigured) if rc == 0 else None
-
-    per_as: Dict[int, Dict[str, Any]] = {}
-    for asn, as_ in sorted(topo.ases.items()):
-        per_as[asn] = {"asn": asn, "server": as_.server, "configure": as_.configure, "routers": len(as_.routers),
-                       "answered": 0, "established": 0, "sessions": 0}
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        for router, counts in pool.map(one, routers):
-            if counts is None:
-                continue
-            row = per_as[int(router.split(".", 1)[0])]
-            row["answered"] += 1
-            row["established"] += counts[0]
-            row["sessions"] += counts[1]
-    return {"at": time.time(), "ases": list(per_as.values())}
-
-
-def _state(service) -> WatchState:
-    st = getattr(service, "_minet_watch", None)
-    if st is None:
-        st = WatchState()
-        try:
-            setattr(service, "_minet_watch", st)
-        except AttributeError:
-            pass
-    return st
-
-
-def _json(obj) -> bytes:
-    return (json.dumps(obj) + "\n").encode()
-
-
-def _body(environ) -> Any:
-    from .api import ApiError
-    ctype = environ.get("CONTENT_TYPE", "")
-    if not ctype.startswith("application/json"):        # also keeps cross-site form posts out
-        raise ApiError(400, "send JSON (Content-Type: application/json)")
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    if length <= 0 or length > MAX_BODY:
-        raise ApiError(400, f"a JSON body of 1 byte to {MAX_BODY} bytes is needed")
-    try:
-        return json.loads(environ["wsgi.input"].read(length).decode())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"body is not JSON: {exc}")
+    return _view(path) is not None
 
 
 def route(service, method: str, path: str, environ) -> Tuple[int, str, bytes]:
-    from .api import ApiError, _allow
-    st = _state(service)
-    if path == "/ui":
-        _allow(method, "GET")
-        with open(os.path.join(STATIC, "status.html"), "rb") as fh:
-            return 200, "text/html; charset=utf-8", fh.read()
-    if path == "/v1/watch/status":
-        _allow(method, "GET")
-        st.touch(service)
-        return 200, "application/json", _json(status(service, st))
-    if path == "/v1/watch/graph.svg":
-        _allow(method, "GET")
-        return 200, "image/svg+xml", graph_svg(service, st)
-    if path == "/v1/watch/matrix":
-        if method == "POST":
-            from ..watch.matrix import Matrix
-            body = _body(environ)
-            try:
-                m = Matrix.from_json(body)
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ApiError(400, f"not a matrix: {exc}")
-            rec = m.to_record()
-            rec["received"] = time.time()
-            with st.lock:
-                st.matrix = rec
-            return 200, "application/json", _json({"stored": True, "ok": rec["ok"], "total": rec["total"]})
-        _allow(method, "GET")
-        return 200, "application/json", _json({"matrix": st.matrix})
-    if path == "/v1/watch/lg":
-        _allow(method, "POST")
-        from ..watch import lg, nodes
-        body = _body(environ)
-        if not isinstance(body, dict):
-            raise ApiError(400, 'send {"router": "<asn>.<NAME>", "command": "show ..."}')
-        router, command = str(body.get("router", "")), str(body.get("command", ""))
-        try:
-            lg.check_command(command)
-            rc, out = lg.run_lg(service.topo, router, command)
-        except lg.Refused as exc:
-            raise ApiError(400, f"refused: {exc}")
-        except nodes.NodeError as exc:
-            raise ApiError(404, str(exc))
-        return 200, "application/json", _json({"router": router, "command": command, "rc": rc, "output": out})
-    raise ApiError(404, f"no such resource: {path}")
-
-
-def status(service, st: WatchState) -> Dict[str, Any]:
-    from ..watch.lg import ALLOWED
-    topo = service.topo
-    links = service.links()
-    switches = service.switches()
-    servers = []
-    for name, srv in topo.servers.items():
-        mine = [s for s in switches if s["server"] == name]
-        servers.append({"name": name, "underlay_ip": srv.underlay_ip,
-                        "ases": sorted(a for a, as_ in topo.ases.items() if as_.server == name),
-                        "routers": sum(len(as_.routers) for as_ in topo.ases.values() if as_.server == name),
-                        "bridges": len(mine), "connected": sum(1 for s in mine if s["connected"]),
-                        "synced": sum(1 for s in mine if s["synced"]),
-                        "tunnels_live": sum(1 for s in mine if s["tunnel_live"])})
-    with st.lock:
-        matrix, bgp = st.matrix, dict(st.bgp)
-    return {"name": topo.name, "time": time.time(), "health": service.health(), "servers": servers,
-            "switches": switches, "links": links, "bgp": bgp, "matrix": matrix,
-            "lg": {"routers": list(topo.routers), "allowed": ["show " + " ".join(f) for f in ALLOWED]}}
-
-
-def graph_svg(service, st: WatchState) -> bytes:
-    from ..watch import graph
-    topo = service.topo
-    states = {l["id"]: l["state"] for l in service.links()}
-    key = (id(topo), tuple(sorted(states.items())))
-    with st.lock:
-        if st.graph_cache[0] == key:
-            return st.graph_cache[1]
-    svg = graph.render(topo, "svg", states=states)
-    with st.lock:
-        st.graph_cache = (key, svg)
-    return svg
+    view = _view(path)
+    if view is None:                      # uninstalled between handles() and route()
+        return 404, "application/json", (json.dumps({"error": f"no such resource: {path}"}) + "\n").encode()
+    return view.route(service, method, path, environ)

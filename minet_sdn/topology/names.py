@@ -2,7 +2,8 @@
 interfaces, FRR directories, and the argv that runs a command in a node or vtysh on a router.
 
 Provisioning (`provision/plan.py`, the backends), the lab (`lab/`), the watch tools and the
-benches all ask here; none spells a name itself. Pure: no I/O, no imports beyond the model.
+benches all ask here; none spells a name itself. Node ids (`<asn>.<NAME>[.host]`) and where each
+node runs are `places.py`'s, built on these names. Pure: no I/O, no imports beyond the model.
 Numbers (dpids, cookies, OpenFlow ports, MACs) stay in `model.py`; the bridge and port names the
 controller needs are `Topology.bridge_name` / `Topology.link_port_name` there, re-exported here.
 """
@@ -10,31 +11,20 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import List, Mapping, Optional, Sequence
 
 from . import model
 from .model import Topology
 
 router_ifname = model.router_ifname     # an inter-AS link's router interface, `ext<L>`: the model's, listed here
 
-HOST_SUFFIX = ".host"
 BACKENDS = ("netns", "docker")
 
 _CONTAINER_OK = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 _CONTAINER_BAD = re.compile(r"[^a-zA-Z0-9_.-]")
 
 
-# ---- nodes (routers, hosts, route servers) --------------------------------------------------
-
-def host_id(router: str) -> str:
-    """The node id of a router's host: `<asn>.<NAME>.host`."""
-    return f"{router}{HOST_SUFFIX}"
-
-
-def router_of(node_id: str) -> str:
-    """The router a node id belongs to (itself for a router, its router for a host)."""
-    return node_id[:-len(HOST_SUFFIX)] if node_id.endswith(HOST_SUFFIX) else node_id
-
+# ---- nodes (ids and places: places.py) -------------------------------------------------------
 
 def node_ns(topo: Topology, node_id: str) -> str:
     """`<tag>-<node id>`: the node's network namespace (netns backend) or container (docker)."""
@@ -68,23 +58,6 @@ def provision_state_dir(root: str, topo: Topology, server: str) -> str:
 def frr_dir(server_state_dir: str, node_id: str) -> str:
     """A router's FRR directory (frr.conf, pid files, vty sockets, zserv.api, logs)."""
     return os.path.join(server_state_dir, "frr", node_id)
-
-
-def server_nodes(topo: Topology, server: str, server_state_dir: str) -> Dict[str, Tuple[str, Optional[str]]]:
-    """{node id: (namespace, FRR directory or None)} of every node provisioning makes on `server`,
-    in plan order: each router then its host, AS by AS, then the IXPs' route servers."""
-    out: Dict[str, Tuple[str, Optional[str]]] = {}
-    for as_ in topo.ases.values():
-        if as_.server != server:
-            continue
-        for name in as_.routers:
-            rid = f"{as_.asn}.{name}"
-            out[rid] = (node_ns(topo, rid), frr_dir(server_state_dir, rid))
-            out[host_id(rid)] = (node_ns(topo, host_id(rid)), None)
-    for x in topo.ixps.values():
-        if x.server == server:
-            out[x.node_id] = (node_ns(topo, x.node_id), frr_dir(server_state_dir, x.node_id))
-    return out
 
 
 # ---- argv -----------------------------------------------------------------------------------

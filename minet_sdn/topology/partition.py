@@ -158,11 +158,63 @@ def _kl(graph: Graph, servers: int, seed: int) -> Optional[Dict[Any, int]]:
     return place
 
 
+class _Tracker:
+    """The cost of a placement, kept up to date move by move: a move costs O(degree + servers),
+    not a walk over every edge (a 1,000-AS map has thousands of candidate moves per round)."""
+
+    def __init__(self, graph: Graph, adj, place: Dict[Any, int], servers: int, cap: int, tos: bool):
+        self.graph, self.adj, self.place, self.cap, self.tos = graph, adj, place, cap, tos
+        self.load = [0] * servers
+        self.sizes: List[Dict[int, int]] = [dict() for _ in range(servers)]   # weight -> how many
+        for v, srv in place.items():
+            self._add(v, srv)
+        self.pairs = pair_counts(graph, place) if tos else {}
+        self.cost = _cost(graph, place, servers, cap, tos)
+
+    def _add(self, v: Any, srv: int, sign: int = 1) -> None:
+        w = self.graph.weights[v]
+        self.load[srv] += sign * w
+        sizes = self.sizes[srv]
+        sizes[w] = sizes.get(w, 0) + sign
+        if not sizes[w]:
+            del sizes[w]
+
+    def _over(self, srv: int) -> int:
+        return max(0, self.load[srv] - max(self.cap, max(self.sizes[srv], default=0)))
+
+    def move(self, v: Any, to: int) -> None:
+        """Move `v` to server `to`, updating the cost."""
+        home = self.place[v]
+        if home == to:
+            return
+        over, excess, remote = self.cost
+        over -= self._over(home) + self._over(to)
+        self._add(v, home, -1)
+        self._add(v, to)
+        over += self._over(home) + self._over(to)
+        for w, links in self.adj[v].items():
+            there = self.place[w]
+            remote += links * ((there != to) - (there != home))
+            if self.tos:
+                for srv, sign in ((home, -1), (to, 1)):
+                    if srv == there:
+                        continue
+                    key = (min(srv, there), max(srv, there))
+                    before = self.pairs.get(key, 0)
+                    after = before + sign * links
+                    excess += (max(0, after - MAX_TOS_LINKS_PER_PAIR) - max(0, before - MAX_TOS_LINKS_PER_PAIR))
+                    self.pairs[key] = after
+        self.place[v] = to
+        self.cost = (over, excess, remote)
+
+
 def _refine(graph: Graph, adj, place: Dict[Any, int], servers: int, cap: int, tos: bool) -> Dict[Any, int]:
     """Best-improvement moves and swaps until no change lowers the cost."""
-    place = dict(place)
-    best = _cost(graph, place, servers, cap, tos)
+    t = _Tracker(graph, adj, dict(place), servers, cap, tos)
+    place = t.place
+    best = t.cost
     verts = sorted(graph.weights, key=str)
+    edges = sorted(graph.edges, key=str)
     for _ in range(200):
         improved = False
         # single moves
@@ -171,29 +223,33 @@ def _refine(graph: Graph, adj, place: Dict[Any, int], servers: int, cap: int, to
             for s in range(servers):
                 if s == home:
                     continue
-                place[v] = s
-                c = _cost(graph, place, servers, cap, tos)
-                if c < best:
-                    best, home, improved = c, s, True
+                current = place[v]
+                t.move(v, s)
+                if t.cost < best:
+                    best, home, improved = t.cost, s, True
                 else:
-                    place[v] = home
-            place[v] = home
+                    t.move(v, current)
+            t.move(v, home)
         if improved:
             continue
         # swaps of neighbouring vertices' ASes (across a cut edge) keep the balance
-        for (u, v) in sorted(graph.edges, key=str):
+        by_server: Dict[int, List[Any]] = {}
+        for x in verts:
+            by_server.setdefault(place[x], []).append(x)
+        for (u, v) in edges:
             if place[u] == place[v]:
                 continue
-            for x in verts:
+            for x in by_server.get(place[v], ()):
                 if place[x] != place[v] or x == v:
                     continue
                 pu, px = place[u], place[x]
-                place[u], place[x] = px, pu
-                c = _cost(graph, place, servers, cap, tos)
-                if c < best:
-                    best, improved = c, True
+                t.move(u, px)
+                t.move(x, pu)
+                if t.cost < best:
+                    best, improved = t.cost, True
                     break
-                place[u], place[x] = pu, px
+                t.move(x, px)
+                t.move(u, pu)
             if improved:
                 break
         if not improved:

@@ -15,6 +15,7 @@ import time
 from typing import Any, Dict, Optional, Tuple
 
 from ..topology import Topology, TopologyError, load_topology
+from ..topology.places import Places
 
 
 class WatchUsage(Exception):
@@ -30,11 +31,8 @@ def _topology(path: str) -> Topology:
 
 def rest_base(path: str, topo: Topology) -> str:
     """Where the controller's REST API is reached from here (a lab's relay, else the topology's)."""
-    try:
-        from ..lab.controller import rest_base as lab_rest_base
-        return lab_rest_base(topo) or topo.controller.rest_url
-    except ImportError:
-        return topo.controller.rest_url
+    from ..lab.controller import rest_base as lab_rest_base
+    return lab_rest_base(topo) or topo.controller.rest_url
 
 
 def controller_call(path: str, topo: Topology, method: str, url_path: str, body: Any = None,
@@ -62,12 +60,16 @@ def controller_call(path: str, topo: Topology, method: str, url_path: str, body:
         return status, raw.decode(errors="replace")
 
 
-def _lab(path: str) -> Topology:
-    from .nodes import NodeError, lab_topology
+def _lab(path: str) -> Places:
+    """The places of the nodes of the running lab of `path`."""
+    from ..lab import LabError, effective, state
+    from ..lab.places import lab_places
     try:
-        return lab_topology(path)
-    except NodeError as exc:
-        raise WatchUsage(f"minet: {exc}")
+        topo = effective.load(path)
+        state.require(topo, path)
+    except LabError as exc:
+        raise WatchUsage(f"minet: {str(exc).splitlines()[0]}")
+    return lab_places(topo)
 
 
 # ---- matrix --------------------------------------------------------------------------------
@@ -87,12 +89,13 @@ def cmd_matrix(args) -> int:
         raise WatchUsage(f"minet matrix: --watch {args.watch:g}: must be a positive number of seconds")
     if args.parallel < 1:
         raise WatchUsage(f"minet matrix: --parallel {args.parallel}: must be at least 1")
-    topo = _lab(args.file)
+    places = _lab(args.file)
+    topo = places.topo
     prev = None
     rounds = 0
     try:
         while True:
-            m = M.run_matrix(topo, parallel=args.parallel, family=family)
+            m = M.run_matrix(places, parallel=args.parallel, family=family)
             rounds += 1
             if not args.no_push:          # the status page shows the latest round
                 controller_call(args.file, topo, "POST", "/v1/watch/matrix", m.to_record(), timeout=2.0)
@@ -161,8 +164,7 @@ def cmd_lg(args) -> int:
         router = lg.resolve_router(topo, args.target, args.router)
     except lg.Refused as exc:
         raise WatchUsage(f"minet lg: refused: {exc}")
-    topo = _lab(args.file)
-    rc, out = lg.run_lg(topo, router, command)
+    rc, out = lg.run_lg(_lab(args.file), router, command)
     sys.stdout.write(out if out.endswith("\n") or not out else out + "\n")
     return 0 if rc == 0 else 1
 

@@ -16,6 +16,7 @@ from typing import Dict, Optional
 
 from ..topology import Topology
 from ..topology.addressing import ring
+from ..topology.places import node_id
 
 # fill of an AS / router, and the pale background of its server's cluster
 PALETTE = [("#8ab4f8", "#e8f0fe"), ("#81c995", "#e6f4ea"), ("#fdd663", "#fef7e0"), ("#f6aea9", "#fce8e6"),
@@ -80,10 +81,10 @@ def build_graph(topo: Topology, routers: bool = False, states: Optional[Dict[int
                     a.attr(label=f"AS{asn}{student}", style="rounded,filled", fillcolor="white", color=fill,
                            penwidth="1.5", fontsize="10")
                     for r in as_.routers:
-                        a.node(f"{asn}.{r}", label=r, shape="ellipse", style="filled", fillcolor=fill,
-                               tooltip=f"{asn}.{r} on {server}")
+                        a.node(node_id(asn, r), label=r, shape="ellipse", style="filled", fillcolor=fill,
+                               tooltip=f"{node_id(asn, r)} on {server}")
                     for x, y in ring(as_.routers):
-                        a.edge(f"{asn}.{x}", f"{asn}.{y}", dir="none", color="#9aa0a6", penwidth="0.8")
+                        a.edge(node_id(asn, x), node_id(asn, y), dir="none", color="#9aa0a6", penwidth="0.8")
             for number in sorted(n for n, x in topo.ixps.items() if x.server == server):
                 x = topo.ixps[number]
                 c.node(ixp_node(number), label=f"IXP {number}\n{len(x.members)} members", shape="hexagon",

@@ -3,7 +3,7 @@
 `check_command` is the allow-list (pure): a command is allowed only when it is `show` followed by
 one of the families below, and every word is plain (letters, digits and `.:/_-`; no pipes, no
 quotes, no second command). Anything else is refused with a one-line reason. `run_lg` runs an
-allowed command on a lab router through the lab's exec machinery (`vtysh -c`).
+allowed command on a router where its place says (`vtysh -c`, topology/places.py).
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import re
 from typing import List, Optional, Tuple
 
 from ..topology import Topology
+from ..topology.places import Places, node_id
 
 MAX_LEN = 200
 WORD = re.compile(r"^[A-Za-z0-9.:/_-]+$")
@@ -81,15 +82,15 @@ def resolve_router(topo: Topology, target: str, router: Optional[str] = None) ->
     name = router or as_.routers[0]
     if name not in as_.routers:
         raise Refused(f"AS {as_.asn} has no router {name} (routers: {', '.join(as_.routers)})")
-    return f"{as_.asn}.{name}"
+    return node_id(as_.asn, name)
 
 
-def run_lg(topo: Topology, router: str, command: str, timeout: float = 15.0) -> Tuple[int, str]:
-    """(exit code, output) of an allowed `show` command on a lab router; Refused when not allowed."""
+def run_lg(places: Places, router: str, command: str, timeout: float = 15.0) -> Tuple[int, str]:
+    """(exit code, output) of an allowed `show` command on a router at `places`; Refused when not allowed."""
     from . import nodes
     words = check_command(command)
-    if router not in topo.routers:
-        raise Refused(f"no router {router} in {topo.name}")
-    argv = nodes.vtysh_argv(topo, router, " ".join(words))
+    if router not in places.topo.routers:
+        raise Refused(f"no router {router} in {places.topo.name}")
+    argv = nodes.vtysh_argv(places, router, " ".join(words))
     rc, out, err = nodes.run(argv, timeout=timeout)
     return rc, out if rc == 0 else (out + err)

@@ -20,6 +20,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..topology import Topology
 from ..topology.addressing import topology_addressing, topology_addressing6
+from ..topology.places import Places, node_id
 
 Pair = Tuple[int, int]
 
@@ -52,7 +53,7 @@ def targets(topo: Topology, family: int = 4) -> List[Target]:
         first = as_.routers[0]
         ip = (addressing6[asn].routers[first].host_ip if addressing6 is not None
               else addressing[asn].routers[first].host_ip)
-        out.append(Target(asn=asn, node=f"{asn}.{first}.host", ip=ip))
+        out.append(Target(asn=asn, node=node_id(asn, first, host=True), ip=ip))
     return out
 
 
@@ -233,18 +234,18 @@ def build_matrix(topo: Topology, runner: Runner, parallel: int = 24, timeout_ms:
     return m
 
 
-def run_matrix(topo: Topology, parallel: int = 24, timeout_ms: int = 500, retries: int = 2,
+def run_matrix(places: Places, parallel: int = 24, timeout_ms: int = 500, retries: int = 2,
                probe_timeout: float = 60.0, family: int = 4) -> Matrix:
-    """One round on the running lab of `topo`, through each source host's exec prefix."""
+    """One round on the running nodes at `places`, through each source host's exec prefix."""
     from . import nodes
 
     def runner(src: Target, script: str) -> Tuple[int, str, str]:
         try:
-            argv = nodes.exec_argv(topo, src.node, ["sh", "-c", script])
+            argv = nodes.exec_argv(places, src.node, ["sh", "-c", script])
         except nodes.NodeError as exc:
             return 127, "", str(exc)
         return nodes.run(argv, timeout=probe_timeout)
-    return build_matrix(topo, runner, parallel=parallel, timeout_ms=timeout_ms, retries=retries, family=family)
+    return build_matrix(places.topo, runner, parallel=parallel, timeout_ms=timeout_ms, retries=retries, family=family)
 
 
 # ---- differences between rounds ----------------------------------------------------------------

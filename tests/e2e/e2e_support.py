@@ -11,7 +11,8 @@ from typing import Callable, Iterable, Iterator, List, Optional, TypeVar
 
 import pytest
 
-from minet_sdn.lab import controller, convergence, observe, sshd
+from minet_sdn.lab import convergence, observe, quiet, sshd
+from minet_sdn.lab.lab import Lab
 from tests.polling import wait_until
 
 DEMO = os.path.join(os.path.dirname(__file__), "..", "..", "topologies", "demo.yaml")
@@ -65,12 +66,13 @@ def wait_all(items: Iterable[T], ok: Callable[[T], bool], timeout: float, what: 
 def link_failed(path: str, link_id: int) -> Iterator[None]:
     """Link `link_id` of the lab of `path` failed through the controller's REST API for the body of
     the `with`, and restored afterwards whatever happens there."""
-    code, body = controller.rest_call(path, "POST", f"/v1/links/{link_id}/fail")
+    lab = Lab(path, progress=quiet)
+    code, body = lab.rest_call("POST", f"/v1/links/{link_id}/fail")
     assert code == 200, body
     try:
         yield
     finally:
-        code, body = controller.rest_call(path, "POST", f"/v1/links/{link_id}/restore")
+        code, body = lab.rest_call("POST", f"/v1/links/{link_id}/restore")
         assert code == 200, body
 
 
@@ -80,7 +82,7 @@ def session_drops_on_failed_link(path: str, topo, link_id: int, session_state: C
     with link_failed(path, link_id):
         wait_until(lambda: session_state() != "Established", 10, interval=0.2,
                    what=f"the BGP session over link {link_id} to drop")
-    ok, reports = convergence.wait_bgp(topo, timeout=60)
+    ok, reports = Lab(path, progress=quiet).wait_bgp(timeout=60)
     assert ok, [r["router"] for r in reports if not convergence.bgp_converged(r)]
 
 

@@ -18,7 +18,8 @@ import pytest
 from e2e_support import require_lab
 from tests.polling import wait_until
 from minet_sdn import host
-from minet_sdn.lab import convergence, paths, places, system, updown
+from minet_sdn.lab import convergence, paths, places, quiet, system
+from minet_sdn.lab.lab import Lab
 from minet_sdn.provision import frr
 from minet_sdn.topology import load_topology
 from minet_sdn.topology.addressing import topology_addressing
@@ -49,10 +50,10 @@ def lab(tmp_path_factory):
     topo = load_topology(path)
     try:
         events = []
-        summary = updown.lab_up(path, progress=lambda m: (events.append(m), print(m, flush=True)))
+        summary = Lab(path, progress=lambda m: (events.append(m), print(m, flush=True))).up()
         yield path, topo, summary, events
     finally:
-        updown.remove_lab(path)
+        Lab(path, progress=quiet).remove()
 
 
 def test_up_returns_with_every_session_established(lab):
@@ -92,9 +93,9 @@ def test_only_the_daemons_a_router_needs(lab):
     for router in ("1.ZURI", f"{len(topo.ases)}.ZURI"):       # configured / configure: false
         place = places.router_place(topo, router)
         daemons = set()
-        for name in os.listdir(place.vty_dir):
+        for name in os.listdir(place.frr_dir):
             if name.endswith(".pid"):
-                with open(os.path.join(place.vty_dir, name)) as fh:
+                with open(os.path.join(place.frr_dir, name)) as fh:
                     pid = fh.read().strip()
                 if os.path.exists(f"/proc/{pid}"):
                     daemons.add(name[:-4])
@@ -106,9 +107,9 @@ def test_only_the_daemons_a_router_needs(lab):
 def _frr_pids(topo, router):
     place = places.router_place(topo, router)
     pids = {}
-    for name in os.listdir(place.vty_dir):
+    for name in os.listdir(place.frr_dir):
         if name.endswith(".pid"):
-            with open(os.path.join(place.vty_dir, name)) as fh:
+            with open(os.path.join(place.frr_dir, name)) as fh:
                 pid = fh.read().strip()
             if os.path.exists(f"/proc/{pid}"):
                 pids[name[:-4]] = int(pid)
@@ -147,7 +148,7 @@ def test_frr_shares_its_pages(lab):
 
 def test_second_up_is_a_noop(lab):
     path, topo, _, _ = lab
-    summary = updown.lab_up(path, progress=lambda m: None)
+    summary = Lab(path, progress=lambda m: None).up()
     assert summary["already_up"] is True
     assert summary["bgp_sessions"]["established"] == summary["bgp_sessions"]["expected"]
 
@@ -159,7 +160,7 @@ def test_down_removes_everything_and_nothing_foreign(lab):
     sleeper = subprocess.Popen(["ip", "netns", "exec", squatter, "sleep", "300"])
     try:
         wait_until(lambda: system.netns_pids(squatter), 5, what=f"a process in {squatter}")
-        assert updown.lab_down(path, progress=lambda m: None) == []
+        assert Lab(path, progress=lambda m: None).down() == []
         left = [ns for ns in os.listdir(host.NETNS_DIR) if ns.startswith(f"{topo.tag}-") and ns != squatter]
         assert left == [] and not os.path.exists(paths.state_dir(topo))
         assert os.path.exists(os.path.join(host.NETNS_DIR, squatter)) and sleeper.poll() is None

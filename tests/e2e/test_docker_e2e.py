@@ -27,7 +27,8 @@ import yaml
 
 from minet_sdn.topology import names
 from minet_sdn import host
-from minet_sdn.lab import LabError, controller, convergence, paths, places, status, updown
+from minet_sdn.lab import LabError, controller, convergence, paths, places
+from minet_sdn.lab.lab import Lab
 from e2e_support import require_lab, session_drops_on_failed_link, wait_all
 from tests.polling import wait_until
 from minet_sdn.provision.docker import LABEL_INSTANCE, list_containers
@@ -91,13 +92,13 @@ def lab(engine, tmp_path_factory):
     topo = load_topology(path)
     try:
         t0 = time.monotonic()
-        summary = updown.lab_up(path, backend="docker", progress=lambda m: print(m, flush=True))
+        summary = Lab(path, progress=lambda m: print(m, flush=True)).up(backend="docker")
         elapsed = time.monotonic() - t0
         print(f"lab up (docker backend): {elapsed:.1f} s", flush=True)
         yield path, topo, summary, elapsed
     finally:
         t0 = time.monotonic()
-        problems = updown.remove_lab(path, progress=lambda m: print(m, flush=True))
+        problems = Lab(path, progress=lambda m: print(m, flush=True)).remove()
         print(f"lab down (docker backend): {time.monotonic() - t0:.1f} s, problems: {problems}", flush=True)
 
 
@@ -107,7 +108,7 @@ def _in(topo, node: str, *argv: str, timeout: float = 30) -> subprocess.Complete
 
 def _vtysh_json(topo, router: str, command: str) -> dict:
     place = places.router_place(topo, router)
-    out = _in(topo, router, *names.vtysh_argv(place.vty_dir, command)).stdout
+    out = _in(topo, router, *names.vtysh_argv(place.frr_dir, command)).stdout
     try:
         return json.loads(out)
     except ValueError:
@@ -174,10 +175,10 @@ def test_exec_and_status_find_the_containers(lab):
     assert json.loads(out.stdout)["ipv4Unicast"]["as"] == 2
     out = subprocess.run(cli + ["1.ZURI.host", "--", "hostname"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0 and out.stdout.strip() == "1.ZURI.host"
-    st = status.lab_status(path, json=True)
+    st = Lab(path).status(json=True)
     assert st["backend"] == "docker" and st["problems"] == []
     assert all(convergence.bgp_converged(r) for r in st["bgp"])
-    assert "nodes: docker" in status.lab_status(path)
+    assert "nodes: docker" in Lab(path).status()
 
 
 def test_a_failed_remote_link_reaches_the_container(lab):
@@ -194,11 +195,11 @@ def test_a_failed_remote_link_reaches_the_container(lab):
 def test_up_again_is_a_noop_and_keeps_the_backend(lab):
     path, topo, _, _ = lab
     ids = sorted(c["id"] for c in list_containers(topo.name))
-    summary = updown.lab_up(path, backend="docker", progress=lambda m: None)
+    summary = Lab(path, progress=lambda m: None).up(backend="docker")
     assert summary["already_up"] is True
     assert sorted(c["id"] for c in list_containers(topo.name)) == ids
     with pytest.raises(LabError, match="docker backend"):
-        updown.lab_up(path, backend="netns", progress=lambda m: None)
+        Lab(path, progress=lambda m: None).up(backend="netns")
 
 
 def test_down_leaves_nothing(lab):
@@ -208,7 +209,7 @@ def test_down_leaves_nothing(lab):
                    _docker("container", "inspect", "-f", "{{.Config.Image}}", f"{topo.tag}-1.ZURI").stdout.strip(),
                    "sleep", "infinity").returncode == 0
     try:
-        problems = updown.lab_down(path, progress=lambda m: print(m, flush=True))
+        problems = Lab(path, progress=lambda m: print(m, flush=True)).down()
         assert problems == []
         assert _left(topo) == []
         assert _docker("ps", "-a", "--filter", f"label={LABEL_INSTANCE}={topo.name}", "-q").stdout.strip() == ""

@@ -23,7 +23,8 @@ import pytest
 
 from e2e_support import require_lab
 from tests.polling import wait_until
-from minet_sdn.lab import places, updown
+from minet_sdn.lab import places
+from minet_sdn.lab.lab import Lab
 from minet_sdn.topology import load_topology
 
 pytestmark = pytest.mark.root
@@ -75,7 +76,7 @@ def lab(tmp_path_factory):
     old = os.environ.get("MINET_CLASS_DIR")
     os.environ["MINET_CLASS_DIR"] = str(tmp / "class")
     try:
-        updown.lab_up(path, progress=lambda m: print(m, flush=True))
+        Lab(path, progress=lambda m: print(m, flush=True)).up()
         proc = minet("class", "doors", path, "--json")
         assert proc.returncode == 0, proc.stderr
         doors = {d["group"]: d for d in json.loads(proc.stdout)["doors"]}
@@ -84,7 +85,7 @@ def lab(tmp_path_factory):
         yield {"path": path, "topo": load_topology(path), "doors": doors, "known_hosts": str(known), "tmp": tmp}
     finally:
         try:
-            assert updown.remove_lab(path) == []
+            assert Lab(path, progress=lambda m: None).remove() == []
         finally:
             if old is None:
                 os.environ.pop("MINET_CLASS_DIR", None)
@@ -168,7 +169,7 @@ def test_a_group_configures_and_saves_a_bgp_neighbour(lab):
         s.cmd("exit", "AS3> ")
         s.close()
         wait_until(lambda: established(lab, "1.A1", "100.64.0.6"), 90, 0.5, what="AS1-AS3 session Established")
-        conf = os.path.join(places.router_place(lab["topo"], "3.C1").vty_dir, "frr.conf")
+        conf = os.path.join(places.router_place(lab["topo"], "3.C1").frr_dir, "frr.conf")
         with open(conf) as fh:
             assert "neighbor 100.64.0.5 remote-as 1" in fh.read()
         st = os.stat(conf)

@@ -22,7 +22,8 @@ import pytest
 
 from e2e_support import capture, captured, demo_variant, link_failed, require_lab, stop_capture, wait_all
 from tests.polling import wait_until
-from minet_sdn.lab import controller, convergence, paths, places, status, system, updown
+from minet_sdn.lab import controller, convergence, paths, places, quiet, system
+from minet_sdn.lab.lab import Lab
 from minet_sdn.topology import names
 from minet_sdn.topology import load_topology
 from minet_sdn.topology.addressing import topology_addressing, topology_addressing6
@@ -83,11 +84,11 @@ def lab(request, tmp_path_factory):
                         "demo.yaml", _variant(encap, family, isolation))
     try:
         t0 = time.monotonic()
-        summary = updown.lab_up(path, progress=lambda m: print(m, flush=True))
+        summary = Lab(path, progress=lambda m: print(m, flush=True)).up()
         print(f"lab up ({encap}, IPv{family} underlay, {isolation}): {time.monotonic() - t0:.1f} s", flush=True)
         yield Lab(path), summary, request.param
     finally:
-        updown.remove_lab(path)
+        Lab(path, progress=quiet).remove()
 
 
 def _expected_sessions(topo) -> int:
@@ -113,10 +114,10 @@ def test_ipv4_and_ipv6_sessions_established(lab):
             if other != router and topo.routers[other].asn == asn:
                 assert sessions.get(lo6) == "Established", (router, other, sessions)
     # `lab status` lists the IPv6 sessions, with their family
-    st = status.lab_status(lab.path, json=True)
+    st = Lab(lab.path).status(json=True)
     afis = {s["afi"] for r in st["bgp"] for s in r["sessions"]}
     assert afis == {"ipv4", "ipv6"}
-    assert topo.link(1).b.ip6 in status.lab_status(lab.path)
+    assert topo.link(1).b.ip6 in Lab(lab.path).status()
 
 
 def test_all_pairs_reachable_in_both_families(lab):

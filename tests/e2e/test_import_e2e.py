@@ -16,7 +16,8 @@ import pytest
 
 from e2e_support import require_lab
 from minet_sdn.cli.main import main
-from minet_sdn.lab import convergence, places, status, updown
+from minet_sdn.lab import convergence, places, quiet
+from minet_sdn.lab.lab import Lab
 from minet_sdn.provision.shaping import netem_available
 from minet_sdn.topology import load_topology
 
@@ -35,10 +36,10 @@ def lab(tmp_path_factory):
     assert main(["validate", path]) == 0
     topo = load_topology(path)
     try:
-        summary = updown.lab_up(path, progress=lambda m: print(m, flush=True))
+        summary = Lab(path, progress=lambda m: print(m, flush=True)).up()
         yield path, topo, summary
     finally:
-        updown.remove_lab(path)
+        Lab(path, progress=quiet).remove()
 
 
 def test_imported_topology_comes_up(lab):
@@ -55,7 +56,7 @@ def test_imported_topology_comes_up(lab):
                                                                    for a in topo.ases.values()))
                              + families * len(ixp.members))  # each member with the route server (dual-stack LAN)
     assert s["established"] == s["expected"]
-    st = status.lab_status(path, json=True)
+    st = Lab(path).status(json=True)
     for report in st["bgp"]:
         if report["router"] in {m.router for m in ixp.members}:
             assert {"peer": ixp.route_server_ip, "remote_as": 100, "state": "Established", "expected": True,
@@ -68,7 +69,7 @@ def test_imported_topology_comes_up(lab):
 
 def test_status_and_link_list_show_the_shaping(lab, capsys):
     path, topo, _ = lab
-    st = status.lab_status(path, json=True)
+    st = Lab(path).status(json=True)
     rows = {r["link"]: r for r in st["shaping"]}
     assert set(rows) == {"link 1", "link 2", "link 3", "1.ZURI-1.GENE", "1.GENE-1.BASE", "1.BASE-1.ZURI",
                          "2.PARI-2.LYON", "ixp100 1.BASE", "ixp100 2.PARI", "ixp100 3.LOND"}
@@ -77,7 +78,7 @@ def test_status_and_link_list_show_the_shaping(lab, capsys):
     assert all(v.startswith("tbf 20mbit") for v in rows["1.BASE-1.ZURI"]["ends"].values())
     assert len(rows["link 1"]["ends"]) == 2                    # both ends, whichever servers they are on
     assert all(r["delay_applied"] is netem_available() for r in rows.values())
-    text = status.lab_status(path)
+    text = Lab(path).status()
     assert "shaped links" in text
     assert main(["link", "list", path]) == 0
     out = capsys.readouterr().out

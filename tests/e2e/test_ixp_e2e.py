@@ -25,7 +25,8 @@ import pytest
 from e2e_support import capture, captured, require_lab, stop_capture
 from tests.polling import wait_until
 from minet_sdn.importers import to_yaml
-from minet_sdn.lab import convergence, paths, places, updown
+from minet_sdn.lab import convergence, paths, places, quiet
+from minet_sdn.lab.lab import Lab
 from minet_sdn.topology import names
 from minet_sdn.topology import load_topology
 from minet_sdn.topology.addressing import topology_addressing
@@ -57,11 +58,11 @@ def lab(request, tmp_path_factory):
     topo = load_topology(path)
     try:
         t0 = time.monotonic()
-        summary = updown.lab_up(path, progress=lambda m: print(m, flush=True))
+        summary = Lab(path, progress=lambda m: print(m, flush=True)).up()
         print(f"lab up ({request.param}): {time.monotonic() - t0:.1f} s", flush=True)
         yield path, topo, summary
     finally:
-        updown.remove_lab(path)
+        Lab(path, progress=quiet).remove()
 
 
 def run(topo, node: str, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess:

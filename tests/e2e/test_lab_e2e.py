@@ -16,7 +16,8 @@ from itertools import permutations
 import pytest
 
 from minet_sdn import host
-from minet_sdn.lab import convergence, paths, places, status, updown
+from minet_sdn.lab import convergence, paths, places, quiet
+from minet_sdn.lab.lab import Lab
 from minet_sdn.lab import state as lab_state
 from e2e_support import demo_variant, isolation, require_lab, session_drops_on_failed_link, wait_all
 from minet_sdn.topology import load_topology, names
@@ -53,12 +54,12 @@ def lab(request, tmp_path_factory):
     topo = load_topology(path)
     try:
         t0 = time.monotonic()
-        summary = updown.lab_up(path, progress=lambda m: print(m, flush=True))
+        summary = Lab(path, progress=lambda m: print(m, flush=True)).up()
         elapsed = time.monotonic() - t0
         print(f"lab up ({request.param}): {elapsed:.1f} s", flush=True)
         yield path, topo, summary, elapsed
     finally:
-        updown.remove_lab(path)
+        Lab(path, progress=quiet).remove()
 
 
 def _expected_sessions(topo) -> int:
@@ -106,14 +107,14 @@ def test_hosts_reach_each_other(lab):
 
 def test_status_shows_links_up_and_sessions_established(lab):
     path, topo, _, _ = lab
-    st = status.lab_status(path, json=True)
+    st = Lab(path).status(json=True)
     assert st["problems"] == []
     assert st["mgmt"]["controller"]["alive"] is True
     assert [l["state"] for l in st["links"]] == ["up"] * len(topo.links)
     assert all(l["tunnel_live"] for l in st["links"] if l["remote"])
     assert all(convergence.bgp_converged(r) for r in st["bgp"])
     assert {r["router"] for r in st["bgp"]} == set(convergence.configured_routers(topo))
-    text = status.lab_status(path)
+    text = Lab(path).status()
     assert "controller running" in text and "NOT" not in text and "DOWN" not in text
 
 
@@ -128,7 +129,7 @@ def test_exec_reaches_routers_servers_and_mgmt(lab):
     out = subprocess.run(cli + ["VM2", "--", "ovs-vsctl", "list-br"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0 and names.phy_bridge(topo) in out.stdout.split()
     out = subprocess.run(cli + ["mgmt", "--", "ip", "-br", "addr"], capture_output=True, text=True, timeout=30)
-    assert status.lab_status(path, json=True)["mgmt"]["ip"] in out.stdout
+    assert Lab(path).status(json=True)["mgmt"]["ip"] in out.stdout
     out = subprocess.run(cli + ["NOPE", "--", "true"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
 
@@ -151,7 +152,7 @@ def test_up_twice_is_a_noop(lab):
     path, topo, _, _ = lab
     before = json.load(open(paths.lab_json_path(topo)))["processes"]
     t0 = time.monotonic()
-    summary = updown.lab_up(path, progress=lambda m: None)
+    summary = Lab(path, progress=lambda m: None).up()
     assert summary["already_up"] is True
     assert time.monotonic() - t0 < 10
     after = json.load(open(paths.lab_json_path(topo)))["processes"]
@@ -161,7 +162,7 @@ def test_up_twice_is_a_noop(lab):
 def test_down_leaves_nothing(lab):
     path, topo, _, _ = lab
     records = list(lab_state.LabState.load(topo).processes)
-    assert updown.lab_down(path, progress=lambda m: None) == []
+    assert Lab(path, progress=lambda m: None).down() == []
     assert _ours(topo) == []
     assert not any(r.alive() for r in records)
-    assert updown.lab_down(path, progress=lambda m: None) == []  # twice: nothing to do
+    assert Lab(path, progress=lambda m: None).down() == []  # twice: nothing to do

@@ -19,7 +19,8 @@ from typing import Dict, List, Optional, Tuple
 
 import pytest
 
-from minet_sdn.lab import observe, places, updown
+from minet_sdn.lab import observe, places, quiet
+from minet_sdn.lab.lab import Lab
 from e2e_support import demo_variant, isolation, require_lab, traceroute_hops
 from tests.polling import wait_until
 from minet_sdn.topology import load_topology
@@ -55,14 +56,14 @@ class _Lab:
 
     def __enter__(self):
         try:
-            updown.lab_up(self.path, progress=lambda m: print(m, flush=True))
+            Lab(self.path, progress=lambda m: print(m, flush=True)).up()
         except BaseException:
             self.__exit__()
             raise
         return self
 
     def __exit__(self, *exc):
-        updown.remove_lab(self.path)
+        Lab(self.path, progress=quiet).remove()
 
     def as_paths(self) -> Dict[Tuple[str, str], AsPath]:
         if self.paths is None:

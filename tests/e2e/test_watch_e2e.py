@@ -22,7 +22,8 @@ import time
 import pytest
 
 from e2e_support import demo_variant, require_lab
-from minet_sdn.lab import controller, status, updown
+from minet_sdn.lab import controller
+from minet_sdn.lab.lab import Lab
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from watch_browser import browser_missing, js_class, js_count, js_text, start_browser, wait_for  # noqa: E402
@@ -50,10 +51,10 @@ def minet(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 def lab(tmp_path_factory):
     path = demo_variant(tmp_path_factory.mktemp("watch"), "w", "watch.yaml", drop_link_7)
     try:
-        updown.lab_up(path, progress=lambda m: None)
+        Lab(path, progress=lambda m: None).up()
         yield path
     finally:
-        updown.lab_down(path, progress=lambda m: None)
+        Lab(path, progress=lambda m: None).down()
 
 
 def matrix(path: str, family: int = 4) -> dict:
@@ -94,7 +95,7 @@ def test_watch_partition(lab):
     grid = minet("matrix", lab)
     assert grid.returncode == 0 and "total: all 20 pairs reach" in grid.stdout, grid.stdout + grid.stderr
 
-    base = status.lab_status(lab, json=True)["mgmt"]["rest_relay"]
+    base = Lab(lab).status(json=True)["mgmt"]["rest_relay"]
     drv = start_browser()
     try:
         drv.get(base + "/ui")

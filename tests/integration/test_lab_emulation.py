@@ -13,7 +13,8 @@ import textwrap
 import pytest
 
 from minet_sdn import host
-from minet_sdn.lab import LabError, networks, paths, servers, sshd, system, updown
+from minet_sdn.lab import LabError, networks, paths, quiet, servers, sshd, system
+from minet_sdn.lab.lab import Lab
 from minet_sdn.lab.state import LabState, ProcessRecord, lab_lock
 from minet_sdn.topology import load_topology, names
 
@@ -68,7 +69,7 @@ def topo_path(tmp_path):
     try:
         yield path
     finally:
-        updown.remove_lab(path)
+        Lab(path, progress=quiet).remove()
 
 
 @pytest.fixture

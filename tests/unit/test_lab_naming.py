@@ -131,7 +131,7 @@ def test_bgp_sessions_and_convergence(topo_path, monkeypatch):
     topo = dataclasses.replace(dual, fabric=dataclasses.replace(dual.fabric, ipv6=False))   # IPv4 only first
     link1 = topo.link(1)            # 1.ZURI - 2.PARI
     answers = {}
-    monkeypatch.setattr(convergence, "vtysh", lambda place, command, timeout=10: answers.get(place.router))
+    monkeypatch.setattr(convergence, "vtysh", lambda place, command, timeout=10: answers.get(place.id))
 
     # dual stack (the default): the IPv6 session over link 1 is expected too
     answers["1.ZURI"] = _summary_json({link1.b.ip: {"remoteAs": 2, "state": "Established"}})
@@ -169,10 +169,10 @@ def test_resolve_node(topo_path, monkeypatch):
     ns, env, place = places.resolve_node(topo, "VM1")
     assert ns == "naming-VM1" and env["OVS_RUNDIR"] == paths.server_dir(topo, "VM1") and place is None
     ns, _, place = places.resolve_node(topo, "1.ZURI")
-    assert place.router == "1.ZURI" and place.server == "VM1" and place.vty_dir
+    assert place.id == "1.ZURI" and place.server == "VM1" and place.frr_dir
     assert places.resolve_node(topo, "ZURI")[0] == ns            # unique bare name
     _, _, host = places.resolve_node(topo, "PARI.host")
-    assert host.router == "2.PARI.host" and host.netns != places.resolve_node(topo, "PARI")[0]
+    assert host.id == "2.PARI.host" and host.ns != places.resolve_node(topo, "PARI")[0]
     with pytest.raises(LabError, match="no node"):
         places.resolve_node(topo, "NOPE")
 

@@ -8,7 +8,8 @@ import os
 import pytest
 import yaml
 
-from minet_sdn.lab import convergence, places
+from minet_sdn.lab import convergence
+from minet_sdn.topology.places import NodePlace
 from minet_sdn.topology import load_topology
 from minet_sdn.topology.addressing import topology_addressing, topology_addressing6
 
@@ -125,7 +126,7 @@ def test_vtysh_asks_the_daemon_socket_directly(tmp_path, monkeypatch):
     def no_vtysh(*a, **k):
         raise AssertionError("vtysh started")
     monkeypatch.setattr(subprocess, "run", no_vtysh)
-    place = places.RouterPlace(router="1.A", server="S", netns="ns", vty_dir=str(tmp_path))
+    place = NodePlace(id="1.A", kind="router", asn=1, server="S", ns="ns", frr_dir=str(tmp_path))
     try:
         assert convergence.vtysh(place, "show bgp summary json") == big  # reassembled from 7-byte pieces
         assert convergence.vtysh(place, "show ipv6 route json") == "{}"
@@ -148,10 +149,10 @@ def test_vtysh_falls_back_to_vtysh_when_the_socket_does_not_answer(tmp_path, mon
         calls.append(argv)
         return Done()
     monkeypatch.setattr(subprocess, "run", fake_run)
-    place = places.RouterPlace(router="1.A", server="S", netns="ns", vty_dir=str(tmp_path))
+    place = NodePlace(id="1.A", kind="router", asn=1, server="S", ns="ns", frr_dir=str(tmp_path))
     assert convergence.vtysh(place, "show bgp summary json") == '{"from": "vtysh"}'  # no bgpd.vty here
     assert convergence.vtysh(place, "show running-config") == '{"from": "vtysh"}'    # not a polled command
     assert [c[0] for c in calls] == ["vtysh", "vtysh"]
-    docker = places.RouterPlace(router="1.A", server="S", netns="c1", vty_dir=str(tmp_path), backend="docker")
+    docker = NodePlace(id="1.A", kind="router", asn=1, server="S", ns="c1", frr_dir=str(tmp_path), backend="docker")
     assert convergence.vtysh(docker, "show bgp summary json") == '{"from": "vtysh"}'
     assert calls[-1][:3] == ["docker", "exec", "c1"]

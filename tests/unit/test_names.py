@@ -5,6 +5,7 @@ import pytest
 from minet_sdn.lab import paths, places, system
 from minet_sdn.provision.plan import build_plan
 from minet_sdn.topology import load_topology, names, parse_topology
+from minet_sdn.topology.places import build_places
 
 TOPO = """
 name: namestest
@@ -23,22 +24,21 @@ links:
 
 @pytest.mark.parametrize("source", ["inline", "topologies/demo.yaml", "topologies/large.yaml"])
 def test_server_nodes_match_the_plan(tmp_path, source):
+    """The plan's nodes and FRR directories are the places', in the same order, on every server."""
     topo = parse_topology(TOPO, "t.yaml") if source == "inline" else load_topology(source)
     root = str(tmp_path)
+    every = build_places(topo, root)
     for server in topo.servers:
         plan = build_plan(topo, server, root=root)
         confdirs = {r.node: r.confdir for r in plan.routers}
-        want = {n.id: (n.ns, confdirs.get(n.id)) for n in plan.nodes}
-        got = names.server_nodes(topo, server, names.provision_state_dir(root, topo, server))
-        assert got == want
-        assert list(got) == list(want)
+        want = [(n.id, n.ns, confdirs.get(n.id)) for n in plan.nodes]
+        assert [(p.id, p.ns, p.frr_dir) for p in every.on(server)] == want
+        assert every.server_state_dir(server) == plan.state_dir
 
 
 def test_node_names():
     topo = parse_topology(TOPO, "t.yaml")
     assert names.node_ns(topo, "1.A") == f"{topo.tag}-1.A"
-    assert names.host_id("1.A") == "1.A.host"
-    assert names.router_of("1.A.host") == "1.A" and names.router_of("1.A") == "1.A"
     assert names.container_name("t-1.A.host") == "t-1.A.host"
     assert names.container_name("a b/c") == "a_b_c"
     assert names.frr_pathspace("t-1.A.host") == "t-1_A_host"
@@ -78,9 +78,9 @@ def test_lab_places_use_the_names(tmp_path, monkeypatch):
     place = places.router_place(topo, "2.B")
     plan = build_plan(topo, "VM2", root=paths.provision_state_dir(topo, "VM2"))
     router = next(r for r in plan.routers if r.node == "2.B")
-    assert place.netns == names.node_ns(topo, "2.B") and place.vty_dir == router.confdir
+    assert place.ns == names.node_ns(topo, "2.B") and place.frr_dir == router.confdir
     assert place.vtysh_argv("show x") == router.vtysh_args("show x")
-    assert places.node_place(topo, "1.A.host").netns == names.node_ns(topo, "1.A.host")
+    assert places.node_place(topo, "1.A.host").ns == names.node_ns(topo, "1.A.host")
     assert places.node_place(topo, "9.Z") is None
 
 
@@ -94,7 +94,7 @@ def test_node_places_need_no_plan(tmp_path, monkeypatch):
     import minet_sdn.provision.plan as plan_mod
     monkeypatch.setenv("MINET_LAB_ROOT", str(tmp_path))
     monkeypatch.setattr(plan_mod, "build_plan", lambda *a, **k: pytest.fail("built a plan"))
-    places._PLAN_CACHE.clear()
+    places._CACHE.clear()
     topo = parse_topology(TOPO, "t.yaml")
-    assert places.node_place(topo, "1.A.host").netns == names.node_ns(topo, "1.A.host")
-    assert places.router_place(topo, "3.C").vty_dir.endswith("/frr/3.C")
+    assert places.node_place(topo, "1.A.host").ns == names.node_ns(topo, "1.A.host")
+    assert places.router_place(topo, "3.C").frr_dir.endswith("/frr/3.C")

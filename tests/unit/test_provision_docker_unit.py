@@ -7,13 +7,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minet_sdn.lab import places, provisioning
+from minet_sdn.lab import provisioning
 from minet_sdn.lab.state import LabState
 from minet_sdn.provision import image as img
 from minet_sdn.provision.apply import Provisioner, make_backend
 from minet_sdn.provision.docker import DockerBackend, container_name
 from minet_sdn.provision.netns import NetnsBackend
 from minet_sdn.provision.plan import Node, build_plan
+from minet_sdn.topology.places import NodePlace
 from minet_sdn.topology.loader import NAME_RE, ROUTER_RE, load_topology
 
 DOCKER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
@@ -117,6 +118,6 @@ def test_lab_passes_its_backend_to_provisioning(tmp_path):
     assert provisioning.backend_args(state) == ["--backend", "docker"]
     state.image = "x/y:1"
     assert provisioning.backend_args(state) == ["--backend", "docker", "--image", "x/y:1"]
-    place = places.RouterPlace(router="1.ZURI", server="VM1", netns="t-1.ZURI", vty_dir="/d", backend="docker")
+    place = NodePlace(id="1.ZURI", kind="router", asn=1, server="VM1", ns="t-1.ZURI", frr_dir="/d", backend="docker")
     assert place.exec_prefix() == ["docker", "exec", "t-1.ZURI"]
-    assert places.RouterPlace("1.ZURI", "VM1", "t-1.ZURI", "/d").exec_prefix() == ["ip", "netns", "exec", "t-1.ZURI"]
+    assert NodePlace("1.ZURI", "router", 1, "VM1", "t-1.ZURI", "/d").exec_prefix() == ["ip", "netns", "exec", "t-1.ZURI"]

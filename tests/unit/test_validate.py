@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from minet_sdn.lab import LabError, provisioning, servers, updown
+from minet_sdn.lab import LabError, provisioning, servers
+from minet_sdn.lab.lab import Lab
 from minet_sdn.provision import ssh
 from minet_sdn.topology import loader, validate
 
@@ -36,7 +37,7 @@ def test_all_three_refuse_the_same_topology(tmp_path, monkeypatch):
     monkeypatch.setattr(servers, "build_servers", lambda *a, **k: pytest.fail("built servers"))
     monkeypatch.setattr(provisioning, "check_capacity", lambda *a, **k: pytest.fail("went on"))
     with pytest.raises(LabError, match="overlaps the prefix of AS 1"):
-        updown.lab_up(str(path), progress=lambda _m: None)
+        Lab(str(path), progress=lambda _m: None).up()
 
 
 @pytest.mark.parametrize("spec,ok", [("root@vm2.example.org:22", True), ("[2001:db8::1]:2222", True),

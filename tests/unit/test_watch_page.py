@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from minet_sdn.rest import page
+from minet_sdn.rest import page as rest_page
+from minet_sdn.watch import page
 from minet_sdn.rest.api import make_app
 from minet_sdn.rest.server import serve_in_thread
 from minet_sdn.topology import load_topology
@@ -24,10 +25,13 @@ DEMO = os.path.join(os.path.dirname(__file__), "..", "..", "topologies", "demo.y
 
 @pytest.fixture
 def svc(monkeypatch):
-    monkeypatch.setattr(page, "read_bgp", lambda topo: {"at": time.time(), "ases": [
+    monkeypatch.setattr(page, "read_bgp", lambda places: {"at": time.time(), "ases": [
         {"asn": a, "server": s.server, "configure": s.configure, "routers": len(s.routers), "answered": len(s.routers),
-         "established": 2, "sessions": 2} for a, s in sorted(topo.ases.items())]})
-    return FakeService(load_topology(DEMO))
+         "established": 2, "sessions": 2} for a, s in sorted(places.topo.ases.items())]})
+    view = page.StatusPage("/nonexistent/state")
+    rest_page.install(view)             # as `minet controller` does
+    yield FakeService(load_topology(DEMO))
+    rest_page.uninstall(view)
 
 
 def call(app, method, path, body=None, ctype="application/json", csrf=True):
@@ -157,3 +161,36 @@ def test_page_in_browser(served):
     box.send_keys("clear ip bgp all")
     drv.find_element(By.CSS_SELECTOR, "#lgform button").click()
     assert wait_for(lambda: "refused" in js_text(drv, "lgout"), 3)
+
+
+def test_the_controller_serves_no_page_unless_one_is_installed():
+    """The page is not the controller's: without `minet controller` installing it, /ui is a 404."""
+    app = make_app(FakeService(load_topology(DEMO)))
+    assert call(app, "GET", "/ui")[0] == 404 and call(app, "GET", "/v1/watch/status")[0] == 404
+    assert call(app, "GET", "/v1/links")[0] == 200
+
+
+def test_bgp_is_read_from_the_routers_places(monkeypatch):
+    """The BGP panel asks each configured router at the place the page was given (state root and
+    backend), as on a real server; a router that does not answer is not counted."""
+    from minet_sdn.topology.places import build_places
+    from minet_sdn.watch import nodes
+    topo = load_topology(DEMO)
+    view = page.StatusPage(page.root_of("/lab/{server}/provision"), "docker")
+    places = view.places(topo)
+    assert view.places(topo) is places                      # once per topology
+    assert places["1.ZURI"].frr_dir == build_places(topo, "/lab/VM1/provision")["1.ZURI"].frr_dir
+    asked = []
+    summary = json.dumps({"ipv4Unicast": {"peers": {"100.64.0.2": {"state": "Established", "remoteAs": 2}}}})
+
+    def fake_run(argv, timeout):
+        asked.append(argv)
+        return (0, summary, "") if "1.ZURI" in argv[argv.index("--vty_socket") + 1] else (1, "", "no")
+    monkeypatch.setattr(nodes, "run", fake_run)
+    got = page.read_bgp(places)
+    configured = [r for r, a in topo.routers.items() if a.configure]
+    assert sorted(a[a.index("--vty_socket") + 1] for a in asked) == sorted(places[r].frr_dir for r in configured)
+    assert all(a[:2] == ["docker", "exec"] for a in asked)
+    as1 = next(r for r in got["ases"] if r["asn"] == 1)
+    assert (as1["answered"], as1["established"], as1["sessions"]) == (1, 1, 1)
+    assert page.root_of("/var/lib/minet-sdn") == "/var/lib/minet-sdn"
