@@ -252,7 +252,7 @@ class Lab:
                 state.phase = "provisioned"
                 state.provisioned = True
                 state.save()
-                lab_doors_up(topo, self.places(), progress)       # students' doors (classroom/), if any
+                lab_doors_up(topo, self.places(), progress, fresh=True)   # students' doors (classroom/), if any
             except BaseException:
                 if created and state is not None and not keep_on_failure:
                     progress("removing the half-built lab")
@@ -297,7 +297,7 @@ class Lab:
         """Unprovision (when provisioned), then remove what lab.json lists; the problems met."""
         state, progress = self.require(), self.progress
         topo = self._built_from()
-        problems: List[str] = lab_doors_down(topo)     # students' sessions end before their devices go
+        problems: List[str] = lab_doors_down(topo, lab_places(topo, state.backend))   # before the devices go
         if provisioned:
             sshd_ok = all(p.alive() for p in state.processes if p.name.endswith("/sshd"))
             rc, last = 1, "sshd of some server is not running"

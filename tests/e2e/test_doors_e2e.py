@@ -334,3 +334,34 @@ def test_a_fork_bomb_and_a_memory_hog_leave_the_others_and_the_lab_running(lab):
             return out
         wait_until(lambda: not left(), 30, 0.2)
         assert left() == []
+
+
+def test_configs_save_restore_and_kept_across_lab_down_and_up(lab, tmp_path):
+    """Last: it takes the lab down and up again."""
+    saved = tmp_path / "saved"
+    r = minet("configs", "save", lab["path"], str(saved))
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in saved.iterdir()) == ["as1", "as2", "as3", "as4"]
+    assert "neighbor 100.64.0.5 remote-as 1" in (saved / "as3" / "C1.conf").read_text()
+    assert "router bgp 1" in (saved / "as1" / "A1.conf").read_text()
+    r = minet("configs", "restore", lab["path"], str(saved), "--group", "3")
+    assert r.returncode == 0 and "restored 2 router configurations" in r.stdout, r.stdout + r.stderr
+    r = minet("configs", "restore", lab["path"], str(saved), "--group", "99")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--group '99' is not an AS" in r.stderr
+    (saved / "as3" / "NOPE.conf").write_text("hostname x\n")
+    r = minet("configs", "restore", lab["path"], str(saved))
+    assert r.returncode == 2 and "NOPE.conf: not a configuration of a router of AS3" in r.stderr
+
+    password = lab["doors"][3]["password"]
+    assert Lab(lab["path"], progress=lambda m: None).down() == []
+    Lab(lab["path"], progress=lambda m: print(m, flush=True)).up()
+    # what group 3 saved is back; the session to AS1 comes up again without anyone typing it
+    wait_until(lambda: established(lab, "1.A1", "100.64.0.6"), 90, 0.5, what="AS1-AS3 session after lab down/up")
+    r = minet("class", "doors", lab["path"], "--json")
+    again = {d["group"]: d for d in json.loads(r.stdout)["doors"]}
+    assert again[3]["password"] == password and again[3]["known_hosts"] == lab["doors"][3]["known_hosts"]
+    with Door(lab, 3) as s:                    # same password, same pinned host key
+        assert "neighbor 100.64.0.5 remote-as 1" in s.cmd("goto C1", "AS3-C1# ") + s.cmd(
+            "show running-config", "AS3-C1# ")
+        s.cmd("exit", "AS3> ")
+        s.close()

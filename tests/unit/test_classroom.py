@@ -287,3 +287,29 @@ def test_shell_argv_is_isolated_and_names_the_package_by_absolute_path():
     assert os.path.isabs(argv[0])
     pkg = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(doors.__file__))))
     assert repr(pkg) in argv[3]
+
+
+# ---- kept configurations -----------------------------------------------------------------------
+
+def test_saved_files_names_routers_of_the_topology_only(tmp_path):
+    from minet_sdn.classroom import configs
+    t = topo("class: {}\n")
+    (tmp_path / "as3").mkdir()
+    (tmp_path / "as3" / "C1.conf").write_text("hostname C1\n")
+    (tmp_path / "as3" / "C2.conf").write_text("hostname C2\n")
+    (tmp_path / "as4").mkdir()
+    (tmp_path / "as4" / "D1.conf").write_text("hostname D1\n")
+    got = configs.saved_files(t, str(tmp_path))
+    assert [(a, n) for a, n, _ in got] == [(3, "C1"), (3, "C2"), (4, "D1")]
+    assert [(a, n) for a, n, _ in configs.saved_files(t, str(tmp_path), group=4)] == [(4, "D1")]
+    (tmp_path / "as4" / "C1.conf").write_text("x\n")              # AS3's router in AS4's folder
+    with pytest.raises(ClassError) as exc:
+        configs.saved_files(t, str(tmp_path))
+    assert "as4/C1.conf: not a configuration of a router of AS4 (routers: D1)" in str(exc.value)
+    (tmp_path / "as4" / "C1.conf").unlink()
+    (tmp_path / "as9").mkdir()
+    with pytest.raises(ClassError) as exc:
+        configs.saved_files(t, str(tmp_path))
+    assert "as9: not a folder of an AS of cls" in str(exc.value)
+    with pytest.raises(ClassError):
+        configs.saved_files(t, str(tmp_path / "missing"))
