@@ -9,6 +9,7 @@
   minet exec FILE NODE -- CMD         run a command in a lab node
   minet matrix|graph|lg FILE ...      watch a lab: connectivity matrix, picture, looking glass
   minet import mini-internet DIR | gml FILE [-o OUT]   make a topology; minet partition FILE --servers N
+  minet class doors|passwd FILE ...   students' SSH doors (docs/class.md)
 
 Errors are one line on stderr; bad input exits 2, an unreachable controller exits 1.
 """
@@ -352,6 +353,8 @@ def build_parser() -> Parser:
 
     from ..topology.generate import add_generate_commands
     add_generate_commands(sub)
+    from ..classroom.cli import add_class_commands        # class doors|passwd, configs save|restore
+    add_class_commands(sub)
     from ..lab.cli import add_lab_commands
     add_lab_commands(sub)
     return p

@@ -27,6 +27,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from ..classroom.lab_hook import lab_doors_down, lab_doors_up
 from ..messages import clip_line
 from ..topology import Topology, names, validate
 from ..topology.places import NodePlace, Places
@@ -226,6 +227,8 @@ class Lab:
                     raise LabError(f"the lab {topo.name} is damaged ({problems[0]}); "
                                    f"run `minet lab down {topo_path}` and up again")
                 if state.phase == "up" and (state.provisioned or not provision):
+                    if provision:
+                        lab_doors_up(topo, self.places(), progress)   # students' doors: repaired if down
                     ok, reports = (convergence.wait_bgp(topo, timeout=0, places=self.places())
                                    if provision else (True, []))
                     progress(f"lab {topo.name} is already up; " + (f"restarted {', '.join(repaired)}"
@@ -265,6 +268,7 @@ class Lab:
                 state.phase = "provisioned"
                 state.provisioned = True
                 state.save()
+                lab_doors_up(topo, self.places(), progress, fresh=True)   # students' doors (classroom/), if any
             except BaseException:
                 if created and state is not None and not keep_on_failure:
                     progress("removing the half-built lab")
@@ -314,7 +318,7 @@ class Lab:
         """Unprovision (when provisioned), then remove what lab.json lists; the problems met."""
         state, progress = self.require(), self.progress
         topo = self._built_from()
-        problems: List[str] = []
+        problems: List[str] = lab_doors_down(topo, lab_places(topo, state.backend))   # before the devices go
         if provisioned:
             sshd_ok = all(p.alive() for p in state.processes if p.name.endswith("/sshd"))
             rc, last = 1, "sshd of some server is not running"

@@ -43,7 +43,7 @@ MAX_MERGED = 10_000             # mapping entries copied by merge keys (<<), ove
 MAX_SERVERS = 0xFFFF            # a server's index is 16 bits of every datapath id
 MIN_ROUTER_MTU = 1280           # IPv6 minimum: what must still fit through a tunnel
 
-TOP_KEYS = ("name", "fabric", "controller", "servers", "ases", "links", "ixps", "addressing")
+TOP_KEYS = ("name", "fabric", "controller", "servers", "ases", "links", "ixps", "addressing", "class")
 ADDRESSING_KEYS = ("plan", "link_hosts")
 SERVICES = ("dns", "matrix", "matrix_target", "measurement")
 FABRIC_KEYS = ("isolation", "encapsulation", "underlay_mtu", "bfd_interval_ms", "link_subnet", "link_subnet6",
@@ -483,10 +483,12 @@ def _build(p: _Problems, data: Any, source: str) -> Optional[Topology]:
         _check_mini_overlaps(p, ases, links, ixps)
     else:
         _check_subnet_overrides(p, data.get("links"), ases, links, fabric)
+    from ..classroom import settings as class_settings        # the students' doors (docs/class.md)
+    classroom = class_settings.parse(data.get("class"), ases, p.add)
     if p.lines:
         return None
     topo = Topology(name=name, servers=servers, ases=ases, links=tuple(links), fabric=fabric,
-                    controller=controller, source=source, ixps=ixps, plan=plan)
+                    controller=controller, source=source, ixps=ixps, plan=plan, classroom=classroom)
     p.lines += layer2_problems(topo)          # layer-2 numbering (topology/layer2.py)
     if topo.ixp_segments:                    # members on other servers than their IXP
         if len(topo.link_by_id) > MAX_LINKS:

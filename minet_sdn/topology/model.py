@@ -9,7 +9,7 @@ import ipaddress
 import zlib
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 ISOLATION_MODES = ("key", "tos")
 ENCAPSULATIONS = ("gre", "vxlan")
@@ -351,6 +351,7 @@ class Topology:
     source: str = "<topology>"
     ixps: Dict[int, IXP] = field(default_factory=dict)
     plan: str = "minet"             # addressing plan (addressing.PLANS); `addressing: {plan: ...}`
+    classroom: Any = None           # classroom.settings.ClassSettings (the `class:` section)
 
     # ---- names ------------------------------------------------------------------------------
     @property

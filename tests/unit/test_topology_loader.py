@@ -210,7 +210,7 @@ def test_huge_numbers_are_described_not_crashed_on():
     text = yaml.safe_dump(two_server_topology(1)) + "extra: 0x" + "f" * 5000 + "\n"
     text = text.replace("name: pair", "name: 0x" + "f" * 5000)
     problems = problems_of(text)
-    assert problems[0] == "t.yaml: extra: unknown key (allowed: name, fabric, controller, servers, ases, links, ixps, addressing)"
+    assert problems[0] == "t.yaml: extra: unknown key (allowed: name, fabric, controller, servers, ases, links, ixps, addressing, class)"
     assert problems[1].startswith("t.yaml: name: the number 0xfff")
     assert len(problems[1]) < 200
 

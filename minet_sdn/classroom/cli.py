@@ -1,0 +1,139 @@
+"""`minet class doors FILE [--json]`, `minet class passwd FILE ASN` (and `minet configs ...`).
+
+The listing says, for each door, what a TA mails to a group: where to connect from where the
+command runs (the embedded lab: this machine's loopback; real servers: the server's address),
+the user, the password, and the door's host key fingerprint (pinned: the same every `lab up`).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, Dict, List, Optional
+
+from . import ClassError, credentials, doors
+
+
+def _load(path: str):
+    from ..topology import TopologyError, load_topology
+    try:
+        return load_topology(path)
+    except TopologyError as exc:
+        raise ClassError(exc.problems[0])
+    except OSError as exc:
+        raise ClassError(f"{path}: {exc.strerror}")
+
+
+def _in_lab(topo) -> bool:
+    try:
+        from ..lab.state import LabState
+        return LabState.load(topo) is not None
+    except Exception:                  # no lab package, or unreadable state: real servers
+        return False
+
+
+def door_address(topo, asn: int, lab: bool) -> str:
+    """Where the TA (and students) connect for AS `asn`'s door."""
+    if lab:
+        return "127.0.0.1"
+    settings = topo.classroom
+    if settings.listen not in ("0.0.0.0", "::"):
+        return settings.listen
+    server = topo.servers[topo.ases[asn].server]
+    if server.ssh:
+        hostpart = server.ssh.rsplit("@", 1)[-1]
+        hostpart = hostpart.rsplit(":", 1)[0] if not hostpart.startswith("[") else hostpart[1:].split("]")[0]
+        return hostpart
+    return server.underlay_ip
+
+
+def listing(topo, store: credentials.Store, lab: bool) -> List[Dict[str, Any]]:
+    out = []
+    asns = topo.classroom.door_asns(topo.ases) if topo.classroom else []
+    store.ensure(asns)
+    for asn in asns:
+        pub = store.host_key_public(asn)
+        address = door_address(topo, asn, lab)
+        port = topo.classroom.port(asn)
+        user = credentials.user_name(topo.tag, asn)
+        out.append({"group": asn, "server": topo.ases[asn].server, "address": address, "port": port,
+                    "user": user, "password": store.passwords[asn],
+                    "host_key": pub, "fingerprint": credentials.fingerprint(pub) if pub else None,
+                    "ssh": f"ssh -p {port} {user}@{address}",
+                    "known_hosts": f"[{address}]:{port} {pub}" if pub else None})
+    return out
+
+
+def cmd_doors(args) -> int:
+    topo = _load(args.file)
+    if topo.classroom is None:
+        raise ClassError(f"{args.file}: no `class:` section: this topology has no doors "
+                         "(add `class: {}` for the default: a door per configure: false AS)")
+    _need_root()
+    rows = listing(topo, credentials.Store(topo.name), _in_lab(topo))
+    if args.json:
+        print(json.dumps({"instance": topo.name, "doors": rows}, indent=1))
+        return 0
+    if not rows:
+        print(f"{topo.name}: no AS gets a door (class.doors: {topo.classroom.doors})")
+        return 0
+    print(f"doors of {topo.name} ({len(rows)}): connect with the ssh command, log in with the password")
+    for r in rows:
+        print(f"AS{r['group']:<6} {r['ssh']:<40} password {r['password']}  host key {r['fingerprint'] or '(made at lab up)'}")
+    return 0
+
+
+def cmd_passwd(args) -> int:
+    topo = _load(args.file)
+    if topo.classroom is None:
+        raise ClassError(f"{args.file}: no `class:` section: this topology has no doors")
+    try:
+        asn = int(args.asn)
+    except ValueError:
+        raise ClassError(f"{args.asn!r} is not an AS number") from None
+    if asn not in topo.classroom.door_asns(topo.ases):
+        raise ClassError(f"AS {asn} has no door in {args.file} (doors: "
+                         f"{', '.join(map(str, topo.classroom.door_asns(topo.ases))) or 'none'})")
+    _need_root()
+    store = credentials.Store(topo.name)
+    password = store.rotate(asn)
+    user = credentials.user_name(topo.tag, asn)
+    live = doors.ours(user, topo.name, asn) is not None
+    if live:                                  # a running door takes the new password at once
+        doors.set_password(user, password)
+    print(f"AS{asn} {user}: new password {password}" + ("" if live else " (the door takes it at the next lab up)"))
+    return 0
+
+
+def _need_root() -> None:
+    if os.geteuid() != 0:
+        raise ClassError("the class credentials are readable by root only: run this as root")
+
+
+def guarded(func):
+    def run(args) -> int:
+        try:
+            return func(args)
+        except ClassError as exc:
+            print(f"minet class: {str(exc).splitlines()[0]}", file=sys.stderr)
+            return 2
+    return run
+
+
+def add_class_commands(subparsers) -> None:
+    """Register `class doors|passwd` and `configs save|restore` on the `minet` CLI."""
+    cls = subparsers.add_parser("class", help="students' doors: list them, rotate a password")
+    csub = cls.add_subparsers(dest="class_cmd", required=True)
+    d = csub.add_parser("doors", help="each group's door: address, port, user, password, host key")
+    d.add_argument("file")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=guarded(cmd_doors))
+    p = csub.add_parser("passwd", help="give a group a new password (a running door takes it at once)")
+    p.add_argument("file")
+    p.add_argument("asn")
+    p.set_defaults(func=guarded(cmd_passwd))
+    try:
+        from .configs import add_configs_commands
+    except ImportError:
+        return
+    add_configs_commands(subparsers, guarded)

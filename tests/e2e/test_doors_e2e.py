@@ -1,0 +1,367 @@
+"""Students' doors, end to end (root): a small lab (4 ASes on 2 servers; AS3 and AS4
+`configure: false`, each a group with a door), real sshd, the real OpenSSH client (passwords typed
+at its prompt through a pseudo-terminal, host keys pinned from `minet class doors`, never
+StrictHostKeyChecking=no).
+
+A group logs in, goes to its router, configures and saves a BGP neighbour: the session to the
+configured AS comes up and frr.conf holds it. Then a hostile group tries every escape the door
+must refuse (forwarding of every kind, sftp/scp, commands, other groups' devices, shell escapes
+from vtysh, the server's files, namespaces and management network, a fork bomb, a memory hog),
+and the other group and the lab are checked intact afterwards.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from e2e_support import require_lab
+from tests.polling import wait_until
+from minet_sdn.lab import places
+from minet_sdn.lab.lab import Lab
+from minet_sdn.topology import load_topology
+
+pytestmark = pytest.mark.root
+require_lab("vtysh", "ssh", "sftp", "scp")
+pexpect = pytest.importorskip("pexpect")
+
+TOPOLOGY = """\
+name: {name}
+servers: [VM1, VM2]
+ases:
+  1: {{server: VM1, routers: [A1]}}
+  2: {{server: VM2, routers: [B1]}}
+  3: {{server: VM1, routers: [C1, C2], configure: false}}
+  4: {{server: VM2, routers: [D1], configure: false}}
+links:
+  - {{a: 1.A1, b: 2.B1, rel: peer}}
+  - {{a: 1.A1, b: 3.C1, rel: provider}}
+  - {{a: 2.B1, b: 4.D1, rel: provider}}
+class: {{port_base: {port_base}, limits: {{pids: 64, memory: 96M}}}}
+"""
+
+
+def free_port_base(n: int = 5) -> int:
+    """A base whose ports base+1..base+n are free on loopback now."""
+    for _ in range(50):
+        base = 40000 + secrets.randbelow(20000)
+        ok = True
+        for asn in range(1, n):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", base + asn)) == 0:
+                    ok = False
+        if ok:
+            return base
+    raise RuntimeError("no free ports")
+
+
+def minet(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "minet_sdn.cli.main", *args], capture_output=True, text=True,
+                          timeout=60)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("doors")
+    name = f"dr{secrets.token_hex(2)}"
+    path = str(tmp / "doors.yaml")
+    with open(path, "w") as fh:
+        fh.write(TOPOLOGY.format(name=name, port_base=free_port_base()))
+    old = os.environ.get("MINET_CLASS_DIR")
+    os.environ["MINET_CLASS_DIR"] = str(tmp / "class")
+    try:
+        Lab(path, progress=lambda m: print(m, flush=True)).up()
+        proc = minet("class", "doors", path, "--json")
+        assert proc.returncode == 0, proc.stderr
+        doors = {d["group"]: d for d in json.loads(proc.stdout)["doors"]}
+        known = tmp / "known_hosts"
+        known.write_text("".join(d["known_hosts"] + "\n" for d in doors.values()))
+        yield {"path": path, "topo": load_topology(path), "doors": doors, "known_hosts": str(known), "tmp": tmp}
+    finally:
+        try:
+            assert Lab(path, progress=lambda m: None).remove() == []
+        finally:
+            if old is None:
+                os.environ.pop("MINET_CLASS_DIR", None)
+            else:
+                os.environ["MINET_CLASS_DIR"] = old
+
+
+def ssh_argv(lab, door, *extra: str, program: str = "ssh", user=None):
+    port_flag = "-P" if program in ("sftp", "scp") else "-p"
+    return [program, "-o", f"UserKnownHostsFile={lab['known_hosts']}", "-o", "StrictHostKeyChecking=yes",
+            "-o", "GlobalKnownHostsFile=/dev/null", "-o", "PubkeyAuthentication=no", "-o", "IdentityAgent=none",
+            "-o", "NumberOfPasswordPrompts=1", port_flag, str(door["port"]), *extra]
+
+
+class Door:
+    """An interactive login through the door, by the real ssh client in a pseudo-terminal."""
+
+    def __init__(self, lab, asn: int, password=None):
+        d = lab["doors"][asn]
+        self.asn = asn
+        self.child = pexpect.spawn(ssh_argv(lab, d)[0], ssh_argv(lab, d)[1:] + [f"{d['user']}@{d['address']}"],
+                                   encoding="utf-8", timeout=30, dimensions=(40, 200))
+        self.child.expect("password:")
+        self.child.sendline(password or d["password"])
+        self.child.expect(f"AS{asn}> ")
+        self.welcome = self.child.before
+
+    def cmd(self, line: str, prompt: str) -> str:
+        self.child.sendline(line)
+        self.child.expect(prompt)
+        return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", self.child.before)      # bash's bracketed paste
+
+    def door(self, line: str) -> str:
+        return self.cmd(line, f"AS{self.asn}> ")
+
+    def close(self) -> None:
+        self.child.sendline("exit")
+        self.child.expect(pexpect.EOF)
+
+    def __enter__(self) -> "Door":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.child.close(force=True)          # a failed test leaves no session behind
+
+
+def vtysh_json(lab, router: str, command: str):
+    place = places.router_place(lab["topo"], router)
+    out = subprocess.run(place.exec_prefix() + place.vtysh_argv(command), capture_output=True, text=True,
+                         timeout=30).stdout
+    return json.loads(out)
+
+
+def established(lab, router: str, peer: str) -> bool:
+    peers = vtysh_json(lab, router, "show bgp ipv4 unicast summary json").get("peers", {})
+    return peers.get(peer, {}).get("state") == "Established"
+
+
+def test_listing_gives_every_door_with_its_password_and_pinned_key(lab):
+    assert sorted(lab["doors"]) == [3, 4]
+    d = lab["doors"][3]
+    assert d["address"] == "127.0.0.1" and d["user"].startswith("as3-") and len(d["password"]) == 16
+    assert d["fingerprint"].startswith("SHA256:") and d["ssh"] == f"ssh -p {d['port']} {d['user']}@127.0.0.1"
+    assert lab["doors"][4]["port"] == d["port"] + 1
+    text = minet("class", "doors", lab["path"])
+    assert text.returncode == 0 and d["password"] in text.stdout and d["fingerprint"] in text.stdout
+
+
+def test_a_group_configures_and_saves_a_bgp_neighbour(lab):
+    assert not established(lab, "1.A1", "100.64.0.6")          # AS3's router is empty until the group works
+    with Door(lab, 3) as s:
+        assert "routers: C1 C2" in s.welcome
+        s.cmd("goto C1", "AS3-C1# ")
+        s.cmd("configure terminal", r"\(config\)# ")
+        s.cmd("router bgp 3", r"\(config-router\)# ")
+        s.cmd("no bgp ebgp-requires-policy", r"\(config-router\)# ")
+        s.cmd("neighbor 100.64.0.5 remote-as 1", r"\(config-router\)# ")
+        s.cmd("end", "AS3-C1# ")
+        out = s.cmd("write memory", "AS3-C1# ")
+        assert "saved" in out
+        s.cmd("exit", "AS3> ")
+        s.close()
+        wait_until(lambda: established(lab, "1.A1", "100.64.0.6"), 90, 0.5, what="AS1-AS3 session Established")
+        conf = os.path.join(places.router_place(lab["topo"], "3.C1").frr_dir, "frr.conf")
+        with open(conf) as fh:
+            assert "neighbor 100.64.0.5 remote-as 1" in fh.read()
+        st = os.stat(conf)
+        import pwd
+        assert st.st_uid == pwd.getpwnam("frr").pw_uid          # the daemons can read it at their next start
+
+
+def test_wrong_and_other_groups_passwords_and_root_are_refused(lab):
+    d3, d4 = lab["doors"][3], lab["doors"][4]
+    for user, password in ((d3["user"], "x" * 16), (d3["user"], d4["password"]), ("root", d3["password"]),
+                           (d4["user"], d4["password"])):         # AS4's user at AS3's door
+        child = pexpect.spawn("ssh", ssh_argv(lab, d3)[1:] + [f"{user}@127.0.0.1"], encoding="utf-8", timeout=30)
+        child.expect("password:")
+        child.sendline(password)
+        assert child.expect(["Permission denied", "AS3> ", "AS4> "]) == 0
+        child.expect(pexpect.EOF)
+
+
+def test_brute_force_is_cut_after_three_tries(lab):
+    d = lab["doors"][3]
+    argv = ssh_argv(lab, d)[1:]
+    argv[argv.index("NumberOfPasswordPrompts=1")] = "NumberOfPasswordPrompts=10"
+    child = pexpect.spawn("ssh", argv + [f"{d['user']}@127.0.0.1"], encoding="utf-8", timeout=30)
+    tries = 0
+    while child.expect(["password:", pexpect.EOF]) == 0:
+        tries += 1
+        child.sendline("wrong-password-x")
+    assert tries == 3
+    assert "Too many authentication failures" in child.before or "Permission denied" in child.before
+
+
+def batch(lab, asn: int, *extra: str, stdin: str = "", program: str = "ssh", user=True, target=None,
+          timeout: float = 60) -> subprocess.CompletedProcess:
+    """A non-interactive client run, the password given by SSH_ASKPASS (no terminal)."""
+    d = lab["doors"][asn]
+    askpass = lab["tmp"] / f"askpass{asn}"
+    askpass.write_text(f"#!/bin/sh\necho '{d['password']}'\n")
+    askpass.chmod(0o700)
+    env = dict(os.environ, SSH_ASKPASS=str(askpass), SSH_ASKPASS_REQUIRE="force", DISPLAY=":0")
+    argv = ssh_argv(lab, d, *extra, program=program)
+    if target is not None:
+        argv.append(target)
+    elif user:
+        argv.append(f"{d['user']}@127.0.0.1")
+    return subprocess.run(argv, input=stdin, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def test_no_forwarding_of_any_kind(lab):
+    mgmt = "10.254.0.1:8080"
+    r = batch(lab, 3, "-W", mgmt)                                         # stdio forwarding to the controller
+    assert r.returncode != 0 and "administratively prohibited" in r.stderr
+    r = batch(lab, 3, "-o", "ExitOnForwardFailure=yes", "-R", "0:127.0.0.1:22", "-N")
+    assert r.returncode != 0 and "forwarding failed" in r.stderr
+    port = free_port_base() + 1
+    proc = subprocess.Popen(ssh_argv(lab, lab["doors"][3], "-N", "-L", f"127.0.0.1:{port}:{mgmt}")[0:1] +
+                            ssh_argv(lab, lab["doors"][3], "-N", "-L", f"127.0.0.1:{port}:{mgmt}")[1:] +
+                            [f"{lab['doors'][3]['user']}@127.0.0.1"],
+                            env=dict(os.environ, SSH_ASKPASS=str(lab["tmp"] / "askpass3"), SSH_ASKPASS_REQUIRE="force",
+                                     DISPLAY=":0"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        def answered():
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) != 0:
+                    return None
+                s.sendall(b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+                s.settimeout(10)
+                try:
+                    return s.recv(100) or b"closed"
+                except OSError:
+                    return b"closed"
+        assert wait_until(answered, 30, 0.2) == b"closed"              # the local end opens; nothing passes
+    finally:
+        proc.terminate()
+        err = proc.communicate(timeout=10)[1]
+    assert "administratively prohibited" in err
+
+
+def test_no_sftp_no_scp_no_remote_command(lab, tmp_path):
+    r = batch(lab, 3, "-b", "-", program="sftp", stdin="get /etc/hostname\n", timeout=60,
+              user=False, target=f"{lab['doors'][3]['user']}@127.0.0.1")
+    assert r.returncode != 0
+    for flags in ((), ("-O",)):                                           # sftp-based and legacy scp
+        copied = tmp_path / f"copied{len(flags)}"
+        r = batch(lab, 3, *flags, f"{lab['doors'][3]['user']}@127.0.0.1:/etc/hostname", program="scp",
+                  user=False, target=str(copied))
+        assert r.returncode != 0 and not copied.exists()
+    marker = f"/tmp/pwned-{secrets.token_hex(4)}"
+    r = batch(lab, 3, "-T", f"{lab['doors'][3]['user']}@127.0.0.1", f"touch {marker}", user=False)
+    assert not os.path.exists(marker)
+    assert "Welcome, group 3" in r.stdout                 # the command was ignored: the door answered
+
+
+def test_goto_refuses_other_groups_and_shell_syntax(lab):
+    r = batch(lab, 3, "-T", stdin="goto D1\ngoto 4.D1\ngoto C1; id\ngoto $(id)\ngoto ../C1\nid\nexit\n")
+    assert r.stdout.count("door: no device") == 5 and "door: unknown command 'id'" in r.stdout
+    assert "uid=" not in r.stdout
+
+
+def test_a_router_session_has_vtysh_and_nothing_to_escape_to(lab):
+    with Door(lab, 3) as s:
+        s.cmd("goto C2", "AS3-C2# ")
+        assert "Unknown command" in s.cmd("start-shell", "AS3-C2# ")
+        assert "Unknown command" in s.cmd("start-shell bash", "AS3-C2# ")
+        s.cmd("exit", "AS3> ")
+        s.close()
+
+
+def test_a_host_session_sees_its_host_only(lab):
+    with Door(lab, 3) as s:
+        p = r"AS3 C1 host\$ "
+        s.cmd("goto C1 host", p)
+        import pwd
+        uid = pwd.getpwnam(lab["doors"][3]["user"]).pw_uid
+        assert f"uid={uid}." in s.cmd("echo uid=$(id -u).", p)
+        caps = s.cmd("grep -E '^Cap(Eff|Bnd)' /proc/self/status", p)
+        assert "CapEff:\t0000000000003000" in caps and "CapBnd:\t0000000000003000" in caps
+        assert "No such file" in s.cmd("ls /run/minet-sdn /run/netns /var/lib/minet-sdn /root /home 2>&1", p)
+        assert s.cmd("ls /proc | grep -c '^[0-9]'", p).split()[-1] in ("3", "4", "5")   # PID 1, bash, ls/grep
+        assert "Permission denied" in s.cmd("cat /etc/shadow 2>&1", p)
+        out = s.cmd("nsenter --net=/proc/1/ns/net true 2>&1", p)
+        assert "Operation not permitted" in out or "Permission denied" in out
+        assert "1 packets transmitted, 1 received" in s.cmd("ping -c 1 -W 2 10.0.3.129 2>&1", p)   # its router
+        out = s.cmd("ping -c 1 -W 1 10.254.0.1 2>&1", p)                     # the lab's management network
+        assert "100% packet loss" in out or "unreachable" in out.lower()
+        assert "eth0" in s.cmd("ip -br link", p)                             # ip works (NET_ADMIN in its netns)
+        s.cmd("exit", "AS3> ")
+        s.close()
+
+
+def test_a_fork_bomb_and_a_memory_hog_leave_the_others_and_the_lab_running(lab):
+    with Door(lab, 3) as bomb:
+        p = r"AS3 C1 host\$ "
+        bomb.cmd("goto C1 host", p)
+        # a fork bomb for 8 s (timeout kills its process group), then a 300 MB memory hog (tail keeps
+        # a line without end in memory) against a 96M bound
+        bomb.child.sendline("timeout -s KILL 8 bash -c 'f() { f | f & }; f; sleep 60'; "
+                            "head -c 300M /dev/zero | tail | wc -c; echo hog-$((6*7))")
+        with Door(lab, 4) as other:                                        # another group logs in meanwhile
+            out = other.cmd("goto D1 host", r"AS4 D1 host\$ ")
+            assert "1 received" in other.cmd("ping -c 1 -W 2 10.0.4.129 2>&1 | grep received", r"AS4 D1 host\$ ")
+            other.cmd("exit", "AS4> ")
+            other.close()
+        bomb.child.expect("hog-42", timeout=120)
+        assert "Resource temporarily unavailable" in bomb.child.before      # the bomb hit the group's bound
+        assert "Killed" in bomb.child.before                                # and the hog its memory bound
+        assert established(lab, "1.A1", "100.64.0.2") and established(lab, "2.B1", "100.64.0.1")
+        bomb.child.sendcontrol("c")
+        bomb.child.sendline("exit")
+        bomb.child.expect("AS3> ", timeout=60)
+        bomb.close()
+        import pwd
+        uid = pwd.getpwnam(lab["doors"][3]["user"]).pw_uid
+        from minet_sdn.classroom import doors
+        def left():
+            out = []
+            for pid in doors.uid_pids(uid):
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                        out.append(fh.read().replace(b"\0", b" ").decode(errors="replace"))
+                except OSError:
+                    pass
+            return out
+        wait_until(lambda: not left(), 30, 0.2)
+        assert left() == []
+
+
+def test_configs_save_restore_and_kept_across_lab_down_and_up(lab, tmp_path):
+    """Last: it takes the lab down and up again."""
+    saved = tmp_path / "saved"
+    r = minet("configs", "save", lab["path"], str(saved))
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in saved.iterdir()) == ["as1", "as2", "as3", "as4"]
+    assert "neighbor 100.64.0.5 remote-as 1" in (saved / "as3" / "C1.conf").read_text()
+    assert "router bgp 1" in (saved / "as1" / "A1.conf").read_text()
+    r = minet("configs", "restore", lab["path"], str(saved), "--group", "3")
+    assert r.returncode == 0 and "restored 2 router configurations" in r.stdout, r.stdout + r.stderr
+    r = minet("configs", "restore", lab["path"], str(saved), "--group", "99")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--group '99' is not an AS" in r.stderr
+    (saved / "as3" / "NOPE.conf").write_text("hostname x\n")
+    r = minet("configs", "restore", lab["path"], str(saved))
+    assert r.returncode == 2 and "NOPE.conf: not a configuration of a router of AS3" in r.stderr
+
+    password = lab["doors"][3]["password"]
+    assert Lab(lab["path"], progress=lambda m: None).down() == []
+    Lab(lab["path"], progress=lambda m: print(m, flush=True)).up()
+    # what group 3 saved is back; the session to AS1 comes up again without anyone typing it
+    wait_until(lambda: established(lab, "1.A1", "100.64.0.6"), 90, 0.5, what="AS1-AS3 session after lab down/up")
+    r = minet("class", "doors", lab["path"], "--json")
+    again = {d["group"]: d for d in json.loads(r.stdout)["doors"]}
+    assert again[3]["password"] == password and again[3]["known_hosts"] == lab["doors"][3]["known_hosts"]
+    with Door(lab, 3) as s:                    # same password, same pinned host key
+        assert "neighbor 100.64.0.5 remote-as 1" in s.cmd("goto C1", "AS3-C1# ") + s.cmd(
+            "show running-config", "AS3-C1# ")
+        s.cmd("exit", "AS3> ")
+        s.close()
