@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from typing import Any, Dict, List, Optional
 
-from . import ClassError, credentials, doors
+from . import ClassError, configs, credentials, doors
 
 
 def _load(path: str):
@@ -132,8 +133,52 @@ def add_class_commands(subparsers) -> None:
     p.add_argument("file")
     p.add_argument("asn")
     p.set_defaults(func=guarded(cmd_passwd))
-    try:
-        from .configs import add_configs_commands
-    except ImportError:
-        return
     add_configs_commands(subparsers, guarded)
+
+
+# ---- minet configs save|restore (a running lab) -----------------------------------------------
+
+def _lab(path: str):
+    from ..lab import LabError
+    from ..lab.lab import Lab
+    try:
+        lab = Lab(path, progress=lambda _m: None)
+        lab.require()
+        return lab
+    except LabError as exc:
+        raise ClassError(str(exc)) from None
+
+
+def cmd_configs_save(args) -> int:
+    lab = _lab(args.file)
+    files = configs.save(lab.topo, lab.places(), args.dir)
+    print(f"saved {len(files)} router configurations under {args.dir} (one folder per AS)")
+    return 0
+
+
+def cmd_configs_restore(args) -> int:
+    lab = _lab(args.file)
+    group = None
+    if args.group is not None:
+        if not re.fullmatch(r"[0-9]{1,10}", args.group) or int(args.group) not in lab.topo.ases:
+            raise ClassError(f"--group {args.group!r} is not an AS of {args.file}")
+        group = int(args.group)
+    done, problems = configs.restore(lab.topo, lab.places(), args.dir, group)
+    for p in problems:
+        print(f"minet configs restore: {p}")
+    print(f"restored {done} router configurations from {args.dir}")
+    return 1 if problems else 0
+
+
+def add_configs_commands(subparsers, guarded) -> None:
+    cfg = subparsers.add_parser("configs", help="save or restore every router's configuration (a lab)")
+    sub = cfg.add_subparsers(dest="configs_cmd", required=True)
+    s = sub.add_parser("save", help="every router's running configuration into DIR/as<ASN>/<ROUTER>.conf")
+    s.add_argument("file")
+    s.add_argument("dir")
+    s.set_defaults(func=guarded(cmd_configs_save))
+    r = sub.add_parser("restore", help="put saved configurations back (frr.conf and the running daemons)")
+    r.add_argument("file")
+    r.add_argument("dir")
+    r.add_argument("--group", metavar="ASN", help="only this AS's routers")
+    r.set_defaults(func=guarded(cmd_configs_restore))

@@ -196,7 +196,7 @@ def _rest_base(args, topo) -> str:
 
 def _rest(args, method: str, path: str):
     topo = _topology(args.file)
-    from ..rest.auth import token_for, token_path
+    from ..lab.controller import token_for, token_path
     from ..rest.client import ControllerUnreachable, NotOurApi, OtherInstance, call, describe, identify
     base = _rest_base(args, topo)
     try:
@@ -277,7 +277,7 @@ def cmd_ui(args) -> int:
     """The status page's login URL: the page's address with the token in its fragment (never sent to
     a server; the page keeps it for its tab). Only who can read the token file gets it."""
     topo = _topology(args.file)
-    from ..rest.auth import token_for, token_path
+    from ..lab.controller import token_for, token_path
     base = _rest_base(args, topo)
     token = token_for(topo)
     if token is None:

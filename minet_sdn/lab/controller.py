@@ -16,6 +16,7 @@ import sys
 import time
 from typing import Any, Optional, Tuple
 
+from ..rest import auth
 from ..rest.auth import TOKEN_FILE, read_token
 from ..rest.client import CSRF_HEADER, CSRF_VALUE
 from ..topology import Topology, names
@@ -147,3 +148,13 @@ def call_controller(topo: Topology, eff: Topology, method: str, path: str, body:
     if (resp.getheader("Content-Type") or "").startswith("application/json"):
         return resp.status, json.loads(raw.decode() or "null")
     return resp.status, raw.decode(errors="replace")
+
+
+def token_path(topo) -> str:
+    """Where a client finds the controller's REST token: the lab's copy when a lab of `topo` runs
+    (rest/auth.py says the rest of the order)."""
+    return auth.token_path(topo, paths.state_file(topo, TOKEN_FILE))
+
+
+def token_for(topo) -> Optional[str]:
+    return read_token(token_path(topo))

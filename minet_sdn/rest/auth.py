@@ -64,25 +64,20 @@ def read_token(path: str) -> Optional[str]:
     return token if _well_formed(token) else None
 
 
-def token_path(topo) -> str:
-    """Where a client looks for `topo`'s controller token: $MINET_REST_TOKEN_FILE; else the running
-    lab's state directory; else the standalone controller's default state directory."""
+def token_path(topo, lab_file: Optional[str] = None) -> str:
+    """Where a client looks for `topo`'s controller token: $MINET_REST_TOKEN_FILE; else `lab_file`
+    (the running lab's copy, which the caller names: the controller knows nothing of the lab) when
+    it exists; else the standalone controller's default state directory."""
     explicit = os.environ.get(TOKEN_ENV)
     if explicit:
         return explicit
-    try:
-        from ..lab import paths
-    except ImportError:
-        paths = None
-    if paths is not None:
-        lab_file = paths.state_file(topo, TOKEN_FILE)
-        if os.path.exists(lab_file):
-            return lab_file
+    if lab_file and os.path.exists(lab_file):
+        return lab_file
     return os.path.join(state_root(), topo.name, TOKEN_FILE)
 
 
-def token_for(topo) -> Optional[str]:
-    return read_token(token_path(topo))
+def token_for(topo, lab_file: Optional[str] = None) -> Optional[str]:
+    return read_token(token_path(topo, lab_file))
 
 
 def check(header: Optional[str], token: Optional[str]) -> Optional[int]:

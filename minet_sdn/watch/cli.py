@@ -44,7 +44,7 @@ def controller_call(path: str, topo: Topology, method: str, url_path: str, body:
     import urllib.request
     base = rest_base(path, topo)
     data = None if body is None else json.dumps(body).encode()
-    from ..rest.auth import token_for
+    from ..lab.controller import token_for
     from ..rest.client import headers_for
     headers = {"Content-Type": "application/json"} if data is not None else {}
     headers.update(headers_for(method, token_for(topo) if method != "GET" else None))

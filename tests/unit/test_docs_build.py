@@ -148,6 +148,9 @@ def test_rest_reference_matches_the_routes():
 
     class Probe:
         """Every service call fails: a route that exists answers 500, one that does not 404."""
+        topo = None
+        rest_token = "probe-token"
+
         def __getattr__(self, name):
             if name.startswith("__"):
                 raise AttributeError(name)
@@ -156,6 +159,7 @@ def test_rest_reference_matches_the_routes():
     def call(method, path):
         got = {}
         environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "HTTP_X_MINET": "1",
+                   "HTTP_AUTHORIZATION": "Bearer probe-token",
                    "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": "2", "wsgi.input": io.BytesIO(b"{}")}
         body = b"".join(make_app(Probe())(environ, lambda status, headers: got.setdefault("s", status)))
         return int(got["s"].split()[0]), body

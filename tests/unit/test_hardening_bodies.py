@@ -16,8 +16,15 @@ from tests.watch_browser import FakeService
 
 @pytest.fixture
 def app():
+    from minet_sdn.rest import page as rest_page
+    from minet_sdn.watch.page import StatusPage
     svc = FakeService(load_topology(DEMO))
-    return svc, make_app(svc)
+    view = StatusPage("/nonexistent/state")
+    rest_page.install(view)             # the /v1/watch routes are the status page's, as `minet controller` installs it
+    try:
+        yield svc, make_app(svc)
+    finally:
+        rest_page.uninstall(view)
 
 
 def post(app, path, raw: bytes):
