@@ -26,7 +26,8 @@ import time
 import pytest
 
 from e2e_support import capture, captured, demo_variant, isolation, require_lab, stop_capture
-from minet_sdn.lab import convergence, places, updown
+from minet_sdn.lab import convergence, places
+from minet_sdn.lab.lab import Lab as MinetLab
 from minet_sdn.topology import load_topology, names
 from minet_sdn.topology.model import router_ifname
 from tests.polling import wait_until
@@ -72,10 +73,10 @@ def lab(request, tmp_path_factory):
     path = demo_variant(tmp_path_factory.mktemp(f"hostile-{request.param}"), "hs", "demo.yaml",
                         isolation(request.param))
     try:
-        updown.lab_up(path, progress=lambda m: print(m, flush=True))
+        MinetLab(path, progress=lambda m: print(m, flush=True)).up()
         yield Lab(path, request.param)
     finally:
-        updown.remove_lab(path)
+        MinetLab(path, progress=lambda m: None).remove()
 
 
 # ---- frames, built by hand ------------------------------------------------------------------------
