@@ -23,7 +23,7 @@ import pytest
 from e2e_support import capture, captured, demo_variant, link_failed, require_lab, stop_capture, wait_all
 from tests.polling import wait_until
 from minet_sdn.lab import controller, convergence, paths, places, quiet, system
-from minet_sdn.lab.lab import Lab
+from minet_sdn.lab.lab import Lab as MinetLab   # the test's own Lab below is a helper
 from minet_sdn.topology import names
 from minet_sdn.topology import load_topology
 from minet_sdn.topology.addressing import topology_addressing, topology_addressing6
@@ -84,11 +84,11 @@ def lab(request, tmp_path_factory):
                         "demo.yaml", _variant(encap, family, isolation))
     try:
         t0 = time.monotonic()
-        summary = Lab(path, progress=lambda m: print(m, flush=True)).up()
+        summary = MinetLab(path, progress=lambda m: print(m, flush=True)).up()
         print(f"lab up ({encap}, IPv{family} underlay, {isolation}): {time.monotonic() - t0:.1f} s", flush=True)
         yield Lab(path), summary, request.param
     finally:
-        Lab(path, progress=quiet).remove()
+        MinetLab(path, progress=quiet).remove()
 
 
 def _expected_sessions(topo) -> int:
@@ -114,10 +114,10 @@ def test_ipv4_and_ipv6_sessions_established(lab):
             if other != router and topo.routers[other].asn == asn:
                 assert sessions.get(lo6) == "Established", (router, other, sessions)
     # `lab status` lists the IPv6 sessions, with their family
-    st = Lab(lab.path).status(json=True)
+    st = MinetLab(lab.path).status(json=True)
     afis = {s["afi"] for r in st["bgp"] for s in r["sessions"]}
     assert afis == {"ipv4", "ipv6"}
-    assert topo.link(1).b.ip6 in Lab(lab.path).status()
+    assert topo.link(1).b.ip6 in MinetLab(lab.path).status()
 
 
 def test_all_pairs_reachable_in_both_families(lab):

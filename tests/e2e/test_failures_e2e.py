@@ -27,7 +27,7 @@ import pytest
 
 from minet_sdn import host
 from minet_sdn.lab import controller, convergence, observe, paths, places, quiet
-from minet_sdn.lab.lab import Lab
+from minet_sdn.lab.lab import Lab as MinetLab   # the test's own Lab below is a helper
 from minet_sdn.lab import state as lab_state
 from e2e_support import demo_variant, isolation, require_lab, traceroute_hops, wait_all
 from tests.polling import wait_until
@@ -126,12 +126,12 @@ def lab(request, tmp_path_factory):
     path = demo_variant(tmp_path_factory.mktemp(f"failures-{request.param}"), f"f{request.param[0]}",
                         f"demo-{request.param}.yaml", isolation(request.param))
     try:
-        Lab(path, progress=lambda m: print(m, flush=True)).up()
+        MinetLab(path, progress=lambda m: print(m, flush=True)).up()
         lab = Lab(path)
         _wait_reachable(lab)
         yield lab
     finally:
-        Lab(path, progress=quiet).remove()
+        MinetLab(path, progress=quiet).remove()
 
 
 @pytest.fixture
@@ -352,11 +352,11 @@ def test_controller_killed_no_loss_and_resync_without_flush(settled):
         for p in pingers:
             p.kill()
     assert all(tx == 100 and rx == tx for tx, rx in down), f"loss while the controller was down: {down}"
-    assert not Lab(lab.path).status(json=True)["mgmt"]["controller"]["alive"]
+    assert not MinetLab(lab.path).status(json=True)["mgmt"]["controller"]["alive"]
     # restart it the documented way (`lab up` again restarts a dead controller), pinging meanwhile
     pingers = [Pinger(lab, s, lab.hosts[d], count=300) for s, d in pairs]          # 15 s each
     try:
-        summary = Lab(lab.path, progress=lambda m: print(m, flush=True)).up()
+        summary = MinetLab(lab.path, progress=lambda m: print(m, flush=True)).up()
         assert summary["already_up"] is True
         new = lab_state.LabState.load(topo).process("controller")
         assert new.pid != rec.pid and new.alive()
@@ -429,7 +429,7 @@ def _kill_and_restart_controller(lab: Lab) -> None:
     rec = lab_state.LabState.load(lab.topo).process("controller")
     os.kill(rec.pid, signal.SIGKILL)
     wait_until(lambda: _dead(rec), 5, what="the controller to die")
-    assert Lab(lab.path, progress=lambda m: None).up()["already_up"] is True
+    assert MinetLab(lab.path, progress=lambda m: None).up()["already_up"] is True
     wait_until(lambda: (lambda s: all(x["connected"] and x["synced"] for x in s))(
         lab.rest("GET", "/v1/switches")["switches"]), 20, interval=0.5, what="every bridge to reconnect and resync")
 
