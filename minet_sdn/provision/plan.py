@@ -486,9 +486,22 @@ class ImportFilters:
         self.bogons = tuple([fab.link_subnet] + ([fab.link_subnet6] if addressing6 else []) +
                             [str(ipaddress.ip_network(n, strict=False)) for n in lans])
         self.all_prefixes = len(self.prefix)
+        # an AS with layer 2 in the default plan also announces its layer-2 prefix (provision/layer2.py)
+        self.extra: Dict[int, Tuple[str, ...]] = {}
+        from ..topology import layer2 as l2m
+        if l2m.plan_name(topo) == "default":
+            for asn, as_ in topo.ases.items():
+                l2 = getattr(as_, "layer2", None)
+                if l2 is not None and as_.configure:
+                    net = l2.prefix or l2m.default_l2_prefix(asn)
+                    if net:
+                        self.extra[asn] = (net,)
+        self.all_prefixes += len(self.extra)
 
     def accept(self, asn: int) -> Tuple[str, ...]:
-        return tuple(sorted({self.prefix[a] for a in self.cones.get(asn, {asn}) if a in self.prefix}))
+        cone = self.cones.get(asn, {asn})
+        return tuple(sorted({self.prefix[a] for a in cone if a in self.prefix} |
+                            {n for a in cone for n in self.extra.get(a, ())}))
 
     def accept6(self, asn: int) -> Optional[Tuple[str, ...]]:
         if not self.prefix6:
