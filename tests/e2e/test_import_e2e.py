@@ -101,7 +101,7 @@ def test_imported_lab_uses_the_mini_internet_addresses(lab):
     addrs = {(i["ifname"], f"{a['local']}/{a['prefixlen']}") for i in json.loads(out) for a in i.get("addr_info", [])}
     assert (link.a.ifname, "179.1.2.1/24") in addrs and ("lo", "1.151.0.1/32") in addrs
     assert ("host", "1.101.0.2/24") in addrs
-    report = next(r for r in status.lab_status(path, json=True)["bgp"] if r["router"] == "1.ZURI")
+    report = next(r for r in Lab(path).status(json=True)["bgp"] if r["router"] == "1.ZURI")
     assert [(s["peer"], s["state"]) for s in report["sessions"] if s["peer"] == "179.1.2.2"] == [
         ("179.1.2.2", "Established")]
     # the host reaches another AS's host (2.PARI's: 2.101.0.1) across the mini-Internet addresses
