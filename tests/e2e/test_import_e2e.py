@@ -105,7 +105,7 @@ def test_imported_lab_uses_the_mini_internet_addresses(lab):
     assert [(s["peer"], s["state"]) for s in report["sessions"] if s["peer"] == "179.1.2.2"] == [
         ("179.1.2.2", "Established")]
     # the host reaches another AS's host (2.PARI's: 2.101.0.1) across the mini-Internet addresses
-    host = places.router_place(topo, "1.ZURI.host")
+    host = places.node_place(topo, "1.ZURI.host")
     ping = subprocess.run(host.exec_prefix() + ["ping", "-c", "3", "-w", "20", "2.101.0.1"],
                           capture_output=True, text=True)
     assert ping.returncode == 0, ping.stdout + ping.stderr
