@@ -12,7 +12,7 @@ import re
 import sys
 from typing import Any, Dict, List, Optional
 
-from . import ClassError, configs, credentials, doors
+from . import ClassError, configs, credentials
 
 
 def _load(path: str):
@@ -99,6 +99,7 @@ def cmd_passwd(args) -> int:
     store = credentials.Store(topo.name)
     password = store.rotate(asn)
     user = credentials.user_name(topo.tag, asn)
+    from . import doors          # system users and sshd: only when a password changes (the CLI stays light)
     live = doors.ours(user, topo.name, asn) is not None
     if live:                                  # a running door takes the new password at once
         doors.set_password(user, password)

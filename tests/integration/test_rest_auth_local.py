@@ -6,6 +6,7 @@ file; as user nobody (setpriv): curl POSTs to fail a link and to reload get 401,
 nothing was failed; reads stay open. Root (for setpriv); cleans up its server and files.
 """
 import os
+import site
 import shutil
 import subprocess
 import sys
@@ -74,7 +75,10 @@ def test_another_local_user_cannot_change_state(served):
     denied = as_nobody(["cat", token_file])
     assert denied.returncode != 0 and "Permission denied" in denied.stderr
     cli = as_nobody([sys.executable, "-m", "minet_sdn.cli.main", "link", "fail", topo_path, "3"],
-                    env={"PYTHONPATH": str(REPO), "MINET_REST_TOKEN_FILE": token_file,
+                    # the interpreter's own site-packages too: where it lives under /root (0700, as on
+                    # CI's machines), nobody's python finds no packages by itself
+                    env={"PYTHONPATH": os.pathsep.join([str(REPO)] + site.getsitepackages()),
+                         "MINET_REST_TOKEN_FILE": token_file,
                          "MINET_LAB_ROOT": os.path.join(work, "labs")})
     assert cli.returncode == 2 and "Traceback" not in cli.stderr, cli.stderr
     assert len(cli.stderr.strip().splitlines()) == 1 and "refused (401)" in cli.stderr and token_file in cli.stderr
