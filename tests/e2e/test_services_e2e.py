@@ -150,8 +150,11 @@ def docker_lab(tmp_path_factory):
 def test_docker_nodes_resolve_and_trace_with_names(docker_lab):
     path, _, places = docker_lab
     # the image has no dig: glibc's resolver reads the container's resolv.conf
-    out = run_in(places, "3.MUNI.host", "getent", "hosts", "host.base.group1")
-    assert out.stdout.split()[:2] == ["1.102.0.1", "host.base.group1"], out.stdout + out.stderr
+    # (`hosts` would prefer the AAAA record in a dual-stack container: ask for the IPv4 one)
+    out = run_in(places, "3.MUNI.host", "getent", "ahostsv4", "host.base.group1")
+    assert out.stdout.split()[0] == "1.102.0.1" and "host.base.group1" in out.stdout, out.stdout + out.stderr
+    out6 = run_in(places, "3.MUNI.host", "getent", "ahostsv6", "host.base.group1")
+    assert out6.stdout.split()[0] == "1:102::1", out6.stdout + out6.stderr
     out = run_in(places, "3.MUNI.host", "traceroute", "-4", "-q", "1", "-w", "2", "host.zuri.group1")
     assert "zuri.group1 (179.1.3.1)" in out.stdout and "host.zuri.group1 (1.101.0.1)" in out.stdout, out.stdout
     assert main(["measure", path, "--from", "3", "-n", "--ping", "-c", "1", "host.zuri.group1"]) == 0
