@@ -67,7 +67,7 @@ def start_relay(topo: Topology, state: LabState, eff: Topology) -> None:
     if os.path.exists(port_file):
         os.unlink(port_file)
     log = paths.state_file(topo, "relay.log")
-    argv = [sys.executable, "-m", "minet_sdn.lab.relay", "--netns", names.mgmt_ns(topo),
+    argv = [sys.executable, "-m", "minet_sdn.cli.relay", "--netns", names.mgmt_ns(topo),
             "--target", f"{eff.controller.rest_host}:{eff.controller.rest_port}", "--port-file", port_file]
     rec = ProcessRecord.of("relay", spawn_daemon(argv, log, cwd=paths.state_dir(topo)))
     state.add_process(rec)

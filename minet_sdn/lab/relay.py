@@ -5,17 +5,16 @@ clients in the root namespace (`minet link ...`, curl) cannot reach it. The rela
 127.0.0.1:<free port> in the root namespace and forwards every connection to the controller,
 opening the far side inside the mgmt namespace. Started and stopped by `lab up`/`lab down`.
 
-    python -m minet_sdn.lab.relay --netns NS --target HOST:PORT --port-file FILE
+    python -m minet_sdn.cli.relay --netns NS --target HOST:PORT --port-file FILE    (cli/relay.py)
 """
 from __future__ import annotations
 
-import argparse
 import errno
 import os
 import socket
 import threading
 import time
-from typing import List, Optional
+from typing import Optional
 
 from .system import netns_connect
 
@@ -121,18 +120,3 @@ def serve(netns: str, host: str, port: int, port_file: str, listen: str = "127.0
         fh.write(f"{relay.listen_port}\n")
     os.replace(tmp, port_file)
     relay.serve_forever()
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="minet-lab-relay")
-    p.add_argument("--netns", required=True)
-    p.add_argument("--target", required=True, help="HOST:PORT inside the namespace")
-    p.add_argument("--port-file", required=True)
-    args = p.parse_args(argv)
-    host, _, port = args.target.rpartition(":")
-    serve(args.netns, host.strip("[]"), int(port), args.port_file)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
