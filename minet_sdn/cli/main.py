@@ -23,12 +23,13 @@ import socket
 import sys
 from typing import List, Optional, Tuple
 
+from ..errors import UserError
 from ..topology import Topology, TopologyError, load_topology, validate
 from .output import guarded
 
 
-class UsageError(Exception):
-    """Bad input: reported as one line, exit code 2."""
+class UsageError(UserError):
+    """A wrong command-line argument: reported as one line, exit code 2."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -349,7 +350,7 @@ def build_parser() -> Parser:
     from .watch import add_watch_commands                 # matrix, measure, graph, lg
     add_watch_commands(sub)
     from .importers import add_commands as add_import_commands
-    add_import_commands(sub, UsageError)      # import mini-internet|gml|as-rel, partition
+    add_import_commands(sub)      # import mini-internet|gml|as-rel, partition
 
     from .generate import add_generate_commands
     add_generate_commands(sub)
@@ -370,9 +371,9 @@ def _main(argv: Optional[List[str]]) -> int:
     try:
         args = build_parser().parse_args(argv)
         return args.func(args) or 0
-    except UsageError as exc:
+    except UserError as exc:      # what the user did wrong, wherever it was found: one line each, exit 2
         print(str(exc), file=sys.stderr)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
 

@@ -8,16 +8,18 @@ import os
 import sys
 from typing import Any, Dict, Optional
 
+from ..errors import UserError
 from ..files import write_output
 from ..topology import TopologyError, parse_topology
 from . import Imported, locate, to_yaml
 
 
-class CommandError(Exception):
+class CommandError(UserError):
     """One or more lines for stderr; exit code 2."""
 
 
-def _positive(value: str) -> int:
+def positive(value: str) -> int:
+    """argparse type of a count (raises CommandError, told by the CLI's top level)."""
     if not value.isdigit() or int(value) < 1:
         raise CommandError(f"minet: {value!r} is not a positive integer")
     return int(value)

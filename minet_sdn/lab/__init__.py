@@ -24,10 +24,12 @@ import sys
 import time
 from typing import Callable
 
+from ..errors import UserError
+
 Progress = Callable[[str], None]
 
 
-class LabError(Exception):
+class LabError(UserError):
     """A lab operation failed; the message is one line meant for the user."""
 
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 from itertools import combinations
 from typing import Dict, List, Tuple
 
+from ..errors import UserError
+
 CLASS_ROUTERS = ("ZURI", "BASE", "GENE", "LUGA", "MUNI", "LYON", "VIEN", "MILA")
 # BFD on the tunnels: hundreds of routers converging on two cores starve the userspace datapath for
 # longer than 3 x 100 ms (the default), so tunnels flapped, the controller held every remote link
@@ -27,7 +29,7 @@ CLASS_ROUTERS = ("ZURI", "BASE", "GENE", "LUGA", "MUNI", "LYON", "VIEN", "MILA")
 BFD_INTERVAL_MS = 1000
 
 
-class GenerateError(ValueError):
+class GenerateError(UserError, ValueError):
     pass
 
 

@@ -15,12 +15,13 @@ import sys
 import time
 from typing import Any, Dict, Optional, Tuple
 
+from ..errors import UserError
 from ..files import write_output
 from ..topology import Topology, TopologyError, load_topology
 from ..topology.places import Places
 
 
-class WatchUsage(Exception):
+class WatchUsage(UserError):
     """One line for stderr, exit code 2."""
 
 
