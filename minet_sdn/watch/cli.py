@@ -40,27 +40,15 @@ def rest_base(path: str, topo: Topology) -> str:
 
 def controller_call(path: str, topo: Topology, method: str, url_path: str, body: Any = None,
                     timeout: float = 3.0) -> Optional[Tuple[int, Any]]:
-    """(status, decoded answer) from the controller, or None when it cannot be reached."""
-    import urllib.error
-    import urllib.request
-    base = rest_base(path, topo)
-    data = None if body is None else json.dumps(body).encode()
+    """(status, decoded answer) from the controller (rest/client.py), or None when it cannot be
+    reached or does not answer as the controller does."""
     from ..lab.controller import token_for
-    from ..rest.client import headers_for
-    headers = {"Content-Type": "application/json"} if data is not None else {}
-    headers.update(headers_for(method, token_for(topo) if method != "GET" else None))
-    req = urllib.request.Request(base.rstrip("/") + url_path, method=method, data=data, headers=headers)
+    from ..rest.client import ControllerUnreachable, NotOurApi, request
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            raw, status = resp.read(), resp.status
-    except urllib.error.HTTPError as exc:
-        raw, status = exc.read(), exc.code
-    except (urllib.error.URLError, OSError):
+        return request(rest_base(path, topo), method, url_path, body, timeout=timeout,
+                       token=token_for(topo) if method != "GET" else None)
+    except (ControllerUnreachable, NotOurApi):
         return None
-    try:
-        return status, json.loads(raw.decode() or "null")
-    except ValueError:
-        return status, raw.decode(errors="replace")
 
 
 def _lab(path: str) -> Places:
