@@ -128,6 +128,7 @@ def cmd_controller(args) -> int:
     cfg = importlib.import_module(f"{FRAMEWORK}.cfg")
     cfg.CONF(args=["--ofp-listen-host", ofp[0], "--ofp-tcp-listen-port", str(ofp[1])], project=FRAMEWORK)
     from ..apps import remote_links
+    remote_links.install()          # the listener's hardening (apps/guard.py), before anything listens
     stopped = threading.Event()
     outcome = {"code": 0, "why": ""}
 
