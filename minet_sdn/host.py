@@ -13,6 +13,7 @@ import errno
 import fcntl
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -156,9 +157,8 @@ def in_netns(ns: str, fn: Callable[[], T]) -> T:
     return result["value"]  # type: ignore[return-value]
 
 
-def netns_connect(ns: str, address: str, port: int, timeout: float = 5.0) -> "socket.socket":
+def netns_connect(ns: str, address: str, port: int, timeout: float = 5.0) -> socket.socket:
     """A TCP connection made from inside namespace `ns` (the socket is usable from any thread)."""
-    import socket
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     sock = in_netns(netns_path(ns), lambda: socket.socket(family, socket.SOCK_STREAM))
     sock.settimeout(timeout)
