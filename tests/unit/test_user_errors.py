@@ -47,7 +47,7 @@ NOT_USER_FACING = {
     "minet_sdn.rest.client.NotOurApi": "exit 1: something else answers",
     "minet_sdn.rest.client.OtherInstance": "another instance's controller (the CLI says so, exit 2)",
     # the machine's failures: their commands report them with exit 1 and roll back
-    "minet_sdn.provision.apply.ProvisionError": "exit 1, rolled back",
+    "minet_sdn.provision.journal.ProvisionError": "exit 1, rolled back",
     "minet_sdn.provision.image.ImageProblem": "building the docker image failed",
     "minet_sdn.provision.netlink.NetlinkProblem": "the kernel refused",
     "minet_sdn.provision.ovs.OvsProblem": "Open vSwitch refused",
