@@ -120,3 +120,8 @@ def serve(netns: str, host: str, port: int, port_file: str, listen: str = "127.0
         fh.write(f"{relay.listen_port}\n")
     os.replace(tmp, port_file)
     relay.serve_forever()
+
+
+if __name__ == "__main__":      # the old `python -m minet_sdn.lab.relay`: its parser is in cli/relay.py
+    import runpy
+    runpy.run_module("minet_sdn.cli.relay", run_name="__main__")
