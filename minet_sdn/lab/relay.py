@@ -5,7 +5,7 @@ clients in the root namespace (`minet link ...`, curl) cannot reach it. The rela
 127.0.0.1:<free port> in the root namespace and forwards every connection to the controller,
 opening the far side inside the mgmt namespace. Started and stopped by `lab up`/`lab down`.
 
-    python -m minet_sdn.cli.relay --netns NS --target HOST:PORT --port-file FILE    (cli/relay.py)
+    python -m minet_sdn.lab.relay --netns NS --target HOST:PORT --port-file FILE
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import os
 import socket
 import threading
 import time
-from typing import Optional
+from typing import List, Optional  # noqa: F401
 
 from .system import netns_connect
 

@@ -8,13 +8,13 @@ namespace, and `ip netns add` run there would not be visible to the rest of the 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
 from typing import Dict, List, Optional, Sequence
 
 from .. import host
-from ..host import netns_connect  # noqa: F401  (the lab's callers and tests find it here)
 from ..topology import names
 from . import LabError
 
@@ -94,6 +94,19 @@ def netns_pids(name: str) -> List[int]:
         return []
     proc = run(["ip", "netns", "pids", name], check=False)
     return [int(x) for x in proc.stdout.split() if x.isdigit()]
+
+
+def netns_connect(ns: str, address: str, port: int, timeout: float = 5.0) -> socket.socket:
+    """A TCP connection made from inside namespace `ns` (the socket is usable from any thread)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = host.in_netns(host.netns_path(ns), lambda: socket.socket(family, socket.SOCK_STREAM))
+    sock.settimeout(timeout)
+    try:
+        sock.connect((address, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def wait_tcp(ns: str, address: str, port: int, timeout: float = 10.0) -> bool:
