@@ -14,7 +14,7 @@ import os
 import socket
 import threading
 import time
-from typing import List, Optional  # noqa: F401
+from typing import List, Optional
 
 from .system import netns_connect
 
