@@ -116,8 +116,11 @@ def read_switches(rows, add: Problem, l2: Layer2) -> None:
     seen: Dict[Tuple[str, str], str] = {}
     for row in rows:
         c = row.cols
-        if len(c) == 3:                                   # 2019: SWITCH ROUTER|N/A MAC
+        if len(c) == 3:                                   # 2019: SWITCH router|N/A MAC
             dc, name, router, mac, sid = DEFAULT_DC, c[0], c[1], c[2], len(l2.switches) + 1
+            gws = l2.gateways.get(DEFAULT_DC) or []
+            if router.lower() == "router" and len(gws) == 1:
+                router = gws[0]      # "router": the AS's one router whose router_config row says L2
         elif len(c) >= 5:
             dc, name, router, mac = c[:4]
             if not c[4].isdigit():
