@@ -294,21 +294,9 @@ def _must(run: Runner, nspath: Optional[str], args: List[str]) -> str:
     return out
 
 
-def _atom(value):
-    """An OVSDB JSON value as Python: sets as lists, maps as dicts, uuids as strings."""
-    if isinstance(value, list) and len(value) == 2 and isinstance(value[0], str):
-        kind, data = value
-        if kind == "set":
-            return [_atom(v) for v in data]
-        if kind == "map":
-            return {_atom(k): _atom(v) for k, v in data}
-        if kind in ("uuid", "named-uuid"):
-            return data
-    return value
-
-
 def read_db(rundir: str) -> Tuple[Dict[str, dict], Dict[str, dict], Dict[str, dict]]:
     """(bridges, ports, interfaces) of the layer-2 instance, by name."""
+    from .ovs import _atom          # (see _list)
     out = l2switchd.vsctl(rundir, "--format=json", "--", "list", "Bridge", "--", "list", "Port", "--", "list",
                           "Interface")
     tables = []
@@ -321,7 +309,8 @@ def read_db(rundir: str) -> Tuple[Dict[str, dict], Dict[str, dict], Dict[str, di
 
 
 def _list(value) -> list:
-    return value if isinstance(value, list) else [value]
+    from .ovs import _as_list       # here, not at the top: ovs imports plan, which imports this module
+    return _as_list(value)
 
 
 def bridge_args(b: SwitchBridge, marks, have_ports: Sequence[str]) -> List[str]:

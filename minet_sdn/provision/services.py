@@ -26,6 +26,7 @@ from typing import Callable, List, Optional, Tuple
 from ..topology import names, services as S
 from ..topology.model import Topology
 from ..topology.places import parse_node_id
+from .written import read_text, write_if_changed
 
 NETNS_ETC = "/etc/netns"
 NSD = "nsd"
@@ -164,30 +165,15 @@ def _stop(workdir: str, timeout: float = 5.0) -> bool:
 
 
 def _write(path: str, text: str) -> bool:
-    try:
-        with open(path) as fh:
-            if fh.read() == text:
-                return False
-    except OSError:
-        pass
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o644)          # nsd reads the zones as user nsd; their content is public anyway
-    os.replace(tmp, path)
-    return True
+    # nsd reads the zones as user nsd; their content is public anyway
+    return write_if_changed(path, text, mode=0o644)
 
 
 def _ours(text: Optional[str], instance: str) -> bool:
     return text is not None and text.startswith(f"# {mark(instance)}")
 
 
-def _read(path: str) -> Optional[str]:
-    try:
-        with open(path) as fh:
-            return fh.read()
-    except OSError:
-        return None
+_read = read_text
 
 
 def up(prov) -> None:

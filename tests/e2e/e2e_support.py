@@ -37,6 +37,30 @@ def require_lab(*tools: str, host_frr: bool = True) -> None:
     import minet_sdn.cli.provision  # noqa: F401
 
 
+def live_processes(match: Callable[[str], bool]) -> List[str]:
+    """Command lines (arguments joined by spaces) of the live processes `match` accepts; zombies
+    are left out (PID 1 here reaps none: a stopped daemon may stay <defunct>)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            with open(f"/proc/{pid}/stat") as fh:
+                state = fh.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and match(cmd):
+            found.append(cmd)
+    return found
+
+
+def lab_namespaces(topo) -> List[str]:
+    """The network namespaces of the lab of `topo` (its tag prefixes every one)."""
+    import subprocess
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return [line.split()[0] for line in out.splitlines() if line.startswith(f"{topo.tag}-")]
+
+
 def demo_variant(directory, prefix: str, filename: str,
                  change: Optional[Callable[[dict], None]] = None) -> str:
     """demo.yaml named `<prefix><4 hex>`, edited by `change`, written to `directory/filename`."""
