@@ -42,7 +42,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from ..topology import layer2 as l2m
 from ..topology import names
 from ..topology.model import Topology
-from . import l2switchd
+from . import l2switchd, ovsdb
 
 L2_NODE_PREFIX = "l2-"              # node id of an AS's layer-2 OvS node: `l2-<asn>` (not an <asn>.<NAME> id)
 DEMUX_BRIDGE = "l2rtr"
@@ -296,21 +296,13 @@ def _must(run: Runner, nspath: Optional[str], args: List[str]) -> str:
 
 def read_db(rundir: str) -> Tuple[Dict[str, dict], Dict[str, dict], Dict[str, dict]]:
     """(bridges, ports, interfaces) of the layer-2 instance, by name."""
-    from .ovs import _atom          # (see _list)
     out = l2switchd.vsctl(rundir, "--format=json", "--", "list", "Bridge", "--", "list", "Port", "--", "list",
                           "Interface")
-    tables = []
-    for line in out.splitlines():
-        if line.strip():
-            doc = json.loads(line)
-            tables.append({r["name"]: r for r in ({h: _atom(v) for h, v in zip(doc["headings"], row)}
-                                                   for row in doc["data"])})
-    return tables[0], tables[1], tables[2]
+    bridges, ports, ifaces = ({r["name"]: r for r in rows} for rows in ovsdb.tables(out))
+    return bridges, ports, ifaces
 
 
-def _list(value) -> list:
-    from .ovs import _as_list       # here, not at the top: ovs imports plan, which imports this module
-    return _as_list(value)
+_list = ovsdb.as_list
 
 
 def bridge_args(b: SwitchBridge, marks, have_ports: Sequence[str]) -> List[str]:
