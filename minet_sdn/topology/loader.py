@@ -45,7 +45,7 @@ MIN_ROUTER_MTU = 1280           # IPv6 minimum: what must still fit through a tu
 
 TOP_KEYS = ("name", "fabric", "controller", "servers", "ases", "links", "ixps", "addressing", "class")
 ADDRESSING_KEYS = ("plan", "link_hosts")
-SERVICES = ("dns", "matrix", "matrix_target", "measurement")
+SERVICES = ("dns", "matrix", "matrix_target", "measurement", "routinator", "krill")   # services.SERVICES
 FABRIC_KEYS = ("isolation", "encapsulation", "underlay_mtu", "bfd_interval_ms", "link_subnet", "link_subnet6",
                "ipv6", "share_memory")
 CONTROLLER_KEYS = ("ofp", "rest")

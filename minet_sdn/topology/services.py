@@ -21,7 +21,12 @@ from .model import AS, Topology
 from .places import node_id, parse_node_id
 
 DNS, MATRIX, MATRIX_TARGET, MEASUREMENT = "dns", "matrix", "matrix_target", "measurement"
-SERVICES = (DNS, MATRIX, MATRIX_TARGET, MEASUREMENT)
+# RPKI: a validator (routinator) or a certificate authority (krill) in the router's host, as the
+# mini-Internet's image column places them. Kept in the topology, not emulated yet: the host is a
+# plain host, and validate / lab up say so in one warning (not_emulated_warning).
+ROUTINATOR, KRILL = "routinator", "krill"
+NOT_EMULATED = (ROUTINATOR, KRILL)
+SERVICES = (DNS, MATRIX, MATRIX_TARGET, MEASUREMENT) + NOT_EMULATED
 TTL = 300                      # short: a lab's names change when it is re-provisioned
 REVERSE4, REVERSE6 = "in-addr.arpa", "ip6.arpa"
 
@@ -49,6 +54,21 @@ def service_host(as_: AS, service: str, fallback: bool = True) -> Optional[str]:
             return None
         router = as_.routers[0]
     return node_id(as_.asn, router, host=True)
+
+
+def not_emulated(topo: Topology) -> List[str]:
+    """`ASN.ROUTER (service)` of every service the topology places and the lab does not run."""
+    return [f"{asn}.{r} ({item})" for asn in sorted(topo.ases) for r, items in topo.ases[asn].services
+            for item in items if item in NOT_EMULATED]
+
+
+def not_emulated_warning(topo: Topology) -> Optional[str]:
+    """One line naming them all (None when there are none)."""
+    found = not_emulated(topo)
+    if not found:
+        return None
+    return (f"{topo.source}: RPKI not emulated yet: {', '.join(found)}; their hosts run as plain hosts "
+            "and routers do no origin validation")
 
 
 def dns_hosts(topo: Topology) -> List[str]:

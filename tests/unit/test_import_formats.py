@@ -22,11 +22,28 @@ def imported(name, folder=None):
 def test_all_rows_are_one_router_with_every_service_and_one_rpki_warning():
     result, t = imported("current")
     assert t.ases[21].routers == ("HUB",)
-    assert dict(t.ases[21].services) == {"HUB": ("matrix_target", "dns", "matrix", "measurement")}
+    assert dict(t.ases[21].services) == {"HUB": ("matrix_target", "routinator", "dns", "krill", "matrix", "measurement")}
     assert dict(t.ases[22].services) == {"MITTE": ("dns",)}
     rpki = [n for n in result.notes if "RPKI" in n]
-    assert rpki == ["RPKI not emulated yet: 21.HUB (routinator), 21.HUB (krill) (imported as plain hosts)"]
+    assert rpki == ["RPKI not emulated yet: 21.HUB (routinator), 21.HUB (krill) (imported as services of plain hosts)"]
     assert t.ases[22].configure is False and t.ases[23].configure is True
+
+
+def test_rpki_rows_are_kept_and_validate_names_them_in_one_warning(tmp_path, capsys):
+    """The RPKI images stay in the topology (services routinator / krill of their router) and every
+    `minet validate` (and `lab up`, which prints the same lines) says in one line that they are not
+    emulated, naming each."""
+    out = tmp_path / "cur.yaml"
+    assert main(["import", "mini-internet", str(FIX / "current"), "-o", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["validate", str(out)]) == 0
+    err = capsys.readouterr().err
+    rpki = [line for line in err.splitlines() if "RPKI" in line]
+    assert rpki == ["warning: cur.yaml: RPKI not emulated yet: 21.HUB (routinator), 21.HUB (krill); their hosts "
+                    "run as plain hosts and routers do no origin validation"]
+    _, small = imported("small")
+    from minet_sdn.topology.services import not_emulated_warning
+    assert not_emulated_warning(small) is None
 
 
 def test_layer2_of_the_current_layout_is_kept_in_the_topology():
