@@ -76,9 +76,10 @@ def dns_hosts(topo: Topology) -> List[str]:
     return [node_id(asn, r, host=True) for asn in sorted(topo.ases) for r in routers_with(topo.ases[asn], DNS)]
 
 
-def resolver_for(topo: Topology, asn: int) -> Optional[str]:
-    """Which DNS host the nodes of AS `asn` ask: their own AS's first one, else the first of all."""
-    servers = dns_hosts(topo)
+def resolver_for(topo: Topology, asn: int, servers: Optional[List[str]] = None) -> Optional[str]:
+    """Which DNS host the nodes of AS `asn` ask: their own AS's first one, else the first of all.
+    `servers`: dns_hosts(topo), when the caller asks for every AS."""
+    servers = dns_hosts(topo) if servers is None else servers
     if not servers:
         return None
     own = [h for h in servers if parse_node_id(h).asn == asn]
@@ -132,13 +133,12 @@ def zones(topo: Topology, records: Iterable[Record], ns_addresses: Dict[int, Seq
     """
     forward: Dict[str, List[str]] = {}
     reverse: Dict[str, List[str]] = {REVERSE4: [], REVERSE6: []}
-    seen = set()
-    for node, ip in sorted(records, key=lambda r: (r[0], ipaddress.ip_address(r[1]).version, ipaddress.ip_address(r[1]))):
-        if (node, ip) in seen:
-            continue
-        seen.add((node, ip))
-        name = node_name(node)
-        addr = ipaddress.ip_address(ip)
+    # each address parsed once and each node named once: this runs over every interface of the
+    # mini-Internet (thousands at class size) on every server
+    parsed = {rec: ipaddress.ip_address(rec[1]) for rec in set(records)}
+    names: Dict[str, str] = {}
+    for (node, _ip), addr in sorted(parsed.items(), key=lambda kv: (kv[0][0], kv[1].version, kv[1])):
+        name = names.get(node) or names.setdefault(node, node_name(node))
         rtype = "A" if addr.version == 4 else "AAAA"
         forward.setdefault(zone_of(name), []).append(f"{name}. IN {rtype} {addr}")
         reverse[REVERSE4 if addr.version == 4 else REVERSE6].append(f"{addr.reverse_pointer}. IN PTR {name}.")
