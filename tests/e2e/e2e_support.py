@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from typing import Callable, Iterable, Iterator, List, Optional, TypeVar
+from typing import Callable, Iterable, Iterator, List, Optional, Tuple, TypeVar
 
 import pytest
 
@@ -35,6 +35,23 @@ def require_lab(*tools: str, host_frr: bool = True) -> None:
     # the project's own modules are imported, never skipped: a broken install fails the tests
     import minet_sdn.apps.remote_links  # noqa: F401
     import minet_sdn.cli.provision  # noqa: F401
+
+
+@contextlib.contextmanager
+def imported_lab(folder: str, directory, prefix: str, servers: int = 2) -> Iterator[Tuple[str, dict]]:
+    """A mini-Internet folder imported onto `servers` servers under a unique name `<prefix><4 hex>`,
+    validated and brought up: (topology path, lab_up's summary); removed afterwards, also when `up`
+    or the test failed."""
+    import secrets
+    from minet_sdn.cli.main import main
+    path = os.path.join(str(directory), f"{prefix}.yaml")
+    name = f"{prefix}{secrets.token_hex(2)}"
+    assert main(["import", "mini-internet", str(folder), "--servers", str(servers), "--name", name, "-o", path]) == 0
+    assert main(["validate", path]) == 0
+    try:
+        yield path, Lab(path, progress=lambda m: print(m, flush=True)).up()
+    finally:
+        Lab(path, progress=quiet).remove()
 
 
 def live_processes(match: Callable[[str], bool]) -> List[str]:

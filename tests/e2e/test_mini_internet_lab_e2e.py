@@ -15,15 +15,13 @@ Needs root, OvS, FRR, sshd, nsd (the DNS part skips without it).
 from __future__ import annotations
 
 import re
-import secrets
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from e2e_support import lab_namespaces, live_processes, require_lab
-from minet_sdn.cli.main import main
+from e2e_support import imported_lab, lab_namespaces, live_processes, require_lab
 from minet_sdn.lab import quiet
 from minet_sdn.lab.lab import Lab
 from minet_sdn.topology import load_topology
@@ -38,16 +36,9 @@ FOLDER = Path(__file__).resolve().parents[1] / "fixtures" / "mini_internet_lab"
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("milab") / "milab.yaml")
-    name = f"mi{secrets.token_hex(2)}"
-    assert main(["import", "mini-internet", str(FOLDER), "--servers", "2", "--name", name, "-o", path]) == 0
-    assert main(["validate", path]) == 0
-    lab = Lab(path, progress=lambda m: print(m, flush=True))
-    try:
-        summary = lab.up()
-        yield path, lab, summary
-    finally:
-        Lab(path, progress=quiet).remove()       # also when up() or a test failed
+    # imported, validated, up on 2 servers; removed also when up() or a test failed
+    with imported_lab(FOLDER, tmp_path_factory.mktemp("milab"), "mi") as (path, summary):
+        yield path, Lab(path, progress=quiet), summary
 
 
 def sh(lab: Lab, node: str, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess:
