@@ -64,13 +64,15 @@ UPSTREAM: List[Tuple[str, str, str]] = [
 
 # `minet lab up` of an imported upstream folder, run by hand (root, minutes; not part of this script)
 LAB_CHECKED = {
-    "platform-current": "up on 2 emulated servers in 26 s (2026-12-08, `minet import mini-internet` then "
+    "platform-current": "up on 2 emulated servers in 26 s, 66 s on a loaded machine (two runs, 2026-12-08, "
+                        "`minet import mini-internet` then "
                         "`minet lab up --servers 2`): all 48 sessions of the 8 configured routers Established "
                         "(sessions towards the 4 NoConfig ASes stay Active, as upstream leaves them to students); "
                         "plan addresses (1.ZURI: 179.1.2.1/24, 1.151.0.1, host link 1.101.0.2/24; IXP 180.80.0.1); "
                         "layer 2 of the 4 NoConfig ASes present and unconfigured (16 switches, 32 hosts, `ovs-vsctl "
                         "show` on 3.S1 lists 3-FIFA_1, 3-S2, 3-S3, ZURIrouter, no tags); DNS answers "
-                        "(`host zuri.group1`, `host 179.1.2.1` -> zuri.group1; traceroute prints names); matrix "
+                        "(`host zuri.group1`, `host 179.1.2.1` -> zuri.group1; `minet measure --from 1 "
+                        "host.zuri.group2` traces zuri.group1, zuri.group2, host.zuri.group2); matrix "
                         "over the MATRIX hosts: 28 of 56 pairs, exactly the pairs the policy model gives with the "
                         "students' ASes silent; clean `lab down` (no namespace, process or state left)",
 }
