@@ -235,11 +235,12 @@ class MemSampler:
         self._thread.join()
 
 
-def lab_processes(tag: str) -> Dict[int, str]:
-    """pid -> comm of every process inside a namespace of the lab (name starts with the tag)."""
+def lab_processes(tag: str, ns_prefix: str = "") -> Dict[int, str]:
+    """pid -> comm of every process inside a namespace of the lab (name starts with the tag; with
+    `ns_prefix`, only the namespaces `<tag>-<ns_prefix>...`, e.g. "l2-": the layer-2 instances)."""
     idents = {}
     for name in os.listdir(host.NETNS_DIR):
-        if name.startswith(f"{tag}-"):
+        if name.startswith(f"{tag}-{ns_prefix}"):
             st = os.stat(os.path.join(host.NETNS_DIR, name))
             idents[(st.st_dev, st.st_ino)] = name
     out = {}
@@ -256,10 +257,10 @@ def lab_processes(tag: str) -> Dict[int, str]:
     return out
 
 
-def pss_by_daemon(tag: str) -> Dict[str, Dict[str, float]]:
+def pss_by_daemon(tag: str, ns_prefix: str = "") -> Dict[str, Dict[str, float]]:
     """{comm: {"n", "pss_mb" (average), "rss_mb" (average), "total_mb"}} over the lab's processes."""
     acc: Dict[str, List[Tuple[int, int]]] = {}
-    for pid, comm in lab_processes(tag).items():
+    for pid, comm in lab_processes(tag, ns_prefix).items():
         vals = {}
         try:
             with open(f"/proc/{pid}/smaps_rollup") as fh:
@@ -275,13 +276,13 @@ def pss_by_daemon(tag: str) -> Dict[str, Dict[str, float]]:
                 "total_mb": round(sum(p for p, _ in v) / 1024, 1)} for c, v in sorted(acc.items())}
 
 
-def cpu_share(tag: str, seconds: float) -> Dict[str, Any]:
+def cpu_share(tag: str, seconds: float, ns_prefix: str = "") -> Dict[str, Any]:
     """CPU of the lab's processes over `seconds`, as % of the whole machine, and the machine's busy %."""
     hz = os.sysconf("SC_CLK_TCK")
 
     def ticks() -> Dict[Tuple[int, str], int]:
         out = {}
-        for pid, comm in lab_processes(tag).items():
+        for pid, comm in lab_processes(tag, ns_prefix).items():
             try:
                 with open(f"/proc/{pid}/stat") as fh:
                     f = fh.read().rsplit(") ", 1)[1].split()
@@ -300,7 +301,7 @@ def cpu_share(tag: str, seconds: float) -> Dict[str, Any]:
     start = time.monotonic()
     time.sleep(seconds)
     b, (b1, t1) = ticks(), machine_busy()
-    if ksm0 is not None:             # the kernel's page-merging thread works for the lab only
+    if ksm0 is not None and not ns_prefix:   # the kernel's page-merging thread works for the lab only
         ksm1 = ksmd_ticks()
         if ksm1 is not None:
             a[(0, "ksmd")], b[(0, "ksmd")] = ksm0, ksm1
@@ -368,11 +369,11 @@ _FRR_DONE = re.compile(r"FRR: \d+/\d+ routers, \d+/\d+ daemons started in ([\d.]
 
 
 def class_run(n_ases: int, workdir: str, bgp_timeout: Optional[float], verbose: bool,
-              settle: float, cpu_seconds: float) -> Dict[str, Any]:
+              settle: float, cpu_seconds: float, layer2: bool = False) -> Dict[str, Any]:
     from minet_sdn.topology.generate import class_topology
     src = os.path.join(workdir, f"class{n_ases}.yaml")
     with open(src, "w") as fh:
-        fh.write(class_topology(n_ases, servers=4, name=f"class{n_ases}"))
+        fh.write(class_topology(n_ases, servers=4, name=f"class{n_ases}", layer2=layer2))
     path = unique_copy(src, workdir, "cl")
     topo = load_topology(path)
     mem = MemSampler()
@@ -415,6 +416,17 @@ def _class_figures(topo, path: str, result: Dict[str, Any], events: List[Tuple[f
     result["pss_per_router_mb"] = round(frr_total / len(topo.routers), 2)     # the IPv4 daemons
     result["pss_ospf6d_per_router_mb"] = round(pss.get("ospf6d", {}).get("total_mb", 0.0) / len(topo.routers), 2)
     result["memory_per_router_mb"] = round(result["memory_steady_mb"] / len(topo.routers), 2)
+    switches = sum(len(a.layer2.switches) for a in topo.ases.values() if a.layer2 is not None)
+    if switches:                 # the layer-2 instances alone (namespaces <tag>-l2-<asn>): cost per switch
+        l2cpu = cpu_share(topo.tag, cpu_seconds, "l2-")
+        l2pss = pss_by_daemon(topo.tag, "l2-")
+        cores = os.cpu_count() or 1
+        result["layer2"] = {
+            "switches": switches, "hosts": sum(1 for a in topo.ases.values() if a.layer2 for h in a.layer2.hosts if not h.vpn),
+            "instances": sum(1 for a in topo.ases.values() if a.layer2 is not None),
+            "cpu": l2cpu, "pss": l2pss,
+            "cpu_pct_of_one_core_per_switch": round(l2cpu["lab_pct"] * cores / switches, 3),
+            "pss_mb_per_switch": round(sum(v["total_mb"] for v in l2pss.values()) / switches, 2)}
     t1 = time.monotonic()
     again = Lab(path, progress=lambda m: None).up(bgp_timeout=bgp_timeout)
     result["second_up"] = round(time.monotonic() - t1, 3)
@@ -481,7 +493,7 @@ def class_main(args) -> int:
         for n in args.classes:
             print(f"## class {n} x 8: {n * 8} routers over 4 servers", flush=True)
             r = class_run(n, workdir, args.bgp_timeout if args.bgp_timeout != 600.0 else None, args.verbose,
-                          args.settle, args.cpu_seconds)
+                          args.settle, args.cpu_seconds, args.layer2)
             runs[n] = r
             report["class"][str(n)] = r
             print(f"  up {r['routes']:.1f}s (servers {r['servers']:.1f}, controller {r['controller']:.1f}, provisioning "
@@ -489,6 +501,12 @@ def class_main(args) -> int:
                   f"{r['bgp']:.1f}); CPU {r['cpu']}; memory peak {r['memory_peak_mb']:.0f} MB steady "
                   f"{r['memory_steady_mb']:.0f} MB; PSS/router {r['pss_per_router_mb']} MB; PSS {r['pss']}; "
                   f"second up {r['second_up']:.1f}s; down {r['down']:.1f}s", flush=True)
+            if "layer2" in r:
+                l2 = r["layer2"]
+                print(f"  layer 2: {l2['switches']} switches in {l2['instances']} OvS instances, {l2['hosts']} hosts; "
+                      f"steady CPU {l2['cpu']['lab_pct']:.1f} % of the machine = "
+                      f"{l2['cpu_pct_of_one_core_per_switch']:.3f} % of one core per switch; "
+                      f"PSS {l2['pss_mb_per_switch']:.2f} MB per switch", flush=True)
             save("lab_up_class", report)
     out = save("lab_up_class", report)
     print()
@@ -509,6 +527,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help="class-shaped topologies of N ASes x 8 routers on 4 servers instead (e.g. 10 20 40 60)")
     p.add_argument("--settle", type=float, default=20.0, help="--class: seconds after up before CPU is measured")
     p.add_argument("--cpu-seconds", type=float, default=30.0, help="--class: CPU measurement window")
+    p.add_argument("--layer2", action="store_true",
+                   help="--class: every AS with the current layout's layer 2 (4 switches, 8 hosts; "
+                        "`minet generate class --layer2`), and its cost per switch")
     args = p.parse_args(argv)
     check_root()
     if args.classes:

@@ -9,7 +9,8 @@ from ..topology import generate as G
 
 def cmd_generate_class(args) -> int:
     try:
-        text = G.class_topology(args.ases, args.servers, args.name, args.routers, args.unconfigured)
+        text = G.class_topology(args.ases, args.servers, args.name, args.routers, args.unconfigured,
+                                args.layer2)
     except G.GenerateError as exc:
         print(f"minet generate class: {exc}", file=sys.stderr)
         return 2
@@ -30,6 +31,8 @@ def add_generate_commands(sub) -> None:
     c.add_argument("--servers", type=int, default=4)
     c.add_argument("--routers", type=int, default=8, help="routers per AS (the first K of the classic 8)")
     c.add_argument("--unconfigured", type=int, default=2, help="stub ASes left to students (configure: false)")
+    c.add_argument("--layer2", action="store_true",
+                   help="every AS gets the current layout's layer 2 (4 switches, hosts in VLANs, L2 tunnel)")
     c.add_argument("--name", default="class")
     c.add_argument("--out", help="file to write (default: stdout)")
     c.set_defaults(func=cmd_generate_class)

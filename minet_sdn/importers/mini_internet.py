@@ -292,6 +292,8 @@ def _read_routers(p: _Problems, folder: str, as_: _AS, notes: List[str]) -> None
             low = kind.lower()
             if low in RPKI_KINDS:
                 as_.rpki.append(f"{as_.asn}.{name} ({low})")
+                if low not in as_.services.setdefault(name, []):
+                    as_.services[name].append(low)      # kept: validate and lab up warn about it
             elif low.startswith("l2"):
                 dc = kind[3:] if len(kind) > 3 and kind[2] == "-" else l2mod.DEFAULT_DC
                 as_.l2_of[name] = dc
@@ -556,7 +558,7 @@ def import_folder(folder: str, name: Optional[str] = None) -> Imported:
         raise ImportProblem([f"{AS_CONFIG}: defines no AS (only IXPs or nothing)"])
     rpki = [r for a in real for r in a.rpki]
     if rpki:
-        notes.append(f"RPKI not emulated yet: {', '.join(rpki)} (imported as plain hosts)")
+        notes.append(f"RPKI not emulated yet: {', '.join(rpki)} (imported as services of plain hosts)")
 
     topo: Dict[str, Any] = {"name": name or instance_name(os.path.basename(os.path.abspath(folder)))}
     if plan is not None:

@@ -116,8 +116,11 @@ def read_switches(rows, add: Problem, l2: Layer2) -> None:
     seen: Dict[Tuple[str, str], str] = {}
     for row in rows:
         c = row.cols
-        if len(c) == 3:                                   # 2019: SWITCH ROUTER|N/A MAC
+        if len(c) == 3:                                   # 2019: SWITCH router|N/A MAC
             dc, name, router, mac, sid = DEFAULT_DC, c[0], c[1], c[2], len(l2.switches) + 1
+            gws = l2.gateways.get(DEFAULT_DC) or []
+            if router.lower() == "router" and len(gws) == 1:
+                router = gws[0]      # "router": the AS's one router whose router_config row says L2
         elif len(c) >= 5:
             dc, name, router, mac = c[:4]
             if not c[4].isdigit():
@@ -145,9 +148,19 @@ def read_switches(rows, add: Problem, l2: Layer2) -> None:
                                   id=sid, where=row.where()))
 
 
+def _known_switches(l2: Layer2) -> Tuple[set, Dict[str, str]]:
+    """The AS's switches as (DC, name) pairs, and each name's DC (the 2019 rows name no DC)."""
+    return {(s.dc, s.name) for s in l2.switches}, {s.name: s.dc for s in l2.switches}
+
+
+def _shaping(thr: str, dly: str, buf: Optional[str]) -> Dict[str, Optional[str]]:
+    """A row's shaping columns as written, N/A (or absent) as None."""
+    return {"throughput": None if _no(thr) else thr, "delay": None if _no(dly) else dly,
+            "buffer": None if buf is None or _no(buf) else buf}
+
+
 def read_hosts(rows, add: Problem, l2: Layer2) -> None:
-    switches = {(s.dc, s.name) for s in l2.switches}
-    by_name = {s.name: s.dc for s in l2.switches}
+    switches, by_name = _known_switches(l2)
     names: Dict[str, int] = {}
     for row in rows:
         c = row.cols
@@ -178,13 +191,11 @@ def read_hosts(rows, add: Problem, l2: Layer2) -> None:
             continue
         names[name] = row.line
         l2.hosts.append(L2Host(name=name, dc=dc, switch=sw, vlan=int(vlan), image=image,
-                               throughput=None if _no(thr) else thr, delay=None if _no(dly) else dly,
-                               buffer=None if buf is None or _no(buf) else buf, where=row.where()))
+                               where=row.where(), **_shaping(thr, dly, buf)))
 
 
 def read_links(rows, add: Problem, l2: Layer2) -> None:
-    switches = {(s.dc, s.name) for s in l2.switches}
-    by_name = {s.name: s.dc for s in l2.switches}
+    switches, by_name = _known_switches(l2)
     seen: Dict[frozenset, int] = {}
     for row in rows:
         c = row.cols
@@ -213,8 +224,7 @@ def read_links(rows, add: Problem, l2: Layer2) -> None:
             continue
         seen[key] = row.line
         l2.links.append(L2Link(dc_a=ends[0][0], a=ends[0][1], dc_b=ends[1][0], b=ends[1][1],
-                               throughput=None if _no(thr) else thr, delay=None if _no(dly) else dly,
-                               buffer=None if buf is None or _no(buf) else buf, where=row.where()))
+                               where=row.where(), **_shaping(thr, dly, buf)))
 
 
 def read_tunnel(rows, add: Problem, l2: Layer2, routers: List[str], notes: List[str], asn: int) -> None:

@@ -127,7 +127,8 @@ def count_sessions(reports: Sequence[Dict[str, Any]]) -> Tuple[int, int]:
 
 
 class Prefixes:
-    """Each configured AS's IPv4 and IPv6 prefix, computed once per topology."""
+    """Each configured AS's IPv4 and IPv6 prefix, and which configured ASes hear each one's routes,
+    computed once per topology."""
 
     def __init__(self, topo: Topology):
         from ..topology.addressing import topology_addressing, topology_addressing6
@@ -135,6 +136,20 @@ class Prefixes:
         self.v4 = {asn: a.prefix for asn, a in v4.items()}
         self.v6 = ({asn: a.prefix for asn, a in topology_addressing6(topo, v4).items()}
                    if topo.fabric.ipv6 else {})
+        self.heard = expected_routes(topo)
+
+
+def expected_routes(topo: Topology) -> Dict[int, List[int]]:
+    """{configured AS: the other configured ASes whose prefix it should have a route to}, with the
+    ASes left for the students silent: an announcement travels only through configured ASes, by
+    the policies the generated configurations follow (topology/policy.py, IXP announce_to
+    included). In the mini-Internet's own layout a stub's only way to the rest is often a
+    students' AS: waiting for that route would never end."""
+    from ..topology.policy import relations_of
+    rel = relations_of(topo)
+    configured = sorted(asn for asn, as_ in topo.ases.items() if as_.configure)
+    heard = {d: rel.reached_by(d) for d in configured}
+    return {s: [d for d in configured if d != s and s in heard[d]] for s in configured}
 
 
 _PREFIXES: Dict[int, Tuple[Topology, Prefixes]] = {}
@@ -162,12 +177,11 @@ def routes_missing(topo: Topology, router: str, table: Callable[[str], Optional[
         return got if isinstance(got, dict) else None
 
     own = topo.routers[router].asn
-    others = [asn for asn, as_ in topo.ases.items()          # (announce_to: a route may be withheld)
-              if as_.configure and asn != own and asn not in topo.restricted_exporters]
+    known = prefixes(topo)
+    others = known.heard.get(own, [])
     v4 = read("show ip route json")
     if v4 is None:
         return None
-    known = prefixes(topo)
     missing = [asn for asn in others if known.v4[asn] not in v4]
     if missing or not topo.fabric.ipv6 or not others:
         return missing

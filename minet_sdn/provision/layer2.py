@@ -42,7 +42,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from ..topology import layer2 as l2m
 from ..topology import names
 from ..topology.model import Topology
-from . import l2switchd
+from . import l2switchd, ovsdb
 
 L2_NODE_PREFIX = "l2-"              # node id of an AS's layer-2 OvS node: `l2-<asn>` (not an <asn>.<NAME> id)
 DEMUX_BRIDGE = "l2rtr"
@@ -294,34 +294,15 @@ def _must(run: Runner, nspath: Optional[str], args: List[str]) -> str:
     return out
 
 
-def _atom(value):
-    """An OVSDB JSON value as Python: sets as lists, maps as dicts, uuids as strings."""
-    if isinstance(value, list) and len(value) == 2 and isinstance(value[0], str):
-        kind, data = value
-        if kind == "set":
-            return [_atom(v) for v in data]
-        if kind == "map":
-            return {_atom(k): _atom(v) for k, v in data}
-        if kind in ("uuid", "named-uuid"):
-            return data
-    return value
-
-
 def read_db(rundir: str) -> Tuple[Dict[str, dict], Dict[str, dict], Dict[str, dict]]:
     """(bridges, ports, interfaces) of the layer-2 instance, by name."""
     out = l2switchd.vsctl(rundir, "--format=json", "--", "list", "Bridge", "--", "list", "Port", "--", "list",
                           "Interface")
-    tables = []
-    for line in out.splitlines():
-        if line.strip():
-            doc = json.loads(line)
-            tables.append({r["name"]: r for r in ({h: _atom(v) for h, v in zip(doc["headings"], row)}
-                                                   for row in doc["data"])})
-    return tables[0], tables[1], tables[2]
+    bridges, ports, ifaces = ({r["name"]: r for r in rows} for rows in ovsdb.tables(out))
+    return bridges, ports, ifaces
 
 
-def _list(value) -> list:
-    return value if isinstance(value, list) else [value]
+_list = ovsdb.as_list
 
 
 def bridge_args(b: SwitchBridge, marks, have_ports: Sequence[str]) -> List[str]:

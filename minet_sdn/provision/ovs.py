@@ -12,6 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
+from . import ovsdb
 from .plan import OvsBridge, Pairs
 
 VSCTL_TIMEOUT = 30
@@ -61,20 +62,7 @@ def reachable() -> Optional[str]:
 
 # ---- reading the database -------------------------------------------------------------------
 
-def _atom(value: Any) -> Any:
-    if isinstance(value, list) and len(value) == 2 and isinstance(value[0], str):
-        kind, data = value
-        if kind == "set":
-            return [_atom(v) for v in data]
-        if kind == "map":
-            return {_atom(k): _atom(v) for k, v in data}
-        if kind in ("uuid", "named-uuid"):
-            return data
-    return value
-
-
-def _as_list(value: Any) -> list:
-    return value if isinstance(value, list) else [value]
+_atom, _as_list = ovsdb.atom, ovsdb.as_list       # (kept under their old names)
 
 
 @dataclass

@@ -446,9 +446,7 @@ def build_plan(topo: Topology, server: str, *, datapath: str = "netdev", backend
                 ixps=tuple(ixps), addressing6=addressing6, ixp_neighbours=tuple(ixp_neighbours), layer2=l2.plan)
     if with_services:       # DNS servers and resolvers (provision/services.py); None of it without a service
         from . import services
-        object.__setattr__(plan, "services", services.build(
-            topo, server, plan, lambda s: build_plan(topo, s, datapath=datapath, backend=backend, root=root,
-                                                     with_services=False)))
+        object.__setattr__(plan, "services", services.build(topo, server, plan))
     return plan
 
 

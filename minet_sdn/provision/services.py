@@ -21,11 +21,12 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from ..topology import names, services as S
 from ..topology.model import Topology
 from ..topology.places import parse_node_id
+from .written import read_text, write_if_changed
 
 NETNS_ETC = "/etc/netns"
 NSD = "nsd"
@@ -69,9 +70,58 @@ def address_book(topo: Topology, plans) -> List[S.Record]:
     return out
 
 
+def topology_address_book(topo: Topology) -> List[S.Record]:
+    """The same records as `address_book` over every server's plan, straight from the topology's
+    addressing: what each server's plan puts on its interfaces, without building the other servers'
+    plans (each server used to build every server's plan: S^2 plans for S servers, most of the cost
+    of provisioning with DNS). tests/unit/test_services.py checks the two agree."""
+    from ..topology.addressing import topology_addressing, topology_addressing6
+    from ..topology.places import node_id
+    from .layer2 import addressing_of
+    addressing = topology_addressing(topo)
+    addressing6 = topology_addressing6(topo, addressing) if topo.fabric.ipv6 else {}
+    out: List[S.Record] = []
+    for as_ in topo.ases.values():
+        addr, addr6 = addressing[as_.asn], addressing6.get(as_.asn)
+        for name in as_.routers:
+            rid, hid = node_id(as_.asn, name), node_id(as_.asn, name, host=True)
+            ra = addr.routers[name]
+            out += [(rid, ra.loopback), (rid, ra.host_router_ip), (hid, ra.host_ip)]
+            if addr6 is not None:
+                ra6 = addr6.routers[name]
+                out += [(rid, ra6.loopback), (rid, ra6.host_router_ip), (hid, ra6.host_ip)]
+        for link in addr.links:
+            out += [(node_id(as_.asn, link.a), link.a_ip), (node_id(as_.asn, link.b), link.b_ip)]
+            if addr6 is not None:
+                a6, b6 = addr6.links[link.index]
+                out += [(node_id(as_.asn, link.a), a6), (node_id(as_.asn, link.b), b6)]
+        if as_.layer2 is not None and as_.configure:      # students' ASes: wired, not addressed
+            la = addressing_of(topo, as_, addr6.prefix if addr6 is not None else None)
+            for router, by_vlan in la.routers.items():
+                out += [(node_id(as_.asn, router), a.split("/")[0]) for ips in by_vlan.values() for a in ips]
+            for host in as_.layer2.hosts:
+                if not host.vpn:
+                    out += [(f"{as_.asn}.{host.name}", a.split("/")[0]) for a in la.hosts[host.name].addresses]
+    for link in topo.links:
+        for end in (link.a, link.b):
+            out += [(end.router, ip) for ip in (end.ip, end.ip6) if ip]     # (as _link_iface: IPv6 too)
+    for x in topo.ixps.values():
+        out += [(m.router, ip) for m in x.members for ip in (m.ip, m.ip6) if ip]
+        out += [(x.node_id, ip) for ip in (x.route_server_ip, x.route_server_ip6) if ip]
+    return out
+
+
 def host_addresses(records: List[S.Record], node: str) -> Tuple[str, ...]:
     ips = sorted({ip for n, ip in records if n == node}, key=lambda ip: (":" in ip, ip))
     return tuple(ips)
+
+
+def addresses_by_node(records: List[S.Record]) -> Dict[str, Tuple[str, ...]]:
+    """host_addresses of every node at once (one pass, not one per node)."""
+    found: Dict[str, set] = {}
+    for n, ip in records:
+        found.setdefault(n, set()).add(ip)
+    return {n: tuple(sorted(ips, key=lambda ip: (":" in ip, ip))) for n, ips in found.items()}
 
 
 def nsd_conf(workdir: str, listen: Tuple[str, ...], zone_names: List[str], username: str) -> str:
@@ -91,16 +141,20 @@ def dns_dir(state_dir: str, node: str) -> str:
     return os.path.join(state_dir, "services", "dns", node)
 
 
-def build(topo: Topology, server: str, plan, plan_of: Callable[[str], object],
+def build(topo: Topology, server: str, plan, plan_of: Optional[Callable[[str], object]] = None,
           username: Optional[str] = None) -> ServicesPlan:
-    """The services of `server` (pure), whose plan (without services) is `plan`. `plan_of(server)`
-    gives another server's plan without services: the names cover the whole mini-Internet."""
+    """The services of `server` (pure), whose plan (without services) is `plan`. The names cover
+    the whole mini-Internet: from the topology (topology_address_book), or, when `plan_of(server)`
+    is given, from every server's plan without services (the slow way, kept to check the other)."""
     hosts = S.dns_hosts(topo)
     if not hosts:
         return ServicesPlan()
-    all_plans = [plan if s == server else plan_of(s) for s in topo.servers]
-    records = address_book(topo, all_plans)
-    ns_of = {asn: host_addresses(records, S.resolver_for(topo, asn)) for asn in topo.ases}
+    if plan_of is None:
+        records = topology_address_book(topo)
+    else:
+        records = address_book(topo, [plan if s == server else plan_of(s) for s in topo.servers])
+    by_node = addresses_by_node(records)
+    ns_of = {asn: by_node.get(S.resolver_for(topo, asn, hosts), ()) for asn in topo.ases}
     zones = S.zones(topo, records, ns_of)
     user = username if username is not None else _nsd_user()
     dns = []
@@ -108,7 +162,7 @@ def build(topo: Topology, server: str, plan, plan_of: Callable[[str], object],
         if topo.ases[parse_node_id(host).asn].server != server:
             continue
         workdir = dns_dir(plan.state_dir, host)
-        listen = host_addresses(records, host)
+        listen = by_node.get(host, ())
         files = [("nsd.conf", nsd_conf(workdir, listen, sorted(zones), user))]
         files += [(f"{z}.zone", zones[z]) for z in sorted(zones)]
         dns.append(DnsServer(node=host, listen=listen, files=tuple(files)))
@@ -164,30 +218,15 @@ def _stop(workdir: str, timeout: float = 5.0) -> bool:
 
 
 def _write(path: str, text: str) -> bool:
-    try:
-        with open(path) as fh:
-            if fh.read() == text:
-                return False
-    except OSError:
-        pass
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o644)          # nsd reads the zones as user nsd; their content is public anyway
-    os.replace(tmp, path)
-    return True
+    # nsd reads the zones as user nsd; their content is public anyway
+    return write_if_changed(path, text, mode=0o644)
 
 
 def _ours(text: Optional[str], instance: str) -> bool:
     return text is not None and text.startswith(f"# {mark(instance)}")
 
 
-def _read(path: str) -> Optional[str]:
-    try:
-        with open(path) as fh:
-            return fh.read()
-    except OSError:
-        return None
+_read = read_text
 
 
 def up(prov) -> None:

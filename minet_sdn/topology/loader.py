@@ -20,7 +20,7 @@ import yaml
 from ..errors import UserError
 from .addressing import (LINK_HOSTS, PLAN_MINET, PLANS, default_prefix6, is_mini, mini_ixp_lan, mini_link_addresses,
                          mini_member_ip, prefix_clashes, twin6)
-from .layer2 import layer2_problems, parse_layer2
+from .layer2 import from_imported, layer2_problems, parse_layer2
 from .model import (AS, ASLink, DEFAULT_IXP_SUBNET, DEFAULT_IXP_SUBNET6, ENCAP_OVERHEAD, encap_overhead, IXP, IXPMember, Shaping, ENCAPSULATIONS, ISOLATION_MODES, MAX_LINKS,
                     MAX_TOS_LINKS_PER_PAIR, RELATIONSHIPS, Controller, Endpoint, Fabric, Link,
                     Server, Topology, endpoint_mac, link_addresses, link_capacity, router_ifname)
@@ -46,7 +46,7 @@ MIN_ROUTER_MTU = 1280           # IPv6 minimum: what must still fit through a tu
 
 TOP_KEYS = ("name", "fabric", "controller", "servers", "ases", "links", "ixps", "addressing", "class")
 ADDRESSING_KEYS = ("plan", "link_hosts")
-SERVICES = ("dns", "matrix", "matrix_target", "measurement")
+SERVICES = ("dns", "matrix", "matrix_target", "measurement", "routinator", "krill")   # services.SERVICES
 FABRIC_KEYS = ("isolation", "encapsulation", "underlay_mtu", "bfd_interval_ms", "link_subnet", "link_subnet6",
                "ipv6", "share_memory")
 CONTROLLER_KEYS = ("ofp", "rest")
@@ -775,6 +775,11 @@ def _ases(p: _Problems, value: Any, servers: Dict[str, Server], declared_servers
             layer2 = None
         l2 = parse_layer2(p, f"{path}.layer2", spec["layer2"], names, sys.modules[__name__]) \
             if spec.get("layer2") is not None else None
+        if l2 is None and spec.get("layer2") is None and layer2 and names:
+            # an imported folder's layer 2 comes up as upstream builds it (a `layer2` section, when
+            # written, wins); configure: false leaves it wired but unconfigured (provision/layer2.py)
+            l2 = parse_layer2(p, f"{path}.imported_layer2", from_imported(layer2, names), names,
+                              sys.modules[__name__])
         if isinstance(server, str) and server in servers and names:
             out[asn] = AS(asn=asn, server=server, routers=tuple(names), configure=configure is not False,
                           prefix=prefix, links=intra, prefix6=prefix6, plan=plan, services=services,

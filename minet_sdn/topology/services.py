@@ -21,7 +21,12 @@ from .model import AS, Topology
 from .places import node_id, parse_node_id
 
 DNS, MATRIX, MATRIX_TARGET, MEASUREMENT = "dns", "matrix", "matrix_target", "measurement"
-SERVICES = (DNS, MATRIX, MATRIX_TARGET, MEASUREMENT)
+# RPKI: a validator (routinator) or a certificate authority (krill) in the router's host, as the
+# mini-Internet's image column places them. Kept in the topology, not emulated yet: the host is a
+# plain host, and validate / lab up say so in one warning (not_emulated_warning).
+ROUTINATOR, KRILL = "routinator", "krill"
+NOT_EMULATED = (ROUTINATOR, KRILL)
+SERVICES = (DNS, MATRIX, MATRIX_TARGET, MEASUREMENT) + NOT_EMULATED
 TTL = 300                      # short: a lab's names change when it is re-provisioned
 REVERSE4, REVERSE6 = "in-addr.arpa", "ip6.arpa"
 
@@ -51,14 +56,30 @@ def service_host(as_: AS, service: str, fallback: bool = True) -> Optional[str]:
     return node_id(as_.asn, router, host=True)
 
 
+def not_emulated(topo: Topology) -> List[str]:
+    """`ASN.ROUTER (service)` of every service the topology places and the lab does not run."""
+    return [f"{asn}.{r} ({item})" for asn in sorted(topo.ases) for r, items in topo.ases[asn].services
+            for item in items if item in NOT_EMULATED]
+
+
+def not_emulated_warning(topo: Topology) -> Optional[str]:
+    """One line naming them all (None when there are none)."""
+    found = not_emulated(topo)
+    if not found:
+        return None
+    return (f"{topo.source}: RPKI not emulated yet: {', '.join(found)}; their hosts run as plain hosts "
+            "and routers do no origin validation")
+
+
 def dns_hosts(topo: Topology) -> List[str]:
     """Host node ids running a DNS server, by ASN then router order."""
     return [node_id(asn, r, host=True) for asn in sorted(topo.ases) for r in routers_with(topo.ases[asn], DNS)]
 
 
-def resolver_for(topo: Topology, asn: int) -> Optional[str]:
-    """Which DNS host the nodes of AS `asn` ask: their own AS's first one, else the first of all."""
-    servers = dns_hosts(topo)
+def resolver_for(topo: Topology, asn: int, servers: Optional[List[str]] = None) -> Optional[str]:
+    """Which DNS host the nodes of AS `asn` ask: their own AS's first one, else the first of all.
+    `servers`: dns_hosts(topo), when the caller asks for every AS."""
+    servers = dns_hosts(topo) if servers is None else servers
     if not servers:
         return None
     own = [h for h in servers if parse_node_id(h).asn == asn]
@@ -112,13 +133,12 @@ def zones(topo: Topology, records: Iterable[Record], ns_addresses: Dict[int, Seq
     """
     forward: Dict[str, List[str]] = {}
     reverse: Dict[str, List[str]] = {REVERSE4: [], REVERSE6: []}
-    seen = set()
-    for node, ip in sorted(records, key=lambda r: (r[0], ipaddress.ip_address(r[1]).version, ipaddress.ip_address(r[1]))):
-        if (node, ip) in seen:
-            continue
-        seen.add((node, ip))
-        name = node_name(node)
-        addr = ipaddress.ip_address(ip)
+    # each address parsed once and each node named once: this runs over every interface of the
+    # mini-Internet (thousands at class size) on every server
+    parsed = {rec: ipaddress.ip_address(rec[1]) for rec in set(records)}
+    names: Dict[str, str] = {}
+    for (node, _ip), addr in sorted(parsed.items(), key=lambda kv: (kv[0][0], kv[1].version, kv[1])):
+        name = names.get(node) or names.setdefault(node, node_name(node))
         rtype = "A" if addr.version == 4 else "AAAA"
         forward.setdefault(zone_of(name), []).append(f"{name}. IN {rtype} {addr}")
         reverse[REVERSE4 if addr.version == 4 else REVERSE6].append(f"{addr.reverse_pointer}. IN PTR {name}.")

@@ -11,6 +11,7 @@ import yaml
 from .addressing import addressing_problems
 from .loader import TopologyError, load_topology
 from .model import Topology
+from .services import not_emulated_warning
 
 
 def problems(topo: Topology) -> List[str]:
@@ -50,7 +51,8 @@ def written_keys(path: str, section: str) -> Dict[str, Any]:
 
 def scale_warnings(topo: Topology, fabric_written: Dict[str, Any], cores: int) -> List[str]:
     """One line per setting the user wrote that is known to fail at this topology's size when all its
-    servers share `cores` cores (a lab, or servers that small)."""
+    servers share `cores` cores (a lab, or servers that small); and one naming the services the
+    topology places that the lab does not emulate (RPKI)."""
     out = []
     per_core = len(topo.routers) / max(1, cores)
     bfd = fabric_written.get("bfd_interval_ms")
@@ -60,4 +62,5 @@ def scale_warnings(topo: Topology, fabric_written: Dict[str, Any], cores: int) -
                    f"({len(topo.routers)} routers, {cores} cores) is known to make BFD expire under start-up "
                    f"load and flap remote links; leave it out (the default, {BFD_DEFAULT_MS} ms with flap "
                    f"dampening, holds at class size)")
-    return out
+    rpki = not_emulated_warning(topo)
+    return out + ([rpki] if rpki else [])

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from typing import Callable, Iterable, Iterator, List, Optional, TypeVar
+from typing import Callable, Iterable, Iterator, List, Optional, Tuple, TypeVar
 
 import pytest
 
@@ -35,6 +35,47 @@ def require_lab(*tools: str, host_frr: bool = True) -> None:
     # the project's own modules are imported, never skipped: a broken install fails the tests
     import minet_sdn.apps.remote_links  # noqa: F401
     import minet_sdn.cli.provision  # noqa: F401
+
+
+@contextlib.contextmanager
+def imported_lab(folder: str, directory, prefix: str, servers: int = 2) -> Iterator[Tuple[str, dict]]:
+    """A mini-Internet folder imported onto `servers` servers under a unique name `<prefix><4 hex>`,
+    validated and brought up: (topology path, lab_up's summary); removed afterwards, also when `up`
+    or the test failed."""
+    import secrets
+    from minet_sdn.cli.main import main
+    path = os.path.join(str(directory), f"{prefix}.yaml")
+    name = f"{prefix}{secrets.token_hex(2)}"
+    assert main(["import", "mini-internet", str(folder), "--servers", str(servers), "--name", name, "-o", path]) == 0
+    assert main(["validate", path]) == 0
+    try:
+        yield path, Lab(path, progress=lambda m: print(m, flush=True)).up()
+    finally:
+        Lab(path, progress=quiet).remove()
+
+
+def live_processes(match: Callable[[str], bool]) -> List[str]:
+    """Command lines (arguments joined by spaces) of the live processes `match` accepts; zombies
+    are left out (PID 1 here reaps none: a stopped daemon may stay <defunct>)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            with open(f"/proc/{pid}/stat") as fh:
+                state = fh.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and match(cmd):
+            found.append(cmd)
+    return found
+
+
+def lab_namespaces(topo) -> List[str]:
+    """The network namespaces of the lab of `topo` (its tag prefixes every one)."""
+    import subprocess
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return [line.split()[0] for line in out.splitlines() if line.startswith(f"{topo.tag}-")]
 
 
 def demo_variant(directory, prefix: str, filename: str,

@@ -9,14 +9,13 @@ the kernel has no netem), and `lab status` / `minet link list` show it. Needs ro
 """
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 import pytest
 
-from e2e_support import require_lab
+from e2e_support import imported_lab, require_lab
 from minet_sdn.cli.main import main
-from minet_sdn.lab import convergence, places, quiet
+from minet_sdn.lab import convergence, places
 from minet_sdn.lab.lab import Lab
 from minet_sdn.provision.shaping import netem_available
 from minet_sdn.topology import load_topology
@@ -30,16 +29,8 @@ SMALL = Path(__file__).resolve().parents[1] / "fixtures" / "mini_internet" / "sm
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("import") / "small.yaml")
-    name = f"im{secrets.token_hex(2)}"
-    assert main(["import", "mini-internet", str(SMALL), "--servers", "2", "--name", name, "-o", path]) == 0
-    assert main(["validate", path]) == 0
-    topo = load_topology(path)
-    try:
-        summary = Lab(path, progress=lambda m: print(m, flush=True)).up()
-        yield path, topo, summary
-    finally:
-        Lab(path, progress=quiet).remove()
+    with imported_lab(SMALL, tmp_path_factory.mktemp("import"), "im") as (path, summary):
+        yield path, load_topology(path), summary
 
 
 def test_imported_topology_comes_up(lab):

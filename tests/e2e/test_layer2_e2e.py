@@ -12,7 +12,6 @@ layer-2 Open vSwitch of the lab. Needs root, OvS, FRR, sshd.
 """
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import subprocess
@@ -20,7 +19,7 @@ import sys
 
 import pytest
 
-from e2e_support import require_lab
+from e2e_support import lab_namespaces, live_processes, require_lab
 from tests.polling import wait_until
 from minet_sdn.importers import to_yaml
 from minet_sdn.lab import quiet
@@ -132,19 +131,5 @@ def test_lab_down_leaves_nothing(lab):
     path, lab_ = lab
     topo = load_topology(path)
     Lab(path, progress=quiet).remove()
-    left = [n for n in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
-            if n.startswith(f"{topo.tag}-")]
-    assert left == []
-    procs = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                    cmd = fh.read().decode(errors="replace")
-                with open(f"/proc/{pid}/stat") as fh:
-                    state = fh.read().rsplit(")", 1)[1].split()[0]
-            except OSError:
-                continue
-            if "l2ovs" in cmd and f"/{topo.name}/" in cmd and state != "Z":
-                procs.append(cmd)
-    assert procs == []
+    assert lab_namespaces(topo) == []
+    assert live_processes(lambda cmd: "l2ovs" in cmd and f"/{topo.name}/" in cmd) == []

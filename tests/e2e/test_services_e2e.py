@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from e2e_support import require_lab
+from e2e_support import live_processes, require_lab
 from minet_sdn.cli.main import main
 from minet_sdn.lab import quiet
 from minet_sdn.lab.lab import Lab
@@ -50,13 +50,7 @@ def lab(tmp_path_factory):
         # nothing of ours is left: no resolv.conf under /etc/netns, no nsd of this lab
         left = [d for d in os.listdir("/etc/netns") if d.startswith(topo.tag + "-")] if os.path.isdir("/etc/netns") else []
         assert left == []
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                    cmd = fh.read()
-            except OSError:
-                continue
-            assert not (cmd.startswith(b"nsd") and f"/{topo.name}/".encode() in cmd), cmd
+        assert live_processes(lambda cmd: cmd.startswith("nsd") and f"/{topo.name}/" in cmd) == []
 
 
 def run_in(places, node, *argv, timeout=60):
@@ -136,13 +130,8 @@ def docker_lab(tmp_path_factory):
     finally:
         try:
             Lab(path, progress=quiet).remove()
-            for pid in filter(str.isdigit, os.listdir("/proc")):      # our nsd (run from the host) is gone
-                try:
-                    with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                        cmd = fh.read()
-                except OSError:
-                    continue
-                assert not (cmd.startswith(b"nsd") and f"/{topo.name}/".encode() in cmd), cmd
+            # our nsd (run from the host) is gone
+            assert live_processes(lambda cmd: cmd.startswith("nsd") and f"/{topo.name}/" in cmd) == []
         finally:
             engine.__exit__(None, None, None)
 

@@ -22,11 +22,28 @@ def imported(name, folder=None):
 def test_all_rows_are_one_router_with_every_service_and_one_rpki_warning():
     result, t = imported("current")
     assert t.ases[21].routers == ("HUB",)
-    assert dict(t.ases[21].services) == {"HUB": ("matrix_target", "dns", "matrix", "measurement")}
+    assert dict(t.ases[21].services) == {"HUB": ("matrix_target", "routinator", "dns", "krill", "matrix", "measurement")}
     assert dict(t.ases[22].services) == {"MITTE": ("dns",)}
     rpki = [n for n in result.notes if "RPKI" in n]
-    assert rpki == ["RPKI not emulated yet: 21.HUB (routinator), 21.HUB (krill) (imported as plain hosts)"]
+    assert rpki == ["RPKI not emulated yet: 21.HUB (routinator), 21.HUB (krill) (imported as services of plain hosts)"]
     assert t.ases[22].configure is False and t.ases[23].configure is True
+
+
+def test_rpki_rows_are_kept_and_validate_names_them_in_one_warning(tmp_path, capsys):
+    """The RPKI images stay in the topology (services routinator / krill of their router) and every
+    `minet validate` (and `lab up`, which prints the same lines) says in one line that they are not
+    emulated, naming each."""
+    out = tmp_path / "cur.yaml"
+    assert main(["import", "mini-internet", str(FIX / "current"), "-o", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["validate", str(out)]) == 0
+    err = capsys.readouterr().err
+    rpki = [line for line in err.splitlines() if "RPKI" in line]
+    assert rpki == ["warning: cur.yaml: RPKI not emulated yet: 21.HUB (routinator), 21.HUB (krill); their hosts "
+                    "run as plain hosts and routers do no origin validation"]
+    _, small = imported("small")
+    from minet_sdn.topology.services import not_emulated_warning
+    assert not_emulated_warning(small) is None
 
 
 def test_layer2_of_the_current_layout_is_kept_in_the_topology():
@@ -42,6 +59,44 @@ def test_layer2_of_the_current_layout_is_kept_in_the_topology():
     assert l2["tunnel"] == ["NORD", "SUED"]
     # AS 21 names empty layer-2 files: no layer 2 at all
     assert t.ases[21].imported_layer2 is None
+
+
+def test_imported_layer2_comes_up_as_a_layer2_section_configured_or_left_for_students():
+    """The loader turns what the importer keeps into the AS's layer 2, so the lab builds it: switches,
+    hosts, trunks and tunnel of every AS with layer-2 files; NoConfig ASes keep configure: false
+    (provision/layer2.py wires theirs and configures nothing)."""
+    from minet_sdn.provision.plan import build_plan
+    _, t = imported("current")
+    l2 = t.ases[22].layer2
+    assert [(s.name, s.dc, s.router, s.stp_priority) for s in l2.switches] == [
+        ("SA1", "DCA", "NORD", 1), ("SA2", "DCA", None, 2), ("SB1", "DCB", "SUED", 3)]
+    assert [(h.name, h.vlan, h.vpn) for h in l2.hosts] == [
+        ("web_1", 10, False), ("db_1", 20, False), ("web_2", 10, False), ("vpn_1", 30, True)]
+    assert l2.tunnel is not None and (l2.tunnel.a, l2.tunnel.b) == ("NORD", "SUED")
+    assert t.ases[21].layer2 is None
+    plan = build_plan(t, "VM1", root="/tmp/l2root", backend="netns")
+    bridges = {b.switch: b for b in plan.layer2.bridges}
+    assert bridges["22.SA1"].configure is False and not any(x.tag or x.trunks for x in bridges["22.SA1"].ports)
+    assert bridges["23.SA1"].configure is True and any(x.tag == 10 for x in bridges["23.SA1"].ports)
+    ids = {n.id for n in plan.nodes}
+    assert {"22.SA1", "22.web_1", "23.SB1", "23.db_1"} <= ids and "22.vpn_1" not in ids
+
+
+def test_a_written_layer2_section_wins_over_the_imported_one():
+    result = import_folder(str(FIX / "current"))
+    spec = result.topology["ases"][23]
+    spec["layer2"] = {"switches": {"ONLY": {"dc": "X", "router": "NORD"}}}
+    t = parse_topology(to_yaml(result.topology), "w.yaml")
+    assert [s.name for s in t.ases[23].layer2.switches] == ["ONLY"]
+
+
+def test_broken_imported_layer2_is_one_line_naming_the_key():
+    result = import_folder(str(FIX / "current"))
+    result.topology["ases"][23]["imported_layer2"]["hosts"][0]["vlan"] = 5000
+    with pytest.raises(Exception) as exc:
+        parse_topology(to_yaml(result.topology), "b.yaml")
+    assert str(exc.value).splitlines() == [
+        "b.yaml: ases.23.imported_layer2.hosts.web_1.vlan: the number 5000 is not a VLAN id in 0..4094 (0: untagged)"]
 
 
 def test_ixp_lists_naming_non_members_keep_the_members_part_with_a_note():

@@ -156,3 +156,39 @@ def test_vtysh_falls_back_to_vtysh_when_the_socket_does_not_answer(tmp_path, mon
     docker = NodePlace(id="1.A", kind="router", asn=1, server="S", ns="c1", frr_dir=str(tmp_path), backend="docker")
     assert convergence.vtysh(docker, "show bgp summary json") == '{"from": "vtysh"}'
     assert calls[-1][:3] == ["docker", "exec", "c1"]
+
+
+# ---- which routes to wait for: the students' ASes are silent -------------------------------------
+
+STUBS = """
+name: stubs
+servers: [VM1]
+ases:
+  1: {server: VM1, routers: [ZURI], prefix: 10.1.0.0/16}
+  2: {server: VM1, routers: [ZURI], prefix: 10.2.0.0/16}
+  3: {server: VM1, routers: [ZURI], prefix: 10.3.0.0/16, configure: false}
+  5: {server: VM1, routers: [ZURI], prefix: 10.5.0.0/16}
+  6: {server: VM1, routers: [ZURI], prefix: 10.6.0.0/16}
+links:
+  - {a: 1.ZURI, b: 2.ZURI, rel: peer}
+  - {a: 1.ZURI, b: 3.ZURI, rel: provider}
+  - {a: 3.ZURI, b: 5.ZURI, rel: provider}     # 5 hangs below the students' AS 3 only
+  - {a: 5.ZURI, b: 6.ZURI, rel: peer}
+"""
+
+
+def test_routes_expected_only_where_configured_ases_carry_them(tmp_path, monkeypatch, no_place):
+    """The mini-Internet's layout: stubs 5 and 6 reach the tier 1s only through a students' AS;
+    until the students configure it, 1 and 5 cannot have each other's routes, and `lab up` must not
+    wait for them (it used to, forever)."""
+    from minet_sdn.provision import converge
+    path = tmp_path / "stubs.yaml"
+    path.write_text(STUBS)
+    topo = load_topology(str(path))
+    assert converge.expected_routes(topo) == {1: [2], 2: [1], 5: [6], 6: [5]}
+    monkeypatch.setattr(convergence, "vtysh", fake_vtysh(topo))
+    assert convergence.routes_missing(topo, "5.ZURI") == []
+    monkeypatch.setattr(convergence, "vtysh", fake_vtysh(topo, drop4={6}))
+    assert convergence.routes_missing(topo, "5.ZURI") == [6]          # its peer's route is still awaited
+    monkeypatch.setattr(convergence, "vtysh", fake_vtysh(topo, drop4={1, 2}))
+    assert convergence.routes_missing(topo, "5.ZURI") == []           # the tier 1s' are not

@@ -181,3 +181,44 @@ def test_imported_mini_internet_folder_places_its_services(tmp_path):
     assert {(t.asn, t.from_node, t.node) for t in M.targets(topo)} == {(21, "21.HUB.host", "21.HUB.host"),
                                                                       (23, "23.NORD.host", "23.NORD.host")}
     assert ME.measurement_host(topo, 21) == "21.HUB.host"
+
+
+# ---- the address book from the topology equals the one from every server's plan ------------------
+
+def _with_dns(path_or_text, name):
+    import yaml
+    from minet_sdn.importers import to_yaml
+    data = yaml.safe_load(path_or_text)
+    first = min(data["ases"])
+    data["ases"][first].setdefault("services", {})[data["ases"][first]["routers"][0]] = ["dns"]
+    return parse_topology(to_yaml(data), name)
+
+
+def _book_cases():
+    import yaml
+    from minet_sdn.importers import to_yaml
+    from minet_sdn.importers.mini_internet import import_folder
+    root = Path(__file__).resolve().parents[1]
+    yield "demo", _with_dns((root.parent / "topologies" / "demo.yaml").read_text(), "demo.yaml")
+    for folder in ("mini_internet/current", "mini_internet/small", "mini_internet_lab"):
+        yield folder, parse_topology(to_yaml(import_folder(str(root / "fixtures" / folder)).topology), "f.yaml")
+    from minet_sdn.topology.generate import class_topology
+    yield "class-l2", _with_dns(class_topology(5, servers=2, unconfigured=1, layer2=True), "c.yaml")
+    ipv4 = yaml.safe_load((root.parent / "topologies" / "demo.yaml").read_text())
+    ipv4["fabric"]["ipv6"] = False
+    yield "demo-ipv4-only", _with_dns(yaml.safe_dump(ipv4), "demo4.yaml")
+
+
+@pytest.mark.parametrize("case", list(_book_cases()), ids=lambda c: c[0])
+def test_address_book_from_the_topology_is_the_one_from_every_plan(case):
+    """DNS names every address the plans put on interfaces: computing them from the topology (one
+    pass, what provisioning now does) must give exactly the records of every server's plan (what it
+    did: each server built every server's plan)."""
+    from minet_sdn.provision import services as PS
+    _, topo = case
+    plans = [build_plan(topo, s, root="/nonexistent-root", with_services=False) for s in topo.servers]
+    assert sorted(set(PS.topology_address_book(topo))) == sorted(set(PS.address_book(topo, plans)))
+    server = next(iter(topo.servers))
+    fast = PS.build(topo, server, plans[0])
+    slow = PS.build(topo, server, plans[0], lambda s: plans[list(topo.servers).index(s)])
+    assert fast == slow
