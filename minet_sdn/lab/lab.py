@@ -26,7 +26,7 @@ import shutil
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 from ..classroom.lab_hook import lab_doors_down, lab_doors_up
 from ..messages import clip_line
@@ -151,11 +151,15 @@ class Lab:
         self.require()
         return call_controller(self.topo, self.effective, method, path, body, timeout)
 
+    def failed_peers(self) -> FrozenSet[str]:
+        """Addresses of both ends of every link an operator failed (its sessions are not expected)."""
+        return convergence.failed_peers(self._built_from(), paths.state_file(self.topo, CONTROLLER_STATE))
+
     def wait_bgp(self, timeout: float = convergence.BGP_TIMEOUT, interval: float = 1.0,
                  routes: bool = False) -> Tuple[bool, List[Dict[str, Any]]]:
         """convergence.wait_bgp on this lab, with its progress callback."""
         return convergence.wait_bgp(self.topo, timeout=timeout, progress=self.progress, interval=interval,
-                                    routes=routes, places=self.places())
+                                    routes=routes, places=self.places(), down_peers=self.failed_peers())
 
     # ---- up --------------------------------------------------------------------------------
     def health(self) -> List[str]:
@@ -258,7 +262,8 @@ class Lab:
                 if state.phase == "up" and (state.provisioned or not provision):
                     if provision:
                         lab_doors_up(topo, self.places(), progress)   # students' doors: repaired if down
-                    ok, reports = (convergence.wait_bgp(topo, timeout=0, places=self.places())
+                    ok, reports = (convergence.wait_bgp(topo, timeout=0, places=self.places(),
+                                                        down_peers=self.failed_peers())
                                    if provision else (True, []))
                     progress(f"lab {topo.name} is already up; " + (f"restarted {', '.join(repaired)}"
                                                                      if repaired else "nothing to do"))
@@ -309,7 +314,7 @@ class Lab:
                 bgp_timeout = convergence.default_bgp_timeout(topo)
             try:
                 ok, reports = convergence.wait_bgp(topo, timeout=bgp_timeout, progress=progress, routes=True,
-                                                   places=self.places())
+                                                   places=self.places(), down_peers=self.failed_peers())
             except KeyboardInterrupt:     # provisioned: nothing half-built to roll back, so say so
                 progress(f"interrupted while waiting for BGP: the lab is kept (see `minet lab status "
                          f"{topo_path}`; `minet lab down {topo_path}` removes it)")
@@ -343,7 +348,7 @@ class Lab:
             raise LabError(f"the lab {topo.name} is still damaged after provisioning ({left[0]}); "
                            f"run `minet lab down {self.topo_path}` and up again")
         ok, reports = convergence.wait_bgp(topo, timeout=convergence.default_bgp_timeout(topo), progress=progress,
-                                           routes=True, places=self.places())
+                                           routes=True, places=self.places(), down_peers=self.failed_peers())
         if not ok:
             up, total = convergence.count_sessions(reports)
             raise LabError(f"repaired, but BGP did not converge: {up}/{total} sessions established; "
@@ -492,7 +497,8 @@ class Lab:
                 "tunnel_flaps": c.get("tunnel_flaps")})
         if state.provisioned:
             places = self.places()
-            status["bgp"] = [convergence.bgp_sessions(topo, r, places) for r in convergence.configured_routers(topo)]
+            down = self.failed_peers()
+            status["bgp"] = [convergence.bgp_sessions(topo, r, places, down) for r in convergence.configured_routers(topo)]
         status["shaping"] = self._shaping_rows()
         if json:
             return status

@@ -133,7 +133,7 @@ def test_a_lab_whose_relay_is_dead_never_acts_on_another_controller(tmp_path, mo
     """The lab's state exists but its relay does not run: before, the CLI fell back to the file's
     controller.rest silently and failed a link of whatever listened there. Now it says so, asks who
     answers there first, and refuses another instance's controller before sending the write."""
-    from minet_sdn.lab.state import LabState, ProcessRecord
+    from minet_sdn.lab.state import LabState, ProcessRecord, topology_digest
     from minet_sdn.topology import load_topology
     monkeypatch.setenv("MINET_LAB_ROOT", str(tmp_path / "labs"))
     rest = FakeRest(body=json.dumps(LINK).encode(), instance="other")
@@ -142,7 +142,7 @@ def test_a_lab_whose_relay_is_dead_never_acts_on_another_controller(tmp_path, mo
         topo = load_topology(topo_path)
         os.makedirs(tmp_path / "labs" / topo.name)
         state = LabState(path=str(tmp_path / "labs" / topo.name / "lab.json"), name=topo.name, tag=topo.tag,
-                         topology=topo_path)
+                         topology=topo_path, topology_sha256=topology_digest(topo_path))   # built from it
         state.add_process(ProcessRecord(name="relay", pid=2 ** 22 - 1, start=1))    # gone
         state.rest_relay = "http://127.0.0.1:1"
         state.save()
