@@ -30,8 +30,11 @@ def check_file(topo_path: str, state: LabState, name: str) -> Optional[str]:
 
 
 def _link_name(topo: Topology, link_id: int) -> str:
-    link = topo.link_by_id.get(link_id)
-    return "no link" if link is None else f"{link.a.router} - {link.b.router}"
+    link, key = topo.link_by_id.get(link_id), link_keys(topo).get(link_id)
+    if link is None or key is None:
+        return "no link"
+    parallel = sum(1 for k in link_keys(topo).values() if k[:2] == key[:2])
+    return f"{link.a.router} - {link.b.router}" + (f" (#{key[2] + 1} of {parallel})" if parallel > 1 else "")
 
 
 def check_link(topo_path: str, topo: Topology, running: Topology, link_id: int) -> None:
