@@ -35,6 +35,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -280,6 +281,9 @@ def bfd_counts(path: str) -> Dict[str, Any]:
 
 def server_loss_main(args, info: Dict[str, Any], command: str) -> int:
     """Lab up (timed, BFD transitions during start-up counted), then --server-loss cuts."""
+    def interrupted(signum, frame):            # `timeout` sends SIGTERM: remove the lab all the same
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, interrupted)
     if args.no_damping:
         os.environ["MINET_BFD_DAMPING"] = "off"        # the controller `lab up` starts inherits it
     report: Dict[str, Any] = {"command": command, "machine": info, "topology": args.topology,
