@@ -9,23 +9,14 @@ import pytest
 from minet_sdn.cli.main import main
 from minet_sdn.rest.api import make_app
 
-from tests.unit.app_harness import Lab, two_servers
+from tests.unit.app_harness import one_link_lab
 from tests.unit.test_hardening_cli import LINK, FakeRest, one_line
 
 TOKEN_ENV = "MINET_REST_TOKEN_FILE"
 
-TOPOLOGY = two_servers("auth", """\
-ases:
-  1: {server: VM1, routers: [A]}
-  2: {server: VM2, routers: [B]}
-links:
-  - {a: 1.A, b: 2.B, rel: peer}
-""")
-
-
 @pytest.fixture
 def lab(tmp_path):
-    return Lab(tmp_path, TOPOLOGY)
+    return one_link_lab(tmp_path, "auth")
 
 
 def raw(app, method, path, authorization=None):
