@@ -11,7 +11,12 @@ forwards (net.ipv4.ip_forward=1 here, and new namespaces inherit it).
     them, AS 6's own prefix still reaches everyone, every configured session stays up;
   * an interface flap keeps its IPv6 address (item 8, key lab): `ip link set down/up` and vtysh
     `shutdown`/`no shutdown` on 1.ZURI's link 1: the global IPv6 address stays, the IPv6 session
-    comes back.
+    comes back;
+  * faults `lab up` repairs in place (item 6, key lab, run last on it): `kill -9` of a router's zebra
+    and bgpd is a `lab status` problem and `lab up` restarts the router's daemons as a set (ospfd's
+    routes in the new zebra, BGP back); `ovs-vsctl del-br` of a remote bridge is a problem and `lab
+    up` recreates it with its flows; a link failed by the operator stays failed through both and
+    through `lab down` + `lab up`.
 Root; each lab is removed whatever happens.
 """
 from __future__ import annotations
