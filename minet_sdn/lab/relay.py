@@ -99,10 +99,16 @@ def _pump(src: socket.socket, dst: socket.socket) -> None:
 def _connect(netns: Optional[str], host: str, port: int, source: Optional[str] = None) -> socket.socket:
     if ":" in host:
         source = None               # IPv6: no per-user loopback addresses to speak from
-    if netns is None:               # the current namespace (tests)
-        return socket.create_connection((host, port), timeout=5.0,
-                                        source_address=(source, 0) if source else None)
-    return netns_connect(netns, host, port, timeout=5.0, source=source)
+    try:
+        if netns is None:           # the current namespace (tests)
+            return socket.create_connection((host, port), timeout=5.0,
+                                            source_address=(source, 0) if source else None)
+        return netns_connect(netns, host, port, timeout=5.0, source=source)
+    except OSError:
+        if source is None:
+            raise
+    # no loopback to speak from there (lo down?): relay all the same, as one client
+    return _connect(netns, host, port, None)
 
 
 def _serve_one(client: socket.socket, netns: Optional[str], host: str, port: int, idle: float,

@@ -320,6 +320,10 @@ def test_killed_zebra_and_bgpd_are_a_problem_and_up_restarts_the_router_as_a_set
     ok, reports = convergence.wait_bgp(lab.topo, timeout=0)
     assert ok, [r["router"] for r in reports if not convergence.bgp_converged(r)]
     assert MinetLab(lab.path, progress=lambda m: None).status(json=True)["problems"] == []
+    # and the CLI reaches the controller through the relay (each user from its own loopback address)
+    res = subprocess.run([sys.executable, "-m", "minet_sdn.cli.main", "link", "list", lab.path],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and res.stderr == "", res.stderr
 
 
 def test_a_deleted_remote_bridge_is_recreated_and_an_operator_failure_survives_it_and_down_up(lab):
