@@ -313,7 +313,14 @@ def server_loss_main(args, info: Dict[str, Any], command: str) -> int:
                 bench = Bench(path, next(l.id for l in topo.links if l.remote))
                 for i in range(args.server_loss):
                     server = args.lost_server
-                    bench.settle(timeout=300.0)
+                    t_settle = time.monotonic()
+                    try:
+                        bench.settle(timeout=args.settle)
+                    except RuntimeError as exc:      # a figure too: say so, keep what was measured
+                        report["not_settled"] = f"before cut {i + 1}: {exc}"
+                        print(f"  {report['not_settled']}", flush=True)
+                        break
+                    print(f"  settled in {time.monotonic() - t_settle:.1f} s", flush=True)
                     before = bfd_counts(path)["holds"]
                     trials.append(server_loss_trial(bench, server))
                     trials[-1]["holds"] = bfd_counts(path)["holds"] - before
@@ -352,6 +359,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--lost-server", default="VM2")
     p.add_argument("--no-damping", action="store_true",
                    help="with --server-loss: the controller without BFD dampening (MINET_BFD_DAMPING=off)")
+    p.add_argument("--settle", type=float, default=300.0, metavar="SECONDS",
+                   help="with --server-loss: how long to wait for BGP to settle before each cut")
     p.add_argument("--verbose", action="store_true")
     args = p.parse_args(argv)
     check_root()
