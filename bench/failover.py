@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -50,7 +52,7 @@ from lab_up import check_root, leftovers, machine, save, stats, unique_copy  # n
 
 from minet_sdn.lab import LabError, controller, convergence, observe, paths, places, quiet  # noqa: E402
 from minet_sdn.lab.lab import Lab  # noqa: E402
-from minet_sdn.topology import load_topology  # noqa: E402
+from minet_sdn.topology import load_topology, names  # noqa: E402
 
 BLACKHOLE_COOKIE = 0xBE0C0000000000FF       # not 0x6d6e...: not one of the controller's flows
 WAIT_S = 60.0
@@ -232,6 +234,118 @@ def reference_failover(bench: Bench) -> Dict[str, Any]:
             "bgp_up_both": round(max(bgp_up.values()) - t1, 4)}
 
 
+# ---- server loss: a server's underlay cut, every router of its remote links -------------------------
+
+def server_loss_trial(bench: Bench, server: str) -> Dict[str, Any]:
+    """Cut `server`'s underlay (its link to the underlay switch down): for every end, on a configured
+    router, of every remote link of `server`, the time until it lost carrier (the controller failing
+    the links once BFD on the tunnels says so); then the underlay back, and the time until every one
+    has carrier again."""
+    topo = bench.topo
+    configured = set(convergence.configured_routers(topo))
+    ends = [(e.router, e.ifname) for l in topo.remote_links if server in l.servers()
+            for e in (l.a, l.b) if e.router in configured]
+    ul = names.underlay_peer_ifname(topo, server)
+    watch = CarrierWatch(bench, ends)
+    try:
+        t0 = time.monotonic()
+        subprocess.run(["ip", "-n", names.underlay_ns(topo), "link", "set", ul, "down"], check=True)
+        lost = _wait_carrier(watch, [(r, i, None) for r, i in ends], False, t0, 15.0)
+        t1 = time.monotonic()
+        subprocess.run(["ip", "-n", names.underlay_ns(topo), "link", "set", ul, "up"], check=True)
+        back = _wait_carrier(watch, [(r, i, None) for r, i in ends], True, t1, 30.0)
+    finally:
+        watch.stop()
+    return {"server": server, "ends": len(ends),
+            "lost": [None if t is None else round(t - t0, 4) for t in lost],
+            "back_all": None if None in back else round(max(back) - t1, 4)}
+
+
+def pct(values: List[float], q: float) -> Optional[float]:
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    k = min(len(values) - 1, max(0, math.ceil(q / 100 * len(values)) - 1))      # nearest rank
+    return round(values[k], 4)
+
+
+def bfd_counts(path: str) -> Dict[str, Any]:
+    """The controller's BFD history of every tunnel (core/damping.py via /v1/switches)."""
+    code, body = controller.rest_call(path, "GET", "/v1/switches")
+    sw = body.get("switches", []) if code == 200 and isinstance(body, dict) else []
+    return {"transitions": sum(s.get("bfd_transitions", 0) for s in sw),
+            "holds": sum(s.get("bfd_holds", 0) for s in sw),
+            "held_now": sum(1 for s in sw if s.get("bfd_held")),
+            "per_bridge": {f"{s['server']}-{s['peer']}": s.get("bfd_transitions", 0) for s in sw}}
+
+
+def server_loss_main(args, info: Dict[str, Any], command: str) -> int:
+    """Lab up (timed, BFD transitions during start-up counted), then --server-loss cuts."""
+    def interrupted(signum, frame):            # `timeout` sends SIGTERM: remove the lab all the same
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, interrupted)
+    if args.no_damping:
+        os.environ["MINET_BFD_DAMPING"] = "off"        # the controller `lab up` starts inherits it
+    report: Dict[str, Any] = {"command": command, "machine": info, "topology": args.topology,
+                              "damping": not args.no_damping}
+    with tempfile.TemporaryDirectory(prefix="minet-bench-") as workdir:
+        path = unique_copy(args.topology, workdir, "bs")
+        topo = load_topology(path)
+        report.update(routers=len(topo.routers), servers=len(topo.servers), remote_links=len(topo.remote_links),
+                      bfd_interval_ms=topo.fabric.bfd_interval_ms)
+        print(f"## {args.topology}: {len(topo.routers)} routers, {len(topo.servers)} servers, "
+              f"{len(topo.remote_links)} remote links, BFD {topo.fabric.bfd_interval_ms} ms, dampening "
+              f"{'off' if args.no_damping else 'on'}", flush=True)
+        try:
+            t0 = time.monotonic()
+            try:
+                Lab(path, progress=lambda m: print(f"  {m}", flush=True) if args.verbose else None).up()
+                report["up_seconds"] = round(time.monotonic() - t0, 1)
+            except LabError as exc:
+                report["up_seconds"] = None
+                report["up_error"] = str(exc)
+                print(f"  lab up failed after {time.monotonic() - t0:.0f} s: {exc}", flush=True)
+            report["startup_bfd"] = bfd_counts(path)
+            print(f"  up: {report['up_seconds']} s; BFD during start-up: {json.dumps(report['startup_bfd'])}",
+                  flush=True)
+            trials = []
+            if report.get("up_seconds") is not None:
+                bench = Bench(path, next(l.id for l in topo.links if l.remote))
+                for i in range(args.server_loss):
+                    server = args.lost_server
+                    t_settle = time.monotonic()
+                    try:
+                        bench.settle(timeout=args.settle)
+                    except RuntimeError as exc:      # a figure too: say so, keep what was measured
+                        report["not_settled"] = f"before cut {i + 1}: {exc}"
+                        print(f"  {report['not_settled']}", flush=True)
+                        break
+                    print(f"  settled in {time.monotonic() - t_settle:.1f} s", flush=True)
+                    before = bfd_counts(path)["holds"]
+                    trials.append(server_loss_trial(bench, server))
+                    trials[-1]["holds"] = bfd_counts(path)["holds"] - before
+                    lost = trials[-1]["lost"]
+                    print(f"  cut {i + 1}: {server} lost, {trials[-1]['ends']} router ends: p50 {pct(lost, 50)} s, "
+                          f"p95 {pct(lost, 95)} s, max {max((t for t in lost if t is not None), default=None)} s, "
+                          f"missed {sum(1 for t in lost if t is None)}; all back {trials[-1]['back_all']} s",
+                          flush=True)
+            report["trials"] = trials
+            every = [t for tr in trials for t in tr["lost"]]
+            report["server_loss"] = {"ends_x_cuts": len(every), "missed": sum(1 for t in every if t is None),
+                                     "p50": pct(every, 50), "p95": pct(every, 95),
+                                     "max": max((t for t in every if t is not None), default=None)}
+            report["after_cuts_bfd"] = bfd_counts(path) if report.get("up_seconds") is not None else None
+        finally:
+            problems = Lab(path, progress=quiet).remove()
+            left = leftovers(topo)
+            if problems or left:
+                print(f"cleanup problems: {problems} {left}", file=sys.stderr)
+    out = save("failover-server-loss", report)
+    print(f"\nserver loss over every router end and cut: {json.dumps(report.get('server_loss'))}")
+    print(f"saved {os.path.relpath(out, ROOT)}; reproduce: sudo python3 {command}")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description="failover time with and without the controller")
     p.add_argument("--topology", default=str(ROOT / "topologies" / "demo.yaml"))
@@ -239,12 +353,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--isolation", choices=["key", "tos"], help="override the topology's isolation mode")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--server-loss", type=int, default=0, metavar="N",
+                   help="instead: N cuts of a server's underlay (--lost-server); every router of its remote "
+                        "links timed until it loses carrier; with lab up's time and BFD transitions at start-up")
+    p.add_argument("--lost-server", default="VM2")
+    p.add_argument("--no-damping", action="store_true",
+                   help="with --server-loss: the controller without BFD dampening (MINET_BFD_DAMPING=off)")
+    p.add_argument("--settle", type=float, default=300.0, metavar="SECONDS",
+                   help="with --server-loss: how long to wait for BGP to settle before each cut")
+    p.add_argument("--verbose", action="store_true")
     args = p.parse_args(argv)
     check_root()
     info = machine()
     print(f"# bench/failover.py on {info['cpus']} CPUs, load {info['loadavg'][0]:.2f}; {info['ovs']}; {info['frr']}",
           flush=True)
     command = " ".join([os.path.relpath(sys.argv[0], ROOT)] + (argv or sys.argv[1:]))
+    if args.server_loss or args.no_damping:
+        return server_loss_main(args, info, command)
     runs: List[Dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="minet-bench-") as workdir:
         fabric = {"isolation": args.isolation} if args.isolation else {}

@@ -184,6 +184,12 @@ def _rest_base(args, topo) -> str:
     from ..lab.controller import rest_base as lab_rest_base
     from ..lab.state import LabState
     try:
+        # only the lab this file built (lab/guard.py: another file of the same name, or link N
+        # of an edited file that is another link in the running version, is refused)
+        from ..lab.guard import for_command
+        note = for_command(args.file, topo, _link_id(args.id) if getattr(args, "id", None) else None)
+        if note:
+            print(f"minet: note: {note}", file=sys.stderr)
         lab_base = lab_rest_base(topo)
         # a lab of this instance exists but its relay is gone: controller.rest is tried (from inside
         # the lab's mgmt namespace it answers), never silently, and only what names this instance

@@ -18,6 +18,7 @@ the down, so holding the up would only lengthen an outage).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
@@ -26,6 +27,10 @@ SUPPRESS = 2.0        # penalty from which a BFD-down is held: 3 downs within ab
 HOLD = 3.0            # seconds a held BFD-down must last to count
 START_PENALTY = 0.0   # a new tunnel is believed at once, like a quiet one
 MAX_PENALTY = 8.0     # a tunnel that flapped a lot is trusted again after 2 to 3 minutes of calm
+# For measuring what dampening buys (bench/failover.py --no-damping): MINET_BFD_DAMPING=off in the
+# controller's environment makes every BFD-down count at once, as before dampening.
+if os.environ.get("MINET_BFD_DAMPING", "").lower() == "off":
+    SUPPRESS = float("inf")
 
 
 @dataclass

@@ -4,7 +4,7 @@ shared with `minet-provision --wait`; what the lab adds is where each router is 
 router of any emulated server can be asked from this one machine."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import AbstractSet, Any, Dict, FrozenSet, List, Optional, Tuple
 
 from ..provision import converge
 from ..topology import Topology
@@ -36,9 +36,11 @@ def _place(topo: Topology, router: str, places: Optional[Places]) -> NodePlace:
     return router_place(topo, router) if places is None else places.router(router)
 
 
-def bgp_sessions(topo: Topology, router: str, places: Optional[Places] = None) -> Dict[str, Any]:
+def bgp_sessions(topo: Topology, router: str, places: Optional[Places] = None,
+                 down_peers: AbstractSet[str] = frozenset()) -> Dict[str, Any]:
     """{"router", "reachable", "sessions": [{"peer", "remote_as", "state", "expected"}], "missing"}."""
-    return converge.bgp_sessions(topo, router, vtysh(_place(topo, router, places), "show bgp summary json"))
+    return converge.bgp_sessions(topo, router, vtysh(_place(topo, router, places), "show bgp summary json"),
+                                 down_peers)
 
 
 def routes_missing(topo: Topology, router: str, places: Optional[Places] = None) -> Optional[List[int]]:
@@ -50,9 +52,32 @@ def routes_missing(topo: Topology, router: str, places: Optional[Places] = None)
 
 def wait_bgp(topo: Topology, timeout: float = BGP_TIMEOUT, progress: Progress = quiet,
              interval: float = 1.0, routes: bool = False,
-             places: Optional[Places] = None) -> Tuple[bool, List[Dict[str, Any]]]:
+             places: Optional[Places] = None, down_peers: AbstractSet[str] = frozenset()
+             ) -> Tuple[bool, List[Dict[str, Any]]]:
     """Poll configured routers until all their expected sessions are Established (and, with
-    `routes`, each has a route to every configured AS); (converged, one report per router)."""
+    `routes`, each has a route to every configured AS); (converged, one report per router).
+    `down_peers`: far ends of links an operator failed (failed_peers): not waited for, and then
+    routes are not either (a failure may cut an AS off on purpose)."""
     return converge.wait_converged(
         topo, configured_routers(topo), lambda router, command, t: vtysh(_place(topo, router, places), command, t),
-        timeout=timeout, progress=progress, interval=interval, routes=routes)
+        timeout=timeout, progress=progress, interval=interval, routes=routes and not down_peers,
+        down_peers=down_peers)
+
+
+def failed_peers(topo: Topology, controller_state: str) -> FrozenSet[str]:
+    """Both ends' addresses of every link the controller's state file says an operator failed
+    (links named by their endpoints: core/fabric.py link_keys)."""
+    import json
+    from ..core.fabric import ids_for_keys
+    try:
+        with open(controller_state, encoding="utf-8") as fh:
+            data = json.load(fh)
+        keys = [(min(e["a"], e["b"]), max(e["a"], e["b"]), int(e.get("n", 0))) for e in data.get("failed", [])]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return frozenset()
+    out = set()
+    for lid in ids_for_keys(topo, keys):
+        link = topo.link_by_id.get(lid)
+        for end in (getattr(link, "a", None), getattr(link, "b", None)):
+            out.update(ip for ip in (getattr(end, "ip", None), getattr(end, "ip6", None)) if ip)
+    return frozenset(out)

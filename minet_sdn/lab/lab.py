@@ -18,6 +18,7 @@ remove()  down(), then whatever it could not remove, under the lab's lock (tests
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json as jsonlib
 import os
@@ -25,13 +26,15 @@ import shutil
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 from ..classroom.lab_hook import lab_doors_down, lab_doors_up
 from ..messages import clip_line
 from ..topology import Topology, names, validate
 from ..topology.places import NodePlace, Places
 from . import LabError, Progress, convergence, paths, printing_progress, provisioning, quiet, servers
+from . import guard
+from . import repair as repair_mod
 from .controller import call_controller, start_controller, start_relay
 from .effective import load
 from .networks import DEFAULT_MGMT_SUBNET
@@ -115,10 +118,15 @@ class Lab:
     def exec(self, node: str, argv: Sequence[str]) -> int:
         """Run `argv` in a node with the caller's stdin/stdout; its exit code. For vtysh in a
         router, `--vty_socket` and `--config_dir <router dir>` are added."""
-        self.require()
+        note = self.check_file(self.require())       # another file of the same name: refused
         if not argv:
             raise LabError("no command given (minet exec FILE NODE -- CMD ...)")
-        ns, env, place = self.resolve(node)
+        if note:                  # the same file edited since `lab up`: its nodes as they run
+            print(f"minet exec: note: {note}", file=sys.stderr)
+            built = self._built_from()
+            ns, env, place = resolve_node(built, node, lab_places(built, self.backend))
+        else:
+            ns, env, place = self.resolve(node)
         argv = place.user_argv(argv) if place is not None else list(argv)
         if place is not None and place.backend == "docker":        # the command runs in the container
             tty = sys.stdin.isatty() and sys.stdout.isatty()
@@ -143,19 +151,41 @@ class Lab:
         self.require()
         return call_controller(self.topo, self.effective, method, path, body, timeout)
 
+    def failed_peers(self) -> FrozenSet[str]:
+        """Addresses of both ends of every link an operator failed (its sessions are not expected)."""
+        return convergence.failed_peers(self._built_from(), paths.state_file(self.topo, CONTROLLER_STATE))
+
     def wait_bgp(self, timeout: float = convergence.BGP_TIMEOUT, interval: float = 1.0,
                  routes: bool = False) -> Tuple[bool, List[Dict[str, Any]]]:
         """convergence.wait_bgp on this lab, with its progress callback."""
         return convergence.wait_bgp(self.topo, timeout=timeout, progress=self.progress, interval=interval,
-                                    routes=routes, places=self.places())
+                                    routes=routes, places=self.places(), down_peers=self.failed_peers())
 
     # ---- up --------------------------------------------------------------------------------
     def health(self) -> List[str]:
-        """What is wrong with a lab that should be running (empty when all is well)."""
+        """What is wrong with a lab that should be running (empty when all is well): its own
+        namespaces and processes, then what provisioning built (built_problems)."""
+        return self._own_problems() + self.built_problems()
+
+    def _own_problems(self) -> List[str]:
+        """The lab's own namespaces and processes (lab.json) that are gone."""
         state = self.require()
         problems = [f"namespace {ns} is gone" for ns in state.namespaces if not netns_exists(ns)]
-        problems += [f"{p.name} (pid {p.pid}) is not running" for p in state.processes if not p.alive()]
-        return problems
+        return problems + [f"{p.name} (pid {p.pid}) is not running" for p in state.processes if not p.alive()]
+
+    def built_problems(self) -> List[str]:
+        """What provisioning built and is gone (lab/repair.py): a router's dead FRR daemons, a
+        deleted remote bridge. Empty until the lab is provisioned; `up` repairs these in place."""
+        state = self.require()
+        if not state.provisioned:
+            return []
+        topo, places = self._built_from(), self.places()
+
+        def ovs_runs(server: str) -> bool:
+            return all(rec is not None and rec.alive() for rec in
+                       (state.process(f"{server}/ovsdb-server"), state.process(f"{server}/ovs-vswitchd")))
+        servers_up = [s for s in state.servers if netns_exists(names.server_ns(topo, s))]
+        return repair_mod.problems(topo, servers_up, places.root, state.backend, ovs_runs)
 
     def repair(self) -> List[str]:
         """Restart what can simply be restarted: a dead sshd, ovs-vswitchd, controller or REST relay."""
@@ -222,14 +252,18 @@ class Lab:
                                    + f"); a running lab is not changed in place: run `minet lab down "
                                      f"{topo_path}`, then up, to apply it")
                 repaired = self.repair()
-                problems = self.health()
+                problems = self._own_problems()
                 if problems:
                     raise LabError(f"the lab {topo.name} is damaged ({problems[0]}); "
                                    f"run `minet lab down {topo_path}` and up again")
+                built = self.built_problems() if provision and state.phase == "up" else []
+                if built:
+                    return self._repair_built(built, repaired, t0)
                 if state.phase == "up" and (state.provisioned or not provision):
                     if provision:
                         lab_doors_up(topo, self.places(), progress)   # students' doors: repaired if down
-                    ok, reports = (convergence.wait_bgp(topo, timeout=0, places=self.places())
+                    ok, reports = (convergence.wait_bgp(topo, timeout=0, places=self.places(),
+                                                        down_peers=self.failed_peers())
                                    if provision else (True, []))
                     progress(f"lab {topo.name} is already up; " + (f"restarted {', '.join(repaired)}"
                                                                      if repaired else "nothing to do"))
@@ -250,6 +284,7 @@ class Lab:
                         from ..provision.image import image_name
                         state.image = image_name(image)
                     state.save()
+                    restore_link_failures(topo, progress)
                 start_controller(topo, state, progress, self.effective)
                 if not provision:
                     state.phase = "up"
@@ -279,7 +314,7 @@ class Lab:
                 bgp_timeout = convergence.default_bgp_timeout(topo)
             try:
                 ok, reports = convergence.wait_bgp(topo, timeout=bgp_timeout, progress=progress, routes=True,
-                                                   places=self.places())
+                                                   places=self.places(), down_peers=self.failed_peers())
             except KeyboardInterrupt:     # provisioned: nothing half-built to roll back, so say so
                 progress(f"interrupted while waiting for BGP: the lab is kept (see `minet lab status "
                          f"{topo_path}`; `minet lab down {topo_path}` removes it)")
@@ -296,6 +331,30 @@ class Lab:
             state.up_seconds = round(time.monotonic() - t0, 1)
             state.save()
             return self._summary(reports, time.monotonic() - t0)
+
+    def _repair_built(self, built: List[str], repaired: List[str], t0: float) -> Dict[str, Any]:
+        """Provisioning again, in place, for what it built and is gone (built_problems): it is
+        idempotent, so it makes only what is missing; then BGP as after a fresh `up`."""
+        topo, state, progress = self.topo, self.require(), self.progress
+        progress(f"lab {topo.name}: repairing in place: {'; '.join(built[:3])}"
+                 + (f" (and {len(built) - 3} more)" if len(built) > 3 else ""))
+        rc, last = provisioning.run_provision(topo, state, progress)
+        if rc != 0:
+            raise LabError(f"repairing the lab by provisioning failed (exit {rc}): {clip_line(last)} "
+                           f"(log: {paths.state_file(topo, 'provision.log')})")
+        lab_doors_up(topo, self.places(), progress)          # students' doors: repaired if down
+        left = self.built_problems()
+        if left:
+            raise LabError(f"the lab {topo.name} is still damaged after provisioning ({left[0]}); "
+                           f"run `minet lab down {self.topo_path}` and up again")
+        ok, reports = convergence.wait_bgp(topo, timeout=convergence.default_bgp_timeout(topo), progress=progress,
+                                           routes=True, places=self.places(), down_peers=self.failed_peers())
+        if not ok:
+            up, total = convergence.count_sessions(reports)
+            raise LabError(f"repaired, but BGP did not converge: {up}/{total} sessions established; "
+                           f"see `minet lab status {self.topo_path}`")
+        progress(f"lab {topo.name} is already up; repaired " + ", ".join(repaired + built))
+        return self._summary(reports, time.monotonic() - t0, already=True)
 
     def _summary(self, reports: List[Dict[str, Any]], seconds: float, already: bool = False) -> Dict[str, Any]:
         topo, state = self.topo, self.require()
@@ -333,6 +392,7 @@ class Lab:
                     rc, last = provisioning.provision_down_locally(topo, state, server)
                     if rc != 0:
                         problems.append(f"provisioning --down of {server} failed (exit {rc}): {last}")
+        keep_link_failures(topo, progress)
         leftovers = [p.ns for p in lab_places(topo, state.backend).values() if netns_exists(p.ns)]
         if state.backend == "docker":
             problems += provisioning.remove_containers(topo, state, progress)
@@ -346,14 +406,8 @@ class Lab:
     def check_file(self, state: LabState) -> Optional[str]:
         """None when the file is what the lab was built from; a note when that same file changed
         since (commands then show and act on the version that runs); LabError when it is another
-        file with the same `name:` (it must not act on a lab it did not build)."""
-        if state.topology_sha256 == topology_digest(self.topo_path):
-            return None
-        if os.path.realpath(self.topo_path) != os.path.realpath(state.topology):
-            raise LabError(f"{self.topo_path} is not the file the lab {self.name} was built from "
-                           f"({state.topology}, other content): refusing to act on it; use that file")
-        return (f"{self.topo_path} changed since `lab up`: this is the version that runs "
-                f"(lab down, then up, to run the new one)")
+        file with the same `name:` (it must not act on a lab it did not build): guard.py."""
+        return guard.check_file(self.topo_path, state, self.name)
 
     def _built_from(self) -> Topology:
         """The effective topology when it still loads, else the user's (same instance name)."""
@@ -389,6 +443,8 @@ class Lab:
             if LabState.load(self.topo) is not None:
                 with lab_lock(self.topo):
                     problems += servers.teardown(self.topo)
+            with contextlib.suppress(OSError):             # nothing of the lab is left behind
+                os.unlink(paths.kept_link_failures(self.topo))
             self.state = None
         return problems
 
@@ -441,7 +497,8 @@ class Lab:
                 "tunnel_flaps": c.get("tunnel_flaps")})
         if state.provisioned:
             places = self.places()
-            status["bgp"] = [convergence.bgp_sessions(topo, r, places) for r in convergence.configured_routers(topo)]
+            down = self.failed_peers()
+            status["bgp"] = [convergence.bgp_sessions(topo, r, places, down) for r in convergence.configured_routers(topo)]
         status["shaping"] = self._shaping_rows()
         if json:
             return status
@@ -464,6 +521,42 @@ class Lab:
             except (OSError, subprocess.TimeoutExpired, ValueError):
                 return None
         return shaping.lab_rows(topo, lambda s: build_plan(topo, s, root=places.root(s)), read)
+
+
+CONTROLLER_STATE = "controller-state.json"
+
+
+def keep_link_failures(topo: Topology, progress: Progress) -> None:
+    """Before the state directory goes: the links an operator failed, as the controller keeps them
+    (each by its endpoints, apps/remote_links.py), to the file the next `up` starts it with."""
+    src, dst = paths.state_file(topo, CONTROLLER_STATE), paths.kept_link_failures(topo)
+    try:
+        with open(src, encoding="utf-8") as fh:
+            data = jsonlib.load(fh)
+    except (OSError, ValueError):
+        return
+    failed = data.get("failed") if isinstance(data, dict) else None
+    if not failed or not isinstance(failed, list):
+        with contextlib.suppress(OSError):
+            os.unlink(dst)                      # restored since: an older copy must not come back
+        return
+    paths.write_atomic(dst, jsonlib.dumps({"topology": topo.name, "failed": failed}) + "\n", mode=0o600)
+    ids = data.get("failed_links") or []
+    progress(f"kept {len(failed)} link failure(s) made by an operator"
+             + (f" (links {', '.join(str(i) for i in ids)})" if ids else "") + " for the next `lab up`")
+
+
+def restore_link_failures(topo: Topology, progress: Progress) -> None:
+    """A new lab's controller starts with the failures `down` kept (it fails those links again
+    as their bridges connect); the kept copy is consumed."""
+    src = paths.kept_link_failures(topo)
+    if not os.path.exists(src):
+        return
+    dst = paths.state_file(topo, CONTROLLER_STATE)
+    shutil.copyfile(src, dst)
+    os.chmod(dst, 0o600)
+    os.unlink(src)
+    progress(f"links failed by an operator before the last `lab down` stay failed ({src})")
 
 
 def format_summary(s: Dict[str, Any]) -> str:

@@ -75,6 +75,12 @@ def kept_failure_log(topo: Topology, server: str) -> str:
     return os.path.join(lab_root(), f"{topo.name}.{server}.frr-start-failures.log")
 
 
+def kept_link_failures(topo: Topology) -> str:
+    """Where `lab down` keeps the links an operator failed (the controller's state file) for the
+    next `lab up` of the instance: beside the state directory, which down removes."""
+    return os.path.join(lab_root(), f"{topo.name}.link-failures.json")
+
+
 def server_env(topo: Topology, server: str) -> Dict[str, str]:
     """What a command run "on" `server` needs: its OvS and its provisioning state dir."""
     env = host.ovs_env(server_dir(topo, server))

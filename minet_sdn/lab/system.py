@@ -96,12 +96,16 @@ def netns_pids(name: str) -> List[int]:
     return [int(x) for x in proc.stdout.split() if x.isdigit()]
 
 
-def netns_connect(ns: str, address: str, port: int, timeout: float = 5.0) -> socket.socket:
-    """A TCP connection made from inside namespace `ns` (the socket is usable from any thread)."""
+def netns_connect(ns: str, address: str, port: int, timeout: float = 5.0,
+                  source: Optional[str] = None) -> socket.socket:
+    """A TCP connection made from inside namespace `ns` (the socket is usable from any thread),
+    from local address `source` when given."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     sock = host.in_netns(host.netns_path(ns), lambda: socket.socket(family, socket.SOCK_STREAM))
     sock.settimeout(timeout)
     try:
+        if source:
+            sock.bind((source, 0))
         sock.connect((address, port))
     except OSError:
         sock.close()

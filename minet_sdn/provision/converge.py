@@ -18,7 +18,7 @@ import socket
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import AbstractSet, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..topology import Topology
 from ..topology.places import NodePlace
@@ -79,10 +79,12 @@ def ask(router: NodePlace, command: str, timeout: float = 10) -> Optional[str]:
 Ask = Callable[[str, str, float], Optional[str]]      # (router id, command, timeout) -> output
 
 
-def bgp_sessions(topo: Topology, router: str, text: Optional[str]) -> Dict[str, Any]:
+def bgp_sessions(topo: Topology, router: str, text: Optional[str],
+                 down_peers: AbstractSet[str] = frozenset()) -> Dict[str, Any]:
     """`router`'s sessions from its `show bgp summary json` output (`text`, None when it did not
     answer): {"router", "reachable", "sessions": [{"peer", "remote_as", "state", "expected", "afi",
-    "family"}], "missing": [peer addresses the topology wants a session with and bgpd lacks]}."""
+    "family"}], "missing": [peer addresses the topology wants a session with and bgpd lacks]}.
+    `down_peers`: far ends of links an operator failed, whose sessions are not expected up."""
     unconfigured = {asn for asn, a in topo.ases.items() if not a.configure}
     result: Dict[str, Any] = {"router": router, "server": topo.server_of(router), "reachable": text is not None,
                               "sessions": [], "missing": []}
@@ -99,7 +101,7 @@ def bgp_sessions(topo: Topology, router: str, text: Optional[str]) -> Dict[str, 
         for peer, info in (afi.get("peers") or {}).items():
             remote_as = info.get("remoteAs")
             seen[peer] = {"peer": peer, "remote_as": remote_as, "state": info.get("state", "?"),
-                          "expected": remote_as not in unconfigured,
+                          "expected": remote_as not in unconfigured and peer not in down_peers,
                           "afi": "ipv6" if ":" in peer else "ipv4", "family": family}
     result["sessions"] = sorted(seen.values(), key=lambda s: s["peer"])
     # every link towards a configured AS needs a session in each family (fabric.ipv6: dual stack)
@@ -107,7 +109,7 @@ def bgp_sessions(topo: Topology, router: str, text: Optional[str]) -> Dict[str, 
         for me, far in ((link.a, link.b), (link.b, link.a)):
             if me.router == router and far.asn not in unconfigured:
                 wanted = (far.ip, far.ip6) if topo.fabric.ipv6 else (far.ip,)
-                result["missing"].extend(ip for ip in wanted if ip not in seen)
+                result["missing"].extend(ip for ip in wanted if ip not in seen and ip not in down_peers)
     return result
 
 
@@ -198,11 +200,13 @@ def poll_workers() -> int:
 
 def wait_converged(topo: Topology, routers: Sequence[str], ask_router: Ask, *, timeout: float,
                    progress: Progress = lambda _m: None, interval: float = 1.0,
-                   routes: bool = False) -> Tuple[bool, List[Dict[str, Any]]]:
+                   routes: bool = False, down_peers: AbstractSet[str] = frozenset()
+                   ) -> Tuple[bool, List[Dict[str, Any]]]:
     """Poll `routers` until all their expected sessions are Established (and, with `routes`, each
     has a route to every configured AS); (converged, one report per router). A router found
     converged is not asked again, so a sweep costs less as routing converges; progress with an ETA
-    every 10 s. `ask_router(router, command, timeout)` runs a show command on a router."""
+    every 10 s. `ask_router(router, command, timeout)` runs a show command on a router. Sessions with
+    `down_peers` (links an operator failed) are not waited for."""
     deadline = time.monotonic() + timeout
     t0 = last_note = time.monotonic()
     reports: Dict[str, Dict[str, Any]] = {}
@@ -210,7 +214,7 @@ def wait_converged(topo: Topology, routers: Sequence[str], ask_router: Ask, *, t
     sessions_noted = not routes
 
     def poll(router: str) -> Tuple[str, Dict[str, Any], bool]:
-        rep = bgp_sessions(topo, router, ask_router(router, "show bgp summary json", 10))
+        rep = bgp_sessions(topo, router, ask_router(router, "show bgp summary json", 10), down_peers)
         ok = bgp_converged(rep)
         if ok and routes:
             missing = routes_missing(topo, router, lambda cmd: ask_router(router, cmd, 20))

@@ -145,6 +145,24 @@ def addressing_of(topo: Topology, as_, ipv6_prefix: Optional[str]) -> l2m.L2Addr
     return l2m.layer2_addressing(as_.asn, as_.routers, as_.layer2, l2m.plan_name(topo), ipv6_prefix)
 
 
+def announced_outside(topo: Topology, as_, prefix: str, la: Optional[l2m.L2Addressing] = None) -> Tuple[str, ...]:
+    """The IPv4 networks every router of a configured AS with layer 2 announces besides its AS
+    prefix `prefix`: its VLAN networks outside that prefix (the default plan: the whole layer-2
+    prefix). The one place plan.py's routers and import filters take them from."""
+    if as_.layer2 is None or not as_.configure:
+        return ()
+    if la is None:
+        addr6 = None                       # IPv4 networks only: the IPv6 prefix does not change them
+        la = addressing_of(topo, as_, addr6)
+    as_net = ipaddress.ip_network(prefix)
+    outside = [n for n in la.networks4 if not ipaddress.ip_network(n).subnet_of(as_net)]
+    if not outside:
+        return ()
+    if l2m.plan_name(topo) == "default":
+        return (as_.layer2.prefix or l2m.default_l2_prefix(as_.asn),)
+    return tuple(outside)
+
+
 def tunnel_mac(asn: int, side: int) -> str:
     h = zlib.crc32(str(asn).encode())
     return "02:74:{:02x}:{:02x}:{:02x}:{:02x}".format((h >> 16) & 0xFF, (h >> 8) & 0xFF, h & 0xFF, side)
@@ -233,13 +251,7 @@ def build(topo: Topology, server: str, addressing, addressing6, offloads_off: bo
         instances.append(L2Instance(asn=as_.asn, node=node, rundir=os.path.join(base, str(as_.asn)),
                                     bridges=tuple(bridges), demux=tuple(demux)))
         if conf:
-            # the VLAN networks outside the AS prefix are announced by every router of the AS
-            as_net = ipaddress.ip_network(addressing[as_.asn].prefix)
-            outside = [n for n in la.networks4 if not ipaddress.ip_network(n).subnet_of(as_net)]
-            announce = ()
-            if outside:
-                announce = (l2.prefix or l2m.default_l2_prefix(as_.asn),) if l2m.plan_name(topo) == "default" \
-                    else tuple(outside)
+            announce = announced_outside(topo, as_, addressing[as_.asn].prefix, la)
             for r in as_.routers:
                 rid = f"{as_.asn}.{r}"
                 extra = out.extras.get(rid, RouterExtras())

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Dict, List, Optional, Tuple
 
-from ..topology.addressing import ASAddressing, ASAddressing6, topology_addressing, topology_addressing6
+from ..topology.addressing import ASAddressing, ASAddressing6, is_mini, topology_addressing, topology_addressing6
 from ..topology.model import Bridge, Link, Shaping, Topology, ixp_mac, ixp_port_ifname, router_ifname
 from ..topology import names
 from ..topology.names import frr_pathspace, intra_ifname  # noqa: F401  (re-exported)
@@ -472,39 +472,53 @@ def _bridge(topo: Topology, b: Bridge, datapath: str, marks: Pairs) -> OvsBridge
 
 class ImportFilters:
     """What each AS may announce over eBGP (provision/frr.py's import filters): its customer cone's
-    prefixes; and what nobody may: the link subnets and peering LANs."""
+    networks, each AS's taken from what the plan has its routers announce (`announced`); and what
+    nobody may: the link subnets the links really use and the peering LANs (`link_subnets`)."""
 
     def __init__(self, topo: Topology, addressing: Dict[int, ASAddressing], addressing6: Dict[int, ASAddressing6]):
         self.cones = frr.customer_cones((l.a.asn, l.b.asn, l.rel) for l in topo.links)
-        self.prefix = {asn: a.prefix for asn, a in addressing.items()}
+        self.announced = announced(topo, addressing)
         self.prefix6 = {asn: a.prefix for asn, a in addressing6.items()}
-        fab = topo.fabric
         lans = [f"{x.route_server_ip}/{x.prefixlen}" for x in topo.ixps.values()]
         lans += [f"{x.route_server_ip6}/{x.prefixlen6}" for x in topo.ixps.values() if x.route_server_ip6]
-        self.bogons = tuple([fab.link_subnet] + ([fab.link_subnet6] if addressing6 else []) +
-                            [str(ipaddress.ip_network(n, strict=False)) for n in lans])
-        self.all_prefixes = len(self.prefix)
-        # an AS with layer 2 in the default plan also announces its layer-2 prefix (provision/layer2.py)
-        self.extra: Dict[int, Tuple[str, ...]] = {}
-        from ..topology import layer2 as l2m
-        if l2m.plan_name(topo) == "default":
-            for asn, as_ in topo.ases.items():
-                l2 = getattr(as_, "layer2", None)
-                if l2 is not None and as_.configure:
-                    net = l2.prefix or l2m.default_l2_prefix(asn)
-                    if net:
-                        self.extra[asn] = (net,)
-        self.all_prefixes += len(self.extra)
+        self.bogons = link_subnets(topo, bool(addressing6)) + tuple(
+            str(ipaddress.ip_network(n, strict=False)) for n in lans)
+        self.all_prefixes = sum(len(nets) for nets in self.announced.values())
 
     def accept(self, asn: int) -> Tuple[str, ...]:
         cone = self.cones.get(asn, {asn})
-        return tuple(sorted({self.prefix[a] for a in cone if a in self.prefix} |
-                            {n for a in cone for n in self.extra.get(a, ())}))
+        return tuple(sorted({n for a in cone for n in self.announced.get(a, ())}))
 
     def accept6(self, asn: int) -> Optional[Tuple[str, ...]]:
         if not self.prefix6:
             return None
         return tuple(sorted({self.prefix6[a] for a in self.cones.get(asn, {asn}) if a in self.prefix6}))
+
+
+def announced(topo: Topology, addressing: Dict[int, ASAddressing]) -> Dict[int, Tuple[str, ...]]:
+    """{AS: the IPv4 networks its routers announce}: the AS prefix, and for a configured AS with
+    layer 2 its VLAN networks outside that prefix (layer2.announced_outside, which the routers'
+    `network` statements use too)."""
+    return {asn: (a.prefix,) + layer2.announced_outside(topo, topo.ases[asn], a.prefix)
+            for asn, a in addressing.items() if asn in topo.ases}
+
+
+def link_subnets(topo: Topology, ipv6: bool) -> Tuple[str, ...]:
+    """The inter-AS link subnets no AS may announce into, as the links really use them: each
+    link's own subnet (a `subnet:` of its own, the mini-Internet plans' Subnet column or default
+    /24) and its IPv6 one, plus fabric.link_subnet (and link_subnet6) in the minet plan, where the
+    other links' /30s come from; collapsed. Not fabric.link_subnet in the mini-Internet plans: no
+    link uses it there."""
+    links = [l for l in topo.links if l.rel != "ixp"]
+    nets4 = [ipaddress.ip_interface(f"{l.a.ip}/{l.prefixlen}").network for l in links]
+    nets6 = [ipaddress.ip_interface(f"{l.a.ip6}/{l.prefixlen6}").network
+             for l in links if ipv6 and l.a.ip6 and l.prefixlen6]
+    if not is_mini(topo.plan):
+        nets4.append(ipaddress.ip_network(topo.fabric.link_subnet))
+        if ipv6:
+            nets6.append(ipaddress.ip_network(topo.fabric.link_subnet6))
+    return (tuple(str(n) for n in ipaddress.collapse_addresses(nets4))
+            + tuple(str(n) for n in ipaddress.collapse_addresses(nets6)))
 
 
 def _router_config(topo: Topology, addr: ASAddressing, rid: str, name: str,

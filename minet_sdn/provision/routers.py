@@ -188,6 +188,12 @@ class RouterSteps:
                     self.changes.append(f"{router.node}: FRR restarted for the new configuration")
                     running = {d: None for d in ALL_DAEMONS}
             missing = [d for d in router.daemons if not running[d]]
+            if "zebra" in missing and len(missing) < len(router.daemons):
+                # the daemons that outlived zebra never hand a new zebra their routes (ospfd's
+                # stay out of the RIB, iBGP to loopbacks stays down): restart the router as a set
+                stop_processes([running[d] for d in router.daemons if running[d]])
+                self.changes.append(f"{router.node}: FRR restarted as a set (zebra was gone)")
+                missing = list(router.daemons)
             if missing:
                 to_start.append((router, missing))
         self._start_routers(to_start)

@@ -11,13 +11,20 @@ forwards (net.ipv4.ip_forward=1 here, and new namespaces inherit it).
     them, AS 6's own prefix still reaches everyone, every configured session stays up;
   * an interface flap keeps its IPv6 address (item 8, key lab): `ip link set down/up` and vtysh
     `shutdown`/`no shutdown` on 1.ZURI's link 1: the global IPv6 address stays, the IPv6 session
-    comes back.
+    comes back;
+  * faults `lab up` repairs in place (item 6, key lab, run last on it): `kill -9` of a router's zebra
+    and bgpd is a `lab status` problem and `lab up` restarts the router's daemons as a set (ospfd's
+    routes in the new zebra, BGP back); `ovs-vsctl del-br` of a remote bridge is a problem and `lab
+    up` recreates it with its flows; a link failed by the operator stays failed through both and
+    through `lab down` + `lab up`.
 Root; each lab is removed whatever happens.
 """
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import struct
 import subprocess
 import sys
@@ -26,9 +33,11 @@ import time
 import pytest
 
 from e2e_support import capture, captured, demo_variant, isolation, require_lab, stop_capture
-from minet_sdn.lab import convergence, places
+from minet_sdn import host
+from minet_sdn.lab import convergence, observe, paths, places
 from minet_sdn.lab.lab import Lab as MinetLab
 from minet_sdn.topology import load_topology, names
+from minet_sdn.topology.addressing import topology_addressing
 from minet_sdn.topology.model import router_ifname
 from tests.polling import wait_until
 
@@ -264,3 +273,95 @@ def test_an_interface_flap_keeps_its_ipv6_address_and_session(lab):
             lab.run(router, *up, check=True)
         assert wait_until(lambda: link.a.ip6 in global6(), 10, interval=0.2), global6()
         assert wait_until(lambda: session() == "Established", 60, interval=1), session()
+
+
+# ---- item 6: faults `lab status` reports and `lab up` repairs in place (key lab; run last on it) ---------
+
+def _daemon_pid(lab, router: str, daemon: str):
+    path = f"{places.router_place(lab.topo, router).frr_dir}/{daemon}.pid"
+    try:
+        with open(path) as fh:
+            return int(fh.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _ovs(lab, server: str, *argv: str) -> subprocess.CompletedProcess:
+    d = paths.server_dir(lab.topo, server)
+    return subprocess.run([*names.exec_prefix("netns", names.server_ns(lab.topo, server)), "env",
+                           *(f"{k}={v}" for k, v in host.ovs_env(d).items()), *argv],
+                          capture_output=True, text=True, timeout=30)
+
+
+def _link_state(path: str, link_id: int) -> str:
+    code, body = MinetLab(path, progress=lambda m: None).rest_call("GET", "/v1/links")
+    assert code == 200, body
+    return next(l["state"] for l in body["links"] if l["id"] == link_id)
+
+
+def test_killed_zebra_and_bgpd_are_a_problem_and_up_restarts_the_router_as_a_set(lab):
+    if lab.mode != "key":
+        pytest.skip("FRR does not depend on the isolation mode: checked on the key lab")
+    router, other = "1.ZURI", "GENE"              # OSPF between them, iBGP over their loopbacks
+    before = {d: _daemon_pid(lab, router, d) for d in ("zebra", "bgpd", "ospfd")}
+    assert all(before.values()), before
+    for daemon in ("bgpd", "zebra"):
+        os.kill(before[daemon], signal.SIGKILL)
+    assert wait_until(lambda: not host.pid_alive(before["zebra"]) and not host.pid_alive(before["bgpd"]), 10)
+    problems = MinetLab(lab.path, progress=lambda m: None).status(json=True)["problems"]
+    assert f"router {router}: FRR zebra, bgpd not running" in problems, problems      # before: no problem
+    MinetLab(lab.path, progress=lambda m: print(m, flush=True)).up()    # returns once BGP is back
+    after = {d: _daemon_pid(lab, router, d) for d in before}
+    assert all(after[d] and after[d] != before[d] and host.pid_alive(after[d]) for d in after), (before, after)
+    # the new zebra has ospfd's routes (before: the old ospfd never gave them to it, iBGP stayed down)
+    loopback = topology_addressing(lab.topo)[1].routers[other].loopback
+    ospf = json.loads(lab.vtysh(router, "show ip route ospf json") or "{}")
+    assert any(r.get("selected") for r in ospf.get(f"{loopback}/32", [])), sorted(ospf)
+    ok, reports = convergence.wait_bgp(lab.topo, timeout=0)
+    assert ok, [r["router"] for r in reports if not convergence.bgp_converged(r)]
+    assert MinetLab(lab.path, progress=lambda m: None).status(json=True)["problems"] == []
+    # and the CLI reaches the controller through the relay (each user from its own loopback address)
+    res = subprocess.run([sys.executable, "-m", "minet_sdn.cli.main", "link", "list", lab.path],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+
+
+def test_a_deleted_remote_bridge_is_recreated_and_an_operator_failure_survives_it_and_down_up(lab):
+    if lab.mode != "key":
+        pytest.skip("bridges do not depend on the isolation mode: checked on the key lab")
+    topo, failed = lab.topo, 3                   # 1.GENE - 2.LOND, on VM1's bridge towards VM2
+    bridge = next(b for b in topo.bridges.values() if b.server == "VM1" and b.peer == "VM2")
+    assert failed in bridge.link_ids
+    gene = places.resolve_node(topo, topo.link(failed).a.router)[0]
+    say = lambda m: print(m, flush=True)     # noqa: E731
+    code, body = MinetLab(lab.path, progress=say).rest_call("POST", f"/v1/links/{failed}/fail")
+    assert code == 200, body
+    try:
+        assert _ovs(lab, "VM1", "ovs-vsctl", "del-br", bridge.name).returncode == 0
+        problems = MinetLab(lab.path, progress=lambda m: None).status(json=True)["problems"]
+        assert f"remote bridge {bridge.name} of VM1 is gone" in problems, problems     # before: not reported
+        MinetLab(lab.path, progress=say).up()     # recreated; returns once the other links' BGP is back
+        assert bridge.name in _ovs(lab, "VM1", "ovs-vsctl", "list-br").stdout.split()
+        code, body = MinetLab(lab.path, progress=say).rest_call("GET", "/v1/switches")
+        sw = next(s for s in body["switches"] if s["name"] == bridge.name and s["server"] == "VM1")
+        assert sw["connected"] and sw["flows"] > 0, sw
+
+        def table_matches() -> bool:               # the flows are in the datapath, not only in the view
+            sw = next(s for s in MinetLab(lab.path, progress=lambda m: None).rest_call("GET", "/v1/switches")[1]
+                      ["switches"] if s["name"] == bridge.name and s["server"] == "VM1")
+            out = _ovs(lab, "VM1", "ovs-ofctl", "-O", "OpenFlow13", "dump-aggregate",
+                       f"unix:{paths.server_dir(topo, 'VM1')}/{bridge.name}.mgmt").stdout
+            got = re.search(r"flow_count=(\d+)", out)
+            return bool(got) and sw["synced"] and int(got.group(1)) == sw["flows"]
+        assert wait_until(table_matches, 30, interval=0.5)
+        # the operator's failure holds on the new bridge, then across lab down + up
+        assert _link_state(lab.path, failed) == "failed"
+        assert wait_until(lambda: not observe.carrier(gene, router_ifname(failed)), 10, interval=0.2)
+        assert MinetLab(lab.path, progress=say).down() == []
+        MinetLab(lab.path, progress=say).up()       # converges without the failed link's sessions
+        assert _link_state(lab.path, failed) == "failed"               # before: up again after down + up
+        assert wait_until(lambda: not observe.carrier(gene, router_ifname(failed)), 10, interval=0.2)
+        assert MinetLab(lab.path, progress=lambda m: None).status(json=True)["problems"] == []
+    finally:
+        if MinetLab(lab.path, progress=lambda m: None).state is not None:
+            MinetLab(lab.path, progress=say).rest_call("POST", f"/v1/links/{failed}/restore")

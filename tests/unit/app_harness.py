@@ -67,6 +67,20 @@ def two_servers(name: str, rest: str) -> str:
     return f"name: {name}\n" + _servers(2) + rest
 
 
+ONE_LINK = """\
+ases:
+  1: {server: VM1, routers: [A]}
+  2: {server: VM2, routers: [B]}
+links:
+  - {a: 1.A, b: 2.B, rel: peer}
+"""
+
+
+def one_link_lab(tmp_path, name: str) -> "Lab":
+    """Two servers, AS 1 and AS 2 with one router each, one remote link: the REST door's tests."""
+    return Lab(tmp_path, two_servers(name, ONE_LINK))
+
+
 def shared_labs(tmp_path_factory, template: str) -> Callable[[str], "Lab"]:
     """get(mode): one Lab per isolation mode of `template`, made on first use and reused (for
     module-scoped fixtures of tests that change nothing but counters); each use checks that the

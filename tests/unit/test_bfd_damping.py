@@ -42,12 +42,18 @@ def test_a_flapping_tunnel_holds_short_downs_and_counts_them():
     assert d.view(1, t)["bfd_holds"] == 10 - downs_acted
 
 
-def test_a_held_down_that_lasts_counts_after_the_hold():
+def _flapped(times: int) -> Damper:
+    """A damper whose tunnel 1 went down and up again `times` times, once a second from t = 1."""
     d = Damper()
     d.observe(1, True, 0.0)
-    for i in range(3):
+    for i in range(times):
         d.observe(1, False, 1.0 + i)
         d.observe(1, True, 1.5 + i)
+    return d
+
+
+def test_a_held_down_that_lasts_counts_after_the_hold():
+    d = _flapped(3)
     assert d.observe(1, False, 5.0) is False     # held: the links stay up
     assert d.live(1, True) is True
     assert d.due(5.0 + HOLD - 0.01) == []
@@ -56,11 +62,7 @@ def test_a_held_down_that_lasts_counts_after_the_hold():
 
 
 def test_calm_makes_a_tunnel_trusted_again():
-    d = Damper()
-    d.observe(1, True, 0.0)
-    for i in range(6):
-        d.observe(1, False, 1.0 + i)
-        d.observe(1, True, 1.5 + i)
+    d = _flapped(6)
     quiet = damping.HALF_LIFE * 5
     assert d.observe(1, False, 10.0 + quiet) is True
 

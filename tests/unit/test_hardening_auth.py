@@ -9,23 +9,14 @@ import pytest
 from minet_sdn.cli.main import main
 from minet_sdn.rest.api import make_app
 
-from tests.unit.app_harness import Lab, two_servers
+from tests.unit.app_harness import one_link_lab
 from tests.unit.test_hardening_cli import LINK, FakeRest, one_line
 
 TOKEN_ENV = "MINET_REST_TOKEN_FILE"
 
-TOPOLOGY = two_servers("auth", """\
-ases:
-  1: {server: VM1, routers: [A]}
-  2: {server: VM2, routers: [B]}
-links:
-  - {a: 1.A, b: 2.B, rel: peer}
-""")
-
-
 @pytest.fixture
 def lab(tmp_path):
-    return Lab(tmp_path, TOPOLOGY)
+    return one_link_lab(tmp_path, "auth")
 
 
 def raw(app, method, path, authorization=None):
@@ -133,7 +124,7 @@ def test_a_lab_whose_relay_is_dead_never_acts_on_another_controller(tmp_path, mo
     """The lab's state exists but its relay does not run: before, the CLI fell back to the file's
     controller.rest silently and failed a link of whatever listened there. Now it says so, asks who
     answers there first, and refuses another instance's controller before sending the write."""
-    from minet_sdn.lab.state import LabState, ProcessRecord
+    from minet_sdn.lab.state import LabState, ProcessRecord, topology_digest
     from minet_sdn.topology import load_topology
     monkeypatch.setenv("MINET_LAB_ROOT", str(tmp_path / "labs"))
     rest = FakeRest(body=json.dumps(LINK).encode(), instance="other")
@@ -142,7 +133,7 @@ def test_a_lab_whose_relay_is_dead_never_acts_on_another_controller(tmp_path, mo
         topo = load_topology(topo_path)
         os.makedirs(tmp_path / "labs" / topo.name)
         state = LabState(path=str(tmp_path / "labs" / topo.name / "lab.json"), name=topo.name, tag=topo.tag,
-                         topology=topo_path)
+                         topology=topo_path, topology_sha256=topology_digest(topo_path))   # built from it
         state.add_process(ProcessRecord(name="relay", pid=2 ** 22 - 1, start=1))    # gone
         state.rest_relay = "http://127.0.0.1:1"
         state.save()

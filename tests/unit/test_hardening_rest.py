@@ -11,20 +11,11 @@ from minet_sdn.rest import server as rest_server
 from minet_sdn.rest.api import make_app
 
 from tests.polling import wait_until
-from tests.unit.app_harness import Lab, two_servers
-
-TOPOLOGY = two_servers("rest", """\
-ases:
-  1: {server: VM1, routers: [A]}
-  2: {server: VM2, routers: [B]}
-links:
-  - {a: 1.A, b: 2.B, rel: peer}
-""")
-
+from tests.unit.app_harness import one_link_lab
 
 @pytest.fixture
 def lab(tmp_path):
-    return Lab(tmp_path, TOPOLOGY)
+    return one_link_lab(tmp_path, "rest")
 
 
 def test_ids_of_any_length_are_404_not_500(lab):

@@ -131,7 +131,7 @@ def test_the_relay_closes_idle_connections(echo):
 
 
 def test_the_relay_caps_its_connections(echo):
-    relay = _relay(echo, idle=30, max_clients=10)
+    relay = _relay(echo, idle=30, max_clients=10, root_reserve=0)
     held = []
     try:
         for _ in range(10):
@@ -184,3 +184,66 @@ def _try_roundtrip(port) -> bool:
         return _roundtrip(port) == b"ping"
     except OSError:
         return False
+
+
+# ---- the relay tells local users apart (issue 21, item 2's open door) ------------------------------------
+
+def test_the_relay_reads_who_connected_from_the_kernels_socket_table():
+    from minet_sdn.lab.relay import peer_uid, uid_of
+    table = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+             "   0: 0100007F:A2C4 0100007F:1F90 01 00000000:00000000 00:00000000 00000000  1001        0 1 1\n"
+             "   1: 0100007F:1F90 0100007F:A2C4 01 00000000:00000000 00:00000000 00000000     0        0 2 1\n")
+    assert uid_of(table, ("127.0.0.1", 0xA2C4), ("127.0.0.1", 8080)) == 1001
+    assert uid_of(table, ("127.0.0.1", 8080), ("127.0.0.1", 0xA2C4)) == 0
+    assert uid_of(table, ("127.0.0.1", 1), ("127.0.0.1", 8080)) is None
+    with socket.socket() as srv:                   # and a real connection: ours
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        with socket.create_connection(srv.getsockname(), timeout=5):
+            conn, _ = srv.accept()
+            with conn:
+                assert peer_uid(conn) == os.getuid()
+
+
+def test_no_local_user_can_take_roots_room_or_anothers():
+    """Before: 128 slots for everyone, so one local user holding them closed root's CLI at once."""
+    from minet_sdn.lab.relay import Relay
+    relay = Relay(None, "127.0.0.1", 9, max_clients=40, per_user=16, root_reserve=8)
+    try:
+        assert all(relay._take(1001) for _ in range(16))
+        assert not relay._take(1001)                       # its own budget is spent...
+        assert all(relay._take(1002) for _ in range(16))   # ...not another user's
+        assert not relay._take(1003)                       # users together stop at 40 - 8
+        assert all(relay._take(0) for _ in range(8))       # root's reserve is there
+        assert not relay._take(0)                          # and the total holds
+        relay._give(1001)
+        assert relay._take(0) and not relay._take(1004)
+    finally:
+        relay.close()
+
+
+def test_each_user_reaches_the_controller_from_an_address_of_its_own():
+    from minet_sdn.lab.relay import Relay, source_address
+    assert source_address(0) != source_address(1000) != source_address(1001) != source_address(-1)
+    seen = []
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+
+    def accept():
+        conn, addr = srv.accept()
+        seen.append(addr[0])
+        conn.close()
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    relay = Relay(None, "127.0.0.1", srv.getsockname()[1])
+    threading.Thread(target=relay.serve_forever, daemon=True).start()
+    try:
+        with socket.create_connection(("127.0.0.1", relay.listen_port), timeout=5) as c:
+            c.settimeout(5)
+            assert c.recv(1) == b""                        # the far side closed after noting us
+        t.join(5)
+        assert seen == [source_address(os.getuid())]       # before: every user came from one address
+    finally:
+        relay.close()
+        srv.close()

@@ -9,7 +9,7 @@ import pytest
 
 from minet_sdn.lab import LabError, paths, quiet
 from minet_sdn.lab.lab import Lab
-from minet_sdn.lab.state import LabState
+from minet_sdn.lab.state import LabState, topology_digest
 
 TOPO = """
 name: labobj
@@ -32,6 +32,8 @@ def lab(tmp_path, monkeypatch):
 
 def _record(lab: Lab, **fields) -> None:
     os.makedirs(paths.state_dir(lab.topo), exist_ok=True)
+    fields = {"topology": os.path.abspath(lab.topo_path), "topology_sha256": topology_digest(lab.topo_path),
+              **fields}                      # as `lab up` records them: the lab of this very file
     LabState(path=paths.lab_json_path(lab.topo), name=lab.name, tag=lab.topo.tag, **fields).save()
 
 
