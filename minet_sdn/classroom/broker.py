@@ -10,6 +10,9 @@ Protocol: one JSON line each way per request, on a fresh connection.
                                           (it counts towards limits.sessions)
   {"op": "goto", "device": KEY, "term": T} + fds (the terminal: 1 fd, or stdin/stdout/stderr: 3)
                                        -> {"ok": true} ... {"exit": N}   or   {"error": "..."}
+  {"op": "vsctl", "device": KEY, "argv": [...]}   one students' ovs-vsctl command on the group's
+                                       switch KEY (provision/l2ctl.py's allow-list, run here as root)
+                                       -> {"code": N, "out": "...", "err": "..."}   or   {"error": "..."}
 Run as `python -I -m minet_sdn.classroom.broker PLAN.json` (doors.py writes the plan, 0600 root).
 """
 from __future__ import annotations
@@ -94,6 +97,8 @@ class Broker:
                 self.hello(conn, pid, group)
             elif req.get("op") == "goto":
                 self.goto(conn, req, fds, group)
+            elif req.get("op") == "vsctl":
+                self.vsctl(conn, req, group)
             else:
                 send(conn, {"error": "bad request"})
         except OSError:
@@ -133,6 +138,9 @@ class Broker:
         if device is None:
             send(conn, {"error": "no such device in your AS"})
             return
+        if device["kind"] == "switch":       # a switch is entered by its own shell (vsctl), never a sandbox
+            send(conn, {"error": "a switch takes ovs-vsctl commands only"})
+            return
         if len(fds) not in (1, 3):
             send(conn, {"error": "bad request (no terminal)"})
             return
@@ -158,6 +166,22 @@ class Broker:
         if device["kind"] == "router":
             self.keep_config_readable(device)
         send(conn, {"exit": code})
+
+    def vsctl(self, conn: socket.socket, req: Dict[str, Any], group: Dict[str, Any]) -> None:
+        """One ovs-vsctl command on one of the group's switches: the switch and its map come from
+        the plan, the arguments from the request, checked word by word by l2ctl (no shell)."""
+        from ..provision import l2ctl
+        key, argv = req.get("device"), req.get("argv")
+        device = group["devices"].get(key) if isinstance(key, str) else None
+        if device is None or device["kind"] != "switch" or not device.get("l2_map"):
+            send(conn, {"error": "no such switch in your AS"})
+            return
+        if (not isinstance(argv, list) or len(argv) > 32
+                or not all(isinstance(a, str) and len(a) <= 200 and a.isascii() and a.isprintable() for a in argv)):
+            send(conn, {"error": "bad request"})
+            return
+        code, out, err = l2ctl.execute(device["l2_map"], device["node"], argv)
+        send(conn, {"code": code, "out": out[:65536], "err": err[:4096]})
 
     def keep_config_readable(self, device: Dict[str, Any]) -> None:
         """vtysh run as the group's user writes frr.conf as that user: give it back to frr (the

@@ -153,7 +153,7 @@ def _lab(path: str):
 def cmd_configs_save(args) -> int:
     lab = _lab(args.file)
     files = configs.save(lab.topo, lab.places(), args.dir)
-    print(f"saved {len(files)} router configurations under {args.dir} (one folder per AS)")
+    print(f"saved {configs.summary(files)} under {args.dir} (one folder per AS)")
     return 0
 
 
@@ -164,17 +164,22 @@ def cmd_configs_restore(args) -> int:
         if not re.fullmatch(r"[0-9]{1,10}", args.group) or int(args.group) not in lab.topo.ases:
             raise ClassError(f"--group {args.group!r} is not an AS of {args.file}")
         group = int(args.group)
+    files = [f for _, _, f in configs.saved_files(lab.topo, args.dir, group)]
     done, problems = configs.restore(lab.topo, lab.places(), args.dir, group)
     for p in problems:
         print(f"minet configs restore: {p}")
-    print(f"restored {done} router configurations from {args.dir}")
+    if problems:
+        print(f"restored {done} of {len(files)} configurations from {args.dir}")
+    else:
+        print(f"restored {configs.summary(files)} from {args.dir}")
     return 1 if problems else 0
 
 
 def add_configs_commands(subparsers, guarded) -> None:
-    cfg = subparsers.add_parser("configs", help="save or restore every router's configuration (a lab)")
+    cfg = subparsers.add_parser("configs", help="save or restore every router's and switch's configuration (a lab)")
     sub = cfg.add_subparsers(dest="configs_cmd", required=True)
-    s = sub.add_parser("save", help="every router's running configuration into DIR/as<ASN>/<ROUTER>.conf")
+    s = sub.add_parser("save", help="every router's running configuration into DIR/as<ASN>/<ROUTER>.conf, every "
+                       "switch's VLAN settings into DIR/as<ASN>/<SWITCH>.ovs")
     s.add_argument("file")
     s.add_argument("dir")
     s.set_defaults(func=guarded(cmd_configs_save))

@@ -32,7 +32,8 @@ from .sshd import DoorConfig, config_text
 
 SSHD = "/usr/sbin/sshd"
 DEFAULT_RUN = "/run/minet-class"
-Nodes = Dict[str, Tuple[str, Optional[str]]]       # node id -> (namespace, FRR dir or None)
+# node id -> (namespace, a router's FRR dir | a switch's layer-2 map (provision/l2ctl.py) | None)
+Nodes = Dict[str, Tuple[str, Optional[str]]]
 
 
 def run_root() -> str:
@@ -146,8 +147,9 @@ def broker_plan(topo, asns: List[int], nodes: Nodes, users: Dict[int, pwd.struct
             ns, confdir = nodes.get(dev.node, (None, None))
             if ns is None:
                 continue
-            devices[key] = {"kind": dev.kind, "node": dev.node, "netns": ns, "vty_dir": confdir,
-                            "dir_gid": pw.pw_gid}
+            devices[key] = {"kind": dev.kind, "node": dev.node, "netns": ns,
+                            "vty_dir": confdir if dev.kind == "router" else None,
+                            "l2_map": confdir if dev.kind == "switch" else None, "dir_gid": pw.pw_gid}
         groups[str(pw.pw_uid)] = {"asn": asn, "user": pw.pw_name, "uid": pw.pw_uid, "gid": pw.pw_gid,
                                   "devices": devices}
     return {"instance": topo.name, "tag": topo.tag, "socket": os.path.join(rdir, "broker.sock"),

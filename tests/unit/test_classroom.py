@@ -313,3 +313,114 @@ def test_saved_files_names_routers_of_the_topology_only(tmp_path):
     assert "as9: not a folder of an AS of cls" in str(exc.value)
     with pytest.raises(ClassError):
         configs.saved_files(t, str(tmp_path / "missing"))
+
+
+# ---- layer 2: goto SWITCH, goto HOST, the switch shell -------------------------------------------
+
+L2 = """\
+    layer2:
+      switches: {S1: {dc: DCN, router: C1}, S2: {dc: DCN}}
+      hosts: {H3: {switch: S1, vlan: 10}, vpn_1: {switch: S1, vlan: 30, vpn: true}}
+      links: [{a: S1, b: S2}]
+"""
+
+
+def l2_devices():
+    text = BASE.replace("  3: {server: VM1, routers: [C1, C2], configure: false}\n",
+                        "  3:\n    server: VM1\n    routers: [C1, C2]\n    configure: false\n" + textwrap.indent(
+                            textwrap.dedent(L2), "    "))
+    return goto.group_devices(parse_topology(text + "class: {}\n", "t.yaml"), 3)
+
+
+def test_a_groups_switches_and_hosts_are_devices_vpn_clients_are_not():
+    d = l2_devices()
+    assert list(d) == ["C1", "C1 host", "C2", "C2 host", "S1", "S2", "H3"]
+    assert (d["S1"].kind, d["S1"].node) == ("switch", "3.S1") and (d["H3"].kind, d["H3"].node) == ("l2host", "3.H3")
+    assert goto.parse("goto S1", d) == goto.Command("goto", "S1")
+    with pytest.raises(goto.Refused):
+        goto.parse("goto vpn_1", d)
+    assert goto.complete("goto S", d) == ["S1", "S2"]
+    text = goto.welcome(3, "as3-cls", d)
+    assert "switches: S1 S2" in text and "hosts: H3" in text
+
+
+@pytest.mark.parametrize("line,argv", [
+    ("ovs-vsctl show", ("show",)),
+    ("show", ("show",)),
+    ("ovs-vsctl set port 3-H3 tag=10", ("set", "port", "3-H3", "tag=10")),
+    ("ovs-vsctl set port C1router 'trunks=10,20'", ("set", "port", "C1router", "trunks=10,20")),
+    ("ovs-vsctl --db=unix:/x show", ("--db=unix:/x", "show")),          # l2ctl refuses it (below)
+])
+def test_switch_lines_become_argument_lists(line, argv):
+    assert goto.parse_switch(line) == goto.SwitchCommand("vsctl", argv)
+
+
+@pytest.mark.parametrize("line", ["sh", "bash -c id", "ovs-ofctl dump-flows br0", "ovs-vsctl", "set 'port",
+                                  "show\x1b[A", "show; id", "ovs-vsctl show\x00", "é"])
+def test_switch_shell_refuses_what_is_not_ovs_vsctl(line):
+    with pytest.raises(goto.Refused) as exc:
+        goto.parse_switch(line)
+    assert all(c.isprintable() for c in str(exc.value))
+
+
+def test_switch_completion():
+    ports = ["3-H3", "C1router"]
+    assert goto.complete_switch("ovs", ports) == ["ovs-vsctl "]
+    assert "ovs-vsctl set " in goto.complete_switch("ovs-vsctl s", ports)
+    assert goto.complete_switch("ovs-vsctl set port ", ports) == ["ovs-vsctl set port 3-H3 ", "ovs-vsctl set port C1router "]
+    assert goto.complete_switch("set port 3-H3 t", ports) == ["set port 3-H3 tag=", "set port 3-H3 trunks="]
+
+
+@pytest.fixture
+def l2map(tmp_path, monkeypatch):
+    """A switch map like provisioning's, and an ovs-vsctl that records what would run."""
+    from minet_sdn.provision import l2ctl, l2switchd
+    path = tmp_path / "switches.json"
+    path.write_text(json.dumps({"switches": {
+        "3.S1": {"bridge": "s1", "asn": 3, "configure": False, "rundir": str(tmp_path / "l2-3"),
+                 "ports": {"3-H3": "s1h1", "C1router": "s1r"}},
+        "4.S1": {"bridge": "s1", "asn": 4, "configure": False, "rundir": str(tmp_path / "l2-4"),
+                 "ports": {"4-H4": "s1h1"}}}}))
+    ran = []
+    monkeypatch.setattr(l2switchd, "vsctl", lambda rundir, *args, **kw: ran.append((rundir, args)) or "")
+    return str(path), ran
+
+
+@pytest.mark.parametrize("argv", [
+    ["--db=unix:/run/openvswitch/db.sock", "show"],           # the server's own OvS
+    ["show", "--db=unix:/run/openvswitch/db.sock"],
+    ["-vconsole:dbg", "show"], ["--timeout=0", "show"], ["--", "--id=@p", "create", "port", "name=x"],
+    ["add-br", "evil"], ["del-br", "br0"], ["add-port", "br0", "x"], ["del-port", "br0", "3-H3"],
+    ["set", "bridge", "br0", "fail_mode=secure"], ["set", "interface", "3-H3", "type=patch"],
+    ["set", "port", "3-H3", "other_config:x=1"], ["set", "port", "3-H3", "tag=10;id"],
+    ["set", "port", "3-H3", "tag=4096"], ["set", "port", "3-H3", "trunks=1,$(id)"],
+    ["set", "port", "3-H3", "vlan_mode=evil"], ["set", "port", "4-H4", "tag=10"],     # another group's port
+    ["set", "port", "s1h1", "tag=10"],                        # a real name, not the student's
+    ["set-controller", "br0", "tcp:127.0.0.1:6653"], ["emer-reset"], ["list", "bridge"], ["list-ports", "s1"],
+    ["get", "port", "3-H3", "name"], ["clear", "port", "3-H3", "external_ids"],
+])
+def test_l2ctl_refuses_every_escape_from_its_allow_list(l2map, argv):
+    from minet_sdn.provision import l2ctl
+    path, ran = l2map
+    code, out, err = l2ctl.execute(path, "3.S1", argv)
+    assert code == 2 and err.startswith("ovs-vsctl: ") and err.count("\n") == 1 and ran == []
+
+
+def test_l2ctl_runs_allowed_commands_on_the_groups_switch_only(l2map, tmp_path):
+    from minet_sdn.provision import l2ctl
+    path, ran = l2map
+    assert l2ctl.execute(path, "3.S1", ["set", "port", "3-H3", "tag=10"])[0] == 0
+    assert l2ctl.execute(path, "3.S1", ["set", "port", "C1router", "trunks=10,20"])[0] == 0
+    assert ran == [(str(tmp_path / "l2-3"), ("set", "port", "s1h1", "tag=10")),
+                   (str(tmp_path / "l2-3"), ("set", "port", "s1r", "trunks=[10,20]"))]
+    assert l2ctl.execute(path, "9.S1", ["show"])[0] == 2                   # a switch the map does not have
+
+
+def test_saved_switch_files_are_read_line_by_line():
+    from minet_sdn.classroom import configs
+    text = "# switch 3.S1\novs-vsctl set port 3-H3 tag=10\n\novs-vsctl set port C1router trunks=10,20\n"
+    assert configs.switch_commands("f.ovs", text) == [["set", "port", "3-H3", "tag=10"],
+                                                      ["set", "port", "C1router", "trunks=10,20"]]
+    with pytest.raises(ClassError) as exc:
+        configs.switch_commands("f.ovs", "ovs-vsctl show\nrm -rf /\n")
+    assert str(exc.value) == "f.ovs:2: not an `ovs-vsctl ...` line"
