@@ -28,7 +28,7 @@ import sys
 import threading
 from typing import Any, Dict, List, Optional, Tuple
 
-from . import cgroups
+from . import cgroups, vtyguard
 from .sandbox import SPEC_ENV
 from .settings import Limits
 
@@ -154,7 +154,26 @@ class Broker:
                 "stage": self.plan["stage"], "tty": len(fds) == 1, "term": term,
                 "prompt": f"AS{asn} {key}", "cgroup_procs": list(cg.procs),
                 "rlimits": cgroups.rlimits(self.mode, self.limits)}
+        guard = None
+        if device["kind"] == "router":     # vtysh reaches the daemons through the guard only (vtyguard.py)
+            try:
+                guard = vtyguard.Guard(device["vty_dir"], os.path.join(
+                    os.path.dirname(self.plan["socket"]), "vty", os.urandom(8).hex()), group["gid"])
+            except OSError as exc:
+                send(conn, {"error": f"cannot open the router's daemons ({exc.strerror})"})
+                return
+            spec["vty_guard"] = vtyguard.mounts(guard)
         stdio = (fds[0], fds[0], fds[0]) if len(fds) == 1 else tuple(fds)
+        try:
+            code = self._run_sandbox(conn, spec, stdio, fds)
+        finally:
+            if guard is not None:
+                guard.close()
+        if device["kind"] == "router":
+            self.keep_config_readable(device)
+        send(conn, {"exit": code})
+
+    def _run_sandbox(self, conn, spec, stdio, fds) -> int:
         proc = subprocess.Popen([sys.executable, "-I", "-m", "minet_sdn.classroom.sandbox"],
                                 stdin=stdio[0], stdout=stdio[1], stderr=stdio[2], close_fds=True,
                                 env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", SPEC_ENV: json.dumps(spec)})
@@ -162,10 +181,7 @@ class Broker:
             os.close(fd)
         fds.clear()
         send(conn, {"ok": True})
-        code = proc.wait()
-        if device["kind"] == "router":
-            self.keep_config_readable(device)
-        send(conn, {"exit": code})
+        return proc.wait()
 
     def vsctl(self, conn: socket.socket, req: Dict[str, Any], group: Dict[str, Any]) -> None:
         """One ovs-vsctl command on one of the group's switches: the switch and its map come from

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -424,3 +425,93 @@ def test_saved_switch_files_are_read_line_by_line():
     with pytest.raises(ClassError) as exc:
         configs.switch_commands("f.ovs", "ovs-vsctl show\nrm -rf /\n")
     assert str(exc.value) == "f.ovs:2: not an `ovs-vsctl ...` line"
+
+
+# ---- the vty guard: vtysh -> the router's daemons ------------------------------------------------
+
+@pytest.mark.parametrize("line", [
+    "log file /var/lib/minet-sdn/x/3.C2/frr.conf", "lo fi /tmp/x", "LOG FILE /tmp/x debugging", "do log file /x",
+    "log extended x", "destination file /tmp/x", "destination fd 5", "dump bgp all /tmp/x 10m", "du b updates /x",
+    "banner motd file /etc/shadow",
+])
+def test_the_vty_guard_refuses_what_makes_a_daemon_open_a_path(line):
+    from minet_sdn.classroom import vtyguard
+    assert vtyguard.refusal(line)
+
+
+@pytest.mark.parametrize("line", [
+    "show running-config", "router bgp 3", "neighbor 1.2.3.4 remote-as 1", "log syslog", "log stdout",
+    "no log file", "write memory", "log facility local0", "log timestamp precision 3", "banner motd line hi",
+    "configure terminal", "logging", "",
+])
+def test_the_vty_guard_lets_the_course_through(line):
+    from minet_sdn.classroom import vtyguard
+    assert vtyguard.refusal(line) is None
+
+
+def test_the_vty_guard_relays_commands_answers_refusals_and_passes_descriptors(tmp_path):
+    """A fake daemon behind the guard: what it receives, what vtysh's side gets back."""
+    import array
+    import threading
+    from minet_sdn.classroom import vtyguard
+    vty = tmp_path / "vty"
+    vty.mkdir()
+    seen = []
+    srv = socket_server(str(vty / "bgpd.vty"))
+
+    def daemon():
+        conn, _ = srv.accept()
+        buf = b""
+        while True:
+            chunk = conn.recv(4096)
+            if not chunk:
+                return
+            buf += chunk
+            while b"\0" in buf:
+                cmd, buf = buf.split(b"\0", 1)
+                seen.append(cmd.decode())
+                if cmd == b"terminal monitor":
+                    r, w = os.pipe()
+                    os.write(w, b"log line")
+                    conn.sendmsg([b"\0\0\0\0"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [r]))])
+                    os.close(r)
+                    os.close(w)
+                else:
+                    conn.sendall(f"ran {cmd.decode()}\n".encode() + b"\0\0\0\0")
+    threading.Thread(target=daemon, daemon=True).start()
+    guard = vtyguard.Guard(str(vty), str(tmp_path / "guard"), os.getgid())
+    try:
+        assert guard.sockets == [("bgpd.vty", str(tmp_path / "guard" / "bgpd.vty"))]
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.connect(guard.sockets[0][1])
+        c.settimeout(10)
+
+        def ask(cmd: bytes):
+            c.sendall(cmd + b"\0")
+            data, fds = b"", []
+            while not (len(data) >= 4 and data[-4:-1] == b"\0\0\0"):
+                msg, anc, _f, _a = c.recvmsg(4096, socket.CMSG_SPACE(16))
+                data += msg
+                for _l, _k, payload in anc:
+                    fds += list(array.array("i", payload[:len(payload) - len(payload) % 4]))
+            return data, fds
+        assert ask(b"show running-config") == (b"ran show running-config\n\0\0\0\0", [])
+        out, _ = ask(b"log file /tmp/elsewhere")
+        assert out.startswith(b"% a log file") and out.endswith(b"\0\0\0\x01")
+        _, fds = ask(b"terminal monitor")
+        assert len(fds) == 1 and os.read(fds[0], 100) == b"log line"
+        os.close(fds[0])
+        assert seen == ["show running-config", "terminal monitor"]       # the daemon never saw the refused one
+        c.close()
+    finally:
+        guard.close()
+        srv.close()
+    assert not (tmp_path / "guard").exists()
+
+
+def socket_server(path: str):
+    import socket as _s
+    s = _s.socket(_s.AF_UNIX, _s.SOCK_STREAM)
+    s.bind(path)
+    s.listen(4)
+    return s
