@@ -2,7 +2,7 @@
 
 Every router's daemons run as the one `frr` user, which owns every router's FRR directory on the
 server. vtysh runs as the student (sandbox.py), but some commands make a *daemon* open a file by a
-path the student chooses: `log file PATH`, `log extended NAME` + `destination file PATH` (or an fd
+path the student chooses: `log file PATH`, `log filtered-file PATH`, `log extended NAME` + `destination file PATH` (or an fd
 of the daemon), `dump bgp ... PATH`, `banner motd file PATH`. The daemon would open it as `frr`, on
 the server's filesystem: another router's `frr.conf`, a full disk. The sandbox cannot stop that (the
 daemon is not in it), so the broker stands between vtysh and the daemons: for a router session,
@@ -32,6 +32,7 @@ CMD_WARNING = 1
 # (keywords, why) the daemon would open a path, or one of its own descriptors, for the student
 REFUSED: Tuple[Tuple[Tuple[str, ...], str], ...] = (
     (("log", "file"), "a log file is written by the router's daemons: not from a door"),
+    (("log", "filtered-file"), "a log file is written by the router's daemons: not from a door"),
     (("log", "extended"), "extended log targets are written by the router's daemons: not from a door"),
     (("destination",), "log destinations are opened by the router's daemons: not from a door"),
     (("dump", "bgp"), "MRT dumps are written by bgpd: not from a door"),

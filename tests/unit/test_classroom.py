@@ -430,7 +430,7 @@ def test_saved_switch_files_are_read_line_by_line():
 # ---- the vty guard: vtysh -> the router's daemons ------------------------------------------------
 
 @pytest.mark.parametrize("line", [
-    "log file /var/lib/minet-sdn/x/3.C2/frr.conf", "lo fi /tmp/x", "LOG FILE /tmp/x debugging", "do log file /x",
+    "log file /var/lib/minet-sdn/x/3.C2/frr.conf", "lo fi /tmp/x", "log filtered-file /tmp/x", "log filt /x", "LOG FILE /tmp/x debugging", "do log file /x",
     "log extended x", "destination file /tmp/x", "destination fd 5", "dump bgp all /tmp/x 10m", "du b updates /x",
     "banner motd file /etc/shadow",
 ])
