@@ -356,15 +356,16 @@ def frr_dir(lab, router: str) -> str:
     return places.router_place(lab["topo"], router).frr_dir
 
 
-def test_vtysh_cannot_make_a_daemon_write_another_groups_files(lab, tmp_path):
+def test_vtysh_cannot_make_a_daemon_write_another_groups_files(lab):
     """The daemons run as frr, which owns every router's directory: `log file PATH` typed as root
     makes bgpd write PATH; from a door the guard refuses it, and `dump bgp` and the rest."""
-    probe = tmp_path / "probe.log"
+    probe = os.path.join(frr_dir(lab, "4.D1"), "probe.log")           # another group's router's directory
     place = places.router_place(lab["topo"], "3.C2")
     root = subprocess.run(place.exec_prefix() + place.vtysh_argv("configure terminal", f"log file {probe}"),
                           capture_output=True, text=True, timeout=30)
-    assert root.returncode == 0 and probe.exists()                    # the escape is real without the guard
     subprocess.run(place.exec_prefix() + place.vtysh_argv("configure terminal", "no log file"), timeout=30)
+    assert root.returncode == 0 and os.path.exists(probe), root.stdout  # the escape is real without the guard
+    os.unlink(probe)
     target = os.path.join(frr_dir(lab, "4.D1"), "pwned")              # another group's router
     with Door(lab, 3) as s:
         s.cmd("goto C2", "AS3-C2# ")

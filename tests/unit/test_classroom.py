@@ -515,3 +515,40 @@ def socket_server(path: str):
     s.bind(path)
     s.listen(4)
     return s
+
+
+# ---- doors on real servers (--master): the master's bundle ---------------------------------------
+
+def test_the_master_sends_each_server_its_own_groups_credentials_only(tmp_path):
+    from minet_sdn.provision import doors_remote
+    t = topo("class: {}\n")
+    store = credentials.Store("cls", root=str(tmp_path))
+    assert doors_remote.door_servers(t) == ["VM1", "VM2"]
+    doc = doors_remote.bundle(t, "VM1", False, store=store)
+    assert sorted(doc["groups"]) == ["3"] and doc["server"] == "VM1" and doc["action"] == "up"
+    g = doc["groups"]["3"]
+    assert g["password"] == store.passwords[3] and "PRIVATE KEY" in g["host_key"]
+    assert g["host_key_public"] == store.host_key_public(3)
+    assert doors_remote.bundle(t, "VM2", True, store=store)["groups"] == {}       # down: no secrets
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(doc))
+    assert doors_remote.read_bundle(str(path), t, "VM1") == doc
+    for server, text in (("VM2", json.dumps(doc)), ("VM1", "not json"), ("VM1", json.dumps(dict(doc, version=9)))):
+        path.write_text(text)
+        with pytest.raises(doors_remote.BundleError) as exc:
+            doors_remote.read_bundle(str(path), t, server)
+        assert str(exc.value).startswith(str(path))
+
+
+def test_no_class_section_means_no_door_servers():
+    from minet_sdn.provision import doors_remote
+    assert doors_remote.door_servers(topo()) == []
+
+
+def test_provision_doors_needs_server():
+    from minet_sdn.cli import provision
+    import io, contextlib as cl
+    err = io.StringIO()
+    with cl.redirect_stderr(err):
+        code = provision.main(["--topology", "topologies/demo.yaml", "--master", "--doors", "x.json"])
+    assert code == 2 and "--doors goes with --server" in err.getvalue()
