@@ -175,6 +175,20 @@ def cmd_configs_restore(args) -> int:
     return 1 if problems else 0
 
 
+def cmd_configs_snapshot(args) -> int:
+    import time
+    lab = _lab(args.file)
+    if args.every is not None and args.every < 60:
+        raise ClassError(f"--every {args.every:g}: at least 60 seconds")
+    while True:
+        when = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+        commit = configs.snapshot(lab.topo, lab.places(), args.repo, when)
+        print(f"{when}: " + (f"commit {commit[:12]} in {args.repo}" if commit else "nothing changed"), flush=True)
+        if args.every is None:
+            return 0
+        time.sleep(args.every)
+
+
 def add_configs_commands(subparsers, guarded) -> None:
     cfg = subparsers.add_parser("configs", help="save or restore every router's and switch's configuration (a lab)")
     sub = cfg.add_subparsers(dest="configs_cmd", required=True)
@@ -188,3 +202,10 @@ def add_configs_commands(subparsers, guarded) -> None:
     r.add_argument("dir")
     r.add_argument("--group", metavar="ASN", help="only this AS's routers")
     r.set_defaults(func=guarded(cmd_configs_restore))
+    n = sub.add_parser("snapshot", help="save every configuration into git repository REPO and commit what "
+                                        "changed, per group (made when missing)")
+    n.add_argument("file")
+    n.add_argument("repo")
+    n.add_argument("--every", type=float, metavar="SECONDS",
+                   help="keep going: a snapshot every SECONDS (e.g. 3600: hourly), until stopped")
+    n.set_defaults(func=guarded(cmd_configs_snapshot))

@@ -230,3 +230,44 @@ def summary(files: Iterable[str]) -> str:
     switches = sum(1 for f in files if f.endswith(".ovs"))
     text = f"{len(files) - switches} router configurations"
     return text + (f" and {switches} switch configurations" if switches else "")
+
+
+# ---- snapshots into a git repository: what changed, per group, over time ----------------------
+
+GIT_IDENTITY = ("-c", "user.name=minet-sdn", "-c", "user.email=minet-sdn@localhost")
+
+
+def _git(repo: str, *args: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["git", "-C", repo, *GIT_IDENTITY, *args], capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        raise ClassError(f"{repo}: git {args[0]} failed: {(proc.stderr or proc.stdout).strip()[:200]}")
+    return proc
+
+
+def commit_snapshot(repo: str, when: str) -> Optional[str]:
+    """Commit what changed under `repo` (as<ASN>/ folders), the message naming each group's changed
+    files; the new commit's hash, or None when nothing changed."""
+    if not os.path.isdir(os.path.join(repo, ".git")):
+        os.makedirs(repo, mode=0o700, exist_ok=True)
+        _git(repo, "init", "-q")
+    _git(repo, "add", "-A", "--", ".")
+    changed = [line[3:] for line in _git(repo, "status", "--porcelain").stdout.splitlines() if line[3:]]
+    if not changed:
+        return None
+    groups: dict = {}
+    for path in changed:
+        folder, _, fname = path.strip('"').partition("/")
+        m = re.fullmatch(r"as([0-9]+)", folder)
+        key = f"AS{m.group(1)}" if m else folder
+        groups.setdefault(key, []).append(fname or folder)
+    order = sorted(groups, key=lambda k: (not k.startswith("AS"), int(k[2:]) if k[2:].isdigit() else 0, k))
+    body = "\n".join(f"{k}: {', '.join(sorted(groups[k]))}" for k in order)
+    _git(repo, "commit", "-q", "-m", f"snapshot {when}: {len(order)} groups changed", "-m", body)
+    return _git(repo, "rev-parse", "HEAD").stdout.strip()
+
+
+def snapshot(topo, places, repo: str, when: str, asns: Optional[Iterable[int]] = None) -> Optional[str]:
+    """Save every router's and switch's configuration into git repository `repo` (made when
+    missing) and commit what changed; the commit, or None."""
+    save(topo, places, repo, asns)
+    return commit_snapshot(repo, when)

@@ -475,6 +475,14 @@ def test_configs_save_restore_and_kept_across_lab_down_and_up(lab, tmp_path):
     r = minet("configs", "restore", lab["path"], str(saved))
     assert r.returncode == 2 and "NOPE.conf: not a configuration of a router of AS3" in r.stderr
 
+    history = tmp_path / "history"                                   # snapshots into a real git repository
+    r = minet("configs", "snapshot", lab["path"], str(history))
+    assert r.returncode == 0 and "commit " in r.stdout, r.stdout + r.stderr
+    r = minet("configs", "snapshot", lab["path"], str(history))
+    assert r.returncode == 0 and "nothing changed" in r.stdout, r.stdout + r.stderr
+    log = subprocess.run(["git", "-C", str(history), "log", "--format=%b"], capture_output=True, text=True).stdout
+    assert "AS3: C1.conf, C2.conf, S1.ovs" in log and "AS4: D1.conf, T1.ovs" in log
+
     password = lab["doors"][3]["password"]
     assert Lab(lab["path"], progress=lambda m: None).down() == []
     Lab(lab["path"], progress=lambda m: print(m, flush=True)).up()

@@ -552,3 +552,26 @@ def test_provision_doors_needs_server():
     with cl.redirect_stderr(err):
         code = provision.main(["--topology", "topologies/demo.yaml", "--master", "--doors", "x.json"])
     assert code == 2 and "--doors goes with --server" in err.getvalue()
+
+
+def test_snapshots_commit_what_changed_per_group_with_real_git(tmp_path):
+    from minet_sdn.classroom import configs
+    repo = tmp_path / "history"
+    (repo / "as3").mkdir(parents=True)
+    (repo / "as3" / "C1.conf").write_text("hostname C1\n")
+    (repo / "as3" / "S1.ovs").write_text("ovs-vsctl set port 3-H3 tag=10\n")
+    (repo / "as12").mkdir()
+    (repo / "as12" / "X1.conf").write_text("hostname X1\n")
+    first = configs.commit_snapshot(str(repo), "2026-12-08 01:00")
+    assert first and len(first) == 40
+    assert configs.commit_snapshot(str(repo), "2026-12-08 02:00") is None           # nothing changed
+    (repo / "as12" / "X1.conf").write_text("hostname X1\nrouter bgp 12\n")
+    second = configs.commit_snapshot(str(repo), "2026-12-08 03:00")
+    log = subprocess.run(["git", "-C", str(repo), "log", "--format=%H%n%s%n%b%n--"], capture_output=True,
+                         text=True, check=True).stdout
+    assert log.count("--\n") == 2 and second in log and first in log
+    assert "snapshot 2026-12-08 03:00: 1 groups changed\nAS12: X1.conf\n" in log
+    assert "snapshot 2026-12-08 01:00: 2 groups changed\nAS3: C1.conf, S1.ovs\nAS12: X1.conf\n" in log
+    diff = subprocess.run(["git", "-C", str(repo), "show", "--stat", "--format=", second], capture_output=True,
+                          text=True, check=True).stdout
+    assert "as12/X1.conf" in diff and "as3" not in diff
