@@ -187,25 +187,11 @@ def _push_locally(topo_path: str, name: str, doc: Dict, opts) -> Dict:
 def _push_over_ssh(server, topo_text: str, doc: Dict, opts, progress: Progress, ssh) -> Dict:
     import paramiko
     t0 = time.monotonic()
-    user, host, port = ssh.parse_ssh(server.ssh or "")
     client = paramiko.SSHClient()
     try:
-        if opts.known_hosts:
-            client.load_host_keys(opts.known_hosts)
-        else:
-            client.load_system_host_keys()
-        client.set_missing_host_key_policy(paramiko.AutoAddPolicy() if opts.insecure_host_keys
-                                           else paramiko.RejectPolicy())
-        kw = dict(hostname=host, port=port, timeout=opts.connect_timeout, banner_timeout=opts.connect_timeout,
-                  auth_timeout=opts.connect_timeout)
-        if user:
-            kw["username"] = user
-        if opts.identity:
-            kw.update(key_filename=opts.identity, look_for_keys=False, allow_agent=False)
-        try:
-            client.connect(**kw)
-        except (paramiko.SSHException, OSError) as exc:
-            return {"server": server.name, "ok": False, "error": f"doors: ssh to {host}:{port}: {exc}"}
+        error = ssh.connect(client, server, opts)
+        if error:
+            return {"server": server.name, "ok": False, "error": f"doors: {error}"}
         code, out, _ = ssh._exec(client, "mktemp -t minet-topology.XXXXXXXX && mktemp -t minet-doors.XXXXXXXX", 30)
         paths = out.split()
         if code != 0 or len(paths) != 2 or not all(p.startswith("/") for p in paths):
