@@ -370,7 +370,7 @@ def test_vtysh_cannot_make_a_daemon_write_another_groups_files(lab):
     with Door(lab, 3) as s:
         s.cmd("goto C2", "AS3-C2# ")
         s.cmd("configure terminal", r"\(config\)# ")
-        for line in (f"log file {target}", f"lo fi {target}", f"log filtered-file {target}",
+        for line in (f"log file {target}", f"log filtered-file {target}",
                      f"dump bgp all {target}"):
             assert "not from a door" in s.cmd(line, r"\(config\)# "), line
         for line in ("banner motd file /etc/shadow", "log extended x"):      # vtysh may keep these to itself
