@@ -575,3 +575,22 @@ def test_snapshots_commit_what_changed_per_group_with_real_git(tmp_path):
     diff = subprocess.run(["git", "-C", str(repo), "show", "--stat", "--format=", second], capture_output=True,
                           text=True, check=True).stdout
     assert "as12/X1.conf" in diff and "as3" not in diff
+
+
+def test_the_switch_prompt_sends_word_lists_to_the_broker_and_runs_nothing_itself(monkeypatch, capsys):
+    import io
+    from minet_sdn.classroom import shell
+
+    class FakeDoor:
+        asn, tty = 3, False
+        sent = []
+
+        def vsctl(self, key, argv):
+            self.sent.append((key, argv))
+            return (0, "3-H3\nC1router\n", "") if argv == ["list-ports", "br0"] else (2, "", "ovs-vsctl: no\n")
+    door = FakeDoor()
+    monkeypatch.setattr(sys, "stdin", io.StringIO("ovs-vsctl set port 3-H3 'tag=10'\nsh -c id\n$(id)\nhelp\nexit\n"))
+    assert shell.switch_shell(door, "S1") == 0
+    assert door.sent == [("S1", ["list-ports", "br0"]), ("S1", ["set", "port", "3-H3", "tag=10"])]
+    out = capsys.readouterr().out
+    assert "ovs-vsctl: no" in out and out.count("only ovs-vsctl on this switch") == 2 and "ovs-vsctl show" in out
