@@ -10,6 +10,9 @@ Protocol: one JSON line each way per request, on a fresh connection.
                                           (it counts towards limits.sessions)
   {"op": "goto", "device": KEY, "term": T} + fds (the terminal: 1 fd, or stdin/stdout/stderr: 3)
                                        -> {"ok": true} ... {"exit": N}   or   {"error": "..."}
+  {"op": "vsctl", "device": KEY, "argv": [...]}   one students' ovs-vsctl command on the group's
+                                       switch KEY (provision/l2ctl.py's allow-list, run here as root)
+                                       -> {"code": N, "out": "...", "err": "..."}   or   {"error": "..."}
 Run as `python -I -m minet_sdn.classroom.broker PLAN.json` (doors.py writes the plan, 0600 root).
 """
 from __future__ import annotations
@@ -25,7 +28,7 @@ import sys
 import threading
 from typing import Any, Dict, List, Optional, Tuple
 
-from . import cgroups
+from . import cgroups, vtyguard
 from .sandbox import SPEC_ENV
 from .settings import Limits
 
@@ -94,6 +97,8 @@ class Broker:
                 self.hello(conn, pid, group)
             elif req.get("op") == "goto":
                 self.goto(conn, req, fds, group)
+            elif req.get("op") == "vsctl":
+                self.vsctl(conn, req, group)
             else:
                 send(conn, {"error": "bad request"})
         except OSError:
@@ -133,6 +138,9 @@ class Broker:
         if device is None:
             send(conn, {"error": "no such device in your AS"})
             return
+        if device["kind"] == "switch":       # a switch is entered by its own shell (vsctl), never a sandbox
+            send(conn, {"error": "a switch takes ovs-vsctl commands only"})
+            return
         if len(fds) not in (1, 3):
             send(conn, {"error": "bad request (no terminal)"})
             return
@@ -146,7 +154,26 @@ class Broker:
                 "stage": self.plan["stage"], "tty": len(fds) == 1, "term": term,
                 "prompt": f"AS{asn} {key}", "cgroup_procs": list(cg.procs),
                 "rlimits": cgroups.rlimits(self.mode, self.limits)}
+        guard = None
+        if device["kind"] == "router":     # vtysh reaches the daemons through the guard only (vtyguard.py)
+            try:
+                guard = vtyguard.Guard(device["vty_dir"], os.path.join(
+                    os.path.dirname(self.plan["socket"]), "vty", os.urandom(8).hex()), group["gid"])
+            except OSError as exc:
+                send(conn, {"error": f"cannot open the router's daemons ({exc.strerror})"})
+                return
+            spec["vty_guard"] = vtyguard.mounts(guard)
         stdio = (fds[0], fds[0], fds[0]) if len(fds) == 1 else tuple(fds)
+        try:
+            code = self._run_sandbox(conn, spec, stdio, fds)
+        finally:
+            if guard is not None:
+                guard.close()
+        if device["kind"] == "router":
+            self.keep_config_readable(device)
+        send(conn, {"exit": code})
+
+    def _run_sandbox(self, conn, spec, stdio, fds) -> int:
         proc = subprocess.Popen([sys.executable, "-I", "-m", "minet_sdn.classroom.sandbox"],
                                 stdin=stdio[0], stdout=stdio[1], stderr=stdio[2], close_fds=True,
                                 env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", SPEC_ENV: json.dumps(spec)})
@@ -154,10 +181,23 @@ class Broker:
             os.close(fd)
         fds.clear()
         send(conn, {"ok": True})
-        code = proc.wait()
-        if device["kind"] == "router":
-            self.keep_config_readable(device)
-        send(conn, {"exit": code})
+        return proc.wait()
+
+    def vsctl(self, conn: socket.socket, req: Dict[str, Any], group: Dict[str, Any]) -> None:
+        """One ovs-vsctl command on one of the group's switches: the switch and its map come from
+        the plan, the arguments from the request, checked word by word by l2ctl (no shell)."""
+        from ..provision import l2ctl
+        key, argv = req.get("device"), req.get("argv")
+        device = group["devices"].get(key) if isinstance(key, str) else None
+        if device is None or device["kind"] != "switch" or not device.get("l2_map"):
+            send(conn, {"error": "no such switch in your AS"})
+            return
+        if (not isinstance(argv, list) or len(argv) > 32
+                or not all(isinstance(a, str) and len(a) <= 200 and a.isascii() and a.isprintable() for a in argv)):
+            send(conn, {"error": "bad request"})
+            return
+        code, out, err = l2ctl.execute(device["l2_map"], device["node"], argv)
+        send(conn, {"code": code, "out": out[:65536], "err": err[:4096]})
 
     def keep_config_readable(self, device: Dict[str, Any]) -> None:
         """vtysh run as the group's user writes frr.conf as that user: give it back to frr (the

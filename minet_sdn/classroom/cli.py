@@ -153,7 +153,7 @@ def _lab(path: str):
 def cmd_configs_save(args) -> int:
     lab = _lab(args.file)
     files = configs.save(lab.topo, lab.places(), args.dir)
-    print(f"saved {len(files)} router configurations under {args.dir} (one folder per AS)")
+    print(f"saved {configs.summary(files)} under {args.dir} (one folder per AS)")
     return 0
 
 
@@ -164,17 +164,36 @@ def cmd_configs_restore(args) -> int:
         if not re.fullmatch(r"[0-9]{1,10}", args.group) or int(args.group) not in lab.topo.ases:
             raise ClassError(f"--group {args.group!r} is not an AS of {args.file}")
         group = int(args.group)
+    files = [f for _, _, f in configs.saved_files(lab.topo, args.dir, group)]
     done, problems = configs.restore(lab.topo, lab.places(), args.dir, group)
     for p in problems:
         print(f"minet configs restore: {p}")
-    print(f"restored {done} router configurations from {args.dir}")
+    if problems:
+        print(f"restored {done} of {len(files)} configurations from {args.dir}")
+    else:
+        print(f"restored {configs.summary(files)} from {args.dir}")
     return 1 if problems else 0
 
 
+def cmd_configs_snapshot(args) -> int:
+    import time
+    lab = _lab(args.file)
+    if args.every is not None and args.every < 60:
+        raise ClassError(f"--every {args.every:g}: at least 60 seconds")
+    while True:
+        when = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+        commit = configs.snapshot(lab.topo, lab.places(), args.repo, when)
+        print(f"{when}: " + (f"commit {commit[:12]} in {args.repo}" if commit else "nothing changed"), flush=True)
+        if args.every is None:
+            return 0
+        time.sleep(args.every)
+
+
 def add_configs_commands(subparsers, guarded) -> None:
-    cfg = subparsers.add_parser("configs", help="save or restore every router's configuration (a lab)")
+    cfg = subparsers.add_parser("configs", help="save or restore every router's and switch's configuration (a lab)")
     sub = cfg.add_subparsers(dest="configs_cmd", required=True)
-    s = sub.add_parser("save", help="every router's running configuration into DIR/as<ASN>/<ROUTER>.conf")
+    s = sub.add_parser("save", help="every router's running configuration into DIR/as<ASN>/<ROUTER>.conf, every "
+                       "switch's VLAN settings into DIR/as<ASN>/<SWITCH>.ovs")
     s.add_argument("file")
     s.add_argument("dir")
     s.set_defaults(func=guarded(cmd_configs_save))
@@ -183,3 +202,10 @@ def add_configs_commands(subparsers, guarded) -> None:
     r.add_argument("dir")
     r.add_argument("--group", metavar="ASN", help="only this AS's routers")
     r.set_defaults(func=guarded(cmd_configs_restore))
+    n = sub.add_parser("snapshot", help="save every configuration into git repository REPO and commit what "
+                                        "changed, per group (made when missing)")
+    n.add_argument("file")
+    n.add_argument("repo")
+    n.add_argument("--every", type=float, metavar="SECONDS",
+                   help="keep going: a snapshot every SECONDS (e.g. 3600: hourly), until stopped")
+    n.set_defaults(func=guarded(cmd_configs_snapshot))

@@ -32,7 +32,8 @@ from .sshd import DoorConfig, config_text
 
 SSHD = "/usr/sbin/sshd"
 DEFAULT_RUN = "/run/minet-class"
-Nodes = Dict[str, Tuple[str, Optional[str]]]       # node id -> (namespace, FRR dir or None)
+# node id -> (namespace, a router's FRR dir | a switch's layer-2 map (provision/l2ctl.py) | None)
+Nodes = Dict[str, Tuple[str, Optional[str]]]
 
 
 def run_root() -> str:
@@ -135,9 +136,10 @@ def door_asns(topo, servers: Iterable[str]) -> List[int]:
     return [a for a in settings.door_asns(topo.ases) if topo.ases[a].server in here]
 
 
-def broker_plan(topo, asns: List[int], nodes: Nodes, users: Dict[int, pwd.struct_passwd], mode: str) -> Dict:
+def broker_plan(topo, asns: List[int], nodes: Nodes, users: Dict[int, pwd.struct_passwd], mode: str,
+                rdir: Optional[str] = None) -> Dict:
     settings: ClassSettings = topo.classroom
-    rdir = run_dir(topo.name)
+    rdir = rdir or run_dir(topo.name)
     groups = {}
     for asn in asns:
         pw = users[asn]
@@ -146,8 +148,9 @@ def broker_plan(topo, asns: List[int], nodes: Nodes, users: Dict[int, pwd.struct
             ns, confdir = nodes.get(dev.node, (None, None))
             if ns is None:
                 continue
-            devices[key] = {"kind": dev.kind, "node": dev.node, "netns": ns, "vty_dir": confdir,
-                            "dir_gid": pw.pw_gid}
+            devices[key] = {"kind": dev.kind, "node": dev.node, "netns": ns,
+                            "vty_dir": confdir if dev.kind == "router" else None,
+                            "l2_map": confdir if dev.kind == "switch" else None, "dir_gid": pw.pw_gid}
         groups[str(pw.pw_uid)] = {"asn": asn, "user": pw.pw_name, "uid": pw.pw_uid, "gid": pw.pw_gid,
                                   "devices": devices}
     return {"instance": topo.name, "tag": topo.tag, "socket": os.path.join(rdir, "broker.sock"),
@@ -284,8 +287,10 @@ def start_sshd(door: Door, state: Dict[str, Dict], listen: str, key: str, ta_key
 # ---- up / down ------------------------------------------------------------------------------
 
 def up(topo, servers: Iterable[str], nodes: Nodes, listen: Optional[str] = None,
-       progress=lambda _msg: None) -> List[Door]:
-    """Every door of `servers` (the ones this machine hosts), given their nodes; the doors made."""
+       progress=lambda _msg: None, store=None, rdir: Optional[str] = None) -> List[Door]:
+    """Every door of `servers` (the ones this machine hosts), given their nodes; the doors made.
+    `store`: where passwords and host keys come from (default: this machine's credentials.Store;
+    a real server gets the master's, provision/doors_remote.py); `rdir`: the run directory."""
     if os.geteuid() != 0:
         raise ClassError("doors need root (users, sshd, namespaces)")
     asns = door_asns(topo, servers)
@@ -293,11 +298,11 @@ def up(topo, servers: Iterable[str], nodes: Nodes, listen: Optional[str] = None,
         return []
     settings: ClassSettings = topo.classroom
     listen = listen or settings.listen
-    store = credentials.Store(topo.name)
+    store = store or credentials.Store(topo.name)
     store.ensure(asns)
-    rdir = run_dir(topo.name)
+    rdir = rdir or run_dir(topo.name)
     os.makedirs(os.path.join(rdir, "stage"), mode=0o755, exist_ok=True)
-    os.chmod(run_root(), 0o755)
+    os.chmod(os.path.dirname(rdir), 0o755)
     os.chmod(rdir, 0o755)
     mode = cgroups.detect()
     users: Dict[int, pwd.struct_passwd] = {}
@@ -312,7 +317,7 @@ def up(topo, servers: Iterable[str], nodes: Nodes, listen: Optional[str] = None,
         if problems:
             progress(f"door AS{asn}: cgroup bounds not all set ({problems[0]}); rlimits still apply")
         doors.append(Door(asn, user, settings.port(asn), os.path.join(rdir, f"as{asn}")))
-    plan = broker_plan(topo, asns, nodes, users, mode)
+    plan = broker_plan(topo, asns, nodes, users, mode, rdir)
     path = os.path.join(rdir, "plan.json")
     with open(path + ".tmp", "w") as fh:
         json.dump(plan, fh, indent=1)
@@ -330,11 +335,11 @@ def up(topo, servers: Iterable[str], nodes: Nodes, listen: Optional[str] = None,
     return doors
 
 
-def down(topo, servers: Optional[Iterable[str]] = None) -> List[str]:
+def down(topo, servers: Optional[Iterable[str]] = None, rdir: Optional[str] = None) -> List[str]:
     """Stop every door of the instance on this machine and remove its users and cgroups (the
     credentials and host keys stay, for the next `up`); the problems met."""
     problems: List[str] = []
-    rdir = run_dir(topo.name)
+    rdir = rdir or run_dir(topo.name)
     state = _state(rdir)
     for name, rec in sorted(state.items(), key=lambda kv: kv[0] == "broker"):   # doors first, broker last
         _stop(rec)
@@ -358,5 +363,5 @@ def down(topo, servers: Optional[Iterable[str]] = None) -> List[str]:
     if not problems and os.path.isdir(rdir):
         shutil.rmtree(rdir, ignore_errors=True)
         with contextlib.suppress(OSError):
-            os.rmdir(run_root())
+            os.rmdir(os.path.dirname(rdir))
     return problems

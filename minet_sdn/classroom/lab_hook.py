@@ -20,7 +20,7 @@ def lab_doors_up(topo, places, progress, fresh: bool = False) -> None:
         progress(f"doors: not made: they enter nodes by their network namespace, and the "
                  f"{places.backend} backend's nodes are containers (docs/class.md)")
         return
-    nodes = {node: (p.ns, p.frr_dir) for node, p in places.items()}
+    nodes = {node: (p.ns, p.frr_dir or p.l2_map) for node, p in places.items()}
     if fresh:
         kept = configs.kept_dir(topo.name)
         asns = set(doors.door_asns(topo, topo.servers))

@@ -9,7 +9,8 @@ with the student's terminal as fds 0-2).
      a fresh /sys (this network namespace), an empty /tmp; nothing else of the server exists in it
      (no /run, no state directories, no other group's files, no /home, /root, /var, /work)
      routers: /usr/bin holds vtysh only (no shell, no pager: `start-shell` and pager escapes find
-     nothing to run); the router's FRR directory is its only socket directory, at /run/frr
+     nothing to run); the router's FRR directory is its only socket directory, at /run/frr, and
+     each daemon's socket there is the broker's vty guard (vtyguard.py), not the daemon's
      hosts: the whole /usr (ip, ping, traceroute, tcpdump, a shell)
   5. chroot; fork (PID 1 of the new namespace reaps, and its exit ends every process of it)
   6. rlimits; the group's uid/gid (+frrvty for vtysh), an empty capability bounding set except
@@ -111,6 +112,9 @@ def build_root(spec: Dict[str, Any]) -> str:
             bind(b, f"{root}{b}", readonly=True, rec=False)
         os.makedirs(f"{root}/run/frr")
         bind(spec["vty_dir"], f"{root}/run/frr", rec=False)
+        # the daemons' sockets are the broker's guard (vtyguard.py): no `log file PATH` and the like
+        for guard_path, name in spec.get("vty_guard") or ():
+            bind(guard_path, f"{root}/run/frr/{name}", rec=False)
     return root
 
 

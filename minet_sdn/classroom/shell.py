@@ -73,6 +73,18 @@ class Door:
         self.devices = {k: goto.Device(k, kind, "") for k, kind in answer["devices"]}
         self.tty = os.isatty(0) and os.isatty(1)
 
+    def vsctl(self, key: str, argv: List[str]):
+        """(code, stdout, stderr) of one ovs-vsctl command on switch `key`, run by the broker."""
+        s = connect(self.sock_path)
+        try:
+            request(s, {"op": "vsctl", "device": key, "argv": argv})
+            answer = read_line(s) or {"error": "the broker did not answer"}
+        finally:
+            s.close()
+        if "error" in answer:
+            return 1, "", f"door: {answer['error']}\n"
+        return int(answer["code"]), str(answer["out"]), str(answer["err"])
+
     def enter(self, key: str) -> int:
         s = connect(self.sock_path)
         try:
@@ -157,11 +169,10 @@ def run(sock_path: str) -> int:
     door = Door(sock_path)
     out = sys.stdout
     print(goto.welcome(door.asn, door.user, door.devices), flush=True)
+    readline = None
     if door.tty:
         import readline
-        readline.set_completer_delims("")
-        state: Dict[str, List[str]] = {}
-        readline.set_completer(lambda text, n: _complete(readline, door, text, n, state))
+        _door_completion(readline, door)
         readline.parse_and_bind("tab: complete")
     prompt = f"AS{door.asn}> "
     while True:
@@ -184,9 +195,65 @@ def run(sock_path: str) -> int:
             print(goto.HELP, file=out, flush=True)
         elif cmd.verb == "devices":
             print(goto.welcome(door.asn, door.user, door.devices), file=out, flush=True)
+        elif cmd.verb == "goto" and door.devices[cmd.device].kind == "switch":
+            code = switch_shell(door, cmd.device)
+            if door.tty:
+                _door_completion(readline, door)
+            print(f"(back at the door of AS{door.asn})", file=out, flush=True)
         elif cmd.verb == "goto":
             code = door.enter(cmd.device)
             print(f"\r\n(back at the door of AS{door.asn}; {cmd.device} exited with {code})", file=out, flush=True)
+
+
+def _door_completion(readline, door: "Door") -> None:
+    readline.set_completer_delims("")
+    state: Dict[str, List[str]] = {}
+    readline.set_completer(lambda text, n: _complete(readline, door, text, n, state))
+
+
+def switch_shell(door: "Door", key: str) -> int:
+    """`goto SWITCH`: a prompt taking ovs-vsctl commands for that switch. Nothing runs here: each
+    command goes, as a list of words, to the broker, which runs the students' ovs-vsctl (l2ctl)."""
+    out = sys.stdout
+    ports: List[str] = []
+    code, text, _ = door.vsctl(key, ["list-ports", "br0"])
+    if code == 0:
+        ports = text.split()
+    if door.tty:
+        import readline
+        readline.set_completer_delims("")
+        state: Dict[str, List[str]] = {}
+
+        def completer(text: str, n: int) -> Optional[str]:
+            if n == 0:
+                state["c"] = goto.complete_switch(text, ports)
+            return state["c"][n] if n < len(state["c"]) else None
+        readline.set_completer(completer)
+    print(f"switch {key} of AS{door.asn}: ovs-vsctl on this switch only (its bridge is br0); help, exit",
+          file=out, flush=True)
+    prompt = f"AS{door.asn}-{key}$ "
+    while True:
+        try:
+            line = input(prompt) if door.tty else _read_plain(prompt)
+        except EOFError:
+            print("", file=out)
+            return 0
+        except KeyboardInterrupt:
+            print("", file=out)
+            continue
+        try:
+            cmd = goto.parse_switch(line)
+        except goto.Refused as exc:
+            print(f"ovs-vsctl: {exc}", file=out, flush=True)
+            continue
+        if cmd.verb == "exit":
+            return 0
+        if cmd.verb == "help":
+            print(goto.SWITCH_HELP, file=out, flush=True)
+        elif cmd.verb == "vsctl":
+            code, text, err = door.vsctl(key, list(cmd.argv))
+            out.write(text + err)
+            out.flush()
 
 
 def _read_plain(prompt: str) -> str:

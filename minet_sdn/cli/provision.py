@@ -41,7 +41,7 @@ from ..provision.image import IMAGE_ENV, default_image
 from ..provision.plan import BACKENDS, build_plan, state_root
 from ..provision.layer2 import refuse_backend as refuse_layer2
 from ..topology.places import ROUTER, build_places
-from ..provision import converge, ssh
+from ..provision import converge, doors_remote, ssh
 from ..topology import TopologyError, validate
 
 
@@ -71,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--local-server", help="a server without `ssh` that is this machine (run locally)")
     m.add_argument("--remote-command", default=ssh.DEFAULT_REMOTE_COMMAND,
                    help="the minet-provision command on the servers (default: minet-provision)")
+    p.add_argument("--doors", metavar="BUNDLE",
+                   help="with --server: make (or remove) this server's students' doors from the master's "
+                        "BUNDLE (what --master sends; docs/class.md), nothing else")
     return p
 
 
@@ -115,6 +118,8 @@ def _main(argv: Optional[List[str]]) -> int:
         topo = validate.load_valid(args.topology)
     except TopologyError as exc:
         return _bad(exc.problems)
+    if args.doors and not args.server:
+        return _bad(["minet-provision: --doors goes with --server (the master sends it)"])
     if args.master:
         return _master(args, topo)
     if not args.server:
@@ -124,6 +129,8 @@ def _main(argv: Optional[List[str]]) -> int:
     if args.server not in topo.servers:
         return _bad([f"{topo.source}: --server {args.server}: not a server of this topology "
                      f"({', '.join(topo.servers)})"])
+    if args.doors:
+        return _server_doors(args, topo)
     datapath = detect_datapath() if args.datapath == "auto" else args.datapath
     refused = refuse_layer2(topo, args.server, args.backend)
     if refused:
@@ -215,16 +222,45 @@ def _master(args: argparse.Namespace, topo) -> int:
         if args.down:
             return _bad(["minet-provision: --wait goes with up, not with --down"])
         extra += ["--wait"] + ([f"{args.wait:g}"] if args.wait > 0 else [])
-    results = ssh.run_master(topo, os.path.abspath(args.topology), args.down, opts, _progress,
+    topo_path = os.path.abspath(args.topology)
+    door_results = []
+    if args.down and args.backend == "netns":       # the doors first: their sessions are in the nodes
+        door_results = doors_remote.push(topo, topo_path, True, opts, _progress, args.local_server)
+    results = ssh.run_master(topo, topo_path, args.down, opts, _progress,
                              local_server=args.local_server, extra=extra)
     ok = all(r.ok for r in results)
+    if ok and not args.down and args.backend == "netns":
+        door_results = doors_remote.push(topo, topo_path, False, opts, _progress, args.local_server)
+    ok = ok and all(d["ok"] for d in door_results)
     if args.json:
-        print(json.dumps({"instance": topo.name, "action": "down" if args.down else "up", "ok": ok,
-                          "servers": [r.as_dict() for r in results]}))
+        doc = {"instance": topo.name, "action": "down" if args.down else "up", "ok": ok,
+               "servers": [r.as_dict() for r in results]}
+        if door_results:
+            doc["doors"] = door_results
+        print(json.dumps(doc))
     else:
         for r in results:
             print(r.line())
+        for d in door_results:
+            what = ", ".join(f"AS{g['group']}:{g['port']}" for g in (d.get("report") or {}).get("doors", []))
+            print(f"{d['server']}: doors: " + (("ok" + (f" ({what})" if what else "")) if d["ok"] else d["error"]))
     return 0 if ok else 1
+
+
+def _server_doors(args: argparse.Namespace, topo) -> int:
+    """`--server S --doors BUNDLE`: this server's students' doors, from the master's bundle."""
+    from ..classroom import ClassError
+    try:
+        doc = doors_remote.apply_bundle(topo, args.server, args.doors, _progress)
+    except (doors_remote.BundleError, ClassError) as exc:
+        doc = {"server": args.server, "ok": False, "error": clip_line(str(exc))}
+        print(f"error: {args.server}: {doc['error']}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(doc))
+    elif doc["ok"]:
+        print(f"{args.server}: {doc['action']}: " + ", ".join(f"AS{d['group']} port {d['port']}"
+                                                                for d in doc.get("doors", [])))
+    return 0 if doc["ok"] else 1
 
 
 if __name__ == "__main__":

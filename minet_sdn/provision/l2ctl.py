@@ -167,25 +167,32 @@ def _list_ports(sw: Switch, names: List[str]) -> str:
     return "\n\n".join(blocks) + "\n"
 
 
+def execute(map_path: str, switch: str, argv: Sequence[str]) -> Tuple[int, str, str]:
+    """(exit code, stdout, stderr) of one students' ovs-vsctl command on `switch` (the door broker
+    calls this for `goto SWITCH`; main() is the same from a command line)."""
+    sw = None
+    try:
+        sw = Switch(map_path, switch)
+        return 0, run(sw, argv), ""
+    except Refused as exc:
+        return 2, "", f"ovs-vsctl: {exc}\n"
+    except l2switchd.SwitchdProblem as exc:
+        msg = str(exc)
+        for real, student in sorted(sw.names.items() if sw else (), key=lambda kv: -len(kv[0])):
+            msg = re.sub(rf"\b{re.escape(real)}\b", student, msg)
+        return 1, "", f"ovs-vsctl: {msg}\n"
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="ovs-vsctl", description="ovs-vsctl on one students' switch")
     ap.add_argument("--map", required=True, help="the server's layer-2 switch map (switches.json)")
     ap.add_argument("--switch", required=True, help="switch node id, e.g. 3.S1")
     ap.add_argument("command", nargs=argparse.REMAINDER)
     args = ap.parse_args(argv)
-    try:
-        sw = Switch(args.map, args.switch)
-        sys.stdout.write(run(sw, args.command))
-        return 0
-    except Refused as exc:
-        print(f"ovs-vsctl: {exc}", file=sys.stderr)
-        return 2
-    except l2switchd.SwitchdProblem as exc:
-        msg = str(exc)
-        for real, student in sorted(sw.names.items(), key=lambda kv: -len(kv[0])):
-            msg = re.sub(rf"\b{re.escape(real)}\b", student, msg)
-        print(f"ovs-vsctl: {msg}", file=sys.stderr)
-        return 1
+    code, out, err = execute(args.map, args.switch, args.command)
+    sys.stdout.write(out)
+    sys.stderr.write(err)
+    return code
 
 
 if __name__ == "__main__":

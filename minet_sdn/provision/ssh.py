@@ -122,33 +122,8 @@ def provision_over_ssh(server: Server, topo_text: str, down: bool, opts: SshOpti
     result = ServerResult(server=server.name, ok=False, via=via)
     client = paramiko.SSHClient()
     try:
-        if opts.known_hosts:
-            client.load_host_keys(opts.known_hosts)
-        else:
-            client.load_system_host_keys()
-        if opts.insecure_host_keys:
-            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-        else:
-            client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        kw = dict(hostname=host, port=port, timeout=opts.connect_timeout, banner_timeout=opts.connect_timeout,
-                  auth_timeout=opts.connect_timeout)
-        if user:
-            kw["username"] = user
-        if opts.identity:
-            kw.update(key_filename=opts.identity, look_for_keys=False, allow_agent=False)
-        try:
-            client.connect(**kw)
-        except paramiko.BadHostKeyException as exc:
-            if opts.insecure_host_keys:
-                raise
-            result.error = (f"host key of {host}:{port} does not match known_hosts "
-                            f"({exc.key.get_name()} {exc.key.get_base64()[:16]}...): refused")
-            return result
-        except paramiko.SSHException as exc:
-            result.error = f"ssh to {host}:{port}: {exc}"
-            return result
-        except OSError as exc:
-            result.error = f"cannot connect to {host}:{port}: {exc.strerror or exc}"
+        result.error = connect(client, server, opts)
+        if result.error:
             return result
         code, out, _ = _exec(client, "mktemp -t minet-topology.XXXXXXXX", 30)
         path = out.strip()
@@ -178,6 +153,39 @@ def provision_over_ssh(server: Server, topo_text: str, down: bool, opts: SshOpti
         client.close()
         result.seconds = round(time.monotonic() - t0, 3)
     return result
+
+
+def connect(client, server: Server, opts: SshOptions) -> Optional[str]:
+    """Connect paramiko `client` to `server` as `opts` say (host keys checked unless
+    --insecure-host-keys); None, or the one-line reason it could not."""
+    import paramiko
+    user, host, port = parse_ssh(server.ssh or "")
+    if opts.known_hosts:
+        client.load_host_keys(opts.known_hosts)
+    else:
+        client.load_system_host_keys()
+    if opts.insecure_host_keys:
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    else:
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    kw = dict(hostname=host, port=port, timeout=opts.connect_timeout, banner_timeout=opts.connect_timeout,
+              auth_timeout=opts.connect_timeout)
+    if user:
+        kw["username"] = user
+    if opts.identity:
+        kw.update(key_filename=opts.identity, look_for_keys=False, allow_agent=False)
+    try:
+        client.connect(**kw)
+    except paramiko.BadHostKeyException as exc:
+        if opts.insecure_host_keys:
+            raise
+        return (f"host key of {host}:{port} does not match known_hosts "
+                f"({exc.key.get_name()} {exc.key.get_base64()[:16]}...): refused")
+    except paramiko.SSHException as exc:
+        return f"ssh to {host}:{port}: {exc}"
+    except OSError as exc:
+        return f"cannot connect to {host}:{port}: {exc.strerror or exc}"
+    return None
 
 
 def _exec(client, command: str, timeout: float,

@@ -1,5 +1,5 @@
 """Students' doors, end to end (root): a small lab (4 ASes on 2 servers; AS3 and AS4
-`configure: false`, each a group with a door), real sshd, the real OpenSSH client (passwords typed
+`configure: false`, each a group with a door and a data centre: a switch and a host), real sshd, the real OpenSSH client (passwords typed
 at its prompt through a pseudo-terminal, host keys pinned from `minet class doors`, never
 StrictHostKeyChecking=no).
 
@@ -37,8 +37,20 @@ servers: [VM1, VM2]
 ases:
   1: {{server: VM1, routers: [A1]}}
   2: {{server: VM2, routers: [B1]}}
-  3: {{server: VM1, routers: [C1, C2], configure: false}}
-  4: {{server: VM2, routers: [D1], configure: false}}
+  3:
+    server: VM1
+    routers: [C1, C2]
+    configure: false
+    layer2:
+      switches: {{S1: {{dc: DCN, router: C1}}}}
+      hosts: {{H3: {{switch: S1, vlan: 10}}}}
+  4:
+    server: VM2
+    routers: [D1]
+    configure: false
+    layer2:
+      switches: {{T1: {{dc: DCN, router: D1}}}}
+      hosts: {{H4: {{switch: T1, vlan: 10}}}}
 links:
   - {{a: 1.A1, b: 2.B1, rel: peer}}
   - {{a: 1.A1, b: 3.C1, rel: provider}}
@@ -130,6 +142,24 @@ class Door:
 
     def __exit__(self, *exc) -> None:
         self.child.close(force=True)          # a failed test leaves no session behind
+
+
+def group_uid(lab, asn: int) -> int:
+    import pwd
+    return pwd.getpwnam(lab["doors"][asn]["user"]).pw_uid
+
+
+def group_processes(uid: int):
+    """The command lines of every live process of a group's uid."""
+    from minet_sdn.classroom import doors
+    out = []
+    for pid in doors.uid_pids(uid):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                out.append(fh.read().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            pass
+    return out
 
 
 def vtysh_json(lab, router: str, command: str):
@@ -224,8 +254,7 @@ def test_no_forwarding_of_any_kind(lab):
     r = batch(lab, 3, "-o", "ExitOnForwardFailure=yes", "-R", "0:127.0.0.1:22", "-N")
     assert r.returncode != 0 and "forwarding failed" in r.stderr
     port = free_port_base() + 1
-    proc = subprocess.Popen(ssh_argv(lab, lab["doors"][3], "-N", "-L", f"127.0.0.1:{port}:{mgmt}")[0:1] +
-                            ssh_argv(lab, lab["doors"][3], "-N", "-L", f"127.0.0.1:{port}:{mgmt}")[1:] +
+    proc = subprocess.Popen(ssh_argv(lab, lab["doors"][3], "-N", "-L", f"127.0.0.1:{port}:{mgmt}") +
                             [f"{lab['doors'][3]['user']}@127.0.0.1"],
                             env=dict(os.environ, SSH_ASKPASS=str(lab["tmp"] / "askpass3"), SSH_ASKPASS_REQUIRE="force",
                                      DISPLAY=":0"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -281,9 +310,7 @@ def test_a_host_session_sees_its_host_only(lab):
     with Door(lab, 3) as s:
         p = r"AS3 C1 host\$ "
         s.cmd("goto C1 host", p)
-        import pwd
-        uid = pwd.getpwnam(lab["doors"][3]["user"]).pw_uid
-        assert f"uid={uid}." in s.cmd("echo uid=$(id -u).", p)
+        assert f"uid={group_uid(lab, 3)}." in s.cmd("echo uid=$(id -u).", p)
         caps = s.cmd("grep -E '^Cap(Eff|Bnd)' /proc/self/status", p)
         assert "CapEff:\t0000000000003000" in caps and "CapBnd:\t0000000000003000" in caps
         assert "No such file" in s.cmd("ls /run/minet-sdn /run/netns /var/lib/minet-sdn /root /home 2>&1", p)
@@ -320,20 +347,111 @@ def test_a_fork_bomb_and_a_memory_hog_leave_the_others_and_the_lab_running(lab):
         bomb.child.sendline("exit")
         bomb.child.expect("AS3> ", timeout=60)
         bomb.close()
-        import pwd
-        uid = pwd.getpwnam(lab["doors"][3]["user"]).pw_uid
-        from minet_sdn.classroom import doors
-        def left():
-            out = []
-            for pid in doors.uid_pids(uid):
-                try:
-                    with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                        out.append(fh.read().replace(b"\0", b" ").decode(errors="replace"))
-                except OSError:
-                    pass
-            return out
-        wait_until(lambda: not left(), 30, 0.2)
-        assert left() == []
+        uid = group_uid(lab, 3)
+        wait_until(lambda: not group_processes(uid), 30, 0.2)
+        assert group_processes(uid) == []
+
+
+def frr_dir(lab, router: str) -> str:
+    return places.router_place(lab["topo"], router).frr_dir
+
+
+def test_vtysh_cannot_make_a_daemon_write_another_groups_files(lab):
+    """The daemons run as frr, which owns every router's directory: `log file PATH` typed as root
+    makes bgpd write PATH; from a door the guard refuses it, and `dump bgp` and the rest."""
+    probe = os.path.join(frr_dir(lab, "4.D1"), "probe.log")           # another group's router's directory
+    place = places.router_place(lab["topo"], "3.C2")
+    root = subprocess.run(place.exec_prefix() + place.vtysh_argv("configure terminal", f"log file {probe}"),
+                          capture_output=True, text=True, timeout=30)
+    subprocess.run(place.exec_prefix() + place.vtysh_argv("configure terminal", "no log file"), timeout=30)
+    assert root.returncode == 0 and os.path.exists(probe), root.stdout  # the escape is real without the guard
+    os.unlink(probe)
+    target = os.path.join(frr_dir(lab, "4.D1"), "pwned")              # another group's router
+    with Door(lab, 3) as s:
+        s.cmd("goto C2", "AS3-C2# ")
+        s.cmd("configure terminal", r"\(config\)# ")
+        for line in (f"log file {target}", f"log filtered-file {target}",
+                     f"dump bgp all {target}"):
+            assert "not from a door" in s.cmd(line, r"\(config\)# "), line
+        for line in ("banner motd file /etc/shadow", "log extended x"):      # vtysh may keep these to itself
+            s.cmd(line, r"\(config[a-z-]*\)# ")
+        s.cmd("end", "AS3-C2# ")
+        conf = s.cmd("show running-config", "AS3-C2# ")
+        assert not any(w in conf for w in ("log file", "log filtered-file", "dump bgp", "banner motd file",
+                                           "log extended"))
+        assert "Current configuration" in conf                             # the daemons still answer
+        s.cmd("exit", "AS3> ")
+        s.close()
+    assert not os.path.exists(target)
+
+
+def test_a_group_sets_its_switch_vlans_and_its_host_reaches_its_router(lab):
+    """goto SWITCH (the students' ovs-vsctl on that switch), goto HOST, as the course does it."""
+    with Door(lab, 3) as s:
+        assert "switches: S1" in s.welcome and "hosts: H3" in s.welcome and "T1" not in s.welcome
+        s.cmd("goto C1", "AS3-C1# ")                                          # the gateway's VLAN 10 subinterface
+        s.cmd("configure terminal", r"\(config\)# ")
+        s.cmd("interface C1-L2.10", r"\(config-if\)# ")
+        s.cmd("ip address 172.16.48.1/24", r"\(config-if\)# ")
+        s.cmd("end", "AS3-C1# ")
+        assert "saved" in s.cmd("write memory", "AS3-C1# ")
+        s.cmd("exit", "AS3> ")
+        h = r"AS3 H3\$ "
+        s.cmd("goto H3", h)
+        assert f"uid={group_uid(lab, 3)}." in s.cmd("echo uid=$(id -u).", h)
+        s.cmd("ip addr add 172.16.48.2/24 dev 3-S1", h)
+        assert "100% packet loss" in s.cmd("ping -c 1 -W 1 172.16.48.1 2>&1", h)   # untagged: in no VLAN yet
+        s.cmd("exit", "AS3> ")
+        sw = r"AS3-S1\$ "
+        out = s.cmd("goto S1", sw)
+        show = s.cmd("ovs-vsctl show", sw)
+        assert "Bridge br0" in show and "Port 3-H3" in show and "Port C1router" in show
+        assert "4-H4" not in show and "s1h1" not in show                  # no other group's port, no real name
+        assert "ovs-vsctl:" not in s.cmd("ovs-vsctl set port 3-H3 tag=10", sw)
+        assert "tag: 10" in s.cmd("ovs-vsctl show", sw)
+        s.cmd("exit", "AS3> ")
+        s.cmd("goto H3", h)
+        out = s.cmd("for i in $(seq 30); do ping -c 1 -W 1 172.16.48.1 >/dev/null && break; done; echo reach=$?", h)
+        assert "reach=0" in out                                              # in VLAN 10, across the trunk
+        s.cmd("exit", "AS3> ")
+        s.close()
+
+
+def test_a_switch_session_refuses_everything_but_its_own_ovs_vsctl(lab):
+    with Door(lab, 3) as s:
+        assert "no device 'T1'" in s.door("goto T1")                         # another group's switch
+        sw = r"AS3-S1\$ "
+        s.cmd("goto S1", sw)
+        for line in ("ovs-vsctl --db=unix:/run/openvswitch/db.sock show",   # the server's own OvS
+                     "ovs-vsctl show --db=unix:/var/run/openvswitch/db.sock", "ovs-vsctl -- --id=@p create port name=x",
+                     "ovs-vsctl add-br evil", "ovs-vsctl del-br br0", "ovs-vsctl del-port br0 3-H3",
+                     "ovs-vsctl set bridge br0 fail_mode=secure", "ovs-vsctl set port 4-H4 tag=10",
+                     "ovs-vsctl set port 3-H3 other_config:x=1", "ovs-vsctl set-controller br0 tcp:10.254.0.1:6653",
+                     "ovs-vsctl set port 3-H3 'tag=1;id'", "ovs-ofctl dump-flows br0", "sh", "bash -i", "id"):
+            out = s.cmd(line, sw)
+            assert "ovs-vsctl: " in out and "uid=" not in out, (line, out)
+        s.cmd("exit", "AS3> ")
+        s.close()
+    # the broker itself, asked directly by group 3's uid: no other group's switch, no sandbox on a switch
+    import pwd
+    pw = pwd.getpwnam(lab["doors"][3]["user"])
+    sock = os.path.join(os.environ.get("MINET_CLASS_RUN", "/run/minet-class"), lab["topo"].name, "broker.sock")
+    code = ("import json,socket,sys\n"
+            "for req in ({'op':'vsctl','device':'T1','argv':['show']},{'op':'vsctl','device':'C1','argv':['show']},"
+            "{'op':'vsctl','device':'S1','argv':['--db=unix:/run/openvswitch/db.sock','show']},"
+            "{'op':'goto','device':'S1','term':'xterm'}):\n"
+            " s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall((json.dumps(req)+'\\n').encode())\n"
+            " print(s.recv(4096).decode().strip())\n")
+    python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+    r = subprocess.run([python, "-I", "-c", code, sock], capture_output=True, text=True, timeout=30,
+                       user=pw.pw_uid, group=pw.pw_gid, extra_groups=[])
+    answers = [json.loads(line) for line in r.stdout.splitlines()]
+    assert answers[0] == {"error": "no such switch in your AS"} and answers[1] == {"error": "no such switch in your AS"}
+    assert answers[2]["code"] == 2 and "not allowed" in answers[2]["err"]
+    assert "error" in answers[3]
+    t1 = subprocess.run([sys.executable, "-m", "minet_sdn.cli.main", "exec", lab["path"], "4.T1", "--",
+                         "ovs-vsctl", "show"], capture_output=True, text=True, timeout=60)
+    assert t1.returncode == 0 and "Port 4-H4" in t1.stdout and "tag:" not in t1.stdout   # AS4's switch untouched
 
 
 def test_configs_save_restore_and_kept_across_lab_down_and_up(lab, tmp_path):
@@ -344,13 +462,29 @@ def test_configs_save_restore_and_kept_across_lab_down_and_up(lab, tmp_path):
     assert sorted(p.name for p in saved.iterdir()) == ["as1", "as2", "as3", "as4"]
     assert "neighbor 100.64.0.5 remote-as 1" in (saved / "as3" / "C1.conf").read_text()
     assert "router bgp 1" in (saved / "as1" / "A1.conf").read_text()
+    assert "ovs-vsctl set port 3-H3 tag=10" in (saved / "as3" / "S1.ovs").read_text()
+    assert "tag=" not in (saved / "as4" / "T1.ovs").read_text()
     r = minet("configs", "restore", lab["path"], str(saved), "--group", "3")
-    assert r.returncode == 0 and "restored 2 router configurations" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and "restored 2 router configurations and 1 switch configurations" in r.stdout, \
+        r.stdout + r.stderr
+    (saved / "as4" / "T1.ovs").write_text("ovs-vsctl set port 4-H4 tag=20\novs-vsctl add-br evil\n")
+    r = minet("configs", "restore", lab["path"], str(saved), "--group", "4")
+    assert r.returncode == 1 and "T1.ovs: add-br evil" in r.stdout and "not allowed" in r.stdout
+    (saved / "as4" / "T1.ovs").write_text("# nothing set\n")
+    assert minet("configs", "restore", lab["path"], str(saved), "--group", "4").returncode == 0
     r = minet("configs", "restore", lab["path"], str(saved), "--group", "99")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--group '99' is not an AS" in r.stderr
     (saved / "as3" / "NOPE.conf").write_text("hostname x\n")
     r = minet("configs", "restore", lab["path"], str(saved))
     assert r.returncode == 2 and "NOPE.conf: not a configuration of a router of AS3" in r.stderr
+
+    history = tmp_path / "history"                                   # snapshots into a real git repository
+    r = minet("configs", "snapshot", lab["path"], str(history))
+    assert r.returncode == 0 and "commit " in r.stdout, r.stdout + r.stderr
+    r = minet("configs", "snapshot", lab["path"], str(history))
+    assert r.returncode == 0 and "nothing changed" in r.stdout, r.stdout + r.stderr
+    log = subprocess.run(["git", "-C", str(history), "log", "--format=%b"], capture_output=True, text=True).stdout
+    assert "AS3: C1.conf, C2.conf, S1.ovs" in log and "AS4: D1.conf, T1.ovs" in log
 
     password = lab["doors"][3]["password"]
     assert Lab(lab["path"], progress=lambda m: None).down() == []
@@ -361,7 +495,9 @@ def test_configs_save_restore_and_kept_across_lab_down_and_up(lab, tmp_path):
     again = {d["group"]: d for d in json.loads(r.stdout)["doors"]}
     assert again[3]["password"] == password and again[3]["known_hosts"] == lab["doors"][3]["known_hosts"]
     with Door(lab, 3) as s:                    # same password, same pinned host key
-        assert "neighbor 100.64.0.5 remote-as 1" in s.cmd("goto C1", "AS3-C1# ") + s.cmd(
-            "show running-config", "AS3-C1# ")
+        conf = s.cmd("goto C1", "AS3-C1# ") + s.cmd("show running-config", "AS3-C1# ")
+        assert "neighbor 100.64.0.5 remote-as 1" in conf and "ip address 172.16.48.1/24" in conf
+        s.cmd("exit", "AS3> ")
+        assert "tag: 10" in s.cmd("goto S1", r"AS3-S1\$ ") + s.cmd("ovs-vsctl show", r"AS3-S1\$ ")   # the switch too
         s.cmd("exit", "AS3> ")
         s.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -313,3 +314,283 @@ def test_saved_files_names_routers_of_the_topology_only(tmp_path):
     assert "as9: not a folder of an AS of cls" in str(exc.value)
     with pytest.raises(ClassError):
         configs.saved_files(t, str(tmp_path / "missing"))
+
+
+# ---- layer 2: goto SWITCH, goto HOST, the switch shell -------------------------------------------
+
+L2 = """\
+    layer2:
+      switches: {S1: {dc: DCN, router: C1}, S2: {dc: DCN}}
+      hosts: {H3: {switch: S1, vlan: 10}, vpn_1: {switch: S1, vlan: 30, vpn: true}}
+      links: [{a: S1, b: S2}]
+"""
+
+
+def l2_devices():
+    text = BASE.replace("  3: {server: VM1, routers: [C1, C2], configure: false}\n",
+                        "  3:\n    server: VM1\n    routers: [C1, C2]\n    configure: false\n" + textwrap.indent(
+                            textwrap.dedent(L2), "    "))
+    return goto.group_devices(parse_topology(text + "class: {}\n", "t.yaml"), 3)
+
+
+def test_a_groups_switches_and_hosts_are_devices_vpn_clients_are_not():
+    d = l2_devices()
+    assert list(d) == ["C1", "C1 host", "C2", "C2 host", "S1", "S2", "H3"]
+    assert (d["S1"].kind, d["S1"].node) == ("switch", "3.S1") and (d["H3"].kind, d["H3"].node) == ("l2host", "3.H3")
+    assert goto.parse("goto S1", d) == goto.Command("goto", "S1")
+    with pytest.raises(goto.Refused):
+        goto.parse("goto vpn_1", d)
+    assert goto.complete("goto S", d) == ["S1", "S2"]
+    text = goto.welcome(3, "as3-cls", d)
+    assert "switches: S1 S2" in text and "hosts: H3" in text
+
+
+@pytest.mark.parametrize("line,argv", [
+    ("ovs-vsctl show", ("show",)),
+    ("show", ("show",)),
+    ("ovs-vsctl set port 3-H3 tag=10", ("set", "port", "3-H3", "tag=10")),
+    ("ovs-vsctl set port C1router 'trunks=10,20'", ("set", "port", "C1router", "trunks=10,20")),
+    ("ovs-vsctl --db=unix:/x show", ("--db=unix:/x", "show")),          # l2ctl refuses it (below)
+])
+def test_switch_lines_become_argument_lists(line, argv):
+    assert goto.parse_switch(line) == goto.SwitchCommand("vsctl", argv)
+
+
+@pytest.mark.parametrize("line", ["sh", "bash -c id", "ovs-ofctl dump-flows br0", "ovs-vsctl", "set 'port",
+                                  "show\x1b[A", "show; id", "ovs-vsctl show\x00", "é"])
+def test_switch_shell_refuses_what_is_not_ovs_vsctl(line):
+    with pytest.raises(goto.Refused) as exc:
+        goto.parse_switch(line)
+    assert all(c.isprintable() for c in str(exc.value))
+
+
+def test_switch_completion():
+    ports = ["3-H3", "C1router"]
+    assert goto.complete_switch("ovs", ports) == ["ovs-vsctl "]
+    assert "ovs-vsctl set " in goto.complete_switch("ovs-vsctl s", ports)
+    assert goto.complete_switch("ovs-vsctl set port ", ports) == ["ovs-vsctl set port 3-H3 ", "ovs-vsctl set port C1router "]
+    assert goto.complete_switch("set port 3-H3 t", ports) == ["set port 3-H3 tag=", "set port 3-H3 trunks="]
+
+
+@pytest.fixture
+def l2map(tmp_path, monkeypatch):
+    """A switch map like provisioning's, and an ovs-vsctl that records what would run."""
+    from minet_sdn.provision import l2ctl, l2switchd
+    path = tmp_path / "switches.json"
+    path.write_text(json.dumps({"switches": {
+        "3.S1": {"bridge": "s1", "asn": 3, "configure": False, "rundir": str(tmp_path / "l2-3"),
+                 "ports": {"3-H3": "s1h1", "C1router": "s1r"}},
+        "4.S1": {"bridge": "s1", "asn": 4, "configure": False, "rundir": str(tmp_path / "l2-4"),
+                 "ports": {"4-H4": "s1h1"}}}}))
+    ran = []
+    monkeypatch.setattr(l2switchd, "vsctl", lambda rundir, *args, **kw: ran.append((rundir, args)) or "")
+    return str(path), ran
+
+
+@pytest.mark.parametrize("argv", [
+    ["--db=unix:/run/openvswitch/db.sock", "show"],           # the server's own OvS
+    ["show", "--db=unix:/run/openvswitch/db.sock"],
+    ["-vconsole:dbg", "show"], ["--timeout=0", "show"], ["--", "--id=@p", "create", "port", "name=x"],
+    ["add-br", "evil"], ["del-br", "br0"], ["add-port", "br0", "x"], ["del-port", "br0", "3-H3"],
+    ["set", "bridge", "br0", "fail_mode=secure"], ["set", "interface", "3-H3", "type=patch"],
+    ["set", "port", "3-H3", "other_config:x=1"], ["set", "port", "3-H3", "tag=10;id"],
+    ["set", "port", "3-H3", "tag=4096"], ["set", "port", "3-H3", "trunks=1,$(id)"],
+    ["set", "port", "3-H3", "vlan_mode=evil"], ["set", "port", "4-H4", "tag=10"],     # another group's port
+    ["set", "port", "s1h1", "tag=10"],                        # a real name, not the student's
+    ["set-controller", "br0", "tcp:127.0.0.1:6653"], ["emer-reset"], ["list", "bridge"], ["list-ports", "s1"],
+    ["get", "port", "3-H3", "name"], ["clear", "port", "3-H3", "external_ids"],
+])
+def test_l2ctl_refuses_every_escape_from_its_allow_list(l2map, argv):
+    from minet_sdn.provision import l2ctl
+    path, ran = l2map
+    code, out, err = l2ctl.execute(path, "3.S1", argv)
+    assert code == 2 and err.startswith("ovs-vsctl: ") and err.count("\n") == 1 and ran == []
+
+
+def test_l2ctl_runs_allowed_commands_on_the_groups_switch_only(l2map, tmp_path):
+    from minet_sdn.provision import l2ctl
+    path, ran = l2map
+    assert l2ctl.execute(path, "3.S1", ["set", "port", "3-H3", "tag=10"])[0] == 0
+    assert l2ctl.execute(path, "3.S1", ["set", "port", "C1router", "trunks=10,20"])[0] == 0
+    assert ran == [(str(tmp_path / "l2-3"), ("set", "port", "s1h1", "tag=10")),
+                   (str(tmp_path / "l2-3"), ("set", "port", "s1r", "trunks=[10,20]"))]
+    assert l2ctl.execute(path, "9.S1", ["show"])[0] == 2                   # a switch the map does not have
+
+
+def test_saved_switch_files_are_read_line_by_line():
+    from minet_sdn.classroom import configs
+    text = "# switch 3.S1\novs-vsctl set port 3-H3 tag=10\n\novs-vsctl set port C1router trunks=10,20\n"
+    assert configs.switch_commands("f.ovs", text) == [["set", "port", "3-H3", "tag=10"],
+                                                      ["set", "port", "C1router", "trunks=10,20"]]
+    with pytest.raises(ClassError) as exc:
+        configs.switch_commands("f.ovs", "ovs-vsctl show\nrm -rf /\n")
+    assert str(exc.value) == "f.ovs:2: not an `ovs-vsctl ...` line"
+
+
+# ---- the vty guard: vtysh -> the router's daemons ------------------------------------------------
+
+@pytest.mark.parametrize("line", [
+    "log file /var/lib/minet-sdn/x/3.C2/frr.conf", "lo fi /tmp/x", "log filtered-file /tmp/x", "log filt /x", "LOG FILE /tmp/x debugging", "do log file /x",
+    "log extended x", "destination file /tmp/x", "destination fd 5", "dump bgp all /tmp/x 10m", "du b updates /x",
+    "banner motd file /etc/shadow",
+])
+def test_the_vty_guard_refuses_what_makes_a_daemon_open_a_path(line):
+    from minet_sdn.classroom import vtyguard
+    assert vtyguard.refusal(line)
+
+
+@pytest.mark.parametrize("line", [
+    "show running-config", "router bgp 3", "neighbor 1.2.3.4 remote-as 1", "log syslog", "log stdout",
+    "no log file", "write memory", "log facility local0", "log timestamp precision 3", "banner motd line hi",
+    "configure terminal", "logging", "",
+])
+def test_the_vty_guard_lets_the_course_through(line):
+    from minet_sdn.classroom import vtyguard
+    assert vtyguard.refusal(line) is None
+
+
+def test_the_vty_guard_relays_commands_answers_refusals_and_passes_descriptors(tmp_path):
+    """A fake daemon behind the guard: what it receives, what vtysh's side gets back."""
+    import array
+    import threading
+    from minet_sdn.classroom import vtyguard
+    vty = tmp_path / "vty"
+    vty.mkdir()
+    seen = []
+    srv = socket_server(str(vty / "bgpd.vty"))
+
+    def daemon():
+        conn, _ = srv.accept()
+        buf = b""
+        while True:
+            chunk = conn.recv(4096)
+            if not chunk:
+                return
+            buf += chunk
+            while b"\0" in buf:
+                cmd, buf = buf.split(b"\0", 1)
+                seen.append(cmd.decode())
+                if cmd == b"terminal monitor":
+                    r, w = os.pipe()
+                    os.write(w, b"log line")
+                    conn.sendmsg([b"\0\0\0\0"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [r]))])
+                    os.close(r)
+                    os.close(w)
+                else:
+                    conn.sendall(f"ran {cmd.decode()}\n".encode() + b"\0\0\0\0")
+    threading.Thread(target=daemon, daemon=True).start()
+    guard = vtyguard.Guard(str(vty), str(tmp_path / "guard"), os.getgid())
+    try:
+        assert guard.sockets == [("bgpd.vty", str(tmp_path / "guard" / "bgpd.vty"))]
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.connect(guard.sockets[0][1])
+        c.settimeout(10)
+
+        def ask(cmd: bytes):
+            c.sendall(cmd + b"\0")
+            data, fds = b"", []
+            while not (len(data) >= 4 and data[-4:-1] == b"\0\0\0"):
+                msg, anc, _f, _a = c.recvmsg(4096, socket.CMSG_SPACE(16))
+                data += msg
+                for _l, _k, payload in anc:
+                    fds += list(array.array("i", payload[:len(payload) - len(payload) % 4]))
+            return data, fds
+        assert ask(b"show running-config") == (b"ran show running-config\n\0\0\0\0", [])
+        out, _ = ask(b"log file /tmp/elsewhere")
+        assert out.startswith(b"% a log file") and out.endswith(b"\0\0\0\x01")
+        _, fds = ask(b"terminal monitor")
+        assert len(fds) == 1 and os.read(fds[0], 100) == b"log line"
+        os.close(fds[0])
+        assert seen == ["show running-config", "terminal monitor"]       # the daemon never saw the refused one
+        c.close()
+    finally:
+        guard.close()
+        srv.close()
+    assert not (tmp_path / "guard").exists()
+
+
+def socket_server(path: str):
+    import socket as _s
+    s = _s.socket(_s.AF_UNIX, _s.SOCK_STREAM)
+    s.bind(path)
+    s.listen(4)
+    return s
+
+
+# ---- doors on real servers (--master): the master's bundle ---------------------------------------
+
+def test_the_master_sends_each_server_its_own_groups_credentials_only(tmp_path):
+    from minet_sdn.provision import doors_remote
+    t = topo("class: {}\n")
+    store = credentials.Store("cls", root=str(tmp_path))
+    assert doors_remote.door_servers(t) == ["VM1", "VM2"]
+    doc = doors_remote.bundle(t, "VM1", False, store=store)
+    assert sorted(doc["groups"]) == ["3"] and doc["server"] == "VM1" and doc["action"] == "up"
+    g = doc["groups"]["3"]
+    assert g["password"] == store.passwords[3] and "PRIVATE KEY" in g["host_key"]
+    assert g["host_key_public"] == store.host_key_public(3)
+    assert doors_remote.bundle(t, "VM2", True, store=store)["groups"] == {}       # down: no secrets
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(doc))
+    assert doors_remote.read_bundle(str(path), t, "VM1") == doc
+    for server, text in (("VM2", json.dumps(doc)), ("VM1", "not json"), ("VM1", json.dumps(dict(doc, version=9)))):
+        path.write_text(text)
+        with pytest.raises(doors_remote.BundleError) as exc:
+            doors_remote.read_bundle(str(path), t, server)
+        assert str(exc.value).startswith(str(path))
+
+
+def test_no_class_section_means_no_door_servers():
+    from minet_sdn.provision import doors_remote
+    assert doors_remote.door_servers(topo()) == []
+
+
+def test_provision_doors_needs_server():
+    from minet_sdn.cli import provision
+    import io, contextlib as cl
+    err = io.StringIO()
+    with cl.redirect_stderr(err):
+        code = provision.main(["--topology", "topologies/demo.yaml", "--master", "--doors", "x.json"])
+    assert code == 2 and "--doors goes with --server" in err.getvalue()
+
+
+def test_snapshots_commit_what_changed_per_group_with_real_git(tmp_path):
+    from minet_sdn.classroom import configs
+    repo = tmp_path / "history"
+    (repo / "as3").mkdir(parents=True)
+    (repo / "as3" / "C1.conf").write_text("hostname C1\n")
+    (repo / "as3" / "S1.ovs").write_text("ovs-vsctl set port 3-H3 tag=10\n")
+    (repo / "as12").mkdir()
+    (repo / "as12" / "X1.conf").write_text("hostname X1\n")
+    first = configs.commit_snapshot(str(repo), "2026-12-08 01:00")
+    assert first and len(first) == 40
+    assert configs.commit_snapshot(str(repo), "2026-12-08 02:00") is None           # nothing changed
+    (repo / "as12" / "X1.conf").write_text("hostname X1\nrouter bgp 12\n")
+    second = configs.commit_snapshot(str(repo), "2026-12-08 03:00")
+    log = subprocess.run(["git", "-C", str(repo), "log", "--format=%H%n%s%n%b%n--"], capture_output=True,
+                         text=True, check=True).stdout
+    assert log.count("--\n") == 2 and second in log and first in log
+    assert "snapshot 2026-12-08 03:00: 1 groups changed\nAS12: X1.conf\n" in log
+    assert "snapshot 2026-12-08 01:00: 2 groups changed\nAS3: C1.conf, S1.ovs\nAS12: X1.conf\n" in log
+    diff = subprocess.run(["git", "-C", str(repo), "show", "--stat", "--format=", second], capture_output=True,
+                          text=True, check=True).stdout
+    assert "as12/X1.conf" in diff and "as3" not in diff
+
+
+def test_the_switch_prompt_sends_word_lists_to_the_broker_and_runs_nothing_itself(monkeypatch, capsys):
+    import io
+    from minet_sdn.classroom import shell
+
+    class FakeDoor:
+        asn, tty = 3, False
+        sent = []
+
+        def vsctl(self, key, argv):
+            self.sent.append((key, argv))
+            return (0, "3-H3\nC1router\n", "") if argv == ["list-ports", "br0"] else (2, "", "ovs-vsctl: no\n")
+    door = FakeDoor()
+    monkeypatch.setattr(sys, "stdin", io.StringIO("ovs-vsctl set port 3-H3 'tag=10'\nsh -c id\n$(id)\nhelp\nexit\n"))
+    assert shell.switch_shell(door, "S1") == 0
+    assert door.sent == [("S1", ["list-ports", "br0"]), ("S1", ["set", "port", "3-H3", "tag=10"])]
+    out = capsys.readouterr().out
+    assert "ovs-vsctl: no" in out and out.count("only ovs-vsctl on this switch") == 2 and "ovs-vsctl show" in out
