@@ -280,7 +280,7 @@ class StudentsPage:
         except HttpError as exc:
             status, ctype, extra = exc.status, "application/json", exc.headers
             body = (json.dumps({"error": exc.message}) + "\n").encode()
-        reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+        reason = {200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
                   405: "Method Not Allowed", 413: "Payload Too Large", 429: "Too Many Requests",
                   503: "Service Unavailable"}.get(status, "Error")
         start_response(f"{status} {reason}", [("Content-Type", ctype), ("Content-Length", str(len(body)))]
@@ -342,6 +342,8 @@ class StudentsPage:
             name, ctype = ASSETS[path]
             with open(os.path.join(STATIC, name), "rb") as fh:
                 return 200, ctype, fh.read(), []
+        if path == "/favicon.ico":
+            return 204, "text/plain", b"", []
         if path == "/api/info":
             self._allow(method, "GET")
             return self._json(self.info(environ))
