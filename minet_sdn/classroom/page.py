@@ -1,7 +1,7 @@
 """The students' page: a read-only view of the mini-Internet for the groups (docs/students-page.md).
 
 Separate from the TA's status page (watch/page.py, on the controller's REST listener, with
-fail/restore behind the TA token): its own small server (page_server.py, started by `lab up`),
+fail/restore behind the TA token): its own small server (page_main.py, started by `lab up` through page_server.py),
 on this machine's loopback only, never inside the mini-Internet. It shows
 
   GET  /                      the page (static/students.html, .js, .css)
