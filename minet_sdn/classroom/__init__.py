@@ -10,6 +10,8 @@ shell.py        the door shell students land in (unprivileged; asks the broker t
 broker.py       the root broker: checks who asks, enters the device in a sandbox (sandbox.py)
 doors.py        bring every door of this machine up or down (users, brokers, sshd)
 cli.py          `minet class doors|passwd`, `minet configs save|restore`
+page.py         the students' page (pure core: what it shows, logins, throttles, the WSGI app)
+page_main.py    its server process; page_server.py: started and stopped by `lab up`/`lab down`
 """
 from ..errors import UserError
 

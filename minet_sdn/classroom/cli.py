@@ -71,10 +71,15 @@ def cmd_doors(args) -> int:
         raise ClassError(f"{args.file}: no `class:` section: this topology has no doors "
                          "(add `class: {}` for the default: a door per configure: false AS)")
     _need_root()
-    rows = listing(topo, credentials.Store(topo.name), _in_lab(topo))
+    lab = _in_lab(topo)
+    rows = listing(topo, credentials.Store(topo.name), lab)
+    from .page_server import url as page_url          # the students' page (classroom/page.py)
+    page = page_url(topo) if lab else None
     if args.json:
-        print(json.dumps({"instance": topo.name, "doors": rows}, indent=1))
+        print(json.dumps({"instance": topo.name, "doors": rows, "page": page}, indent=1))
         return 0
+    if page:
+        print(f"students' page: {page} ({'log in with the door user and password' if topo.classroom.page == 'groups' else 'public'})")
     if not rows:
         print(f"{topo.name}: no AS gets a door (class.doors: {topo.classroom.doors})")
         return 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from typing import List
 
-from . import ClassError, configs, doors
+from . import ClassError, configs, doors, page_server
 
 
 def lab_doors_up(topo, places, progress, fresh: bool = False) -> None:
@@ -16,6 +16,7 @@ def lab_doors_up(topo, places, progress, fresh: bool = False) -> None:
     if topo.classroom is None:
         return
     from ..lab import LabError
+    _page_up(topo, progress)
     if places.backend != "netns":
         progress(f"doors: not made: they enter nodes by their network namespace, and the "
                  f"{places.backend} backend's nodes are containers (docs/class.md)")
@@ -41,9 +42,9 @@ def lab_doors_up(topo, places, progress, fresh: bool = False) -> None:
 
 def lab_doors_down(topo, places=None) -> List[str]:
     """Keep the door routers' configurations (when the routers still run), then remove the doors."""
+    problems: List[str] = [f"students' page: {p}" for p in page_server.down(topo.name)]
     if topo.classroom is None and not _has_run_dir(topo):
-        return []
-    problems: List[str] = []
+        return problems
     if topo.classroom is not None and places is not None and places.backend == "netns":
         asns = doors.door_asns(topo, topo.servers)
         running = [a for a in asns if all(os.path.exists(f"/run/netns/{places[f'{a}.{r}'].ns}")
@@ -60,3 +61,14 @@ def lab_doors_down(topo, places=None) -> List[str]:
 
 def _has_run_dir(topo) -> bool:
     return os.path.isdir(doors.run_dir(topo.name))
+
+
+def _page_up(topo, progress) -> None:
+    """The students' page (classroom/page_server.py), unless `class.page: off`."""
+    from ..lab import LabError
+    from ..lab.state import LabState
+    state = LabState.load(topo)
+    try:
+        page_server.up(topo, state.effective_topology, progress)
+    except ClassError as exc:
+        raise LabError(f"students' page: {exc}") from None

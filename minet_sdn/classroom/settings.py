@@ -6,6 +6,8 @@
       listen: 0.0.0.0             # real servers: the address doors listen on (the lab: 127.0.0.1)
       ta_keys: ["ssh-ed25519 AAAA... ta@course"]   # public keys that open every door
       limits: {pids: 256, memory: 512M, cpu_weight: 100, sessions: 16}
+      page: groups                # the students' page: `groups` (log in as a group), `public`, `off`
+      page_port: 2000             # its port on this machine's loopback (default: port_base, AS 0's door)
 
 Doors exist only when the topology has a `class:` section (`class: {}` takes every default).
 Pure: parse() reports problems through a callback (the loader's), never raises on bad input.
@@ -18,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 DOOR_MODES = ("configure-false", "all")
-CLASS_KEYS = ("doors", "port_base", "listen", "ta_keys", "limits")
+CLASS_KEYS = ("doors", "port_base", "listen", "ta_keys", "limits", "page", "page_port")
+PAGE_MODES = ("groups", "public", "off")     # the students' page (classroom/page.py)
 LIMIT_KEYS = ("pids", "memory", "cpu_weight", "sessions")
 KEY_RE = re.compile(r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com"
                     r"|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]{16,8192}={0,3}( [\x21-\x7e ]{0,200})?")
@@ -41,6 +44,12 @@ class ClassSettings:
     listen: str = "0.0.0.0"
     ta_keys: Tuple[str, ...] = ()
     limits: Limits = field(default_factory=Limits)
+    page: str = "groups"
+    page_port: Optional[int] = None     # None: port_base
+
+    @property
+    def page_listen_port(self) -> int:
+        return self.page_port if self.page_port is not None else self.port_base
 
     def door_asns(self, ases: Dict[int, Any]) -> List[int]:
         """ASNs that get a door, in ASN order (`ases`: the topology's {asn: AS})."""
@@ -133,6 +142,18 @@ def parse(value: Any, ases: Iterable[int], add: Callable[[str, str], None]) -> O
             kw["ta_keys"] = tuple(k.strip() for k in keys if isinstance(k, str) and KEY_RE.fullmatch(k.strip()))
     if "limits" in value:
         kw["limits"] = _limits(value["limits"], add)
+    if "page" in value:
+        if value["page"] in PAGE_MODES:
+            kw["page"] = value["page"]
+        else:
+            add("class.page", f"{_describe(value['page'])} is not one of {', '.join(PAGE_MODES)}")
+    if "page_port" in value:
+        kw["page_port"] = _int(add, "class.page_port", value["page_port"], 1024, 65535)
+    base = kw.get("port_base", 2000)
+    port = kw.get("page_port") or base
+    if kw.get("page", "groups") != "off" and port != base and base < port <= base + max(known, default=0) \
+            and port - base in known:
+        add("class.page_port", f"{port} is the door port of AS {port - base} (port_base {base} + {port - base})")
     return ClassSettings(**kw)
 
 

@@ -74,7 +74,7 @@ def test_doors_all_and_a_list():
     ("class: {limits: {memory: 1M}}\n",
      "t.yaml: class.limits.memory: '1M' is not a size of at least 32M (bytes, or a number with K, M or G)"),
     ("class: {limits: {forks: 3}}\n", "t.yaml: class.limits.forks: unknown key (allowed: pids, memory, cpu_weight, sessions)"),
-    ("class: {door: all}\n", "t.yaml: class.door: unknown key (allowed: doors, port_base, listen, ta_keys, limits)"),
+    ("class: {door: all}\n", "t.yaml: class.door: unknown key (allowed: doors, port_base, listen, ta_keys, limits, page, page_port)"),
     ("class: [3]\n", "t.yaml: class: must be a mapping, not a list"),
 ])
 def test_bad_class_sections_are_one_line_naming_the_key(extra, expected):
