@@ -22,8 +22,9 @@ router announcing its AS prefix (minet: `network` kept by a blackhole route; the
 with `no bgp network import-check`, as IPMininet has no blackhole route of its own).
 
 Timers: minet runs its defaults. `--peer-timers matched` (default) gives the peer minet's timers
-(OSPF hello 4 / dead 40, eBGP keepalive 3 / hold 9, iBGP 10 / 30); `default` keeps IPMininet's (OSPF
-hello 1 s, dead interval "minimal hello-multiplier 5", BGP 60 / 180).
+(OSPF hello 4 / dead 40 on point-to-point ring links, eBGP keepalive 3 / hold 9, iBGP 10 / 30);
+`default` keeps IPMininet's (OSPF broadcast links with hello 1 s and dead interval "minimal
+hello-multiplier 5", BGP 60 / 180).
 
 The same start and the same end for both tools. Start: the call that builds the network (minet:
 `Lab.up`; the peer: `IPNet(topo=...)` then `net.start()`). Converged: every router has a route to the
@@ -393,6 +394,22 @@ def peer_child(spec_file: str, timers: str, settle: float, cpu_seconds: float, t
                 out[f] = "\n".join(lines) + "\n"
             return out
 
+    class PeerOSPF(OSPF):
+        """IPMininet's ospfd; matched: ring links point-to-point as minet's (no DR election, whose
+        wait timer is a whole dead interval on a broadcast link)."""
+        def render(self, cfg, **kwargs):
+            out = super().render(cfg, **kwargs)
+            if timers != "matched":
+                return out
+            for f, text in out.items():
+                lines = []
+                for line in text.splitlines():
+                    lines.append(line)
+                    if line.strip().startswith("ip ospf hello-interval"):
+                        lines.append("  ip ospf network point-to-point")
+                out[f] = "\n".join(lines) + "\n"
+            return out
+
     def name(router: str) -> str:            # "12.MUNI" -> "r12_4" (Mininet interface names stay short)
         asn, r = router.split(".")
         as_ = next(a for a in spec["ases"] if a["asn"] == int(asn))
@@ -403,6 +420,7 @@ def peer_child(spec_file: str, timers: str, settle: float, cpu_seconds: float, t
     class ClassTopo(IPTopo):
         def build(self, *a, **kw):
             ebgp_net = ipaddress.ip_network("172.16.0.0/12").subnets(new_prefix=30)
+            desc = {}                 # node name -> its RouterDescription (IPMininet's helpers want these)
             for as_ in spec["ases"]:
                 asn, rs = as_["asn"], as_["routers"]
                 pfx = ipaddress.ip_network(as_["prefix"])
@@ -415,9 +433,10 @@ def peer_child(spec_file: str, timers: str, settle: float, cpu_seconds: float, t
                 for i, r in enumerate(rs):
                     n = self.addRouter(f"r{asn}_{i}", config=RouterConfig,
                                        lo_addresses=[f"{lo_net[i + 1]}/32"])
-                    n.addDaemon(OSPF, **ospf_opts)
+                    n.addDaemon(PeerOSPF, **ospf_opts)
                     n.addDaemon(PeerBGP, address_families=(AF_INET(networks=(str(pfx),)),))
                     names.append(n)
+                    desc[f"r{asn}_{i}"] = n
                     lan = next(subs)
                     h = self.addHost(f"h{asn}_{i}")
                     lk = self.addLink(n, h)
@@ -430,17 +449,17 @@ def peer_child(spec_file: str, timers: str, settle: float, cpu_seconds: float, t
                     lk[f"r{asn}_{rs.index(ra)}"].addParams(ip=(f"{s[1]}/30",))
                     lk[f"r{asn}_{rs.index(rb)}"].addParams(ip=(f"{s[2]}/30",))
                 self.addAS(asn, routers=names)
-                rr = [f"r{asn}_{rs.index(x)}" for x in as_["reflectors"]]
+                rr = [desc[f"r{asn}_{rs.index(x)}"] for x in as_["reflectors"]]
                 if rr:
                     for x in rr:
-                        set_rr(self, x, peers=[n for n in names if str(n) not in rr])
+                        set_rr(self, x, peers=[n for n in names if all(n is not y for y in rr)])
                     bgp_peering(self, rr[0], rr[1])
                 else:
                     for i, x in enumerate(names):
                         for y in names[i + 1:]:
                             bgp_peering(self, x, y)
             for l in spec["links"]:
-                a, b = name(l["a"]), name(l["b"])
+                a, b = desc[name(l["a"])], desc[name(l["b"])]
                 s = next(ebgp_net)
                 lk = self.addLink(a, b)
                 lk[a].addParams(ip=(f"{s[1]}/30",))
@@ -469,7 +488,15 @@ def peer_child(spec_file: str, timers: str, settle: float, cpu_seconds: float, t
         deadline = t0 + timeout
         while not routes_complete(routers, prefixes):
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the peer did not converge within {timeout:g} s")
+                first = sorted(routers)[0]
+                diag = [subprocess.run(["vtysh", "--vty_socket", os.path.join(work, f"{first}.vty"), "-c", c],
+                                       capture_output=True, text=True, timeout=20).stdout[-1500:]
+                        for c in ("show bgp summary", "show ip route", "show ip ospf neighbor")]
+                import glob
+                for f in sorted(glob.glob(os.path.join(work, f"*{first}*log")) + glob.glob(os.path.join(work, "*.log")))[:3]:
+                    diag.append(f + ": " + open(f).read()[-1500:])
+                diag.append(" ".join(os.listdir(work))[:500])
+                raise RuntimeError(f"the peer did not converge within {timeout:g} s; {first}: " + "\n".join(diag))
             time.sleep(1.0)
         r["converge_s"] = round(time.monotonic() - t0, 2)
         r["memory_peak_mb"] = round(max(mem.peak(), mem.now()), 1)
