@@ -169,6 +169,8 @@ def main(argv: Optional[list] = None) -> int:
     p.add_argument("--merge-timeout", type=float, default=300.0)
     p.add_argument("--timeout", type=float, default=1200.0)
     p.add_argument("--label", default="", help="a word saved with the result (e.g. before, after)")
+    p.add_argument("--compare-ovs", action="store_true",
+                   help="run the lab twice: with Open vSwitch's defaults (MINET_LAB_OVS_DEFAULTS=1), then the lab's")
     args = p.parse_args(argv)
     check_root()
     from minet_sdn.topology.generate import class_topology
@@ -180,12 +182,22 @@ def main(argv: Optional[list] = None) -> int:
             src = os.path.join(workdir, f"class{args.ases}.yaml")
             with open(src, "w") as fh:
                 fh.write(class_topology(args.ases, servers=4, name=f"class{args.ases}"))
-        report["result"] = run(unique_copy(src, workdir, "cb"), args)
+        if args.compare_ovs:             # the same lab twice: Open vSwitch's defaults, then the lab's settings
+            report["results"] = {}
+            for label, env in (("ovs-defaults", "1"), ("lab-settings", "0")):
+                os.environ["MINET_LAB_OVS_DEFAULTS"] = env
+                print(f"## {label}", flush=True)
+                report["results"][label] = run(unique_copy(src, workdir, "cb"), args)
+                print(table(report["results"][label]), flush=True)
+            report["result"] = report["results"]["lab-settings"]
+        else:
+            report["result"] = run(unique_copy(src, workdir, "cb"), args)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"cpu_breakdown-{datetime.datetime.now():%Y%m%d-%H%M%S}.json"
     with open(out, "w") as fh:
         json.dump(report, fh, indent=1)
-    print(table(report["result"]))
+    if not args.compare_ovs:
+        print(table(report["result"]))
     print(f"\nsaved {os.path.relpath(out, ROOT)}")
     return 0
 
