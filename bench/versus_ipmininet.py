@@ -636,7 +636,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--merge-timeout", type=float, default=300.0, help="minet: longest wait for KSM to settle")
     p.add_argument("--timeout", type=float, default=900.0)
     p.add_argument("--only", choices=("minet", "peer"))
-    p.add_argument("--plot", default=str(RESULTS / "versus_ipmininet.png"))
+    p.add_argument("--plot", default=str(ROOT / "bench" / "versus_ipmininet.png"))
     p.add_argument("--peer-child", metavar="SPEC", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if os.geteuid() != 0:
