@@ -170,7 +170,7 @@ def main(argv: Optional[list] = None) -> int:
     p.add_argument("--timeout", type=float, default=1200.0)
     p.add_argument("--label", default="", help="a word saved with the result (e.g. before, after)")
     p.add_argument("--compare-ovs", action="store_true",
-                   help="run the lab twice: with Open vSwitch's defaults (MINET_LAB_OVS_DEFAULTS=1), then the lab's")
+                   help="run the lab twice: with Open vSwitch's defaults, then the lab's settings (MINET_LAB_OVS_TUNING=1)")
     args = p.parse_args(argv)
     check_root()
     from minet_sdn.topology.generate import class_topology
@@ -184,8 +184,8 @@ def main(argv: Optional[list] = None) -> int:
                 fh.write(class_topology(args.ases, servers=4, name=f"class{args.ases}"))
         if args.compare_ovs:             # the same lab twice: Open vSwitch's defaults, then the lab's settings
             report["results"] = {}
-            for label, env in (("ovs-defaults", "1"), ("lab-settings", "0")):
-                os.environ["MINET_LAB_OVS_DEFAULTS"] = env
+            for label, env in (("ovs-defaults", "0"), ("lab-settings", "1")):
+                os.environ["MINET_LAB_OVS_TUNING"] = env
                 print(f"## {label}", flush=True)
                 report["results"][label] = run(unique_copy(src, workdir, "cb"), args)
                 print(table(report["results"][label]), flush=True)

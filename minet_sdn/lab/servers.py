@@ -57,15 +57,15 @@ class ServersInfo:
 # machine that runs several of them: write interface statistics to the database every 30 s, not
 # every 5 s (nothing reads them from there: the controller asks over OpenFlow), dump the datapath's
 # flows for revalidation every 2 s, not every 0.5 s (a flow table change still revalidates at once),
-# and keep one handler and one revalidator thread. MINET_LAB_OVS_DEFAULTS=1 keeps Open vSwitch's own
-# defaults (for comparison: bench/cpu_breakdown.py --compare-ovs).
+# and keep one handler and one revalidator thread. Not measured yet (bench/cpu_breakdown.py
+# --compare-ovs), so off unless MINET_LAB_OVS_TUNING=1; until then the lab keeps Open vSwitch's own.
 LAB_OVS_OTHER_CONFIG = (("stats-update-interval", "30000"), ("max-revalidator", "2000"),
                         ("n-handler-threads", "1"), ("n-revalidator-threads", "1"))
 
 
 def lab_ovs_other_config() -> List[str]:
     """The `ovs-vsctl set Open_vSwitch .` arguments for a lab server's Open vSwitch."""
-    if os.environ.get("MINET_LAB_OVS_DEFAULTS", "") not in ("", "0"):
+    if os.environ.get("MINET_LAB_OVS_TUNING", "") in ("", "0"):
         return []
     return [f"other_config:{k}={v}" for k, v in LAB_OVS_OTHER_CONFIG]
 
