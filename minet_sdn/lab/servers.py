@@ -53,13 +53,35 @@ class ServersInfo:
     effective_topology: str
 
 
+# An emulated server's Open vSwitch serves one lab of mostly idle links (hellos and keepalives), on a
+# machine that runs several of them: write interface statistics to the database every 30 s, not
+# every 5 s (nothing reads them from there: the controller asks over OpenFlow), dump the datapath's
+# flows for revalidation every 2 s, not every 0.5 s (a flow table change still revalidates at once),
+# and keep one handler and one revalidator thread. Not measured yet (bench/cpu_breakdown.py
+# --compare-ovs), so off unless MINET_LAB_OVS_TUNING=1; until then the lab keeps Open vSwitch's own.
+LAB_OVS_OTHER_CONFIG = (("stats-update-interval", "30000"), ("max-revalidator", "2000"),
+                        ("n-handler-threads", "1"), ("n-revalidator-threads", "1"))
+
+
+def lab_ovs_other_config() -> List[str]:
+    """The `ovs-vsctl set Open_vSwitch .` arguments for a lab server's Open vSwitch."""
+    if os.environ.get("MINET_LAB_OVS_TUNING", "") in ("", "0"):
+        return []
+    return [f"other_config:{k}={v}" for k, v in LAB_OVS_OTHER_CONFIG]
+
+
 def start_ovs(topo: Topology, server: str, state: LabState) -> None:
     """ovsdb-server and ovs-vswitchd of `server`, inside its namespace, in its own directory."""
     def started(daemon: str, pidfile: str) -> None:
         state.add_process(ProcessRecord.of(f"{server}/{daemon}", read_pidfile(pidfile), pidfile))
 
-    host.start_ovs(paths.server_dir(topo, server), names.exec_prefix("netns", names.server_ns(topo, server)),
-                   lambda argv: run(argv), started)
+    d = paths.server_dir(topo, server)
+    prefix = names.exec_prefix("netns", names.server_ns(topo, server))
+    f = host.start_ovs(d, prefix, lambda argv: run(argv), started)
+    tuning = lab_ovs_other_config()
+    if tuning:                         # ovs-vswitchd applies these on the fly
+        run([*prefix, "env", *(f"{k}={v}" for k, v in host.ovs_env(d).items()), "ovs-vsctl",
+             f"--db=unix:{f.db_sock}", "--timeout=60", "set", "Open_vSwitch", ".", *tuning])
 
 
 def restart_vswitchd(topo: Topology, server: str, state: LabState) -> None:

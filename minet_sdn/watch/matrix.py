@@ -260,6 +260,40 @@ def run_matrix(places: Places, parallel: int = 24, timeout_ms: int = 500, retrie
     return build_matrix(places.topo, runner, parallel=parallel, timeout_ms=timeout_ms, retries=retries, family=family)
 
 
+# ---- against the routing policies' model ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class PolicyCheck:
+    """A measured matrix against topology/policy.py's valley-free model, over the pairs both know."""
+    checked: int                      # pairs compared
+    missing: List[Pair]               # the model says s reaches d; no answer was measured
+    leaked: List[Pair]                # an answer came where the policies forbid any path
+    unprobed: List[int]               # sources whose probe did not run (their pairs are not counted)
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and not self.leaked and not self.unprobed
+
+
+def check_policy(m: Matrix, expected: Dict[Pair, bool]) -> PolicyCheck:
+    """Compare `m` with `expected` ({(s, d): should s reach d}, policy.expected_pairs). A pair the
+    model does not know (an AS it leaves out) is not compared; a source whose probe failed is
+    reported, not counted as unreachable."""
+    missing: List[Pair] = []
+    leaked: List[Pair] = []
+    checked = 0
+    for s, d in m.pairs():
+        if s in m.errors or (s, d) not in expected:
+            continue
+        checked += 1
+        got = m.ok(s, d)
+        if expected[(s, d)] and not got:
+            missing.append((s, d))
+        elif got and not expected[(s, d)]:
+            leaked.append((s, d))
+    return PolicyCheck(checked=checked, missing=missing, leaked=leaked, unprobed=sorted(m.errors))
+
+
 # ---- differences between rounds ----------------------------------------------------------------
 
 def diff(prev: Matrix, cur: Matrix) -> List[str]:
