@@ -104,6 +104,7 @@ def test_no_import_cycles():
 PARSERS_ELSEWHERE = {
     "minet_sdn.classroom.cli",      # `minet class ...`, `minet configs ...` -> cli/classroom.py
     "minet_sdn.provision.l2ctl",    # students' `ovs-vsctl` -> cli/l2ctl.py (and places.py's argv)
+    "minet_sdn.classroom.page_main",    # the students' page server process -> cli/page.py
 }
 PARSER_CALLS = {"ArgumentParser", "add_argument", "add_parser", "add_subparsers", "add_argument_group",
                 "add_mutually_exclusive_group"}

@@ -39,6 +39,7 @@ NOT_USER_FACING = {
     "minet_sdn.core.errors.Invalid": "REST: 400",
     "minet_sdn.rest.api.ApiError": "REST: an HTTP status and a message",
     "minet_sdn.rest.bodies.BadBody": "REST: a request body refused with 400",
+    "minet_sdn.classroom.page.HttpError": "the students' page: an HTTP status and a message",
     # what a peer sent (a switch, a controller), not what the user typed
     "minet_sdn.core.ofcheck.BadMessage": "a malformed OpenFlow message from a switch",
     "minet_sdn.core.wire._Unknown": "an OpenFlow message the decoder does not know",
@@ -48,6 +49,7 @@ NOT_USER_FACING = {
     "minet_sdn.rest.client.OtherInstance": "another instance's controller (the CLI says so, exit 2)",
     # the machine's failures: their commands report them with exit 1 and roll back
     "minet_sdn.provision.journal.ProvisionError": "exit 1, rolled back",
+    "minet_sdn.provision.doors_remote.BundleError": "the master's doors bundle: reported per server, exit 1",
     "minet_sdn.provision.image.ImageProblem": "building the docker image failed",
     "minet_sdn.provision.netlink.NetlinkProblem": "the kernel refused",
     "minet_sdn.provision.ovs.OvsProblem": "Open vSwitch refused",
