@@ -55,8 +55,7 @@ class BenchRemoteLinks(RemoteLinks):
 
     # ---- the one behavioural change: every link port of the bridge is present ----------------
     def _sync_part(self, dpid, xid, value):
-        sync = self._sync.get(dpid)
-        if sync is not None and sync.get(xid) == "ports":
+        if self.exchanges.asked(dpid, xid) == "ports":
             have = {p.port_no for p in value}
             value = list(value) + [claimed_port(self.topo, lid) for lid in self.topo.bridges[dpid].link_ids
                                    if self.topo.link(lid).ofport not in have]

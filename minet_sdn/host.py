@@ -13,6 +13,7 @@ import errno
 import fcntl
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -154,6 +155,23 @@ def in_netns(ns: str, fn: Callable[[], T]) -> T:
     if "error" in result:
         raise result["error"]  # type: ignore[misc]
     return result["value"]  # type: ignore[return-value]
+
+
+def netns_connect(ns: str, address: str, port: int, timeout: float = 5.0,
+                  source: Optional[str] = None) -> socket.socket:
+    """A TCP connection made from inside namespace `ns` (the socket is usable from any thread),
+    from local address `source` when given. (lab/system.py has the lab's own copy.)"""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = in_netns(netns_path(ns), lambda: socket.socket(family, socket.SOCK_STREAM))
+    sock.settimeout(timeout)
+    try:
+        if source:
+            sock.bind((source, 0))
+        sock.connect((address, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 # ---- file locks -----------------------------------------------------------------------------

@@ -1,7 +1,10 @@
 """The os-ken application: a thin shell around minet_sdn.core.fabric.FabricCore.
 
-It decodes OpenFlow events, calls the core, and sends what the core returns; it also serves the
-REST API and polls flow counters on demand. All logic lives in the core, which has no socket.
+It decodes OpenFlow events, calls the core, sends the messages the core returns and starts the
+syncs it asks for (Out.syncs); what is in flight with the switches (syncs, multipart replies,
+counter polls, bundles) is kept by core/exchanges.py. It serves the REST API and polls flow
+counters on demand. All logic lives in the core, which has no socket. The hardening of os-ken's
+OpenFlow listener (apps/guard.py) is installed when the app is made, not by an import.
 
 Run it with `minet controller --topology FILE` (os-ken, the supported runtime). On a legacy host
 with Ryu, `MINET_TOPOLOGY=FILE ryu-manager minet_sdn.apps.remote_links` also works.
@@ -16,12 +19,12 @@ import os
 import threading
 import time
 from collections import Counter
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
-from .. import compat
 from ..compat import BaseApp, handler, ofp_event, ofproto_v1_3
 from ..core import flows, ofmsg, wire
-from ..core.fabric import FabricCore, PortInfo, ids_for_keys
+from ..core.exchanges import Exchanges
+from ..core.fabric import FabricCore, Out, PortInfo, ids_for_keys
 from ..core.flows import link_flows
 from ..core.views import Counters, link_counters, link_view, metrics_text, switch_view
 from ..core.errors import Conflict, Invalid, NotFound
@@ -29,11 +32,11 @@ from ..rest.api import make_app
 from ..rest import auth as rest_auth
 from ..rest.server import serve_in_thread
 from ..topology import TopologyError, load_topology
+from . import guard
 
 MAIN, DEAD = handler.MAIN_DISPATCHER, handler.DEAD_DISPATCHER
 TICK_SECONDS = 0.25
 STATS_TIMEOUT = 3.0
-SYNC_REPLIES = {"PortDescStatsRequest": "ports", "FlowStatsRequest": "flows"}   # what core.connected asks
 
 # Set by `minet controller` before the app starts; MINET_TOPOLOGY / MINET_REST / MINET_CONTROLLER_STATE
 # serve ryu-manager. echo_interval: seconds of silence before a switch is sent an echo request (it is
@@ -42,8 +45,6 @@ SYNC_REPLIES = {"PortDescStatsRequest": "ports", "FlowStatsRequest": "flows"}   
 # Host besides addresses and localhost (rest/server.check_host; MINET_REST_NAMES, comma-separated).
 CONFIG: Dict[str, object] = {"topology": None, "rest": None, "state": None, "echo_interval": None,
                              "on_fatal": None, "rest_names": None}
-
-compat.harden_openflow()
 
 
 def default_state_path(name: str) -> str:
@@ -160,6 +161,7 @@ class RemoteLinks(BaseApp):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        install()
         path = CONFIG.get("topology") or os.environ.get("MINET_TOPOLOGY")
         if not path:
             raise RuntimeError("no topology: run `minet controller --topology FILE` or set MINET_TOPOLOGY")
@@ -181,27 +183,24 @@ class RemoteLinks(BaseApp):
         self.lock = threading.RLock()
         self.datapaths: Dict[int, object] = {}
         self.extra: Counter = Counter()
-        self._parts: Dict[Tuple[int, int], list] = {}          # multipart replies being assembled
-        self._sync: Dict[int, Dict[str, object]] = {}          # dpid -> {xid: "ports"|"flows", results}
-        self._waiters: Dict[Tuple[int, int], "_Waiter"] = {}   # counter polls in flight
+        self.exchanges = Exchanges()        # syncs, multipart replies, counter polls, bundles in flight
         self._warned: set = set()
         self._bundle_seq = 0
-        self._bundles: Dict[Tuple[int, int], Tuple[int, int]] = {}   # (dpid, commit xid) -> (bundle id, FlowMods)
         rest = CONFIG.get("rest") or os.environ.get("MINET_REST")
         self.rest_addr = rest or (self.topo.controller.rest_host, self.topo.controller.rest_port)
         self.rest_server = None
         echo = CONFIG.get("echo_interval") or os.environ.get("MINET_ECHO_INTERVAL")
         if echo:
-            compat.CONNECTIONS.echo_interval = float(echo)
+            guard.CONNECTIONS.echo_interval = float(echo)
         self._size_connection_limits()
         if os.environ.get("MINET_OFP_HANDSHAKE_TIMEOUT"):           # tests: seconds to finish the handshake
-            compat.HANDSHAKE_TIMEOUT = float(os.environ["MINET_OFP_HANDSHAKE_TIMEOUT"])
+            guard.HANDSHAKE_TIMEOUT = float(os.environ["MINET_OFP_HANDSHAKE_TIMEOUT"])
 
     def _size_connection_limits(self) -> None:
         """Room for every bridge of the topology to connect (twice: a reconnect may overlap the
         old connection) plus strangers; the handshaking bound stays small."""
-        compat.CONNECTION_LIMITS["total"] = max(1024, 2 * len(self.topo.bridges) + 64)
-        compat.CONNECTION_LIMITS["handshaking"] = max(256, len(self.topo.bridges) // 4)
+        guard.CONNECTION_LIMITS["total"] = max(1024, 2 * len(self.topo.bridges) + 64)
+        guard.CONNECTION_LIMITS["handshaking"] = max(256, len(self.topo.bridges) // 4)
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def start(self):
@@ -212,7 +211,7 @@ class RemoteLinks(BaseApp):
                                                names=[n for n in names if n])
             self.logger.info("REST API on http://%s:%s", *self.rest_addr)
         threading.Thread(target=self._tick_loop, name="minet-tick", daemon=True).start()
-        compat.LISTENER.watch(self._listener_died)
+        guard.LISTENER.watch(self._listener_died)
         return thread
 
     def _listener_died(self, listener) -> None:
@@ -229,26 +228,26 @@ class RemoteLinks(BaseApp):
         while True:
             time.sleep(TICK_SECONDS)
             try:
-                compat.CONNECTIONS.sweep(time.monotonic())
+                guard.CONNECTIONS.sweep(time.monotonic())
                 with self.lock:
                     self._send(self.core.tick(time.monotonic()))
             except Exception:
                 self.logger.exception("periodic tick failed")
 
     # ---- sending -----------------------------------------------------------------------------
-    def _send(self, out: Dict[int, List[object]]) -> None:
-        """Send what the core returned, packed into ~64 KiB writes (one queue hand-over and one
-        syscall per chunk instead of per message: tens of thousands of FlowMods on a resync),
-        every run of FlowMods inside one atomic bundle (core/wire.py: Packer)."""
+    def _send(self, out: Out) -> None:
+        """Start the syncs the core asked for (Out.syncs), then send its messages, packed into
+        ~64 KiB writes (one queue hand-over and one syscall per chunk instead of per message: tens
+        of thousands of FlowMods on a resync), every run of FlowMods inside one atomic bundle
+        (core/wire.py: Packer)."""
+        for dpid, requests in out.syncs.items():
+            dp = self.datapaths.get(dpid)
+            if dp is not None:
+                self._start_sync(dp, requests)
         for dpid, msgs in out.items():
             dp = self.datapaths.get(dpid)
-            if dp is None:
+            if dp is None or not msgs:
                 continue
-            if len(msgs) >= 2 and [ofmsg.kind(m) for m in msgs[-2:]] == list(SYNC_REPLIES):
-                self._start_sync(dp, msgs[-2:])     # a resync (core.refused, tick): always last
-                msgs = msgs[:-2]
-                if not msgs:
-                    continue
 
             def other(msg, xid, dp=dp):
                 msg.datapath = dp
@@ -267,9 +266,7 @@ class RemoteLinks(BaseApp):
                 self.extra["sent_FlowMod"] += mods
             for bid, commit_xid, n in packer.bundles:
                 self.extra["sent_bundle"] += 1
-                self._bundles[(dpid, commit_xid)] = (bid, n)
-                if len(self._bundles) > 1024:                 # commits whose replies never came
-                    self._bundles.pop(next(iter(self._bundles)))
+                self.exchanges.bundle_sent(dpid, commit_xid, bid, n)
 
     def _next_bundle_id(self) -> int:
         self._bundle_seq = (self._bundle_seq + 1) & 0xFFFFFFFF
@@ -289,9 +286,7 @@ class RemoteLinks(BaseApp):
         if ev.state == DEAD:
             if dpid is not None and self.datapaths.get(dpid) is dp:
                 del self.datapaths[dpid]
-                self._sync.pop(dpid, None)
-                for key in [k for k in self._parts if k[0] == dpid]:   # replies cut off mid-way
-                    del self._parts[key]
+                self.exchanges.disconnected(dpid)
                 self._send(self.core.disconnected(dpid, time.monotonic()))
                 self.logger.warning("switch %016x disconnected", dpid)
             return
@@ -302,28 +297,22 @@ class RemoteLinks(BaseApp):
                 self.logger.warning("switch %016x is not in topology %s; leaving it alone", dpid, self.topo.name)
             return
         self.datapaths[dpid] = dp
-        self._start_sync(dp, self.core.connected(dpid, time.monotonic()).get(dpid, []))
+        self._send(self.core.connected(dpid, time.monotonic()))          # its sync: Out.syncs
         self.logger.info("switch %016x (%s) connected; reading its ports and flows", dpid,
                          self.topo.bridges[dpid].name)
 
     def _start_sync(self, dp, requests: List[object]) -> None:
         """Send the core's sync requests (ports, flows) and wait for their answers (_sync_part);
         a sync already in flight is superseded (its late answers are ignored)."""
-        sync: Dict[str, object] = {}
         for msg in requests:
             self._send_one(dp, msg)
-            sync[msg.xid] = SYNC_REPLIES[ofmsg.kind(msg)]
-        self._sync[dp.id] = sync
+        self.exchanges.sync_started(dp.id, [(msg.xid, ofmsg.kind(msg)) for msg in requests])
 
     def _multipart(self, ev) -> Optional[list]:
         """All parts of a multipart reply, once the last one is in."""
         msg = ev.msg
-        key = (msg.datapath.id, msg.xid)
-        parts = self._parts.setdefault(key, [])
-        parts.extend(msg.body)
-        if msg.flags & ofproto_v1_3.OFPMPF_REPLY_MORE:
-            return None
-        return self._parts.pop(key)
+        return self.exchanges.part(msg.datapath.id, msg.xid, msg.body,
+                                   bool(msg.flags & ofproto_v1_3.OFPMPF_REPLY_MORE))
 
     @handler.set_ev_cls(ofp_event.EventOFPPortDescStatsReply, MAIN)
     @guarded
@@ -339,10 +328,7 @@ class RemoteLinks(BaseApp):
         if body is None:
             return
         dpid, xid = ev.msg.datapath.id, ev.msg.xid
-        waiter = self._waiters.pop((dpid, xid), None)
-        if waiter is not None:
-            waiter.body = body
-            waiter.done.set()
+        if self.exchanges.waited(dpid, xid, body):          # a counter poll's
             return
         self._sync_part(dpid, xid, [ofmsg.flow_from_stats(s) for s in body])
 
@@ -360,17 +346,12 @@ class RemoteLinks(BaseApp):
         self._send(self.core.audited(dpid, count, time.monotonic()))     # guarded holds the lock
 
     def _sync_part(self, dpid: int, xid: int, value: list) -> None:
-        sync = self._sync.get(dpid)
-        if sync is None or xid not in sync:
-            return
-        sync[sync.pop(xid)] = value
-        if "ports" in sync and "flows" in sync:
-            del self._sync[dpid]
+        done = self.exchanges.answered(dpid, xid, value)
+        if done is not None:
             was = gc.isenabled()
             gc.disable()        # tens of thousands of flows and messages, all alive until sent
             try:
-                out = self.core.synced(dpid, sync["ports"], sync["flows"], time.monotonic(),
-                                       later=sync.get("later", ()))
+                out = self.core.synced(dpid, done.ports, done.flows, time.monotonic(), later=done.later)
                 sent = sum(len(m) for m in out.values())
                 self._send(out)
             finally:
@@ -385,12 +366,8 @@ class RemoteLinks(BaseApp):
         dpid = msg.datapath.id
         if not self.core.known(dpid):
             return
-        sync = self._sync.get(dpid)
-        if sync is not None:
-            # A sync is in flight: an event before the port list is superseded by it; one after it
-            # is newer and must be applied on top (see FabricCore.synced).
-            if "ports" in sync:
-                sync.setdefault("later", []).append((msg.reason, port_info(msg.desc)))
+        # a sync in flight takes it (before the port list: superseded; after: applied on top)
+        if self.exchanges.port_event(dpid, msg.reason, port_info(msg.desc)):
             return
         self._send(self.core.port_status(dpid, msg.reason, port_info(msg.desc), time.monotonic()))
 
@@ -408,7 +385,7 @@ class RemoteLinks(BaseApp):
     def error_msg(self, ev):
         msg = ev.msg
         self.extra["error"] += 1
-        bundle = self._bundles.pop((msg.datapath.id, msg.xid), None)
+        bundle = self.exchanges.refused_bundle(msg.datapath.id, msg.xid)
         if bundle is not None:
             self.extra["bundle_refused"] += 1
             self.logger.error("switch %016x refused bundle %d (%d FlowMods) at commit: none of it was "
@@ -438,7 +415,7 @@ class RemoteLinks(BaseApp):
                 msg = ofmsg.flow_stats_request(ours_only=True)
                 msg.datapath = dp
                 dp.set_xid(msg)
-                waiter = self._waiters[(dpid, msg.xid)] = _Waiter()
+                waiter = self.exchanges.wait(dpid, msg.xid)
                 self._send_one(dp, msg)
                 waits.append((dpid, msg.xid, waiter))
         out: Counters = {}
@@ -446,7 +423,7 @@ class RemoteLinks(BaseApp):
         for dpid, xid, waiter in waits:
             if not waiter.done.wait(max(0.0, deadline - time.monotonic())):
                 with self.lock:
-                    self._waiters.pop((dpid, xid), None)
+                    self.exchanges.give_up(dpid, xid)
                 continue
             bridge = self.topo.bridges[dpid]
             counted = link_counters(waiter.body)
@@ -455,11 +432,11 @@ class RemoteLinks(BaseApp):
         return out
 
     def health(self) -> dict:
-        listener = compat.LISTENER
-        total, handshaking = compat.CONNECTIONS.counts()
+        listener = guard.LISTENER
+        total, handshaking = guard.CONNECTIONS.counts()
         openflow = {"listener": listener.state, "connections": total, "handshaking": handshaking,
                     "refused": listener.refused, "accept_errors": listener.accept_errors,
-                    "dropped": dict(compat.CONNECTIONS.dropped)}
+                    "dropped": dict(guard.CONNECTIONS.dropped)}
         if listener.error:
             openflow["error"] = listener.error
         with self.lock:
@@ -545,13 +522,10 @@ class RemoteLinks(BaseApp):
             return metrics_text(self.core, counters, dict(self.extra))
 
 
-class _Waiter:
-    """A flow-stats reply some REST request is waiting for."""
-
-    def __init__(self):
-        self.done = threading.Event()
-        self.body: list = []
-
-
-logging.getLogger("os_ken.controller.controller").setLevel(logging.WARNING)
-wire.install_flow_stats_decoder()        # flow-stats replies decoded by struct, straight into Flows
+def install() -> None:
+    """What the app needs of os-ken before any switch connects, installed by the app itself when it
+    is made (idempotent): the listener's hardening (apps/guard.py) and core/wire.py's flow-stats
+    decoder (replies decoded by struct, straight into Flows)."""
+    guard.install()
+    wire.install_flow_stats_decoder()
+    logging.getLogger("os_ken.controller.controller").setLevel(logging.WARNING)

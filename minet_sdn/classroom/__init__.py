@@ -11,7 +11,8 @@ broker.py       the root broker: checks who asks, enters the device in a sandbox
 doors.py        bring every door of this machine up or down (users, brokers, sshd)
 cli.py          `minet class doors|passwd`, `minet configs save|restore`
 """
+from ..errors import UserError
 
 
-class ClassError(Exception):
+class ClassError(UserError):
     """Bad class input or a door that cannot be made: reported as one line, exit code 2."""

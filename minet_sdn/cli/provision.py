@@ -33,6 +33,7 @@ import time
 from typing import List, Optional
 
 from ..cli.output import OneLineParser, guarded
+from ..errors import UserError
 from ..messages import clip_line
 from ..provision.apply import ProvisionError, Provisioner
 from ..provision.ovs import detect_datapath
@@ -95,7 +96,15 @@ def _interrupt(signum, frame) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    return guarded(lambda: _main(argv), "minet-provision")
+    return guarded(lambda: _told(argv), "minet-provision")
+
+
+def _told(argv: Optional[List[str]]) -> int:
+    try:
+        return _main(argv)
+    except UserError as exc:      # what the user did wrong, wherever it was found: one line each, exit 2
+        print(str(exc), file=sys.stderr)
+        return exc.exit_code
 
 
 def _main(argv: Optional[List[str]]) -> int:

@@ -1,8 +1,10 @@
 """The pure controller core: topology + what the switches told us + an event -> OpenFlow messages.
 
-No sockets, no os-ken event loop, no clock: every handler takes `now` and returns
-`{dpid: [message, ...]}` built with datapath=None. The os-ken shell (minet_sdn.apps.remote_links)
-only decodes events, calls these handlers and sends what they return.
+No sockets, no os-ken event loop, no clock: every handler takes `now` and returns an `Out`:
+`{dpid: [message, ...]}` built with datapath=None, plus `Out.syncs`, the switches to read again
+(their ports, then their flows; the answers go to `synced()`). The os-ken shell
+(minet_sdn.apps.remote_links) only decodes events, calls these handlers, sends the messages and
+starts the syncs they return (core/exchanges.py keeps what is in flight).
 
 How link state is decided
 -------------------------
@@ -50,7 +52,31 @@ RESYNC_MAX = 60.0
 # is reported unsynced and resynced at once (its flows read, only the difference sent).
 AUDIT_INTERVAL = 5.0
 
-Out = Dict[int, List[object]]
+
+class Out(dict):
+    """What a handler returns: {dpid: [message, ...]} to send, in order, and `syncs`: {dpid: [the
+    sync requests]} for each switch to read again (ports, then flows), whose answers go to
+    FabricCore.synced(). A typed part of the result, so the shell never guesses a resync from the
+    messages. Equal to another Out (or a plain dict) only with the same syncs (a dict has none)."""
+
+    __hash__ = None          # type: ignore[assignment]
+
+    def __init__(self, msgs=(), syncs: Optional[Dict[int, List[object]]] = None):
+        super().__init__(msgs)
+        self.syncs: Dict[int, List[object]] = dict(syncs or {})
+
+    def __eq__(self, other):
+        if not isinstance(other, dict):
+            return NotImplemented
+        return dict.__eq__(self, other) and self.syncs == getattr(other, "syncs", {})
+
+    def __ne__(self, other):
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    def __repr__(self) -> str:
+        return f"Out({dict.__repr__(self)}, syncs={self.syncs!r})"
+
 
 # What identifies a link across a reload or a restart: its two routers (in either order) and, for
 # parallel links between the same two routers, which of them it is. Never its position in the list:
@@ -185,7 +211,7 @@ class FabricCore:
         st.synced = False
         st.resync_at = None                # this sync is the resync
         st.audit_sent = None
-        return {dpid: self._sync_requests()}
+        return Out(syncs={dpid: self._sync_requests()})
 
     def disconnected(self, dpid: int, now: float) -> Out:
         # Keep what we last knew of its ports: with fail_mode=secure it keeps forwarding, and a lost
@@ -195,7 +221,7 @@ class FabricCore:
             self.bridges[dpid].connected = False
             self.bridges[dpid].resync_at = None
             self.bridges[dpid].audit_sent = None
-        return {}
+        return Out()
 
     def refused(self, dpid: int, now: float) -> Out:
         """The switch answered something we sent with an OpenFlow error (a bundle refused at commit;
@@ -207,13 +233,13 @@ class FabricCore:
         self.now = now
         st = self.bridges.get(dpid)
         if st is None or not st.connected:
-            return {}
+            return Out()
         st.refusals += 1
         if now - st.last_refusal > RESYNC_MAX:
             st.resync_backoff = 0.0
         st.last_refusal = now
         if st.resync_at is not None:       # one is planned already
-            return {}
+            return Out()
         st.resync_at = now + st.resync_backoff
         st.resync_backoff = min(RESYNC_MAX, max(RESYNC_FIRST, 2 * st.resync_backoff))
         return self._due_resyncs(now)
@@ -261,7 +287,7 @@ class FabricCore:
         st.table_ok = True                 # what it lacked or had too much is being sent now
         st.audit_sent = None               # an audit in flight counted the old table
         st.audit_due = now + self.audit_interval
-        out: Out = {dpid: msgs} if msgs else {}
+        out = Out({dpid: msgs} if msgs else {})
         self._merge(out, self._reconcile(self._links_of(st.bridge)))
         return self._with_barriers(out)
 
@@ -269,8 +295,8 @@ class FabricCore:
         self.now = now
         st = self.bridges[dpid]
         if not st.synced:
-            return {}     # the shell hands events that race the sync to synced(later=...)
-        out: Out = {}
+            return Out()  # the shell hands events that race the sync to synced(later=...)
+        out = Out()
         link = self._link_at(st.bridge, info.port_no)
         if reason == OFPPR_DELETE:
             st.ports.pop(info.port_no, None)
@@ -323,9 +349,9 @@ class FabricCore:
                     link = self._link_at(st.bridge, ps.info.port_no)
                     if link:
                         expired.append(link)
-        out = self._with_barriers(self._reconcile(expired)) if expired else {}
+        out = self._with_barriers(self._reconcile(expired)) if expired else Out()
         self._merge(out, self._due_audits(now, skip=resyncs))
-        self._merge(out, resyncs)           # sync requests last (the shell tells them by that)
+        self._merge(out, resyncs)           # Out.syncs: the shell starts them
         return out
 
     def audited(self, dpid: int, flow_count: int, now: float) -> Out:
@@ -335,14 +361,14 @@ class FabricCore:
         self.now = now
         st = self.bridges.get(dpid)
         if st is None or st.audit_sent is None:
-            return {}
+            return Out()
         generation, expected = st.audit_sent
         st.audit_sent = None
         if generation != st.generation or not (st.connected and st.synced):
-            return {}                      # we changed the table since: this count proves nothing
+            return Out()                   # we changed the table since: this count proves nothing
         if flow_count == expected:
             st.table_ok = True
-            return {}
+            return Out()
         LOG.warning("switch %016x holds %d flows, %d installed: its table was changed; resyncing",
                     dpid, flow_count, expected)
         st.table_ok = False
@@ -353,10 +379,10 @@ class FabricCore:
         return self._due_resyncs(now)
 
     def _due_audits(self, now: float, skip: Out) -> Out:
-        """Audit requests due by `now`, except for bridges being resynced (`skip`)."""
-        out: Out = {}
+        """Audit requests due by `now`, except for bridges being resynced (`skip.syncs`)."""
+        out = Out()
         for dpid, st in self.bridges.items():
-            if (dpid not in skip and st.connected and st.synced and st.audit_sent is None and st.resync_at is None
+            if (dpid not in skip.syncs and st.connected and st.synced and st.audit_sent is None and st.resync_at is None
                     and now >= st.audit_due):
                 st.audit_sent = (st.generation, len(st.installed))
                 st.audit_due = now + self.audit_interval
@@ -375,7 +401,7 @@ class FabricCore:
         self.now = now
         failed = self.failed_keys()
         self.topo = topo
-        out: Out = {}
+        out = Out()
         bridges: Dict[int, BridgeState] = {}
         for dpid, bridge in topo.bridges.items():
             st = self.bridges.get(dpid) or BridgeState(bridge)
@@ -403,15 +429,14 @@ class FabricCore:
         return [ofmsg.port_desc_request(), ofmsg.flow_stats_request()]
 
     def _due_resyncs(self, now: float) -> Out:
-        """Resyncs due by `now`: the sync requests, which come last in any Out they are merged into
-        (the shell tells them by that)."""
-        out: Out = {}
+        """Resyncs due by `now`, as Out.syncs."""
+        out = Out()
         for dpid, st in self.bridges.items():
             if st.resync_at is not None and now >= st.resync_at:
                 st.resync_at = None
                 if st.connected:
                     self.counters["resync"] += 1
-                    out[dpid] = self._sync_requests()
+                    out.syncs[dpid] = self._sync_requests()
         return out
 
     @staticmethod
@@ -451,7 +476,7 @@ class FabricCore:
 
         The rule is _forced's; the bridges and tunnel liveness of a server pair are looked up once
         per pair, not per link (a sync reconciles every link of a bridge: 10,000 at scale)."""
-        out: Out = {}
+        out = Out()
         pairs: Dict[Tuple[str, str], Tuple[int, BridgeState, BridgeState, bool]] = {}
         failed = self.failed
         for link in links:
@@ -529,6 +554,7 @@ class FabricCore:
         for dpid, msgs in more.items():
             if msgs:
                 out.setdefault(dpid, []).extend(msgs)
+        out.syncs.update(getattr(more, "syncs", {}))
 
     @staticmethod
     def _with_barriers(out: Out) -> Out:

@@ -3,7 +3,7 @@
 os-ken's parsers walk length fields without checking them: a HELLO element, a multipart entry, an
 instruction or an action of length 0 loops forever (and the HELLO one allocates as it spins), and a
 connection may send messages of any version and type, each with its own parser. So every message
-is checked here before os-ken sees it (minet_sdn.compat wires this in front of os-ken's parser):
+is checked here before os-ken sees it (minet_sdn.apps.guard wires this in front of os-ken's parser):
 
   * before the version is agreed, only HELLO is accepted, its elements walked and bounded;
   * afterwards the version must be the agreed one, and only what a switch legitimately sends the

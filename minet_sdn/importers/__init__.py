@@ -12,10 +12,12 @@ from typing import Any, Dict, List
 
 import yaml
 
+from ..errors import UserError
+
 NAME_MAX = 12
 
 
-class ImportProblem(Exception):
+class ImportProblem(UserError):
     """The input cannot be imported; `problems` holds one line per problem (`FILE: line N: ...`)."""
 
     def __init__(self, problems: List[str]):

@@ -1,7 +1,6 @@
-"""`minet import mini-internet|gml ...` and `minet partition ...`.
-
-Registered on the `minet` parser by `add_commands(subparsers)`. Every written topology is validated
-by the topology loader first: a file is written whole or not at all.
+"""What `minet import mini-internet|gml|as-rel ...` and `minet partition ...` do (their parsers:
+cli/importers.py). Every written topology is validated by the topology loader first: a file is
+written whole or not at all.
 """
 from __future__ import annotations
 
@@ -9,16 +8,18 @@ import os
 import sys
 from typing import Any, Dict, Optional
 
+from ..errors import UserError
 from ..files import write_output
 from ..topology import TopologyError, parse_topology
-from . import ImportProblem, Imported, locate, to_yaml
+from . import Imported, locate, to_yaml
 
 
-class CommandError(Exception):
+class CommandError(UserError):
     """One or more lines for stderr; exit code 2."""
 
 
-def _positive(value: str) -> int:
+def positive(value: str) -> int:
+    """argparse type of a count (raises CommandError, told by the CLI's top level)."""
     if not value.isdigit() or int(value) < 1:
         raise CommandError(f"minet: {value!r} is not a positive integer")
     return int(value)
@@ -102,66 +103,3 @@ def cmd_partition(args) -> int:
         write_topology(topology, args.output, args.file)
     print(report)
     return 0
-
-
-def _guard(func):
-    def run(args) -> int:
-        try:
-            return func(args)
-        except (ImportProblem, TopologyError) as exc:
-            raise CommandError("\n".join(exc.problems)) from None
-    return run
-
-
-def add_commands(sub, error_cls) -> None:
-    """Register `import` and `partition`; failures raise `error_cls` (the CLI's one-line usage error)."""
-
-    def wrap(func):
-        guarded = _guard(func)
-
-        def run(args) -> int:
-            try:
-                return guarded(args)
-            except CommandError as exc:
-                raise error_cls(str(exc)) from None
-        return run
-
-    def positive(value: str) -> int:
-        try:
-            return _positive(value)
-        except CommandError as exc:
-            raise error_cls(str(exc)) from None
-
-    imp = sub.add_parser("import", help="make a topology from a mini-Internet folder, a GML map or AS relationships")
-    isub = imp.add_subparsers(dest="import_cmd", required=True, parser_class=sub._parser_class)
-    mi = isub.add_parser("mini-internet", help="a mini-Internet configuration folder (AS_config.txt, ...)")
-    mi.add_argument("dir")
-    g = isub.add_parser("gml", help="a Topology Zoo style GML map (nodes are routers)")
-    g.add_argument("file")
-    g.add_argument("--asn-attr", default="asn", help="node attribute holding the AS number (default asn)")
-    g.add_argument("--single-as", type=positive, metavar="N", help="the whole map is one network: AS N")
-    g.add_argument("--max-routers-per-as", type=positive, metavar="N",
-                   help="condense: keep the N best-connected routers of each AS (each AS stays connected)")
-    g.add_argument("--rel", default="peer", choices=["peer", "provider", "customer"],
-                   help="relationship of edges across ASes without a `rel` attribute (default peer)")
-    ar = isub.add_parser("as-rel", help="an AS-level Internet from CAIDA's AS-relationship format (AS1|AS2|-1|...)")
-    ar.add_argument("file")
-    ar.add_argument("--ases", type=positive, default=100, metavar="N", help="how many ASes to keep (default 100)")
-    ar.add_argument("--select", default="core", metavar="RULE",
-                    help="which: core (largest customer cones, default) | cone:ASN (that AS's cone) | random")
-    ar.add_argument("--seed", type=int, default=1, help="seed of --select random (default 1)")
-    ar.add_argument("--routers-per-as", type=positive, default=1, metavar="N",
-                    help="routers per AS, in a ring; adjacencies spread over them (default 1)")
-    for cmd, func in ((mi, cmd_import_mini_internet), (g, cmd_import_gml), (ar, cmd_import_as_rel)):
-        cmd.add_argument("-o", "--output", metavar="FILE", help="where to write the topology (default stdout)")
-        cmd.add_argument("--name", help="instance name (default: from the folder or file name)")
-        cmd.add_argument("--servers", type=positive, metavar="N",
-                         help="spread the ASes over N servers (as `minet partition` does)")
-        cmd.set_defaults(func=wrap(func))
-
-    part = sub.add_parser("partition", help="assign every AS a server: balanced, few remote links")
-    part.add_argument("file")
-    part.add_argument("--servers", type=positive, required=True, metavar="N")
-    part.add_argument("-o", "--output", metavar="FILE", help="write the placed topology here")
-    part.add_argument("--seed", type=int, default=1, help="seed of the partitioner and the random baseline")
-    part.set_defaults(func=wrap(cmd_partition))

@@ -15,7 +15,7 @@ Modules, by concern (each imports only those above it):
   provisioning  minet-provision over SSH (and its local fallback), capacity, docker image
   lab           class Lab: up, down, remove, status, exec, places (what the CLI and benches call)
   observe       watching a running lab (benches and end-to-end tests)
-  relay         the relay process (python -m minet_sdn.lab.relay)
+  relay         the relay process (python -m minet_sdn.cli.relay)
   cli           `lab up|down|status FILE`, `exec FILE NODE -- CMD`
 """
 from __future__ import annotations
@@ -24,10 +24,12 @@ import sys
 import time
 from typing import Callable
 
+from ..errors import UserError
+
 Progress = Callable[[str], None]
 
 
-class LabError(Exception):
+class LabError(UserError):
     """A lab operation failed; the message is one line meant for the user."""
 
 

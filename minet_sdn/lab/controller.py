@@ -2,15 +2,13 @@
 
 The controller runs in the mgmt namespace and listens on the mgmt network, where the emulated
 servers' bridges reach it. This host reaches its REST API two ways:
-  rest_call   from Python (lab status, tests, benches): a connection opened inside the mgmt
-              namespace, needing nothing else to run;
+  rest_call   from Python (lab status, tests, benches): rest/client.py's request, its connection
+              opened inside the mgmt namespace, needing nothing else to run;
   the relay   for every plain HTTP client (`minet link`, curl, a browser on /ui): a process
               listening on this host's loopback (relay.py), its URL in lab.json (`rest_base`).
 """
 from __future__ import annotations
 
-import http.client
-import json
 import os
 import sys
 import time
@@ -18,12 +16,12 @@ from typing import Any, Optional, Tuple
 
 from ..rest import auth
 from ..rest.auth import TOKEN_FILE, read_token
-from ..rest.client import CSRF_HEADER, CSRF_VALUE
+from ..rest.client import ControllerUnreachable, NotOurApi, request
 from ..topology import Topology, names
 from . import LabError, Progress, paths
 from .effective import effective, load
 from .state import ControllerRecord, LabState, ProcessRecord, require
-from .system import console_argv, netns_connect, nsenter_argv, spawn_daemon, wait_tcp
+from .system import console_argv, nsenter_argv, spawn_daemon, wait_tcp
 
 START_TIMEOUT = 30.0
 
@@ -67,7 +65,7 @@ def start_relay(topo: Topology, state: LabState, eff: Topology) -> None:
     if os.path.exists(port_file):
         os.unlink(port_file)
     log = paths.state_file(topo, "relay.log")
-    argv = [sys.executable, "-m", "minet_sdn.lab.relay", "--netns", names.mgmt_ns(topo),
+    argv = [sys.executable, "-m", "minet_sdn.cli.relay", "--netns", names.mgmt_ns(topo),
             "--target", f"{eff.controller.rest_host}:{eff.controller.rest_port}", "--port-file", port_file]
     rec = ProcessRecord.of("relay", spawn_daemon(argv, log, cwd=paths.state_dir(topo)))
     state.add_process(rec)
@@ -103,15 +101,6 @@ def rest_base(topo: Topology) -> Optional[str]:
     return state.rest_relay
 
 
-class _NetnsHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, netns: str, host: str, port: int, timeout: float):
-        super().__init__(host, port, timeout=timeout)
-        self._netns = netns
-
-    def connect(self) -> None:
-        self.sock = netns_connect(self._netns, self.host, self.port, timeout=self.timeout)
-
-
 def rest_call(topo_path: str, method: str, path: str, body: Any = None,
               timeout: float = 10.0) -> Tuple[int, Any]:
     """(HTTP status, decoded JSON or text) of `METHOD PATH` on the lab's controller.
@@ -125,29 +114,18 @@ def rest_call(topo_path: str, method: str, path: str, body: Any = None,
 
 def call_controller(topo: Topology, eff: Topology, method: str, path: str, body: Any = None,
                     timeout: float = 10.0) -> Tuple[int, Any]:
-    """rest_call for a caller holding the lab's topology and its effective copy (Lab.rest_call)."""
-    conn = _NetnsHTTPConnection(names.mgmt_ns(topo), eff.controller.rest_host, eff.controller.rest_port, timeout)
-    payload = None if body is None else json.dumps(body).encode()
-    headers = {"Content-Type": "application/json"} if payload is not None else {}
-    if payload is None and method.upper() in ("POST", "PUT", "PATCH"):
-        payload = b""
-    if method.upper() == "POST":
-        headers[CSRF_HEADER] = CSRF_VALUE
+    """rest_call for a caller holding the lab's topology and its effective copy (Lab.rest_call):
+    rest/client.py's request, from inside the lab's mgmt namespace, with the lab's token."""
+    ns = names.mgmt_ns(topo)
     token = read_token(paths.state_file(topo, TOKEN_FILE))      # writes need it (rest/auth.py)
-    if token and method.upper() not in ("GET", "HEAD"):
-        headers["Authorization"] = f"Bearer {token}"
     try:
-        conn.request(method.upper(), path, body=payload, headers=headers)
-        resp = conn.getresponse()
-        raw = resp.read()
-    except OSError as exc:
+        return request(eff.controller.rest_url, method, path, body, token=token, timeout=timeout, netns=ns)
+    except ControllerUnreachable as exc:
+        reason = exc.reason
         raise LabError(f"cannot reach the lab's controller at {eff.controller.rest_url} "
-                       f"(in {names.mgmt_ns(topo)}): {exc.strerror or exc}")
-    finally:
-        conn.close()
-    if (resp.getheader("Content-Type") or "").startswith("application/json"):
-        return resp.status, json.loads(raw.decode() or "null")
-    return resp.status, raw.decode(errors="replace")
+                       f"(in {ns}): {getattr(reason, 'strerror', None) or reason}") from None
+    except NotOurApi as exc:             # bad JSON where JSON was promised
+        raise LabError(f"the lab's controller at {eff.controller.rest_url} (in {ns}): {exc}") from None
 
 
 def token_path(topo) -> str:

@@ -9,7 +9,6 @@ opening the far side inside the mgmt namespace. Started and stopped by `lab up`/
 """
 from __future__ import annotations
 
-import argparse
 import errno
 import os
 import socket
@@ -123,16 +122,6 @@ def serve(netns: str, host: str, port: int, port_file: str, listen: str = "127.0
     relay.serve_forever()
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="minet-lab-relay")
-    p.add_argument("--netns", required=True)
-    p.add_argument("--target", required=True, help="HOST:PORT inside the namespace")
-    p.add_argument("--port-file", required=True)
-    args = p.parse_args(argv)
-    host, _, port = args.target.rpartition(":")
-    serve(args.netns, host.strip("[]"), int(port), args.port_file)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":      # the old `python -m minet_sdn.lab.relay`: its parser is in cli/relay.py
+    import runpy
+    runpy.run_module("minet_sdn.cli.relay", run_name="__main__")

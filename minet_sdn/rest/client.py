@@ -1,9 +1,16 @@
-"""A small client for the controller's REST API (used by `minet link ...`)."""
+"""The one client of the controller's REST API: `minet link ...`, `minet ui`, the watch tools, the
+lab (`Lab.rest_call`, `lab status`), tests and benches all call `request()`.
+
+It adds what every request of ours carries: the CSRF header on POSTs (rest/api.py refuses a POST
+without it: a cross-site page cannot set it), the token on every write, a JSON body. With `netns`
+it opens its connection from inside that network namespace (the lab's controller listens on the
+lab's management network, which the root namespace does not reach).
+"""
 from __future__ import annotations
 
+import http.client
 import json
-import urllib.error
-import urllib.request
+import urllib.parse
 from typing import Any, Dict, Optional, Tuple
 
 from .auth import INSTANCE_HEADER
@@ -15,7 +22,11 @@ MAX_REPLY = 64 << 20        # bytes; the controller's biggest answer (every link
 
 
 class ControllerUnreachable(Exception):
-    pass
+    """Nothing answers; `reason` is the exception the connection met."""
+
+    def __init__(self, message: str, reason: Optional[BaseException] = None):
+        super().__init__(message)
+        self.reason = reason
 
 
 class Text(str):
@@ -41,41 +52,72 @@ def headers_for(method: str, token: Optional[str] = None) -> Dict[str, str]:
     return headers
 
 
+class _Connection(http.client.HTTPConnection):
+    """HTTP over a connection opened inside network namespace `netns` (None: here)."""
+
+    def __init__(self, host: str, port: int, timeout: float, netns: Optional[str]):
+        super().__init__(host, port, timeout=timeout)
+        self._netns = netns
+
+    def connect(self) -> None:
+        if self._netns is None:
+            super().connect()
+        else:
+            from ..host import netns_connect
+            self.sock = netns_connect(self._netns, self.host, self.port, timeout=self.timeout)
+
+
+def request(base_url: str, method: str, path: str, body: Any = None, *, token: Optional[str] = None,
+            instance: Optional[str] = None, timeout: float = 10.0, netns: Optional[str] = None,
+            ) -> Tuple[int, Any]:
+    """(HTTP status, decoded JSON or Text) of `method path` on the controller at `base_url`.
+
+    `body`: sent as JSON (a POST without one sends an empty body). `token`: sent on writes
+    (rest/auth.py). `instance`: the topology name the controller must answer with
+    (X-Minet-Instance); OtherInstance when it names another or none, checked before anything is
+    decoded: a write then reached another controller, which refused it without our token.
+    NotOurApi when the answer is not JSON (HTML, bad JSON, not UTF-8) where JSON was promised;
+    ControllerUnreachable when nothing answers."""
+    method = method.upper()
+    url = base_url.rstrip("/") + path
+    payload = None if body is None else json.dumps(body).encode()
+    headers = headers_for(method, token)
+    if payload is not None:
+        headers["Content-Type"] = "application/json"
+    elif method in ("POST", "PUT", "PATCH"):
+        payload = b""
+    try:
+        parts = urllib.parse.urlsplit(base_url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"not an http:// URL: {base_url!r}")
+        conn = _Connection(parts.hostname, parts.port or 80, timeout, netns)
+        try:
+            conn.request(method, parts.path.rstrip("/") + path, body=payload, headers=headers)
+            resp = conn.getresponse()
+            _check_instance(base_url, resp.headers, instance)
+            raw = resp.read(MAX_REPLY)
+        finally:
+            conn.close()
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        raise ControllerUnreachable(f"cannot reach the controller at {base_url}: {exc}", exc) from None
+    return resp.status, _decode(url, raw, resp.headers.get("Content-Type", ""))
+
+
 def call(base_url: str, method: str, path: str, timeout: float = 10.0, token: Optional[str] = None,
          instance: Optional[str] = None) -> Tuple[int, Any]:
-    """(HTTP status, decoded JSON or text) of `method path` on the controller at `base_url`.
-
-    `token`: sent on writes (rest/auth.py). `instance`: the topology name the controller must answer
-    with (X-Minet-Instance); OtherInstance when it names another or none, checked before anything is
-    decoded: a write then reached another controller, which refused it without our token.
-    NotOurApi when the answer is not JSON (HTML, bad JSON, not UTF-8) where JSON was promised."""
-    url = base_url.rstrip("/") + path
-    req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None,
-                                 headers=headers_for(method, token))
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            _check_instance(base_url, resp.headers, instance)
-            return resp.status, _decode(url, resp.read(MAX_REPLY), resp.headers.get("Content-Type", ""))
-    except urllib.error.HTTPError as exc:
-        _check_instance(base_url, exc.headers, instance)
-        return exc.code, _decode(url, exc.read(MAX_REPLY), exc.headers.get("Content-Type", ""))
-    except (urllib.error.URLError, OSError, ValueError, http_errors()) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise ControllerUnreachable(f"cannot reach the controller at {base_url}: {reason}")
+    """request() without a body (what `minet link` sends)."""
+    return request(base_url, method, path, token=token, instance=instance, timeout=timeout)
 
 
-def identify(base_url: str, instance: str, timeout: float = 10.0) -> None:
+def identify(base_url: str, instance: str, timeout: float = 10.0, netns: Optional[str] = None) -> None:
     """Make sure the controller at `base_url` is `instance`'s (before a write): OtherInstance if
-    not, ControllerUnreachable if nothing answers. Only the header counts, never the body."""
-    req = urllib.request.Request(base_url.rstrip("/") + "/healthz", method="GET")
+    not, ControllerUnreachable if nothing answers. Only the header counts, never the body (a 503
+    while switches are missing still says who it is)."""
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            _check_instance(base_url, resp.headers, instance)
-    except urllib.error.HTTPError as exc:         # 503 while switches are missing: still says who it is
-        _check_instance(base_url, exc.headers, instance)
-    except (urllib.error.URLError, OSError, ValueError, http_errors()) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise ControllerUnreachable(f"cannot reach the controller at {base_url}: {reason}")
+        request(base_url, "GET", "/healthz", instance=instance, timeout=timeout, netns=netns)
+    except NotOurApi as exc:
+        if isinstance(exc, OtherInstance):
+            raise
 
 
 def _check_instance(base_url: str, headers, instance: Optional[str]) -> None:
@@ -85,11 +127,6 @@ def _check_instance(base_url: str, headers, instance: Optional[str]) -> None:
     if said != instance:
         what = f"the controller of instance {said[:40]!r}" if said else "something that does not name its instance"
         raise OtherInstance(f"{base_url} is {what}, not the controller of {instance!r}: refused")
-
-
-def http_errors():
-    import http.client
-    return http.client.HTTPException
 
 
 def describe(body: Any, ctype: str = "") -> str:

@@ -38,6 +38,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
+from ..errors import UserError
 from .model import AS, Shaping, Topology
 
 MAX_DEFAULT_ASN = 65535
@@ -130,7 +131,7 @@ INTRA_PREFIXLEN = 30
 HOST_PREFIXLEN = 30
 
 
-class AddressingError(Exception):
+class AddressingError(UserError):
     """The topology cannot be numbered; `problems` holds one formatted line per problem."""
 
     def __init__(self, problems: List[str]):

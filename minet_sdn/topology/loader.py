@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 import yaml
 
+from ..errors import UserError
 from .addressing import (LINK_HOSTS, PLAN_MINET, PLANS, default_prefix6, is_mini, mini_ixp_lan, mini_link_addresses,
                          mini_member_ip, prefix_clashes, twin6)
 from .layer2 import from_imported, layer2_problems, parse_layer2
@@ -60,7 +61,7 @@ LIST_SERVER_NET = "192.0.2.0/24"     # `servers: [A, B]`: underlay addresses .1,
 PREFIX6_LONGEST = 56            # an AS's IPv6 layout needs 256 /64s (addressing.as_addressing6)
 
 
-class TopologyError(Exception):
+class TopologyError(UserError):
     """A topology file is not valid; `problems` holds one formatted line per problem."""
 
     def __init__(self, problems: List[str]):

@@ -20,6 +20,7 @@ import sys
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
+from ..errors import UserError
 from . import names
 from .model import Topology
 
@@ -189,7 +190,7 @@ def place_of(topo: Topology, spec: NodeSpec, server: str, server_state_dir: str,
                      l2_map=os.path.join(server_state_dir, "l2ovs", "switches.json") if spec.kind == SWITCH else None)
 
 
-class AmbiguousNode(ValueError):
+class AmbiguousNode(UserError, ValueError):
     """A bare router name that several ASes use; str() is the one-line reason."""
 
 

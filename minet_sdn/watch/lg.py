@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import List, Optional, Tuple
 
+from ..errors import UserError
 from ..topology import Topology
 from ..topology.places import Places, node_id
 
@@ -36,7 +37,7 @@ ALLOWED: Tuple[Tuple[str, ...], ...] = (
 DENIED_WORDS = ("running-config", "startup-config", "running", "startup", "config")
 
 
-class Refused(ValueError):
+class Refused(UserError, ValueError):
     """A command the looking glass does not run; str() is the one-line reason."""
 
 

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from ..errors import UserError
 from ..topology import Topology
 from ..topology.addressing import topology_addressing, topology_addressing6
 from ..topology import services
@@ -39,7 +40,7 @@ class Target:
         return self.source or self.node
 
 
-class FamilyError(ValueError):
+class FamilyError(UserError, ValueError):
     """The topology has no addresses of the family asked for (IPv6 with fabric.ipv6: false)."""
 
 

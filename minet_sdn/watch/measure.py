@@ -13,6 +13,7 @@ import ipaddress
 import re
 from typing import List, Optional, Tuple
 
+from ..errors import UserError
 from ..topology import Topology
 from ..topology import services
 from ..topology.places import Places
@@ -22,7 +23,7 @@ MAX_NAME = 253
 _LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
 
 
-class MeasureError(ValueError):
+class MeasureError(UserError, ValueError):
     """Bad input: one line."""
 
 

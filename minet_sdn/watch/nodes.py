@@ -6,10 +6,11 @@ from __future__ import annotations
 import subprocess
 from typing import List, Sequence, Tuple
 
+from ..errors import UserError
 from ..topology.places import Places
 
 
-class NodeError(Exception):
+class NodeError(UserError):
     """A node that does not exist or cannot be reached; one line."""
 
 

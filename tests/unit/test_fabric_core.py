@@ -98,8 +98,9 @@ def test_first_sync_installs_every_flow_then_a_barrier(mode, per_link):
     core = FabricCore(t)
     d = dp(t, "VM1", "VM2")
     out = core.connected(d, 0)
-    assert list(out) == [d]                      # the shape of every handler: {dpid: [messages]}
-    assert [type(r) for r in out[d]] == [parser.OFPPortDescStatsRequest, parser.OFPFlowStatsRequest]
+    assert list(out) == []                       # the shape of every handler: {dpid: [messages]}...
+    assert list(out.syncs) == [d]                # ...and the switches to read again, typed apart
+    assert [type(r) for r in out.syncs[d]] == [parser.OFPPortDescStatsRequest, parser.OFPFlowStatsRequest]
     out = core.synced(d, ports_of(t, d), [], 0)
     adds = flow_mods(out, ofp.OFPFC_ADD)
     assert len(adds) == 2 + per_link * 2          # two bridge-wide flows + the pair's two links

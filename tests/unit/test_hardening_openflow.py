@@ -10,12 +10,14 @@ import types
 import pytest
 
 from minet_sdn import compat
-from minet_sdn.apps import remote_links  # noqa: F401  (hardens os-ken at import)
+from minet_sdn.apps import guard, remote_links
 from minet_sdn.compat import handler
 from minet_sdn.compat import ofproto_v1_3_parser as parser
 from minet_sdn.core.ofcheck import PARSE, SKIP, BadMessage, check
 
 from tests.unit.app_harness import Lab, two_servers
+
+remote_links.install()       # what the controller does when it starts: these tests exercise it
 
 TOPOLOGY = two_servers("guard", """\
 ases:
@@ -205,8 +207,8 @@ class FakeConn:
 
 @pytest.fixture
 def listener(monkeypatch):
-    fresh = compat.Listener()
-    monkeypatch.setattr(compat, "LISTENER", fresh)
+    fresh = guard.Listener()
+    monkeypatch.setattr(guard, "LISTENER", fresh)
     return fresh
 
 
@@ -244,8 +246,8 @@ def test_a_thread_that_cannot_start_costs_one_connection_not_the_listener(listen
 
 
 def test_connections_beyond_the_limits_are_refused(listener, monkeypatch):
-    monkeypatch.setattr(compat.CONNECTIONS, "counts", lambda: (5, 5))
-    monkeypatch.setitem(compat.CONNECTION_LIMITS, "handshaking", 5)
+    monkeypatch.setattr(guard.CONNECTIONS, "counts", lambda: (5, 5))
+    monkeypatch.setitem(guard.CONNECTION_LIMITS, "handshaking", 5)
     conn = FakeConn()
     _serve([conn, OSError(errno.EBADF, "gone")], spawn=lambda *a: pytest.fail("spawned"), monkeypatch=monkeypatch)
     assert conn.closed and listener.refused == 1
@@ -281,7 +283,7 @@ class FakeDp:
 
 
 def test_sweep_drops_stuck_handshakes_pings_quiet_switches_and_drops_silent_ones(monkeypatch):
-    conns = compat.Connections()
+    conns = guard.Connections()
     conns.echo_interval = 1.0
     h = handler
     stuck = FakeDp(h.HANDSHAKE_DISPATCHER, accepted=0.0, heard=0.0)
@@ -298,3 +300,22 @@ def test_sweep_drops_stuck_handshakes_pings_quiet_switches_and_drops_silent_ones
     conns.sweep(100.2)
     assert len(quiet.sent) == 1                       # one echo per interval, not one per sweep
     assert conns.dropped["handshake_timeout"] == 1 and conns.dropped["silent"] == 1
+
+
+def test_the_hardening_is_installed_by_the_shell_not_by_an_import():
+    """Importing compat or the app changes nothing in os-ken; install() (made app, `minet
+    controller`) patches the parser, Datapath.serve and the listener loop. In a fresh interpreter."""
+    import subprocess
+    import sys
+    code = ("import importlib\n"
+            "import minet_sdn.compat, minet_sdn.apps.remote_links as app\n"
+            "from minet_sdn.apps import guard\n"
+            "p = importlib.import_module(minet_sdn.compat.FRAMEWORK + '.ofproto.ofproto_parser')\n"
+            "c = importlib.import_module(minet_sdn.compat.FRAMEWORK + '.controller.controller')\n"
+            "print(guard.installed(), hasattr(p.msg, 'minet_original'), c.Datapath.serve.__module__)\n"
+            "app.install()\n"
+            "print(guard.installed(), hasattr(p.msg, 'minet_original'), c.Datapath.serve.__module__)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    before, after = out.stdout.split("\n")[:2]
+    assert before.startswith("False False ") and not before.endswith("guard")
+    assert after == "True True minet_sdn.apps.guard"

@@ -1,6 +1,6 @@
 """The package's import picture (read from the source, every import, module-level or not): the
-controller (apps, core, rest) imports nothing of the lab or the watch tools, and no module imports
-itself back through others (no import cycle)."""
+controller (apps, core, rest) imports nothing of the lab or the watch tools, no module imports
+itself back through others (no import cycle), and command-line parsers are built in cli/ only."""
 from __future__ import annotations
 
 import ast
@@ -69,7 +69,7 @@ def test_the_walk_sees_imports():
     graph = _graph()
     assert "minet_sdn.rest.api" in graph["minet_sdn.apps.remote_links"]         # from ..rest.api import
     assert "minet_sdn.topology.places" in graph["minet_sdn.provision.plan"]
-    assert "minet_sdn.lab.cli" in graph["minet_sdn.cli.main"]                   # imported in a function
+    assert "minet_sdn.cli.lab" in graph["minet_sdn.cli.main"]                   # imported in a function
     assert "minet_sdn.rest.page" in graph["minet_sdn.rest.api"]                 # from . import page
 
 
@@ -96,3 +96,42 @@ def test_no_import_cycles():
         if mod not in state:
             visit(mod, [mod])
     assert cycles == []
+
+
+# Parsers are built in minet_sdn/cli/ only: the packages keep what a command does, cli/ what it
+# accepts. TEMPORARY exceptions, each being edited by other work at the time of the move; to move
+# one, cut its add_*_commands/main into cli/<name>.py as cli/lab.py was cut from lab/cli.py:
+PARSERS_ELSEWHERE = {
+    "minet_sdn.classroom.cli",      # `minet class ...`, `minet configs ...` -> cli/classroom.py
+    "minet_sdn.provision.l2ctl",    # students' `ovs-vsctl` -> cli/l2ctl.py (and places.py's argv)
+}
+PARSER_CALLS = {"ArgumentParser", "add_argument", "add_parser", "add_subparsers", "add_argument_group",
+                "add_mutually_exclusive_group"}
+
+
+def _builds_parsers(path: str) -> List[str]:
+    with open(path, encoding="utf-8") as fh:
+        tree = ast.parse(fh.read(), path)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import) and any(a.name == "argparse" for a in node.names):
+            found.append(f"line {node.lineno}: import argparse")
+        elif isinstance(node, ast.ImportFrom) and node.module == "argparse":
+            found.append(f"line {node.lineno}: from argparse import")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in PARSER_CALLS:
+            found.append(f"line {node.lineno}: .{node.func.attr}()")
+    return found
+
+
+def test_the_parser_check_sees_parsers():
+    modules = _modules()
+    assert _builds_parsers(modules["minet_sdn.cli.lab"])               # it would see one outside cli/
+    assert _builds_parsers(modules["minet_sdn.classroom.cli"])         # the listed exceptions are real
+    assert _builds_parsers(modules["minet_sdn.provision.l2ctl"])
+
+
+def test_parsers_are_built_in_cli_only():
+    bad = [f"{mod} ({found[0]})" for mod, path in sorted(_modules().items())
+           if not mod.startswith("minet_sdn.cli.") and mod not in PARSERS_ELSEWHERE
+           for found in [_builds_parsers(path)] if found]
+    assert bad == []

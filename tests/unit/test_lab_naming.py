@@ -11,6 +11,7 @@ import textwrap
 
 import pytest
 
+from minet_sdn.cli import lab as lab_parsers
 from minet_sdn.lab import cli as lab_cli
 from minet_sdn.lab import LabError, convergence, effective, networks, paths, places, sshd
 from minet_sdn.topology import load_topology, names, parse_topology
@@ -180,7 +181,7 @@ def test_resolve_node(topo_path, monkeypatch):
 def _parse(argv):
     parser = argparse.ArgumentParser(prog="minet")
     sub = parser.add_subparsers(dest="cmd", required=True)
-    lab_cli.add_lab_commands(sub)
+    lab_parsers.add_lab_commands(sub)
     return parser.parse_args(argv)
 
 

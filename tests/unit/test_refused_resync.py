@@ -22,7 +22,13 @@ links:
 
 
 def requests(out, dpid):
+    """The messages the core returned for `dpid` (its sync requests are apart: syncs())."""
     return [type(m) for m in out.get(dpid, [])]
+
+
+def syncs(out, dpid):
+    """The sync requests the core returned for `dpid` (Out.syncs: the shell starts them)."""
+    return [type(m) for m in out.syncs.get(dpid, [])]
 
 
 SYNC = [parser.OFPPortDescStatsRequest, parser.OFPFlowStatsRequest]
@@ -71,23 +77,23 @@ def _synced_core():
 
 def test_refusals_that_go_on_are_resynced_with_back_off_then_afresh_after_quiet():
     _t, core, d = _synced_core()
-    assert requests(core.refused(d, 10.0), d) == SYNC               # the first: at once
+    assert syncs(core.refused(d, 10.0), d) == SYNC               # the first: at once
     assert core.refused(d, 10.1) == {}                              # planned for 10.1 + RESYNC_FIRST
     assert core.refused(d, 10.2) == {}                              # already planned: nothing more
-    assert requests(core.tick(10.1 + RESYNC_FIRST - 0.01), d) == []
-    assert requests(core.tick(10.1 + RESYNC_FIRST), d) == SYNC
+    assert syncs(core.tick(10.1 + RESYNC_FIRST - 0.01), d) == []
+    assert syncs(core.tick(10.1 + RESYNC_FIRST), d) == SYNC
     assert core.tick(10.1 + RESYNC_FIRST + 0.1) == {}               # sent once
     t = 20.0
     delays = []
     for _ in range(8):                                              # refusals keep coming
         core.refused(d, t)
         due = next(x / 100 for x in range(int(t * 100), int((t + 2 * RESYNC_MAX) * 100))
-                   if requests(core.tick(x / 100), d) == SYNC)
+                   if syncs(core.tick(x / 100), d) == SYNC)
         delays.append(round(due - t, 2))
         t = due
     assert delays == [2 * RESYNC_FIRST, 4 * RESYNC_FIRST, 8 * RESYNC_FIRST, 16 * RESYNC_FIRST,
                       32 * RESYNC_FIRST, RESYNC_MAX, RESYNC_MAX, RESYNC_MAX]
-    assert requests(core.refused(d, t + RESYNC_MAX + 1), d) == SYNC  # quiet long enough: at once again
+    assert syncs(core.refused(d, t + RESYNC_MAX + 1), d) == SYNC  # quiet long enough: at once again
     assert core.counters["resync"] == 11
 
 
@@ -99,5 +105,6 @@ def test_no_resync_for_a_switch_that_is_gone_and_a_new_connection_replaces_a_pla
     core.synced(d, [], [], 2.0)
     core.refused(d, 3.0)                                            # at once
     core.refused(d, 3.1)                                            # planned
-    assert requests(core.connected(d, 3.2), d) == SYNC              # the connection syncs anyway
-    assert requests(core.tick(100.0), d) == []
+    assert syncs(core.connected(d, 3.2), d) == SYNC              # the connection syncs anyway
+    out = core.tick(100.0)
+    assert syncs(out, d) == [] and requests(out, d) == []

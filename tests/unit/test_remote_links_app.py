@@ -709,7 +709,7 @@ def test_a_switch_that_never_answers_does_not_hang_the_api(lab, mode, monkeypatc
     view = lab.call(lab.app.link, lid)
     assert view["counters"] == {"VM3": None,                                 # no answer: unknown, not 0
                                 "VM2": {"packets": 4, "bytes": 4 * 60}}
-    assert lab.app._waiters == {}                                            # nothing left waiting
+    assert lab.app.exchanges.waiters == {}                                            # nothing left waiting
     # the answer turns up late: ignored, no resync, nothing sent
     mark = lab.mark()
     syncs = lab.app.core.counters["sync"]
@@ -909,4 +909,4 @@ def test_multipart_replies_in_many_parts_sync_and_count(make_lab, mode):
         assert len(lab.switches[dpid].flows) == 2 + FLOWS_PER_LINK[mode] * len(bridge.link_ids)
     assert crosses(lab, 1, "VM2") is True
     assert _counters(lab)[1]["VM2"]["packets"] == 1
-    assert lab.app._parts == {}
+    assert lab.app.exchanges.parts == {}
