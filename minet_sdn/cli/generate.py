@@ -9,8 +9,7 @@ from ..topology import generate as G
 
 def cmd_generate_class(args) -> int:
     try:
-        text = G.class_topology(args.ases, args.servers, args.name, args.routers, args.unconfigured,
-                                args.layer2)
+        text = G.class_topology(args.ases, args.servers, args.name, args.routers, args.unconfigured, args.layer2)
     except G.GenerateError as exc:
         print(f"minet generate class: {exc}", file=sys.stderr)
         return 2
