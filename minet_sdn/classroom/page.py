@@ -20,7 +20,6 @@ the unit tests drive it with fakes and the server wires in the lab's.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 import os
 import secrets
@@ -32,7 +31,7 @@ from http.cookies import CookieError, SimpleCookie
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..watch import lg
-from ..watch.measure import TOOLS, MeasureError
+from ..watch.measure import TOOLS, MeasureError, address_or_none
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 ASSETS = {"/": ("students.html", "text/html; charset=utf-8"),
@@ -140,13 +139,8 @@ def check_destination(dest: Any, names: Dict[str, str]) -> str:
     dest = dest.strip()
     if len(dest) > 100:
         raise MeasureError("destination: longer than 100 characters")
-    try:
-        addr = ipaddress.ip_address(dest)
-    except ValueError:
-        addr = None
+    addr = address_or_none(dest)
     if addr is not None:
-        if addr.version == 6 and getattr(addr, "scope_id", None):
-            raise MeasureError(f"destination {dest!r}: a scoped IPv6 address")
         return str(addr)
     got = names.get(dest.lower().rstrip("."))
     if got is None:

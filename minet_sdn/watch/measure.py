@@ -27,6 +27,18 @@ class MeasureError(UserError, ValueError):
     """Bad input: one line."""
 
 
+def address_or_none(dest: str):
+    """`dest` as an IP address, None when it is not one; a scoped IPv6 address is refused (a
+    zone index names an interface of the measuring node, not a destination)."""
+    try:
+        addr = ipaddress.ip_address(dest)
+    except ValueError:
+        return None
+    if addr.version == 6 and getattr(addr, "scope_id", None):
+        raise MeasureError(f"destination {dest!r}: a scoped IPv6 address")
+    return addr
+
+
 def check_destination(dest: str) -> Tuple[str, int]:
     """(canonical destination, family) of an address or a DNS name; MeasureError otherwise.
 
@@ -35,13 +47,8 @@ def check_destination(dest: str) -> Tuple[str, int]:
     """
     if not isinstance(dest, str) or not dest:
         raise MeasureError("destination: empty")
-    try:
-        addr = ipaddress.ip_address(dest)
-    except ValueError:
-        addr = None
+    addr = address_or_none(dest)
     if addr is not None:
-        if addr.version == 6 and getattr(addr, "scope_id", None):
-            raise MeasureError(f"destination {dest!r}: a scoped IPv6 address")
         return str(addr), addr.version
     name = dest[:-1] if dest.endswith(".") else dest
     if len(name) > MAX_NAME or not all(_LABEL.match(label) for label in name.split(".")):
