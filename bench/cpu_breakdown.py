@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from lab_up import check_root, ksm_settle, ksmd_ticks, leftovers, machine, unique_copy   # noqa: E402
+from lab_up import check_root, leftovers, machine, unique_copy   # noqa: E402
+from sampling import ksm_settle, ksmd_ticks  # noqa: E402
 
 from minet_sdn import host  # noqa: E402
 from minet_sdn.lab import quiet  # noqa: E402

@@ -63,6 +63,9 @@ from minet_sdn.lab.lab import Lab  # noqa: E402
 from minet_sdn.lab import observe            # noqa: E402
 from minet_sdn.topology import load_topology  # noqa: E402
 
+import sampling  # noqa: E402  (bench/: what is measured on the machine)
+from sampling import MemSampler, ksm_settle  # noqa: E402  (bench/internet.py imports MemSampler from here)
+
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_TOPOLOGIES = [str(ROOT / "topologies" / "demo.yaml"), str(ROOT / "topologies" / "large.yaml")]
 
@@ -200,41 +203,6 @@ def one_run(src: str, workdir: str, bgp_timeout: float, verbose: bool) -> Dict[s
 
 # ---- class scale -----------------------------------------------------------------------------------
 
-class MemSampler:
-    """MemAvailable once a second in a thread: the drop against the value at start."""
-
-    def __init__(self) -> None:
-        import threading
-        self.base = self._avail()
-        self.samples: List[Tuple[float, float]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    @staticmethod
-    def _avail() -> float:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) / 1024
-        return 0.0
-
-    def _run(self) -> None:
-        t0 = time.monotonic()
-        while not self._stop.wait(1.0):
-            self.samples.append((time.monotonic() - t0, self.base - self._avail()))
-
-    def now(self) -> float:
-        return self.base - self._avail()
-
-    def peak(self) -> float:
-        return max((v for _, v in self.samples), default=0.0)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def lab_processes(tag: str, ns_prefix: str = "") -> Dict[int, str]:
     """pid -> comm of every process inside a namespace of the lab (name starts with the tag; with
     `ns_prefix`, only the namespaces `<tag>-<ns_prefix>...`, e.g. "l2-": the layer-2 instances)."""
@@ -277,92 +245,11 @@ def pss_by_daemon(tag: str, ns_prefix: str = "") -> Dict[str, Dict[str, float]]:
 
 
 def cpu_share(tag: str, seconds: float, ns_prefix: str = "") -> Dict[str, Any]:
-    """CPU of the lab's processes over `seconds`, as % of the whole machine, and the machine's busy %."""
-    hz = os.sysconf("SC_CLK_TCK")
-
-    def ticks() -> Dict[Tuple[int, str], int]:
-        out = {}
-        for pid, comm in lab_processes(tag, ns_prefix).items():
-            try:
-                with open(f"/proc/{pid}/stat") as fh:
-                    f = fh.read().rsplit(") ", 1)[1].split()
-                out[(pid, comm)] = int(f[11]) + int(f[12])
-            except (OSError, IndexError):
-                pass
-        return out
-
-    def machine_busy() -> Tuple[int, int]:
-        with open("/proc/stat") as fh:
-            v = [int(x) for x in fh.readline().split()[1:9]]
-        return sum(v) - v[3] - v[4], sum(v)
-
-    a, (b0, t0) = ticks(), machine_busy()
-    ksm0 = ksmd_ticks()
-    start = time.monotonic()
-    time.sleep(seconds)
-    b, (b1, t1) = ticks(), machine_busy()
-    if ksm0 is not None and not ns_prefix:   # the kernel's page-merging thread works for the lab only
-        ksm1 = ksmd_ticks()
-        if ksm1 is not None:
-            a[(0, "ksmd")], b[(0, "ksmd")] = ksm0, ksm1
-    dt = time.monotonic() - start
-    per: Dict[str, float] = {}
-    for k, v in b.items():
-        if k in a:
-            per[k[1]] = per.get(k[1], 0.0) + (v - a[k]) / hz / dt / (os.cpu_count() or 1) * 100
-    return {"lab_pct": round(sum(per.values()), 1), "machine_pct": round(100 * (b1 - b0) / max(1, t1 - t0), 1),
-            "by_process": {k: round(v, 2) for k, v in sorted(per.items(), key=lambda kv: -kv[1])}}
-
-
-KSM = "/sys/kernel/mm/ksm"
-
-
-def ksmd_ticks() -> Optional[int]:
-    """CPU ticks of the kernel's ksmd thread (a child of kthreadd, pid 2), None without KSM."""
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    head, rest = fh.read().rsplit(") ", 1)
-                f = rest.split()
-                if head.endswith("(ksmd") and f[1] == "2":
-                    return int(f[11]) + int(f[12])
-            except (OSError, IndexError, ValueError):
-                pass
-    return None
-
-
-def ksm_counters() -> Optional[Dict[str, int]]:
-    try:
-        with open(f"{KSM}/run") as fh:
-            if fh.read().strip() != "1":
-                return None
-        out = {}
-        for k in ("full_scans", "pages_sharing", "pages_shared"):
-            with open(f"{KSM}/{k}") as fh:
-                out[k] = int(fh.read())
-        return out
-    except (OSError, ValueError):
-        return None
-
-
-def ksm_settle(timeout: float = 900.0) -> Optional[Dict[str, Any]]:
-    """With KSM on (fabric.share_memory): wait until a whole scan of ksmd merged less than 1 % more
-    pages than the one before. {seconds, full_scans, pages_sharing}, None without KSM."""
-    c = ksm_counters()
-    if c is None:
-        return None
-    t0 = time.monotonic()
-    last_scan, last_sharing = c["full_scans"], c["pages_sharing"]
-    while time.monotonic() - t0 < timeout:
-        time.sleep(2)
-        c = ksm_counters() or c
-        if c["full_scans"] > last_scan:
-            grown = c["pages_sharing"] - last_sharing
-            last_scan, last_sharing = c["full_scans"], c["pages_sharing"]
-            if c["pages_sharing"] and grown < 0.01 * c["pages_sharing"]:
-                break
-    return {"seconds": round(time.monotonic() - t0, 1), **c}
+    """CPU of the lab's processes over `seconds`, as % of the whole machine, and the machine's busy %.
+    ksmd counts with the whole lab (the kernel's page merging works for the lab only), not with a
+    part of it (`ns_prefix`)."""
+    got = sampling.cpu_share(lambda: lab_processes(tag, ns_prefix), seconds, with_ksmd=not ns_prefix)
+    return {"lab_pct": round(got["pct"], 1), "machine_pct": got["machine_pct"], "by_process": got["by_process"]}
 
 
 _FRR_DONE = re.compile(r"FRR: \d+/\d+ routers, \d+/\d+ daemons started in ([\d.]+) s")

@@ -77,7 +77,7 @@ def summary(values: List[Optional[float]]) -> Dict[str, Any]:
             "p95": pct(vals, 95), "max": round(max(vals), 4) if vals else None}
 
 
-class Lab:
+class MeasuredLab:
     def __init__(self, path: str, link_id: Optional[int]):
         self.path = path
         self.topo = load_topology(path)
@@ -245,7 +245,7 @@ class Lab:
             srv.wait(10)
 
 
-def measure(lab: Lab, args, say, label: str) -> Dict[str, Any]:
+def measure(lab: MeasuredLab, args, say, label: str) -> Dict[str, Any]:
     say(f"## {label}: link {lab.link.id} {lab.link.a.router} - {lab.link.b.router}")
     lab.settle()
     out: Dict[str, Any] = {}
@@ -270,7 +270,7 @@ def underlay_only(args) -> int:
         bfd = load_topology(path).fabric.bfd_interval_ms
         try:
             Lab(path, progress=lambda m: None).up()
-            lab = Lab(path, args.link)
+            lab = MeasuredLab(path, args.link)
             trials = []
             for i in range(args.underlay_trials):
                 lab.settle()
@@ -310,7 +310,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         try:
             for mode in ("key", "tos"):
                 Lab(paths[mode], progress=lambda m: None).up()
-                lab = Lab(paths[mode], args.link)
+                lab = MeasuredLab(paths[mode], args.link)
                 report["results"][f"ours_{mode}"] = measure(lab, args, say, f"ours ({mode})")
                 if mode == "tos":
                     if lab.local is not None:

@@ -54,16 +54,14 @@ import datetime
 import json
 import os
 import platform
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -75,38 +73,9 @@ MATCHED = {"ospf_hello": 4, "ospf_dead": 40, "ebgp": (3, 9), "ibgp": (10, 30)}
 
 # ---- measuring, shared by both sides (no minet import: the peer's venv runs this too) ------------
 
-class MemSampler:
-    """MemAvailable once a second in a thread: the drop against the value at start (MB)."""
-
-    def __init__(self) -> None:
-        self.base = self.avail()
-        self.samples: List[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    @staticmethod
-    def avail() -> float:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) / 1024
-        return 0.0
-
-    def _run(self) -> None:
-        while not self._stop.wait(1.0):
-            self.samples.append(self.base - self.avail())
-
-    def now(self) -> float:
-        return self.base - self.avail()
-
-    def peak(self) -> float:
-        return max(self.samples, default=0.0)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
+sys.path.insert(0, str(ROOT / "bench"))
+import sampling  # noqa: E402  (standard library only)
+from sampling import MemSampler, cpu_share  # noqa: E402
 
 def _comm(pid: int) -> Optional[str]:
     try:
@@ -138,55 +107,6 @@ def descendants(root: int) -> Dict[int, str]:
                 out[p] = c
         frontier = nxt
     return out
-
-
-def ksmd_ticks() -> Optional[int]:
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    head, rest = fh.read().rsplit(") ", 1)
-                f = rest.split()
-                if head.endswith("(ksmd") and f[1] == "2":
-                    return int(f[11]) + int(f[12])
-            except (OSError, IndexError, ValueError):
-                pass
-    return None
-
-
-def cpu_share(pids: Callable[[], Dict[int, str]], seconds: float) -> Dict[str, Any]:
-    """CPU of the processes `pids()` names (plus ksmd) over `seconds`, % of the whole machine."""
-    hz = os.sysconf("SC_CLK_TCK")
-    ncpu = os.cpu_count() or 1
-
-    def ticks() -> Dict[Tuple[int, str], int]:
-        out = {}
-        for pid, comm in pids().items():
-            try:
-                with open(f"/proc/{pid}/stat") as fh:
-                    f = fh.read().rsplit(") ", 1)[1].split()
-                out[(pid, comm)] = int(f[11]) + int(f[12])
-            except (OSError, IndexError):
-                pass
-        k = ksmd_ticks()
-        if k is not None:
-            out[(0, "ksmd")] = k
-        return out
-
-    def busy() -> Tuple[int, int]:
-        with open("/proc/stat") as fh:
-            v = [int(x) for x in fh.readline().split()[1:9]]
-        return sum(v) - v[3] - v[4], sum(v)
-
-    a, (b0, t0), s0 = ticks(), busy(), time.monotonic()
-    time.sleep(seconds)
-    b, (b1, t1), dt = ticks(), busy(), time.monotonic() - s0
-    per: Dict[str, float] = {}
-    for k, v in b.items():
-        if k in a:
-            per[k[1]] = per.get(k[1], 0.0) + (v - a[k]) / hz / dt / ncpu * 100
-    return {"pct": round(sum(per.values()), 2), "machine_pct": round(100 * (b1 - b0) / max(1, t1 - t0), 1),
-            "by_process": {k: round(v, 2) for k, v in sorted(per.items(), key=lambda kv: -kv[1]) if v >= 0.01}}
 
 
 def frr_pss(pids: Dict[int, str]) -> Dict[str, Dict[str, float]]:
@@ -222,26 +142,9 @@ def routes_complete(routers: Dict[str, Tuple[int, Callable[[], Optional[str]]]],
 
 
 def ksm_settle(timeout: float) -> Optional[float]:
-    """With KSM running: wait until a full scan merges under 1 % more pages; seconds waited."""
-    base = "/sys/kernel/mm/ksm"
-    try:
-        if open(f"{base}/run").read().strip() != "1":
-            return None
-    except OSError:
-        return None
-
-    def read() -> Tuple[int, int]:
-        return int(open(f"{base}/full_scans").read()), int(open(f"{base}/pages_sharing").read())
-    t0 = time.monotonic()
-    scans, sharing = read()
-    while time.monotonic() - t0 < timeout:
-        time.sleep(2)
-        s, sh = read()
-        if s > scans:
-            grown, scans, sharing = sh - sharing, s, sh
-            if sh and grown < 0.01 * sh:
-                break
-    return round(time.monotonic() - t0, 1)
+    """With KSM running: seconds until a full scan merges under 1 % more pages."""
+    got = sampling.ksm_settle(timeout)
+    return None if got is None else got["seconds"]
 
 
 # ---- the topology, as both tools get it ------------------------------------------------------------
