@@ -160,7 +160,7 @@ def in_netns(ns: str, fn: Callable[[], T]) -> T:
 def netns_connect(ns: str, address: str, port: int, timeout: float = 5.0,
                   source: Optional[str] = None) -> socket.socket:
     """A TCP connection made from inside namespace `ns` (the socket is usable from any thread),
-    from local address `source` when given. (lab/system.py has the lab's own copy.)"""
+    from local address `source` when given."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     sock = in_netns(netns_path(ns), lambda: socket.socket(family, socket.SOCK_STREAM))
     sock.settimeout(timeout)

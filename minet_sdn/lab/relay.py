@@ -24,9 +24,9 @@ import socket
 import threading
 import time
 import struct
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
-from .system import netns_connect
+from ..host import netns_connect
 
 
 IDLE_TIMEOUT = 30.0      # seconds a relayed connection may stay silent in one direction; then closed

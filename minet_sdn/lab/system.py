@@ -8,7 +8,6 @@ namespace, and `ip netns add` run there would not be visible to the rest of the 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -96,29 +95,12 @@ def netns_pids(name: str) -> List[int]:
     return [int(x) for x in proc.stdout.split() if x.isdigit()]
 
 
-def netns_connect(ns: str, address: str, port: int, timeout: float = 5.0,
-                  source: Optional[str] = None) -> socket.socket:
-    """A TCP connection made from inside namespace `ns` (the socket is usable from any thread),
-    from local address `source` when given."""
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    sock = host.in_netns(host.netns_path(ns), lambda: socket.socket(family, socket.SOCK_STREAM))
-    sock.settimeout(timeout)
-    try:
-        if source:
-            sock.bind((source, 0))
-        sock.connect((address, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 def wait_tcp(ns: str, address: str, port: int, timeout: float = 10.0) -> bool:
     """Whether something accepts connections on `address`:`port` in `ns` within `timeout` s."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            netns_connect(ns, address, port, timeout=1.0).close()
+            host.netns_connect(ns, address, port, timeout=1.0).close()
             return True
         except OSError:
             if time.monotonic() > deadline:

@@ -80,7 +80,7 @@ def lab(topo_path):
 
 def _ssh(topo, server: str, known_hosts: str = None):
     address = networks.mgmt_addresses(topo)[server]
-    sock = system.netns_connect(names.mgmt_ns(topo), address, sshd.SSH_PORT)
+    sock = host.netns_connect(names.mgmt_ns(topo), address, sshd.SSH_PORT)
     client = paramiko.SSHClient()
     client.load_host_keys(known_hosts or paths.known_hosts_path(topo))
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
@@ -273,7 +273,7 @@ def test_a_custom_mgmt_subnet(topo_path):
 
 
 def _ssh_at(topo, server, address):
-    sock = system.netns_connect(names.mgmt_ns(topo), address, sshd.SSH_PORT)
+    sock = host.netns_connect(names.mgmt_ns(topo), address, sshd.SSH_PORT)
     client = paramiko.SSHClient()
     client.load_host_keys(paths.known_hosts_path(topo))
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
