@@ -50,7 +50,9 @@ def test_master_makes_each_door_on_the_server_hosting_its_as(tmp_path, monkeypat
         user = credentials.user_name(topo.tag, 2)
         rdir = doors.run_dir(f"{topo.name}@VM2")
         try:
-            res = master(vm1, topo_path, known_hosts, key)
+            # this Python on the servers too (their PATH may find another minet-provision first)
+            remote = ("--remote-command", f"{sys.executable} -m minet_sdn.cli.provision")
+            res = master(vm1, topo_path, known_hosts, key, *remote)
             assert res.returncode == 0, res.stderr + res.stdout
             report = json.loads(res.stdout)
             assert [d["server"] for d in report["doors"]] == ["VM2"] and report["doors"][0]["ok"], report
@@ -95,7 +97,7 @@ def test_master_makes_each_door_on_the_server_hosting_its_as(tmp_path, monkeypat
             finally:
                 child.close(force=True)
 
-            res = master(vm1, topo_path, known_hosts, key, "--down")
+            res = master(vm1, topo_path, known_hosts, key, "--down", *remote)
             assert res.returncode == 0, res.stderr + res.stdout
             assert json.loads(res.stdout)["doors"][0]["ok"]
             with pytest.raises(KeyError):
