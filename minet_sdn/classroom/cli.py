@@ -1,4 +1,5 @@
-"""`minet class doors FILE [--json]`, `minet class passwd FILE ASN` (and `minet configs ...`).
+"""What `minet class doors FILE [--json]`, `minet class passwd FILE ASN` and `minet configs ...` do
+(their parsers: cli/classroom.py).
 
 The listing says, for each door, what a TA mails to a group: where to connect from where the
 command runs (the embedded lab: this machine's loopback; real servers: the server's address),
@@ -10,7 +11,7 @@ import json
 import os
 import re
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 from . import ClassError, configs, credentials
 
@@ -127,21 +128,6 @@ def guarded(func):
     return run
 
 
-def add_class_commands(subparsers) -> None:
-    """Register `class doors|passwd` and `configs save|restore` on the `minet` CLI."""
-    cls = subparsers.add_parser("class", help="students' doors: list them, rotate a password")
-    csub = cls.add_subparsers(dest="class_cmd", required=True)
-    d = csub.add_parser("doors", help="each group's door: address, port, user, password, host key")
-    d.add_argument("file")
-    d.add_argument("--json", action="store_true")
-    d.set_defaults(func=guarded(cmd_doors))
-    p = csub.add_parser("passwd", help="give a group a new password (a running door takes it at once)")
-    p.add_argument("file")
-    p.add_argument("asn")
-    p.set_defaults(func=guarded(cmd_passwd))
-    add_configs_commands(subparsers, guarded)
-
-
 # ---- minet configs save|restore (a running lab) -----------------------------------------------
 
 def _lab(path: str):
@@ -192,25 +178,3 @@ def cmd_configs_snapshot(args) -> int:
         if args.every is None:
             return 0
         time.sleep(args.every)
-
-
-def add_configs_commands(subparsers, guarded) -> None:
-    cfg = subparsers.add_parser("configs", help="save or restore every router's and switch's configuration (a lab)")
-    sub = cfg.add_subparsers(dest="configs_cmd", required=True)
-    s = sub.add_parser("save", help="every router's running configuration into DIR/as<ASN>/<ROUTER>.conf, every "
-                       "switch's VLAN settings into DIR/as<ASN>/<SWITCH>.ovs")
-    s.add_argument("file")
-    s.add_argument("dir")
-    s.set_defaults(func=guarded(cmd_configs_save))
-    r = sub.add_parser("restore", help="put saved configurations back (frr.conf and the running daemons)")
-    r.add_argument("file")
-    r.add_argument("dir")
-    r.add_argument("--group", metavar="ASN", help="only this AS's routers")
-    r.set_defaults(func=guarded(cmd_configs_restore))
-    n = sub.add_parser("snapshot", help="save every configuration into git repository REPO and commit what "
-                                        "changed, per group (made when missing)")
-    n.add_argument("file")
-    n.add_argument("repo")
-    n.add_argument("--every", type=float, metavar="SECONDS",
-                   help="keep going: a snapshot every SECONDS (e.g. 3600: hourly), until stopped")
-    n.set_defaults(func=guarded(cmd_configs_snapshot))

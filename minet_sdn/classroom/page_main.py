@@ -1,6 +1,6 @@
 """The students' page's server process (started by `lab up`, classroom/page_server.py):
 
-    python -m minet_sdn.classroom.page_main --topology FILE --port PORT [--access groups|public]
+    python -m minet_sdn.cli.page --topology FILE --port PORT [--access groups|public]
 
 Wires the lab into the page's app (page.py): the groups' passwords (the class credentials, read
 at each login), the controller's latest matrix, the looking glass and the measure form at the
@@ -9,12 +9,10 @@ loopback only.
 """
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 import threading
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from .page import StudentsPage, password_checker
 from .page_server import group_users
@@ -75,24 +73,6 @@ def serve(topo_path: str, listen: str, port: int, access: str, ready_file: Optio
     threading.Event().wait()
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="minet-students-page")
-    p.add_argument("--topology", required=True)
-    p.add_argument("--listen", default="127.0.0.1", choices=["127.0.0.1", "::1"],
-                   help="loopback only: the page is never served inside the mini-Internet")
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--access", choices=["groups", "public"], default="groups")
-    p.add_argument("--ready-file")
-    args = p.parse_args(argv)
-    try:
-        serve(args.topology, args.listen, args.port, args.access, args.ready_file)
-    except OSError as exc:
-        print(f"minet students' page: cannot listen on {args.listen}:{args.port}: {exc.strerror or exc}",
-              file=sys.stderr)
-        return 2
-    return 0
-
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":      # `python -m minet_sdn.classroom.page_main`: its parser is in cli/page.py
+    import runpy
+    runpy.run_module("minet_sdn.cli.page", run_name="__main__")

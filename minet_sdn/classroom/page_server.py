@@ -1,6 +1,6 @@
 """How `lab up`/`lab down` start and stop the students' page's server process (page_main.py:
 
-    python -m minet_sdn.classroom.page_main --topology FILE --port PORT [--access groups|public]
+    python -m minet_sdn.cli.page --topology FILE --port PORT [--access groups|public]
 
 One process per lab, in this machine's root network namespace, listening on 127.0.0.1 only: the
 routers', hosts' and switches' namespaces each have their own loopback, so nothing inside the
@@ -84,7 +84,7 @@ def up(topo, topo_file: str, progress=lambda _m: None) -> Optional[str]:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(ready)
     log = open(os.path.join(d, "page.log"), "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "minet_sdn.classroom.page_main", "--topology", want["topology"],
+    proc = subprocess.Popen([sys.executable, "-m", "minet_sdn.cli.page", "--topology", want["topology"],
                              "--port", str(want["port"]), "--access", want["access"], "--ready-file", ready],
                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                             close_fds=True, cwd="/")

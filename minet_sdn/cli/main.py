@@ -361,9 +361,7 @@ def build_parser() -> Parser:
 
     from .generate import add_generate_commands
     add_generate_commands(sub)
-    # TEMPORARY: classroom/cli.py still builds its own parsers (being edited by other work); to move
-    # it, cut add_class_commands/add_configs_commands into cli/classroom.py as was done for the lab
-    from ..classroom.cli import add_class_commands        # class doors|passwd, configs save|restore
+    from .classroom import add_class_commands        # class doors|passwd, configs save|restore|snapshot
     add_class_commands(sub)
     from .lab import add_lab_commands
     add_lab_commands(sub)

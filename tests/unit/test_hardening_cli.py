@@ -95,7 +95,9 @@ def test_controller_ctrl_c_exits_cleanly(tmp_path):
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         # Ctrl-C on a running controller: its apps are up once its REST API answers
-        wait_until(lambda: proc.poll() is not None or _answers(f"http://127.0.0.1:{rest}/healthz"), 30)
+        # (a loaded machine starts it slowly: a signal sent before the apps run would test nothing)
+        wait_until(lambda: proc.poll() is not None or _answers(f"http://127.0.0.1:{rest}/healthz"), 120,
+                   what="the controller's REST API")
         assert proc.poll() is None, proc.stderr.read()
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=20)
