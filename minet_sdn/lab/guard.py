@@ -22,6 +22,9 @@ def check_file(topo_path: str, state: LabState, name: str) -> Optional[str]:
     since; LabError when it is another file with the same `name:`."""
     if state.topology_sha256 == topology_digest(topo_path):
         return None
+    effective = getattr(state, "effective_topology", None)
+    if effective and os.path.realpath(topo_path) == os.path.realpath(effective):
+        return None          # the lab's own copy of what it runs (the servers and tools are given it)
     if os.path.realpath(topo_path) != os.path.realpath(state.topology):
         raise LabError(f"{topo_path} is not the file the lab {name} was built from "
                        f"({state.topology}, other content): refusing to act on it; use that file")

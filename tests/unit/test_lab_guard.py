@@ -87,3 +87,14 @@ def test_no_lab_or_the_lab_file_itself_passes(lab, tmp_path, monkeypatch):
     assert guard.for_command(str(path), topo, 3) is None
     monkeypatch.setenv("MINET_LAB_ROOT", str(tmp_path / "none"))
     assert guard.for_command(str(path), topo, 3) is None
+
+
+def test_the_labs_own_copy_of_what_it_runs_passes(lab, tmp_path):
+    """The lab's effective topology (its own copy, other content than the file it was built from)
+    is the lab itself: tools and tests handed that copy act on the lab."""
+    path, _ = lab
+    effective = tmp_path / "labs" / "gd1" / "topology.yaml"
+    with open(effective, "a") as fh:
+        fh.write("# the lab's copy, as lab up writes it (effective settings)\n")
+    topo = load_topology(str(effective))
+    assert guard.for_command(str(effective), topo, 1) is None
