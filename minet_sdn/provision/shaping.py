@@ -205,8 +205,15 @@ def apply_plan(plan, nspath_of: Callable[[str], Optional[str]], run: Runner = ru
     warning = None
     if delayed and netem.get("ok") is False:
         warning = (f"link delay NOT applied on {plan.server}: this kernel has no netem (sch_netem); "
-                   f"rate and buffer are; links without their delay: {', '.join(delayed)}")
+                   f"rate and buffer are; links without their delay: {_few(delayed)}")
     return changes, warning
+
+
+def _few(names: List[str], shown: int = 6) -> str:
+    # one readable line even at class size (hundreds of layer-2 links per server)
+    if len(names) <= shown:
+        return ", ".join(names)
+    return f"{len(names)}: {', '.join(names[:shown])} and {len(names) - shown} more"
 
 
 def netem_available(run: Runner = run_tc) -> bool:

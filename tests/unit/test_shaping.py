@@ -173,3 +173,10 @@ def test_link_view_shows_shaping():
     views = [link_view(core, l) for l in topo.links]
     assert views[0]["shaping"] == {"throughput": "5mbit", "buffer": "32kb"}
     assert views[2]["shaping"] is None
+
+
+def test_the_no_netem_warning_stays_one_short_line_at_class_size():
+    names = [f"{asn}.S{i}-l2-{asn}" for asn in range(1, 31) for i in range(4)]
+    line = shaping._few(names)
+    assert line.startswith("120: 1.S0-l2-1, 1.S1-l2-1") and line.endswith("and 114 more")
+    assert shaping._few(["link 2", "1.A-1.B"]) == "link 2, 1.A-1.B"
