@@ -23,7 +23,8 @@ import shutil
 import threading
 import time
 from contextlib import contextmanager
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 from .. import host
 from . import capacity
@@ -67,6 +68,7 @@ class Provisioner(Journal, NetworkSteps, BridgeSteps, RouterSteps):
         self._undo: List[Tuple[str, Callable[[], None]]] = []
         self._nl: Optional[Netlink] = None
         self._identities: Dict[str, str] = {}        # node id -> identity (namespace dev:inode)
+        self._fresh_ends: Set[Tuple[str, str]] = set()   # (node, ifname) of veths created in this run
         self._t0 = time.monotonic()
         self._lock = threading.Lock()                # FRR start-up runs in threads
         self._merging: Optional[bool] = None         # KSM on for the FRR we start (None: not asked yet)
@@ -126,11 +128,13 @@ class Provisioner(Journal, NetworkSteps, BridgeSteps, RouterSteps):
                 self._up_veths()
                 self._up_routes()
                 self._up_shaping()
-                self._up_layer2()
-                if self.plan.bridges:
-                    self._up_underlay()
-                    self._up_bridges()
-                self._up_routers()
+                # The switches and the remote bridges do not gate the routers (their interfaces
+                # exist already; sessions come up once the fabric does), so they are built while
+                # FRR starts, which is most of the time at class size.
+                with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fabric") as side:
+                    fabric = side.submit(self._up_fabric)
+                    self._up_routers()
+                    fabric.result()
                 services.up(self)           # DNS servers, resolv.conf (provision/services.py)
                 self._remove_stale()
             except BaseException as exc:          # an interrupt (SIGINT/SIGTERM) rolls back too
@@ -140,6 +144,12 @@ class Provisioner(Journal, NetworkSteps, BridgeSteps, RouterSteps):
                 err.rolled_back = rolled          # type: ignore[attr-defined]
                 raise err from exc
         return self._report("up", t0)
+
+    def _up_fabric(self) -> None:
+        self._up_layer2()
+        if self.plan.bridges:
+            self._up_underlay()
+            self._up_bridges()
 
     def _remove_stale(self) -> None:
         for node, marker in self._stale_nodes():

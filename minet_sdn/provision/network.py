@@ -84,6 +84,7 @@ class NetworkSteps:
             if state != "ok":
                 nlk.create_veth(self._nl, pa, pb, veth)
                 created = True
+                self._fresh_ends |= {(e.node, e.ifname) for e in (veth.a, veth.b) if e.node is not None}
                 self._created(f"veth {_label(veth.a)} -- {_label(veth.b)}",
                               lambda v=veth, p=pa: nlk.delete_link(self._nl, p, v.a.ifname))
             for end, path in ((veth.a, pa), (veth.b, pb)):
@@ -122,7 +123,7 @@ class NetworkSteps:
         netem gives one warning line."""
         from . import ixp, shaping
         self._changed(ixp.apply_plan(self.plan, self._path))      # IXP peering LANs (ports exist now)
-        changes, warning = shaping.apply_plan(self.plan, self._path)
+        changes, warning = shaping.apply_plan(self.plan, self._path, fresh=self._fresh_ends)
         self._changed(changes)
         if warning:
             self.progress(f"warning: {warning}")

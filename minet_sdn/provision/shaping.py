@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import subprocess
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import AbstractSet, Callable, Dict, List, Optional, Tuple
 
 from ..topology import names
 from ..topology.model import Shaping
@@ -147,10 +147,13 @@ def _netem_missing(message: str) -> bool:
     return "unknown" in message.lower() or "no such file" in message.lower()
 
 
-def ensure(run: Runner, nspath: Optional[str], item: Shaped, netem: Dict[str, bool]) -> List[str]:
-    """Make one interface carry its shaping; `netem['ok']` turns False when the kernel lacks it."""
+def ensure(run: Runner, nspath: Optional[str], item: Shaped, netem: Dict[str, bool],
+           fresh: bool = False) -> List[str]:
+    """Make one interface carry its shaping; `netem['ok']` turns False when the kernel lacks it.
+    `fresh`: the interface was created in this run, so it has the kernel's default qdisc and
+    reading it first (one tc process per interface, most of the time at class size) is skipped."""
     s, dev = item.shaping, item.ifname
-    qdiscs = _read(run, nspath, dev)
+    qdiscs = [] if fresh else _read(run, nspath, dev)
     if matches(qdiscs, s, netem.get("ok", True)):
         return []
     root = next((q for q in qdiscs if q.get("root")), None)
@@ -181,9 +184,10 @@ def ensure(run: Runner, nspath: Optional[str], item: Shaped, netem: Dict[str, bo
 MARKER = "shaped"     # in the server's state dir while any interface carries our qdiscs
 
 
-def apply_plan(plan, nspath_of: Callable[[str], Optional[str]], run: Runner = run_tc
-               ) -> Tuple[List[str], Optional[str]]:
-    """Shape every link end of `plan`; (changes, the one warning or None)."""
+def apply_plan(plan, nspath_of: Callable[[str], Optional[str]], run: Runner = run_tc,
+               fresh: AbstractSet[Tuple[str, str]] = frozenset()) -> Tuple[List[str], Optional[str]]:
+    """Shape every link end of `plan`; (changes, the one warning or None). `fresh`: the
+    (node, ifname) ends created in this run (see `ensure`)."""
     import os
     items = wanted(plan)
     marker = os.path.join(plan.state_dir, MARKER)
@@ -195,7 +199,7 @@ def apply_plan(plan, nspath_of: Callable[[str], Optional[str]], run: Runner = ru
         netem["ok"] = netem_available(run)
     changes: List[str] = []
     for item in items:
-        changes += ensure(run, nspath_of(item.node), item, netem)
+        changes += ensure(run, nspath_of(item.node), item, netem, fresh=(item.node, item.ifname) in fresh)
     if shaped:
         with open(marker, "w") as fh:
             fh.write("tc qdiscs 6d6e:/6d6f: on link interfaces\n")

@@ -180,3 +180,24 @@ def test_the_no_netem_warning_stays_one_short_line_at_class_size():
     line = shaping._few(names)
     assert line.startswith("120: 1.S0-l2-1, 1.S1-l2-1") and line.endswith("and 114 more")
     assert shaping._few(["link 2", "1.A-1.B"]) == "link 2, 1.A-1.B"
+
+
+def test_interfaces_created_in_this_run_are_shaped_without_reading_them_first(tmp_path):
+    # one tc process per interface read was most of the shaping time at class size; a veth made in
+    # this run has the kernel's default qdisc, so only the changes run, and the result is the same
+    p = plan(tmp_path=tmp_path)
+    import os
+    os.makedirs(p.state_dir)
+    every_end = {(i.node, i.ifname) for i in shaping.wanted(p)}
+    fresh_tc, read_tc = FakeTc(netem=True), FakeTc(netem=True)
+    fresh_changes, _ = shaping.apply_plan(p, lambda n: f"/ns/{n}", run=fresh_tc, fresh=every_end)
+    os.unlink(os.path.join(p.state_dir, shaping.MARKER))
+    read_changes, _ = shaping.apply_plan(p, lambda n: f"/ns/{n}", run=read_tc)
+    assert fresh_changes == read_changes and fresh_tc.qdiscs == read_tc.qdiscs
+    assert not any(args[:3] == ["-j", "qdisc", "show"] for _, args in fresh_tc.calls)
+    assert sum(args[:3] == ["-j", "qdisc", "show"] for _, args in read_tc.calls) == len(every_end)
+    # an interface that was already there is read: a qdisc of ours on an unshaped end is removed
+    stale = FakeTc(netem=True)
+    stale.qdiscs[("/ns/1.B", "to_C")] = [{"kind": "tbf", "handle": "6d6e:", "root": True, "options": {}}]
+    changes, _ = shaping.apply_plan(p, lambda n: f"/ns/{n}", run=stale, fresh=every_end - {("1.B", "to_C")})
+    assert "1.B:to_C shaping removed" in changes and ("/ns/1.B", "to_C") not in stale.qdiscs
