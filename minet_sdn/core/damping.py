@@ -10,7 +10,12 @@ hides the blips but also a lost server. So the interval stays fast and the *hist
     server is seen in ~3 BFD intervals;
   * each BFD-down adds 1 to the tunnel's penalty, which halves every HALF_LIFE seconds;
   * while the penalty is at least SUPPRESS, a BFD-down is held for HOLD seconds before it counts:
-    a blip that ends within HOLD fails nothing; a server really lost is seen HOLD later.
+    a blip that ends within HOLD fails nothing; a server really lost is seen HOLD later;
+  * the hold applies only while the flapping is recent: a tunnel that has stayed up CALM seconds
+    since its last down starts again from a penalty of 0. Start-up flaps (hundreds of routers
+    starting on the same cores) come in bursts; without this, the penalty of the last burst kept
+    every tunnel suppressed for up to a minute after the lab was up, and a server lost in that
+    minute was seen HOLD late instead of in the ~0.3 s BFD gives.
 
 The same scheme routers use for flapping routes and BFD sessions (exponential decay, suppress
 threshold), with one simplification: a tunnel back up is believed at once (what fails the links is
@@ -26,7 +31,8 @@ HALF_LIFE = 30.0      # seconds for the penalty to halve
 SUPPRESS = 2.0        # penalty from which a BFD-down is held: 3 downs within about 20 s
 HOLD = 3.0            # seconds a held BFD-down must last to count
 START_PENALTY = 0.0   # a new tunnel is believed at once, like a quiet one
-MAX_PENALTY = 8.0     # a tunnel that flapped a lot is trusted again after 2 to 3 minutes of calm
+MAX_PENALTY = 8.0     # the most a burst of flaps can add up to
+CALM = 20.0           # seconds up since the last down after which a tunnel is believed at once again
 # For measuring what dampening buys (bench/failover.py --no-damping): MINET_BFD_DAMPING=off in the
 # controller's environment makes every BFD-down count at once, as before dampening.
 if os.environ.get("MINET_BFD_DAMPING", "").lower() == "off":
@@ -42,9 +48,13 @@ class TunnelDamping:
     transitions: int = 0           # raw LIVE changes seen (the flap count shown to users)
     held_until: Optional[float] = None   # a held down counts from then, unless it ends before
     holds: int = 0                 # BFD-downs held (whether or not they later counted)
+    up_since: Optional[float] = None     # when BFD last came up (None while it is down)
 
     def decayed(self, now: float) -> float:
-        if now > self.stamp:
+        if self.raw and self.up_since is not None and now - self.up_since >= CALM:
+            self.penalty = 0.0                 # calm long enough: its past flaps are forgotten
+            self.stamp = now
+        elif now > self.stamp:
             self.penalty *= 0.5 ** ((now - self.stamp) / HALF_LIFE)
             self.stamp = now
         return self.penalty
@@ -61,18 +71,21 @@ class Damper:
         t = self.tunnels.get(key)
         if t is None:
             # first sight: believed as it is (a tunnel already down at start is down)
-            self.tunnels[key] = TunnelDamping(raw=live, effective=live, stamp=now)
+            self.tunnels[key] = TunnelDamping(raw=live, effective=live, stamp=now,
+                                              up_since=now if live else None)
             return False
         if live == t.raw:
             return False
+        suppressed = t.decayed(now) >= SUPPRESS        # before `raw` changes: calm counts up to now
         t.raw = live
         t.transitions += 1
         before = t.effective
         if live:
             t.held_until = None
             t.effective = True
+            t.up_since = now
         else:
-            suppressed = t.decayed(now) >= SUPPRESS
+            t.up_since = None
             t.penalty = min(MAX_PENALTY, t.penalty + 1.0)
             if suppressed:
                 t.held_until = now + HOLD
