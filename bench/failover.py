@@ -365,6 +365,32 @@ def bfd_counts(path: str) -> Dict[str, Any]:
             "per_bridge": {f"{s['server']}-{s['peer']}": s.get("bfd_transitions", 0) for s in sw}}
 
 
+def cuts(args, bench: Bench, path: str, trials: List[Dict[str, Any]], report: Dict[str, Any]) -> None:
+    """--server-loss N: N cuts of --lost-server's underlay, the lab settled before each."""
+    for i in range(args.server_loss):
+        server = args.lost_server
+        t_settle = time.monotonic()
+        try:
+            bench.settle(timeout=args.settle)
+        except RuntimeError as exc:      # a figure too: say so, keep what was measured
+            report["not_settled"] = f"before cut {i + 1}: {exc}"
+            print(f"  {report['not_settled']}", flush=True)
+            break
+        settled = round(time.monotonic() - t_settle, 1)
+        print(f"  settled in {settled:.1f} s", flush=True)
+        before = bfd_counts(path)["holds"]
+        trials.append(server_loss_trial(bench, server))
+        trials[-1]["settled_s"] = settled
+        trials[-1]["holds"] = bfd_counts(path)["holds"] - before
+        lost = trials[-1]["lost"]
+        print(f"  cut {i + 1}: {server} lost, {trials[-1]['ends']} router ends: p50 {pct(lost, 50)} s, "
+              f"p95 {pct(lost, 95)} s, max {max((t for t in lost if t is not None), default=None)} s, "
+              f"missed {sum(1 for t in lost if t is None)}; all back {trials[-1]['back_all']} s; "
+              f"load {trials[-1]['loadavg_at_cut']}, held {trials[-1]['holds']}, "
+              f"min {min((t for t in lost if t is not None), default=None)} s; "
+              f"pipeline {json.dumps(trials[-1]['pipeline'])}", flush=True)
+
+
 def server_loss_main(args, info: Dict[str, Any], command: str) -> int:
     """Lab up (timed, BFD transitions during start-up counted), then --server-loss cuts."""
     def interrupted(signum, frame):            # `timeout` sends SIGTERM: remove the lab all the same
@@ -397,28 +423,11 @@ def server_loss_main(args, info: Dict[str, Any], command: str) -> int:
             trials = []
             if report.get("up_seconds") is not None:
                 bench = Bench(path, next(l.id for l in topo.links if l.remote))
-                for i in range(args.server_loss):
-                    server = args.lost_server
-                    t_settle = time.monotonic()
-                    try:
-                        bench.settle(timeout=args.settle)
-                    except RuntimeError as exc:      # a figure too: say so, keep what was measured
-                        report["not_settled"] = f"before cut {i + 1}: {exc}"
-                        print(f"  {report['not_settled']}", flush=True)
-                        break
-                    settled = round(time.monotonic() - t_settle, 1)
-                    print(f"  settled in {settled:.1f} s", flush=True)
-                    before = bfd_counts(path)["holds"]
-                    trials.append(server_loss_trial(bench, server))
-                    trials[-1]["settled_s"] = settled
-                    trials[-1]["holds"] = bfd_counts(path)["holds"] - before
-                    lost = trials[-1]["lost"]
-                    print(f"  cut {i + 1}: {server} lost, {trials[-1]['ends']} router ends: p50 {pct(lost, 50)} s, "
-                          f"p95 {pct(lost, 95)} s, max {max((t for t in lost if t is not None), default=None)} s, "
-                          f"missed {sum(1 for t in lost if t is None)}; all back {trials[-1]['back_all']} s; "
-                          f"load {trials[-1]['loadavg_at_cut']}, held {trials[-1]['holds']}, "
-                          f"min {min((t for t in lost if t is not None), default=None)} s; "
-                          f"pipeline {json.dumps(trials[-1]['pipeline'])}", flush=True)
+                try:
+                    cuts(args, bench, path, trials, report)
+                except KeyboardInterrupt:        # `timeout`: keep the cuts measured so far, then clean up
+                    report["stopped"] = f"interrupted after {len(trials)} cuts"
+                    print(f"  {report['stopped']}", flush=True)
             report["trials"] = trials
             every = [t for tr in trials for t in tr["lost"]]
             report["server_loss"] = {"ends_x_cuts": len(every), "missed": sum(1 for t in every if t is None),
