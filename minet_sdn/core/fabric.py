@@ -201,8 +201,9 @@ class FabricCore:
         port = st.ports.get(TUNNEL_OFPORT)
         live = bool(port and port.info.live)
         seen = self.damper.tunnels.get(st.bridge.dpid)
+        was = None if seen is None else seen.raw       # observe() changes `seen`
         counted = self.damper.observe(st.bridge.dpid, live, now)
-        if seen is not None and seen.raw != live:      # in the log: when each BFD change reached us
+        if was is not None and was != live:            # in the log: when each BFD change reached us
             LOG.info("tunnel of %s: BFD %s%s", st.bridge.name, "up" if live else "down",
                      "" if live or counted else f" (held {HOLD:g} s: the tunnel flaps)")
 

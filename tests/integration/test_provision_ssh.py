@@ -170,6 +170,8 @@ def test_an_interrupted_master_stops_every_server_and_waits_for_their_rollback(t
         open(topo_path, "w").write(text)
         argv = ["nsenter", f"--net={NETNS_DIR}/{vm1.ns}", "--", *provision_command(), "--topology", topo_path,
                 "--master", "--known-hosts", known_hosts, "--identity", key]
+        if provision_command()[0].endswith("minet-provision"):   # the servers run this very installation
+            argv += ["--remote-command", provision_command()[0]]
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
         lines = []

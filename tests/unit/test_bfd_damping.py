@@ -164,3 +164,17 @@ def test_core_a_server_lost_after_start_up_flaps_fails_its_links_at_once():
     mods = [m for msgs in out.values() for m in msgs if type(m).__name__ == "OFPPortMod"]
     assert len(mods) == 2 and len(out) == 2                 # both bridges' ends of the link
     assert not link_view(core, link)["tunnel_flaps"]["held"]
+
+
+def test_the_core_logs_each_bfd_change_it_receives(caplog):
+    """The log line that times a server loss in the controller (bench/failover.py reads it)."""
+    import logging
+    topo, core = _synced_core()
+    dpid = next(iter(core.bridges))
+    with caplog.at_level(logging.INFO, logger="minet_sdn.core.fabric"):
+        core.port_status(dpid, OFPPR_MODIFY, _port(TUNNEL_OFPORT, False), 100.0)
+        core.port_status(dpid, OFPPR_MODIFY, _port(TUNNEL_OFPORT, True), 101.0)
+    text = caplog.text
+    name = core.bridges[dpid].bridge.name
+    assert f"tunnel of {name}: BFD down" in text and f"tunnel of {name}: BFD up" in text
+    assert "holding down port" in text
