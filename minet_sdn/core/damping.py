@@ -11,11 +11,13 @@ hides the blips but also a lost server. So the interval stays fast and the *hist
   * each BFD-down adds 1 to the tunnel's penalty, which halves every HALF_LIFE seconds;
   * while the penalty is at least SUPPRESS, a BFD-down is held for HOLD seconds before it counts:
     a blip that ends within HOLD fails nothing; a server really lost is seen HOLD later;
-  * the hold applies only while the flapping is recent: a tunnel that has stayed up CALM seconds
-    since its last down starts again from a penalty of 0. Start-up flaps (hundreds of routers
-    starting on the same cores) come in bursts; without this, the penalty of the last burst kept
-    every tunnel suppressed for up to a minute after the lab was up, and a server lost in that
-    minute was seen HOLD late instead of in the ~0.3 s BFD gives.
+  * the hold applies only while the flapping is recent: once no tunnel at all has changed for
+    CALM seconds (the fabric is calm: the start-up is over), every penalty starts again from 0.
+    Without this, the penalty of the start-up's last burst of flaps kept every tunnel suppressed
+    for up to a minute after the lab was up, and a server lost in that minute was seen HOLD late
+    instead of in the ~0.3 s BFD gives. Calm is counted over the whole fabric, not per tunnel:
+    at class size one tunnel calm for CALM seconds while others still flapped was no sign that the
+    start-up was over (a per-tunnel rule, measured once, left the class lab reconverging for good).
 
 The same scheme routers use for flapping routes and BFD sessions (exponential decay, suppress
 threshold), with one simplification: a tunnel back up is believed at once (what fails the links is
@@ -32,7 +34,7 @@ SUPPRESS = 2.0        # penalty from which a BFD-down is held: 3 downs within ab
 HOLD = 3.0            # seconds a held BFD-down must last to count
 START_PENALTY = 0.0   # a new tunnel is believed at once, like a quiet one
 MAX_PENALTY = 8.0     # the most a burst of flaps can add up to
-CALM = 20.0           # seconds up since the last down after which a tunnel is believed at once again
+CALM = 20.0           # seconds without any tunnel changing after which every penalty is forgotten
 # For measuring what dampening buys (bench/failover.py --no-damping): MINET_BFD_DAMPING=off in the
 # controller's environment makes every BFD-down count at once, as before dampening.
 if os.environ.get("MINET_BFD_DAMPING", "").lower() == "off":
@@ -48,13 +50,9 @@ class TunnelDamping:
     transitions: int = 0           # raw LIVE changes seen (the flap count shown to users)
     held_until: Optional[float] = None   # a held down counts from then, unless it ends before
     holds: int = 0                 # BFD-downs held (whether or not they later counted)
-    up_since: Optional[float] = None     # when BFD last came up (None while it is down)
 
     def decayed(self, now: float) -> float:
-        if self.raw and self.up_since is not None and now - self.up_since >= CALM:
-            self.penalty = 0.0                 # calm long enough: its past flaps are forgotten
-            self.stamp = now
-        elif now > self.stamp:
+        if now > self.stamp:
             self.penalty *= 0.5 ** ((now - self.stamp) / HALF_LIFE)
             self.stamp = now
         return self.penalty
@@ -65,27 +63,35 @@ class Damper:
 
     def __init__(self) -> None:
         self.tunnels: Dict[int, TunnelDamping] = {}
+        self.last_change = float("-inf")        # the last raw change of any tunnel
+
+    def calm(self, now: float) -> bool:
+        """No tunnel has changed for CALM seconds: past flaps no longer count."""
+        return now - self.last_change >= CALM
+
+    def _penalty(self, t: TunnelDamping, now: float) -> float:
+        if self.calm(now):
+            t.penalty, t.stamp = 0.0, now
+        return t.decayed(now)
 
     def observe(self, key: int, live: bool, now: float) -> bool:
         """BFD says `live` for tunnel `key`: True if the effective liveness changed."""
         t = self.tunnels.get(key)
         if t is None:
             # first sight: believed as it is (a tunnel already down at start is down)
-            self.tunnels[key] = TunnelDamping(raw=live, effective=live, stamp=now,
-                                              up_since=now if live else None)
+            self.tunnels[key] = TunnelDamping(raw=live, effective=live, stamp=now)
             return False
         if live == t.raw:
             return False
-        suppressed = t.decayed(now) >= SUPPRESS        # before `raw` changes: calm counts up to now
+        suppressed = self._penalty(t, now) >= SUPPRESS   # before this change ends the calm
+        self.last_change = now
         t.raw = live
         t.transitions += 1
         before = t.effective
         if live:
             t.held_until = None
             t.effective = True
-            t.up_since = now
         else:
-            t.up_since = None
             t.penalty = min(MAX_PENALTY, t.penalty + 1.0)
             if suppressed:
                 t.held_until = now + HOLD
@@ -119,4 +125,4 @@ class Damper:
         if t is None:
             return {"bfd_transitions": 0, "bfd_held": False, "bfd_holds": 0, "bfd_penalty": 0.0}
         return {"bfd_transitions": t.transitions, "bfd_held": t.held_until is not None,
-                "bfd_holds": t.holds, "bfd_penalty": round(t.decayed(now), 2)}
+                "bfd_holds": t.holds, "bfd_penalty": round(self._penalty(t, now), 2)}

@@ -135,6 +135,19 @@ def test_start_up_flaps_are_forgotten_after_calm():
     assert d.live(1, True) is False and d.view(1, later)["bfd_holds"] == holds
 
 
+def test_one_calm_tunnel_is_not_a_calm_fabric():
+    """While another tunnel still flaps (the start-up is not over), a tunnel calm for CALM seconds
+    keeps its penalty: its next down is held."""
+    d = _flapped(8)
+    d.observe(2, True, 0.0)
+    t = 8.5
+    while t < 8.5 + 2 * damping.CALM:          # tunnel 2 flaps every 5 s; tunnel 1 stays up
+        d.observe(2, False, t)
+        d.observe(2, True, t + 1.0)
+        t += 5.0
+    assert d.observe(1, False, t) is False and d.view(1, t)["bfd_held"]
+
+
 def test_calm_is_counted_from_the_last_up_not_the_last_down():
     """Flapping that goes on (downs less than CALM apart) stays held however long it lasts."""
     d = _flapped(8)
