@@ -101,3 +101,47 @@ def test_a_rollback_is_not_cut_short_by_an_interrupt():
         assert signal.getsignal(signal.SIGTERM) is as_interrupt
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+FAKE_MASTER = r"""
+import signal, sys, time
+def stop(signum, frame):
+    print("rolling back", flush=True)
+    time.sleep(0.5)
+    print("rolled back", flush=True)
+    sys.exit(130)
+signal.signal(signal.SIGTERM, stop)
+print("started", flush=True)
+time.sleep(30)
+print("finished up", flush=True)
+"""
+
+
+def test_lab_up_interrupted_while_provisioning_waits_for_the_masters_rollback(tmp_path, monkeypatch):
+    """`lab up` interrupted (SIGTERM reaches only the lab): the master gets SIGTERM and the lab waits
+    for it to exit before going on (to its own --down) - it reads the master's rollback to the end."""
+    from types import SimpleNamespace
+
+    from minet_sdn.lab import provisioning
+    script = tmp_path / "master.py"
+    script.write_text(FAKE_MASTER)
+    import sys
+    monkeypatch.setattr(provisioning, "console_argv", lambda name, module: [sys.executable, str(script)])
+    monkeypatch.setattr(provisioning, "nsenter_argv", lambda ns, argv: list(argv))
+    monkeypatch.setattr(provisioning.paths, "state_file", lambda topo, name: str(tmp_path / name))
+    monkeypatch.setattr(provisioning.paths, "state_dir", lambda topo: str(tmp_path))
+    monkeypatch.setattr(provisioning.names, "mgmt_ns", lambda topo: "mgmt")
+    state = SimpleNamespace(effective_topology="t.yaml", ssh=SimpleNamespace(known_hosts="k", key="i"),
+                            backend="netns", image=None)
+    lines = []
+
+    def progress(line):
+        lines.append(line)
+        if line.endswith("started"):
+            os.kill(os.getpid(), signal.SIGINT)      # Ctrl-C / the lab's SIGTERM handler: an interrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        provisioning.run_provision(object(), state, progress)
+    text = "\n".join(lines)
+    assert "rolled back" in text and "finished up" not in text, text
+    assert "waiting for every server's rollback" in text
