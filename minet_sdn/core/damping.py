@@ -74,6 +74,14 @@ class Damper:
             t.penalty, t.stamp = 0.0, now
         return t.decayed(now)
 
+    def _forget_if_calm(self, now: float) -> None:
+        """The first change after a calm ends it: every tunnel's past is forgotten now, not only
+        this one's (a lost server takes down 2 tunnels per peer within a few ms: the first must
+        not leave the others their start-up penalties)."""
+        if self.calm(now):
+            for t in self.tunnels.values():
+                t.penalty, t.stamp = 0.0, now
+
     def observe(self, key: int, live: bool, now: float) -> bool:
         """BFD says `live` for tunnel `key`: True if the effective liveness changed."""
         t = self.tunnels.get(key)
@@ -83,7 +91,8 @@ class Damper:
             return False
         if live == t.raw:
             return False
-        suppressed = self._penalty(t, now) >= SUPPRESS   # before this change ends the calm
+        self._forget_if_calm(now)                        # before this change ends the calm
+        suppressed = t.decayed(now) >= SUPPRESS
         self.last_change = now
         t.raw = live
         t.transitions += 1
