@@ -194,11 +194,12 @@ def pipeline(topo, server: str, cut_wall: float) -> Dict[str, Any]:
     """Where the time of a server loss went, from the daemons' own logs (seconds after the cut):
     BFD state changes in each ovs-vswitchd, the controller's 'tunnel ... BFD down' and the PortMods
     it sent ('holding down port')."""
-    bfd, flaps = [], []
+    bfd, flaps, stalls = [], [], []
     for name in topo.servers:
         log = os.path.join(paths.server_dir(topo, name), "ovs-vswitchd.log")
         bfd += _log_times(log, r"BFD state change: up->down", cut_wall, utc=True)
         flaps += [t for t in _log_times(log, r"BFD state change", cut_wall, utc=True, before=3600) if t < 0]
+        stalls += _log_times(log, r"Unreasonably long", cut_wall, utc=True)   # its main loop stalled
     ctl = paths.state_file(topo, "controller.log")
     seen = _log_times(ctl, r"tunnel of .*: BFD down", cut_wall, utc=False)
     counted = _log_times(ctl, r"tunnel of .*: BFD down for", cut_wall, utc=False)
@@ -208,7 +209,8 @@ def pipeline(topo, server: str, cut_wall: float) -> Dict[str, Any]:
         return [min(v), max(v)] if v else None
     return {"vswitchd_bfd_down": span(bfd), "controller_bfd_down": span(seen),
             "controller_held_expired": span(counted), "portmods_sent": span(mods), "portmods": len(mods),
-            "last_bfd_change_before_cut": max(flaps) if flaps else None}
+            "last_bfd_change_before_cut": max(flaps) if flaps else None,
+            "vswitchd_long_poll_intervals": sorted(stalls)}
 
 
 class SessionWatch:
