@@ -12,8 +12,9 @@ hides the blips but also a lost server. So the interval stays fast and the *hist
   * while the penalty is at least SUPPRESS, a BFD-down is held for HOLD seconds before it counts:
     a blip that ends within HOLD fails nothing; a server really lost is seen HOLD later;
   * the hold applies only while the flapping is recent: once no tunnel at all has changed for
-    CALM seconds (the fabric is calm: the start-up is over), every penalty starts again from 0.
-    Without this, the penalty of the start-up's last burst of flaps kept every tunnel suppressed
+    CALM seconds (the fabric is calm: the start-up is over), every penalty starts again from 0,
+    all of them at the first change after the calm (a lost server takes its tunnels down a few ms
+    apart: the first must not leave the others their start-up penalties). Without this, the penalty of the start-up's last burst of flaps kept every tunnel suppressed
     for up to a minute after the lab was up, and a server lost in that minute was seen HOLD late
     instead of in the ~0.3 s BFD gives. Calm is counted over the whole fabric, not per tunnel:
     at class size one tunnel calm for CALM seconds while others still flapped was no sign that the
