@@ -1,8 +1,9 @@
 """BFD dampening: when a tunnel's BFD-down becomes a link failure (pure: no clock, `now` is given).
 
 At class size the emulated servers' ovs-vswitchd share two cores with hundreds of routers. While
-those start and converge, a BFD packet is now and then late by more than 3 intervals, the tunnel
-loses LIVE for a fraction of a second, and if every such blip failed every link of the server pair,
+those start and converge, a BFD packet is now and then late by more than 3 intervals and the
+tunnel loses LIVE (for a second or more: a session that went down comes back only after an exchange
+at BFD's slow 1 s rate; at class size many such downs outlast HOLD), and if every such blip failed every link of the server pair,
 the routers' sessions would reset, the load would grow and the blips with it. A slower BFD interval
 hides the blips but also a lost server. So the interval stays fast and the *history* decides:
 
