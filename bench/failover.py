@@ -32,9 +32,11 @@ at the end, also on failure or Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -126,6 +128,89 @@ class CarrierWatch(observe.CarrierWatch):
 
     def __init__(self, bench: Bench, watched: Sequence[Tuple[str, str]]):
         super().__init__(bench.ns, watched)
+
+
+_STAMP = re.compile(r"\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)\] ")
+
+
+class StampedCarrierWatch(observe.CarrierWatch):
+    """As CarrierWatch, but each event is stamped by `ip -ts monitor` as ip reads it from the kernel,
+    not when a reader thread of this process gets to it: with a hundred routers' monitors and a
+    machine at load 100 or more, those threads run seconds late and would time this process, not
+    the routers. ip's wall-clock stamp is turned into time.monotonic()'s scale."""
+
+    def __init__(self, bench: Bench, watched: Sequence[Tuple[str, str]]):
+        self.offset = time.time() - time.monotonic()
+        self.events = {w: [] for w in watched}
+        self.procs = []
+        for node in sorted({n for n, _ in watched}):
+            proc = subprocess.Popen(["ip", "-ts", "-n", bench.ns(node), "monitor", "link"], stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL, text=True, bufsize=1)
+            self.procs.append(proc)
+            threading.Thread(target=self._read, args=(node, proc), daemon=True).start()
+        time.sleep(0.3)
+        self.initial = {w: observe.carrier(bench.ns(w[0]), w[1]) for w in watched}
+
+    def _read(self, node: str, proc: subprocess.Popen) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            stamp = _STAMP.match(line)
+            if not stamp:
+                continue
+            at = datetime.datetime.strptime(stamp.group(1), "%Y-%m-%dT%H:%M:%S.%f").timestamp() - self.offset
+            m = observe._LINK_LINE.match(line[stamp.end():])
+            if m and (node, m.group(1)) in self.events:
+                self.events[(node, m.group(1))].append((at, observe._has_carrier(m.group(2).split(","))))
+
+
+def _log_times(path: str, pattern: str, since_wall: float, utc: bool, before: float = 0.5) -> List[float]:
+    """Wall-clock times (since `since_wall`) of the lines of log `path` matching `pattern`: the
+    controller's log (Python logging: '2026-12-08 04:05:01,123', local time) or an ovs-vswitchd log
+    ('2026-12-08T04:05:01.123Z', UTC)."""
+    out: List[float] = []
+    try:
+        with open(path, errors="replace") as fh:
+            lines = fh.readlines()[-20000:]
+    except OSError:
+        return out
+    rx = re.compile(pattern)
+    for line in lines:
+        if not rx.search(line):
+            continue
+        try:
+            if utc:
+                at = datetime.datetime.strptime(line[:23], "%Y-%m-%dT%H:%M:%S.%f").replace(
+                    tzinfo=datetime.timezone.utc).timestamp()
+            else:
+                at = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        except ValueError:
+            continue
+        if at >= since_wall - before:
+            out.append(round(at - since_wall, 3))
+    return out
+
+
+def pipeline(topo, server: str, cut_wall: float) -> Dict[str, Any]:
+    """Where the time of a server loss went, from the daemons' own logs (seconds after the cut):
+    BFD state changes in each ovs-vswitchd, the controller's 'tunnel ... BFD down' and the PortMods
+    it sent ('holding down port')."""
+    bfd, flaps, stalls = [], [], []
+    for name in topo.servers:
+        log = os.path.join(paths.server_dir(topo, name), "ovs-vswitchd.log")
+        bfd += _log_times(log, r"BFD state change: up->down", cut_wall, utc=True)
+        flaps += [t for t in _log_times(log, r"BFD state change", cut_wall, utc=True, before=3600) if t < 0]
+        stalls += _log_times(log, r"Unreasonably long", cut_wall, utc=True)   # its main loop stalled
+    ctl = paths.state_file(topo, "controller.log")
+    seen = _log_times(ctl, r"tunnel of .*: BFD down", cut_wall, utc=False)
+    counted = _log_times(ctl, r"tunnel of .*: BFD down for", cut_wall, utc=False)
+    mods = _log_times(ctl, r"holding down port", cut_wall, utc=False)
+
+    def span(v: List[float]) -> Optional[List[float]]:
+        return [min(v), max(v)] if v else None
+    return {"vswitchd_bfd_down": span(bfd), "controller_bfd_down": span(seen),
+            "controller_held_expired": span(counted), "portmods_sent": span(mods), "portmods": len(mods),
+            "last_bfd_change_before_cut": max(flaps) if flaps else None,
+            "vswitchd_long_poll_intervals": sorted(stalls)}
 
 
 class SessionWatch:
@@ -246,17 +331,20 @@ def server_loss_trial(bench: Bench, server: str) -> Dict[str, Any]:
     ends = [(e.router, e.ifname) for l in topo.remote_links if server in l.servers()
             for e in (l.a, l.b) if e.router in configured]
     ul = names.underlay_peer_ifname(topo, server)
-    watch = CarrierWatch(bench, ends)
+    watch = StampedCarrierWatch(bench, ends)
     try:
-        t0 = time.monotonic()
+        load = os.getloadavg()[0]
+        t0, cut_wall = time.monotonic(), time.time()
         subprocess.run(["ip", "-n", names.underlay_ns(topo), "link", "set", ul, "down"], check=True)
         lost = _wait_carrier(watch, [(r, i, None) for r, i in ends], False, t0, 15.0)
+        time.sleep(0.5)                 # the controller's log lines of the last PortMods are written
+        where = pipeline(topo, server, cut_wall)
         t1 = time.monotonic()
         subprocess.run(["ip", "-n", names.underlay_ns(topo), "link", "set", ul, "up"], check=True)
         back = _wait_carrier(watch, [(r, i, None) for r, i in ends], True, t1, 30.0)
     finally:
         watch.stop()
-    return {"server": server, "ends": len(ends),
+    return {"server": server, "ends": len(ends), "loadavg_at_cut": round(load, 1), "pipeline": where,
             "lost": [None if t is None else round(t - t0, 4) for t in lost],
             "back_all": None if None in back else round(max(back) - t1, 4)}
 
@@ -277,6 +365,32 @@ def bfd_counts(path: str) -> Dict[str, Any]:
             "holds": sum(s.get("bfd_holds", 0) for s in sw),
             "held_now": sum(1 for s in sw if s.get("bfd_held")),
             "per_bridge": {f"{s['server']}-{s['peer']}": s.get("bfd_transitions", 0) for s in sw}}
+
+
+def cuts(args, bench: Bench, path: str, trials: List[Dict[str, Any]], report: Dict[str, Any]) -> None:
+    """--server-loss N: N cuts of --lost-server's underlay, the lab settled before each."""
+    for i in range(args.server_loss):
+        server = args.lost_server
+        t_settle = time.monotonic()
+        try:
+            bench.settle(timeout=args.settle)
+        except RuntimeError as exc:      # a figure too: say so, keep what was measured
+            report["not_settled"] = f"before cut {i + 1}: {exc}"
+            print(f"  {report['not_settled']}", flush=True)
+            break
+        settled = round(time.monotonic() - t_settle, 1)
+        print(f"  settled in {settled:.1f} s", flush=True)
+        before = bfd_counts(path)["holds"]
+        trials.append(server_loss_trial(bench, server))
+        trials[-1]["settled_s"] = settled
+        trials[-1]["holds"] = bfd_counts(path)["holds"] - before
+        lost = trials[-1]["lost"]
+        print(f"  cut {i + 1}: {server} lost, {trials[-1]['ends']} router ends: p50 {pct(lost, 50)} s, "
+              f"p95 {pct(lost, 95)} s, max {max((t for t in lost if t is not None), default=None)} s, "
+              f"missed {sum(1 for t in lost if t is None)}; all back {trials[-1]['back_all']} s; "
+              f"load {trials[-1]['loadavg_at_cut']}, held {trials[-1]['holds']}, "
+              f"min {min((t for t in lost if t is not None), default=None)} s; "
+              f"pipeline {json.dumps(trials[-1]['pipeline'])}", flush=True)
 
 
 def server_loss_main(args, info: Dict[str, Any], command: str) -> int:
@@ -311,24 +425,11 @@ def server_loss_main(args, info: Dict[str, Any], command: str) -> int:
             trials = []
             if report.get("up_seconds") is not None:
                 bench = Bench(path, next(l.id for l in topo.links if l.remote))
-                for i in range(args.server_loss):
-                    server = args.lost_server
-                    t_settle = time.monotonic()
-                    try:
-                        bench.settle(timeout=args.settle)
-                    except RuntimeError as exc:      # a figure too: say so, keep what was measured
-                        report["not_settled"] = f"before cut {i + 1}: {exc}"
-                        print(f"  {report['not_settled']}", flush=True)
-                        break
-                    print(f"  settled in {time.monotonic() - t_settle:.1f} s", flush=True)
-                    before = bfd_counts(path)["holds"]
-                    trials.append(server_loss_trial(bench, server))
-                    trials[-1]["holds"] = bfd_counts(path)["holds"] - before
-                    lost = trials[-1]["lost"]
-                    print(f"  cut {i + 1}: {server} lost, {trials[-1]['ends']} router ends: p50 {pct(lost, 50)} s, "
-                          f"p95 {pct(lost, 95)} s, max {max((t for t in lost if t is not None), default=None)} s, "
-                          f"missed {sum(1 for t in lost if t is None)}; all back {trials[-1]['back_all']} s",
-                          flush=True)
+                try:
+                    cuts(args, bench, path, trials, report)
+                except KeyboardInterrupt:        # `timeout`: keep the cuts measured so far, then clean up
+                    report["stopped"] = f"interrupted after {len(trials)} cuts"
+                    print(f"  {report['stopped']}", flush=True)
             report["trials"] = trials
             every = [t for tr in trials for t in tr["lost"]]
             report["server_loss"] = {"ends_x_cuts": len(every), "missed": sum(1 for t in every if t is None),

@@ -233,6 +233,10 @@ class OvsFiles:
 
 
 OVS_DAEMONS = ("ovsdb-server", "ovs-vswitchd")
+# Open vSwitch's own start script (ovs-ctl) runs both daemons at nice -10 by default: BFD, the
+# forwarding of the tunnels and the OpenFlow channel live in them, and on a server that also runs
+# its routers they must not wait behind the routers' start-up. The lab's emulated servers do the same.
+OVS_NICE = ["nice", "-n", "-10"]
 
 
 def start_ovs(directory: str, prefix: Sequence[str], run: Callable[[List[str]], object],
@@ -246,12 +250,12 @@ def start_ovs(directory: str, prefix: Sequence[str], run: Callable[[List[str]], 
     if not os.path.exists(f.db):
         run(["ovsdb-tool", "create", f.db, OVS_SCHEMA])
     d = directory
-    run([*prefix, *env, "ovsdb-server", f"--remote=punix:{f.db_sock}", f"--pidfile={f.pidfile('ovsdb-server')}",
+    run([*prefix, *env, *OVS_NICE, "ovsdb-server", f"--remote=punix:{f.db_sock}", f"--pidfile={f.pidfile('ovsdb-server')}",
          "--detach", f"--log-file={f.log('ovsdb-server')}", "--unixctl", f"{d}/ovsdb-server.ctl", f.db])
     if started:
         started("ovsdb-server", f.pidfile("ovsdb-server"))
     run([*prefix, *env, "ovs-vsctl", f"--db=unix:{f.db_sock}", "--timeout=60", "--no-wait", "init"])
-    run([*prefix, *env, "ovs-vswitchd", f"unix:{f.db_sock}", f"--pidfile={f.pidfile('ovs-vswitchd')}", "--detach",
+    run([*prefix, *env, *OVS_NICE, "ovs-vswitchd", f"unix:{f.db_sock}", f"--pidfile={f.pidfile('ovs-vswitchd')}", "--detach",
          f"--log-file={f.log('ovs-vswitchd')}", "--unixctl", f"{d}/ovs-vswitchd.ctl"])
     if started:
         started("ovs-vswitchd", f.pidfile("ovs-vswitchd"))

@@ -226,8 +226,14 @@ def _master(args: argparse.Namespace, topo) -> int:
     door_results = []
     if args.down and args.backend == "netns":       # the doors first: their sessions are in the nodes
         door_results = doors_remote.push(topo, topo_path, True, opts, _progress, args.local_server)
-    results = ssh.run_master(topo, topo_path, args.down, opts, _progress,
-                             local_server=args.local_server, extra=extra)
+    try:
+        results = ssh.run_master(topo, topo_path, args.down, opts, _progress,
+                                 local_server=args.local_server, extra=extra)
+    except ssh.Interrupted as exc:   # forwarded to every server, whose rollbacks are over (provision/ssh.py)
+        for r in exc.results:
+            print(r.line(), file=sys.stderr)
+        print("error: interrupted: every server's provisioner was told to stop and has exited", file=sys.stderr)
+        return 130
     ok = all(r.ok for r in results)
     if ok and not args.down and args.backend == "netns":
         door_results = doors_remote.push(topo, topo_path, False, opts, _progress, args.local_server)

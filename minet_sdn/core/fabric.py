@@ -30,7 +30,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
 from ..topology.model import LINK_OFPORT_BASE, TUNNEL_OFPORT, Bridge, Link, Topology
 from . import ofmsg
-from .damping import Damper
+from .damping import HOLD, Damper
 from .flows import Flow, FlowKey, bridge_flows, bridge_table, link_flows
 
 LOG = logging.getLogger(__name__)
@@ -199,7 +199,13 @@ class FabricCore:
 
     def _tunnel_seen(self, st: BridgeState, now: float) -> None:
         port = st.ports.get(TUNNEL_OFPORT)
-        self.damper.observe(st.bridge.dpid, bool(port and port.info.live), now)
+        live = bool(port and port.info.live)
+        seen = self.damper.tunnels.get(st.bridge.dpid)
+        was = None if seen is None else seen.raw       # observe() changes `seen`
+        counted = self.damper.observe(st.bridge.dpid, live, now)
+        if was is not None and was != live:            # in the log: when each BFD change reached us
+            LOG.info("tunnel of %s: BFD %s%s", st.bridge.name, "up" if live else "down",
+                     "" if live or counted else f" (held {HOLD:g} s: the tunnel flaps)")
 
     # ---- events -------------------------------------------------------------------------------
     def connected(self, dpid: int, now: float) -> Out:
@@ -340,6 +346,7 @@ class FabricCore:
         expired: List[Link] = []
         for dpid in self.damper.due(now):          # a held BFD-down lasted: its links fail now
             if dpid in self.bridges:
+                LOG.info("tunnel of %s: BFD down for %g s: its links fail", self.bridges[dpid].bridge.name, HOLD)
                 expired.extend(self._links_of(self.bridges[dpid].bridge))
         for st in self.bridges.values():
             for ps in st.ports.values():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -74,6 +75,20 @@ def run_provision(topo: Topology, state: LabState, progress: Progress, down: boo
                     last = line
                     progress(f"  provision: {line}")
             rc = proc.wait()
+        except KeyboardInterrupt:
+            # `lab up` interrupted (SIGTERM reaches only the lab): the master forwards it to every
+            # server's provisioner and waits for their rollback; the lab's own --down must not run
+            # before that, or it races servers still adding routers
+            if proc.poll() is None:
+                progress("  provision: interrupted: waiting for every server's rollback")
+                proc.send_signal(signal.SIGTERM)
+                for line in proc.stdout:         # ends when the master exits (the watchdog bounds it)
+                    heard[0] = time.monotonic()
+                    log.write(line)
+                    if line.strip():
+                        progress(f"  provision: {line.rstrip()}")
+                proc.wait()
+            raise
         finally:
             done.set()
     if rc < 0 and time.monotonic() - heard[0] > silence:

@@ -91,7 +91,7 @@ def restart_vswitchd(topo: Topology, server: str, state: LabState) -> None:
     d = paths.server_dir(topo, server)
     f = host.OvsFiles(d)
     env = ["env", *(f"{k}={v}" for k, v in host.ovs_env(d).items())]
-    run([*names.exec_prefix("netns", names.server_ns(topo, server)), *env, "ovs-vswitchd", f"unix:{f.db_sock}",
+    run([*names.exec_prefix("netns", names.server_ns(topo, server)), *env, *host.OVS_NICE, "ovs-vswitchd", f"unix:{f.db_sock}",
          f"--pidfile={f.pidfile('ovs-vswitchd')}", "--detach", f"--log-file={f.log('ovs-vswitchd')}",
          "--unixctl", f"{d}/ovs-vswitchd.ctl"])
     state.add_process(ProcessRecord.of(f"{server}/ovs-vswitchd", read_pidfile(f.pidfile("ovs-vswitchd")),

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, List, Optional
@@ -45,6 +47,23 @@ class Report:
         return d
 
 
+class interrupts_ignored:
+    """SIGINT and SIGTERM do nothing inside (in the main thread; elsewhere signals cannot be set,
+    and only the main thread receives them)."""
+
+    def __enter__(self):
+        self.saved = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.saved[sig] = signal.signal(sig, signal.SIG_IGN)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler)
+        return False
+
+
 class Journal:
     def progress(self, msg: str) -> None:
         self._progress(f"[{self.plan.server}] {time.monotonic() - self._t0:5.1f}s {msg}")
@@ -58,13 +77,16 @@ class Journal:
 
     def _rollback(self) -> List[str]:
         done = []
-        for what, undo in reversed(self._undo):
-            self.progress(f"rolling back: {what}")
-            try:
-                undo()
-                done.append(what)
-            except Exception as exc:        # keep undoing the rest
-                self.progress(f"rollback of {what} failed: {_describe(exc)}")
+        # A second interrupt (the master forwarding the one this rollback answers, Ctrl-C pressed
+        # again) must not cut it short: a half-undone server is worse than a slow one.
+        with interrupts_ignored():
+            for what, undo in reversed(self._undo):
+                self.progress(f"rolling back: {what}")
+                try:
+                    undo()
+                    done.append(what)
+                except Exception as exc:        # keep undoing the rest
+                    self.progress(f"rollback of {what} failed: {_describe(exc)}")
         self._undo.clear()
         return done
 

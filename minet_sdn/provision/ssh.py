@@ -6,27 +6,35 @@ progress is relayed line by line, its stdout is the JSON report), then removal o
 Host keys are checked against known_hosts (the user's, or --known-hosts FILE) and an unknown or
 changed key is refused unless insecure_host_keys is set. Authentication is by key only
 (--identity FILE, else the agent and ~/.ssh keys).
+
+An interrupt of the master (SIGINT, SIGTERM) is forwarded: each server's provisioner gets SIGTERM
+(over a second channel of the connection the master holds: `kill` of the pid the command announced
+first), which makes it roll back what it created; the master waits for every rollback before it
+exits, so nothing a server was still adding survives the master or races a `--down` run after it.
 """
 from __future__ import annotations
 
 import json
 import select
 import shlex
+import signal
 import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from typing import Callable, List, Optional, Tuple
 
 from ..messages import clip_line
 from ..topology import loader
 from ..topology.model import Server, Topology
+from .journal import interrupts_ignored
 
 SSH_RE = loader.SSH_RE       # the one pattern: what the loader accepted, parse_ssh reads
 CONNECT_TIMEOUT = 15.0
 DEFAULT_REMOTE_COMMAND = "minet-provision"
+PID_LINE = "minet-provision-pid "     # the first stderr line of a remote provisioner: its pid
 
 Progress = Callable[[str], None]
 
@@ -113,7 +121,7 @@ def _finish(result: ServerResult, code: int, stdout: str, stderr_lines: List[str
 
 
 def provision_over_ssh(server: Server, topo_text: str, down: bool, opts: SshOptions, progress: Progress,
-                       extra: Optional[List[str]] = None) -> ServerResult:
+                       extra: Optional[List[str]] = None, stop: Optional[threading.Event] = None) -> ServerResult:
     import paramiko
 
     t0 = time.monotonic()
@@ -136,13 +144,19 @@ def provision_over_ssh(server: Server, topo_text: str, down: bool, opts: SshOpti
                     fh.write(topo_text)
             progress(f"[{server.name}] topology uploaded to {path}; running {opts.remote_command}")
             cmd = _remote_argv(opts.remote_command, path, server.name, down, extra or [])
+            # its pid first, then the provisioner in its place (exec: the same pid), for an interrupt
+            cmd = f"echo {PID_LINE}$$ >&2; exec {cmd}"
             lines: List[str] = []
 
             def on_line(line: str) -> None:
                 lines.append(line)
                 progress(line if line.startswith(f"[{server.name}]") else f"[{server.name}] {line}")
 
-            code, out, _ = _exec(client, cmd, opts.idle_timeout, on_stderr_line=on_line)
+            def on_stop() -> None:
+                progress(f"[{server.name}] interrupted: its provisioner is told to stop and roll back")
+
+            code, out, _ = _exec(client, cmd, opts.idle_timeout, on_stderr_line=on_line, stop=stop,
+                                 on_stop=on_stop)
             _finish(result, code, out, lines)
         finally:
             _exec(client, f"rm -f {shlex.quote(path)}", 30)
@@ -189,15 +203,26 @@ def connect(client, server: Server, opts: SshOptions) -> Optional[str]:
 
 
 def _exec(client, command: str, timeout: float,
-          on_stderr_line: Optional[Callable[[str], None]] = None) -> Tuple[int, str, str]:
+          on_stderr_line: Optional[Callable[[str], None]] = None, stop: Optional[threading.Event] = None,
+          on_stop: Optional[Callable[[], None]] = None) -> Tuple[int, str, str]:
     """Run one command on the connection; stream stderr lines; (exit status, stdout, stderr).
-    `timeout` bounds the silence: it fails when nothing came for that long."""
+    `timeout` bounds the silence: it fails when nothing came for that long. With `stop`: the
+    command announces its pid first (a PID_LINE on stderr); once `stop` is set, that pid is sent
+    SIGTERM over another channel and the command is still read to its end (its rollback)."""
     chan = client.get_transport().open_session()
     chan.settimeout(timeout)
     chan.exec_command(command)
     out, err, partial = [], [], ""
+    pid: Optional[int] = None
+    signalled = False
     deadline = time.monotonic() + timeout
     while True:
+        if stop is not None and stop.is_set() and not signalled and pid is not None:
+            signalled = True
+            if on_stop:
+                on_stop()
+            deadline = time.monotonic() + timeout
+            _exec(client, f"kill -TERM {pid}", 30)
         if chan.recv_ready():
             deadline = time.monotonic() + timeout
             out.append(chan.recv(65536).decode(errors="replace"))
@@ -209,7 +234,9 @@ def _exec(client, command: str, timeout: float,
             partial += chunk
             *complete, partial = partial.split("\n")
             for line in complete:
-                if on_stderr_line and line.strip():
+                if stop is not None and pid is None and line.startswith(PID_LINE):
+                    pid = int(line[len(PID_LINE):].strip() or 0) or None
+                elif on_stderr_line and line.strip():
                     on_stderr_line(line.rstrip())
             continue
         if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
@@ -226,7 +253,7 @@ def _exec(client, command: str, timeout: float,
 
 
 def provision_locally(server: Server, topo_path: str, down: bool, progress: Progress,
-                      extra: Optional[List[str]] = None) -> ServerResult:
+                      extra: Optional[List[str]] = None, stop: Optional[threading.Event] = None) -> ServerResult:
     """A server without `ssh`, named by --local-server: the same command as a local subprocess."""
     t0 = time.monotonic()
     result = ServerResult(server=server.name, ok=False, via="local")
@@ -237,6 +264,15 @@ def provision_locally(server: Server, topo_path: str, down: bool, progress: Prog
     out_chunks: List[str] = []
     reader = threading.Thread(target=lambda: out_chunks.append(proc.stdout.read()), daemon=True)
     reader.start()
+    if stop is not None:
+        def forward() -> None:             # the master was interrupted: this one rolls back too
+            while proc.poll() is None:
+                if stop.wait(0.5):
+                    if proc.poll() is None:
+                        progress(f"[{server.name}] interrupted: its provisioner is told to stop and roll back")
+                        proc.send_signal(signal.SIGTERM)
+                    return
+        threading.Thread(target=forward, daemon=True).start()
     for line in proc.stderr:
         line = line.rstrip()
         if line:
@@ -269,10 +305,32 @@ def run_master(topo: Topology, topo_path: str, down: bool, opts: SshOptions, pro
         text = fh.read()
     servers = list(topo.servers.values())
 
+    stop = threading.Event()
+
     def one(server: Server) -> ServerResult:
         if server.name == local_server and not server.ssh:
-            return provision_locally(server, topo_path, down, progress, extra)
-        return provision_over_ssh(server, text, down, opts, progress, extra)
+            return provision_locally(server, topo_path, down, progress, extra, stop=stop)
+        return provision_over_ssh(server, text, down, opts, progress, extra, stop=stop)
 
     with ThreadPoolExecutor(max_workers=max(1, len(servers))) as pool:
-        return list(pool.map(one, servers))
+        futures = [pool.submit(one, server) for server in servers]
+        try:
+            wait(futures)
+        except KeyboardInterrupt:
+            # forward it, then wait for every server's rollback (a second interrupt here is
+            # ignored: leaving now would leave servers half-built behind the master's back)
+            with interrupts_ignored():
+                stop.set()
+                progress("interrupted: every server's provisioner is told to stop; waiting for their rollback")
+                wait(futures)
+            raise Interrupted([f.result() for f in futures])
+        return [f.result() for f in futures]
+
+
+class Interrupted(KeyboardInterrupt):
+    """The master was interrupted; `results`: what each server's provisioner said after it."""
+
+    def __init__(self, results: List[ServerResult]):
+        super().__init__()
+        self.results = results
+

@@ -141,3 +141,71 @@ def test_master_mode_over_ssh(tmp_path):
             assert server.vsctl("list-br").split() == ["ul-br"]
             assert not os.path.exists(os.path.join(server.state_dir, tag))
         assert frr_processes(prefix) == []
+
+
+def test_an_interrupted_master_stops_every_server_and_waits_for_their_rollback(tmp_path):
+    """SIGTERM to `minet-provision --master` while both servers are starting their routers: each
+    server's provisioner is told to stop (over the master's SSH connection), rolls back, and the
+    master exits only after that (130): the moment it is gone, no provisioner, router namespace or
+    FRR daemon of the run is left on either server. Before, the master waited for the servers'
+    `up` to finish and left every router running."""
+    import signal
+    import subprocess
+    import threading
+
+    from provision_fixtures import ns_inode, pids_in_namespaces, provision_command
+    key = str(tmp_path / "id_ed25519")
+    sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key)
+    pub = open(key + ".pub").read()
+    with emulated_servers(("VM1", "192.0.2.1"), ("VM2", "192.0.2.2"), connect=True) as (prefix, (vm1, vm2)):
+        tag = prefix.value
+        known_hosts = str(tmp_path / "known_hosts")
+        open(known_hosts, "w").write(vm1.start_sshd(pub) + vm2.start_sshd(pub))
+        ases = {n: {"server": "VM1" if n <= 4 else "VM2", "routers": ["A", "B", "C", "D", "E"]} for n in range(1, 9)}
+        links = [{"a": "1.A", "b": "5.A", "rel": "peer"}, {"a": "2.A", "b": "6.A", "rel": "provider"},
+                 {"a": "1.B", "b": "2.B", "rel": "peer"}, {"a": "5.B", "b": "6.B", "rel": "peer"}]
+        text = topology_yaml(tag, {"VM1": {"underlay_ip": "192.0.2.1", "ssh": vm1.ssh_spec},
+                                   "VM2": {"underlay_ip": "192.0.2.2", "ssh": vm2.ssh_spec}}, ases, links)
+        topo_path = str(tmp_path / "topology.yaml")
+        open(topo_path, "w").write(text)
+        argv = ["nsenter", f"--net={NETNS_DIR}/{vm1.ns}", "--", *provision_command(), "--topology", topo_path,
+                "--master", "--known-hosts", known_hosts, "--identity", key]
+        if provision_command()[0].endswith("minet-provision"):   # the servers run this very installation
+            argv += ["--remote-command", provision_command()[0]]
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        lines = []
+        reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+        reader.start()
+        try:
+            def starting() -> bool:
+                return all(any(l.startswith(f"[{s}]") and "FRR: starting" in l for l in list(lines))
+                           for s in ("VM1", "VM2"))
+            assert wait_until(lambda: starting() or proc.poll() is not None, 180, interval=0.05), "".join(lines)
+            assert proc.poll() is None, "the master finished before it could be interrupted:\n" + "".join(lines)
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=240)
+            # the moment the master is gone: nothing of the run left on either server
+            servers_ns = {ns_inode(f"{NETNS_DIR}/{s.ns}") for s in (vm1, vm2)}
+            provisioners = []
+            for pid in pids_in_namespaces(servers_ns):
+                try:
+                    cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
+                except OSError:
+                    continue
+                if "--server" in cmd and "provision" in cmd:
+                    provisioners.append(cmd)
+            left_ns = sorted(n for n in prefix.namespaces() if n not in (vm1.ns, vm2.ns))
+            left_frr = frr_processes(prefix)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        reader.join(10)
+        out = "".join(lines)
+        assert code == 130, out
+        assert provisioners == [] and left_ns == [] and left_frr == [], (provisioners, left_ns, left_frr, out)
+        for s in ("VM1", "VM2"):
+            assert f"[{s}] interrupted: its provisioner is told to stop and roll back" in out, out
+            assert f"[{s}] rolled back" in out, out
+        assert "error: interrupted: every server's provisioner was told to stop and has exited" in out

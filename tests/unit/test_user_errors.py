@@ -49,6 +49,7 @@ NOT_USER_FACING = {
     "minet_sdn.rest.client.OtherInstance": "another instance's controller (the CLI says so, exit 2)",
     # the machine's failures: their commands report them with exit 1 and roll back
     "minet_sdn.provision.journal.ProvisionError": "exit 1, rolled back",
+    "minet_sdn.provision.ssh.Interrupted": "the master interrupted: every server stopped and rolled back, exit 130",
     "minet_sdn.provision.doors_remote.BundleError": "the master's doors bundle: reported per server, exit 1",
     "minet_sdn.provision.image.ImageProblem": "building the docker image failed",
     "minet_sdn.provision.netlink.NetlinkProblem": "the kernel refused",
