@@ -30,7 +30,8 @@ from ..core.views import Counters, link_counters, link_view, metrics_text, switc
 from ..core.errors import Conflict, Invalid, NotFound
 from ..rest.api import make_app
 from ..rest import auth as rest_auth
-from ..rest.server import serve_in_thread
+from ..rest.bodies import matrix_body_bound
+from ..rest.server import MAX_BODY, serve_in_thread
 from ..topology import TopologyError, load_topology
 from . import guard
 
@@ -208,7 +209,8 @@ class RemoteLinks(BaseApp):
         if self.rest_addr:
             names = CONFIG.get("rest_names") or os.environ.get("MINET_REST_NAMES", "").split(",")
             self.rest_server = serve_in_thread(tuple(self.rest_addr), make_app(self),
-                                               names=[n for n in names if n])
+                                               names=[n for n in names if n],
+                                               max_body=max(MAX_BODY, matrix_body_bound(len(self.topo.ases))))
             self.logger.info("REST API on http://%s:%s", *self.rest_addr)
         threading.Thread(target=self._tick_loop, name="minet-tick", daemon=True).start()
         guard.LISTENER.watch(self._listener_died)

@@ -17,6 +17,20 @@ MAX_ERROR = 300
 MAX_RTT_MS = 600_000.0
 
 
+# What one matrix pair takes in JSON at most ({"src": 65535, "dst": 65535, "ok": false, "rtt_ms":
+# 600000.0} plus the separator), and each AS's error text: the body a topology's matrix can need.
+PAIR_BYTES = 80
+SLACK_BYTES = 64 * 1024
+MAX_MATRIX_BODY = 64 << 20
+
+
+def matrix_body_bound(n_ases: int) -> int:
+    """Bytes the REST server must accept in one request so that `minet matrix` can store the
+    whole matrix of a topology of `n_ases` ASes (64 KiB is too little from about 28 ASes on)."""
+    need = n_ases * max(0, n_ases - 1) * PAIR_BYTES + n_ases * (MAX_ERROR + 16) + SLACK_BYTES
+    return min(MAX_MATRIX_BODY, need)
+
+
 class BadBody(ValueError):
     pass
 

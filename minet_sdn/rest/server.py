@@ -205,12 +205,14 @@ def _plain(start_response, status: str, body: bytes):
 
 
 def serve_in_thread(addr: Tuple[str, int], app: Callable, idle_timeout: float = IDLE_TIMEOUT,
-                    names: Iterable[str] = (), deadline: float = REQUEST_DEADLINE) -> WSGIServer:
+                    names: Iterable[str] = (), deadline: float = REQUEST_DEADLINE,
+                    max_body: int = MAX_BODY) -> WSGIServer:
     """Serve `app` on `addr`; `names`: host names besides addresses and localhost that clients may
-    use in Host (check_host); `deadline`: seconds a client has to send its whole request."""
+    use in Host (check_host); `deadline`: seconds a client has to send its whole request;
+    `max_body`: the biggest request body taken (the controller's grows with its topology's matrix)."""
     cls = _ThreadingServer6 if ":" in addr[0] else _ThreadingServer
     handler = type("_Handler", (_QuietHandler,), {"timeout": idle_timeout, "deadline": deadline})
-    server = make_server(addr[0], addr[1], limit_body(check_host(app, names)), server_class=cls,
+    server = make_server(addr[0], addr[1], limit_body(check_host(app, names), max_body), server_class=cls,
                          handler_class=handler)
     threading.Thread(target=server.serve_forever, name="minet-rest", daemon=True).start()
     return server

@@ -65,6 +65,23 @@ def _lab(path: str) -> Places:
 
 # ---- matrix --------------------------------------------------------------------------------
 
+def _push_matrix(path: str, topo: Topology, m, warned: set) -> bool:
+    """Store the round in the controller for the status pages (the TA's and the students'); one
+    warning line on stderr when it was not stored (said once per reason, not every round)."""
+    answer = controller_call(path, topo, "POST", "/v1/watch/matrix", m.to_record(), timeout=10.0)
+    if answer is not None and answer[0] == 200:
+        return True
+    if answer is None:
+        why = "the controller did not answer"
+    else:
+        detail = answer[1].get("error") if isinstance(answer[1], dict) else answer[1]
+        why = f"the controller answered {answer[0]}: {str(detail)[:160]}"
+    if why not in warned:
+        warned.add(why)
+        print(f"minet matrix: warning: the status pages do not show this matrix ({why})", file=sys.stderr)
+    return False
+
+
 def _color() -> bool:
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
@@ -84,12 +101,13 @@ def cmd_matrix(args) -> int:
     topo = places.topo
     prev = None
     rounds = 0
+    warned: set = set()
     try:
         while True:
             m = M.run_matrix(places, parallel=args.parallel, family=family)
             rounds += 1
             if not args.no_push:          # the status page shows the latest round
-                controller_call(args.file, topo, "POST", "/v1/watch/matrix", m.to_record(), timeout=2.0)
+                _push_matrix(args.file, topo, m, warned)
             if args.html:
                 write_output(args.html, M.render_html(m, refresh=args.watch))
             if args.json:
