@@ -41,11 +41,9 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -64,7 +62,7 @@ from minet_sdn.lab import observe            # noqa: E402
 from minet_sdn.topology import load_topology  # noqa: E402
 
 import sampling  # noqa: E402  (bench/: what is measured on the machine)
-from sampling import MemSampler, ksm_settle  # noqa: E402  (bench/internet.py imports MemSampler from here)
+from sampling import MemSampler, ksm_settle, machine  # noqa: E402  (bench/internet.py and others import MemSampler, machine from here)
 
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_TOPOLOGIES = [str(ROOT / "topologies" / "demo.yaml"), str(ROOT / "topologies" / "large.yaml")]
@@ -92,19 +90,6 @@ def stats(values: List[float]) -> Dict[str, Optional[float]]:
         return {"median": None, "min": None, "max": None, "n": 0}
     return {"median": round(statistics.median(values), 3), "min": round(min(values), 3),
             "max": round(max(values), 3), "n": len(values)}
-
-
-def machine() -> Dict[str, Any]:
-    def version(argv: List[str]) -> str:
-        try:
-            out = subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout
-        except OSError:
-            return "?"
-        return (out.splitlines() or ["?"])[0].strip()
-    return {"host": platform.node(), "kernel": platform.release(), "cpus": os.cpu_count(),
-            "loadavg": os.getloadavg(), "python": platform.python_version(),
-            "ovs": version(["ovs-vswitchd", "--version"]),
-            "frr": version(["/usr/lib/frr/bgpd", "--version"])}
 
 
 def save(kind: str, payload: Dict[str, Any]) -> Path:
@@ -227,21 +212,7 @@ def lab_processes(tag: str, ns_prefix: str = "") -> Dict[int, str]:
 
 def pss_by_daemon(tag: str, ns_prefix: str = "") -> Dict[str, Dict[str, float]]:
     """{comm: {"n", "pss_mb" (average), "rss_mb" (average), "total_mb"}} over the lab's processes."""
-    acc: Dict[str, List[Tuple[int, int]]] = {}
-    for pid, comm in lab_processes(tag, ns_prefix).items():
-        vals = {}
-        try:
-            with open(f"/proc/{pid}/smaps_rollup") as fh:
-                for line in fh:
-                    parts = line.split()
-                    if len(parts) >= 2 and parts[0] in ("Pss:", "Rss:"):
-                        vals[parts[0]] = int(parts[1])
-        except OSError:
-            continue
-        acc.setdefault(comm, []).append((vals.get("Pss:", 0), vals.get("Rss:", 0)))
-    return {c: {"n": len(v), "pss_mb": round(sum(p for p, _ in v) / len(v) / 1024, 2),
-                "rss_mb": round(sum(r for _, r in v) / len(v) / 1024, 2),
-                "total_mb": round(sum(p for p, _ in v) / 1024, 1)} for c, v in sorted(acc.items())}
+    return sampling.pss_by_comm(lab_processes(tag, ns_prefix))
 
 
 def cpu_share(tag: str, seconds: float, ns_prefix: str = "") -> Dict[str, Any]:

@@ -1,9 +1,11 @@
-"""What the benches measure on the machine, read from /proc and /sys: memory in use, CPU per process
-kind, the kernel's page merging. Standard library only: bench/versus_ipmininet.py also runs it in the
+"""What the benches measure on the machine, read from /proc and /sys: memory in use, PSS and CPU per
+process kind, the kernel's page merging, and what the machine is. Standard library only: bench/versus_ipmininet.py also runs it in the
 peer's venv, where minet-sdn is not installed."""
 from __future__ import annotations
 
 import os
+import platform
+import subprocess
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -43,6 +45,52 @@ class MemSampler:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def machine() -> Dict[str, Any]:
+    """What a result file says of the machine that produced it."""
+    def version(argv: List[str]) -> str:
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout
+        except OSError:
+            return "?"
+        return (out.splitlines() or ["?"])[0].strip()
+    return {"host": platform.node(), "kernel": platform.release(), "cpus": os.cpu_count(),
+            "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30, 1),
+            "loadavg": os.getloadavg(), "python": platform.python_version(),
+            "ovs": version(["ovs-vswitchd", "--version"]),
+            "frr": version(["/usr/lib/frr/bgpd", "--version"])}
+
+
+def smaps_rollup(pid: int) -> Optional[Tuple[int, int]]:
+    """(PSS, RSS) of `pid` in kB, or None when it is gone or has no memory (a zombie)."""
+    vals: Dict[str, int] = {}
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                parts = line.split()
+                if len(parts) >= 2 and parts[0] in ("Pss:", "Rss:"):
+                    vals[parts[0]] = int(parts[1])
+    except (OSError, ValueError):
+        return None
+    if "Pss:" not in vals:
+        return None
+    return vals["Pss:"], vals.get("Rss:", 0)
+
+
+def pss_by_comm(pids: Dict[int, str], only: Optional[Tuple[str, ...]] = None) -> Dict[str, Dict[str, float]]:
+    """{comm: {"n", "pss_mb" (average), "rss_mb" (average), "total_mb" (PSS)}} over `pids` (pid ->
+    comm), only the commands in `only` when given."""
+    acc: Dict[str, List[Tuple[int, int]]] = {}
+    for pid, comm in pids.items():
+        if only is not None and comm not in only:
+            continue
+        mem = smaps_rollup(pid)
+        if mem is not None:
+            acc.setdefault(comm, []).append(mem)
+    return {c: {"n": len(v), "pss_mb": round(sum(p for p, _ in v) / len(v) / 1024, 2),
+                "rss_mb": round(sum(r for _, r in v) / len(v) / 1024, 2),
+                "total_mb": round(sum(p for p, _ in v) / 1024, 1)} for c, v in sorted(acc.items())}
 
 
 def process_ticks(pid: int) -> Optional[int]:

@@ -53,7 +53,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -75,7 +74,7 @@ MATCHED = {"ospf_hello": 4, "ospf_dead": 40, "ebgp": (3, 9), "ibgp": (10, 30)}
 
 sys.path.insert(0, str(ROOT / "bench"))
 import sampling  # noqa: E402  (standard library only)
-from sampling import MemSampler, cpu_share  # noqa: E402
+from sampling import MemSampler, cpu_share, machine  # noqa: E402
 
 def _comm(pid: int) -> Optional[str]:
     try:
@@ -110,20 +109,8 @@ def descendants(root: int) -> Dict[int, str]:
 
 
 def frr_pss(pids: Dict[int, str]) -> Dict[str, Dict[str, float]]:
-    """{daemon: {n, total_mb}} PSS of the FRR daemons among `pids`."""
-    acc: Dict[str, List[int]] = {}
-    for pid, comm in pids.items():
-        if comm not in FRR_DAEMONS:
-            continue
-        try:
-            with open(f"/proc/{pid}/smaps_rollup") as fh:
-                for line in fh:
-                    if line.startswith("Pss:"):
-                        acc.setdefault(comm, []).append(int(line.split()[1]))
-                        break
-        except OSError:
-            pass
-    return {c: {"n": len(v), "total_mb": round(sum(v) / 1024, 1)} for c, v in sorted(acc.items())}
+    """{daemon: {n, total_mb, ...}} PSS of the FRR daemons among `pids` (sampling.pss_by_comm)."""
+    return sampling.pss_by_comm(pids, only=FRR_DAEMONS)
 
 
 def routes_complete(routers: Dict[str, Tuple[int, Callable[[], Optional[str]]]],
@@ -514,19 +501,6 @@ def plot(runs: Dict[str, Dict[str, Any]], path: Path) -> Optional[Path]:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     return path
-
-
-def machine() -> Dict[str, Any]:
-    def version(argv: List[str]) -> str:
-        try:
-            out = subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout
-        except OSError:
-            return "?"
-        return (out.splitlines() or ["?"])[0].strip()
-    return {"host": platform.node(), "kernel": platform.release(), "cpus": os.cpu_count(),
-            "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30, 1),
-            "loadavg": os.getloadavg(), "ovs": version(["ovs-vswitchd", "--version"]),
-            "frr": version(["/usr/lib/frr/bgpd", "--version"])}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

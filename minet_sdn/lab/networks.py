@@ -8,16 +8,26 @@
            prefix covering every server's underlay_ip (a connected route: OvS's tunnel routing
            ignores host routes; IPv4 or IPv6, added without DAD); MTU `fabric.underlay_mtu` on
            every underlay port (bridge <tag>-ubr in <tag>-ul).
+
+Links, addresses, MTUs and offloads go through the pyroute2 layer provisioning uses
+(provision/netlink.py); only the OvS bridge <tag>-phy is made with ovs-vsctl.
 """
 from __future__ import annotations
 
+import contextlib
 import ipaddress
-from typing import Dict
+import os
+from typing import Dict, Iterator
 
+from pyroute2.netlink.exceptions import NetlinkError
+
+from .. import host
+from ..provision import netlink as nlk
+from ..provision.plan import LOCAL_MTU, Iface, Veth
 from ..topology import Topology, names
 from . import LabError, paths
 from .state import LabState, MgmtRecord, UnderlayRecord
-from .system import ip, ip_batch, nsenter_argv, ovs_vsctl, run
+from .system import ovs_vsctl
 
 DEFAULT_MGMT_SUBNET = "10.254.0.0/24"
 UNDERLAY_BRIDGE_MTU = 9000      # the Linux bridge joining the servers; their ports set the real limit
@@ -74,13 +84,36 @@ def underlay_prefixlen(topo: Topology, version: int) -> int:
     return plen
 
 
+@contextlib.contextmanager
+def _netlink(what: str) -> Iterator[nlk.Netlink]:
+    """A netlink session for one step; what fails in it is a LabError naming the step."""
+    nl = nlk.Netlink()
+    try:
+        yield nl
+    except NetlinkError as exc:
+        raise LabError(f"{what}: {os.strerror(exc.code) if exc.code else exc}") from None
+    except (nlk.NetlinkProblem, OSError) as exc:
+        raise LabError(f"{what}: {exc}") from None
+    finally:
+        nl.close()
+
+
+def _port(ifname: str, *addresses: str, mtu: int = LOCAL_MTU, offloads_off: bool = False) -> Iface:
+    """An interface of the lab's own namespaces, for the pyroute2 layer (LOCAL_MTU is the kernel's
+    default for a veth or a bridge: ensure_iface then leaves the MTU as it is)."""
+    return Iface(node=None, ifname=ifname, addresses=addresses, mtu=mtu, offloads_off=offloads_off)
+
+
 def build_shared(topo: Topology, state: LabState, mgmt_ip: str, prefixlen: int) -> None:
     """The mgmt and underlay namespaces with their bridges (their namespaces already recorded)."""
     mns, uns = names.mgmt_ns(topo), names.underlay_ns(topo)
     mbr, ubr = names.mgmt_bridge(topo), names.underlay_bridge(topo)
-    ip_batch(mns, [f"link add {mbr} type bridge", f"addr add {mgmt_ip}/{prefixlen} dev {mbr}",
-                   f"link set {mbr} up"])
-    ip_batch(uns, [f"link add {ubr} mtu {UNDERLAY_BRIDGE_MTU} type bridge", f"link set {ubr} up"])
+    mpath, upath = host.netns_path(mns), host.netns_path(uns)
+    with _netlink("the lab's shared networks") as nl:
+        nlk.create_bridge(nl, mpath, mbr)
+        nlk.ensure_iface(nl, mpath, _port(mbr, f"{mgmt_ip}/{prefixlen}"), mbr)
+        nlk.create_bridge(nl, upath, ubr, mtu=UNDERLAY_BRIDGE_MTU)
+        nlk.set_up(nl, upath, ubr)
     state.mgmt = MgmtRecord(ns=mns, bridge=mbr, ip=mgmt_ip)
     # the emulated underlay has the topology's MTU, so the tunnel overhead the model subtracts
     # (for an IPv4 or IPv6 outer header) is checked against a real limit
@@ -88,23 +121,22 @@ def build_shared(topo: Topology, state: LabState, mgmt_ip: str, prefixlen: int) 
     state.save()
 
 
-def disable_offloads(ns: str, ifname: str) -> None:
-    # TCP through the userspace datapath stalls with TX checksum/segmentation offload on.
-    run(nsenter_argv(ns, ["ethtool", "-K", ifname, "tx", "off", "tso", "off", "gso", "off"]), check=False)
-
-
 def build_underlay(topo: Topology, server: str, state: LabState) -> None:
-    """<tag>-ul (veth, port of the OvS netdev bridge <tag>-phy) and the underlay IP on <tag>-phy."""
+    """<tag>-ul (veth, port of the OvS netdev bridge <tag>-phy) and the underlay IP on <tag>-phy.
+
+    TX checksum/segmentation offloads are off on the veth's two ends and on <tag>-phy: TCP through
+    the userspace datapath stalls with them on (PLATFORM-NOTES)."""
     ns = names.server_ns(topo, server)
     ul, peer, phy = names.underlay_ifname(topo), names.underlay_peer_ifname(topo, server), names.phy_bridge(topo)
     uns = names.underlay_ns(topo)
+    path, upath = host.netns_path(ns), host.netns_path(uns)
     mtu = topo.fabric.underlay_mtu
-    ip(ns, "link", "add", ul, "mtu", str(mtu), "type", "veth", "peer", "name", peer,
-       "mtu", str(mtu), "netns", uns)
-    ip_batch(uns, [f"link set {peer} master {names.underlay_bridge(topo)}", f"link set {peer} up"])
-    ip(ns, "link", "set", ul, "up")
-    disable_offloads(ns, ul)
-    disable_offloads(uns, peer)
+    with _netlink(f"underlay port of server {server}") as nl:
+        nlk.create_veth(nl, path, upath, Veth("lab", _port(ul), _port(peer)), mtu=mtu)
+        nlk.set_master(nl, upath, peer, names.underlay_bridge(topo))
+        nlk.set_up(nl, path, ul)
+        nlk.ensure_offloads_off(path, ul)
+        nlk.ensure_offloads_off(upath, peer)
     ovs_vsctl(paths.server_dir(topo, server), "--may-exist", "add-br", phy, "--", "set", "bridge", phy, "datapath_type=netdev",
               f"external_ids:minet-lab={topo.name}", "external_ids:minet-role=underlay",
               "--", "--may-exist", "add-port", phy, ul,
@@ -112,10 +144,10 @@ def build_underlay(topo: Topology, server: str, state: LabState) -> None:
     me = ipaddress.ip_address(topo.servers[server].underlay_ip)
     # A connected prefix covering every server: OvS's tunnel routing ignores host routes whose
     # destination no address of the device covers, so /32 plus host routes would black-hole GRE.
+    # IPv6 is added without DAD (usable at once: a tentative address is not).
     plen = underlay_prefixlen(topo, me.version)
-    nodad = " nodad" if me.version == 6 else ""     # usable at once (a tentative address is not)
-    ip_batch(ns, [f"link set {phy} mtu {mtu} up", f"addr add {me}/{plen} dev {phy}{nodad}"])
-    disable_offloads(ns, phy)
+    with _netlink(f"underlay address of server {server}") as nl:
+        nlk.ensure_iface(nl, path, _port(phy, f"{me}/{plen}", mtu=mtu, offloads_off=True), phy)
     srv = state.servers[server]
     srv.underlay_if, srv.underlay_peer_if, srv.phy_bridge = ul, peer, phy
     state.save()
@@ -124,10 +156,12 @@ def build_underlay(topo: Topology, server: str, state: LabState) -> None:
 def build_mgmt(topo: Topology, server: str, state: LabState, address: str, prefixlen: int) -> None:
     """<tag>-mg in the server's namespace, its peer on the mgmt bridge; the server's mgmt address."""
     ns, mns = names.server_ns(topo, server), names.mgmt_ns(topo)
+    path, mpath = host.netns_path(ns), host.netns_path(mns)
     mg, peer = names.mgmt_ifname(topo), names.mgmt_peer_ifname(topo, server)
-    ip(ns, "link", "add", mg, "type", "veth", "peer", "name", peer, "netns", mns)
-    ip_batch(mns, [f"link set {peer} master {names.mgmt_bridge(topo)}", f"link set {peer} up"])
-    ip_batch(ns, [f"addr add {address}/{prefixlen} dev {mg}", f"link set {mg} up"])
+    with _netlink(f"management port of server {server}") as nl:
+        nlk.create_veth(nl, path, mpath, Veth("lab", _port(mg), _port(peer)))
+        nlk.set_master(nl, mpath, peer, names.mgmt_bridge(topo))
+        nlk.ensure_iface(nl, path, _port(mg, f"{address}/{prefixlen}"), mg)
     srv = state.servers[server]
     srv.mgmt_if, srv.mgmt_peer_if = mg, peer
     state.save()

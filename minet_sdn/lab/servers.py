@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 from .. import host
+from ..provision import netlink as nlk
 from ..topology import Topology, names
 from . import LabError, Progress, paths, quiet
 from .effective import load, write_effective_topology
@@ -23,9 +24,9 @@ from .networks import (DEFAULT_MGMT_SUBNET, build_mgmt, build_shared, build_unde
                        mgmt_addresses, mgmt_network)
 from .sshd import SSH_PORT, SSHD, host_key_line, make_client_key, start_sshd
 from .state import LabState, ProcessRecord, ServerRecord, SshRecord, topology_digest
-from .system import create_netns, delete_netns, netns_exists, netns_pids, read_pidfile, run
+from .system import create_netns, delete_netns, namespaces_pids, netns_exists, read_pidfile, run
 
-REQUIRED_TOOLS = ("ip", "nsenter", "ethtool", "ovsdb-tool", "ovsdb-server", "ovs-vswitchd",
+REQUIRED_TOOLS = ("ip", "nsenter", "ovsdb-tool", "ovsdb-server", "ovs-vswitchd",
                   "ovs-vsctl", "ssh-keygen")
 
 
@@ -39,7 +40,19 @@ def check_host() -> None:
         missing.append(host.OVS_SCHEMA)
     if missing:
         raise LabError(f"missing on this machine: {', '.join(missing)} "
-                       f"(apt-get install openvswitch-switch openssh-server iproute2 ethtool util-linux)")
+                       f"(apt-get install openvswitch-switch openssh-server iproute2 util-linux)")
+
+
+SERVER_SYSCTLS = (("net.ipv4.ip_forward", "0"), ("net.ipv6.conf.all.forwarding", "0"),
+                  ("net.ipv6.conf.default.forwarding", "0"))
+
+
+def no_forwarding(ns: str) -> None:
+    """Forwarding off in `ns`, both families (a new namespace here starts with ip_forward=1)."""
+    try:
+        nlk.ensure_sysctls(host.netns_path(ns), SERVER_SYSCTLS, ns)
+    except OSError as exc:
+        raise LabError(f"cannot turn forwarding off in {ns}: {exc}") from None
 
 
 def planned_namespaces(topo: Topology) -> List[str]:
@@ -141,8 +154,7 @@ def build_servers(topo_path: str, *, mgmt_subnet: str = DEFAULT_MGMT_SUBNET,
             state.add_namespace(ns)
             # a server does not route (a new namespace inherits ip_forward=1): off, both families,
             # before any port exists, so no router frame is ever routed by the server's kernel
-            run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0",
-                 "net.ipv6.conf.all.forwarding=0", "net.ipv6.conf.default.forwarding=0"])
+            no_forwarding(ns)
             state.servers[name] = ServerRecord(
                 ns=ns, index=server.index, dir=paths.server_dir(topo, name),
                 state_dir=paths.provision_state_dir(topo, name), mgmt_ip=addresses[name],
@@ -170,11 +182,7 @@ def build_servers(topo_path: str, *, mgmt_subnet: str = DEFAULT_MGMT_SUBNET,
 
 def stray_processes(state: LabState) -> List[int]:
     """Processes still inside the lab's namespaces (e.g. SSH sessions, daemons started over SSH)."""
-    me = os.getpid()
-    pids: List[int] = []
-    for ns in state.namespaces:
-        pids.extend(p for p in netns_pids(ns) if p != me)
-    return sorted(set(pids))
+    return namespaces_pids(state.namespaces)
 
 
 def teardown(topo: Topology, state: Optional[LabState] = None, progress: Progress = quiet) -> List[str]:

@@ -7,13 +7,19 @@ namespace, and `ip netns add` run there would not be visible to the rest of the 
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
 from typing import Dict, List, Optional, Sequence
 
+from pyroute2 import netns as pyr_netns
+from pyroute2.netlink.exceptions import NetlinkError
+
 from .. import host
+from ..provision import netlink as nlk
+from ..provision.netns import ns_identity, processes_in
 from ..topology import names
 from . import LabError
 
@@ -56,11 +62,8 @@ def nsenter_argv(ns: str, argv: Sequence[str]) -> List[str]:
     return names.nsenter_prefix(host.netns_path(ns)) + list(argv)
 
 
-def ip(ns: Optional[str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return run((["ip", "-n", ns] if ns else ["ip"]) + list(args), check=check)
-
-
 def ip_batch(ns: str, commands: Sequence[str]) -> None:
+    """`ip -n NS -batch -` (the lab itself uses provision/netlink.py; the test rigs use this)."""
     run(["ip", "-n", ns, "-batch", "-"], input="\n".join(commands) + "\n")
 
 
@@ -77,22 +80,33 @@ def netns_exists(name: str) -> bool:
 
 
 def create_netns(name: str) -> None:
+    """A new named namespace (as `ip netns add` makes it) with its loopback up."""
     if netns_exists(name):
         raise LabError(f"network namespace {name} already exists and is not part of this lab")
-    run(["ip", "netns", "add", name])
-    ip(name, "link", "set", "lo", "up")
+    try:
+        pyr_netns.create(name)
+        with nlk.Netlink() as nl:
+            nlk.set_up(nl, host.netns_path(name), "lo")
+    except (OSError, NetlinkError, nlk.NetlinkProblem) as exc:
+        raise LabError(f"cannot create network namespace {name}: {exc}") from None
 
 
 def delete_netns(name: str) -> None:
+    """Remove a named namespace (best effort, as `ip netns delete`; the caller checks it is gone)."""
     if netns_exists(name):
-        run(["ip", "netns", "delete", name], check=False)
+        with contextlib.suppress(OSError):
+            pyr_netns.remove(name)
 
 
 def netns_pids(name: str) -> List[int]:
-    if not netns_exists(name):
-        return []
-    proc = run(["ip", "netns", "pids", name], check=False)
-    return [int(x) for x in proc.stdout.split() if x.isdigit()]
+    """Pids of the processes inside namespace `name` (as `ip netns pids`)."""
+    return namespaces_pids([name])
+
+
+def namespaces_pids(names_: Sequence[str]) -> List[int]:
+    """Pids of the processes inside any of the named namespaces (one pass over /proc; not ours)."""
+    identities = [i for i in (ns_identity(host.netns_path(n)) for n in names_) if i]
+    return sorted({p for pids in processes_in(identities).values() for p in pids})
 
 
 def wait_tcp(ns: str, address: str, port: int, timeout: float = 10.0) -> bool:

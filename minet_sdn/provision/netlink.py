@@ -122,7 +122,10 @@ def ensure_offloads_off(nspath: Optional[str], ifname: str) -> List[str]:
     try:
         eth.change_ifname(ifname)
         features = eth.get_features()
-        active = [name for name, on, available, _, _ in features if on and available and _is_offload(name)]
+        # requested as well as active: a tap (OvS's internal port) shows them off until its user
+        # turns tap offloads on (TUNSETOFFLOAD), then the requested ones would come on
+        active = [name for name, on, available, _, _ in features
+                  if available and _is_offload(name) and (on or features.is_requested(name))]
         if not active:
             return []
         for name in active:
@@ -217,6 +220,15 @@ def ensure_iface(nl: Netlink, nspath: Optional[str], iface: Iface, where: str, b
     return changes
 
 
+def set_up(nl: Netlink, nspath: Optional[str], ifname: str) -> None:
+    """Bring `ifname` up (`ip link set IF up`)."""
+    ipr = nl(nspath)
+    index = link_index(ipr, ifname)
+    if index is None:
+        raise NetlinkProblem(f"cannot bring {ifname} up: it is missing")
+    ipr.link("set", index=index, state="up")
+
+
 def _ensure_addresses(ipr: IPRoute, index: int, wanted: Tuple[str, ...], where: str) -> List[str]:
     present = {(addr, plen) for _, addr, plen in addresses(ipr, index)}
     changes = []
@@ -288,20 +300,48 @@ def veth_state(nl: Netlink, path_a: Optional[str], path_b: Optional[str], veth: 
     return "ok"
 
 
-def create_veth(nl: Netlink, path_a: Optional[str], path_b: Optional[str], veth: Veth) -> None:
-    """Create both ends directly in their namespaces (no temporary names in ours)."""
+def create_veth(nl: Netlink, path_a: Optional[str], path_b: Optional[str], veth: Veth,
+                mtu: Optional[int] = None) -> None:
+    """Create both ends directly in their namespaces (no temporary names in ours), with `mtu` on
+    both when given (else the kernel's default; ensure_iface sets the plan's afterwards)."""
     peer: dict = {"ifname": veth.b.ifname}
     if path_b is not None:
         peer["net_ns_fd"] = path_b
     kw: dict = {"ifname": veth.a.ifname, "kind": "veth", "peer": peer}
     if path_a is not None:
         kw["net_ns_fd"] = path_a
+    if mtu is not None:
+        kw["mtu"] = peer["mtu"] = mtu
     try:
         nl(None).link("add", **kw)
     except NetlinkError as exc:
         if exc.code == errno.EEXIST:
             raise NetlinkProblem(f"cannot create veth {veth.a.ifname}/{veth.b.ifname}: a device of that name exists")
         raise
+
+
+def create_bridge(nl: Netlink, nspath: Optional[str], ifname: str, mtu: Optional[int] = None) -> None:
+    """A Linux bridge `ifname` in namespace `nspath`, down, with `mtu` when given. An MTU given at
+    creation counts as set by the user: the kernel then keeps it whatever its ports' MTUs."""
+    kw: dict = {"ifname": ifname, "kind": "bridge"}
+    if mtu is not None:
+        kw["mtu"] = mtu
+    try:
+        nl(nspath).link("add", **kw)
+    except NetlinkError as exc:
+        if exc.code == errno.EEXIST:
+            raise NetlinkProblem(f"cannot create bridge {ifname}: a device of that name exists")
+        raise
+
+
+def set_master(nl: Netlink, nspath: Optional[str], ifname: str, bridge: str) -> None:
+    """Make `ifname` a port of Linux bridge `bridge` (both in `nspath`) and bring it up."""
+    ipr = nl(nspath)
+    index, master = link_index(ipr, ifname), link_index(ipr, bridge)
+    if index is None or master is None:
+        raise NetlinkProblem(f"cannot attach {ifname} to {bridge}: "
+                             f"{ifname if index is None else bridge} is missing")
+    ipr.link("set", index=index, master=master, state="up")
 
 
 def delete_link(nl: Netlink, nspath: Optional[str], ifname: str, alias: Optional[str] = None) -> bool:

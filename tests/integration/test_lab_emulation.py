@@ -133,6 +133,35 @@ def test_underlay_addresses_reach_each_other_with_jumbo_frames(lab):
     assert "mtu 9000" in mtu
 
 
+def _offloads_on(ns: str, ifname: str) -> list:
+    """The TX checksum/segmentation features of `ifname` that are on, or requested on."""
+    out = _sh("ip", "netns", "exec", ns, "ethtool", "-k", ifname).stdout
+    wanted = ("tx-checksum-", "tx-tcp-segmentation", "tx-tcp6-segmentation", "tx-tcp-ecn-segmentation",
+              "tx-generic-segmentation")
+    return [line.strip() for line in out.splitlines()
+            if line.strip().startswith(wanted) and "[fixed]" not in line
+            and (": on" in line or "[requested on]" in line)]
+
+
+def test_underlay_ports_have_offloads_off_and_the_underlay_mtu_and_mgmt_ports_their_bridge(lab):
+    """TCP through the userspace datapath stalls with TX offloads on (PLATFORM-NOTES): off on both
+    ends of every server's underlay veth and on its OvS internal port, requested off too."""
+    topo, _ = lab
+    uns, mns = names.underlay_ns(topo), names.mgmt_ns(topo)
+    for server in topo.servers:
+        ns = names.server_ns(topo, server)
+        ul, peer = names.underlay_ifname(topo), names.underlay_peer_ifname(topo, server)
+        for where, ifname in ((ns, ul), (uns, peer), (ns, names.phy_bridge(topo))):
+            assert _offloads_on(where, ifname) == [], (where, ifname)
+            assert "mtu 9000" in _sh("ip", "-n", where, "-o", "link", "show", ifname).stdout
+        assert f"master {names.underlay_bridge(topo)} " in _sh("ip", "-n", uns, "-o", "link", "show", peer).stdout
+        mg_peer = _sh("ip", "-n", mns, "-o", "link", "show", names.mgmt_peer_ifname(topo, server)).stdout
+        assert f"master {names.mgmt_bridge(topo)} " in mg_peer and "mtu 1500" in mg_peer
+        for key in ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"):     # a server does not route
+            assert _sh("ip", "netns", "exec", ns, "sysctl", "-n", key).stdout.strip() == "0"
+    assert "mtu 9000" in _sh("ip", "-n", uns, "-o", "link", "show", names.underlay_bridge(topo)).stdout
+
+
 def test_mgmt_network_and_effective_topology(lab):
     topo, info = lab
     eff = load_topology(info.effective_topology)

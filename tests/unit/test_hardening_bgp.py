@@ -3,48 +3,23 @@
 The generated FRR configs (provision/frr.py through the plan) read as FRR reads prefix-lists: the
 first matching entry decides, nothing matching is denied. Demo topology: AS 6 (6.OSLO) is a
 student's AS (configure: false), customer of AS 4 and AS 5; AS 1 is a provider of AS 3 and AS 5."""
-import ipaddress
 import re
 from pathlib import Path
 
 import pytest
 
 from minet_sdn.provision import frr
-from minet_sdn.provision.plan import build_plan
 from minet_sdn.topology import load_topology
+from tests.support.frr_config import accepts, prefix_lists, router_configs
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = str(REPO / "topologies" / "demo.yaml")
-ENTRY = re.compile(r"(ip|ipv6) prefix-list (\S+) seq (\d+) (permit|deny) (\S+)(?: le (\d+))?$")
 
 
 @pytest.fixture(scope="module")
 def configs():
     topo = load_topology(DEMO)
-    out = {}
-    for server in topo.servers:
-        for r in build_plan(topo, server).routers:
-            out[r.node] = r.config
-    return topo, out
-
-
-def prefix_lists(config):
-    lists = {}
-    for line in config.splitlines():
-        m = ENTRY.match(line)
-        if m:
-            _, name, seq, action, net, le = m.groups()
-            net = ipaddress.ip_network(net)
-            lists.setdefault(name, []).append((int(seq), action, net, int(le) if le else net.prefixlen))
-    return {n: sorted(e) for n, e in lists.items()}
-
-
-def accepts(entries, prefix) -> bool:
-    p = ipaddress.ip_network(prefix)
-    for _, action, net, le in entries:
-        if p.version == net.version and p.subnet_of(net) and net.prefixlen <= p.prefixlen <= le:
-            return action == "permit"
-    return False
+    return topo, router_configs(topo)
 
 
 def inbound(config, neighbor):

@@ -12,41 +12,15 @@ import yaml
 
 from minet_sdn.importers import to_yaml
 from minet_sdn.importers.mini_internet import import_folder
-from minet_sdn.provision.plan import ImportFilters, build_plan, link_subnets
+from minet_sdn.provision.plan import ImportFilters, link_subnets
 from minet_sdn.topology import parse_topology
 from minet_sdn.topology.addressing import topology_addressing, topology_addressing6
+from tests.support.frr_config import accepts, prefix_lists, router_configs
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "mini_internet"
-ENTRY = re.compile(r"(ip|ipv6) prefix-list (\S+) seq (\d+) (permit|deny) (\S+)(?: le (\d+))?$")
-
-
-def prefix_lists(config):
-    lists = {}
-    for line in config.splitlines():
-        m = ENTRY.match(line)
-        if m:
-            _, name, seq, action, net, le = m.groups()
-            net = ipaddress.ip_network(net)
-            lists.setdefault(name, []).append((int(seq), action, net, int(le) if le else net.prefixlen))
-    return {n: sorted(e) for n, e in lists.items()}
-
-
-def accepts(entries, prefix) -> bool:
-    """FRR's reading: the first entry matching decides; nothing matching is a deny."""
-    p = ipaddress.ip_network(prefix)
-    for _, action, net, le in entries:
-        if p.version == net.version and p.subnet_of(net) and net.prefixlen <= p.prefixlen <= le:
-            return action == "permit"
-    return False
-
-
 def filters_of(topo):
     v4 = topology_addressing(topo)
     return ImportFilters(topo, v4, topology_addressing6(topo, v4) if topo.fabric.ipv6 else {})
-
-
-def configs(topo):
-    return {r.node: r.config for s in topo.servers for r in build_plan(topo, s, root="/nonexistent").routers}
 
 
 # ---- the minet plan, an AS with layer 2 ------------------------------------------------------------
@@ -65,7 +39,7 @@ def layer2_topology():
 
 def test_each_as_may_announce_exactly_what_the_plan_has_its_routers_announce():
     topo = layer2_topology()
-    conf = configs(topo)
+    conf = router_configs(topo)
     announced = set(re.findall(r"^  network (\d+\.\S+)$", conf["1.ZURI"], re.M))
     assert announced == {"10.0.1.0/24", "172.16.16.0/20"}           # the AS prefix and its layer-2 prefix
     assert set(filters_of(topo).accept(1)) == announced             # one source, not a special case
@@ -86,7 +60,7 @@ def test_the_minet_plan_keeps_fabric_link_subnet_and_adds_a_link_of_its_own_subn
     text["links"][0]["subnet"] = "198.51.100.0/30"                  # outside fabric.link_subnet
     topo = parse_topology(yaml.safe_dump(text, sort_keys=False), "ift2.yaml")
     assert "198.51.100.0/30" in link_subnets(topo, True)
-    conf = configs(topo)
+    conf = router_configs(topo)
     entries = prefix_lists(conf["3.BERN"])["MINET-PFX-ANY"]        # from its provider: anything but bogons
     assert not accepts(entries, "198.51.100.1/32") and not accepts(entries, "100.64.0.4/30")
     assert accepts(entries, "198.51.100.0/24")                       # around the link: someone's network
@@ -97,7 +71,7 @@ def test_the_minet_plan_keeps_fabric_link_subnet_and_adds_a_link_of_its_own_subn
 @pytest.fixture(scope="module")
 def mini():
     topo = parse_topology(to_yaml(import_folder(str(FIX / "current")).topology), "current.yaml")
-    return topo, configs(topo)
+    return topo, router_configs(topo)
 
 
 def test_the_mini_internet_plan_refuses_its_links_subnets_not_fabric_link_subnet(mini):

@@ -4,26 +4,16 @@ peerings (a leak) and a lost customer route (missing) are each named; a source w
 is reported, not counted as unreachable."""
 from __future__ import annotations
 
-from minet_sdn.topology import parse_topology
 from minet_sdn.topology.policy import expected_pairs
 from minet_sdn.watch import matrix as M
+from tests.support.topologies import one_router_ases
 
 # 1 and 2 peer, 3 peers with 2: 1 must not reach 3 (two peer edges); 4 is 1's customer, 5 is 3's.
-TOPO = """
-name: t
-servers: [VM1]
-ases:
-  1: {server: VM1, routers: [A]}
-  2: {server: VM1, routers: [B]}
-  3: {server: VM1, routers: [C]}
-  4: {server: VM1, routers: [D]}
-  5: {server: VM1, routers: [E]}
-links:
-  - {a: 1.A, b: 2.B, rel: peer}
-  - {a: 2.B, b: 3.C, rel: peer}
-  - {a: 1.A, b: 4.D, rel: provider}
-  - {a: 3.C, b: 5.E, rel: provider}
-"""
+LINKS = (("1.A", "2.B", "peer"), ("2.B", "3.C", "peer"), ("1.A", "4.D", "provider"), ("3.C", "5.E", "provider"))
+
+
+def _topo():
+    return one_router_ases(5, LINKS)
 
 
 def _round(topo, answers):
@@ -40,20 +30,20 @@ def _round(topo, answers):
 
 
 def test_model_forbids_two_peerings_and_allows_customers():
-    pairs = expected_pairs(parse_topology(TOPO, "t.yaml"))
+    pairs = expected_pairs(_topo())
     assert not pairs[(1, 3)] and not pairs[(4, 5)] and not pairs[(4, 3)]
     assert pairs[(1, 2)] and pairs[(4, 2)] and pairs[(2, 5)]
 
 
 def test_matrix_that_follows_the_policies_passes():
-    topo = parse_topology(TOPO, "t.yaml")
+    topo = _topo()
     expected = expected_pairs(topo)
     check = M.check_policy(_round(topo, lambda s, d: expected[(s, d)]), expected)
     assert check.ok and check.checked == 20
 
 
 def test_leak_and_missing_route_are_named():
-    topo = parse_topology(TOPO, "t.yaml")
+    topo = _topo()
     expected = expected_pairs(topo)
 
     def answers(s, d):
@@ -69,7 +59,7 @@ def test_leak_and_missing_route_are_named():
 
 
 def test_failed_probe_is_reported_not_counted():
-    topo = parse_topology(TOPO, "t.yaml")
+    topo = _topo()
     expected = expected_pairs(topo)
     by_ip = {t.ip: t.asn for t in M.targets(topo)}
 

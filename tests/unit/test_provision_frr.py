@@ -8,7 +8,8 @@ import pytest
 
 from minet_sdn.provision import frr
 from minet_sdn.provision.plan import build_plan
-from minet_sdn.topology import load_topology, parse_topology
+from minet_sdn.topology import load_topology
+from tests.support.topologies import one_router_ases
 
 from .test_provision_plan import generated
 
@@ -258,18 +259,10 @@ def test_default_ipv6_prefixes_read_like_the_asn():
 
 
 def test_route_server_filters_each_members_export_by_announce_to(tmp_path):
-    topo = parse_topology("""
-name: t
-servers: [VM1]
-ases:
-  1: {server: VM1, routers: [A]}
-  2: {server: VM1, routers: [B]}
-  3: {server: VM1, routers: [C]}
-  4: {server: VM1, routers: [D]}
-ixps:
+    topo = one_router_ases(4, more="""ixps:
   100: {server: VM1, members: [{router: 1.A, announce_to: [2]}, 2.B, {router: 3.C, announce_to: [1, 2]},
                                {router: 4.D, announce_to: []}]}
-""", "t.yaml")
+""")
     plan = build_plan(topo, "VM1", root=str(tmp_path))
     (rs,) = [r for r in plan.routers if r.node == "ixp100"]
     conf = rs.config
@@ -288,8 +281,7 @@ ixps:
                f"  neighbor {ip} route-map MINET-RS-TO-{y} out\n" in conf
     assert "exit\n" not in conf.replace("exit-address-family", "")
     # without any announce_to the route server config has no policy at all (the default)
-    plain = parse_topology("name: t\nservers: [VM1]\nases:\n  1: {server: VM1, routers: [A]}\n"
-                           "  2: {server: VM1, routers: [B]}\nixps:\n  100: {server: VM1, members: [1.A, 2.B]}\n", "t.yaml")
+    plain = one_router_ases(2, more="ixps:\n  100: {server: VM1, members: [1.A, 2.B]}\n")
     (rs2,) = [r for r in build_plan(plain, "VM1", root=str(tmp_path)).routers if r.node == "ixp100"]
     assert "route-map" not in rs2.config and "as-path" not in rs2.config
     if _vtysh_dryrun_ok():                  # and FRR's own parser takes the filtered one
