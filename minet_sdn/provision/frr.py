@@ -1,8 +1,8 @@
 """FRR configuration text for one router (pure).
 
 Routing policy of a configured AS (`configure: true`, the default):
-  * OSPF area 0 inside the AS: loopback and host link passive, ring links point-to-point with
-    hello 1 s / dead 4 s.
+  * OSPF area 0 inside the AS: loopback and host link passive, ring links point-to-point (timers
+    below). A router with no link inside its AS (a one-router AS) runs no OSPF at all.
   * iBGP on loopbacks (update-source lo, next-hop-self, all communities sent): a full mesh in an
     AS of up to 3 routers; from 4 routers on, route reflection with two reflectors (the AS's first
     router and the one halfway round its ring), each client peering with both reflectors only. At 8
@@ -246,16 +246,7 @@ def router_config(p: RouterPolicy) -> str:
         f"hostname {p.hostname}",
         "!",
     ]
-    for ifname in p.passive_ifaces:
-        out += [f"interface {ifname}", " ip ospf area 0", " ip ospf passive", *_ospf6_iface(p, True), "!"]
-    for ifname in p.ospf_ifaces:
-        out += [f"interface {ifname}", " ip ospf area 0", " ip ospf network point-to-point",
-                f" ip ospf hello-interval {OSPF_HELLO}", f" ip ospf dead-interval {OSPF_DEAD}",
-                *_ospf6_iface(p, False), "!"]
-    # FRR waits 5 s between two instances of an LSA by default: adjacencies would take ~6 s to route
-    out += ["router ospf", f" ospf router-id {p.router_id}", " timers throttle spf 0 50 1000",
-            " timers throttle lsa all 0", " timers lsa min-arrival 0", "!"]
-    out += _ospf6(p)
+    out += _ospf(p)
     out += _filters(p)
     out += _policy(p.asn, p.ebgp)
     out += [f"router bgp {p.asn}",
@@ -288,6 +279,25 @@ def router_config(p: RouterPolicy) -> str:
     out += _bgp_family6(p)
     out += ["!"]
     return "\n".join(out) + "\n"
+
+
+def _ospf(p: RouterPolicy) -> List[str]:
+    """OSPF (and OSPFv3) inside the AS. A router without an intra-AS link has no OSPF neighbour to
+    tell anything (a one-router AS): its own networks are connected routes already, so it runs no
+    ospfd (nor ospf6d) at all, which would only wake up every second for nothing."""
+    if not p.ospf_ifaces:
+        return []
+    out: List[str] = []
+    for ifname in p.passive_ifaces:
+        out += [f"interface {ifname}", " ip ospf area 0", " ip ospf passive", *_ospf6_iface(p, True), "!"]
+    for ifname in p.ospf_ifaces:
+        out += [f"interface {ifname}", " ip ospf area 0", " ip ospf network point-to-point",
+                f" ip ospf hello-interval {OSPF_HELLO}", f" ip ospf dead-interval {OSPF_DEAD}",
+                *_ospf6_iface(p, False), "!"]
+    # FRR waits 5 s between two instances of an LSA by default: adjacencies would take ~6 s to route
+    out += ["router ospf", f" ospf router-id {p.router_id}", " timers throttle spf 0 50 1000",
+            " timers throttle lsa all 0", " timers lsa min-arrival 0", "!"]
+    return out + _ospf6(p)
 
 
 def _session_timers(neighbor: str) -> List[str]:

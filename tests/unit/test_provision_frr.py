@@ -206,7 +206,8 @@ def test_ipv6_sessions_mirror_ipv4_with_the_same_policy(tmp_path):
             a6 = plan.addressing6[asn]
             assert not any(l.startswith("ipv6 route") for l in lines)   # the blackhole is a kernel route
             assert f"network {a6.prefix}" in v6 and f"network {plan.addressing[asn].prefix}" in v4
-            assert f" ospf6 router-id {plan.addressing[asn].routers[name].loopback}" in lines
+            if len(a6.routers) > 1:                   # a one-router AS runs no OSPF (test below)
+                assert f" ospf6 router-id {plan.addressing[asn].routers[name].loopback}" in lines
             for other, o6 in a6.routers.items():
                 if other == name:
                     continue
@@ -297,3 +298,28 @@ ixps:
         path.write_text(conf)
         res = subprocess.run(["vtysh", "--dryrun", "-f", str(path)], capture_output=True, text=True, timeout=30)
         assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_a_router_without_a_link_inside_its_as_runs_no_ospf(tmp_path):
+    """minimal.yaml: AS 2 is one router (PARI), AS 1 two (ZURI, GENE, linked). PARI has no OSPF
+    neighbour to tell anything, so its frr.conf has no OSPF and it runs no ospfd nor ospf6d (each
+    would wake up every second for nothing); the two-router AS keeps OSPF on its link."""
+    topo = minimal()
+    plans = {s: build_plan(topo, s, root=str(tmp_path)) for s in topo.servers}
+    routers = {r.node: r for p in plans.values() for r in p.routers}
+    pari = routers["2.PARI"]
+    assert pari.configure
+    assert "ospf" not in pari.config                       # no router ospf/ospf6, no interface lines
+    assert pari.daemons == ("zebra", "bgpd")
+    assert " neighbor 100.64.0.1 remote-as 1" in pari.config.splitlines()   # BGP as before
+    for node in ("1.ZURI", "1.GENE"):
+        r = routers[node]
+        assert r.daemons == ("zebra", "bgpd", "ospfd", "ospf6d")
+        assert "router ospf" in r.config.splitlines() and "router ospf6" in r.config.splitlines()
+        assert block(r.config, "interface lo") == ["ip ospf area 0", "ip ospf passive",
+                                                   "ipv6 ospf6 area 0", "ipv6 ospf6 passive"]
+    policy = frr.RouterPolicy(hostname="9.A", asn=9, router_id="10.0.9.1", prefix="10.0.9.0/24",
+                              ospf_ifaces=(), passive_ifaces=("lo", "host"), ibgp=(), ebgp=(),
+                              prefix6="fd00:9::/48")
+    text = frr.router_config(policy)
+    assert "ospf" not in text and frr.daemons_for(text) == ("zebra", "bgpd")
