@@ -16,10 +16,13 @@ Routing policy of a configured AS (`configure: true`, the default):
     are stripped on every eBGP export.
   * The AS prefix is announced with a `network` statement, kept in the RIB by a blackhole route
     that provisioning puts in the router's kernel table (zebra learns it), so no staticd is needed.
-  * Timers for hundreds of routers on a few cores: eBGP keepalive 3 / hold 9 (a black-holed link
-    is noticed in 9 s; carrier loss is immediate anyway), iBGP keepalive 10 / hold 30 (it runs over
-    loopbacks that OSPF reroutes), connect-retry 5, advertisement-interval 0; OSPF hello 4 / dead 40
-    on ring links (a cut veth is noticed at once by carrier; hellos only catch silent failures).
+  * Timers for hundreds of routers on a few cores, where what costs is how often a daemon (and the
+    Open vSwitch a remote link crosses) wakes up: BGP keepalive 10 / hold 30, eBGP and iBGP alike
+    (a link that fails loses carrier and fast-external-failover drops the session at once, also
+    when the controller fails a remote link; only a black hole that keeps carrier waits for the
+    hold time; iBGP runs over loopbacks that OSPF reroutes), connect-retry 5,
+    advertisement-interval 0; OSPF hello 4 / dead 40 on ring links (a cut veth is noticed at once
+    by carrier; hellos only catch silent failures).
 
 Import filters (what real operators do; issue 21: a student's AS announced a more-specific of another
 AS's prefix, a default route, /32s of link addresses and 20,000 /24s, and every router took them):
@@ -51,7 +54,7 @@ from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence,
 
 # what the far end of an eBGP session is to us -> local preference on import
 LOCAL_PREF = {"customer": 300, "peer": 200, "provider": 100}
-KEEPALIVE, HOLDTIME, CONNECT_RETRY = 3, 9, 5
+KEEPALIVE, HOLDTIME, CONNECT_RETRY = 10, 30, 5      # eBGP (was 3 / 9: bench/results, docs/scale.md)
 IBGP_KEEPALIVE, IBGP_HOLDTIME = 10, 30
 OSPF_HELLO, OSPF_DEAD = 4, 40
 RR_MIN_ROUTERS = 4          # ASes with at least this many routers use two route reflectors

@@ -109,7 +109,9 @@ def test_ospf_ibgp_timers_and_announcement(tmp_path):
     addr = plan.addressing[big.asn]
     assert not any(l.startswith("ip route") for l in lines)        # the blackhole is a kernel route
     assert f"  network {addr.prefix}" in lines
-    assert " timers bgp 3 9" in lines
+    # eBGP keepalive 10 / hold 30 like iBGP: a keepalive every 3 s on every session woke bgpd and
+    # every Open vSwitch a remote link crosses (docs/scale.md, Steady CPU)
+    assert " timers bgp 10 30" in lines
     passive = ["ip ospf area 0", "ip ospf passive", "ipv6 ospf6 area 0", "ipv6 ospf6 passive"]
     assert block(text, "interface lo") == passive
     assert block(text, "interface host") == passive
