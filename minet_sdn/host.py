@@ -416,10 +416,13 @@ def ksm_counters(ksm_dir: str = KSM_DIR) -> Optional[Tuple[int, int]]:
 
 def merging_settled(pass_start: Tuple[int, int], now: Tuple[int, int]) -> bool:
     """(full_scans, pages_sharing) at the end of one whole pass of ksmd and now: True when at least
-    one more whole pass ended and it merged under KSM_SETTLED more pages."""
+    one more whole pass ended and it merged under KSM_SETTLED more pages, or nothing is shared at
+    either end (the merged processes are gone: nothing left to merge)."""
     scans0, sharing0 = pass_start
     scans, sharing = now
-    return scans > scans0 and sharing > 0 and sharing - sharing0 < KSM_SETTLED * sharing
+    if scans <= scans0:
+        return False
+    return sharing == sharing0 == 0 or (sharing > 0 and sharing - sharing0 < KSM_SETTLED * sharing)
 
 
 def calm_page_merging(ksm_dir: str = KSM_DIR, state_dir: Optional[str] = None) -> Optional[str]:

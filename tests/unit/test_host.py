@@ -153,7 +153,8 @@ def test_merging_settled_needs_a_whole_pass_that_merged_little():
     assert not host.merging_settled((5, 10_000), (5, 10_050))       # no pass ended
     assert not host.merging_settled((5, 10_000), (6, 12_000))       # a pass merged 17 % more
     assert host.merging_settled((5, 10_000), (6, 10_050))           # under 1 %
-    assert not host.merging_settled((5, 0), (6, 0))                  # nothing merged at all
+    assert not host.merging_settled((5, 0), (6, 300))                # merging has just begun
+    assert host.merging_settled((5, 0), (6, 0))                      # nothing to merge (FRR gone)
 
 
 def _counters(d, scans, sharing):
