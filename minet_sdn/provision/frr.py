@@ -97,6 +97,7 @@ class RouterPolicy:
     ebgp: Tuple[EbgpPeer, ...]
     prefix6: Optional[str] = None        # the AS's IPv6 prefix: dual stack when set
     networks: Tuple[str, ...] = ()       # more IPv4 prefixes to announce (layer-2 networks outside `prefix`)
+    host_ifaces: Tuple[str, ...] = ()    # of passive_ifaces, the links to a single host (point-to-point)
     link_subnets: Tuple[str, ...] = ()   # the topology's inter-AS link subnets (both families)
     all_prefixes: int = 0                # how many AS prefixes the topology has (a provider's cap)
 
@@ -292,7 +293,13 @@ def _ospf(p: RouterPolicy) -> List[str]:
         return []
     out: List[str] = []
     for ifname in p.passive_ifaces:
-        out += [f"interface {ifname}", " ip ospf area 0", " ip ospf passive", *_ospf6_iface(p, True), "!"]
+        # A broadcast interface, passive or not, keeps a 1 s timer (delayed acks) started when it
+        # becomes DR, 40 s after the ring links' timers: ospfd woke twice a second instead of once.
+        # The link to the host is point-to-point anyway: its timers start with the ring links' and
+        # fire in the same wake-ups. What it announces does not change (a stub network either way).
+        p2p = [" ip ospf network point-to-point"] if ifname in p.host_ifaces else []
+        out += [f"interface {ifname}", " ip ospf area 0", *p2p, " ip ospf passive",
+                *_ospf6_iface(p, True, ifname in p.host_ifaces), "!"]
     for ifname in p.ospf_ifaces:
         out += [f"interface {ifname}", " ip ospf area 0", " ip ospf network point-to-point",
                 f" ip ospf hello-interval {OSPF_HELLO}", f" ip ospf dead-interval {OSPF_DEAD}",
@@ -433,12 +440,12 @@ def _neighbors6(p: RouterPolicy) -> List[str]:
     return [peer.loopback6 for peer in _ibgp6(p)] + [peer.ip6 for peer in _ebgp6(p)]
 
 
-def _ospf6_iface(p: RouterPolicy, passive: bool) -> List[str]:
+def _ospf6_iface(p: RouterPolicy, passive: bool, p2p: bool = False) -> List[str]:
     """OSPFv3 area 0 on an interface OSPFv2 runs on, with the same role and timers."""
     if not p.prefix6:
         return []
     if passive:
-        return [" ipv6 ospf6 area 0", " ipv6 ospf6 passive"]
+        return [" ipv6 ospf6 area 0", *([" ipv6 ospf6 network point-to-point"] if p2p else []), " ipv6 ospf6 passive"]
     return [" ipv6 ospf6 area 0", " ipv6 ospf6 network point-to-point",
             f" ipv6 ospf6 hello-interval {OSPF_HELLO}", f" ipv6 ospf6 dead-interval {OSPF_DEAD}"]
 

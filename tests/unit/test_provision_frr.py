@@ -114,7 +114,10 @@ def test_ospf_ibgp_timers_and_announcement(tmp_path):
     assert " timers bgp 10 30" in lines
     passive = ["ip ospf area 0", "ip ospf passive", "ipv6 ospf6 area 0", "ipv6 ospf6 passive"]
     assert block(text, "interface lo") == passive
-    assert block(text, "interface host") == passive
+    # the host link is point-to-point: its timers fire with the ring links' (one wake-up, not two)
+    assert block(text, "interface host") == ["ip ospf area 0", "ip ospf network point-to-point", "ip ospf passive",
+                                             "ipv6 ospf6 area 0", "ipv6 ospf6 network point-to-point",
+                                             "ipv6 ospf6 passive"]
     ring_ifaces = [l.split()[1] for l in lines if l.startswith("interface to_")]
     assert len(ring_ifaces) == 2                                   # a ring of >= 3 routers: two neighbours
     for ifname in ring_ifaces:
