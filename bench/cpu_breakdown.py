@@ -22,6 +22,7 @@ the end, also on failure. Results: bench/results/cpu_breakdown-<date>.json and a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -50,8 +51,7 @@ def ns_servers(lab: Lab) -> Dict[str, str]:
     """namespace name -> the emulated server it belongs to ("lab" for the shared ones)."""
     topo = lab.topo
     out = {names.server_ns(topo, s): s for s in topo.servers}
-    for node in lab.places():
-        p = lab.places()[node]
+    for p in lab.places().values():
         out[p.ns] = p.server
     return out
 
@@ -77,25 +77,34 @@ def lab_tasks(tag: str, servers: Dict[str, str]) -> Dict[int, Tuple[str, str]]:
     return out
 
 
-def thread_ticks(pid: int) -> int:
+def process_ticks(pid: int) -> Tuple[int, int]:
+    """(CPU ticks of every thread of `pid`, their voluntary context switches: how often it woke)."""
     with open(f"/proc/{pid}/stat") as fh:
         f = fh.read().rsplit(") ", 1)[1].split()
-    return int(f[11]) + int(f[12])
+    wakeups = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{pid}/task/{tid}/status") as fh:
+                for line in fh:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        wakeups += int(line.split()[1])
+                        break
+    return int(f[11]) + int(f[12]), wakeups
 
 
 def breakdown(tag: str, servers: Dict[str, str], seconds: float) -> Dict[str, Any]:
     hz, ncpu = os.sysconf("SC_CLK_TCK"), os.cpu_count() or 1
 
-    def sample() -> Dict[Tuple[int, str, str], int]:
+    def sample() -> Dict[Tuple[int, str, str], Tuple[int, int]]:
         got = {}
         for pid, (comm, server) in lab_tasks(tag, servers).items():
             try:
-                got[(pid, comm, server)] = thread_ticks(pid)
-            except (OSError, IndexError):
+                got[(pid, comm, server)] = process_ticks(pid)
+            except (OSError, IndexError, ValueError):
                 pass
         k = ksmd_ticks()
         if k is not None:
-            got[(0, "ksmd", "kernel")] = k
+            got[(0, "ksmd", "kernel")] = (k, 0)
         return got
 
     def busy() -> Tuple[int, int]:
@@ -109,18 +118,24 @@ def breakdown(tag: str, servers: Dict[str, str], seconds: float) -> Dict[str, An
     kinds: Dict[str, float] = {}
     per_server: Dict[str, Dict[str, float]] = {}
     counts: Dict[str, int] = {}
-    for key, v in b.items():
+    wakeups: Dict[str, int] = {}
+    for key, (ticks, woke) in b.items():
         if key not in a:
             continue
-        pct = (v - a[key]) / hz / dt / ncpu * 100
+        pct = (ticks - a[key][0]) / hz / dt / ncpu * 100
         _pid, comm, server = key
         kinds[comm] = kinds.get(comm, 0.0) + pct
         counts[comm] = counts.get(comm, 0) + 1
+        wakeups[comm] = wakeups.get(comm, 0) + woke - a[key][1]
         per_server.setdefault(server, {})
         per_server[server][comm] = per_server[server].get(comm, 0.0) + pct
     return {"lab_pct": round(sum(kinds.values()), 2), "machine_pct": round(100 * (b1 - b0) / max(1, t1 - t0), 1),
             "seconds": round(dt, 1),
-            "by_kind": {k: {"pct": round(v, 2), "processes": counts[k]}
+            # CPU per wake-up is what a daemon costs each time a timer or a packet wakes it: with
+            # hundreds of mostly idle daemons, how often they wake is what the steady CPU follows
+            "by_kind": {k: {"pct": round(v, 2), "processes": counts[k],
+                            "ms_per_s_each": round(v / 100 * ncpu * 1000 / counts[k], 3),
+                            "wakeups_per_s_each": round(wakeups[k] / dt / counts[k], 2)}
                         for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])},
             "by_server": {s: {"total": round(sum(d.values()), 2),
                               **{k: round(v, 2) for k, v in sorted(d.items(), key=lambda kv: -kv[1]) if v >= 0.05}}
@@ -151,9 +166,10 @@ def table(r: Dict[str, Any]) -> str:
     c = r["cpu"]
     out = [f"lab {c['lab_pct']:.1f} % of the machine (machine busy {c['machine_pct']:.1f} %), "
            f"{r['routers']} routers, {r['remote_links']} remote links", "",
-           "| process | count | % of machine | per process |", "|---|---|---|---|"]
+           "| process | count | % of machine | CPU ms/s each | wake-ups/s each |", "|---|---|---|---|---|"]
     for k, v in c["by_kind"].items():
-        out.append(f"| {k} | {v['processes']} | {v['pct']:.2f} | {v['pct'] / max(1, v['processes']):.3f} |")
+        out.append(f"| {k} | {v['processes']} | {v['pct']:.2f} | {v['ms_per_s_each']:.3f} | "
+                   f"{v['wakeups_per_s_each']:.2f} |")
     out += ["", "| server | total | top |", "|---|---|---|"]
     for s, d in c["by_server"].items():
         top = ", ".join(f"{k} {v:.2f}" for k, v in list(d.items())[1:6])

@@ -20,7 +20,7 @@ instance name), lets it settle (every link up, every BGP session Established), t
                bridges (a cookie that is not the controller's), added with ovs-ofctl. The controller
                stays up but sees no event (no port status, BFD on the tunnel still live), exactly
                like a fault it cannot observe, so the routers only notice when BGP's hold timer
-               expires (FRR: keepalive 3 s, hold 9 s here). The clock starts once both drop flows
+               expires (FRR: keepalive 10 s, hold 30 s here). The clock starts once both drop flows
                are in (conservative: it favours the reference). The run checks that carrier never
                dropped and that the drop flows were still there when the session went down. Then the
                flows are removed and the time to Established again is recorded (connect-retry 5 s).

@@ -22,7 +22,7 @@ the end, also on failure or Ctrl-C.
              over L leaves Established, and its FIB route towards the a-side AS prefix stops using
              L (traffic on an alternative path). Then the interface comes back up: carrier back and
              BGP Established again. --trials times for ours, --baseline-trials for the baseline
-             (each waits for the hold timer: ~9 s).
+             (each waits for the hold timer: ~30 s).
   iperf      iperf3 TCP, --iperf-seconds, from L's a-side router to its b-side address: through
              the remote bridges and GRE (ours key, ours tos, baseline), and over a local link
              (a plain veth between two routers on one server): the raw reference.

@@ -22,7 +22,7 @@ router announcing its AS prefix (minet: `network` kept by a blackhole route; the
 with `no bgp network import-check`, as IPMininet has no blackhole route of its own).
 
 Timers: minet runs its defaults. `--peer-timers matched` (default) gives the peer minet's timers
-(OSPF hello 4 / dead 40 on point-to-point ring links, eBGP keepalive 3 / hold 9, iBGP 10 / 30);
+(OSPF hello 4 / dead 40 on point-to-point ring links, BGP keepalive 10 / hold 30, eBGP and iBGP);
 `default` keeps IPMininet's (OSPF broadcast links with hello 1 s and dead interval "minimal
 hello-multiplier 5", BGP 60 / 180).
 
@@ -67,7 +67,7 @@ RESULTS = ROOT / "bench" / "results"
 FRR_DAEMONS = ("zebra", "bgpd", "ospfd", "staticd", "ospf6d")
 PEER_PYTHON = "/work/venv/peer/bin/python"
 # minet's class timers (docs/scale.md#timers), given to the peer with --peer-timers matched
-MATCHED = {"ospf_hello": 4, "ospf_dead": 40, "ebgp": (3, 9), "ibgp": (10, 30)}
+MATCHED = {"ospf_hello": 4, "ospf_dead": 40, "ebgp": (10, 30), "ibgp": (10, 30)}   # minet_sdn/provision/frr.py
 
 
 # ---- measuring, shared by both sides (no minet import: the peer's venv runs this too) ------------

@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -285,8 +286,19 @@ PR_SET_MEMORY_MERGE = 67
 PR_GET_MEMORY_MERGE = 68
 # ksmd scans pages_to_scan pages every sleep_millisecs (default 100 per 20 ms, 20 MB/s: a 60 x 8 class
 # lab's ~10 GB of FRR memory would take 8 minutes a pass). 1,000 per 20 ms is ~200 MB/s, a few % of
-# one core (measured, README "Memory per router"); raised to that, never lowered.
+# one core (measured, README "Memory per router"); raised to that for start-up, never lowered by it.
 KSM_PAGES_TO_SCAN = 1000
+# ksmd goes on scanning at that rate for as long as merged memory exists: about 4 % of a 2-core
+# machine at any lab size (the cost is the rate, not the pages), after merging settled a minute or
+# three after start-up. So the rate goes back to what it was once a whole pass of ksmd merges
+# under KSM_SETTLED more pages than the pass before, and no FRR start-up is under way: a small
+# process provisioning leaves behind does that (calm_when_merged), at most KSM_CALM_TIMEOUT later.
+# What we raised, from what, is recorded in KSM_STATE/rate (so a later run, or a rate someone
+# else set in between, is told apart); FRR start-ups hold KSM_STATE/start.lock shared.
+KSM_STATE = "/run/minet-ksm"
+KSM_SETTLED = 0.01
+KSM_CALM_TIMEOUT = 1800.0
+KSM_CALM_POLL = 5.0
 
 
 @dataclass(frozen=True)
@@ -329,11 +341,36 @@ def page_merging_unavailable(ksm_dir: str = KSM_DIR,
     return _no_prctl(err) if rc < 0 else None
 
 
+def _ksm_state(ksm_dir: str, state_dir: Optional[str]) -> str:
+    """Where our record of the scan rate lives: KSM_STATE for the kernel's own KSM, else (tests, a
+    KSM directory of their own) that directory."""
+    return state_dir or (KSM_STATE if ksm_dir == KSM_DIR else ksm_dir)
+
+
+def _read_int(path: str) -> int:
+    with open(path) as fh:
+        return int(fh.read().strip())
+
+
+def _record_rate(state: str, before: int, raised: int) -> None:
+    """Remember the rate before ours (the first one we saw: a later raise keeps it)."""
+    os.makedirs(state, mode=0o755, exist_ok=True)
+    path = os.path.join(state, "rate")
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open(path) as fh:
+            before = int(fh.read().split()[0])
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as fh:
+        fh.write(f"{before} {raised}\n")
+    os.replace(tmp, path)
+
+
 def page_merging(pages_to_scan: int = KSM_PAGES_TO_SCAN, ksm_dir: str = KSM_DIR,
-                 prctl: Callable[[int, int], Tuple[int, int]] = _libc_prctl) -> PageMerging:
+                 prctl: Callable[[int, int], Tuple[int, int]] = _libc_prctl,
+                 state_dir: Optional[str] = None) -> PageMerging:
     """Opt this process (and what it starts from now on) into KSM, turn ksmd on if it is off, and
-    raise its scan rate to `pages_to_scan`. A machine where KSM was stopped on purpose (run = 2,
-    "unmerge everything") is left alone."""
+    raise its scan rate to `pages_to_scan` (recording the rate before, for calm_page_merging). A
+    machine where KSM was stopped on purpose (run = 2, "unmerge everything") is left alone."""
     run, why = _ksm_run(ksm_dir)
     if why:
         return PageMerging(False, why_not=why)
@@ -350,10 +387,125 @@ def page_merging(pages_to_scan: int = KSM_PAGES_TO_SCAN, ksm_dir: str = KSM_DIR,
         with open(path) as fh:
             current = int(fh.read().strip())
         if current < pages_to_scan:
+            _record_rate(_ksm_state(ksm_dir, state_dir), current, pages_to_scan)
             with open(path, "w") as fh:
                 fh.write(str(pages_to_scan))
-            changes.append(f"KSM scan rate {path} = {pages_to_scan} (was {current})")
+            changes.append(f"KSM scan rate {path} = {pages_to_scan} (was {current}), back once merged")
     except (OSError, ValueError) as exc:
         prctl(PR_SET_MEMORY_MERGE, 0)
         return PageMerging(False, tuple(changes), f"cannot set up KSM: {exc}")
     return PageMerging(True, tuple(changes))
+
+
+@contextlib.contextmanager
+def ksm_starting(ksm_dir: str = KSM_DIR, state_dir: Optional[str] = None) -> Iterator[None]:
+    """Held (shared) while FRR starts: the scan rate does not go back during anyone's start-up."""
+    state = _ksm_state(ksm_dir, state_dir)
+    os.makedirs(state, mode=0o755, exist_ok=True)
+    fd = os.open(os.path.join(state, "start.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
+def ksm_counters(ksm_dir: str = KSM_DIR) -> Optional[Tuple[int, int]]:
+    """(full_scans, pages_sharing) of ksmd, None when they cannot be read."""
+    try:
+        return _read_int(os.path.join(ksm_dir, "full_scans")), _read_int(os.path.join(ksm_dir, "pages_sharing"))
+    except (OSError, ValueError):
+        return None
+
+
+def merging_settled(pass_start: Tuple[int, int], now: Tuple[int, int]) -> bool:
+    """(full_scans, pages_sharing) at the end of one whole pass of ksmd and now: True when at least
+    one more whole pass ended and it merged under KSM_SETTLED more pages, or nothing is shared at
+    either end (the merged processes are gone: nothing left to merge)."""
+    scans0, sharing0 = pass_start
+    scans, sharing = now
+    if scans <= scans0:
+        return False
+    return sharing == sharing0 == 0 or (sharing > 0 and sharing - sharing0 < KSM_SETTLED * sharing)
+
+
+def calm_page_merging(ksm_dir: str = KSM_DIR, state_dir: Optional[str] = None) -> Optional[str]:
+    """Put the scan rate back to the one recorded before page_merging raised it, if it is still
+    ours (someone else's rate is left alone) and no FRR start-up holds ksm_starting. What was
+    changed, or None (also when a start-up is under way: the record stays for later)."""
+    state = _ksm_state(ksm_dir, state_dir)
+    record = os.path.join(state, "rate")
+    try:
+        with open(record) as fh:
+            before, raised = (int(x) for x in fh.read().split()[:2])
+    except (OSError, ValueError):
+        return None
+    os.makedirs(state, mode=0o755, exist_ok=True)
+    fd = os.open(os.path.join(state, "start.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                return None
+            raise
+        path = os.path.join(ksm_dir, "pages_to_scan")
+        changed = None
+        try:
+            if _read_int(path) == raised:
+                with open(path, "w") as fh:
+                    fh.write(str(before))
+                changed = f"KSM scan rate {path} = {before} (merging settled)"
+        except (OSError, ValueError):
+            return None
+        with contextlib.suppress(OSError):
+            os.unlink(record)
+        return changed
+    finally:
+        os.close(fd)
+
+
+def calm_when_merged(ksm_dir: str = KSM_DIR, state_dir: Optional[str] = None, *,
+                     timeout: float = KSM_CALM_TIMEOUT, poll: float = KSM_CALM_POLL,
+                     sleep: Callable[[float], None] = time.sleep,
+                     clock: Callable[[], float] = time.monotonic) -> Optional[str]:
+    """Wait until merging settles (merging_settled over whole passes; at most `timeout`), then
+    calm_page_merging, retrying while a start-up holds it off (until `timeout`). One waiter per
+    machine: another one already waiting makes this one return None at once."""
+    state = _ksm_state(ksm_dir, state_dir)
+    os.makedirs(state, mode=0o755, exist_ok=True)
+    try:
+        with file_lock(os.path.join(state, "calm.lock"), blocking=False):
+            t0 = clock()
+            pass_start: Optional[Tuple[int, int]] = None
+            seen = ksm_counters(ksm_dir)
+            while clock() - t0 < timeout:
+                sleep(poll)
+                if not os.path.exists(os.path.join(state, "rate")):
+                    return None                       # put back already (another run's waiter)
+                now = ksm_counters(ksm_dir)
+                if now is None or seen is None:
+                    seen = now
+                    continue
+                if now[0] > seen[0]:                 # a pass ended since the last look
+                    if pass_start is not None and merging_settled(pass_start, now):
+                        break
+                    pass_start = now
+                seen = now
+            while True:                               # settled (or out of time): back, once no start-up runs
+                if not os.path.exists(os.path.join(state, "rate")):
+                    return None
+                done = calm_page_merging(ksm_dir, state)
+                if done or clock() - t0 >= timeout:
+                    return done
+                sleep(poll)
+    except Busy:
+        return None
+
+
+def spawn_calm_when_merged() -> None:
+    """calm_when_merged in a process of its own that outlives the caller (provisioning ends long
+    before merging settles), detached from its terminal and pipes (an SSH session can end)."""
+    subprocess.Popen([sys.executable, "-c", "from minet_sdn import host; host.calm_when_merged()"],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     start_new_session=True, close_fds=True)

@@ -67,18 +67,20 @@ class ServersInfo:
 
 
 # An emulated server's Open vSwitch serves one lab of mostly idle links (hellos and keepalives), on a
-# machine that runs several of them: write interface statistics to the database every 30 s, not
-# every 5 s (nothing reads them from there: the controller asks over OpenFlow), dump the datapath's
-# flows for revalidation every 2 s, not every 0.5 s (a flow table change still revalidates at once),
-# and keep one handler and one revalidator thread. Not measured yet (bench/cpu_breakdown.py
-# --compare-ovs), so off unless MINET_LAB_OVS_TUNING=1; until then the lab keeps Open vSwitch's own.
-LAB_OVS_OTHER_CONFIG = (("stats-update-interval", "30000"), ("max-revalidator", "2000"),
+# machine that runs several of them, and every wake-up of its main loop polls every port: write
+# interface statistics to the database every 30 s, not every 5 s (nothing reads them from there: the
+# controller asks over OpenFlow), dump the datapath's flows for revalidation every 2 s, not every
+# 0.5 s (a flow table change still revalidates at once; flow counters lag up to 2 s), keep an idle
+# datapath flow 60 s, not 10 s (a keepalive every 10 s would otherwise go up to the slow path each
+# time), and one handler and one revalidator thread. MINET_LAB_OVS_TUNING=0 keeps Open vSwitch's
+# own (to compare: bench/cpu_breakdown.py --compare-ovs).
+LAB_OVS_OTHER_CONFIG = (("stats-update-interval", "30000"), ("max-revalidator", "2000"), ("max-idle", "60000"),
                         ("n-handler-threads", "1"), ("n-revalidator-threads", "1"))
 
 
 def lab_ovs_other_config() -> List[str]:
     """The `ovs-vsctl set Open_vSwitch .` arguments for a lab server's Open vSwitch."""
-    if os.environ.get("MINET_LAB_OVS_TUNING", "") in ("", "0"):
+    if os.environ.get("MINET_LAB_OVS_TUNING", "") == "0":
         return []
     return [f"other_config:{k}={v}" for k, v in LAB_OVS_OTHER_CONFIG]
 

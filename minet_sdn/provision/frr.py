@@ -1,8 +1,8 @@
 """FRR configuration text for one router (pure).
 
 Routing policy of a configured AS (`configure: true`, the default):
-  * OSPF area 0 inside the AS: loopback and host link passive, ring links point-to-point with
-    hello 1 s / dead 4 s.
+  * OSPF area 0 inside the AS: loopback and host link passive, ring links point-to-point (timers
+    below). A router with no link inside its AS (a one-router AS) runs no OSPF at all.
   * iBGP on loopbacks (update-source lo, next-hop-self, all communities sent): a full mesh in an
     AS of up to 3 routers; from 4 routers on, route reflection with two reflectors (the AS's first
     router and the one halfway round its ring), each client peering with both reflectors only. At 8
@@ -16,10 +16,13 @@ Routing policy of a configured AS (`configure: true`, the default):
     are stripped on every eBGP export.
   * The AS prefix is announced with a `network` statement, kept in the RIB by a blackhole route
     that provisioning puts in the router's kernel table (zebra learns it), so no staticd is needed.
-  * Timers for hundreds of routers on a few cores: eBGP keepalive 3 / hold 9 (a black-holed link
-    is noticed in 9 s; carrier loss is immediate anyway), iBGP keepalive 10 / hold 30 (it runs over
-    loopbacks that OSPF reroutes), connect-retry 5, advertisement-interval 0; OSPF hello 4 / dead 40
-    on ring links (a cut veth is noticed at once by carrier; hellos only catch silent failures).
+  * Timers for hundreds of routers on a few cores, where what costs is how often a daemon (and the
+    Open vSwitch a remote link crosses) wakes up: BGP keepalive 10 / hold 30, eBGP and iBGP alike
+    (a link that fails loses carrier and fast-external-failover drops the session at once, also
+    when the controller fails a remote link; only a black hole that keeps carrier waits for the
+    hold time; iBGP runs over loopbacks that OSPF reroutes), connect-retry 5,
+    advertisement-interval 0; OSPF hello 4 / dead 40 on ring links (a cut veth is noticed at once
+    by carrier; hellos only catch silent failures).
 
 Import filters (what real operators do; issue 21: a student's AS announced a more-specific of another
 AS's prefix, a default route, /32s of link addresses and 20,000 /24s, and every router took them):
@@ -51,7 +54,7 @@ from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence,
 
 # what the far end of an eBGP session is to us -> local preference on import
 LOCAL_PREF = {"customer": 300, "peer": 200, "provider": 100}
-KEEPALIVE, HOLDTIME, CONNECT_RETRY = 3, 9, 5
+KEEPALIVE, HOLDTIME, CONNECT_RETRY = 10, 30, 5      # eBGP (was 3 / 9: bench/results, docs/scale.md)
 IBGP_KEEPALIVE, IBGP_HOLDTIME = 10, 30
 OSPF_HELLO, OSPF_DEAD = 4, 40
 RR_MIN_ROUTERS = 4          # ASes with at least this many routers use two route reflectors
@@ -94,6 +97,7 @@ class RouterPolicy:
     ebgp: Tuple[EbgpPeer, ...]
     prefix6: Optional[str] = None        # the AS's IPv6 prefix: dual stack when set
     networks: Tuple[str, ...] = ()       # more IPv4 prefixes to announce (layer-2 networks outside `prefix`)
+    host_ifaces: Tuple[str, ...] = ()    # of passive_ifaces, the links to a single host (point-to-point)
     link_subnets: Tuple[str, ...] = ()   # the topology's inter-AS link subnets (both families)
     all_prefixes: int = 0                # how many AS prefixes the topology has (a provider's cap)
 
@@ -246,16 +250,7 @@ def router_config(p: RouterPolicy) -> str:
         f"hostname {p.hostname}",
         "!",
     ]
-    for ifname in p.passive_ifaces:
-        out += [f"interface {ifname}", " ip ospf area 0", " ip ospf passive", *_ospf6_iface(p, True), "!"]
-    for ifname in p.ospf_ifaces:
-        out += [f"interface {ifname}", " ip ospf area 0", " ip ospf network point-to-point",
-                f" ip ospf hello-interval {OSPF_HELLO}", f" ip ospf dead-interval {OSPF_DEAD}",
-                *_ospf6_iface(p, False), "!"]
-    # FRR waits 5 s between two instances of an LSA by default: adjacencies would take ~6 s to route
-    out += ["router ospf", f" ospf router-id {p.router_id}", " timers throttle spf 0 50 1000",
-            " timers throttle lsa all 0", " timers lsa min-arrival 0", "!"]
-    out += _ospf6(p)
+    out += _ospf(p)
     out += _filters(p)
     out += _policy(p.asn, p.ebgp)
     out += [f"router bgp {p.asn}",
@@ -288,6 +283,31 @@ def router_config(p: RouterPolicy) -> str:
     out += _bgp_family6(p)
     out += ["!"]
     return "\n".join(out) + "\n"
+
+
+def _ospf(p: RouterPolicy) -> List[str]:
+    """OSPF (and OSPFv3) inside the AS. A router without an intra-AS link has no OSPF neighbour to
+    tell anything (a one-router AS): its own networks are connected routes already, so it runs no
+    ospfd (nor ospf6d) at all, which would only wake up every second for nothing."""
+    if not p.ospf_ifaces:
+        return []
+    out: List[str] = []
+    for ifname in p.passive_ifaces:
+        # A broadcast interface, passive or not, keeps a 1 s timer (delayed acks) started when it
+        # becomes DR, 40 s after the ring links' timers: ospfd woke twice a second instead of once.
+        # The link to the host is point-to-point anyway: its timers start with the ring links' and
+        # fire in the same wake-ups. What it announces does not change (a stub network either way).
+        p2p = [" ip ospf network point-to-point"] if ifname in p.host_ifaces else []
+        out += [f"interface {ifname}", " ip ospf area 0", *p2p, " ip ospf passive",
+                *_ospf6_iface(p, True, ifname in p.host_ifaces), "!"]
+    for ifname in p.ospf_ifaces:
+        out += [f"interface {ifname}", " ip ospf area 0", " ip ospf network point-to-point",
+                f" ip ospf hello-interval {OSPF_HELLO}", f" ip ospf dead-interval {OSPF_DEAD}",
+                *_ospf6_iface(p, False), "!"]
+    # FRR waits 5 s between two instances of an LSA by default: adjacencies would take ~6 s to route
+    out += ["router ospf", f" ospf router-id {p.router_id}", " timers throttle spf 0 50 1000",
+            " timers throttle lsa all 0", " timers lsa min-arrival 0", "!"]
+    return out + _ospf6(p)
 
 
 def _session_timers(neighbor: str) -> List[str]:
@@ -420,12 +440,12 @@ def _neighbors6(p: RouterPolicy) -> List[str]:
     return [peer.loopback6 for peer in _ibgp6(p)] + [peer.ip6 for peer in _ebgp6(p)]
 
 
-def _ospf6_iface(p: RouterPolicy, passive: bool) -> List[str]:
+def _ospf6_iface(p: RouterPolicy, passive: bool, p2p: bool = False) -> List[str]:
     """OSPFv3 area 0 on an interface OSPFv2 runs on, with the same role and timers."""
     if not p.prefix6:
         return []
     if passive:
-        return [" ipv6 ospf6 area 0", " ipv6 ospf6 passive"]
+        return [" ipv6 ospf6 area 0", *([" ipv6 ospf6 network point-to-point"] if p2p else []), " ipv6 ospf6 passive"]
     return [" ipv6 ospf6 area 0", " ipv6 ospf6 network point-to-point",
             f" ipv6 ospf6 hello-interval {OSPF_HELLO}", f" ipv6 ospf6 dead-interval {OSPF_DEAD}"]
 

@@ -553,5 +553,6 @@ def _router_config(topo: Topology, addr: ASAddressing, rid: str, name: str,
     return frr.router_config(frr.RouterPolicy(
         hostname=rid, asn=addr.asn, router_id=ra.loopback, prefix=addr.prefix, ospf_ifaces=ring,
         passive_ifaces=("lo", ROUTER_HOST_IFNAME) + (l2.passive_ifaces if l2 else ()), ibgp=ibgp, ebgp=tuple(ebgp),
+        host_ifaces=(ROUTER_HOST_IFNAME,),
         prefix6=addr6.prefix if addr6 else None, networks=l2.networks if l2 else (),
         link_subnets=filters.bogons if filters else (), all_prefixes=filters.all_prefixes if filters else 0))

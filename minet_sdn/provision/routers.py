@@ -8,6 +8,7 @@ summed up in one line).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -231,7 +232,10 @@ class RouterSteps:
         failures: List[DaemonFailure] = []
         done = [0, 0]                      # routers finished, daemons started
         t0 = time.monotonic()
-        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="frr-start") as pool:
+        # ksmd scans fast while routers start (host.page_merging) and goes back to its own rate once
+        # merging settles after every start-up (host.calm_when_merged, a process of its own)
+        starting = host.ksm_starting() if self._merging else contextlib.nullcontext()
+        with starting, ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="frr-start") as pool:
             futures = {pool.submit(self._start_router, router, daemons, stop): (router, daemons)
                        for router, daemons in to_start}
             pending = set(futures)
@@ -265,6 +269,8 @@ class RouterSteps:
                 raise
         self.progress(f"FRR: {done[0]}/{len(to_start)} routers, {done[1]}/{total_daemons} daemons started "
                       f"in {time.monotonic() - t0:.1f} s")
+        if self._merging:
+            host.spawn_calm_when_merged()
         if failures:
             raise ProvisionError(self.plan.server, self._failure_summary(failures, total_daemons))
 

@@ -135,3 +135,71 @@ def test_page_merging_unavailable_reads_only(tmp_path):
     assert (d / "run").read_text().strip() == "0"           # asking changes nothing
     assert "6.4" in host.page_merging_unavailable(str(d), lambda o, a: (-1, errno.EINVAL))
     assert "no KSM" in host.page_merging_unavailable(str(tmp_path / "none"), _Prctl())
+
+
+# ---- the scan rate goes back once merging settled ---------------------------------------------
+
+def test_page_merging_records_the_rate_it_raised(tmp_path):
+    d = _ksm_dir(tmp_path, run="1", pages="100")
+    m = host.page_merging(1000, str(d), _Prctl())
+    assert m.on and "back once merged" in m.changes[0]
+    assert (d / "rate").read_text().split() == ["100", "1000"]
+    (d / "pages_to_scan").write_text("1000")
+    host.page_merging(2000, str(d), _Prctl())                   # a later raise keeps the first "before"
+    assert (d / "rate").read_text().split() == ["100", "2000"]
+
+
+def test_merging_settled_needs_a_whole_pass_that_merged_little():
+    assert not host.merging_settled((5, 10_000), (5, 10_050))       # no pass ended
+    assert not host.merging_settled((5, 10_000), (6, 12_000))       # a pass merged 17 % more
+    assert host.merging_settled((5, 10_000), (6, 10_050))           # under 1 %
+    assert not host.merging_settled((5, 0), (6, 300))                # merging has just begun
+    assert host.merging_settled((5, 0), (6, 0))                      # nothing to merge (FRR gone)
+
+
+def _counters(d, scans, sharing):
+    (d / "full_scans").write_text(f"{scans}\n")
+    (d / "pages_sharing").write_text(f"{sharing}\n")
+
+
+def test_calm_when_merged_puts_the_rate_back_once_a_pass_merges_little(tmp_path):
+    d = _ksm_dir(tmp_path, run="1", pages="100")
+    host.page_merging(1000, str(d), _Prctl())
+    # ksmd's counters as the waiter sees them, one reading per poll: start-up merging, then settled
+    seq = iter([(0, 0), (1, 50_000), (1, 80_000), (2, 200_000), (3, 260_000), (4, 261_000)])
+    _counters(d, *next(seq))
+    rates = []
+
+    def sleep(_):
+        rates.append((d / "pages_to_scan").read_text().strip())
+        _counters(d, *next(seq))
+
+    t = iter(range(1000))
+    done = host.calm_when_merged(str(d), timeout=100, poll=1, sleep=sleep, clock=lambda: next(t))
+    assert done and "= 100" in done
+    assert set(rates) == {"1000"}                   # fast all the while merging went on
+    assert (d / "pages_to_scan").read_text().strip() == "100"
+    assert not (d / "rate").exists()
+
+
+def test_calm_waits_for_every_start_up_and_leaves_a_rate_that_is_not_ours(tmp_path):
+    d = _ksm_dir(tmp_path, run="1", pages="100")
+    host.page_merging(1000, str(d), _Prctl())
+    with host.ksm_starting(str(d)):                     # a provisioner is starting FRR: not now
+        assert host.calm_page_merging(str(d)) is None
+        assert (d / "pages_to_scan").read_text().strip() == "1000" and (d / "rate").exists()
+    assert "= 100" in host.calm_page_merging(str(d))
+    assert (d / "pages_to_scan").read_text().strip() == "100"
+    # someone set their own rate after ours: left alone, our record dropped
+    host.page_merging(1000, str(d), _Prctl())
+    (d / "pages_to_scan").write_text("4000")
+    assert host.calm_page_merging(str(d)) is None
+    assert (d / "pages_to_scan").read_text().strip() == "4000" and not (d / "rate").exists()
+
+
+def test_only_one_waiter_per_machine(tmp_path):
+    d = _ksm_dir(tmp_path, run="1", pages="100")
+    host.page_merging(1000, str(d), _Prctl())
+    with host.file_lock(str(d / "calm.lock")):
+        assert host.calm_when_merged(str(d), timeout=5, poll=1, sleep=lambda _: None) is None
+    assert (d / "pages_to_scan").read_text().strip() == "1000"

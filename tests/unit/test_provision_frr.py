@@ -110,10 +110,15 @@ def test_ospf_ibgp_timers_and_announcement(tmp_path):
     addr = plan.addressing[big.asn]
     assert not any(l.startswith("ip route") for l in lines)        # the blackhole is a kernel route
     assert f"  network {addr.prefix}" in lines
-    assert " timers bgp 3 9" in lines
+    # eBGP keepalive 10 / hold 30 like iBGP: a keepalive every 3 s on every session woke bgpd and
+    # every Open vSwitch a remote link crosses (docs/scale.md, Steady CPU)
+    assert " timers bgp 10 30" in lines
     passive = ["ip ospf area 0", "ip ospf passive", "ipv6 ospf6 area 0", "ipv6 ospf6 passive"]
     assert block(text, "interface lo") == passive
-    assert block(text, "interface host") == passive
+    # the host link is point-to-point: its timers fire with the ring links' (one wake-up, not two)
+    assert block(text, "interface host") == ["ip ospf area 0", "ip ospf network point-to-point", "ip ospf passive",
+                                             "ipv6 ospf6 area 0", "ipv6 ospf6 network point-to-point",
+                                             "ipv6 ospf6 passive"]
     ring_ifaces = [l.split()[1] for l in lines if l.startswith("interface to_")]
     assert len(ring_ifaces) == 2                                   # a ring of >= 3 routers: two neighbours
     for ifname in ring_ifaces:
@@ -207,7 +212,8 @@ def test_ipv6_sessions_mirror_ipv4_with_the_same_policy(tmp_path):
             a6 = plan.addressing6[asn]
             assert not any(l.startswith("ipv6 route") for l in lines)   # the blackhole is a kernel route
             assert f"network {a6.prefix}" in v6 and f"network {plan.addressing[asn].prefix}" in v4
-            assert f" ospf6 router-id {plan.addressing[asn].routers[name].loopback}" in lines
+            if len(a6.routers) > 1:                   # a one-router AS runs no OSPF (test below)
+                assert f" ospf6 router-id {plan.addressing[asn].routers[name].loopback}" in lines
             for other, o6 in a6.routers.items():
                 if other == name:
                     continue
@@ -289,3 +295,28 @@ def test_route_server_filters_each_members_export_by_announce_to(tmp_path):
         path.write_text(conf)
         res = subprocess.run(["vtysh", "--dryrun", "-f", str(path)], capture_output=True, text=True, timeout=30)
         assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_a_router_without_a_link_inside_its_as_runs_no_ospf(tmp_path):
+    """minimal.yaml: AS 2 is one router (PARI), AS 1 two (ZURI, GENE, linked). PARI has no OSPF
+    neighbour to tell anything, so its frr.conf has no OSPF and it runs no ospfd nor ospf6d (each
+    would wake up every second for nothing); the two-router AS keeps OSPF on its link."""
+    topo = minimal()
+    plans = {s: build_plan(topo, s, root=str(tmp_path)) for s in topo.servers}
+    routers = {r.node: r for p in plans.values() for r in p.routers}
+    pari = routers["2.PARI"]
+    assert pari.configure
+    assert "ospf" not in pari.config                       # no router ospf/ospf6, no interface lines
+    assert pari.daemons == ("zebra", "bgpd")
+    assert " neighbor 100.64.0.1 remote-as 1" in pari.config.splitlines()   # BGP as before
+    for node in ("1.ZURI", "1.GENE"):
+        r = routers[node]
+        assert r.daemons == ("zebra", "bgpd", "ospfd", "ospf6d")
+        assert "router ospf" in r.config.splitlines() and "router ospf6" in r.config.splitlines()
+        assert block(r.config, "interface lo") == ["ip ospf area 0", "ip ospf passive",
+                                                   "ipv6 ospf6 area 0", "ipv6 ospf6 passive"]
+    policy = frr.RouterPolicy(hostname="9.A", asn=9, router_id="10.0.9.1", prefix="10.0.9.0/24",
+                              ospf_ifaces=(), passive_ifaces=("lo", "host"), ibgp=(), ebgp=(),
+                              prefix6="fd00:9::/48")
+    text = frr.router_config(policy)
+    assert "ospf" not in text and frr.daemons_for(text) == ("zebra", "bgpd")

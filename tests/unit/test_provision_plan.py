@@ -353,8 +353,11 @@ def test_ipv6_false_gives_an_ipv4_only_plan(tmp_path):
             if not r4.configure:
                 continue
             assert "ospf6" not in r4.config and "ipv6" not in r4.config and "fd" not in r4.config
-            assert r4.daemons == ("zebra", "bgpd", "ospfd")
-            assert "ospf6d" in r46.daemons
+            if "router ospf" in r4.config:            # a one-router AS runs no OSPF (test_provision_frr)
+                assert r4.daemons == ("zebra", "bgpd", "ospfd")
+                assert "ospf6d" in r46.daemons
+            else:
+                assert r4.daemons == r46.daemons == ("zebra", "bgpd")
             # dual stack only adds lines: the IPv4-only config is a subsequence of it
             rest = iter(r46.config.splitlines())
             assert all(any(l == m for m in rest) for l in r4.config.splitlines())
