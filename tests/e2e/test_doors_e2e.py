@@ -358,7 +358,8 @@ def frr_dir(lab, router: str) -> str:
 
 def test_vtysh_cannot_make_a_daemon_write_another_groups_files(lab):
     """The daemons run as frr, which owns every router's directory: `log file PATH` typed as root
-    makes bgpd write PATH; from a door the guard refuses it, and `dump bgp` and the rest."""
+    makes bgpd write PATH; from a door the guard's allow-list refuses it, `dump bgp`, a bare name
+    (opened in the daemon's directory), and the ssh form of `rpki cache` (key files by name)."""
     probe = os.path.join(frr_dir(lab, "4.D1"), "probe.log")           # another group's router's directory
     place = places.router_place(lab["topo"], "3.C2")
     root = subprocess.run(place.exec_prefix() + place.vtysh_argv("configure terminal", f"log file {probe}"),
@@ -370,9 +371,14 @@ def test_vtysh_cannot_make_a_daemon_write_another_groups_files(lab):
     with Door(lab, 3) as s:
         s.cmd("goto C2", "AS3-C2# ")
         s.cmd("configure terminal", r"\(config\)# ")
-        for line in (f"log file {target}", f"log filtered-file {target}",
+        for line in (f"log file {target}", f"log filtered-file {target}", "log file pwned",
                      f"dump bgp all {target}"):
-            assert "not from a door" in s.cmd(line, r"\(config\)# "), line
+            assert "a door may send" in s.cmd(line, r"\(config\)# "), line
+        s.cmd("lo fi pwned", r"\(config\)# ")      # sent on as `log-adjacency-changes fi ...`: the daemon refuses
+        s.cmd("rpki", r"\(config[a-z-]*\)# ")         # bgpd may lack the rpki module: vtysh still sends it
+        s.cmd(f"rpki cache 10.0.0.1 22 student {target} preference 1", r"\(config[a-z-]*\)# ")
+        s.cmd("rpki cache 10.0.0.1 22 student pwned preference 1", r"\(config[a-z-]*\)# ")
+        s.cmd("exit", r"\(config[a-z-]*\)# ")
         for line in ("banner motd file /etc/shadow", "log extended x"):      # vtysh may keep these to itself
             s.cmd(line, r"\(config[a-z-]*\)# ")
         s.cmd("end", "AS3-C2# ")
@@ -383,6 +389,8 @@ def test_vtysh_cannot_make_a_daemon_write_another_groups_files(lab):
         s.cmd("exit", "AS3> ")
         s.close()
     assert not os.path.exists(target)
+    for router in ("3.C2", "4.D1"):
+        assert not os.path.exists(os.path.join(frr_dir(lab, router), "pwned"))
 
 
 def test_a_group_sets_its_switch_vlans_and_its_host_reaches_its_router(lab):

@@ -433,20 +433,94 @@ def test_saved_switch_files_are_read_line_by_line():
     "log file /var/lib/minet-sdn/x/3.C2/frr.conf", "lo fi /tmp/x", "log filtered-file /tmp/x", "log filt /x", "LOG FILE /tmp/x debugging", "do log file /x",
     "log extended x", "destination file /tmp/x", "destination fd 5", "dump bgp all /tmp/x 10m", "du b updates /x",
     "banner motd file /etc/shadow",
+    # not on the old deny-list, and each opens a path or a namespace by a name the student gives
+    "rpki cache 10.0.0.1 22 student id_rsa preference 1", "rpki cache 10.0.0.1 22 student /root/.ssh/id_rsa id.pub preference 1",
+    "no rpki cache h 22 u key", "netns other-group", "match script x", "output file x", "copy x running-config",
+    "agentx", "fpm address 1.2.3.4", "zebra route-map delay-timer 1", "log syslog", "log stdout", "no log file",
+    "log commands", "banner motd line hi", "logging", "clear log cmdline-targets", "enable password x",
+    "service password-encryption", "description ../../other/frr.conf", "frobnicate now", "do", "no",
 ])
 def test_the_vty_guard_refuses_what_makes_a_daemon_open_a_path(line):
+    """Everything a daemon would open by a name the student chooses, and anything the allow-list
+    does not know, is refused."""
     from minet_sdn.classroom import vtyguard
     assert vtyguard.refusal(line)
+    with pytest.raises(vtyguard.Refusal):
+        vtyguard.check(line)
 
 
-@pytest.mark.parametrize("line", [
-    "show running-config", "router bgp 3", "neighbor 1.2.3.4 remote-as 1", "log syslog", "log stdout",
-    "no log file", "write memory", "log facility local0", "log timestamp precision 3", "banner motd line hi",
-    "configure terminal", "logging", "",
+def _path_commands():
+    """Every command of this machine's FRR (the vtysh binary holds them all) whose grammar takes a
+    file path, an ssh key file or a network namespace name, with `x` for that name (a bare name:
+    a daemon opens it relative to its own directory)."""
+    import re
+    try:
+        data = open("/usr/bin/vtysh", "rb").read()
+    except OSError:
+        return []
+    found = set()
+    for m in re.finditer(rb"[\x20-\x7e]{6,}", data):
+        spec = m.group().decode()
+        if re.match(r"(no )?[a-z][a-z0-9-]* ", spec) and re.search(
+                r"\b(FILENAME|FILE|PATH|SSH_PRIVKEY|SSH_PUBKEY|SERVER_PUBKEY)\b|netns NAME|\bscript\b", spec):
+            found.add(spec)
+    lines = []
+    for spec in sorted(found):
+        words = []
+        for tok in re.sub(r"\$\w+", "", spec).split():
+            t = tok.strip("<>[]{}")
+            is_path = bool(re.search(r"\b(FILENAME|FILE|PATH|SSH_PRIVKEY|SSH_PUBKEY|SERVER_PUBKEY)\b", tok)) \
+                or (t == "NAME" and words[-1:] == ["netns"])
+            if "|" in t:                                  # an alternative: the last one (the ssh port form)
+                t = t.split("|")[-1].strip("<>[]{}()")
+                t = t.split("-")[0] if re.fullmatch(r"\d+-\d+", t) else t
+            if re.fullmatch(r"\(\d+-\d+\)", t):
+                t = t[1:].split("-")[0]
+            elif re.fullmatch(r"[A-Z][A-Z0-9_.:]*", t):
+                t = "1.2.3.4" if t == "A.B.C.D" else "x"
+            words.append("x" if is_path else t)
+            if is_path:
+                lines.append(" ".join(words))
+                break
+    return lines
+
+
+def test_every_frr_command_that_takes_a_path_is_refused():
+    """Read from the FRR installed here, not from a list kept in the guard: a command that takes a
+    path and is not refused fails this test (the allow-list is what refuses it)."""
+    from minet_sdn.classroom import vtyguard
+    lines = _path_commands()
+    if not lines:
+        pytest.skip("no /usr/bin/vtysh here")
+    assert any(line.startswith("rpki cache") for line in lines) and any(line.startswith("netns") for line in lines)
+    assert [line for line in lines if vtyguard.refusal(line) is None] == []
+
+
+@pytest.mark.parametrize("line, sent", [
+    ("show running-config", "show running-config"), ("sh ip bgp sum", "show ip bgp sum"),
+    ("do sh run", "do show run"), ("conf t", "configure terminal"), ("configure terminal file-lock", "configure terminal file-lock"),
+    ("router bgp 3", "router bgp 3"), ("ro bgp 3", "router bgp 3"), ("neighbor 1.2.3.4 remote-as 1", "neighbor 1.2.3.4 remote-as 1"),
+    ("ne 1.2.3.4 remote-as 1", "neighbor 1.2.3.4 remote-as 1"), ("net 1.0.0.0/8", "network 1.0.0.0/8"),
+    ("address-family ipv6 unicast", "address-family ipv6 unicast"), ("exit-address-family", "exit-address-family"),
+    ("write memory", "write memory"), ("wr", "write"), ("do write terminal\n", "do write terminal"), ("ex", "exit"),
+    ("end", "end"), ("terminal monitor", "terminal monitor"), ("XFRR_start_configuration", "XFRR_start_configuration"),
+    ("ip prefix-list P seq 5 permit 1.0.0.0/8 le 24", "ip prefix-list P seq 5 permit 1.0.0.0/8 le 24"),
+    ("ipv6 route 2001:db8::/32 Null0", "ipv6 route 2001:db8::/32 Null0"), ("route-map RM permit 10", "route-map RM permit 10"),
+    ("match ip address prefix-list P", "match ip address prefix-list P"), ("set local-preference 200", "set local-preference 200"),
+    ("bgp community-list standard C permit 1:2", "bgp community-list standard C permit 1:2"),
+    ("bgp as-path access-list A permit ^1_", "bgp as-path access-list A permit ^1_"),
+    ("interface port_ZURI", "interface port_ZURI"), ("ip address 1.0.0.1/24", "ip address 1.0.0.1/24"),
+    ("ip ospf cost 10", "ip ospf cost 10"), ("no shut", "no shutdown"), ("router ospf", "router ospf"),
+    ("area 0 range 1.0.0.0/8", "area 0 range 1.0.0.0/8"), ("clear ip bgp * soft", "clear ip bgp * soft"),
+    ("rpki cache 10.0.0.1 3323 preference 1", "rpki cache 10.0.0.1 3323 preference 1"),
+    ("lo fi x", "log-adjacency-changes fi x"),           # an abbreviation is sent as the allowed word, never guessed
+    ("ba motd file x", "bandwidth motd file x"),        # into `log` / `banner` by the daemon
+    ("", ""),
 ])
-def test_the_vty_guard_lets_the_course_through(line):
+def test_the_vty_guard_lets_the_course_through_as_the_keywords_it_resolved(line, sent):
     from minet_sdn.classroom import vtyguard
     assert vtyguard.refusal(line) is None
+    assert vtyguard.check(line) == sent
 
 
 def test_the_vty_guard_relays_commands_answers_refusals_and_passes_descriptors(tmp_path):
@@ -497,11 +571,16 @@ def test_the_vty_guard_relays_commands_answers_refusals_and_passes_descriptors(t
             return data, fds
         assert ask(b"show running-config") == (b"ran show running-config\n\0\0\0\0", [])
         out, _ = ask(b"log file /tmp/elsewhere")
-        assert out.startswith(b"% a log file") and out.endswith(b"\0\0\0\x01")
+        assert out.startswith(b"% `log` is not") and out.endswith(b"\0\0\0\x01")
+        out, _ = ask(b"rpki cache 10.0.0.1 22 student id_rsa preference 1")
+        assert out.startswith(b"% rpki cache: only") and out.endswith(b"\0\0\0\x01")
+        assert ask(b"sh ip bgp")[0] == b"ran show ip bgp\n\0\0\0\0"          # the daemon gets the keywords
+        out, _ = ask(b"show \x1b[31m")
+        assert out.startswith(b"% only printable ASCII")
         _, fds = ask(b"terminal monitor")
         assert len(fds) == 1 and os.read(fds[0], 100) == b"log line"
         os.close(fds[0])
-        assert seen == ["show running-config", "terminal monitor"]       # the daemon never saw the refused one
+        assert seen == ["show running-config", "show ip bgp", "terminal monitor"]   # never a refused one
         c.close()
     finally:
         guard.close()
