@@ -5,6 +5,11 @@ vtysh commands, through real sshd and the real OpenSSH client.
     sudo python3 bench/doors_class.py [--ases 60] [--servers 4] [--groups 58] [--duration 60]
                                       [--think 1.0] [--samples 10]
 
+The class-size run (about 8 minutes on 2 cores: lab up ~2-3 min, 58 logins, 60 s of load, lab down):
+    flock /work/heavy.lock timeout -s INT 900 python3 bench/doors_class.py --ases 60 --groups 58
+A small run to check the bench itself (under a minute of load, ~1.5 min in all):
+    flock /work/heavy.lock python3 bench/doors_class.py --ases 6 --groups 4 --duration 20 --samples 3
+
 Needs root, Open vSwitch, FRR, sshd, the OpenSSH client and pexpect. A class topology
 (minet_sdn/topology/generate.py: N ASes x 8 routers on 4 emulated servers) gets a `class:` section
 giving doors to `--groups` ASes (all but the first ones); `minet lab up`, then:
