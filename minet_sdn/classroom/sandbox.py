@@ -10,9 +10,11 @@ with the student's terminal as fds 0-2).
      (no /run, no state directories, no other group's files, no /home, /root, /var, /work)
      routers: /usr/bin holds vtysh only (no shell, no pager: `start-shell` and pager escapes find
      nothing to run); the router's FRR directory is its only socket directory, at /run/frr, and
-     each daemon's socket there is the broker's vty guard (vtyguard.py), not the daemon's
+     each daemon's socket there is this process's vty guard (vtyguard.py), not the daemon's
      hosts: the whole /usr (ip, ping, traceroute, tcpdump, a shell)
-  5. chroot; fork (PID 1 of the new namespace reaps, and its exit ends every process of it)
+  5. fork: the child chroots and is PID 1 of the new namespace (it reaps, and its exit ends every
+     process of it); this process stays outside the new root, in the group's cgroups, and relays
+     vtysh to the daemons (the guard), so that work is the group's, not the broker's
   6. rlimits; the group's uid/gid (+frrvty for vtysh), an empty capability bounding set except
      NET_ADMIN and NET_RAW on hosts (ambient, so ip/ping/tcpdump work), no_new_privs; a clean env
 """
@@ -27,6 +29,8 @@ import resource
 import signal
 import sys
 from typing import Any, Dict, List
+
+from . import vtyguard
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x20000, 0x4000000, 0x8000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 8, 32, 4096, 16384, 1 << 18
@@ -112,7 +116,7 @@ def build_root(spec: Dict[str, Any]) -> str:
             bind(b, f"{root}{b}", readonly=True, rec=False)
         os.makedirs(f"{root}/run/frr")
         bind(spec["vty_dir"], f"{root}/run/frr", rec=False)
-        # the daemons' sockets are the broker's guard (vtyguard.py): no `log file PATH` and the like
+        # the daemons' sockets are this process's guard (vtyguard.py): the allow-list only
         for guard_path, name in spec.get("vty_guard") or ():
             bind(guard_path, f"{root}/run/frr/{name}", rec=False)
     return root
@@ -194,19 +198,29 @@ def enter(spec: Dict[str, Any]) -> int:
     mount("none", "/", "", MS_REC | MS_PRIVATE)
     host = spec["prompt"].replace(" ", "-")[:60]
     _check(_libc.sethostname(host.encode(), len(host)), "sethostname")
-    root = build_root(spec)
-    os.chroot(root)
-    os.chdir("/")
-    child = os.fork()                        # the first child of the new PID namespace is its PID 1
-    if child == 0:
-        try:
-            _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-            os._exit(pid1(spec))
-        except BaseException as exc:
-            os.write(2, f"door: {exc}\r\n".encode())
-            os._exit(126)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _, st = os.waitpid(child, 0)
+    guard = None
+    if spec["kind"] == "router":       # vtysh reaches the daemons through this process's guard only
+        guard = vtyguard.Guard(spec["vty_dir"], spec["vty_guard_dir"], spec["gid"], start=False)
+        spec["vty_guard"] = vtyguard.mounts(guard)
+    try:
+        root = build_root(spec)
+        child = os.fork()                    # the first child of the new PID namespace is its PID 1
+        if child == 0:
+            try:
+                _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+                os.chroot(root)
+                os.chdir("/")
+                os._exit(pid1(spec))
+            except BaseException as exc:
+                os.write(2, f"door: {exc}\r\n".encode())
+                os._exit(126)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if guard is not None:
+            guard.start()                    # threads only now: the fork above had none to lose
+        _, st = os.waitpid(child, 0)
+    finally:
+        if guard is not None:
+            guard.close()
     code = os.waitstatus_to_exitcode(st)
     return code if code >= 0 else 128 - code
 

@@ -188,14 +188,18 @@ def _close(*socks) -> None:
 
 
 class Guard:
-    """One router session's guarded daemon sockets: `sockets` [(daemon socket name, guard path)]."""
+    """One router session's guarded daemon sockets: `sockets` [(daemon socket name, guard path)].
+    It runs in the session's sandbox process (sandbox.py), in the group's cgroups: the relaying
+    of a group's vtysh is that group's CPU and memory, not the broker's. `start=False` binds the
+    sockets only (no thread yet: the sandbox forks after binding them), start() serves them."""
 
-    def __init__(self, vty_dir: str, session_dir: str, gid: int):
+    def __init__(self, vty_dir: str, session_dir: str, gid: int, start: bool = True):
         self.vty_dir = vty_dir
         self.dir = session_dir
         self.listeners: List[socket.socket] = []
         self.conns: List[socket.socket] = []
         self.sockets: List[Tuple[str, str]] = []
+        self.reals: List[str] = []
         self.lock = threading.Lock()
         os.makedirs(session_dir, mode=0o711)
         for name in sorted(os.listdir(vty_dir)):
@@ -210,6 +214,12 @@ class Guard:
             srv.listen(8)
             self.listeners.append(srv)
             self.sockets.append((name, path))
+            self.reals.append(real)
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        for srv, real in zip(self.listeners, self.reals):
             threading.Thread(target=self._accept, args=(srv, real), daemon=True).start()
 
     def _accept(self, srv: socket.socket, real: str) -> None:

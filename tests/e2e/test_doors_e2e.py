@@ -24,6 +24,7 @@ import pytest
 from e2e_support import require_lab
 from tests.polling import wait_until
 from minet_sdn.lab import places
+from minet_sdn.classroom.settings import Limits
 from minet_sdn.lab.lab import Lab
 from minet_sdn.topology import load_topology
 
@@ -391,6 +392,43 @@ def test_vtysh_cannot_make_a_daemon_write_another_groups_files(lab):
     assert not os.path.exists(target)
     for router in ("3.C2", "4.D1"):
         assert not os.path.exists(os.path.join(frr_dir(lab, router), "pwned"))
+
+
+def threads(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as fh:
+        return int(next(line.split()[1] for line in fh if line.startswith("Threads:")))
+
+
+def test_the_relay_of_a_groups_vtysh_runs_in_that_groups_cgroup_not_in_the_broker(lab):
+    """The vty guard relaying group 3's vtysh is a root process in group 3's cgroups (its session's
+    sandbox): its threads appear there, and the broker gains none."""
+    from minet_sdn.classroom import cgroups
+    mode = cgroups.detect()
+    if mode == "rlimits":
+        pytest.skip("no cgroups on this machine")
+    procs = cgroups.plan(mode, lab["topo"].tag, 3, Limits()).procs[0]
+    rdir = os.path.join(os.environ.get("MINET_CLASS_RUN", "/run/minet-class"), lab["topo"].name)
+    with open(os.path.join(rdir, "state.json")) as fh:
+        broker = json.load(fh)["broker"]["pid"]
+    idle = threads(broker)
+    with Door(lab, 3) as s:
+        s.cmd("goto C2", "AS3-C2# ")
+        assert "Current configuration" in s.cmd("show running-config", "AS3-C2# ")
+        with open(procs) as fh:
+            members = [int(p) for p in fh.read().split()]
+        relays = []
+        for pid in members:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                    cmd = fh.read()
+                if b"minet_sdn.classroom.sandbox" in cmd and os.stat(f"/proc/{pid}").st_uid == 0 and threads(pid) > 1:
+                    relays.append(pid)
+            except OSError:
+                pass
+        assert relays, members                      # the guard's accept and relay threads, in group 3
+        assert threads(broker) == idle              # and none of them in the broker
+        s.cmd("exit", "AS3> ")
+        s.close()
 
 
 def test_a_group_sets_its_switch_vlans_and_its_host_reaches_its_router(lab):

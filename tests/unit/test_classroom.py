@@ -673,3 +673,40 @@ def test_the_switch_prompt_sends_word_lists_to_the_broker_and_runs_nothing_itsel
     assert door.sent == [("S1", ["list-ports", "br0"]), ("S1", ["set", "port", "3-H3", "tag=10"])]
     out = capsys.readouterr().out
     assert "ovs-vsctl: no" in out and out.count("only ovs-vsctl on this switch") == 2 and "ovs-vsctl show" in out
+
+
+@pytest.mark.parametrize("mode", ["v2", "v1"])
+def test_a_switch_command_runs_in_the_groups_cgroups_not_in_the_broker(tmp_path, monkeypatch, mode):
+    """The broker hands a group's switch command to a process of its own that joins the group's
+    cgroups first (files of a stand-in cgroup tree here): that process, not the broker, is the one
+    put in the group, and l2ctl's answer (here: no such switch) comes back."""
+    from minet_sdn.classroom import broker
+    plan = cgroups.plan(mode, "t", 3, Limits(), root=str(tmp_path))
+    for d in plan.dirs:
+        os.makedirs(d, exist_ok=True)
+    b = broker.Broker({"groups": {}, "limits": {}, "cgroup_mode": mode, "tag": "t"})
+    monkeypatch.setattr(b, "cgroup_plan", lambda asn: plan if asn == 3 else None)
+    answer = b.charged(3, {"map": str(tmp_path / "no-such-switches.json"), "switch": "3.S1", "argv": ["show"]})
+    assert answer == {"code": 2, "out": "", "err": "ovs-vsctl: no switch 3.S1 here (is the lab provisioned?)\n"}
+    pids = {open(p).read() for p in plan.procs}
+    assert len(plan.procs) == (3 if mode == "v1" else 1) and len(pids) == 1
+    pid = int(pids.pop())
+    assert pid != os.getpid() and pid > 0
+
+
+def test_the_vty_guard_binds_first_and_serves_only_once_started(tmp_path):
+    """The sandbox binds the guard's sockets, forks, then starts it (no thread across the fork)."""
+    import threading
+    from minet_sdn.classroom import vtyguard
+    vty = tmp_path / "vty"
+    vty.mkdir()
+    srv = socket_server(str(vty / "zebra.vty"))
+    before = threading.active_count()
+    guard = vtyguard.Guard(str(vty), str(tmp_path / "g"), os.getgid(), start=False)
+    try:
+        assert threading.active_count() == before and os.path.exists(guard.sockets[0][1])
+        guard.start()
+        assert threading.active_count() == before + 1
+    finally:
+        guard.close()
+        srv.close()
