@@ -606,7 +606,12 @@ def test_the_master_sends_each_server_its_own_groups_credentials_only(tmp_path):
     doc = doors_remote.bundle(t, "VM1", False, store=store)
     assert sorted(doc["groups"]) == ["3"] and doc["server"] == "VM1" and doc["action"] == "up"
     g = doc["groups"]["3"]
-    assert g["password"] == store.passwords[3] and "PRIVATE KEY" in g["host_key"]
+    assert store.passwords[3] not in json.dumps(doc) and "password" not in g      # the hash only
+    salt = g["password_hash"].split("$")[2]
+    assert credentials.CRYPT_RE.fullmatch(g["password_hash"])
+    assert credentials.password_hash(store.passwords[3], salt) == g["password_hash"]
+    assert credentials.password_hash("not-it-at-all", salt) != g["password_hash"]
+    assert "PRIVATE KEY" in g["host_key"]
     assert g["host_key_public"] == store.host_key_public(3)
     assert doors_remote.bundle(t, "VM2", True, store=store)["groups"] == {}       # down: no secrets
     path = tmp_path / "bundle.json"
@@ -617,6 +622,27 @@ def test_the_master_sends_each_server_its_own_groups_credentials_only(tmp_path):
         with pytest.raises(doors_remote.BundleError) as exc:
             doors_remote.read_bundle(str(path), t, server)
         assert str(exc.value).startswith(str(path))
+
+
+def test_a_server_takes_hashes_only_and_refuses_anything_else(tmp_path):
+    from minet_sdn.provision import doors_remote
+    t = topo("class: {}\n")
+    doc = doors_remote.bundle(t, "VM1", False, store=credentials.Store("cls", root=str(tmp_path / "master")))
+    h = credentials.Hashes("cls", str(tmp_path / "server"), {3: doc["groups"]["3"]["password_hash"]})
+    assert h.crypt(3) == doc["groups"]["3"]["password_hash"] and h.passwords == {}
+    h.save()
+    assert os.listdir(tmp_path / "server" / "cls") == []                  # nothing written but the folder
+    with pytest.raises(ClassError):
+        h.ensure([3, 4])
+    for bad in ("Zk8tX2pqR4mN7vWc", "$1$abc$def", "$6$salt$short", None):   # a password, MD5, not crypt
+        with pytest.raises(ClassError):
+            credentials.Hashes("cls", str(tmp_path / "server"), {3: bad})
+    # a version-1 bundle (passwords) is refused by the server, naming the file
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(dict(doc, version=1)))
+    with pytest.raises(doors_remote.BundleError) as exc:
+        doors_remote.read_bundle(str(path), t, "VM1")
+    assert str(exc.value).startswith(str(path))
 
 
 def test_no_class_section_means_no_door_servers():
