@@ -333,3 +333,29 @@ def test_a_forged_or_expired_session_is_no_session():
     p.login()
     p.app.sessions.clock = lambda: 10 ** 12                          # long after SESSION_TTL
     assert p.call("GET", "/api/matrix")[0] == 401
+
+
+def test_a_public_page_limits_each_browser_though_all_come_through_loopback():
+    """Every client of a public page is 127.0.0.1 (a tunnel, a proxy): each browser gets its own
+    signed client cookie and its own bucket; a forged cookie is no client; dropping the cookie to
+    get fresh ones works MINT_BURST times per address, then no new cookie is given."""
+    p = Page("public")
+    lg = {"router": "1.A1", "command": "show version"}
+
+    def browser():
+        code, headers, _ = p.call("GET", "/api/info", cookie="")
+        assert code == 200
+        return headers["Set-Cookie"].split(";")[0] if "Set-Cookie" in headers else None
+    a, b = browser(), browser()
+    assert a and b and a != b and a.startswith(page.CLIENT_COOKIE + "=")
+    assert "Set-Cookie" not in p.call("GET", "/api/info", cookie=a)[1]          # a known browser keeps its own
+    assert [p.call("POST", "/api/lg", lg, cookie=a)[0] for _ in range(page.RUN_BURST + 1)] == \
+        [200] * page.RUN_BURST + [429]
+    assert p.call("POST", "/api/lg", lg, cookie=b)[0] == 200                   # b, same address, not held back
+    forged = a[:-4] + ("0000" if not a.endswith("0000") else "1111")
+    assert p.call("POST", "/api/lg", lg, cookie=forged)[0] == 200              # a forgery is the address's bucket
+    assert p.app.client({"HTTP_COOKIE": forged}) is None
+    minted = [browser() for _ in range(page.MINT_BURST)]
+    assert minted[-1] is None and sum(1 for c in minted if c) == page.MINT_BURST - 2
+    p2 = Page("groups")
+    assert "Set-Cookie" not in p2.call("GET", "/api/info")[1]                  # groups pages: sessions only
