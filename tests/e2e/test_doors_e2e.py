@@ -21,12 +21,12 @@ import sys
 
 import pytest
 
+from class_support import class_lab, free_port_base, minet
 from e2e_support import require_lab
 from tests.polling import wait_until
 from minet_sdn.lab import places
 from minet_sdn.classroom.settings import Limits
 from minet_sdn.lab.lab import Lab
-from minet_sdn.topology import load_topology
 
 pytestmark = pytest.mark.root
 require_lab("vtysh", "ssh", "sftp", "scp")
@@ -60,50 +60,13 @@ class: {{port_base: {port_base}, limits: {{pids: 64, memory: 96M}}}}
 """
 
 
-def free_port_base(n: int = 5) -> int:
-    """A base whose ports base+1..base+n are free on loopback now."""
-    for _ in range(50):
-        base = 40000 + secrets.randbelow(20000)
-        ok = True
-        for asn in range(1, n):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", base + asn)) == 0:
-                    ok = False
-        if ok:
-            return base
-    raise RuntimeError("no free ports")
-
-
-def minet(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "minet_sdn.cli.main", *args], capture_output=True, text=True,
-                          timeout=60)
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("doors")
-    name = f"dr{secrets.token_hex(2)}"
-    path = str(tmp / "doors.yaml")
-    with open(path, "w") as fh:
-        fh.write(TOPOLOGY.format(name=name, port_base=free_port_base()))
-    old = os.environ.get("MINET_CLASS_DIR")
-    os.environ["MINET_CLASS_DIR"] = str(tmp / "class")
-    try:
-        Lab(path, progress=lambda m: print(m, flush=True)).up()
-        proc = minet("class", "doors", path, "--json")
-        assert proc.returncode == 0, proc.stderr
-        doors = {d["group"]: d for d in json.loads(proc.stdout)["doors"]}
+    with class_lab(tmp, "dr", TOPOLOGY) as lab:
         known = tmp / "known_hosts"
-        known.write_text("".join(d["known_hosts"] + "\n" for d in doors.values()))
-        yield {"path": path, "topo": load_topology(path), "doors": doors, "known_hosts": str(known), "tmp": tmp}
-    finally:
-        try:
-            assert Lab(path, progress=lambda m: None).remove() == []
-        finally:
-            if old is None:
-                os.environ.pop("MINET_CLASS_DIR", None)
-            else:
-                os.environ["MINET_CLASS_DIR"] = old
+        known.write_text("".join(d["known_hosts"] + "\n" for d in lab["doors"].values()))
+        yield dict(lab, known_hosts=str(known))
 
 
 def ssh_argv(lab, door, *extra: str, program: str = "ssh", user=None):

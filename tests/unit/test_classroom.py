@@ -13,33 +13,20 @@ import textwrap
 import pytest
 
 from minet_sdn.classroom import ClassError, cgroups, credentials, goto
-from minet_sdn.classroom.settings import ClassSettings, Limits
+from minet_sdn.classroom.settings import Limits
 from minet_sdn.classroom.sshd import DoorConfig, config_text
 from minet_sdn.topology import TopologyError, parse_topology
+from tests.unit.class_support import FOUR_ASES, class_problems, class_topo
 
-BASE = textwrap.dedent("""\
-    name: cls
-    servers: [VM1, VM2]
-    ases:
-      1: {server: VM1, routers: [A1]}
-      2: {server: VM2, routers: [B1]}
-      3: {server: VM1, routers: [C1, C2], configure: false}
-      4: {server: VM2, routers: [D1], configure: false}
-    links:
-      - {a: 1.A1, b: 2.B1, rel: peer}
-      - {a: 1.A1, b: 3.C1, rel: provider}
-      - {a: 2.B1, b: 4.D1, rel: provider}
-    """)
+BASE = FOUR_ASES.format(name="cls")
 
 
 def topo(extra: str = ""):
-    return parse_topology(BASE + extra, "t.yaml")
+    return class_topo("cls", extra)
 
 
 def problems(extra: str):
-    with pytest.raises(TopologyError) as exc:
-        topo(extra)
-    return exc.value.problems
+    return class_problems("cls", extra)
 
 
 # ---- settings --------------------------------------------------------------------------------
@@ -736,3 +723,17 @@ def test_the_vty_guard_binds_first_and_serves_only_once_started(tmp_path):
     finally:
         guard.close()
         srv.close()
+
+
+def test_the_door_and_the_switch_prompts_read_lines_the_same_way(monkeypatch, capsys):
+    """One line reader for both prompts: refused lines answered with the prompt's name, `exit`
+    and end of input stop it, nothing after `exit` is read."""
+    import io
+    from minet_sdn.classroom import shell
+    monkeypatch.setattr(sys, "stdin", io.StringIO("help\nfoo\ngoto X\n\nexit\nhelp\n"))
+    assert [c.verb for c in shell.commands(False, "P> ", lambda line: goto.parse(line, {}), "door")] == ["help", "empty"]
+    out = capsys.readouterr().out
+    assert "door: unknown command 'foo'" in out and "door: no device 'X'" in out
+    monkeypatch.setattr(sys, "stdin", io.StringIO("show\nrm -rf /\n"))
+    assert [c.argv for c in shell.commands(False, "S$ ", goto.parse_switch, "ovs-vsctl")] == [("show",)]
+    assert "ovs-vsctl: unknown command 'rm'" in capsys.readouterr().out

@@ -6,30 +6,14 @@ from __future__ import annotations
 
 import io
 import json
-import textwrap
 
 import pytest
 
 from minet_sdn.classroom import page
 from minet_sdn.classroom.page import StudentsPage, check_destination, compact_matrix, connections, known_names
-from minet_sdn.topology import TopologyError, parse_topology
 from minet_sdn.watch.measure import MeasureError
+from tests.unit.class_support import FOUR_ASES, IXP, class_problems, class_topo
 
-BASE = textwrap.dedent("""\
-    name: sp
-    servers: [VM1, VM2]
-    ases:
-      1: {server: VM1, routers: [A1]}
-      2: {server: VM2, routers: [B1]}
-      3: {server: VM1, routers: [C1, C2], configure: false}
-      4: {server: VM2, routers: [D1], configure: false}
-    links:
-      - {a: 1.A1, b: 2.B1, rel: peer}
-      - {a: 1.A1, b: 3.C1, rel: provider}
-      - {a: 2.B1, b: 4.D1, rel: provider}
-    ixps:
-      100: {server: VM1, members: [1.A1, 2.B1, 3.C2]}
-    """)
 HOSTILE = ["show bgp summary; id", "show bgp summary | sh", "show ip route $(id)", "show ip route `id`",
            "show bgp summary\nconfigure terminal", "show ip route 10.0.0.0/8 && reboot", "show running-config",
            "configure terminal", "write memory", "clear ip bgp *", "start-shell", "show bgp 'x'", "",
@@ -38,14 +22,15 @@ HOSTILE_DEST = ["10.1.0.1; id", "$(id)", "`id`", "-f", "--help", "10.1.0.1 -c 10
                 "evil.example.com", "fe80::1%eth0", "", " ", "1.A1;", "../../etc/passwd", "10.1.0.1\x00"]
 
 
+BASE = FOUR_ASES.format(name="sp") + IXP
+
+
 def topo(extra: str = ""):
-    return parse_topology(BASE + extra, "t.yaml")
+    return class_topo("sp", extra, ixp=True)
 
 
 def problems(extra: str):
-    with pytest.raises(TopologyError) as exc:
-        topo(extra)
-    return exc.value.problems
+    return class_problems("sp", extra, ixp=True)
 
 
 # ---- settings ----------------------------------------------------------------------------------
