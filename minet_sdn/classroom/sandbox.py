@@ -10,11 +10,11 @@ with the student's terminal as fds 0-2).
      (no /run, no state directories, no other group's files, no /home, /root, /var, /work)
      routers: /usr/bin holds vtysh only (no shell, no pager: `start-shell` and pager escapes find
      nothing to run); the router's FRR directory is its only socket directory, at /run/frr, and
-     each daemon's socket there is this process's vty guard (vtyguard.py), not the daemon's
+     each daemon's socket there is the session's vty guard (vtyguard.py), not the daemon's
      hosts: the whole /usr (ip, ping, traceroute, tcpdump, a shell)
-  5. fork: the child chroots and is PID 1 of the new namespace (it reaps, and its exit ends every
-     process of it); this process stays outside the new root, in the group's cgroups, and relays
-     vtysh to the daemons (the guard), so that work is the group's, not the broker's
+  5. chroot; fork (PID 1 of the new namespace reaps, and its exit ends every process of it)
+  (routers, before 2: the vty guard's relay, a child of this process in the group's cgroups, so
+   relaying the group's vtysh is the group's work, not the broker's)
   6. rlimits; the group's uid/gid (+frrvty for vtysh), an empty capability bounding set except
      NET_ADMIN and NET_RAW on hosts (ambient, so ip/ping/tcpdump work), no_new_privs; a clean env
 """
@@ -26,6 +26,7 @@ import fcntl
 import json
 import os
 import resource
+import shutil
 import signal
 import sys
 from typing import Any, Dict, List
@@ -186,41 +187,65 @@ def pid1(spec: Dict[str, Any]) -> int:
     return status if status >= 0 else 128 - status
 
 
+def start_relay(spec: Dict[str, Any]):
+    """A router session's vty guard (vtyguard.py) in a child process of this one: in the group's
+    cgroups (this process joined them), in the server's PID namespace (a process cannot start a
+    thread once it has unshared its PID namespace, and the guard's relay is threads). Its sockets
+    are bound here, before the fork, so the sandbox can bind them over the daemons' sockets.
+    (guard, relay pid)."""
+    guard = vtyguard.Guard(spec["vty_dir"], spec["vty_guard_dir"], spec["gid"], start=False)
+    relay = os.fork()
+    if relay == 0:
+        try:
+            _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+            null = os.open(os.devnull, os.O_RDWR)       # not the student's terminal
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            guard.start()
+            while True:
+                signal.pause()
+        finally:
+            os._exit(0)
+    for srv in guard.listeners:                 # the relay serves them; the paths stay
+        srv.close()
+    return guard, relay
+
+
 def enter(spec: Dict[str, Any]) -> int:
     for path in spec["cgroup_procs"]:
         with open(path, "w") as fh:
             fh.write(str(os.getpid()))
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    fd = os.open(f"/run/netns/{spec['netns']}", os.O_RDONLY)
-    _check(_libc.setns(fd, CLONE_NEWNET), f"setns {spec['netns']}")
-    os.close(fd)
-    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
-    mount("none", "/", "", MS_REC | MS_PRIVATE)
-    host = spec["prompt"].replace(" ", "-")[:60]
-    _check(_libc.sethostname(host.encode(), len(host)), "sethostname")
-    guard = None
-    if spec["kind"] == "router":       # vtysh reaches the daemons through this process's guard only
-        guard = vtyguard.Guard(spec["vty_dir"], spec["vty_guard_dir"], spec["gid"], start=False)
-        spec["vty_guard"] = vtyguard.mounts(guard)
+    guard, relay = start_relay(spec) if spec["kind"] == "router" else (None, 0)
     try:
+        if guard is not None:
+            spec["vty_guard"] = vtyguard.mounts(guard)
+        fd = os.open(f"/run/netns/{spec['netns']}", os.O_RDONLY)
+        _check(_libc.setns(fd, CLONE_NEWNET), f"setns {spec['netns']}")
+        os.close(fd)
+        _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
+        mount("none", "/", "", MS_REC | MS_PRIVATE)
+        host = spec["prompt"].replace(" ", "-")[:60]
+        _check(_libc.sethostname(host.encode(), len(host)), "sethostname")
         root = build_root(spec)
-        child = os.fork()                    # the first child of the new PID namespace is its PID 1
+        os.chroot(root)
+        os.chdir("/")
+        child = os.fork()                        # the first child of the new PID namespace is its PID 1
         if child == 0:
             try:
                 _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-                os.chroot(root)
-                os.chdir("/")
                 os._exit(pid1(spec))
             except BaseException as exc:
                 os.write(2, f"door: {exc}\r\n".encode())
                 os._exit(126)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        if guard is not None:
-            guard.start()                    # threads only now: the fork above had none to lose
         _, st = os.waitpid(child, 0)
     finally:
+        if relay:
+            os.kill(relay, signal.SIGKILL)
+            os.waitpid(relay, 0)
         if guard is not None:
-            guard.close()
+            shutil.rmtree(guard.dir, ignore_errors=True)    # the broker does it too, should this die
     code = os.waitstatus_to_exitcode(st)
     return code if code >= 0 else 128 - code
 

@@ -189,9 +189,9 @@ def _close(*socks) -> None:
 
 class Guard:
     """One router session's guarded daemon sockets: `sockets` [(daemon socket name, guard path)].
-    It runs in the session's sandbox process (sandbox.py), in the group's cgroups: the relaying
+    It runs in a child of the session's sandbox process (sandbox.py), in the group's cgroups: the relaying
     of a group's vtysh is that group's CPU and memory, not the broker's. `start=False` binds the
-    sockets only (no thread yet: the sandbox forks after binding them), start() serves them."""
+    sockets only (the sandbox binds them, then forks the relay that serves them: start())."""
 
     def __init__(self, vty_dir: str, session_dir: str, gid: int, start: bool = True):
         self.vty_dir = vty_dir

@@ -708,18 +708,18 @@ def test_a_switch_command_runs_in_the_groups_cgroups_not_in_the_broker(tmp_path,
 
 
 def test_the_vty_guard_binds_first_and_serves_only_once_started(tmp_path):
-    """The sandbox binds the guard's sockets, forks, then starts it (no thread across the fork)."""
+    """The sandbox binds the guard's sockets, then its relay child starts serving them."""
     import threading
     from minet_sdn.classroom import vtyguard
     vty = tmp_path / "vty"
     vty.mkdir()
     srv = socket_server(str(vty / "zebra.vty"))
-    before = threading.active_count()
+    before = set(threading.enumerate())
     guard = vtyguard.Guard(str(vty), str(tmp_path / "g"), os.getgid(), start=False)
     try:
-        assert threading.active_count() == before and os.path.exists(guard.sockets[0][1])
+        assert set(threading.enumerate()) - before == set() and os.path.exists(guard.sockets[0][1])
         guard.start()
-        assert threading.active_count() == before + 1
+        assert len(set(threading.enumerate()) - before) == 1
     finally:
         guard.close()
         srv.close()
@@ -737,3 +737,46 @@ def test_the_door_and_the_switch_prompts_read_lines_the_same_way(monkeypatch, ca
     monkeypatch.setattr(sys, "stdin", io.StringIO("show\nrm -rf /\n"))
     assert [c.argv for c in shell.commands(False, "S$ ", goto.parse_switch, "ovs-vsctl")] == [("show",)]
     assert "ovs-vsctl: unknown command 'rm'" in capsys.readouterr().out
+
+
+def test_the_sandbox_relays_vtysh_from_a_child_of_its_own(tmp_path):
+    """sandbox.start_relay: the guard's sockets bound by the sandbox, served by a forked child (it
+    will be in the group's cgroups, and may start threads: the sandbox itself, once in its own PID
+    namespace, may not); commands reach the daemon as the keywords resolved; killing the child
+    ends the relay."""
+    import signal
+    import threading
+    from minet_sdn.classroom import sandbox
+    vty = tmp_path / "vty"
+    vty.mkdir()
+    srv = socket_server(str(vty / "bgpd.vty"))
+    seen = []
+
+    def daemon():
+        conn, _ = srv.accept()
+        buf = b""
+        while True:
+            chunk = conn.recv(4096)
+            if not chunk:
+                return
+            buf += chunk
+            while b"\0" in buf:
+                cmd, buf = buf.split(b"\0", 1)
+                seen.append(cmd.decode())
+                conn.sendall(b"ok\n\0\0\0\0")
+    threading.Thread(target=daemon, daemon=True).start()
+    guard, relay = sandbox.start_relay({"vty_dir": str(vty), "vty_guard_dir": str(tmp_path / "g"), "gid": os.getgid()})
+    try:
+        assert relay > 0 and all(s.fileno() == -1 for s in guard.listeners)     # served by the child only
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.settimeout(20)
+        c.connect(guard.sockets[0][1])
+        c.sendall(b"sh ip bgp\0")
+        assert c.recv(100) == b"ok\n\0\0\0\0" and seen == ["show ip bgp"]
+        c.sendall(b"log file /tmp/x\0")
+        assert c.recv(200).startswith(b"% `log` is not")
+        c.close()
+    finally:
+        os.kill(relay, signal.SIGKILL)
+        os.waitpid(relay, 0)
+        srv.close()
