@@ -339,12 +339,13 @@ def test_vtysh_cannot_make_a_daemon_write_another_groups_files(lab):
                      f"dump bgp all {target}"):
             assert "a door may send" in s.cmd(line, r"\(config\)# "), line
         s.cmd("lo fi pwned", r"\(config\)# ")      # sent on as `log-adjacency-changes fi ...`: the daemon refuses
+        for line in ("banner motd file /etc/shadow", "log extended x"):      # vtysh may keep these to itself
+            s.cmd(line, r"\(config[a-z-]*\)# ")
+        s.cmd("end", "AS3-C2# ")
+        s.cmd("configure terminal", r"\(config\)# ")
         s.cmd("rpki", r"\(config[a-z-]*\)# ")         # bgpd may lack the rpki module: vtysh still sends it
         s.cmd(f"rpki cache 10.0.0.1 22 student {target} preference 1", r"\(config[a-z-]*\)# ")
         s.cmd("rpki cache 10.0.0.1 22 student pwned preference 1", r"\(config[a-z-]*\)# ")
-        s.cmd("exit", r"\(config[a-z-]*\)# ")
-        for line in ("banner motd file /etc/shadow", "log extended x"):      # vtysh may keep these to itself
-            s.cmd(line, r"\(config[a-z-]*\)# ")
         s.cmd("end", "AS3-C2# ")
         conf = s.cmd("show running-config", "AS3-C2# ")
         assert not any(w in conf for w in ("log file", "log filtered-file", "dump bgp", "banner motd file",
