@@ -5,6 +5,11 @@ vtysh commands, through real sshd and the real OpenSSH client.
     sudo python3 bench/doors_class.py [--ases 60] [--servers 4] [--groups 58] [--duration 60]
                                       [--think 1.0] [--samples 10]
 
+The class-size run (about 8 minutes on 2 cores: lab up ~2-3 min, 58 logins, 60 s of load, lab down):
+    flock /work/heavy.lock timeout -s INT 900 python3 bench/doors_class.py --ases 60 --groups 58
+A small run to check the bench itself (under a minute of load, ~1.5 min in all):
+    flock /work/heavy.lock python3 bench/doors_class.py --ases 6 --groups 4 --duration 20 --samples 3
+
 Needs root, Open vSwitch, FRR, sshd, the OpenSSH client and pexpect. A class topology
 (minet_sdn/topology/generate.py: N ASes x 8 routers on 4 emulated servers) gets a `class:` section
 giving doors to `--groups` ASes (all but the first ones); `minet lab up`, then:
@@ -43,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import lab_up as common                              # noqa: E402  (machine, save, check_root, leftovers)
+from sampling import process_ticks                   # noqa: E402
 from minet_sdn.lab import quiet                      # noqa: E402
 from minet_sdn.lab.lab import Lab                    # noqa: E402
 from minet_sdn.topology import load_topology         # noqa: E402
@@ -105,6 +111,46 @@ def groups_cgroup(tag: str) -> Dict[str, Optional[float]]:
         except OSError:
             pass
     return out
+
+
+def group_pids(tag: str) -> List[int]:
+    """Every process in the groups' cgroups (v2, or v1's pids hierarchy)."""
+    pids: List[int] = []
+    for parent in (f"/sys/fs/cgroup/minet-{tag}", f"/sys/fs/cgroup/pids/minet-{tag}"):
+        try:
+            groups = [g for g in os.listdir(parent) if g.startswith("as")]
+        except OSError:
+            continue
+        for g in groups:
+            try:
+                with open(os.path.join(parent, g, "cgroup.procs")) as fh:
+                    pids += [int(x) for x in fh.read().split()]
+            except (OSError, ValueError):
+                pass
+    return pids
+
+
+def ticks(pids: List[int]) -> Dict[int, int]:
+    out = {}
+    for pid in pids:
+        t = process_ticks(pid)
+        if t is not None:
+            out[pid] = t
+    return out
+
+
+def cpu_used(before: Dict[int, int], after: Dict[int, int]) -> float:
+    """CPU seconds of the processes alive at the end (all of it for those started since)."""
+    return sum(t - before.get(pid, 0) for pid, t in after.items()) / os.sysconf("SC_CLK_TCK")
+
+
+def broker_pid(instance: str) -> Optional[int]:
+    from minet_sdn.classroom import doors
+    try:
+        with open(os.path.join(doors.run_dir(instance), "state.json")) as fh:
+            return int(json.load(fh)["broker"]["pid"])
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 class Session:
@@ -233,7 +279,9 @@ def run(args) -> Dict:
         result["all_logged_in_s"] = round(time.monotonic() - t_login, 2)
         print(f"{len(out['logins'])} groups logged in within {result['all_logged_in_s']} s "
               f"({len(errors)} failed)", flush=True)
+        broker = broker_pid(topo.name)
         cpu_a, cg_a, t_a = cpu_times(), groups_cgroup(topo.tag), time.monotonic()
+        g_a, b_a = ticks(group_pids(topo.tag)), process_ticks(broker) if broker else None
         mem_min = mem_available()
         loaded = []
         deadline = time.monotonic() + args.duration
@@ -242,6 +290,7 @@ def run(args) -> Dict:
             mem_min = min(mem_min, mem_available())
             time.sleep(max(0.0, min(2.0, deadline - time.monotonic())))
         cpu_b, cg_b, t_b = cpu_times(), groups_cgroup(topo.tag), time.monotonic()
+        g_b, b_b = ticks(group_pids(topo.tag)), process_ticks(broker) if broker else None
         mem_min = min(mem_min, mem_available())
         n_commands = len(out["commands"])
         stop.set()
@@ -259,6 +308,11 @@ def run(args) -> Dict:
             "idle_ratio_p50": round(under["p50"] / ref, 2) if ref else None,
             "machine_cpu_busy": busy_share(cpu_a, cpu_b),
             "groups_cgroup_cpu_share": round(cg_cpu / (t_b - t_a) / (os.cpu_count() or 1), 3) if cg_cpu else None,
+            # the groups' processes (door shells, sandboxes relaying vtysh, vtysh) against the broker's:
+            # shares of the machine's CPU during the load
+            "groups_processes_cpu_share": round(cpu_used(g_a, g_b) / (t_b - t_a) / (os.cpu_count() or 1), 3),
+            "broker_cpu_share": (round((b_b - b_a) / os.sysconf("SC_CLK_TCK") / (t_b - t_a) / (os.cpu_count() or 1), 4)
+                                 if b_a is not None and b_b is not None else None),
             "mem_available_drop_mb": round((mem0 - mem_min) / 2**20, 1),
             "groups_cgroup_memory_mb": round(cg_b["memory_bytes"] / 2**20, 1) if cg_b["memory_bytes"] else None,
             "groups_cgroup_memory_before_mb": round(cg0["memory_bytes"] / 2**20, 1) if cg0["memory_bytes"] else None,
@@ -285,6 +339,7 @@ def main() -> int:
     load = result.get("load", {})
     print(json.dumps({k: load.get(k) for k in ("groups_logged_in", "login_s", "vtysh_command_s",
                                                "idle_goto_show_exit_s", "idle_ratio_p50", "machine_cpu_busy",
+                                               "groups_processes_cpu_share", "broker_cpu_share",
                                                "mem_available_drop_mb", "groups_cgroup_memory_mb", "n_errors")},
                      indent=1))
     print(f"saved {path}")

@@ -11,7 +11,8 @@ Protocol: one JSON line each way per request, on a fresh connection.
   {"op": "goto", "device": KEY, "term": T} + fds (the terminal: 1 fd, or stdin/stdout/stderr: 3)
                                        -> {"ok": true} ... {"exit": N}   or   {"error": "..."}
   {"op": "vsctl", "device": KEY, "argv": [...]}   one students' ovs-vsctl command on the group's
-                                       switch KEY (provision/l2ctl.py's allow-list, run here as root)
+                                       switch KEY (provision/l2ctl.py's allow-list, run as root in a
+                                       process of the group's cgroups: charged.py)
                                        -> {"code": N, "out": "...", "err": "..."}   or   {"error": "..."}
 Run as `python -I -m minet_sdn.classroom.broker PLAN.json` (doors.py writes the plan, 0600 root).
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import array
 import json
 import os
+import shutil
 import socket
 import stat
 import struct
@@ -28,7 +30,7 @@ import sys
 import threading
 from typing import Any, Dict, List, Optional, Tuple
 
-from . import cgroups, vtyguard
+from . import cgroups
 from .sandbox import SPEC_ENV
 from .settings import Limits
 
@@ -154,21 +156,14 @@ class Broker:
                 "stage": self.plan["stage"], "tty": len(fds) == 1, "term": term,
                 "prompt": f"AS{asn} {key}", "cgroup_procs": list(cg.procs),
                 "rlimits": cgroups.rlimits(self.mode, self.limits)}
-        guard = None
-        if device["kind"] == "router":     # vtysh reaches the daemons through the guard only (vtyguard.py)
-            try:
-                guard = vtyguard.Guard(device["vty_dir"], os.path.join(
-                    os.path.dirname(self.plan["socket"]), "vty", os.urandom(8).hex()), group["gid"])
-            except OSError as exc:
-                send(conn, {"error": f"cannot open the router's daemons ({exc.strerror})"})
-                return
-            spec["vty_guard"] = vtyguard.mounts(guard)
+        if device["kind"] == "router":     # the sandbox relays vtysh through the guard (vtyguard.py), in the group's cgroups
+            spec["vty_guard_dir"] = os.path.join(os.path.dirname(self.plan["socket"]), "vty", os.urandom(8).hex())
         stdio = (fds[0], fds[0], fds[0]) if len(fds) == 1 else tuple(fds)
         try:
             code = self._run_sandbox(conn, spec, stdio, fds)
         finally:
-            if guard is not None:
-                guard.close()
+            if "vty_guard_dir" in spec:    # the sandbox removes it; not when it was killed
+                shutil.rmtree(spec["vty_guard_dir"], ignore_errors=True)
         if device["kind"] == "router":
             self.keep_config_readable(device)
         send(conn, {"exit": code})
@@ -186,7 +181,6 @@ class Broker:
     def vsctl(self, conn: socket.socket, req: Dict[str, Any], group: Dict[str, Any]) -> None:
         """One ovs-vsctl command on one of the group's switches: the switch and its map come from
         the plan, the arguments from the request, checked word by word by l2ctl (no shell)."""
-        from ..provision import l2ctl
         key, argv = req.get("device"), req.get("argv")
         device = group["devices"].get(key) if isinstance(key, str) else None
         if device is None or device["kind"] != "switch" or not device.get("l2_map"):
@@ -196,8 +190,24 @@ class Broker:
                 or not all(isinstance(a, str) and len(a) <= 200 and a.isascii() and a.isprintable() for a in argv)):
             send(conn, {"error": "bad request"})
             return
-        code, out, err = l2ctl.execute(device["l2_map"], device["node"], argv)
-        send(conn, {"code": code, "out": out[:65536], "err": err[:4096]})
+        send(conn, self.charged(group["asn"], {"map": device["l2_map"], "switch": device["node"], "argv": argv}))
+
+    def charged(self, asn: int, spec: Dict[str, Any]) -> Dict[str, Any]:
+        """One switch command, run in group `asn`'s cgroups (charged.py), not in the broker."""
+        spec = dict(spec, procs=list(self.cgroup_plan(asn).procs))
+        try:
+            proc = subprocess.run([sys.executable, "-I", "-m", "minet_sdn.classroom.charged"], input=json.dumps(spec),
+                                  capture_output=True, text=True, timeout=60, cwd="/",
+                                  env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+            answer = json.loads(proc.stdout or "{}")
+        except subprocess.TimeoutExpired:
+            return {"error": "the switch command took too long"}
+        except ValueError:
+            return {"error": f"the switch command failed ({proc.stderr.strip()[-200:] or proc.returncode})"}
+        if "error" in answer:
+            return {"error": str(answer["error"])}
+        return {"code": int(answer.get("code", 1)), "out": str(answer.get("out", ""))[:65536],
+                "err": str(answer.get("err", ""))[:4096]}
 
     def keep_config_readable(self, device: Dict[str, Any]) -> None:
         """vtysh run as the group's user writes frr.conf as that user: give it back to frr (the

@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
 import subprocess
 from typing import Dict, Iterable, Optional
@@ -58,6 +59,9 @@ def password_hash(password: str, salt: Optional[str] = None) -> str:
     return proc.stdout.strip()
 
 
+CRYPT_RE = re.compile(r"\$6\$[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{86}")     # SHA-512 crypt(3)
+
+
 class Store:
     """The credentials file of one instance (read, filled, rotated, written whole: 0600)."""
 
@@ -93,6 +97,10 @@ class Store:
         if made:
             self.save()
         return made
+
+    def crypt(self, asn: int) -> str:
+        """What the system keeps of group `asn`'s password (/etc/shadow): a fresh salted hash."""
+        return password_hash(self.passwords[asn])
 
     def rotate(self, asn: int) -> str:
         self.passwords[asn] = new_password()
@@ -135,6 +143,36 @@ class Store:
                 return " ".join(fh.read().split()[:2])
         except OSError:
             return None
+
+
+class Hashes(Store):
+    """A server's credentials under `--master`: its groups' password *hashes* (made by the master,
+    what sshd checks through /etc/shadow) and their doors' host keys; never a password, so none is
+    ever written on the server (docs/class.md)."""
+
+    def __init__(self, instance: str, root: str, hashes: Dict[int, str]):
+        self.dir = os.path.join(root, instance)
+        self.path = os.path.join(self.dir, "credentials.json")
+        self.passwords = {}
+        self.hashes = dict(hashes)
+        for asn, h in self.hashes.items():
+            if not isinstance(h, str) or not CRYPT_RE.fullmatch(h):
+                raise ClassError(f"AS{asn}: not a SHA-512 crypt(3) password hash")
+
+    def ensure(self, asns: Iterable[int]) -> bool:
+        missing = [a for a in asns if a not in self.hashes]
+        if missing:
+            raise ClassError(f"no password hash for AS {', '.join(map(str, missing))}")
+        return False
+
+    def crypt(self, asn: int) -> str:
+        return self.hashes[asn]
+
+    def rotate(self, asn: int) -> str:
+        raise ClassError("passwords are rotated on the master (minet class passwd)")
+
+    def save(self) -> None:
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
 
 
 def fingerprint(public: str) -> str:

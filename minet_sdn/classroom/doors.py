@@ -69,18 +69,23 @@ def ours(user: str, instance: str, asn: int) -> Optional[pwd.struct_passwd]:
     return pw
 
 
-def ensure_user(user: str, instance: str, asn: int, password: str) -> pwd.struct_passwd:
+def ensure_user(user: str, instance: str, asn: int, crypted: str) -> pwd.struct_passwd:
+    """The group's user, made if missing, with `crypted` (a crypt(3) hash) as its password."""
     pw = ours(user, instance, asn)
     if pw is None:
         _run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/",
               "--shell", "/bin/sh", "--comment", gecos(instance, asn), user])
         pw = pwd.getpwnam(user)
-    set_password(user, password)
+    set_crypted(user, crypted)
     return pw
 
 
+def set_crypted(user: str, crypted: str) -> None:
+    _run(["usermod", "-p", crypted, user])
+
+
 def set_password(user: str, password: str) -> None:
-    _run(["usermod", "-p", credentials.password_hash(password), user])
+    set_crypted(user, credentials.password_hash(password))
 
 
 def remove_user(user: str, instance: str, asn: int) -> List[str]:
@@ -309,7 +314,7 @@ def up(topo, servers: Iterable[str], nodes: Nodes, listen: Optional[str] = None,
     doors: List[Door] = []
     for asn in asns:
         user = credentials.user_name(topo.tag, asn)
-        users[asn] = ensure_user(user, topo.name, asn, store.passwords[asn])
+        users[asn] = ensure_user(user, topo.name, asn, store.crypt(asn))
         for dev in goto.group_devices(topo, asn).values():
             if dev.kind == "router":
                 share_router_dir(nodes.get(dev.node, (None, None))[1], users[asn].pw_gid)

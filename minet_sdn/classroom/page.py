@@ -42,10 +42,18 @@ SESSION_TTL = 12 * 3600.0          # a class day
 MAX_SESSIONS = 4096                # the oldest goes beyond this (no memory growth from logins)
 MAX_OUTPUT = 256 * 1024            # bytes of looking-glass or measurement output returned
 MAX_BODY = 4096                    # our bodies are a few fields
-# Per client (a logged-in group, or an address on a public page): looking glass and measurements
+# Per client (a logged-in group, or a browser on a public page): looking glass and measurements
 # start processes, so each client gets a bucket of RUN_BURST runs refilled at RUN_PER_MINUTE.
 RUN_PER_MINUTE = 12.0
 RUN_BURST = 6
+# A public page is reached through loopback (an SSH tunnel, the TA's proxy): every client has the
+# same address, so each browser gets an anonymous client cookie (signed by this process) and its
+# own bucket. A client that drops its cookie to get a fresh bucket can get at most MINT_BURST new
+# cookies, refilled at MINT_PER_MINUTE, per address (for all of that address together); a client
+# without a cookie (curl) shares its address's bucket. MAX_RUNNING bounds the page whatever.
+CLIENT_COOKIE = "minet_client"
+MINT_PER_MINUTE = 20.0
+MINT_BURST = 20
 MAX_RUNNING = 4                    # processes running at once for the whole page (2-core machines)
 # Logins: LOGIN_BURST failures per user name and per client address, refilled at LOGIN_PER_MINUTE;
 # beyond that, every login of that name or address is refused until the bucket refills.
@@ -260,6 +268,8 @@ class StudentsPage:
         self.sessions = Sessions()
         self.runs = Buckets(RUN_PER_MINUTE, RUN_BURST, clock)
         self.login_fail = Buckets(LOGIN_PER_MINUTE, LOGIN_BURST, clock)
+        self.mint = Buckets(MINT_PER_MINUTE, MINT_BURST, clock)
+        self._client_key = secrets.token_bytes(32)
         self.running = threading.BoundedSemaphore(MAX_RUNNING)
         self.names = known_names(topo)
         self._connections = json.dumps({"ases": [
@@ -319,10 +329,35 @@ class StudentsPage:
     def who(self, environ) -> Optional[Session]:
         return self.sessions.get(self._token(environ))
 
+    def _sign(self, ident: str) -> str:
+        return hmac.new(self._client_key, ident.encode(), "sha256").hexdigest()[:32]
+
+    def client(self, environ) -> Optional[str]:
+        """The public page's client id of this browser (its signed cookie), or None."""
+        try:
+            c = SimpleCookie(environ.get("HTTP_COOKIE", ""))
+        except CookieError:
+            return None
+        ident, _, sig = (c[CLIENT_COOKIE].value if CLIENT_COOKIE in c else "").partition(".")
+        if len(ident) == 24 and hmac.compare_digest(sig, self._sign(ident)):
+            return ident
+        return None
+
+    def _client_cookie(self, environ) -> List[Tuple[str, str]]:
+        """A new client cookie for a public page's browser that has none (at most MINT_BURST per
+        address, refilled at MINT_PER_MINUTE: dropping it does not buy fresh buckets for long)."""
+        if self.access != "public" or self.client(environ) is not None:
+            return []
+        if self.mint.take("addr:" + environ.get("REMOTE_ADDR", "?")) is not None:
+            return []
+        ident = secrets.token_hex(12)
+        return [("Set-Cookie", f"{CLIENT_COOKIE}={ident}.{self._sign(ident)}; Path=/; HttpOnly; SameSite=Strict")]
+
     def _need(self, environ) -> str:
         """The client key for throttles; 401 on a groups page without a session."""
         if self.access == "public":
-            return "addr:" + environ.get("REMOTE_ADDR", "?")
+            ident = self.client(environ)
+            return "client:" + ident if ident else "addr:" + environ.get("REMOTE_ADDR", "?")
         s = self.who(environ)
         if s is None:
             raise HttpError(401, "log in with your group's user and password")
@@ -335,12 +370,12 @@ class StudentsPage:
             self._allow(method, "GET", "HEAD")
             name, ctype = ASSETS[path]
             with open(os.path.join(STATIC, name), "rb") as fh:
-                return 200, ctype, fh.read(), []
+                return 200, ctype, fh.read(), self._client_cookie(environ) if path == "/" else []
         if path == "/favicon.ico":
             return 204, "text/plain", b"", []
         if path == "/api/info":
             self._allow(method, "GET")
-            return self._json(self.info(environ))
+            return self._json(self.info(environ), self._client_cookie(environ))
         if path == "/api/login":
             self._allow(method, "POST")
             return self.login(environ)

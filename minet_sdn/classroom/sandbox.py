@@ -10,9 +10,11 @@ with the student's terminal as fds 0-2).
      (no /run, no state directories, no other group's files, no /home, /root, /var, /work)
      routers: /usr/bin holds vtysh only (no shell, no pager: `start-shell` and pager escapes find
      nothing to run); the router's FRR directory is its only socket directory, at /run/frr, and
-     each daemon's socket there is the broker's vty guard (vtyguard.py), not the daemon's
+     each daemon's socket there is the session's vty guard (vtyguard.py), not the daemon's
      hosts: the whole /usr (ip, ping, traceroute, tcpdump, a shell)
   5. chroot; fork (PID 1 of the new namespace reaps, and its exit ends every process of it)
+  (routers, before 2: the vty guard's relay, a child of this process in the group's cgroups, so
+   relaying the group's vtysh is the group's work, not the broker's)
   6. rlimits; the group's uid/gid (+frrvty for vtysh), an empty capability bounding set except
      NET_ADMIN and NET_RAW on hosts (ambient, so ip/ping/tcpdump work), no_new_privs; a clean env
 """
@@ -24,9 +26,12 @@ import fcntl
 import json
 import os
 import resource
+import shutil
 import signal
 import sys
 from typing import Any, Dict, List
+
+from . import vtyguard
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x20000, 0x4000000, 0x8000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 8, 32, 4096, 16384, 1 << 18
@@ -112,7 +117,7 @@ def build_root(spec: Dict[str, Any]) -> str:
             bind(b, f"{root}{b}", readonly=True, rec=False)
         os.makedirs(f"{root}/run/frr")
         bind(spec["vty_dir"], f"{root}/run/frr", rec=False)
-        # the daemons' sockets are the broker's guard (vtyguard.py): no `log file PATH` and the like
+        # the daemons' sockets are this process's guard (vtyguard.py): the allow-list only
         for guard_path, name in spec.get("vty_guard") or ():
             bind(guard_path, f"{root}/run/frr/{name}", rec=False)
     return root
@@ -182,31 +187,65 @@ def pid1(spec: Dict[str, Any]) -> int:
     return status if status >= 0 else 128 - status
 
 
+def start_relay(spec: Dict[str, Any]):
+    """A router session's vty guard (vtyguard.py) in a child process of this one: in the group's
+    cgroups (this process joined them), in the server's PID namespace (a process cannot start a
+    thread once it has unshared its PID namespace, and the guard's relay is threads). Its sockets
+    are bound here, before the fork, so the sandbox can bind them over the daemons' sockets.
+    (guard, relay pid)."""
+    guard = vtyguard.Guard(spec["vty_dir"], spec["vty_guard_dir"], spec["gid"], start=False)
+    relay = os.fork()
+    if relay == 0:
+        try:
+            _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+            null = os.open(os.devnull, os.O_RDWR)       # not the student's terminal
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            guard.start()
+            while True:
+                signal.pause()
+        finally:
+            os._exit(0)
+    for srv in guard.listeners:                 # the relay serves them; the paths stay
+        srv.close()
+    return guard, relay
+
+
 def enter(spec: Dict[str, Any]) -> int:
     for path in spec["cgroup_procs"]:
         with open(path, "w") as fh:
             fh.write(str(os.getpid()))
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    fd = os.open(f"/run/netns/{spec['netns']}", os.O_RDONLY)
-    _check(_libc.setns(fd, CLONE_NEWNET), f"setns {spec['netns']}")
-    os.close(fd)
-    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
-    mount("none", "/", "", MS_REC | MS_PRIVATE)
-    host = spec["prompt"].replace(" ", "-")[:60]
-    _check(_libc.sethostname(host.encode(), len(host)), "sethostname")
-    root = build_root(spec)
-    os.chroot(root)
-    os.chdir("/")
-    child = os.fork()                        # the first child of the new PID namespace is its PID 1
-    if child == 0:
-        try:
-            _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-            os._exit(pid1(spec))
-        except BaseException as exc:
-            os.write(2, f"door: {exc}\r\n".encode())
-            os._exit(126)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _, st = os.waitpid(child, 0)
+    guard, relay = start_relay(spec) if spec["kind"] == "router" else (None, 0)
+    try:
+        if guard is not None:
+            spec["vty_guard"] = vtyguard.mounts(guard)
+        fd = os.open(f"/run/netns/{spec['netns']}", os.O_RDONLY)
+        _check(_libc.setns(fd, CLONE_NEWNET), f"setns {spec['netns']}")
+        os.close(fd)
+        _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
+        mount("none", "/", "", MS_REC | MS_PRIVATE)
+        host = spec["prompt"].replace(" ", "-")[:60]
+        _check(_libc.sethostname(host.encode(), len(host)), "sethostname")
+        root = build_root(spec)
+        os.chroot(root)
+        os.chdir("/")
+        child = os.fork()                        # the first child of the new PID namespace is its PID 1
+        if child == 0:
+            try:
+                _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+                os._exit(pid1(spec))
+            except BaseException as exc:
+                os.write(2, f"door: {exc}\r\n".encode())
+                os._exit(126)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _, st = os.waitpid(child, 0)
+    finally:
+        if relay:
+            os.kill(relay, signal.SIGKILL)
+            os.waitpid(relay, 0)
+        if guard is not None:
+            shutil.rmtree(guard.dir, ignore_errors=True)    # the broker does it too, should this die
     code = os.waitstatus_to_exitcode(st)
     return code if code >= 0 else 128 - code
 

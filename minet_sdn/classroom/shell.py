@@ -174,23 +174,7 @@ def run(sock_path: str) -> int:
         import readline
         _door_completion(readline, door)
         readline.parse_and_bind("tab: complete")
-    prompt = f"AS{door.asn}> "
-    while True:
-        try:
-            line = input(prompt) if door.tty else _read_plain(prompt)
-        except EOFError:
-            print("", file=out)
-            return 0
-        except KeyboardInterrupt:
-            print("", file=out)
-            continue
-        try:
-            cmd = goto.parse(line, door.devices)
-        except goto.Refused as exc:
-            print(f"door: {exc}", file=out, flush=True)
-            continue
-        if cmd.verb == "exit":
-            return 0
+    for cmd in commands(door.tty, f"AS{door.asn}> ", lambda line: goto.parse(line, door.devices), "door"):
         if cmd.verb == "help":
             print(goto.HELP, file=out, flush=True)
         elif cmd.verb == "devices":
@@ -203,6 +187,30 @@ def run(sock_path: str) -> int:
         elif cmd.verb == "goto":
             code = door.enter(cmd.device)
             print(f"\r\n(back at the door of AS{door.asn}; {cmd.device} exited with {code})", file=out, flush=True)
+    return 0
+
+
+def commands(tty: bool, prompt: str, parse, who: str):
+    """The commands typed at a prompt (the door's, a switch's), parsed by `parse` (goto.py), until
+    EOF or `exit`: a refused line is answered `<who>: why` and skipped, Ctrl-C gives a new prompt."""
+    out = sys.stdout
+    while True:
+        try:
+            line = input(prompt) if tty else _read_plain(prompt)
+        except EOFError:
+            print("", file=out)
+            return
+        except KeyboardInterrupt:
+            print("", file=out)
+            continue
+        try:
+            cmd = parse(line)
+        except goto.Refused as exc:
+            print(f"{who}: {exc}", file=out, flush=True)
+            continue
+        if cmd.verb == "exit":
+            return
+        yield cmd
 
 
 def _door_completion(readline, door: "Door") -> None:
@@ -231,29 +239,14 @@ def switch_shell(door: "Door", key: str) -> int:
         readline.set_completer(completer)
     print(f"switch {key} of AS{door.asn}: ovs-vsctl on this switch only (its bridge is br0); help, exit",
           file=out, flush=True)
-    prompt = f"AS{door.asn}-{key}$ "
-    while True:
-        try:
-            line = input(prompt) if door.tty else _read_plain(prompt)
-        except EOFError:
-            print("", file=out)
-            return 0
-        except KeyboardInterrupt:
-            print("", file=out)
-            continue
-        try:
-            cmd = goto.parse_switch(line)
-        except goto.Refused as exc:
-            print(f"ovs-vsctl: {exc}", file=out, flush=True)
-            continue
-        if cmd.verb == "exit":
-            return 0
+    for cmd in commands(door.tty, f"AS{door.asn}-{key}$ ", goto.parse_switch, "ovs-vsctl"):
         if cmd.verb == "help":
             print(goto.SWITCH_HELP, file=out, flush=True)
         elif cmd.verb == "vsctl":
             code, text, err = door.vsctl(key, list(cmd.argv))
             out.write(text + err)
             out.flush()
+    return 0
 
 
 def _read_plain(prompt: str) -> str:

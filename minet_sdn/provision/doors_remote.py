@@ -3,8 +3,9 @@
 A door lives on the server that hosts its AS (entering a device means joining its network
 namespace, which only that server's kernel can do). The master (the TA's machine) is the one
 source of the class's credentials: `minet class doors` lists them there. So after provisioning
-every server, the master hands each server its groups' passwords and door host keys, and the
-server makes its doors:
+every server, the master hands each server its groups' password *hashes* (SHA-512 crypt(3), a
+fresh salt each time: what /etc/shadow holds and sshd checks; the password itself never leaves the
+master) and door host keys, and the server makes its doors:
 
   master                                              server S (over the same SSH as provisioning)
   credentials.Store(instance): passwords, host keys   mktemp (0600) <- bundle JSON by SFTP
@@ -14,8 +15,8 @@ server makes its doors:
                                                          sshd per door on class.listen; rm BUNDLE
 
 `--down` runs the same with a bundle saying "down" before the servers' own teardown. A server
-keeps nothing of the credentials but the users' password hashes and the doors' host keys, under
-its doors' run directory (/run/minet-class/<instance>@<server>, root only).
+keeps nothing of the credentials but the users' password hashes (in /etc/shadow) and the doors'
+host keys, under its doors' run directory (/run/minet-class/<instance>@<server>, root only).
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from typing import Callable, Dict, List, Optional
 from ..topology.model import Topology
 
 Progress = Callable[[str], None]
-BUNDLE_VERSION = 1
+BUNDLE_VERSION = 2          # 2: password hashes (1 carried the passwords)
 
 
 def door_servers(topo: Topology) -> List[str]:
@@ -41,7 +42,7 @@ def door_servers(topo: Topology) -> List[str]:
 
 
 def bundle(topo: Topology, server: str, down: bool, store=None) -> Dict:
-    """What `server` needs to make (or remove) its doors: its groups' passwords and host keys
+    """What `server` needs to make (or remove) its doors: its groups' password hashes and host keys
     (private keys: the bundle is for that server only, sent over SSH and removed after use)."""
     from ..classroom import credentials, doors
     asns = doors.door_asns(topo, [server])
@@ -54,7 +55,7 @@ def bundle(topo: Topology, server: str, down: bool, store=None) -> Dict:
     for asn in asns:
         with open(store.host_key(asn)) as fh:
             key = fh.read()
-        doc["groups"][str(asn)] = {"password": store.passwords[asn], "host_key": key,
+        doc["groups"][str(asn)] = {"password_hash": store.crypt(asn), "host_key": key,
                                    "host_key_public": store.host_key_public(asn)}
     return doc
 
@@ -96,11 +97,14 @@ def apply_bundle(topo: Topology, server: str, path: str, progress: Progress) -> 
     missing = [a for a in wanted if a not in given]
     if missing:
         raise BundleError(f"{path}: no credentials for AS {', '.join(map(str, missing))}")
-    # the master's credentials, kept for this run only where root alone reads them
-    store = credentials.Store(topo.name, root=os.path.join(rdir, "credentials"))
+    # the master's hashes and host keys, kept where root alone reads them
+    try:
+        store = credentials.Hashes(topo.name, os.path.join(rdir, "credentials"),
+                                   {a: given[a].get("password_hash") for a in wanted})
+    except ClassError as exc:
+        raise BundleError(f"{path}: {exc}") from None
     for asn in wanted:
         g = given[asn]
-        store.passwords[asn] = g["password"]
         kdir = os.path.join(store.dir, "hostkeys")
         os.makedirs(kdir, mode=0o700, exist_ok=True)
         key = os.path.join(kdir, f"as{asn}_ed25519")

@@ -21,11 +21,12 @@ import sys
 
 import pytest
 
+from class_support import class_lab, free_port_base, minet
 from e2e_support import require_lab
 from tests.polling import wait_until
 from minet_sdn.lab import places
+from minet_sdn.classroom.settings import Limits
 from minet_sdn.lab.lab import Lab
-from minet_sdn.topology import load_topology
 
 pytestmark = pytest.mark.root
 require_lab("vtysh", "ssh", "sftp", "scp")
@@ -59,50 +60,13 @@ class: {{port_base: {port_base}, limits: {{pids: 64, memory: 96M}}}}
 """
 
 
-def free_port_base(n: int = 5) -> int:
-    """A base whose ports base+1..base+n are free on loopback now."""
-    for _ in range(50):
-        base = 40000 + secrets.randbelow(20000)
-        ok = True
-        for asn in range(1, n):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", base + asn)) == 0:
-                    ok = False
-        if ok:
-            return base
-    raise RuntimeError("no free ports")
-
-
-def minet(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "minet_sdn.cli.main", *args], capture_output=True, text=True,
-                          timeout=60)
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("doors")
-    name = f"dr{secrets.token_hex(2)}"
-    path = str(tmp / "doors.yaml")
-    with open(path, "w") as fh:
-        fh.write(TOPOLOGY.format(name=name, port_base=free_port_base()))
-    old = os.environ.get("MINET_CLASS_DIR")
-    os.environ["MINET_CLASS_DIR"] = str(tmp / "class")
-    try:
-        Lab(path, progress=lambda m: print(m, flush=True)).up()
-        proc = minet("class", "doors", path, "--json")
-        assert proc.returncode == 0, proc.stderr
-        doors = {d["group"]: d for d in json.loads(proc.stdout)["doors"]}
+    with class_lab(tmp, "dr", TOPOLOGY) as lab:
         known = tmp / "known_hosts"
-        known.write_text("".join(d["known_hosts"] + "\n" for d in doors.values()))
-        yield {"path": path, "topo": load_topology(path), "doors": doors, "known_hosts": str(known), "tmp": tmp}
-    finally:
-        try:
-            assert Lab(path, progress=lambda m: None).remove() == []
-        finally:
-            if old is None:
-                os.environ.pop("MINET_CLASS_DIR", None)
-            else:
-                os.environ["MINET_CLASS_DIR"] = old
+        known.write_text("".join(d["known_hosts"] + "\n" for d in lab["doors"].values()))
+        yield dict(lab, known_hosts=str(known))
 
 
 def ssh_argv(lab, door, *extra: str, program: str = "ssh", user=None):
@@ -358,7 +322,8 @@ def frr_dir(lab, router: str) -> str:
 
 def test_vtysh_cannot_make_a_daemon_write_another_groups_files(lab):
     """The daemons run as frr, which owns every router's directory: `log file PATH` typed as root
-    makes bgpd write PATH; from a door the guard refuses it, and `dump bgp` and the rest."""
+    makes bgpd write PATH; from a door the guard's allow-list refuses it, `dump bgp`, a bare name
+    (opened in the daemon's directory), and the ssh form of `rpki cache` (key files by name)."""
     probe = os.path.join(frr_dir(lab, "4.D1"), "probe.log")           # another group's router's directory
     place = places.router_place(lab["topo"], "3.C2")
     root = subprocess.run(place.exec_prefix() + place.vtysh_argv("configure terminal", f"log file {probe}"),
@@ -370,11 +335,17 @@ def test_vtysh_cannot_make_a_daemon_write_another_groups_files(lab):
     with Door(lab, 3) as s:
         s.cmd("goto C2", "AS3-C2# ")
         s.cmd("configure terminal", r"\(config\)# ")
-        for line in (f"log file {target}", f"log filtered-file {target}",
+        for line in (f"log file {target}", f"log filtered-file {target}", "log file pwned",
                      f"dump bgp all {target}"):
-            assert "not from a door" in s.cmd(line, r"\(config\)# "), line
+            assert "a door may send" in s.cmd(line, r"\(config\)# "), line
+        s.cmd("lo fi pwned", r"\(config\)# ")      # sent on as `log-adjacency-changes fi ...`: the daemon refuses
         for line in ("banner motd file /etc/shadow", "log extended x"):      # vtysh may keep these to itself
             s.cmd(line, r"\(config[a-z-]*\)# ")
+        s.cmd("end", "AS3-C2# ")
+        s.cmd("configure terminal", r"\(config\)# ")
+        s.cmd("rpki", r"\(config[a-z-]*\)# ")         # bgpd may lack the rpki module: vtysh still sends it
+        s.cmd(f"rpki cache 10.0.0.1 22 student {target} preference 1", r"\(config[a-z-]*\)# ")
+        s.cmd("rpki cache 10.0.0.1 22 student pwned preference 1", r"\(config[a-z-]*\)# ")
         s.cmd("end", "AS3-C2# ")
         conf = s.cmd("show running-config", "AS3-C2# ")
         assert not any(w in conf for w in ("log file", "log filtered-file", "dump bgp", "banner motd file",
@@ -383,6 +354,46 @@ def test_vtysh_cannot_make_a_daemon_write_another_groups_files(lab):
         s.cmd("exit", "AS3> ")
         s.close()
     assert not os.path.exists(target)
+    for router in ("3.C2", "4.D1"):
+        assert not os.path.exists(os.path.join(frr_dir(lab, router), "pwned"))
+
+
+def threads(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as fh:
+        return int(next(line.split()[1] for line in fh if line.startswith("Threads:")))
+
+
+def test_the_relay_of_a_groups_vtysh_runs_in_that_groups_cgroup_not_in_the_broker(lab):
+    """The vty guard relaying group 3's vtysh is a root process in group 3's cgroups (its session's
+    sandbox's relay child): its threads appear there; the broker gains only the thread that waits
+    for the session."""
+    from minet_sdn.classroom import cgroups
+    mode = cgroups.detect()
+    if mode == "rlimits":
+        pytest.skip("no cgroups on this machine")
+    procs = cgroups.plan(mode, lab["topo"].tag, 3, Limits()).procs[0]
+    rdir = os.path.join(os.environ.get("MINET_CLASS_RUN", "/run/minet-class"), lab["topo"].name)
+    with open(os.path.join(rdir, "state.json")) as fh:
+        broker = json.load(fh)["broker"]["pid"]
+    with Door(lab, 3) as s:
+        idle = threads(broker)                      # with the door's own (its `hello` stays open)
+        s.cmd("goto C2", "AS3-C2# ")
+        assert "Current configuration" in s.cmd("show running-config", "AS3-C2# ")
+        with open(procs) as fh:
+            members = [int(p) for p in fh.read().split()]
+        relays = []
+        for pid in members:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                    cmd = fh.read()
+                if b"minet_sdn.classroom.sandbox" in cmd and os.stat(f"/proc/{pid}").st_uid == 0 and threads(pid) > 1:
+                    relays.append(pid)
+            except OSError:
+                pass
+        assert relays, members                      # the guard's accept and relay threads, in group 3
+        assert threads(broker) <= idle + 1          # the broker: the goto's waiting thread only
+        s.cmd("exit", "AS3> ")
+        s.close()
 
 
 def test_a_group_sets_its_switch_vlans_and_its_host_reaches_its_router(lab):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import socket
 import subprocess
 import sys
@@ -21,10 +20,11 @@ import urllib.request
 
 import pytest
 
+from class_support import class_lab, minet
+from tests.unit.class_support import FOUR_ASES
 from e2e_support import require_lab
 from minet_sdn.classroom import page_server
 from minet_sdn.lab.lab import Lab
-from minet_sdn.topology import load_topology
 from minet_sdn.topology.addressing import topology_addressing
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
@@ -36,64 +36,16 @@ if browser_missing():
     pytest.skip(browser_missing(), allow_module_level=True)
 
 SHOTS = os.environ.get("MINET_WATCH_SCREENSHOTS")
-TOPOLOGY = """\
-name: {name}
-servers: [VM1, VM2]
-ases:
-  1: {{server: VM1, routers: [A1]}}
-  2: {{server: VM2, routers: [B1]}}
-  3: {{server: VM1, routers: [C1, C2], configure: false}}
-  4: {{server: VM2, routers: [D1], configure: false}}
-links:
-  - {{a: 1.A1, b: 2.B1, rel: peer}}
-  - {{a: 1.A1, b: 3.C1, rel: provider}}
-  - {{a: 2.B1, b: 4.D1, rel: provider}}
-class: {{port_base: {port_base}}}
-"""
-
-
-def free_port_base(n: int = 5) -> int:
-    """A base whose ports base..base+n are free on loopback now (the page listens on the base)."""
-    for _ in range(50):
-        base = 40000 + secrets.randbelow(20000)
-        if all(socket.socket().connect_ex(("127.0.0.1", base + i)) != 0 for i in range(n)):
-            return base
-    raise RuntimeError("no free ports")
-
-
-def minet(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "minet_sdn.cli.main", *args], capture_output=True, text=True,
-                          timeout=timeout)
+TOPOLOGY = FOUR_ASES + "class: {{port_base: {port_base}}}\n"     # the unit tests' four ASes
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("studentspage")
-    name = f"sp{secrets.token_hex(2)}"
-    path = str(tmp / "page.yaml")
-    base = free_port_base()
-    with open(path, "w") as fh:
-        fh.write(TOPOLOGY.format(name=name, port_base=base))
-    old = os.environ.get("MINET_CLASS_DIR")
-    os.environ["MINET_CLASS_DIR"] = str(tmp / "class")
-    topo = load_topology(path)
-    try:
-        Lab(path, progress=lambda m: print(m, flush=True)).up()
-        proc = minet("class", "doors", path, "--json")
-        assert proc.returncode == 0, proc.stderr
-        doors = {d["group"]: d for d in json.loads(proc.stdout)["doors"]}
-        yield {"path": path, "topo": topo, "doors": doors, "url": f"http://127.0.0.1:{base}", "port": base}
-    finally:
-        try:
-            assert Lab(path, progress=lambda m: None).remove() == []
-        finally:
-            if old is None:
-                os.environ.pop("MINET_CLASS_DIR", None)
-            else:
-                os.environ["MINET_CLASS_DIR"] = old
-        # the page went with the lab: its process and its directory
-        assert not os.path.exists(page_server.page_dir(topo.name))
-        assert socket.socket().connect_ex(("127.0.0.1", base)) != 0
+    with class_lab(tmp_path_factory.mktemp("studentspage"), "sp", TOPOLOGY) as lab:
+        yield dict(lab, url=f"http://127.0.0.1:{lab['port']}")
+    # the page went with the lab: its process and its directory
+    assert not os.path.exists(page_server.page_dir(lab["topo"].name))
+    assert socket.socket().connect_ex(("127.0.0.1", lab["port"])) != 0
 
 
 def http(url: str, body=None, cookie=None, ctype="application/json", headers=None):

@@ -7,6 +7,7 @@ the door: no user, no sshd, no run directory left. Needs root, OvS, FRR, sshd, p
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 import pwd
@@ -67,6 +68,12 @@ def test_master_makes_each_door_on_the_server_hosting_its_as(tmp_path, monkeypat
             students_known.write_text(door["known_hosts"] + "\n")
             # the door's sshd runs in VM2's network namespace (the server), not this machine's
             assert os.path.isdir(rdir) and pwd.getpwnam(user).pw_gecos == doors.gecos(topo.name, 2)
+            # the server got a hash: the password is in no file of its doors (nor in a bundle left)
+            files = [os.path.join(d, n) for d, _s, names in os.walk(rdir) for n in names] + glob.glob("/tmp/minet-doors.*")
+            for path in files:
+                if os.path.isfile(path) and not os.path.islink(path):
+                    with open(path, "rb") as fh:
+                        assert door["password"].encode() not in fh.read(), path
 
             child = pexpect.spawn("nsenter", [f"--net={NETNS_DIR}/{vm1.ns}", "--", "ssh", "-o",
                                               f"UserKnownHostsFile={students_known}", "-o", "StrictHostKeyChecking=yes",

@@ -13,33 +13,20 @@ import textwrap
 import pytest
 
 from minet_sdn.classroom import ClassError, cgroups, credentials, goto
-from minet_sdn.classroom.settings import ClassSettings, Limits
+from minet_sdn.classroom.settings import Limits
 from minet_sdn.classroom.sshd import DoorConfig, config_text
 from minet_sdn.topology import TopologyError, parse_topology
+from tests.unit.class_support import FOUR_ASES, class_problems, class_topo
 
-BASE = textwrap.dedent("""\
-    name: cls
-    servers: [VM1, VM2]
-    ases:
-      1: {server: VM1, routers: [A1]}
-      2: {server: VM2, routers: [B1]}
-      3: {server: VM1, routers: [C1, C2], configure: false}
-      4: {server: VM2, routers: [D1], configure: false}
-    links:
-      - {a: 1.A1, b: 2.B1, rel: peer}
-      - {a: 1.A1, b: 3.C1, rel: provider}
-      - {a: 2.B1, b: 4.D1, rel: provider}
-    """)
+BASE = FOUR_ASES.format(name="cls")
 
 
 def topo(extra: str = ""):
-    return parse_topology(BASE + extra, "t.yaml")
+    return class_topo("cls", extra)
 
 
 def problems(extra: str):
-    with pytest.raises(TopologyError) as exc:
-        topo(extra)
-    return exc.value.problems
+    return class_problems("cls", extra)
 
 
 # ---- settings --------------------------------------------------------------------------------
@@ -433,20 +420,94 @@ def test_saved_switch_files_are_read_line_by_line():
     "log file /var/lib/minet-sdn/x/3.C2/frr.conf", "lo fi /tmp/x", "log filtered-file /tmp/x", "log filt /x", "LOG FILE /tmp/x debugging", "do log file /x",
     "log extended x", "destination file /tmp/x", "destination fd 5", "dump bgp all /tmp/x 10m", "du b updates /x",
     "banner motd file /etc/shadow",
+    # not on the old deny-list, and each opens a path or a namespace by a name the student gives
+    "rpki cache 10.0.0.1 22 student id_rsa preference 1", "rpki cache 10.0.0.1 22 student /root/.ssh/id_rsa id.pub preference 1",
+    "no rpki cache h 22 u key", "netns other-group", "match script x", "output file x", "copy x running-config",
+    "agentx", "fpm address 1.2.3.4", "zebra route-map delay-timer 1", "log syslog", "log stdout", "no log file",
+    "log commands", "banner motd line hi", "logging", "clear log cmdline-targets", "enable password x",
+    "service password-encryption", "description ../../other/frr.conf", "frobnicate now", "do", "no",
 ])
 def test_the_vty_guard_refuses_what_makes_a_daemon_open_a_path(line):
+    """Everything a daemon would open by a name the student chooses, and anything the allow-list
+    does not know, is refused."""
     from minet_sdn.classroom import vtyguard
     assert vtyguard.refusal(line)
+    with pytest.raises(vtyguard.Refusal):
+        vtyguard.check(line)
 
 
-@pytest.mark.parametrize("line", [
-    "show running-config", "router bgp 3", "neighbor 1.2.3.4 remote-as 1", "log syslog", "log stdout",
-    "no log file", "write memory", "log facility local0", "log timestamp precision 3", "banner motd line hi",
-    "configure terminal", "logging", "",
+def _path_commands():
+    """Every command of this machine's FRR (the vtysh binary holds them all) whose grammar takes a
+    file path, an ssh key file or a network namespace name, with `x` for that name (a bare name:
+    a daemon opens it relative to its own directory)."""
+    import re
+    try:
+        data = open("/usr/bin/vtysh", "rb").read()
+    except OSError:
+        return []
+    found = set()
+    for m in re.finditer(rb"[\x20-\x7e]{6,}", data):
+        spec = m.group().decode()
+        if re.match(r"(no )?[a-z][a-z0-9-]* ", spec) and re.search(
+                r"\b(FILENAME|FILE|PATH|SSH_PRIVKEY|SSH_PUBKEY|SERVER_PUBKEY)\b|netns NAME|\bscript\b", spec):
+            found.add(spec)
+    lines = []
+    for spec in sorted(found):
+        words = []
+        for tok in re.sub(r"\$\w+", "", spec).split():
+            t = tok.strip("<>[]{}")
+            is_path = bool(re.search(r"\b(FILENAME|FILE|PATH|SSH_PRIVKEY|SSH_PUBKEY|SERVER_PUBKEY)\b", tok)) \
+                or (t == "NAME" and words[-1:] == ["netns"])
+            if "|" in t:                                  # an alternative: the last one (the ssh port form)
+                t = t.split("|")[-1].strip("<>[]{}()")
+                t = t.split("-")[0] if re.fullmatch(r"\d+-\d+", t) else t
+            if re.fullmatch(r"\(\d+-\d+\)", t):
+                t = t[1:].split("-")[0]
+            elif re.fullmatch(r"[A-Z][A-Z0-9_.:]*", t):
+                t = "1.2.3.4" if t == "A.B.C.D" else "x"
+            words.append("x" if is_path else t)
+            if is_path:
+                lines.append(" ".join(words))
+                break
+    return lines
+
+
+def test_every_frr_command_that_takes_a_path_is_refused():
+    """Read from the FRR installed here, not from a list kept in the guard: a command that takes a
+    path and is not refused fails this test (the allow-list is what refuses it)."""
+    from minet_sdn.classroom import vtyguard
+    lines = _path_commands()
+    if not lines:
+        pytest.skip("no /usr/bin/vtysh here")
+    assert any(line.startswith("rpki cache") for line in lines) and any(line.startswith("netns") for line in lines)
+    assert [line for line in lines if vtyguard.refusal(line) is None] == []
+
+
+@pytest.mark.parametrize("line, sent", [
+    ("show running-config", "show running-config"), ("sh ip bgp sum", "show ip bgp sum"),
+    ("do sh run", "do show run"), ("conf t", "configure terminal"), ("configure terminal file-lock", "configure terminal file-lock"),
+    ("router bgp 3", "router bgp 3"), ("ro bgp 3", "router bgp 3"), ("neighbor 1.2.3.4 remote-as 1", "neighbor 1.2.3.4 remote-as 1"),
+    ("ne 1.2.3.4 remote-as 1", "neighbor 1.2.3.4 remote-as 1"), ("net 1.0.0.0/8", "network 1.0.0.0/8"),
+    ("address-family ipv6 unicast", "address-family ipv6 unicast"), ("exit-address-family", "exit-address-family"),
+    ("write memory", "write memory"), ("wr", "write"), ("do write terminal\n", "do write terminal"), ("ex", "exit"),
+    ("end", "end"), ("terminal monitor", "terminal monitor"), ("XFRR_start_configuration", "XFRR_start_configuration"),
+    ("ip prefix-list P seq 5 permit 1.0.0.0/8 le 24", "ip prefix-list P seq 5 permit 1.0.0.0/8 le 24"),
+    ("ipv6 route 2001:db8::/32 Null0", "ipv6 route 2001:db8::/32 Null0"), ("route-map RM permit 10", "route-map RM permit 10"),
+    ("match ip address prefix-list P", "match ip address prefix-list P"), ("set local-preference 200", "set local-preference 200"),
+    ("bgp community-list standard C permit 1:2", "bgp community-list standard C permit 1:2"),
+    ("bgp as-path access-list A permit ^1_", "bgp as-path access-list A permit ^1_"),
+    ("interface port_ZURI", "interface port_ZURI"), ("ip address 1.0.0.1/24", "ip address 1.0.0.1/24"),
+    ("ip ospf cost 10", "ip ospf cost 10"), ("no shut", "no shutdown"), ("router ospf", "router ospf"),
+    ("area 0 range 1.0.0.0/8", "area 0 range 1.0.0.0/8"), ("clear ip bgp * soft", "clear ip bgp * soft"),
+    ("rpki cache 10.0.0.1 3323 preference 1", "rpki cache 10.0.0.1 3323 preference 1"),
+    ("lo fi x", "log-adjacency-changes fi x"),           # an abbreviation is sent as the allowed word, never guessed
+    ("ba motd file x", "bandwidth motd file x"),        # into `log` / `banner` by the daemon
+    ("", ""),
 ])
-def test_the_vty_guard_lets_the_course_through(line):
+def test_the_vty_guard_lets_the_course_through_as_the_keywords_it_resolved(line, sent):
     from minet_sdn.classroom import vtyguard
     assert vtyguard.refusal(line) is None
+    assert vtyguard.check(line) == sent
 
 
 def test_the_vty_guard_relays_commands_answers_refusals_and_passes_descriptors(tmp_path):
@@ -497,11 +558,16 @@ def test_the_vty_guard_relays_commands_answers_refusals_and_passes_descriptors(t
             return data, fds
         assert ask(b"show running-config") == (b"ran show running-config\n\0\0\0\0", [])
         out, _ = ask(b"log file /tmp/elsewhere")
-        assert out.startswith(b"% a log file") and out.endswith(b"\0\0\0\x01")
+        assert out.startswith(b"% `log` is not") and out.endswith(b"\0\0\0\x01")
+        out, _ = ask(b"rpki cache 10.0.0.1 22 student id_rsa preference 1")
+        assert out.startswith(b"% rpki cache: only") and out.endswith(b"\0\0\0\x01")
+        assert ask(b"sh ip bgp")[0] == b"ran show ip bgp\n\0\0\0\0"          # the daemon gets the keywords
+        out, _ = ask(b"show \x1b[31m")
+        assert out.startswith(b"% only printable ASCII")
         _, fds = ask(b"terminal monitor")
         assert len(fds) == 1 and os.read(fds[0], 100) == b"log line"
         os.close(fds[0])
-        assert seen == ["show running-config", "terminal monitor"]       # the daemon never saw the refused one
+        assert seen == ["show running-config", "show ip bgp", "terminal monitor"]   # never a refused one
         c.close()
     finally:
         guard.close()
@@ -527,7 +593,12 @@ def test_the_master_sends_each_server_its_own_groups_credentials_only(tmp_path):
     doc = doors_remote.bundle(t, "VM1", False, store=store)
     assert sorted(doc["groups"]) == ["3"] and doc["server"] == "VM1" and doc["action"] == "up"
     g = doc["groups"]["3"]
-    assert g["password"] == store.passwords[3] and "PRIVATE KEY" in g["host_key"]
+    assert store.passwords[3] not in json.dumps(doc) and "password" not in g      # the hash only
+    salt = g["password_hash"].split("$")[2]
+    assert credentials.CRYPT_RE.fullmatch(g["password_hash"])
+    assert credentials.password_hash(store.passwords[3], salt) == g["password_hash"]
+    assert credentials.password_hash("not-it-at-all", salt) != g["password_hash"]
+    assert "PRIVATE KEY" in g["host_key"]
     assert g["host_key_public"] == store.host_key_public(3)
     assert doors_remote.bundle(t, "VM2", True, store=store)["groups"] == {}       # down: no secrets
     path = tmp_path / "bundle.json"
@@ -538,6 +609,27 @@ def test_the_master_sends_each_server_its_own_groups_credentials_only(tmp_path):
         with pytest.raises(doors_remote.BundleError) as exc:
             doors_remote.read_bundle(str(path), t, server)
         assert str(exc.value).startswith(str(path))
+
+
+def test_a_server_takes_hashes_only_and_refuses_anything_else(tmp_path):
+    from minet_sdn.provision import doors_remote
+    t = topo("class: {}\n")
+    doc = doors_remote.bundle(t, "VM1", False, store=credentials.Store("cls", root=str(tmp_path / "master")))
+    h = credentials.Hashes("cls", str(tmp_path / "server"), {3: doc["groups"]["3"]["password_hash"]})
+    assert h.crypt(3) == doc["groups"]["3"]["password_hash"] and h.passwords == {}
+    h.save()
+    assert os.listdir(tmp_path / "server" / "cls") == []                  # nothing written but the folder
+    with pytest.raises(ClassError):
+        h.ensure([3, 4])
+    for bad in ("Zk8tX2pqR4mN7vWc", "$1$abc$def", "$6$salt$short", None):   # a password, MD5, not crypt
+        with pytest.raises(ClassError):
+            credentials.Hashes("cls", str(tmp_path / "server"), {3: bad})
+    # a version-1 bundle (passwords) is refused by the server, naming the file
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(dict(doc, version=1)))
+    with pytest.raises(doors_remote.BundleError) as exc:
+        doors_remote.read_bundle(str(path), t, "VM1")
+    assert str(exc.value).startswith(str(path))
 
 
 def test_no_class_section_means_no_door_servers():
@@ -594,3 +686,97 @@ def test_the_switch_prompt_sends_word_lists_to_the_broker_and_runs_nothing_itsel
     assert door.sent == [("S1", ["list-ports", "br0"]), ("S1", ["set", "port", "3-H3", "tag=10"])]
     out = capsys.readouterr().out
     assert "ovs-vsctl: no" in out and out.count("only ovs-vsctl on this switch") == 2 and "ovs-vsctl show" in out
+
+
+@pytest.mark.parametrize("mode", ["v2", "v1"])
+def test_a_switch_command_runs_in_the_groups_cgroups_not_in_the_broker(tmp_path, monkeypatch, mode):
+    """The broker hands a group's switch command to a process of its own that joins the group's
+    cgroups first (files of a stand-in cgroup tree here): that process, not the broker, is the one
+    put in the group, and l2ctl's answer (here: no such switch) comes back."""
+    from minet_sdn.classroom import broker
+    plan = cgroups.plan(mode, "t", 3, Limits(), root=str(tmp_path))
+    for d in plan.dirs:
+        os.makedirs(d, exist_ok=True)
+    b = broker.Broker({"groups": {}, "limits": {}, "cgroup_mode": mode, "tag": "t"})
+    monkeypatch.setattr(b, "cgroup_plan", lambda asn: plan if asn == 3 else None)
+    answer = b.charged(3, {"map": str(tmp_path / "no-such-switches.json"), "switch": "3.S1", "argv": ["show"]})
+    assert answer == {"code": 2, "out": "", "err": "ovs-vsctl: no switch 3.S1 here (is the lab provisioned?)\n"}
+    pids = {open(p).read() for p in plan.procs}
+    assert len(plan.procs) == (3 if mode == "v1" else 1) and len(pids) == 1
+    pid = int(pids.pop())
+    assert pid != os.getpid() and pid > 0
+
+
+def test_the_vty_guard_binds_first_and_serves_only_once_started(tmp_path):
+    """The sandbox binds the guard's sockets, then its relay child starts serving them."""
+    import threading
+    from minet_sdn.classroom import vtyguard
+    vty = tmp_path / "vty"
+    vty.mkdir()
+    srv = socket_server(str(vty / "zebra.vty"))
+    before = set(threading.enumerate())
+    guard = vtyguard.Guard(str(vty), str(tmp_path / "g"), os.getgid(), start=False)
+    try:
+        assert set(threading.enumerate()) - before == set() and os.path.exists(guard.sockets[0][1])
+        guard.start()
+        assert len(set(threading.enumerate()) - before) == 1
+    finally:
+        guard.close()
+        srv.close()
+
+
+def test_the_door_and_the_switch_prompts_read_lines_the_same_way(monkeypatch, capsys):
+    """One line reader for both prompts: refused lines answered with the prompt's name, `exit`
+    and end of input stop it, nothing after `exit` is read."""
+    import io
+    from minet_sdn.classroom import shell
+    monkeypatch.setattr(sys, "stdin", io.StringIO("help\nfoo\ngoto X\n\nexit\nhelp\n"))
+    assert [c.verb for c in shell.commands(False, "P> ", lambda line: goto.parse(line, {}), "door")] == ["help", "empty"]
+    out = capsys.readouterr().out
+    assert "door: unknown command 'foo'" in out and "door: no device 'X'" in out
+    monkeypatch.setattr(sys, "stdin", io.StringIO("show\nrm -rf /\n"))
+    assert [c.argv for c in shell.commands(False, "S$ ", goto.parse_switch, "ovs-vsctl")] == [("show",)]
+    assert "ovs-vsctl: unknown command 'rm'" in capsys.readouterr().out
+
+
+def test_the_sandbox_relays_vtysh_from_a_child_of_its_own(tmp_path):
+    """sandbox.start_relay: the guard's sockets bound by the sandbox, served by a forked child (it
+    will be in the group's cgroups, and may start threads: the sandbox itself, once in its own PID
+    namespace, may not); commands reach the daemon as the keywords resolved; killing the child
+    ends the relay."""
+    import signal
+    import threading
+    from minet_sdn.classroom import sandbox
+    vty = tmp_path / "vty"
+    vty.mkdir()
+    srv = socket_server(str(vty / "bgpd.vty"))
+    seen = []
+
+    def daemon():
+        conn, _ = srv.accept()
+        buf = b""
+        while True:
+            chunk = conn.recv(4096)
+            if not chunk:
+                return
+            buf += chunk
+            while b"\0" in buf:
+                cmd, buf = buf.split(b"\0", 1)
+                seen.append(cmd.decode())
+                conn.sendall(b"ok\n\0\0\0\0")
+    threading.Thread(target=daemon, daemon=True).start()
+    guard, relay = sandbox.start_relay({"vty_dir": str(vty), "vty_guard_dir": str(tmp_path / "g"), "gid": os.getgid()})
+    try:
+        assert relay > 0 and all(s.fileno() == -1 for s in guard.listeners)     # served by the child only
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.settimeout(20)
+        c.connect(guard.sockets[0][1])
+        c.sendall(b"sh ip bgp\0")
+        assert c.recv(100) == b"ok\n\0\0\0\0" and seen == ["show ip bgp"]
+        c.sendall(b"log file /tmp/x\0")
+        assert c.recv(200).startswith(b"% `log` is not")
+        c.close()
+    finally:
+        os.kill(relay, signal.SIGKILL)
+        os.waitpid(relay, 0)
+        srv.close()

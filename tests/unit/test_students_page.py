@@ -6,30 +6,14 @@ from __future__ import annotations
 
 import io
 import json
-import textwrap
 
 import pytest
 
 from minet_sdn.classroom import page
 from minet_sdn.classroom.page import StudentsPage, check_destination, compact_matrix, connections, known_names
-from minet_sdn.topology import TopologyError, parse_topology
 from minet_sdn.watch.measure import MeasureError
+from tests.unit.class_support import FOUR_ASES, IXP, class_problems, class_topo
 
-BASE = textwrap.dedent("""\
-    name: sp
-    servers: [VM1, VM2]
-    ases:
-      1: {server: VM1, routers: [A1]}
-      2: {server: VM2, routers: [B1]}
-      3: {server: VM1, routers: [C1, C2], configure: false}
-      4: {server: VM2, routers: [D1], configure: false}
-    links:
-      - {a: 1.A1, b: 2.B1, rel: peer}
-      - {a: 1.A1, b: 3.C1, rel: provider}
-      - {a: 2.B1, b: 4.D1, rel: provider}
-    ixps:
-      100: {server: VM1, members: [1.A1, 2.B1, 3.C2]}
-    """)
 HOSTILE = ["show bgp summary; id", "show bgp summary | sh", "show ip route $(id)", "show ip route `id`",
            "show bgp summary\nconfigure terminal", "show ip route 10.0.0.0/8 && reboot", "show running-config",
            "configure terminal", "write memory", "clear ip bgp *", "start-shell", "show bgp 'x'", "",
@@ -38,14 +22,15 @@ HOSTILE_DEST = ["10.1.0.1; id", "$(id)", "`id`", "-f", "--help", "10.1.0.1 -c 10
                 "evil.example.com", "fe80::1%eth0", "", " ", "1.A1;", "../../etc/passwd", "10.1.0.1\x00"]
 
 
+BASE = FOUR_ASES.format(name="sp") + IXP
+
+
 def topo(extra: str = ""):
-    return parse_topology(BASE + extra, "t.yaml")
+    return class_topo("sp", extra, ixp=True)
 
 
 def problems(extra: str):
-    with pytest.raises(TopologyError) as exc:
-        topo(extra)
-    return exc.value.problems
+    return class_problems("sp", extra, ixp=True)
 
 
 # ---- settings ----------------------------------------------------------------------------------
@@ -333,3 +318,29 @@ def test_a_forged_or_expired_session_is_no_session():
     p.login()
     p.app.sessions.clock = lambda: 10 ** 12                          # long after SESSION_TTL
     assert p.call("GET", "/api/matrix")[0] == 401
+
+
+def test_a_public_page_limits_each_browser_though_all_come_through_loopback():
+    """Every client of a public page is 127.0.0.1 (a tunnel, a proxy): each browser gets its own
+    signed client cookie and its own bucket; a forged cookie is no client; dropping the cookie to
+    get fresh ones works MINT_BURST times per address, then no new cookie is given."""
+    p = Page("public")
+    lg = {"router": "1.A1", "command": "show version"}
+
+    def browser():
+        code, headers, _ = p.call("GET", "/api/info", cookie="")
+        assert code == 200
+        return headers["Set-Cookie"].split(";")[0] if "Set-Cookie" in headers else None
+    a, b = browser(), browser()
+    assert a and b and a != b and a.startswith(page.CLIENT_COOKIE + "=")
+    assert "Set-Cookie" not in p.call("GET", "/api/info", cookie=a)[1]          # a known browser keeps its own
+    assert [p.call("POST", "/api/lg", lg, cookie=a)[0] for _ in range(page.RUN_BURST + 1)] == \
+        [200] * page.RUN_BURST + [429]
+    assert p.call("POST", "/api/lg", lg, cookie=b)[0] == 200                   # b, same address, not held back
+    forged = a[:-4] + ("0000" if not a.endswith("0000") else "1111")
+    assert p.call("POST", "/api/lg", lg, cookie=forged)[0] == 200              # a forgery is the address's bucket
+    assert p.app.client({"HTTP_COOKIE": forged}) is None
+    minted = [browser() for _ in range(page.MINT_BURST)]
+    assert minted[-1] is None and sum(1 for c in minted if c) == page.MINT_BURST - 2
+    p2 = Page("groups")
+    assert "Set-Cookie" not in p2.call("GET", "/api/info")[1]                  # groups pages: sessions only

@@ -60,6 +60,7 @@ NOT_USER_FACING = {
     "minet_sdn.lab.state._Shape": "internal: becomes a LabError naming the state file",
     # students' tools answer in the students' shells, with those tools' own exit codes
     "minet_sdn.classroom.goto.Refused": "the door shell shows it to the student",
+    "minet_sdn.classroom.vtyguard.Refusal": "the vty guard answers it to the student's vtysh as a warning",
     "minet_sdn.provision.l2ctl.Refused": "the students' ovs-vsctl prints it",
 }
 
