@@ -1,9 +1,8 @@
 """BFD dampening: when a tunnel's BFD-down becomes a link failure (pure: no clock, `now` is given).
 
 At class size the emulated servers' ovs-vswitchd share two cores with hundreds of routers. While
-those start and converge, a BFD packet is now and then late by more than 3 intervals and the
-tunnel loses LIVE (for a second or more: a session that went down comes back only after an exchange
-at BFD's slow 1 s rate; at class size many such downs outlast HOLD), and if every such blip failed every link of the server pair,
+those start and converge, a BFD packet is now and then late by more than 3 intervals, the tunnel
+loses LIVE for a fraction of a second, and if every such blip failed every link of the server pair,
 the routers' sessions would reset, the load would grow and the blips with it. A slower BFD interval
 hides the blips but also a lost server. So the interval stays fast and the *history* decides:
 
@@ -11,15 +10,7 @@ hides the blips but also a lost server. So the interval stays fast and the *hist
     server is seen in ~3 BFD intervals;
   * each BFD-down adds 1 to the tunnel's penalty, which halves every HALF_LIFE seconds;
   * while the penalty is at least SUPPRESS, a BFD-down is held for HOLD seconds before it counts:
-    a blip that ends within HOLD fails nothing; a server really lost is seen HOLD later;
-  * the hold applies only while the flapping is recent: once no tunnel at all has changed for
-    CALM seconds (the fabric is calm: the start-up is over), every penalty starts again from 0,
-    all of them at the first change after the calm (a lost server takes its tunnels down a few ms
-    apart: the first must not leave the others their start-up penalties). Without this, the penalty of the start-up's last burst of flaps kept every tunnel suppressed
-    for up to a minute after the lab was up, and a server lost in that minute was seen HOLD late
-    instead of in the ~0.3 s BFD gives. Calm is counted over the whole fabric, not per tunnel:
-    at class size one tunnel calm for CALM seconds while others still flapped was no sign that the
-    start-up was over (with a per-tunnel rule, the one class-size run tried did not converge within 780 s).
+    a blip that ends within HOLD fails nothing; a server really lost is seen HOLD later.
 
 The same scheme routers use for flapping routes and BFD sessions (exponential decay, suppress
 threshold), with one simplification: a tunnel back up is believed at once (what fails the links is
@@ -35,8 +26,7 @@ HALF_LIFE = 30.0      # seconds for the penalty to halve
 SUPPRESS = 2.0        # penalty from which a BFD-down is held: 3 downs within about 20 s
 HOLD = 3.0            # seconds a held BFD-down must last to count
 START_PENALTY = 0.0   # a new tunnel is believed at once, like a quiet one
-MAX_PENALTY = 8.0     # the most a burst of flaps can add up to
-CALM = 20.0           # seconds without any tunnel changing after which every penalty is forgotten
+MAX_PENALTY = 8.0     # a tunnel that flapped a lot is trusted again after 2 to 3 minutes of calm
 # For measuring what dampening buys (bench/failover.py --no-damping): MINET_BFD_DAMPING=off in the
 # controller's environment makes every BFD-down count at once, as before dampening.
 if os.environ.get("MINET_BFD_DAMPING", "").lower() == "off":
@@ -65,24 +55,6 @@ class Damper:
 
     def __init__(self) -> None:
         self.tunnels: Dict[int, TunnelDamping] = {}
-        self.last_change = float("-inf")        # the last raw change of any tunnel
-
-    def calm(self, now: float) -> bool:
-        """No tunnel has changed for CALM seconds: past flaps no longer count."""
-        return now - self.last_change >= CALM
-
-    def _penalty(self, t: TunnelDamping, now: float) -> float:
-        if self.calm(now):
-            t.penalty, t.stamp = 0.0, now
-        return t.decayed(now)
-
-    def _forget_if_calm(self, now: float) -> None:
-        """The first change after a calm ends it: every tunnel's past is forgotten now, not only
-        this one's (a lost server takes down 2 tunnels per peer within a few ms: the first must
-        not leave the others their start-up penalties)."""
-        if self.calm(now):
-            for t in self.tunnels.values():
-                t.penalty, t.stamp = 0.0, now
 
     def observe(self, key: int, live: bool, now: float) -> bool:
         """BFD says `live` for tunnel `key`: True if the effective liveness changed."""
@@ -93,9 +65,6 @@ class Damper:
             return False
         if live == t.raw:
             return False
-        self._forget_if_calm(now)                        # before this change ends the calm
-        suppressed = t.decayed(now) >= SUPPRESS
-        self.last_change = now
         t.raw = live
         t.transitions += 1
         before = t.effective
@@ -103,6 +72,7 @@ class Damper:
             t.held_until = None
             t.effective = True
         else:
+            suppressed = t.decayed(now) >= SUPPRESS
             t.penalty = min(MAX_PENALTY, t.penalty + 1.0)
             if suppressed:
                 t.held_until = now + HOLD
@@ -136,4 +106,4 @@ class Damper:
         if t is None:
             return {"bfd_transitions": 0, "bfd_held": False, "bfd_holds": 0, "bfd_penalty": 0.0}
         return {"bfd_transitions": t.transitions, "bfd_held": t.held_until is not None,
-                "bfd_holds": t.holds, "bfd_penalty": round(self._penalty(t, now), 2)}
+                "bfd_holds": t.holds, "bfd_penalty": round(t.decayed(now), 2)}

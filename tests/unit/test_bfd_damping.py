@@ -122,63 +122,6 @@ def test_validate_warns_of_a_written_bfd_interval_known_to_fail_at_size(written,
     assert validate.scale_warnings(small, written, cores=2) == []
 
 
-def test_start_up_flaps_are_forgotten_after_calm():
-    """A burst of start-up flaps maxes the penalty; CALM seconds of BFD up later, a down (a server
-    really lost) is believed at once, not held: the old decay alone kept it held for a minute."""
-    d = _flapped(12)                             # penalty at MAX_PENALTY, last up at t = 12.5
-    assert d.view(1, 12.6)["bfd_penalty"] >= damping.SUPPRESS
-    later = 12.5 + damping.CALM
-    assert damping.MAX_PENALTY * 0.5 ** (damping.CALM / damping.HALF_LIFE) >= damping.SUPPRESS   # decay alone: held
-    assert d.view(1, later)["bfd_penalty"] == 0.0
-    holds = d.view(1, later)["bfd_holds"]
-    assert d.observe(1, False, later) is True
-    assert d.live(1, True) is False and d.view(1, later)["bfd_holds"] == holds
-
-
-def test_one_calm_tunnel_is_not_a_calm_fabric():
-    """While another tunnel still flaps (the start-up is not over), a tunnel calm for CALM seconds
-    keeps its penalty: its next down is held."""
-    d = _flapped(8)
-    d.observe(2, True, 0.0)
-    t = 8.5
-    while t < 8.5 + 2 * damping.CALM:          # tunnel 2 flaps every 5 s; tunnel 1 stays up
-        d.observe(2, False, t)
-        d.observe(2, True, t + 1.0)
-        t += 5.0
-    assert d.observe(1, False, t) is False and d.view(1, t)["bfd_held"]
-
-
-def test_calm_is_counted_from_the_last_up_not_the_last_down():
-    """Flapping that goes on (downs less than CALM apart) stays held however long it lasts."""
-    d = _flapped(8)
-    t = 8.5
-    for _ in range(20):                         # a 2 s down after every CALM / 2 of up
-        t += damping.CALM / 2
-        assert d.observe(1, False, t) is False, t
-        assert d.observe(1, True, t + 2.0) is False
-        t += 2.0
-
-
-def test_core_a_server_lost_after_start_up_flaps_fails_its_links_at_once():
-    """In the core: the tunnel flapped during start-up; after CALM of calm a BFD-down forces both
-    routers' ports down in the same call (no tick, no hold)."""
-    topo, core = _synced_core()
-    link = topo.links[0]
-    dpid = next(iter(core.bridges))
-    t = 1.0
-    for _ in range(10):
-        core.port_status(dpid, OFPPR_MODIFY, _port(TUNNEL_OFPORT, False), t)
-        core.port_status(dpid, OFPPR_MODIFY, _port(TUNNEL_OFPORT, True), t + 0.5)
-        core.tick(t + 0.6)
-        t += 1.0
-    t += damping.CALM
-    out = core.port_status(dpid, OFPPR_MODIFY, _port(TUNNEL_OFPORT, False), t)
-    assert core.link_state(link) == "down"
-    mods = [m for msgs in out.values() for m in msgs if type(m).__name__ == "OFPPortMod"]
-    assert len(mods) == 2 and len(out) == 2                 # both bridges' ends of the link
-    assert not link_view(core, link)["tunnel_flaps"]["held"]
-
-
 def test_the_core_logs_each_bfd_change_it_receives(caplog):
     """The log line that times a server loss in the controller (bench/failover.py reads it)."""
     import logging
@@ -193,17 +136,3 @@ def test_the_core_logs_each_bfd_change_it_receives(caplog):
     assert "holding down port" in text
 
 
-def test_a_calm_fabric_forgets_every_tunnels_start_up_at_the_first_change():
-    """A server lost after the start-up: its tunnels go down a few ms apart. The first down ends the
-    calm; the others must not get their start-up penalties back (measured at class size: 66 holds,
-    carrier lost up to 13 s after the cut, when only the first tunnel was believed at once)."""
-    d = Damper()
-    for key in (1, 2, 3):
-        d.observe(key, True, 0.0)
-    for i in range(10):                              # start-up: every tunnel flaps
-        for key in (1, 2, 3):
-            d.observe(key, False, 1.0 + i)
-            d.observe(key, True, 1.5 + i)
-    cut = 10.5 + damping.CALM + 5.0                  # calm, then the cut
-    assert [d.observe(key, False, cut + 0.002 * key) for key in (1, 2, 3)] == [True, True, True]
-    assert not any(d.view(key, cut + 0.01)["bfd_held"] for key in (1, 2, 3))
