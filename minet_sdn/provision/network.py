@@ -49,11 +49,13 @@ class NetworkSteps:
         for node in self.plan.nodes:
             ident = self.backend.identity(node)
             if ident is None:
+                # the undo first: an interrupt between the namespace and its marker (the master
+                # forwards one to every server) must not leave a namespace nobody knows of
+                self._created(f"node {node.ns}", lambda n=node: self._undo_new_node(n))
                 ident = self.backend.create(node)
                 _write_json(self.plan.marker_path(node), {
                     "instance": self.plan.instance, "server": self.plan.server, "node": node.id,
                     "name": node.ns, "backend": self.plan.backend, "identity": ident})
-                self._created(f"node {node.ns}", lambda n=node, i=ident: self._delete_node(n, i))
             else:
                 marker = self._read_marker(node)
                 if not marker or marker.get("identity") != ident or marker.get("instance") != self.plan.instance:
@@ -64,6 +66,15 @@ class NetworkSteps:
             sysctls = ROUTER_SYSCTLS if node.kind == "router" else HOST_SYSCTLS
             self._changed(nlk.ensure_sysctls(path, sysctls, node.id))
             self._changed(nlk.ensure_loopback(self._nl, path, node))
+
+    def _undo_new_node(self, node: Node) -> None:
+        """Roll back a node this run created (it did not exist before the run), however far its
+        creation got."""
+        ident = self.backend.identity(node)
+        if ident is not None:
+            self._delete_node(node, ident)
+        else:
+            _remove(self.plan.marker_path(node))
 
     def _delete_node(self, node: Node, identity: str) -> None:
         if self._nl is not None:

@@ -25,6 +25,17 @@ links:
 """
 
 
+@pytest.fixture(autouse=True)
+def ctrl_c_raises():
+    """SIGINT raises KeyboardInterrupt here whatever a test before in the same process left
+    installed (in the whole suite one did, and the interrupt never reached the master)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def _interrupt_soon(sig=signal.SIGINT, after=0.3):
     timer = threading.Timer(after, os.kill, args=(os.getpid(), sig))
     timer.start()
